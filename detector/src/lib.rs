@@ -1,0 +1,169 @@
+//! "Is this real?" — reads a file's C2PA provenance (and, with the watermark issue, hallmark's
+//! watermark) and turns it into a [`Verdict`] that never claims more than can be proven.
+
+mod provenance;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hallmark_media::{Decoder, MediaKind, PixelLayout};
+use serde_json::json;
+
+pub use provenance::UNTRUSTED;
+pub use report::{
+    ActionSummary, C2paReport, IngredientNode, MediaSummary, Report, SoftBinding, StatusDetail,
+    Verdict, SCHEMA,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    #[error("invalid trust settings: {0}")]
+    Trust(String),
+}
+
+/// One thing to verify: a file, plus the parts stored beside it.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub path: PathBuf,
+    /// A sidecar manifest store (`.c2pa`) for an asset that does not embed its manifest.
+    pub sidecar: Option<PathBuf>,
+    /// Fragments of a fragmented MP4 whose `path` is the init segment.
+    pub fragments: Vec<PathBuf>,
+}
+
+impl Target {
+    pub fn file(path: impl Into<PathBuf>) -> Target {
+        Target { path: path.into(), ..Default::default() }
+    }
+}
+
+/// Verifies files against a fixed set of trust anchors. Cheap to share across threads.
+pub struct Verifier {
+    context: Arc<c2pa::Context>,
+}
+
+impl Verifier {
+    /// `trust_anchor_pems`: PEM texts (each may hold several certificates).
+    pub fn new(trust_anchor_pems: &[String]) -> Result<Verifier, DetectorError> {
+        hallmark_media::init();
+        let mut settings = json!({
+            "verify": {
+                "verify_after_reading": true,
+                "remote_manifest_fetch": false,
+                "ocsp_fetch": false,
+            }
+        });
+        let anchors: String = trust_anchor_pems.iter().map(|p| format!("{}\n", p.trim())).collect();
+        if !anchors.trim().is_empty() {
+            settings["trust"] = json!({ "trust_anchors": anchors });
+        }
+        let context = c2pa::Context::new()
+            .with_settings(settings)
+            .map_err(|e| DetectorError::Trust(e.to_string()))?;
+        Ok(Verifier { context: context.into_shared() })
+    }
+
+    pub fn verify(&self, target: &Target) -> Report {
+        let mut report = Report::new(target.path.display().to_string());
+        if let Err(message) = check_readable(&target.path) {
+            return fail(report, message);
+        }
+        let media = probe_media(&target.path);
+        if let Ok(summary) = &media {
+            report.media = Some(summary.clone());
+        }
+        match provenance::read(
+            &self.context,
+            &target.path,
+            target.sidecar.as_deref(),
+            &target.fragments,
+        ) {
+            provenance::Outcome::Read(c2pa, ai) => {
+                report.c2pa = *c2pa;
+                report.ai_generated = ai;
+                judge(report)
+            }
+            provenance::Outcome::Remote(url) => match media {
+                Ok(_) => {
+                    report.c2pa.present = true;
+                    report.c2pa.remote_manifest_url = Some(url.clone());
+                    report.verdict = Verdict::NoProvenance;
+                    report.summary = format!(
+                        "No provenance in the file: its manifest is stored remotely at {url}, which hallmark does not fetch. Download it and verify with --sidecar."
+                    );
+                    report
+                }
+                Err(e) => fail(report, e),
+            },
+            provenance::Outcome::Absent | provenance::Outcome::Unsupported => match media {
+                Ok(_) => {
+                    report.verdict = Verdict::NoProvenance;
+                    report.summary =
+                        "No provenance: the file carries no C2PA manifest, so nothing about its origin can be proven.".into();
+                    report
+                }
+                Err(e) => fail(report, e),
+            },
+            provenance::Outcome::Unreadable(e) => {
+                fail(report, format!("could not be parsed: {e}"))
+            }
+        }
+    }
+}
+
+fn judge(mut report: Report) -> Report {
+    let c = &report.c2pa;
+    let state = c.validation_state.as_deref().unwrap_or("Invalid");
+    let signer = c.issuer.clone().or_else(|| c.common_name.clone()).unwrap_or_else(|| "an unknown signer".into());
+    // Fail closed: only an explicit Trusted state with no failure at all is `verified`.
+    let (verdict, summary) = if state == "Trusted" && c.failures.is_empty() {
+        (Verdict::Verified, format!("Verified: signed by {signer}, a trusted signer, and the content is unchanged since signing."))
+    } else if state != "Invalid" && provenance::is_untrusted_only(&c.failures) {
+        (Verdict::ValidUntrusted, format!("Valid but untrusted: the manifest is intact and the content unchanged since signing, but the signer ({signer}) is not on your trust list, so who signed it is not proven."))
+    } else {
+        let codes: Vec<&str> =
+            c.failures.iter().map(String::as_str).filter(|f| *f != UNTRUSTED).collect();
+        let codes = if codes.is_empty() { "validation failed".to_string() } else { codes.join(", ") };
+        (Verdict::Tampered, format!("Tampered: the file has a C2PA manifest that fails validation ({codes}); the file or its manifest changed after signing."))
+    };
+    report.verdict = verdict;
+    report.summary = summary;
+    report
+}
+
+fn fail(report: Report, message: String) -> Report {
+    Report { media: report.media, ..Report::error(report.file, message) }
+}
+
+fn check_readable(path: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.is_dir() {
+        return Err("is a directory".into());
+    }
+    if meta.len() == 0 {
+        return Err("the file is empty".into());
+    }
+    std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    Ok(())
+}
+
+fn probe_media(path: &Path) -> Result<MediaSummary, String> {
+    let decoder = Decoder::open(path, PixelLayout::Yuv420p)
+        .map_err(|e| format!("not a media file that can be read: {e}"))?;
+    let info = decoder.info();
+    Ok(MediaSummary {
+        kind: match info.kind {
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+            MediaKind::Image => "image",
+        }
+        .into(),
+        container: info.container.clone(),
+        duration_s: info.duration_s,
+        width: info.video.as_ref().map(|v| v.width),
+        height: info.video.as_ref().map(|v| v.height),
+        sample_rate: info.audio.as_ref().map(|a| a.sample_rate),
+        channels: info.audio.as_ref().map(|a| a.channels),
+    })
+}

@@ -1,0 +1,156 @@
+//! The verification report: one per file, serialised as `hallmark verify --json` prints it.
+
+use serde::Serialize;
+
+/// Version of the JSON schema. Bump on any incompatible change.
+pub const SCHEMA: &str = "hallmark.verify/1";
+
+/// What can be proven about a file's origin. Ordered from best to worst news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Valid manifest, signer on the trust list, content hash matches.
+    Verified,
+    /// Valid manifest and content hash matches, but the signer is not trusted.
+    ValidUntrusted,
+    /// A manifest is present but fails validation (other than an untrusted signer).
+    Tampered,
+    /// No valid manifest, but hallmark's watermark is present (watermark issue).
+    Watermarked,
+    /// Readable media with no C2PA manifest.
+    NoProvenance,
+    /// The file could not be read.
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::ValidUntrusted => "valid-untrusted",
+            Verdict::Tampered => "tampered",
+            Verdict::Watermarked => "watermarked",
+            Verdict::NoProvenance => "no-provenance",
+            Verdict::Error => "error",
+        }
+    }
+
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Verified,
+        Verdict::ValidUntrusted,
+        Verdict::Tampered,
+        Verdict::Watermarked,
+        Verdict::NoProvenance,
+        Verdict::Error,
+    ];
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub file: String,
+    pub verdict: Verdict,
+    /// true / false when a valid manifest says so; null when unknown.
+    pub ai_generated: Option<bool>,
+    /// The verdict in plain words.
+    pub summary: String,
+    pub c2pa: C2paReport,
+    pub media: Option<MediaSummary>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct C2paReport {
+    pub present: bool,
+    /// "Invalid", "Valid" or "Trusted", as the C2PA SDK reports it.
+    pub validation_state: Option<String>,
+    /// Failure codes of the active manifest (e.g. `assertion.bmffHash.mismatch`).
+    pub failures: Vec<String>,
+    pub failure_details: Vec<StatusDetail>,
+    /// Failure codes reported for ingredients (their own past validation).
+    pub ingredient_failures: Vec<String>,
+    pub signature_alg: Option<String>,
+    pub issuer: Option<String>,
+    pub common_name: Option<String>,
+    /// RFC 3339 time from a trusted timestamp, when the manifest has one.
+    pub signing_time: Option<String>,
+    pub claim_generator: Option<String>,
+    pub title: Option<String>,
+    pub active_manifest: Option<String>,
+    pub manifest_count: usize,
+    pub actions: Vec<ActionSummary>,
+    pub digital_source_type: Option<String>,
+    pub ingredients: Vec<IngredientNode>,
+    pub soft_bindings: Vec<SoftBinding>,
+    /// The manifest lives at this URL; hallmark never fetches it.
+    pub remote_manifest_url: Option<String>,
+    /// hallmark's own assertion (`org.hallmark.seal`), when present.
+    pub hallmark: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusDetail {
+    pub code: String,
+    pub explanation: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionSummary {
+    pub action: String,
+    pub digital_source_type: Option<String>,
+    pub software_agent: Option<String>,
+    pub when: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngredientNode {
+    pub title: Option<String>,
+    pub format: Option<String>,
+    pub relationship: String,
+    /// Label of the ingredient's own manifest, if it had one.
+    pub manifest: Option<String>,
+    pub issuer: Option<String>,
+    pub claim_generator: Option<String>,
+    pub ingredients: Vec<IngredientNode>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SoftBinding {
+    pub alg: String,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MediaSummary {
+    pub kind: String,
+    pub container: String,
+    pub duration_s: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u16>,
+}
+
+impl Report {
+    /// A report for a file that could not be read at all.
+    pub fn error(file: String, message: String) -> Report {
+        let mut report = Report::new(file);
+        report.summary = format!("Error: {message}");
+        report.error = Some(message);
+        report
+    }
+
+    pub(crate) fn new(file: String) -> Report {
+        Report {
+            schema: SCHEMA,
+            file,
+            verdict: Verdict::Error,
+            ai_generated: None,
+            summary: String::new(),
+            c2pa: C2paReport::default(),
+            media: None,
+            error: None,
+        }
+    }
+}

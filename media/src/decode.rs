@@ -1,0 +1,609 @@
+//! Streaming decoder: file → [`MediaFrame`]s.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use ffmpeg::codec::threading;
+use ffmpeg::format::stream::Disposition;
+use ffmpeg::format::Pixel;
+use ffmpeg::{ffi, frame, media, Packet, Rational};
+use ffmpeg_next as ffmpeg;
+
+use crate::convert::{self, Colour, Scaler};
+use crate::{
+    AudioChunk, AudioInfo, MediaError, MediaFrame, MediaInfo, MediaKind, PixelLayout, VideoFrame,
+    VideoInfo,
+};
+
+/// Consecutive unreadable packets after which we give up on a file.
+const MAX_BAD_READS_IN_A_ROW: u32 = 1000;
+
+/// Reads a media file frame by frame.
+///
+/// Only one video stream (the largest that is not cover art) and one audio
+/// stream (the default one, else the first) are decoded; other streams are
+/// skipped. Frames come out in file (interleaved) order; memory use does not
+/// grow with the length of the file.
+pub struct Decoder {
+    path: PathBuf,
+    input: ffmpeg::format::context::Input,
+    info: MediaInfo,
+    layout: PixelLayout,
+    /// Container start time (seconds) subtracted from every timestamp.
+    offset_s: f64,
+    video: Option<VideoStream>,
+    audio: Option<AudioStream>,
+    queue: VecDeque<MediaFrame>,
+    flushed: bool,
+    finished: bool,
+    bad_reads_in_a_row: u32,
+    decode_errors: u64,
+    frames_out: u64,
+}
+
+struct VideoStream {
+    index: usize,
+    decoder: ffmpeg::decoder::Video,
+    time_base: f64,
+    frame_dur_s: f64,
+    next_pts_s: Option<f64>,
+    scaler: Scaler,
+}
+
+struct AudioStream {
+    index: usize,
+    decoder: ffmpeg::decoder::Audio,
+    time_base: f64,
+    channels: u16,
+    next_pts_s: Option<f64>,
+}
+
+fn rational_ok(r: Rational) -> bool {
+    r.numerator() > 0 && r.denominator() > 0
+}
+
+fn to_f64(r: Rational) -> f64 {
+    f64::from(r.numerator()) / f64::from(r.denominator())
+}
+
+fn is_image_demuxer(name: &str) -> bool {
+    name == "image2" || name.ends_with("_pipe") || name == "image2pipe"
+}
+
+fn describe_open_error(e: ffmpeg::Error) -> String {
+    match e {
+        ffmpeg::Error::InvalidData => {
+            "not a media file FFmpeg can read (invalid data found)".to_string()
+        }
+        ffmpeg::Error::Eof => {
+            "not a media file FFmpeg can read (unexpected end of file)".to_string()
+        }
+        ffmpeg::Error::DemuxerNotFound => {
+            "not a media file FFmpeg can read (unknown format)".to_string()
+        }
+        other => format!("not a media file FFmpeg can read ({other})"),
+    }
+}
+
+fn set_auto_threads(ctx: &mut ffmpeg::codec::Context) {
+    ctx.set_threading(threading::Config {
+        kind: threading::Type::Frame,
+        count: 0,
+        ..Default::default()
+    });
+}
+
+impl Decoder {
+    /// Open `path` and prepare to decode video frames into `layout`.
+    pub fn open(path: &Path, layout: PixelLayout) -> Result<Decoder, MediaError> {
+        crate::init();
+        let meta =
+            std::fs::metadata(path).map_err(|e| MediaError::io(path, "could not open", e))?;
+        if meta.is_dir() {
+            return Err(MediaError::unreadable(path, "is a directory"));
+        }
+        if meta.len() == 0 {
+            return Err(MediaError::unreadable(path, "file is empty"));
+        }
+        let url = convert::file_url(path).map_err(|r| MediaError::unreadable(path, r))?;
+        let input = ffmpeg::format::input(&url)
+            .map_err(|e| MediaError::unreadable(path, describe_open_error(e)))?;
+
+        let container = input.format().name().to_string();
+        let image_demuxer = is_image_demuxer(&container);
+
+        // Pick streams.
+        let mut video_idx: Option<(usize, u64)> = None;
+        let mut audio_idx: Option<(usize, bool)> = None;
+        for st in input.streams() {
+            let par = st.parameters();
+            match par.medium() {
+                media::Type::Video => {
+                    if st.disposition().contains(Disposition::ATTACHED_PIC) {
+                        continue;
+                    }
+                    let (w, h) = unsafe {
+                        let p = par.as_ptr();
+                        ((*p).width.max(0) as u64, (*p).height.max(0) as u64)
+                    };
+                    if w == 0 || h == 0 || par.id() == ffmpeg::codec::Id::None {
+                        continue;
+                    }
+                    if video_idx.is_none_or(|(_, px)| w * h > px) {
+                        video_idx = Some((st.index(), w * h));
+                    }
+                }
+                media::Type::Audio => {
+                    let (rate, ch) = unsafe {
+                        let p = par.as_ptr();
+                        ((*p).sample_rate, (*p).channels)
+                    };
+                    if rate <= 0 || ch <= 0 || par.id() == ffmpeg::codec::Id::None {
+                        continue;
+                    }
+                    let default = st.disposition().contains(Disposition::DEFAULT);
+                    if audio_idx.is_none_or(|(_, d)| default && !d) {
+                        audio_idx = Some((st.index(), default));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if video_idx.is_none() && audio_idx.is_none() {
+            return Err(MediaError::NoStream {
+                path: path.to_path_buf(),
+            });
+        }
+
+        let fmt_duration = input.duration();
+        let mut duration_s = (fmt_duration > 0 && fmt_duration != ffi::AV_NOPTS_VALUE)
+            .then(|| fmt_duration as f64 / f64::from(ffi::AV_TIME_BASE));
+        let start = unsafe { (*input.as_ptr()).start_time };
+        let offset_s = if start != ffi::AV_NOPTS_VALUE {
+            start as f64 / f64::from(ffi::AV_TIME_BASE)
+        } else {
+            0.0
+        };
+
+        // Video.
+        let mut video = None;
+        let mut video_info = None;
+        if let Some((idx, _)) = video_idx {
+            let st = input.stream(idx).expect("stream index from iteration");
+            let par = st.parameters();
+            let codec_name = par.id().name().to_string();
+            let mut ctx = ffmpeg::codec::Context::from_parameters(par)
+                .map_err(|e| MediaError::decode(path, "reading video stream parameters", e))?;
+            set_auto_threads(&mut ctx);
+            let mut dec = ctx.decoder();
+            dec.set_packet_time_base(st.time_base());
+            let decoder = dec.video().map_err(|e| {
+                MediaError::decode(path, format!("opening the {codec_name} video decoder"), e)
+            })?;
+            let rate = if rational_ok(st.avg_frame_rate()) {
+                st.avg_frame_rate()
+            } else if rational_ok(st.rate()) {
+                st.rate()
+            } else {
+                Rational(0, 1)
+            };
+            let stream_dur = if st.duration() > 0 && rational_ok(st.time_base()) {
+                Some(st.duration() as f64 * to_f64(st.time_base()))
+            } else {
+                None
+            };
+            if duration_s.is_none() {
+                duration_s = stream_dur;
+            }
+            let frame_count_estimate = if st.frames() > 0 {
+                Some(st.frames() as u64)
+            } else if image_demuxer {
+                Some(1)
+            } else {
+                match (stream_dur.or(duration_s), rational_ok(rate)) {
+                    (Some(d), true) => Some((d * to_f64(rate)).round() as u64),
+                    _ => None,
+                }
+            };
+            video_info = Some(VideoInfo {
+                width: decoder.width(),
+                height: decoder.height(),
+                frame_rate: (rate.numerator(), rate.denominator()),
+                frame_count_estimate,
+                codec: codec_name,
+            });
+            let frame_dur_s = if rational_ok(rate) {
+                1.0 / to_f64(rate)
+            } else {
+                1.0 / 25.0
+            };
+            video = Some(VideoStream {
+                index: idx,
+                decoder,
+                time_base: to_f64(st.time_base()),
+                frame_dur_s,
+                next_pts_s: None,
+                scaler: Scaler::default(),
+            });
+        }
+
+        // Audio.
+        let mut audio = None;
+        let mut audio_info = None;
+        if let Some((idx, _)) = audio_idx {
+            let st = input.stream(idx).expect("stream index from iteration");
+            let par = st.parameters();
+            let codec_name = par.id().name().to_string();
+            let mut ctx = ffmpeg::codec::Context::from_parameters(par)
+                .map_err(|e| MediaError::decode(path, "reading audio stream parameters", e))?;
+            set_auto_threads(&mut ctx);
+            let mut dec = ctx.decoder();
+            dec.set_packet_time_base(st.time_base());
+            let decoder = dec.audio().map_err(|e| {
+                MediaError::decode(path, format!("opening the {codec_name} audio decoder"), e)
+            })?;
+            if duration_s.is_none() && st.duration() > 0 && rational_ok(st.time_base()) {
+                duration_s = Some(st.duration() as f64 * to_f64(st.time_base()));
+            }
+            let channels = decoder.channels();
+            audio_info = Some(AudioInfo {
+                sample_rate: decoder.rate(),
+                channels,
+                codec: codec_name,
+            });
+            audio = Some(AudioStream {
+                index: idx,
+                decoder,
+                time_base: to_f64(st.time_base()),
+                channels,
+                next_pts_s: None,
+            });
+        }
+
+        // MP4/MOV carry a full sample index up front: if it points past the
+        // end of the file, the file was cut short (a faststart file cut in
+        // half opens fine and would otherwise just decode "shorter").
+        if container.starts_with("mov,mp4") {
+            let wanted = [
+                video.as_ref().map(|v| v.index),
+                audio.as_ref().map(|a| a.index),
+            ];
+            if let Some(end) = index_end(&input, &wanted) {
+                if end > meta.len() {
+                    return Err(MediaError::unreadable(
+                        path,
+                        format!(
+                            "file is truncated: it is {} bytes but its index refers to data up to byte {}",
+                            meta.len(),
+                            end
+                        ),
+                    ));
+                }
+            }
+        }
+
+        let kind = if video.is_some() {
+            if image_demuxer {
+                MediaKind::Image
+            } else {
+                MediaKind::Video
+            }
+        } else {
+            MediaKind::Audio
+        };
+        if kind == MediaKind::Image {
+            duration_s = None;
+        }
+
+        Ok(Decoder {
+            path: path.to_path_buf(),
+            input,
+            info: MediaInfo {
+                kind,
+                container,
+                duration_s,
+                video: video_info,
+                audio: audio_info,
+            },
+            layout,
+            offset_s,
+            video,
+            audio,
+            queue: VecDeque::new(),
+            flushed: false,
+            finished: false,
+            bad_reads_in_a_row: 0,
+            decode_errors: 0,
+            frames_out: 0,
+        })
+    }
+
+    pub fn info(&self) -> &MediaInfo {
+        &self.info
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of packets the decoders rejected as corrupt and skipped so far
+    /// (FFmpeg's own tolerance for damaged streams).
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors
+    }
+
+    /// Next video frame or audio chunk in file order; `Ok(None)` at the end.
+    pub fn next_frame(&mut self) -> Result<Option<MediaFrame>, MediaError> {
+        loop {
+            if let Some(f) = self.queue.pop_front() {
+                self.frames_out += 1;
+                return Ok(Some(f));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            if self.flushed {
+                self.finished = true;
+                if self.frames_out == 0 {
+                    return Err(MediaError::decode_msg(
+                        &self.path,
+                        "decoding",
+                        "no frame could be decoded (file is corrupt or truncated)",
+                    ));
+                }
+                continue;
+            }
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    self.bad_reads_in_a_row = 0;
+                    self.feed(&packet)?;
+                }
+                Err(ffmpeg::Error::Eof) => {
+                    if self.bad_reads_in_a_row > 0 {
+                        self.finished = true;
+                        return Err(MediaError::decode_msg(
+                            &self.path,
+                            "reading packets",
+                            "the file ends with unreadable data (truncated or corrupt)",
+                        ));
+                    }
+                    self.flush()?;
+                    self.flushed = true;
+                }
+                Err(ffmpeg::Error::InvalidData) => {
+                    self.bad_reads_in_a_row += 1;
+                    if self.bad_reads_in_a_row > MAX_BAD_READS_IN_A_ROW {
+                        self.finished = true;
+                        return Err(MediaError::decode_msg(
+                            &self.path,
+                            "reading packets",
+                            "too much unreadable data (truncated or corrupt file)",
+                        ));
+                    }
+                }
+                Err(e) => {
+                    self.finished = true;
+                    return Err(MediaError::decode(&self.path, "reading packets", e));
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, packet: &Packet) -> Result<(), MediaError> {
+        let idx = packet.stream();
+        if self.video.as_ref().is_some_and(|v| v.index == idx) {
+            let v = self.video.as_mut().expect("checked");
+            match v.decoder.send_packet(packet) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::InvalidData) => self.decode_errors += 1,
+                Err(e) => return Err(MediaError::decode(&self.path, "decoding video", e)),
+            }
+            self.drain_video()?;
+        } else if self.audio.as_ref().is_some_and(|a| a.index == idx) {
+            let a = self.audio.as_mut().expect("checked");
+            match a.decoder.send_packet(packet) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::InvalidData) => self.decode_errors += 1,
+                Err(e) => return Err(MediaError::decode(&self.path, "decoding audio", e)),
+            }
+            self.drain_audio()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), MediaError> {
+        if let Some(v) = self.video.as_mut() {
+            match v.decoder.send_eof() {
+                Ok(()) | Err(ffmpeg::Error::Eof) => {}
+                Err(e) => {
+                    return Err(MediaError::decode(
+                        &self.path,
+                        "flushing the video decoder",
+                        e,
+                    ))
+                }
+            }
+            self.drain_video()?;
+        }
+        if let Some(a) = self.audio.as_mut() {
+            match a.decoder.send_eof() {
+                Ok(()) | Err(ffmpeg::Error::Eof) => {}
+                Err(e) => {
+                    return Err(MediaError::decode(
+                        &self.path,
+                        "flushing the audio decoder",
+                        e,
+                    ))
+                }
+            }
+            self.drain_audio()?;
+        }
+        Ok(())
+    }
+
+    fn drain_video(&mut self) -> Result<(), MediaError> {
+        let Some(v) = self.video.as_mut() else {
+            return Ok(());
+        };
+        let mut errors_here = 0u32;
+        loop {
+            let mut f = frame::Video::empty();
+            match v.decoder.receive_frame(&mut f) {
+                Ok(()) => {
+                    let pts_s = match f.timestamp() {
+                        Some(ts) => ts as f64 * v.time_base - self.offset_s,
+                        None => v.next_pts_s.unwrap_or(0.0),
+                    };
+                    let dur = unsafe { (*f.as_ptr()).pkt_duration };
+                    let dur_s = if dur > 0 {
+                        dur as f64 * v.time_base
+                    } else {
+                        v.frame_dur_s
+                    };
+                    v.next_pts_s = Some(pts_s + dur_s);
+                    let vf =
+                        to_video_frame(&f, self.layout, pts_s, &mut v.scaler).map_err(|r| {
+                            MediaError::decode_msg(&self.path, "converting a video frame", r)
+                        })?;
+                    self.queue.push_back(MediaFrame::Video(vf));
+                }
+                Err(ffmpeg::Error::Eof) => break,
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::error::EAGAIN => break,
+                Err(ffmpeg::Error::InvalidData) => {
+                    self.decode_errors += 1;
+                    errors_here += 1;
+                    if errors_here > MAX_BAD_READS_IN_A_ROW {
+                        break;
+                    }
+                }
+                Err(e) => return Err(MediaError::decode(&self.path, "decoding video", e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_audio(&mut self) -> Result<(), MediaError> {
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        let mut errors_here = 0u32;
+        loop {
+            let mut f = frame::Audio::empty();
+            match a.decoder.receive_frame(&mut f) {
+                Ok(()) => {
+                    let channels = if f.channels() > 0 {
+                        f.channels()
+                    } else {
+                        a.channels
+                    };
+                    let rate = if f.rate() > 0 {
+                        f.rate()
+                    } else {
+                        a.decoder.rate()
+                    };
+                    if channels == 0 || rate == 0 {
+                        return Err(MediaError::decode_msg(
+                            &self.path,
+                            "decoding audio",
+                            "decoded audio has no channel count or sample rate",
+                        ));
+                    }
+                    let pts_s = match f.timestamp() {
+                        Some(ts) => ts as f64 * a.time_base - self.offset_s,
+                        None => a.next_pts_s.unwrap_or(0.0),
+                    };
+                    a.next_pts_s = Some(pts_s + f.samples() as f64 / f64::from(rate));
+                    let samples = convert::audio_frame_to_f32(&f, usize::from(channels))
+                        .map_err(|r| MediaError::decode_msg(&self.path, "converting audio", r))?;
+                    if samples.is_empty() {
+                        continue;
+                    }
+                    self.queue.push_back(MediaFrame::Audio(AudioChunk {
+                        sample_rate: rate,
+                        channels,
+                        samples,
+                        pts_s,
+                    }));
+                }
+                Err(ffmpeg::Error::Eof) => break,
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::error::EAGAIN => break,
+                Err(ffmpeg::Error::InvalidData) => {
+                    self.decode_errors += 1;
+                    errors_here += 1;
+                    if errors_here > MAX_BAD_READS_IN_A_ROW {
+                        break;
+                    }
+                }
+                Err(e) => return Err(MediaError::decode(&self.path, "decoding audio", e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest `pos + size` over the index entries of the given streams.
+fn index_end(input: &ffmpeg::format::context::Input, streams: &[Option<usize>]) -> Option<u64> {
+    let mut end: Option<u64> = None;
+    for idx in streams.iter().flatten() {
+        let Some(st) = input.stream(*idx) else {
+            continue;
+        };
+        unsafe {
+            let sp = st.as_ptr() as *mut ffi::AVStream;
+            let n = ffi::avformat_index_get_entries_count(sp);
+            for i in 0..n {
+                let e = ffi::avformat_index_get_entry(sp, i);
+                if e.is_null() || (*e).pos < 0 {
+                    continue;
+                }
+                let this = (*e).pos as u64 + (*e).size().max(0) as u64;
+                end = Some(end.map_or(this, |x| x.max(this)));
+            }
+        }
+    }
+    end
+}
+
+fn to_video_frame(
+    f: &frame::Video,
+    layout: PixelLayout,
+    pts_s: f64,
+    scaler: &mut Scaler,
+) -> Result<VideoFrame, String> {
+    let (w, h) = (f.width(), f.height());
+    if w == 0 || h == 0 {
+        return Err("decoded frame has no size".to_string());
+    }
+    let target = convert::layout_pixel(layout);
+    let src_colour = Colour::of_frame(f);
+    let planes =
+        if f.format() == target && !(layout == PixelLayout::Yuv420p && src_colour.full_range) {
+            convert::frame_to_planes(f, layout)
+        } else {
+            let dst_colour = match layout {
+                // YUV output is always limited range, same matrix as the source.
+                PixelLayout::Yuv420p => Colour {
+                    full_range: false,
+                    bt709: src_colour.bt709,
+                },
+                PixelLayout::Rgb24 => Colour {
+                    full_range: true,
+                    bt709: src_colour.bt709,
+                },
+            };
+            let src_fmt = f.format();
+            if src_fmt == Pixel::None {
+                return Err("decoded frame has no pixel format".to_string());
+            }
+            let out = scaler.run(f, src_colour, target, w, h, dst_colour)?;
+            convert::frame_to_planes(&out, layout)
+        };
+    Ok(VideoFrame {
+        width: w,
+        height: h,
+        layout,
+        planes,
+        pts_s,
+    })
+}

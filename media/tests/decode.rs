@@ -1,0 +1,161 @@
+mod common;
+
+use common::{decode_all, media};
+use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout};
+
+#[test]
+fn bigbuckbunny_info_and_frame_count() {
+    let d = decode_all(&media("video/bigbuckbunny.mp4"), PixelLayout::Yuv420p, 0);
+    let info = &d.info;
+    assert_eq!(info.kind, MediaKind::Video);
+    assert!(info.container.contains("mp4"), "{}", info.container);
+    let dur = info.duration_s.unwrap();
+    assert!((dur - 5.312).abs() < 0.01, "duration {dur}");
+
+    let v = info.video.as_ref().unwrap();
+    assert_eq!((v.width, v.height), (1280, 720));
+    assert_eq!(v.frame_rate, (25, 1));
+    assert_eq!(v.frame_count_estimate, Some(132));
+    assert_eq!(v.codec, "h264");
+
+    let a = info.audio.as_ref().unwrap();
+    assert_eq!(a.sample_rate, 48_000);
+    assert_eq!(a.channels, 6);
+    assert_eq!(a.codec, "aac");
+
+    assert_eq!(d.video_frames, 132);
+    assert_eq!(d.video_size, Some((1280, 720)));
+    // Constant 25 fps from 0.
+    assert!(d.video_pts[0].abs() < 1e-9);
+    for (i, w) in d.video_pts.windows(2).enumerate() {
+        assert!((w[1] - w[0] - 0.04).abs() < 1e-6, "frame {i}: {:?}", w);
+    }
+    assert_eq!((d.audio_rate, d.audio_channels), (48_000, 6));
+    assert!(
+        (d.audio_duration() - 5.312).abs() < 0.03,
+        "audio {}",
+        d.audio_duration()
+    );
+    assert!(d.first_audio_pts.unwrap().abs() < 0.03);
+}
+
+#[test]
+fn frames_are_interleaved_in_file_order() {
+    let mut dec = Decoder::open(&media("video/bigbuckbunny.mp4"), PixelLayout::Rgb24).unwrap();
+    let (mut last_v, mut last_a) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let (mut nv, mut na) = (0, 0);
+    let mut max_skew: f64 = 0.0;
+    while let Some(f) = dec.next_frame().unwrap() {
+        match &f {
+            MediaFrame::Video(v) => {
+                assert_eq!(v.layout, PixelLayout::Rgb24);
+                assert_eq!(v.planes.len(), 1);
+                assert_eq!(v.planes[0].len(), 1280 * 720 * 3);
+                assert!(v.pts_s > last_v);
+                last_v = v.pts_s;
+                nv += 1;
+            }
+            MediaFrame::Audio(a) => {
+                assert!(a.pts_s > last_a);
+                last_a = a.pts_s;
+                na += 1;
+            }
+        }
+        if nv > 0 && na > 0 {
+            max_skew = max_skew.max((last_v - last_a).abs());
+        }
+    }
+    assert_eq!(nv, 132);
+    assert!(na > 100);
+    // Interleaved, not "all video then all audio".
+    assert!(max_skew < 1.5, "max A/V skew {max_skew}");
+}
+
+#[test]
+fn small_videos_without_audio() {
+    let d = decode_all(&media("video/bikes.mp4"), PixelLayout::Yuv420p, 0);
+    assert_eq!(d.info.kind, MediaKind::Video);
+    assert!(d.info.audio.is_none());
+    let v = d.info.video.as_ref().unwrap();
+    assert_eq!((v.width, v.height, v.frame_rate), (640, 272, (25, 1)));
+    assert_eq!(d.video_frames, 250);
+
+    let d = decode_all(
+        &media("video/carphone_pristine.mp4"),
+        PixelLayout::Yuv420p,
+        0,
+    );
+    let v = d.info.video.as_ref().unwrap();
+    assert_eq!((v.width, v.height, v.frame_rate), (176, 144, (30000, 1001)));
+    assert_eq!(d.video_frames, 120);
+    let f = d.first_video.unwrap();
+    assert_eq!(f.planes[0].len(), 176 * 144);
+    assert_eq!(f.planes[1].len(), 88 * 72);
+}
+
+#[test]
+fn audio_files() {
+    let d = decode_all(&media("audio/Front_Left.wav"), PixelLayout::Yuv420p, 0);
+    assert_eq!(d.info.kind, MediaKind::Audio);
+    assert_eq!(d.info.container, "wav");
+    let a = d.info.audio.as_ref().unwrap();
+    assert_eq!(
+        (a.sample_rate, a.channels, a.codec.as_str()),
+        (48_000, 1, "pcm_s16le")
+    );
+    assert!((d.audio_duration() - 1.480042).abs() < 0.001);
+    assert_eq!(d.video_frames, 0);
+
+    let d = decode_all(&media("audio/music-introzik.ogg"), PixelLayout::Yuv420p, 0);
+    assert_eq!(d.info.kind, MediaKind::Audio);
+    let a = d.info.audio.as_ref().unwrap();
+    assert_eq!(
+        (a.sample_rate, a.channels, a.codec.as_str()),
+        (44_100, 2, "vorbis")
+    );
+    assert!(
+        (d.audio_duration() - 195.513673).abs() < 0.05,
+        "{}",
+        d.audio_duration()
+    );
+}
+
+#[test]
+fn images() {
+    for (name, w, h, codec) in [
+        ("images/astronaut.png", 512, 512, "png"),
+        ("images/camera.png", 512, 512, "png"),
+        ("images/rocket.jpg", 640, 427, "mjpeg"),
+        ("images/hubble_deep_field.jpg", 1000, 872, "mjpeg"),
+        ("images/chelsea.png", 451, 300, "png"),
+    ] {
+        for layout in [PixelLayout::Rgb24, PixelLayout::Yuv420p] {
+            let d = decode_all(&media(name), layout, 0);
+            assert_eq!(d.info.kind, MediaKind::Image, "{name}");
+            assert_eq!(d.info.duration_s, None);
+            let v = d.info.video.as_ref().unwrap();
+            assert_eq!(
+                (v.width, v.height, v.codec.as_str()),
+                (w, h, codec),
+                "{name}"
+            );
+            assert_eq!(d.video_frames, 1, "{name}");
+            let f = d.first_video.unwrap();
+            assert_eq!((f.width, f.height, f.layout), (w, h, layout));
+            assert_eq!(f.pts_s, 0.0);
+        }
+    }
+}
+
+#[test]
+fn gray_png_decodes_to_gray_rgb() {
+    let d = decode_all(&media("images/camera.png"), PixelLayout::Rgb24, 0);
+    let f = d.first_video.unwrap();
+    let px = &f.planes[0];
+    assert!(px.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+    // Not a blank picture.
+    let (min, max) = px
+        .iter()
+        .fold((255u8, 0u8), |(a, b), &v| (a.min(v), b.max(v)));
+    assert!(max - min > 100);
+}

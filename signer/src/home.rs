@@ -1,0 +1,97 @@
+//! The hallmark home directory: keys, config and (later) the manifest store.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::SignerError;
+
+/// Where hallmark keeps its keys and configuration for one user or service.
+#[derive(Debug, Clone)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+/// `config.toml` in the home directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Config {
+    /// PEM files (absolute, or relative to the home dir) whose certificates the verifier trusts.
+    #[serde(default)]
+    pub trust_anchors: Vec<PathBuf>,
+}
+
+impl Home {
+    /// `explicit` (from `--home` / `HALLMARK_HOME`) or the platform data dir.
+    pub fn resolve(explicit: Option<PathBuf>) -> Result<Home, SignerError> {
+        let dir = match explicit {
+            Some(dir) => dir,
+            None => dirs::data_dir()
+                .map(|d| d.join("hallmark"))
+                .ok_or_else(|| {
+                    SignerError::Home(
+                        "no data directory is known for this user; pass --home DIR or set HALLMARK_HOME"
+                            .into(),
+                    )
+                })?,
+        };
+        Ok(Home { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.join("keys")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// Creates the home directory (and `keys/`, mode 0700) if missing.
+    pub fn ensure(&self) -> Result<(), SignerError> {
+        let keys = self.keys_dir();
+        fs::create_dir_all(&keys).map_err(|e| SignerError::io(&keys, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&keys, fs::Permissions::from_mode(0o700))
+                .map_err(|e| SignerError::io(&keys, e))?;
+        }
+        Ok(())
+    }
+
+    /// The config, or the default one when the file does not exist yet.
+    pub fn config(&self) -> Result<Config, SignerError> {
+        let path = self.config_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| SignerError::Home(format!("{}: invalid config: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(SignerError::io(&path, e)),
+        }
+    }
+
+    pub fn save_config(&self, config: &Config) -> Result<(), SignerError> {
+        let path = self.config_path();
+        let text = toml::to_string_pretty(config)
+            .map_err(|e| SignerError::Home(format!("cannot write config: {e}")))?;
+        crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
+    }
+
+    /// Concatenated PEM text of every trust anchor in the config. A listed file that is
+    /// missing is an error: silently trusting less than configured hides mistakes.
+    pub fn trust_anchor_pems(&self) -> Result<Vec<String>, SignerError> {
+        let config = self.config()?;
+        config
+            .trust_anchors
+            .iter()
+            .map(|p| {
+                let path = if p.is_absolute() { p.clone() } else { self.dir.join(p) };
+                fs::read_to_string(&path).map_err(|e| SignerError::io(&path, e))
+            })
+            .collect()
+    }
+}

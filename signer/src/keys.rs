@@ -1,0 +1,201 @@
+//! Ed25519 signing keys and the certificates C2PA validators accept.
+//!
+//! `keygen` makes a self-signed root CA and a leaf ("claim signing") certificate under it.
+//! The leaf is what signs manifests; the root is what verifiers add as a trust anchor.
+
+use std::fs;
+use std::path::PathBuf;
+
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use ed25519_dalek::SigningKey;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ED25519,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::fsutil::write_atomic;
+use crate::{Home, SignerError};
+
+/// C2PA claimSigning extended key usage (1.3.6.1.4.1.62558.2.1).
+const C2PA_CLAIM_SIGNING_EKU: [u64; 9] = [1, 3, 6, 1, 4, 1, 62558, 2, 1];
+
+const ROOT_CERT: &str = "root-ca.pem";
+const ROOT_KEY: &str = "root-ca.key";
+const SIGNER_CERT: &str = "signer.pem";
+const SIGNER_KEY: &str = "signer.key";
+
+/// Paths of the files `keygen` wrote.
+#[derive(Debug, Clone)]
+pub struct KeyFiles {
+    pub root_cert: PathBuf,
+    pub root_key: PathBuf,
+    pub signer_cert: PathBuf,
+    pub signer_key: PathBuf,
+}
+
+impl KeyFiles {
+    fn in_home(home: &Home) -> KeyFiles {
+        let k = home.keys_dir();
+        KeyFiles {
+            root_cert: k.join(ROOT_CERT),
+            root_key: k.join(ROOT_KEY),
+            signer_cert: k.join(SIGNER_CERT),
+            signer_key: k.join(SIGNER_KEY),
+        }
+    }
+
+    fn all(&self) -> [&PathBuf; 4] {
+        [&self.root_cert, &self.root_key, &self.signer_cert, &self.signer_key]
+    }
+}
+
+/// The key and certificate that sign manifests. Debug never shows the key.
+pub struct SigningIdentity {
+    key: SigningKey,
+    cert_pem: String,
+}
+
+impl std::fmt::Debug for SigningIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningIdentity").field("key", &"<redacted>").finish_non_exhaustive()
+    }
+}
+
+impl SigningIdentity {
+    /// PEM of the leaf certificate only: C2PA rejects a chain that includes the root.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    pub(crate) fn c2pa_signer(&self) -> c2pa::CallbackSigner {
+        use ed25519_dalek::Signer as _;
+        let key = self.key.clone();
+        c2pa::CallbackSigner::new(
+            move |_ctx, data: &[u8]| Ok(key.sign(data).to_bytes().to_vec()),
+            c2pa::SigningAlg::Ed25519,
+            self.cert_pem.as_bytes().to_vec(),
+        )
+    }
+}
+
+/// What `ensure_identity` did.
+#[derive(Debug)]
+pub struct Identity {
+    pub signing: SigningIdentity,
+    /// Keys were created just now (the caller should say they are self-signed).
+    pub created: Option<KeyFiles>,
+}
+
+/// Creates a root CA and a signing certificate for `org` in the home dir and adds the root
+/// to the config's trust anchors. Refuses to replace existing keys unless `force`.
+pub fn keygen(home: &Home, org: &str, force: bool) -> Result<KeyFiles, SignerError> {
+    let files = KeyFiles::in_home(home);
+    if !force {
+        if let Some(existing) = files.all().into_iter().find(|p| p.exists()) {
+            return Err(SignerError::KeysExist(existing.clone()));
+        }
+    }
+    let org = org.trim();
+    if org.is_empty() {
+        return Err(SignerError::Keys("the organisation name must not be empty".into()));
+    }
+    home.ensure()?;
+
+    let (root_params, root_key, root_pem) = make_root(org)?;
+    let (signer_pem, signer_key) = make_signer(org, &root_params, &root_key)?;
+
+    // Keys first, mode 0600 from creation; certificates after.
+    write_atomic(&files.root_key, root_key.serialize_pem().as_bytes(), 0o600)?;
+    write_atomic(&files.signer_key, signer_key.serialize_pem().as_bytes(), 0o600)?;
+    write_atomic(&files.root_cert, root_pem.as_bytes(), 0o644)?;
+    write_atomic(&files.signer_cert, signer_pem.as_bytes(), 0o644)?;
+
+    let mut config = home.config()?;
+    let anchor = PathBuf::from("keys").join(ROOT_CERT);
+    if !config.trust_anchors.contains(&anchor) {
+        config.trust_anchors.push(anchor);
+        home.save_config(&config)?;
+    }
+    Ok(files)
+}
+
+/// Loads the signing identity, creating keys (org "hallmark user") on first use.
+pub fn ensure_identity(home: &Home) -> Result<Identity, SignerError> {
+    let files = KeyFiles::in_home(home);
+    if !files.signer_key.exists() && !files.signer_cert.exists() {
+        let created = keygen(home, "hallmark user", false)?;
+        let signing = load_identity(home)?;
+        return Ok(Identity { signing, created: Some(created) });
+    }
+    Ok(Identity { signing: load_identity(home)?, created: None })
+}
+
+/// Loads the signing key and certificate from the home dir.
+pub fn load_identity(home: &Home) -> Result<SigningIdentity, SignerError> {
+    let files = KeyFiles::in_home(home);
+    let key_pem =
+        fs::read_to_string(&files.signer_key).map_err(|e| SignerError::io(&files.signer_key, e))?;
+    let cert_pem = fs::read_to_string(&files.signer_cert)
+        .map_err(|e| SignerError::io(&files.signer_cert, e))?;
+    let key = SigningKey::from_pkcs8_pem(&key_pem).map_err(|_| {
+        // The parse error may quote key material; say only which file is wrong.
+        SignerError::Keys(format!(
+            "{} is not an Ed25519 PKCS#8 private key",
+            files.signer_key.display()
+        ))
+    })?;
+    Ok(SigningIdentity { key, cert_pem })
+}
+
+fn validity(params: &mut CertificateParams, years: i64) {
+    let now = OffsetDateTime::now_utc();
+    // A little back-dating absorbs clock skew between signer and verifier.
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(365 * years);
+}
+
+fn random_serial() -> rcgen::SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] &= 0x7f; // positive
+    bytes[0] |= 0x01; // and no leading zero byte
+    rcgen::SerialNumber::from_slice(&bytes)
+}
+
+fn make_root(org: &str) -> Result<(CertificateParams, KeyPair, String), SignerError> {
+    let key = KeyPair::generate_for(&PKCS_ED25519).map_err(cert_err)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+    params.distinguished_name.push(DnType::CommonName, format!("{org} hallmark root CA"));
+    params.distinguished_name.push(DnType::OrganizationName, org);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.serial_number = Some(random_serial());
+    validity(&mut params, 10);
+    let cert = params.self_signed(&key).map_err(cert_err)?;
+    Ok((params, key, cert.pem()))
+}
+
+fn make_signer(
+    org: &str,
+    root_params: &CertificateParams,
+    root_key: &KeyPair,
+) -> Result<(String, KeyPair), SignerError> {
+    let key = KeyPair::generate_for(&PKCS_ED25519).map_err(cert_err)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+    params.distinguished_name.push(DnType::CommonName, format!("{org} hallmark signer"));
+    params.distinguished_name.push(DnType::OrganizationName, org);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages =
+        vec![ExtendedKeyUsagePurpose::Other(C2PA_CLAIM_SIGNING_EKU.to_vec())];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    validity(&mut params, 2);
+    let issuer = Issuer::from_params(root_params, root_key);
+    let cert = params.signed_by(&key, &issuer).map_err(cert_err)?;
+    Ok((cert.pem(), key))
+}
+
+fn cert_err(e: rcgen::Error) -> SignerError {
+    SignerError::Keys(format!("certificate generation failed: {e}"))
+}

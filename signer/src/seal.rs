@@ -1,0 +1,335 @@
+//! The sealing pipeline: decode → (watermark) → encode → C2PA manifest → Ed25519 signature →
+//! atomic write. Nothing is written at the output path until the signed file is complete.
+
+use std::fs::File;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hallmark_media::{
+    Decoder, EncodeSettings, Encoder, MediaFrame, MediaInfo, MediaKind, OutputFormat, PixelLayout,
+    VideoFrame,
+};
+use serde_json::json;
+
+use crate::fsutil::parent_dir;
+use crate::{SignerError, SigningIdentity};
+
+/// IPTC digital source type for output of a trained AI model.
+pub const TRAINED_ALGORITHMIC_MEDIA: &str =
+    "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
+
+/// Label of hallmark's own assertion in the manifest.
+pub const HALLMARK_ASSERTION: &str = "org.hallmark.seal";
+
+/// The `name` of hallmark in `claim_generator_info` (shown as `hallmark/<version>`).
+pub const CLAIM_GENERATOR_NAME: &str = "hallmark";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How a clip is sealed.
+#[derive(Debug, Clone)]
+pub struct SealOptions {
+    /// Declare the content AI-generated (digitalSourceType trainedAlgorithmicMedia).
+    pub ai_generated: bool,
+    /// Title in the manifest; defaults to the output file name.
+    pub title: Option<String>,
+    /// Generation parameters recorded in the hallmark assertion (prompt, seed, model…).
+    pub generation: Option<serde_json::Value>,
+    pub encode: EncodeSettings,
+}
+
+impl Default for SealOptions {
+    fn default() -> Self {
+        SealOptions { ai_generated: true, title: None, generation: None, encode: EncodeSettings::default() }
+    }
+}
+
+/// Where a sealing run is, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub enum SealProgress {
+    /// Frames (video) or chunks (audio-only) processed, and the estimated total.
+    Encoding { done: u64, total: Option<u64> },
+    Signing,
+}
+
+/// A sealed file, as written.
+#[derive(Debug, Clone)]
+pub struct Seal {
+    pub output: PathBuf,
+    pub format: OutputFormat,
+    pub manifest_label: Option<String>,
+    pub manifest_bytes: usize,
+    pub video_frames: u64,
+    pub audio_seconds: f64,
+}
+
+/// Seals an existing media file: the manifest says `c2pa.opened` with the input as parent
+/// ingredient, then `c2pa.transcoded`.
+pub fn seal_file(
+    input: &Path,
+    output: &Path,
+    identity: &SigningIdentity,
+    options: &SealOptions,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(SealProgress),
+) -> Result<Seal, SignerError> {
+    hallmark_media::init();
+    let format = OutputFormat::from_path(output)?;
+    check_paths(input, output)?;
+
+    let mut decoder = Decoder::open(input, PixelLayout::Yuv420p)?;
+    let info = decoder.info().clone();
+    check_compatible(input, &info, format)?;
+
+    let dir = parent_dir(output);
+    let media_tmp = temp_in(dir, format)?;
+    let stats = transcode(&mut decoder, &info, media_tmp.path(), format, options, cancel, progress)?;
+
+    progress(SealProgress::Signing);
+    let title = options.title.clone().unwrap_or_else(|| file_name(output));
+    let mut builder = manifest_builder(&title, options)?;
+    add_parent_ingredient(&mut builder, input)?;
+    let mut opened = json!({"action": "c2pa.opened", "parameters": {"ingredientIds": ["original"]}});
+    if options.ai_generated {
+        opened["digitalSourceType"] = json!(TRAINED_ALGORITHMIC_MEDIA);
+    }
+    builder.add_action(opened).map_err(c2pa_err)?;
+    builder
+        .add_action(json!({"action": "c2pa.transcoded", "softwareAgent": {"name": CLAIM_GENERATOR_NAME, "version": VERSION}}))
+        .map_err(c2pa_err)?;
+    builder.set_intent(c2pa::BuilderIntent::Edit);
+    if let Some(thumb) = &stats.thumbnail {
+        builder
+            .set_thumbnail("image/jpeg", &mut Cursor::new(thumb))
+            .map_err(c2pa_err)?;
+    }
+
+    if cancel.load(Ordering::Relaxed) {
+        return Err(SignerError::Interrupted);
+    }
+    let signed_tmp = temp_in(dir, format)?;
+    let manifest = sign_into(&mut builder, identity, format, media_tmp.path(), signed_tmp.path())?;
+    drop(media_tmp);
+    if cancel.load(Ordering::Relaxed) {
+        return Err(SignerError::Interrupted);
+    }
+    signed_tmp
+        .persist(output)
+        .map_err(|e| SignerError::io(output, e.error))?;
+
+    Ok(Seal {
+        output: output.to_path_buf(),
+        format,
+        manifest_label: None,
+        manifest_bytes: manifest.len(),
+        video_frames: stats.video_frames,
+        audio_seconds: stats.audio_seconds,
+    })
+}
+
+struct TranscodeStats {
+    video_frames: u64,
+    audio_seconds: f64,
+    thumbnail: Option<Vec<u8>>,
+}
+
+fn transcode(
+    decoder: &mut Decoder,
+    info: &MediaInfo,
+    path: &Path,
+    format: OutputFormat,
+    options: &SealOptions,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(SealProgress),
+) -> Result<TranscodeStats, SignerError> {
+    let wants_video = matches!(format.kind(), MediaKind::Video | MediaKind::Image);
+    let wants_audio = matches!(format.kind(), MediaKind::Video | MediaKind::Audio);
+    let video = info.video.as_ref().filter(|_| wants_video);
+    let audio = info.audio.as_ref().filter(|_| wants_audio);
+    let mut encoder = Encoder::create(path, format, video, audio, &options.encode)?;
+
+    let total = video.and_then(|v| v.frame_count_estimate);
+    // The thumbnail is the frame nearest a third of the way in: past fades-in, but early.
+    let thumb_at = info.duration_s.map(|d| d / 3.0).unwrap_or(0.0);
+    let mut thumb_frame: Option<VideoFrame> = None;
+    let mut stats = TranscodeStats { video_frames: 0, audio_seconds: 0.0, thumbnail: None };
+    let mut ticks = 0u64;
+    while let Some(frame) = decoder.next_frame()? {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(SignerError::Interrupted);
+        }
+        match frame {
+            MediaFrame::Video(frame) if video.is_some() => {
+                if format.kind() == MediaKind::Image && stats.video_frames > 0 {
+                    break; // a still keeps its first frame only
+                }
+                // The watermark issue inserts the picture mark here.
+                encoder.write_video(&frame)?;
+                stats.video_frames += 1;
+                if thumb_frame.is_none() || frame.pts_s <= thumb_at {
+                    thumb_frame = Some(frame);
+                }
+                progress(SealProgress::Encoding { done: stats.video_frames, total });
+            }
+            MediaFrame::Audio(chunk) if audio.is_some() => {
+                encoder.write_audio(&chunk)?;
+                stats.audio_seconds += chunk.samples.len() as f64
+                    / (chunk.channels.max(1) as f64 * chunk.sample_rate.max(1) as f64);
+                if video.is_none() {
+                    ticks += 1;
+                    progress(SealProgress::Encoding { done: ticks, total: None });
+                }
+            }
+            _ => {}
+        }
+    }
+    encoder.finish()?;
+    if video.is_some() && stats.video_frames == 0 {
+        return Err(SignerError::Unsupported("the input has a video stream but no frame could be decoded".into()));
+    }
+    if let Some(frame) = thumb_frame {
+        stats.thumbnail = Some(hallmark_media::jpeg_thumbnail(&frame, 320, 320)?);
+    }
+    Ok(stats)
+}
+
+fn manifest_builder(title: &str, options: &SealOptions) -> Result<c2pa::Builder, SignerError> {
+    let context = c2pa::Context::new()
+        .with_settings(json!({"verify": {"verify_after_sign": false, "remote_manifest_fetch": false}}))
+        .map_err(c2pa_err)?;
+    let mut seal = json!({
+        "version": 1,
+        "ai_generated": options.ai_generated,
+        "sealed_at": now_rfc3339(),
+    });
+    if let Some(generation) = &options.generation {
+        seal["generation"] = generation.clone();
+    }
+    c2pa::Builder::from_context(context)
+        .with_definition(json!({
+            "title": title,
+            "claim_generator_info": [{"name": CLAIM_GENERATOR_NAME, "version": VERSION}],
+            "assertions": [{"label": HALLMARK_ASSERTION, "data": seal}],
+        }))
+        .map_err(c2pa_err)
+}
+
+/// The input, recorded as parent ingredient "original". Formats the C2PA SDK cannot parse
+/// (MKV, AVI, OGG…) are recorded by title and format only.
+fn add_parent_ingredient(builder: &mut c2pa::Builder, input: &Path) -> Result<(), SignerError> {
+    let title = file_name(input);
+    let definition = json!({"title": title, "relationship": "parentOf", "label": "original"});
+    if let Some(format) = c2pa::format_from_path(input) {
+        let mut file = File::open(input).map_err(|e| SignerError::io(input, e))?;
+        match builder.add_ingredient_from_stream(definition.to_string(), &format, &mut file) {
+            Ok(_) => return Ok(()),
+            Err(c2pa::Error::UnsupportedType) => {}
+            Err(e) => return Err(c2pa_err(e)),
+        }
+    }
+    let mut plain = definition;
+    plain["format"] = json!(mime_guess(input));
+    let ingredient = c2pa::Ingredient::from_json(&plain.to_string()).map_err(c2pa_err)?;
+    builder.add_ingredient(ingredient);
+    Ok(())
+}
+
+fn sign_into(
+    builder: &mut c2pa::Builder,
+    identity: &SigningIdentity,
+    format: OutputFormat,
+    source: &Path,
+    dest: &Path,
+) -> Result<Vec<u8>, SignerError> {
+    let signer = identity.c2pa_signer();
+    let mut src = File::open(source).map_err(|e| SignerError::io(source, e))?;
+    let mut dst = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .truncate(true)
+        .open(dest)
+        .map_err(|e| SignerError::io(dest, e))?;
+    builder
+        .sign(&signer, format.mime(), &mut src, &mut dst)
+        .map_err(c2pa_err)
+}
+
+fn check_paths(input: &Path, output: &Path) -> Result<(), SignerError> {
+    let meta = std::fs::metadata(input).map_err(|e| SignerError::io(input, e))?;
+    if meta.is_dir() {
+        return Err(SignerError::io(input, std::io::Error::other("is a directory, not a media file")));
+    }
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
+        if a == b {
+            return Err(SignerError::Unsupported(
+                "the output would overwrite the input; choose another output path".into(),
+            ));
+        }
+    }
+    let dir = parent_dir(output);
+    if !dir.is_dir() {
+        return Err(SignerError::io(dir, std::io::Error::other("output directory does not exist")));
+    }
+    Ok(())
+}
+
+fn check_compatible(input: &Path, info: &MediaInfo, format: OutputFormat) -> Result<(), SignerError> {
+    let ok = match format.kind() {
+        MediaKind::Video => info.video.is_some() && info.kind == MediaKind::Video,
+        MediaKind::Audio => info.audio.is_some(),
+        MediaKind::Image => info.video.is_some(),
+    };
+    if ok {
+        return Ok(());
+    }
+    let suggestion = match info.kind {
+        MediaKind::Video => ".mp4",
+        MediaKind::Audio => ".wav, .m4a or .mp3",
+        MediaKind::Image => ".png or .jpg",
+    };
+    Err(SignerError::Unsupported(format!(
+        "{} is {}; seal it to {suggestion}, not .{}",
+        input.display(),
+        match info.kind {
+            MediaKind::Video => "a video",
+            MediaKind::Audio => "audio",
+            MediaKind::Image => "a still image",
+        },
+        format.extension()
+    )))
+}
+
+fn temp_in(dir: &Path, format: OutputFormat) -> Result<tempfile::NamedTempFile, SignerError> {
+    tempfile::Builder::new()
+        .prefix(".hallmark-")
+        .suffix(&format!(".{}", format.extension()))
+        .tempfile_in(dir)
+        .map_err(|e| SignerError::io(dir, e))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn mime_guess(path: &Path) -> &'static str {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "mkv" => "video/x-matroska",
+        "webm" => "video/webm",
+        "avi" => "video/x-msvideo",
+        "mov" => "video/quicktime",
+        "ogg" | "oga" => "audio/ogg",
+        "flac" => "audio/flac",
+        _ => "application/octet-stream",
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(crate) fn c2pa_err(e: c2pa::Error) -> SignerError {
+    SignerError::C2pa(e.to_string())
+}

@@ -1,0 +1,288 @@
+//! `hallmark`: a thin command line over the hallmark crates.
+
+mod report;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use hallmark_detector::{Target, Verdict, Verifier};
+use hallmark_signer::{Home, SealOptions, SealProgress};
+
+/// Exit codes of `hallmark verify` (and of errors in every command).
+mod exit {
+    pub const VERIFIED: u8 = 0;
+    pub const TAMPERED: u8 = 1;
+    pub const ERROR: u8 = 2;
+    pub const OTHER: u8 = 3;
+}
+
+#[derive(Parser)]
+#[command(name = "hallmark", version, about = "Seal media with an invisible watermark and a signed C2PA manifest; verify what can be proven about a file's origin.", long_about = None)]
+struct Cli {
+    /// Directory holding keys, config and the manifest store [default: the user's data dir]/hallmark
+    #[arg(long, global = true, env = "HALLMARK_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an Ed25519 root CA and C2PA signing certificate in the home dir.
+    ///
+    /// The root is self-signed: nobody else trusts it until you give them
+    /// keys/root-ca.pem (verifiers pass it with --trust-anchors).
+    Keygen {
+        /// Organisation name written into both certificates.
+        #[arg(long, default_value = "hallmark user")]
+        org: String,
+        /// Replace existing keys.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Seal a media file: re-encode it and sign a C2PA manifest into the output.
+    ///
+    /// The output format follows OUT's extension: .mp4 (H.264 + AAC), .m4a, .wav, .mp3,
+    /// .png, .jpg. Nothing is written at OUT unless sealing completes.
+    Seal(SealArgs),
+    /// Verify files or directories (recursively) and say what can be proven about their origin.
+    ///
+    /// Verdicts: verified, valid-untrusted, tampered, watermarked, no-provenance, error.
+    /// Exit code: 0 every file verified; 1 any tampered; 2 usage or read error; 3 otherwise.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct SealArgs {
+    /// Input media (video, audio or still image; anything FFmpeg reads).
+    input: PathBuf,
+    /// Output file; its extension picks the format.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Declare the content AI-generated (the default).
+    #[arg(long, conflicts_with = "not_ai")]
+    ai: bool,
+    /// Declare the content not AI-generated.
+    #[arg(long)]
+    not_ai: bool,
+    /// Title recorded in the manifest [default: the output file name].
+    #[arg(long, value_name = "T")]
+    title: Option<String>,
+    /// x264 constant rate factor for video (lower is better quality).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=51))]
+    crf: u8,
+    /// x264 preset (ultrafast … veryslow).
+    #[arg(long, default_value = "medium")]
+    preset: String,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Files or directories to verify.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    paths: Vec<PathBuf>,
+    /// One JSON object per file (schema hallmark.verify/1), then a summary line when several.
+    #[arg(long)]
+    json: bool,
+    /// Extra trusted root certificates (PEM). Repeatable. The home dir's config adds its own.
+    #[arg(long = "trust-anchors", value_name = "PEM")]
+    trust_anchors: Vec<PathBuf>,
+    /// Sidecar manifest store (.c2pa) for the single FILE given.
+    #[arg(long, value_name = "C2PA")]
+    sidecar: Option<PathBuf>,
+    /// Fragment of a fragmented MP4 whose init segment is the single FILE given. Repeatable.
+    #[arg(long, value_name = "M4S")]
+    fragment: Vec<PathBuf>,
+    /// Never colour the report.
+    #[arg(long)]
+    no_color: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen { org, force } => home(&cli.home).and_then(|h| keygen(&h, &org, force)),
+        Command::Seal(args) => home(&cli.home).and_then(|h| seal(&h, args)),
+        Command::Verify(args) => home(&cli.home).and_then(|h| verify(&h, args)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("hallmark: error: {e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn home(explicit: &Option<PathBuf>) -> Result<Home> {
+    Ok(Home::resolve(explicit.clone())?)
+}
+
+fn keygen(home: &Home, org: &str, force: bool) -> Result<u8> {
+    let files = hallmark_signer::keygen(home, org, force)?;
+    eprintln!("Created an Ed25519 signing identity for \"{org}\":");
+    eprintln!("  root CA certificate  {}", files.root_cert.display());
+    eprintln!("  signing certificate  {}", files.signer_cert.display());
+    eprintln!("  private keys         {} and {} (mode 0600)", files.root_key.display(), files.signer_key.display());
+    eprintln!("The root is self-signed: it is trusted here, and by nobody else until you share {}.", files.root_cert.display());
+    Ok(exit::VERIFIED)
+}
+
+fn seal(home: &Home, args: SealArgs) -> Result<u8> {
+    let identity = hallmark_signer::ensure_identity(home)?;
+    if let Some(files) = &identity.created {
+        eprintln!(
+            "hallmark: created signing keys in {} (self-signed: trusted by nobody else until you share {})",
+            home.keys_dir().display(),
+            files.root_cert.display()
+        );
+    }
+    let options = SealOptions {
+        ai_generated: !args.not_ai,
+        title: args.title,
+        generation: None,
+        encode: hallmark_media::EncodeSettings { crf: args.crf, preset: args.preset, ..Default::default() },
+    };
+    let cancel = interrupt_flag()?;
+    let bar = progress_bar();
+    let mut on_progress = |p: SealProgress| match p {
+        SealProgress::Encoding { done, total } => {
+            if let Some(total) = total {
+                bar.set_length(total.max(done));
+            }
+            bar.set_position(done);
+        }
+        SealProgress::Signing => bar.set_message("signing"),
+    };
+    let result = hallmark_signer::seal_file(&args.input, &args.output, &identity.signing, &options, &cancel, &mut on_progress);
+    bar.finish_and_clear();
+    let seal = result.with_context(|| format!("sealing {}", args.input.display()))?;
+    eprintln!(
+        "Sealed {} → {} ({}, manifest {} bytes, {})",
+        args.input.display(),
+        seal.output.display(),
+        seal.format.extension(),
+        seal.manifest_bytes,
+        if options.ai_generated { "declared AI-generated" } else { "declared not AI-generated" }
+    );
+    Ok(exit::VERIFIED)
+}
+
+/// Ctrl-C asks the running job to stop; it then removes its temporary files and exits.
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    Ok(flag)
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg:8} [{bar:30}] {pos}/{len} frames {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("encoding");
+    bar
+}
+
+fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
+    let mut anchors = home.trust_anchor_pems()?;
+    for path in &args.trust_anchors {
+        let pem = std::fs::read_to_string(path).with_context(|| format!("reading trust anchors {}", path.display()))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            bail!("{}: no PEM certificate in this file", path.display());
+        }
+        anchors.push(pem);
+    }
+    if (args.sidecar.is_some() || !args.fragment.is_empty()) && (args.paths.len() != 1 || args.paths[0].is_dir()) {
+        bail!("--sidecar and --fragment apply to exactly one FILE");
+    }
+    let verifier = Verifier::new(&anchors)?;
+    let targets = collect_targets(&args)?;
+    let color = !args.no_color && !args.json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+
+    let mut counts = [0usize; Verdict::ALL.len()];
+    for target in &targets {
+        let report = match target {
+            Ok(target) => verifier.verify(target),
+            Err((path, message)) => hallmark_detector::Report::error(path.display().to_string(), message.clone()),
+        };
+        counts[Verdict::ALL.iter().position(|v| *v == report.verdict).unwrap_or(0)] += 1;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("{}", report::human(&report, color));
+            if targets.len() > 1 {
+                println!();
+            }
+        }
+    }
+    if targets.len() > 1 {
+        report::summary(&counts, targets.len(), args.json);
+    }
+    Ok(exit_code(&counts))
+}
+
+fn exit_code(counts: &[usize]) -> u8 {
+    let count = |v: Verdict| counts[Verdict::ALL.iter().position(|x| *x == v).unwrap_or(0)];
+    let total: usize = counts.iter().sum();
+    if count(Verdict::Tampered) > 0 {
+        exit::TAMPERED
+    } else if count(Verdict::Error) > 0 {
+        exit::ERROR
+    } else if total > 0 && count(Verdict::Verified) == total {
+        exit::VERIFIED
+    } else {
+        exit::OTHER
+    }
+}
+
+/// A target, or a path that could not even be listed.
+type Listed = std::result::Result<Target, (PathBuf, String)>;
+
+fn collect_targets(args: &VerifyArgs) -> Result<Vec<Listed>> {
+    let mut targets = Vec::new();
+    for path in &args.paths {
+        if path.is_dir() {
+            walk(path, &mut targets);
+        } else {
+            // A missing or unreadable file still gets a report (verdict error), not an abort.
+            targets.push(Ok(Target { path: path.clone(), sidecar: args.sidecar.clone(), fragments: args.fragment.clone() }));
+        }
+    }
+    Ok(targets)
+}
+
+/// Every regular file below `dir`, sorted, skipping sidecar manifests (read with their asset).
+fn walk(dir: &Path, out: &mut Vec<Listed>) {
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => {
+            out.push(Err((dir.to_path_buf(), format!("cannot list directory: {e}"))));
+            return;
+        }
+    };
+    entries.sort();
+    for path in entries {
+        let is_link = path.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false);
+        if path.is_dir() && !is_link {
+            walk(&path, out);
+        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("c2pa")) {
+            continue;
+        } else if !path.is_dir() {
+            out.push(Ok(Target::file(path)));
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Helpers shared by the CLI tests: run the real `hallmark` binary, make inputs with the real
+//! `ffmpeg` CLI from `../shared/media/`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}
+
+pub fn media(rel: &str) -> PathBuf {
+    let p = shared().join("media").join(rel);
+    assert!(p.exists(), "missing shared media {}", p.display());
+    p
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    let p = shared().join("fixtures/c2pa").join(name);
+    assert!(p.exists(), "missing shared fixture {}", p.display());
+    p
+}
+
+pub fn hallmark(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("HALLMARK_HOME")
+        .output()
+        .expect("run hallmark")
+}
+
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg CLI (installed by scripts/setup)");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Scratch directory kept for the whole test binary (inputs made once, shared by tests).
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// 2 s of Big Buck Bunny, 1280x720 H.264 + AAC: real footage with sound.
+pub fn short_clip() -> PathBuf {
+    static CLIP: OnceLock<PathBuf> = OnceLock::new();
+    CLIP.get_or_init(|| {
+        let out = scratch().join("bbb-2s.mp4");
+        let src = media("video/bigbuckbunny.mp4");
+        ffmpeg(&["-i", src.to_str().unwrap(), "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", out.to_str().unwrap()]);
+        out
+    })
+    .clone()
+}
+
+/// A home dir with keys (keygen run once).
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn with_keys(org: &str) -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let out = hallmark(dir.path(), &["keygen", "--org", org]);
+        assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
+        Home { dir }
+    }
+
+    pub fn empty() -> Home {
+        Home { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn root_cert(&self) -> PathBuf {
+        self.dir.path().join("keys/root-ca.pem")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        hallmark(self.path(), args)
+    }
+}
+
+/// A sealed copy of the short clip, made once per test binary with its home.
+pub fn sealed_clip() -> &'static (Home, PathBuf) {
+    static SEALED: OnceLock<(Home, PathBuf)> = OnceLock::new();
+    SEALED.get_or_init(|| {
+        let home = Home::with_keys("Test Newsroom");
+        let out = scratch().join("sealed.mp4");
+        let input = short_clip();
+        let r = home.run(&["seal", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--preset", "ultrafast"]);
+        assert!(r.status.success(), "seal: {}", String::from_utf8_lossy(&r.stderr));
+        (home, out)
+    })
+}
+
+/// Runs `verify --json` on one file and returns (exit code, parsed report).
+pub fn verify_json(home: &Path, file: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut args = vec!["verify", "--json"];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    let out = hallmark(home, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().next().unwrap_or_else(|| panic!("no JSON for {}: {}", file.display(), String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), serde_json::from_str(line).expect("valid JSON"))
+}
+
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+}
+
+/// Files left in a directory (to check that nothing partial was written).
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}

@@ -1,0 +1,166 @@
+//! Seal → verify on real footage, and what happens when the file is attacked.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// Offset and size of the top-level `mdat` box of an MP4.
+fn mdat_range(bytes: &[u8]) -> (usize, usize) {
+    let mut pos = 0usize;
+    while pos + 8 <= bytes.len() {
+        let mut size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[pos + 4..pos + 8];
+        let mut header = 8;
+        if size == 1 {
+            size = u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap()) as usize;
+            header = 16;
+        } else if size == 0 {
+            size = bytes.len() - pos;
+        }
+        if kind == b"mdat" {
+            return (pos + header, size - header);
+        }
+        pos += size;
+    }
+    panic!("no mdat box");
+}
+
+fn copy_with_flipped_media_byte(src: &Path, name: &str) -> PathBuf {
+    let mut bytes = std::fs::read(src).unwrap();
+    let (start, len) = mdat_range(&bytes);
+    bytes[start + len / 2] ^= 0x5a;
+    let out = scratch().join(name);
+    std::fs::write(&out, bytes).unwrap();
+    out
+}
+
+#[test]
+fn sealed_clip_is_valid_untrusted_without_our_root() {
+    let (_, sealed) = sealed_clip();
+    let stranger = Home::empty();
+    let (code, r) = verify_json(stranger.path(), sealed, &[]);
+    assert_eq!(r["verdict"], "valid-untrusted", "{r:#}");
+    assert_eq!(code, 3);
+    assert_eq!(r["schema"], "hallmark.verify/1");
+    assert_eq!(r["c2pa"]["present"], true);
+    assert_eq!(r["c2pa"]["validation_state"], "Valid");
+    assert_eq!(strings(&r["c2pa"]["failures"]), vec!["signingCredential.untrusted"]);
+    assert_eq!(r["c2pa"]["signature_alg"], "Ed25519");
+    assert_eq!(r["c2pa"]["issuer"], "Test Newsroom");
+    assert_eq!(r["ai_generated"], true);
+    assert_eq!(r["c2pa"]["digital_source_type"], "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia");
+    assert_eq!(r["c2pa"]["claim_generator"], format!("hallmark/{}", env!("CARGO_PKG_VERSION")));
+    let actions: Vec<&str> = r["c2pa"]["actions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"c2pa.opened") && actions.contains(&"c2pa.transcoded"), "{actions:?}");
+    let ingredients = r["c2pa"]["ingredients"].as_array().unwrap();
+    assert_eq!(ingredients.len(), 1);
+    assert_eq!(ingredients[0]["title"], "bbb-2s.mp4");
+    assert_eq!(r["media"]["width"], 1280);
+    assert_eq!(r["media"]["height"], 720);
+    assert_eq!(r["media"]["sample_rate"], 48000);
+}
+
+#[test]
+fn sealed_clip_is_verified_with_our_root() {
+    let (home, sealed) = sealed_clip();
+    // The sealing home trusts its own root through its config…
+    let (code, r) = verify_json(home.path(), sealed, &[]);
+    assert_eq!(r["verdict"], "verified", "{r:#}");
+    assert_eq!(r["c2pa"]["validation_state"], "Trusted");
+    assert_eq!(code, 0);
+    // …and anyone else does once given the root.
+    let stranger = Home::empty();
+    let root = home.root_cert();
+    let (code, r) = verify_json(stranger.path(), sealed, &["--trust-anchors", root.to_str().unwrap()]);
+    assert_eq!((code, r["verdict"].as_str().unwrap()), (0, "verified"));
+    // A different root does not make it trusted.
+    let other = Home::with_keys("Someone Else");
+    let (_, r) = verify_json(stranger.path(), sealed, &["--trust-anchors", other.root_cert().to_str().unwrap()]);
+    assert_eq!(r["verdict"], "valid-untrusted");
+}
+
+#[test]
+fn one_flipped_media_byte_is_tampered() {
+    let (home, sealed) = sealed_clip();
+    let tampered = copy_with_flipped_media_byte(sealed, "tampered.mp4");
+    let (code, r) = verify_json(home.path(), &tampered, &[]);
+    assert_eq!(r["verdict"], "tampered", "{r:#}");
+    assert_eq!(code, 1);
+    assert!(strings(&r["c2pa"]["failures"]).contains(&"assertion.bmffHash.mismatch".to_string()), "{r:#}");
+    assert_eq!(r["ai_generated"], serde_json::Value::Null, "claims of a failed manifest are not reported as facts");
+}
+
+#[test]
+fn stripped_manifest_is_no_provenance() {
+    let (home, sealed) = sealed_clip();
+    let stripped = scratch().join("stripped.mp4");
+    ffmpeg(&["-i", sealed.to_str().unwrap(), "-map_metadata", "-1", "-c", "copy", stripped.to_str().unwrap()]);
+    let (code, r) = verify_json(home.path(), &stripped, &[]);
+    assert_eq!(r["verdict"], "no-provenance", "{r:#}");
+    assert_eq!(r["c2pa"]["present"], false);
+    assert_eq!(code, 3);
+}
+
+#[test]
+fn sealed_clip_keeps_size_rate_and_sound() {
+    let (_, sealed) = sealed_clip();
+    let probe = |p: &Path, entries: &str, stream: &str| {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", stream, "-show_entries", entries, "-of", "csv=p=0"])
+            .arg(p)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let input = short_clip();
+    for (entries, stream) in [("stream=width,height,r_frame_rate,nb_frames", "v:0"), ("stream=sample_rate,channels", "a:0")] {
+        assert_eq!(probe(sealed, entries, stream), probe(&input, entries, stream), "{entries}");
+    }
+    // +faststart: the moov box comes before mdat.
+    let bytes = std::fs::read(sealed).unwrap();
+    let moov = bytes.windows(4).position(|w| w == b"moov").unwrap();
+    let (mdat, _) = mdat_range(&bytes);
+    assert!(moov < mdat, "moov at {moov}, mdat at {mdat}");
+}
+
+#[test]
+fn human_report_says_the_verdict_first() {
+    let (home, sealed) = sealed_clip();
+    let out = home.run(&["verify", sealed.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("VERIFIED"), "{text}");
+    assert!(!text.contains("\x1b["), "no colour when not a terminal");
+    assert!(text.contains("Ed25519") && text.contains("Test Newsroom"), "{text}");
+}
+
+#[test]
+fn directory_gives_one_json_line_per_file_and_a_summary() {
+    let (home, sealed) = sealed_clip();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::copy(sealed, dir.path().join("sub/a.mp4")).unwrap();
+    std::fs::copy(short_clip(), dir.path().join("b.mp4")).unwrap();
+    let out = home.run(&["verify", "--json", dir.path().to_str().unwrap()]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines[0]["verdict"], "no-provenance");
+    assert_eq!(lines[1]["verdict"], "verified");
+    assert_eq!(lines[2]["summary"]["files"], 2);
+    assert_eq!(lines[2]["summary"]["verdicts"]["verified"], 1);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn not_ai_declaration_is_reported() {
+    let home = Home::with_keys("Camera Crew");
+    let out = scratch().join("not-ai.mp4");
+    let input = short_clip();
+    let r = home.run(&["seal", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--not-ai", "--title", "Street scene", "--preset", "ultrafast"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (_, r) = verify_json(home.path(), &out, &[]);
+    assert_eq!(r["ai_generated"], false);
+    assert_eq!(r["c2pa"]["title"], "Street scene");
+    assert_eq!(r["c2pa"]["digital_source_type"], serde_json::Value::Null);
+}
