@@ -34,7 +34,10 @@ pub struct Target {
 
 impl Target {
     pub fn file(path: impl Into<PathBuf>) -> Target {
-        Target { path: path.into(), ..Default::default() }
+        Target {
+            path: path.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -54,14 +57,19 @@ impl Verifier {
                 "ocsp_fetch": false,
             }
         });
-        let anchors: String = trust_anchor_pems.iter().map(|p| format!("{}\n", p.trim())).collect();
+        let anchors: String = trust_anchor_pems
+            .iter()
+            .map(|p| format!("{}\n", p.trim()))
+            .collect();
         if !anchors.trim().is_empty() {
             settings["trust"] = json!({ "trust_anchors": anchors });
         }
         let context = c2pa::Context::new()
             .with_settings(settings)
             .map_err(|e| DetectorError::Trust(e.to_string()))?;
-        Ok(Verifier { context: context.into_shared() })
+        Ok(Verifier {
+            context: context.into_shared(),
+        })
     }
 
     pub fn verify(&self, target: &Target) -> Report {
@@ -82,7 +90,19 @@ impl Verifier {
             provenance::Outcome::Read(c2pa, ai) => {
                 report.c2pa = *c2pa;
                 report.ai_generated = ai;
-                judge(report)
+                let report = judge(report);
+                match media {
+                    // A truncated or corrupt file is unreadable first; its manifest's findings
+                    // stay in the report. It is never `verified` either way.
+                    Err(e) if report.verdict != Verdict::Verified => {
+                        let message = format!("{e} (its C2PA manifest: {})", report.summary);
+                        Report {
+                            c2pa: report.c2pa,
+                            ..fail(Report::new(report.file), message)
+                        }
+                    }
+                    _ => report,
+                }
             }
             provenance::Outcome::Remote(url) => match media {
                 Ok(_) => {
@@ -105,9 +125,7 @@ impl Verifier {
                 }
                 Err(e) => fail(report, e),
             },
-            provenance::Outcome::Unreadable(e) => {
-                fail(report, format!("could not be parsed: {e}"))
-            }
+            provenance::Outcome::Unreadable(e) => fail(report, format!("could not be parsed: {e}")),
         }
     }
 }
@@ -115,16 +133,28 @@ impl Verifier {
 fn judge(mut report: Report) -> Report {
     let c = &report.c2pa;
     let state = c.validation_state.as_deref().unwrap_or("Invalid");
-    let signer = c.issuer.clone().or_else(|| c.common_name.clone()).unwrap_or_else(|| "an unknown signer".into());
+    let signer = c
+        .issuer
+        .clone()
+        .or_else(|| c.common_name.clone())
+        .unwrap_or_else(|| "an unknown signer".into());
     // Fail closed: only an explicit Trusted state with no failure at all is `verified`.
     let (verdict, summary) = if state == "Trusted" && c.failures.is_empty() {
         (Verdict::Verified, format!("Verified: signed by {signer}, a trusted signer, and the content is unchanged since signing."))
     } else if state != "Invalid" && provenance::is_untrusted_only(&c.failures) {
         (Verdict::ValidUntrusted, format!("Valid but untrusted: the manifest is intact and the content unchanged since signing, but the signer ({signer}) is not on your trust list, so who signed it is not proven."))
     } else {
-        let codes: Vec<&str> =
-            c.failures.iter().map(String::as_str).filter(|f| *f != UNTRUSTED).collect();
-        let codes = if codes.is_empty() { "validation failed".to_string() } else { codes.join(", ") };
+        let codes: Vec<&str> = c
+            .failures
+            .iter()
+            .map(String::as_str)
+            .filter(|f| *f != UNTRUSTED)
+            .collect();
+        let codes = if codes.is_empty() {
+            "validation failed".to_string()
+        } else {
+            codes.join(", ")
+        };
         (Verdict::Tampered, format!("Tampered: the file has a C2PA manifest that fails validation ({codes}); the file or its manifest changed after signing."))
     };
     report.verdict = verdict;
@@ -133,7 +163,10 @@ fn judge(mut report: Report) -> Report {
 }
 
 fn fail(report: Report, message: String) -> Report {
-    Report { media: report.media, ..Report::error(report.file, message) }
+    Report {
+        media: report.media,
+        ..Report::error(report.file, message)
+    }
 }
 
 fn check_readable(path: &Path) -> Result<(), String> {

@@ -13,8 +13,11 @@ use crate::report::{ActionSummary, C2paReport, IngredientNode, SoftBinding, Stat
 pub const UNTRUSTED: &str = "signingCredential.untrusted";
 
 /// IPTC digital source types that mean "made by AI".
-const AI_SOURCE_TYPES: [&str; 3] =
-    ["trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia"];
+const AI_SOURCE_TYPES: [&str; 3] = [
+    "trainedAlgorithmicMedia",
+    "compositeWithTrainedAlgorithmicMedia",
+    "algorithmicMedia",
+];
 
 /// What reading a file's C2PA data gave.
 pub enum Outcome {
@@ -109,7 +112,10 @@ fn summarise(reader: &Reader) -> C2paReport {
     if let Some(manifest) = reader.active_manifest() {
         if let Some(sig) = manifest.signature_info() {
             // The serialised name ("Ed25519", "Es256") is what c2patool prints; Display is lowercase.
-            report.signature_alg = sig.alg.and_then(|a| serde_json::to_value(a).ok()).and_then(|v| v.as_str().map(str::to_owned));
+            report.signature_alg = sig
+                .alg
+                .and_then(|a| serde_json::to_value(a).ok())
+                .and_then(|v| v.as_str().map(str::to_owned));
             report.issuer = sig.issuer.clone();
             report.common_name = sig.common_name.clone();
             report.signing_time = sig.time.clone();
@@ -117,7 +123,9 @@ fn summarise(reader: &Reader) -> C2paReport {
         report.claim_generator = claim_generator(manifest);
         report.title = manifest.title().map(str::to_owned);
         for assertion in manifest.assertions() {
-            let Ok(value) = assertion.value() else { continue };
+            let Ok(value) = assertion.value() else {
+                continue;
+            };
             match assertion.label() {
                 "c2pa.actions" | "c2pa.actions.v2" => collect_actions(value, &mut report.actions),
                 "c2pa.soft-binding" => report.soft_bindings.push(soft_binding(value)),
@@ -125,8 +133,10 @@ fn summarise(reader: &Reader) -> C2paReport {
                 _ => {}
             }
         }
-        report.digital_source_type =
-            report.actions.iter().find_map(|a| a.digital_source_type.clone());
+        report.digital_source_type = report
+            .actions
+            .iter()
+            .find_map(|a| a.digital_source_type.clone());
         let mut seen = HashSet::new();
         report.ingredients = ingredient_tree(reader, manifest, &mut seen, 0);
     }
@@ -146,7 +156,12 @@ fn claim_generator(manifest: &Manifest) -> Option<String> {
 }
 
 fn collect_actions(value: &Value, out: &mut Vec<ActionSummary>) {
-    for action in value.get("actions").and_then(Value::as_array).into_iter().flatten() {
+    for action in value
+        .get("actions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let agent = action.get("softwareAgent").and_then(|a| match a {
             Value::String(s) => Some(s.clone()),
             Value::Object(o) => o.get("name").and_then(Value::as_str).map(|name| {
@@ -158,19 +173,30 @@ fn collect_actions(value: &Value, out: &mut Vec<ActionSummary>) {
             _ => None,
         });
         out.push(ActionSummary {
-            action: action.get("action").and_then(Value::as_str).unwrap_or("?").to_owned(),
+            action: action
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned(),
             digital_source_type: action
                 .get("digitalSourceType")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             software_agent: agent,
-            when: action.get("when").and_then(Value::as_str).map(str::to_owned),
+            when: action
+                .get("when")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         });
     }
 }
 
 fn soft_binding(value: &Value) -> SoftBinding {
-    let alg = value.get("alg").and_then(Value::as_str).unwrap_or("?").to_owned();
+    let alg = value
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_owned();
     let values = value
         .get("blocks")
         .and_then(Value::as_array)
@@ -221,9 +247,16 @@ fn ai_generated(report: &C2paReport) -> Option<bool> {
     if report.validation_state.as_deref() == Some("Invalid") {
         return None;
     }
-    let is_ai = |t: &str| AI_SOURCE_TYPES.iter().any(|ai| t.rsplit('/').next() == Some(*ai));
-    let types: Vec<&str> =
-        report.actions.iter().filter_map(|a| a.digital_source_type.as_deref()).collect();
+    let is_ai = |t: &str| {
+        AI_SOURCE_TYPES
+            .iter()
+            .any(|ai| t.rsplit('/').next() == Some(*ai))
+    };
+    let types: Vec<&str> = report
+        .actions
+        .iter()
+        .filter_map(|a| a.digital_source_type.as_deref())
+        .collect();
     if types.iter().any(|t| is_ai(t)) {
         return Some(true);
     }

@@ -18,7 +18,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignerEr
     }
     #[cfg(not(unix))]
     let _ = mode;
-    let mut tmp = builder.tempfile_in(dir).map_err(|e| SignerError::io(dir, e))?;
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| SignerError::io(dir, e))?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| SignerError::io(tmp.path(), e))?;

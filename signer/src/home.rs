@@ -89,7 +89,11 @@ impl Home {
             .trust_anchors
             .iter()
             .map(|p| {
-                let path = if p.is_absolute() { p.clone() } else { self.dir.join(p) };
+                let path = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    self.dir.join(p)
+                };
                 fs::read_to_string(&path).map_err(|e| SignerError::io(&path, e))
             })
             .collect()

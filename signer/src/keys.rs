@@ -46,7 +46,12 @@ impl KeyFiles {
     }
 
     fn all(&self) -> [&PathBuf; 4] {
-        [&self.root_cert, &self.root_key, &self.signer_cert, &self.signer_key]
+        [
+            &self.root_cert,
+            &self.root_key,
+            &self.signer_cert,
+            &self.signer_key,
+        ]
     }
 }
 
@@ -58,7 +63,9 @@ pub struct SigningIdentity {
 
 impl std::fmt::Debug for SigningIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningIdentity").field("key", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("SigningIdentity")
+            .field("key", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,7 +105,9 @@ pub fn keygen(home: &Home, org: &str, force: bool) -> Result<KeyFiles, SignerErr
     }
     let org = org.trim();
     if org.is_empty() {
-        return Err(SignerError::Keys("the organisation name must not be empty".into()));
+        return Err(SignerError::Keys(
+            "the organisation name must not be empty".into(),
+        ));
     }
     home.ensure()?;
 
@@ -107,7 +116,11 @@ pub fn keygen(home: &Home, org: &str, force: bool) -> Result<KeyFiles, SignerErr
 
     // Keys first, mode 0600 from creation; certificates after.
     write_atomic(&files.root_key, root_key.serialize_pem().as_bytes(), 0o600)?;
-    write_atomic(&files.signer_key, signer_key.serialize_pem().as_bytes(), 0o600)?;
+    write_atomic(
+        &files.signer_key,
+        signer_key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
     write_atomic(&files.root_cert, root_pem.as_bytes(), 0o644)?;
     write_atomic(&files.signer_cert, signer_pem.as_bytes(), 0o644)?;
 
@@ -126,9 +139,15 @@ pub fn ensure_identity(home: &Home) -> Result<Identity, SignerError> {
     if !files.signer_key.exists() && !files.signer_cert.exists() {
         let created = keygen(home, "hallmark user", false)?;
         let signing = load_identity(home)?;
-        return Ok(Identity { signing, created: Some(created) });
+        return Ok(Identity {
+            signing,
+            created: Some(created),
+        });
     }
-    Ok(Identity { signing: load_identity(home)?, created: None })
+    Ok(Identity {
+        signing: load_identity(home)?,
+        created: None,
+    })
 }
 
 /// Loads the signing key and certificate from the home dir.
@@ -165,8 +184,12 @@ fn random_serial() -> rcgen::SerialNumber {
 fn make_root(org: &str) -> Result<(CertificateParams, KeyPair, String), SignerError> {
     let key = KeyPair::generate_for(&PKCS_ED25519).map_err(cert_err)?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
-    params.distinguished_name.push(DnType::CommonName, format!("{org} hallmark root CA"));
-    params.distinguished_name.push(DnType::OrganizationName, org);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{org} hallmark root CA"));
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.serial_number = Some(random_serial());
@@ -182,12 +205,17 @@ fn make_signer(
 ) -> Result<(String, KeyPair), SignerError> {
     let key = KeyPair::generate_for(&PKCS_ED25519).map_err(cert_err)?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
-    params.distinguished_name.push(DnType::CommonName, format!("{org} hallmark signer"));
-    params.distinguished_name.push(DnType::OrganizationName, org);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{org} hallmark signer"));
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org);
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages =
-        vec![ExtendedKeyUsagePurpose::Other(C2PA_CLAIM_SIGNING_EKU.to_vec())];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(
+        C2PA_CLAIM_SIGNING_EKU.to_vec(),
+    )];
     params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(random_serial());
     validity(&mut params, 2);

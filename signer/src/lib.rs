@@ -16,7 +16,10 @@ pub use seal::{seal_file, Seal, SealOptions, SealProgress, TRAINED_ALGORITHMIC_M
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Media(#[from] hallmark_media::MediaError),
     #[error("C2PA signing failed: {0}")]
@@ -35,6 +38,9 @@ pub enum SignerError {
 
 impl SignerError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> SignerError {
-        SignerError::Io { path: path.to_path_buf(), source }
+        SignerError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

@@ -40,7 +40,12 @@ pub struct SealOptions {
 
 impl Default for SealOptions {
     fn default() -> Self {
-        SealOptions { ai_generated: true, title: None, generation: None, encode: EncodeSettings::default() }
+        SealOptions {
+            ai_generated: true,
+            title: None,
+            generation: None,
+            encode: EncodeSettings::default(),
+        }
     }
 }
 
@@ -48,7 +53,10 @@ impl Default for SealOptions {
 #[derive(Debug, Clone, Copy)]
 pub enum SealProgress {
     /// Frames (video) or chunks (audio-only) processed, and the estimated total.
-    Encoding { done: u64, total: Option<u64> },
+    Encoding {
+        done: u64,
+        total: Option<u64>,
+    },
     Signing,
 }
 
@@ -83,13 +91,22 @@ pub fn seal_file(
 
     let dir = parent_dir(output);
     let media_tmp = temp_in(dir, format)?;
-    let stats = transcode(&mut decoder, &info, media_tmp.path(), format, options, cancel, progress)?;
+    let stats = transcode(
+        &mut decoder,
+        &info,
+        media_tmp.path(),
+        format,
+        options,
+        cancel,
+        progress,
+    )?;
 
     progress(SealProgress::Signing);
     let title = options.title.clone().unwrap_or_else(|| file_name(output));
     let mut builder = manifest_builder(&title, options)?;
     add_parent_ingredient(&mut builder, input)?;
-    let mut opened = json!({"action": "c2pa.opened", "parameters": {"ingredientIds": ["original"]}});
+    let mut opened =
+        json!({"action": "c2pa.opened", "parameters": {"ingredientIds": ["original"]}});
     if options.ai_generated {
         opened["digitalSourceType"] = json!(TRAINED_ALGORITHMIC_MEDIA);
     }
@@ -108,7 +125,13 @@ pub fn seal_file(
         return Err(SignerError::Interrupted);
     }
     let signed_tmp = temp_in(dir, format)?;
-    let manifest = sign_into(&mut builder, identity, format, media_tmp.path(), signed_tmp.path())?;
+    let manifest = sign_into(
+        &mut builder,
+        identity,
+        format,
+        media_tmp.path(),
+        signed_tmp.path(),
+    )?;
     drop(media_tmp);
     if cancel.load(Ordering::Relaxed) {
         return Err(SignerError::Interrupted);
@@ -152,7 +175,11 @@ fn transcode(
     // The thumbnail is the frame nearest a third of the way in: past fades-in, but early.
     let thumb_at = info.duration_s.map(|d| d / 3.0).unwrap_or(0.0);
     let mut thumb_frame: Option<VideoFrame> = None;
-    let mut stats = TranscodeStats { video_frames: 0, audio_seconds: 0.0, thumbnail: None };
+    let mut stats = TranscodeStats {
+        video_frames: 0,
+        audio_seconds: 0.0,
+        thumbnail: None,
+    };
     let mut ticks = 0u64;
     while let Some(frame) = decoder.next_frame()? {
         if cancel.load(Ordering::Relaxed) {
@@ -169,7 +196,10 @@ fn transcode(
                 if thumb_frame.is_none() || frame.pts_s <= thumb_at {
                     thumb_frame = Some(frame);
                 }
-                progress(SealProgress::Encoding { done: stats.video_frames, total });
+                progress(SealProgress::Encoding {
+                    done: stats.video_frames,
+                    total,
+                });
             }
             MediaFrame::Audio(chunk) if audio.is_some() => {
                 encoder.write_audio(&chunk)?;
@@ -177,7 +207,10 @@ fn transcode(
                     / (chunk.channels.max(1) as f64 * chunk.sample_rate.max(1) as f64);
                 if video.is_none() {
                     ticks += 1;
-                    progress(SealProgress::Encoding { done: ticks, total: None });
+                    progress(SealProgress::Encoding {
+                        done: ticks,
+                        total: None,
+                    });
                 }
             }
             _ => {}
@@ -185,7 +218,9 @@ fn transcode(
     }
     encoder.finish()?;
     if video.is_some() && stats.video_frames == 0 {
-        return Err(SignerError::Unsupported("the input has a video stream but no frame could be decoded".into()));
+        return Err(SignerError::Unsupported(
+            "the input has a video stream but no frame could be decoded".into(),
+        ));
     }
     if let Some(frame) = thumb_frame {
         stats.thumbnail = Some(hallmark_media::jpeg_thumbnail(&frame, 320, 320)?);
@@ -195,7 +230,9 @@ fn transcode(
 
 fn manifest_builder(title: &str, options: &SealOptions) -> Result<c2pa::Builder, SignerError> {
     let context = c2pa::Context::new()
-        .with_settings(json!({"verify": {"verify_after_sign": false, "remote_manifest_fetch": false}}))
+        .with_settings(
+            json!({"verify": {"verify_after_sign": false, "remote_manifest_fetch": false}}),
+        )
         .map_err(c2pa_err)?;
     let mut seal = json!({
         "version": 1,
@@ -257,7 +294,10 @@ fn sign_into(
 fn check_paths(input: &Path, output: &Path) -> Result<(), SignerError> {
     let meta = std::fs::metadata(input).map_err(|e| SignerError::io(input, e))?;
     if meta.is_dir() {
-        return Err(SignerError::io(input, std::io::Error::other("is a directory, not a media file")));
+        return Err(SignerError::io(
+            input,
+            std::io::Error::other("is a directory, not a media file"),
+        ));
     }
     if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
         if a == b {
@@ -268,12 +308,19 @@ fn check_paths(input: &Path, output: &Path) -> Result<(), SignerError> {
     }
     let dir = parent_dir(output);
     if !dir.is_dir() {
-        return Err(SignerError::io(dir, std::io::Error::other("output directory does not exist")));
+        return Err(SignerError::io(
+            dir,
+            std::io::Error::other("output directory does not exist"),
+        ));
     }
     Ok(())
 }
 
-fn check_compatible(input: &Path, info: &MediaInfo, format: OutputFormat) -> Result<(), SignerError> {
+fn check_compatible(
+    input: &Path,
+    info: &MediaInfo,
+    format: OutputFormat,
+) -> Result<(), SignerError> {
     let ok = match format.kind() {
         MediaKind::Video => info.video.is_some() && info.kind == MediaKind::Video,
         MediaKind::Audio => info.audio.is_some(),
@@ -308,11 +355,17 @@ fn temp_in(dir: &Path, format: OutputFormat) -> Result<tempfile::NamedTempFile, 
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn mime_guess(path: &Path) -> &'static str {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "mkv" => "video/x-matroska",
         "webm" => "video/webm",

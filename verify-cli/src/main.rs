@@ -129,8 +129,15 @@ fn keygen(home: &Home, org: &str, force: bool) -> Result<u8> {
     eprintln!("Created an Ed25519 signing identity for \"{org}\":");
     eprintln!("  root CA certificate  {}", files.root_cert.display());
     eprintln!("  signing certificate  {}", files.signer_cert.display());
-    eprintln!("  private keys         {} and {} (mode 0600)", files.root_key.display(), files.signer_key.display());
-    eprintln!("The root is self-signed: it is trusted here, and by nobody else until you share {}.", files.root_cert.display());
+    eprintln!(
+        "  private keys         {} and {} (mode 0600)",
+        files.root_key.display(),
+        files.signer_key.display()
+    );
+    eprintln!(
+        "The root is self-signed: it is trusted here, and by nobody else until you share {}.",
+        files.root_cert.display()
+    );
     Ok(exit::VERIFIED)
 }
 
@@ -147,7 +154,11 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
         ai_generated: !args.not_ai,
         title: args.title,
         generation: None,
-        encode: hallmark_media::EncodeSettings { crf: args.crf, preset: args.preset, ..Default::default() },
+        encode: hallmark_media::EncodeSettings {
+            crf: args.crf,
+            preset: args.preset,
+            ..Default::default()
+        },
     };
     let cancel = interrupt_flag()?;
     let bar = progress_bar();
@@ -160,7 +171,14 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
         }
         SealProgress::Signing => bar.set_message("signing"),
     };
-    let result = hallmark_signer::seal_file(&args.input, &args.output, &identity.signing, &options, &cancel, &mut on_progress);
+    let result = hallmark_signer::seal_file(
+        &args.input,
+        &args.output,
+        &identity.signing,
+        &options,
+        &cancel,
+        &mut on_progress,
+    );
     bar.finish_and_clear();
     let seal = result.with_context(|| format!("sealing {}", args.input.display()))?;
     eprintln!(
@@ -169,7 +187,11 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
         seal.output.display(),
         seal.format.extension(),
         seal.manifest_bytes,
-        if options.ai_generated { "declared AI-generated" } else { "declared not AI-generated" }
+        if options.ai_generated {
+            "declared AI-generated"
+        } else {
+            "declared not AI-generated"
+        }
     );
     Ok(exit::VERIFIED)
 }
@@ -189,9 +211,11 @@ fn progress_bar() -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg:8} [{bar:30}] {pos}/{len} frames {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg:8} [{bar:30}] {pos}/{len} frames {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_message("encoding");
     bar
@@ -200,26 +224,37 @@ fn progress_bar() -> indicatif::ProgressBar {
 fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
     let mut anchors = home.trust_anchor_pems()?;
     for path in &args.trust_anchors {
-        let pem = std::fs::read_to_string(path).with_context(|| format!("reading trust anchors {}", path.display()))?;
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("reading trust anchors {}", path.display()))?;
         if !pem.contains("-----BEGIN CERTIFICATE-----") {
             bail!("{}: no PEM certificate in this file", path.display());
         }
         anchors.push(pem);
     }
-    if (args.sidecar.is_some() || !args.fragment.is_empty()) && (args.paths.len() != 1 || args.paths[0].is_dir()) {
+    if (args.sidecar.is_some() || !args.fragment.is_empty())
+        && (args.paths.len() != 1 || args.paths[0].is_dir())
+    {
         bail!("--sidecar and --fragment apply to exactly one FILE");
     }
     let verifier = Verifier::new(&anchors)?;
     let targets = collect_targets(&args)?;
-    let color = !args.no_color && !args.json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = !args.no_color
+        && !args.json
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
 
     let mut counts = [0usize; Verdict::ALL.len()];
     for target in &targets {
         let report = match target {
             Ok(target) => verifier.verify(target),
-            Err((path, message)) => hallmark_detector::Report::error(path.display().to_string(), message.clone()),
+            Err((path, message)) => {
+                hallmark_detector::Report::error(path.display().to_string(), message.clone())
+            }
         };
-        counts[Verdict::ALL.iter().position(|v| *v == report.verdict).unwrap_or(0)] += 1;
+        counts[Verdict::ALL
+            .iter()
+            .position(|v| *v == report.verdict)
+            .unwrap_or(0)] += 1;
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {
@@ -259,7 +294,11 @@ fn collect_targets(args: &VerifyArgs) -> Result<Vec<Listed>> {
             walk(path, &mut targets);
         } else {
             // A missing or unreadable file still gets a report (verdict error), not an abort.
-            targets.push(Ok(Target { path: path.clone(), sidecar: args.sidecar.clone(), fragments: args.fragment.clone() }));
+            targets.push(Ok(Target {
+                path: path.clone(),
+                sidecar: args.sidecar.clone(),
+                fragments: args.fragment.clone(),
+            }));
         }
     }
     Ok(targets)
@@ -270,16 +309,25 @@ fn walk(dir: &Path, out: &mut Vec<Listed>) {
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) => {
-            out.push(Err((dir.to_path_buf(), format!("cannot list directory: {e}"))));
+            out.push(Err((
+                dir.to_path_buf(),
+                format!("cannot list directory: {e}"),
+            )));
             return;
         }
     };
     entries.sort();
     for path in entries {
-        let is_link = path.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false);
+        let is_link = path
+            .symlink_metadata()
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false);
         if path.is_dir() && !is_link {
             walk(&path, out);
-        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("c2pa")) {
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("c2pa"))
+        {
             continue;
         } else if !path.is_dir() {
             out.push(Ok(Target::file(path)));

@@ -18,8 +18,17 @@ fn colour(verdict: Verdict) -> &'static str {
 /// Verdict in plain words on the first line, then the details that back it.
 pub fn human(report: &Report, color: bool) -> String {
     let mut out = String::new();
-    let (on, off) = if color { (colour(report.verdict), RESET) } else { ("", "") };
-    let _ = writeln!(out, "{on}{}{off}  {}", report.verdict.as_str().to_uppercase(), report.file);
+    let (on, off) = if color {
+        (colour(report.verdict), RESET)
+    } else {
+        ("", "")
+    };
+    let _ = writeln!(
+        out,
+        "{on}{}{off}  {}",
+        report.verdict.as_str().to_uppercase(),
+        report.file
+    );
     let _ = writeln!(out, "  {}", report.summary);
     let ai = match report.ai_generated {
         Some(true) => "yes (declared in a valid manifest)",
@@ -42,7 +51,11 @@ pub fn human(report: &Report, color: bool) -> String {
         field(&mut out, "Common name:", &c.common_name);
         field(&mut out, "Algorithm:", &c.signature_alg);
         let time = c.signing_time.clone().or_else(|| {
-            c.hallmark.as_ref().and_then(|h| h.get("sealed_at")).and_then(|t| t.as_str()).map(|t| format!("{t} (claimed by the signer, no trusted timestamp)"))
+            c.hallmark
+                .as_ref()
+                .and_then(|h| h.get("sealed_at"))
+                .and_then(|t| t.as_str())
+                .map(|t| format!("{t} (claimed by the signer, no trusted timestamp)"))
         });
         field(&mut out, "Signed:", &time);
         field(&mut out, "Tool:", &c.claim_generator);
@@ -53,7 +66,13 @@ pub fn human(report: &Report, color: bool) -> String {
             let _ = writeln!(out, "  {:<16} {}", "Actions:", actions.join(", "));
         }
         for binding in &c.soft_bindings {
-            let _ = writeln!(out, "  {:<16} {} = {}", "Soft binding:", binding.alg, binding.values.join(", "));
+            let _ = writeln!(
+                out,
+                "  {:<16} {} = {}",
+                "Soft binding:",
+                binding.alg,
+                binding.values.join(", ")
+            );
         }
         if !c.ingredients.is_empty() {
             let _ = writeln!(out, "  Ingredients:");
@@ -86,7 +105,10 @@ fn tree(out: &mut String, nodes: &[IngredientNode], depth: usize) {
             node.title.as_deref().unwrap_or("(untitled)"),
             node.relationship,
             node.format.as_deref().unwrap_or(""),
-            node.issuer.as_ref().map(|i| format!(", signed by {i}")).unwrap_or_default(),
+            node.issuer
+                .as_ref()
+                .map(|i| format!(", signed by {i}"))
+                .unwrap_or_default(),
             indent = depth * 2
         );
         tree(out, &node.ingredients, depth + 1);
@@ -100,7 +122,10 @@ pub fn summary(counts: &[usize], total: usize, json: bool) {
         for (v, n) in Verdict::ALL.iter().zip(counts) {
             by.insert(v.as_str().into(), (*n).into());
         }
-        println!("{}", serde_json::json!({"summary": {"files": total, "verdicts": by}}));
+        println!(
+            "{}",
+            serde_json::json!({"summary": {"files": total, "verdicts": by}})
+        );
     } else {
         let parts: Vec<String> = Verdict::ALL
             .iter()

@@ -11,7 +11,9 @@ fn bad_files() -> Vec<(&'static str, PathBuf)> {
     let empty = dir.join("empty.mp4");
     std::fs::write(&empty, b"").unwrap();
     let random = dir.join("random.mp4");
-    let noise: Vec<u8> = (0..65536u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&random, noise).unwrap();
     let text = dir.join("notes.mp4");
     std::fs::write(&text, "This is a text file, not a video.\n".repeat(50)).unwrap();
@@ -19,7 +21,12 @@ fn bad_files() -> Vec<(&'static str, PathBuf)> {
     let (_, sealed) = sealed_clip();
     let bytes = std::fs::read(sealed).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
-    vec![("empty", empty), ("random bytes", random), ("text renamed .mp4", text), ("truncated MP4", truncated)]
+    vec![
+        ("empty", empty),
+        ("random bytes", random),
+        ("text renamed .mp4", text),
+        ("truncated MP4", truncated),
+    ]
 }
 
 fn assert_clean_error(what: &str, out: &std::process::Output) {
@@ -40,7 +47,10 @@ fn verify_rejects_bad_files_with_exit_2() {
         // The human report names the problem too.
         let out = home.run(&["verify", file.to_str().unwrap()]);
         assert_clean_error(what, &out);
-        assert!(String::from_utf8_lossy(&out.stdout).starts_with("ERROR"), "{what}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("ERROR"),
+            "{what}"
+        );
     }
 }
 
@@ -50,10 +60,22 @@ fn seal_rejects_bad_files_and_writes_nothing() {
     for (what, file) in bad_files() {
         let out_dir = tempfile::tempdir().unwrap();
         let out_path = out_dir.path().join("out.mp4");
-        let out = home.run(&["seal", file.to_str().unwrap(), "-o", out_path.to_str().unwrap()]);
+        let out = home.run(&[
+            "seal",
+            file.to_str().unwrap(),
+            "-o",
+            out_path.to_str().unwrap(),
+        ]);
         assert_clean_error(what, &out);
-        assert!(String::from_utf8_lossy(&out.stderr).contains("error:"), "{what}");
-        assert!(listing(out_dir.path()).is_empty(), "{what}: left {:?}", listing(out_dir.path()));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error:"),
+            "{what}"
+        );
+        assert!(
+            listing(out_dir.path()).is_empty(),
+            "{what}: left {:?}",
+            listing(out_dir.path())
+        );
     }
 }
 
@@ -62,10 +84,20 @@ fn seal_refuses_a_format_that_does_not_fit() {
     let home = Home::with_keys("Format Police");
     let out_dir = tempfile::tempdir().unwrap();
     let out_path = out_dir.path().join("voice.mp4");
-    let out = home.run(&["seal", media("audio/Front_Left.wav").to_str().unwrap(), "-o", out_path.to_str().unwrap()]);
+    let out = home.run(&[
+        "seal",
+        media("audio/Front_Left.wav").to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
     assert_clean_error("audio → mp4", &out);
     assert!(String::from_utf8_lossy(&out.stderr).contains(".wav, .m4a or .mp3"));
-    let out = home.run(&["seal", short_clip().to_str().unwrap(), "-o", out_dir.path().join("x.avi").to_str().unwrap()]);
+    let out = home.run(&[
+        "seal",
+        short_clip().to_str().unwrap(),
+        "-o",
+        out_dir.path().join("x.avi").to_str().unwrap(),
+    ]);
     assert_clean_error("unknown extension", &out);
     assert!(listing(out_dir.path()).is_empty());
 }
@@ -82,9 +114,15 @@ fn missing_file_and_unreadable_entries_in_a_directory() {
     std::os::unix::fs::symlink("/nonexistent/target.mp4", dir.path().join("gone.mp4")).unwrap();
     let out = home.run(&["verify", "--json", dir.path().to_str().unwrap()]);
     assert_clean_error("directory", &out);
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
-    assert_eq!(lines[0]["verdict"], "no-provenance", "the readable file is still verified");
+    assert_eq!(
+        lines[0]["verdict"], "no-provenance",
+        "the readable file is still verified"
+    );
     assert_eq!(lines[1]["verdict"], "error");
     assert!(lines[1]["error"].as_str().unwrap().contains("cannot read"));
 }
@@ -92,10 +130,59 @@ fn missing_file_and_unreadable_entries_in_a_directory() {
 #[test]
 fn usage_errors_exit_2() {
     let home = Home::empty();
-    for args in [vec!["verify"], vec!["seal", "x.mp4"], vec!["frobnicate"], vec!["seal", "a.mp4", "-o", "b.mp4", "--ai", "--not-ai"]] {
+    for args in [
+        vec!["verify"],
+        vec!["seal", "x.mp4"],
+        vec!["frobnicate"],
+        vec!["seal", "a.mp4", "-o", "b.mp4", "--ai", "--not-ai"],
+    ] {
         let out = home.run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
     let out = home.run(&["verify", "--trust-anchors", "/nonexistent.pem", "x.mp4"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn ctrl_c_during_seal_leaves_no_file() {
+    let home = Home::with_keys("Interrupted");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out_path = out_dir.path().join("sealed.mp4");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .arg("--home")
+        .arg(home.path())
+        .args([
+            "seal",
+            media("video/bigbuckbunny.mp4").to_str().unwrap(),
+            "-o",
+            out_path.to_str().unwrap(),
+            "--preset",
+            "veryslow",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until encoding has started (a temp file appears), then interrupt.
+    let started = std::time::Instant::now();
+    while listing(out_dir.path()).is_empty() && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !listing(out_dir.path()).is_empty(),
+        "sealing never started writing its temp file"
+    );
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        listing(out_dir.path()).is_empty(),
+        "left {:?}",
+        listing(out_dir.path())
+    );
 }

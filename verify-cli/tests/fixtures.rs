@@ -4,15 +4,28 @@ mod common;
 
 use common::*;
 
-fn check(file: &str, extra: &[&str], verdict: &str, state: Option<&str>, failures: &[&str]) -> serde_json::Value {
+fn check(
+    file: &str,
+    extra: &[&str],
+    verdict: &str,
+    state: Option<&str>,
+    failures: &[&str],
+) -> serde_json::Value {
     let home = Home::empty();
     let path = fixture(file);
     let (code, r) = verify_json(home.path(), &path, extra);
     assert_eq!(r["verdict"], verdict, "{file}: {r:#}");
-    assert_eq!(r["c2pa"]["validation_state"].as_str(), state, "{file}: {r:#}");
+    assert_eq!(
+        r["c2pa"]["validation_state"].as_str(),
+        state,
+        "{file}: {r:#}"
+    );
     let got = strings(&r["c2pa"]["failures"]);
     for f in failures {
-        assert!(got.iter().any(|g| g == f), "{file}: expected {f} in {got:?}");
+        assert!(
+            got.iter().any(|g| g == f),
+            "{file}: expected {f} in {got:?}"
+        );
     }
     let expected_code = match verdict {
         "verified" => 0,
@@ -27,18 +40,49 @@ fn check(file: &str, extra: &[&str], verdict: &str, state: Option<&str>, failure
 #[test]
 fn valid_jpegs_are_valid_untrusted() {
     for file in ["C.jpg", "CA.jpg"] {
-        let r = check(file, &[], "valid-untrusted", Some("Valid"), &["signingCredential.untrusted"]);
-        assert_eq!(strings(&r["c2pa"]["failures"]), vec!["signingCredential.untrusted"], "{file}");
+        let r = check(
+            file,
+            &[],
+            "valid-untrusted",
+            Some("Valid"),
+            &["signingCredential.untrusted"],
+        );
+        assert_eq!(
+            strings(&r["c2pa"]["failures"]),
+            vec!["signingCredential.untrusted"],
+            "{file}"
+        );
     }
     let r = check("CA.jpg", &[], "valid-untrusted", Some("Valid"), &[]);
-    assert!(!r["c2pa"]["ingredients"].as_array().unwrap().is_empty(), "CA.jpg has a parent ingredient");
+    assert!(
+        !r["c2pa"]["ingredients"].as_array().unwrap().is_empty(),
+        "CA.jpg has a parent ingredient"
+    );
 }
 
 #[test]
 fn broken_signature_and_changed_pixels_are_tampered() {
-    check("E-sig-CA.jpg", &[], "tampered", Some("Invalid"), &["claimSignature.mismatch"]);
-    check("XCA.jpg", &[], "tampered", Some("Invalid"), &["assertion.dataHash.mismatch"]);
-    check("adobe-20220124-E-dat-CA.jpg", &[], "tampered", Some("Invalid"), &["assertion.dataHash.mismatch"]);
+    check(
+        "E-sig-CA.jpg",
+        &[],
+        "tampered",
+        Some("Invalid"),
+        &["claimSignature.mismatch"],
+    );
+    check(
+        "XCA.jpg",
+        &[],
+        "tampered",
+        Some("Invalid"),
+        &["assertion.dataHash.mismatch"],
+    );
+    check(
+        "adobe-20220124-E-dat-CA.jpg",
+        &[],
+        "tampered",
+        Some("Invalid"),
+        &["assertion.dataHash.mismatch"],
+    );
 }
 
 #[test]
@@ -50,23 +94,47 @@ fn plain_jpeg_has_no_provenance() {
 
 #[test]
 fn signed_mp4_with_two_manifests_is_valid() {
-    let r = check("video1.mp4", &[], "valid-untrusted", Some("Valid"), &["signingCredential.untrusted"]);
-    assert_eq!(strings(&r["c2pa"]["failures"]), vec!["signingCredential.untrusted"]);
+    let r = check(
+        "video1.mp4",
+        &[],
+        "valid-untrusted",
+        Some("Valid"),
+        &["signingCredential.untrusted"],
+    );
+    assert_eq!(
+        strings(&r["c2pa"]["failures"]),
+        vec!["signingCredential.untrusted"]
+    );
     assert_eq!(r["c2pa"]["manifest_count"], 2);
     assert_eq!(r["c2pa"]["signature_alg"], "Es256");
 }
 
 #[test]
 fn fragmented_mp4_is_read_as_init_plus_fragment() {
-    check("dashinit.mp4", &[], "tampered", Some("Invalid"), &["assertion.bmffHash.mismatch"]);
+    check(
+        "dashinit.mp4",
+        &[],
+        "tampered",
+        Some("Invalid"),
+        &["assertion.bmffHash.mismatch"],
+    );
     let fragment = fixture("dash1.m4s");
-    check("dashinit.mp4", &["--fragment", fragment.to_str().unwrap()], "valid-untrusted", Some("Valid"), &["signingCredential.untrusted"]);
+    check(
+        "dashinit.mp4",
+        &["--fragment", fragment.to_str().unwrap()],
+        "valid-untrusted",
+        Some("Valid"),
+        &["signingCredential.untrusted"],
+    );
 }
 
 #[test]
 fn malformed_wav_is_a_clear_error() {
     let r = check("sample3.invalid.wav", &[], "error", None, &[]);
-    assert!(r["error"].as_str().unwrap().contains("could not be parsed"), "{r:#}");
+    assert!(
+        r["error"].as_str().unwrap().contains("could not be parsed"),
+        "{r:#}"
+    );
 }
 
 #[test]
@@ -75,5 +143,11 @@ fn cloud_jpeg_reports_its_remote_url_without_fetching() {
     let url = r["c2pa"]["remote_manifest_url"].as_str().unwrap();
     assert!(url.starts_with("http"), "{url}");
     let sidecar = fixture("cloud_manifest.c2pa");
-    check("cloud.jpg", &["--sidecar", sidecar.to_str().unwrap()], "valid-untrusted", Some("Valid"), &["signingCredential.untrusted"]);
+    check(
+        "cloud.jpg",
+        &["--sidecar", sidecar.to_str().unwrap()],
+        "valid-untrusted",
+        Some("Valid"),
+        &["signingCredential.untrusted"],
+    );
 }

@@ -9,9 +9,17 @@ fn seal_and_verify(input: &std::path::Path, out_name: &str) -> serde_json::Value
     let home = HOME.get_or_init(|| Home::with_keys("Format Lab"));
     let out = scratch().join(out_name);
     let r = home.run(&["seal", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    assert!(r.status.success(), "seal {out_name}: {}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "seal {out_name}: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     let (code, report) = verify_json(home.path(), &out, &[]);
-    assert_eq!((code, report["verdict"].as_str().unwrap()), (0, "verified"), "{out_name}: {report:#}");
+    assert_eq!(
+        (code, report["verdict"].as_str().unwrap()),
+        (0, "verified"),
+        "{out_name}: {report:#}"
+    );
     report
 }
 
@@ -26,7 +34,15 @@ fn wav_voice_to_wav() {
 fn ogg_music_to_m4a_and_mp3() {
     let excerpt = scratch().join("music-6s.ogg");
     let src = media("audio/music-introzik.ogg");
-    ffmpeg(&["-i", src.to_str().unwrap(), "-t", "6", "-c:a", "libvorbis", excerpt.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-t",
+        "6",
+        "-c:a",
+        "libvorbis",
+        excerpt.to_str().unwrap(),
+    ]);
     let r = seal_and_verify(&excerpt, "music.m4a");
     assert_eq!(r["media"]["channels"], 2);
     // The ingredient is an OGG file the C2PA SDK cannot parse: recorded by title and format.

@@ -16,20 +16,34 @@ fn keygen_writes_private_keys_0600_and_refuses_to_overwrite() {
     assert_eq!(mode(&keys.join("root-ca.key")), 0o600);
     assert_eq!(mode(&keys.join("signer.key")), 0o600);
     let key_pem = std::fs::read_to_string(keys.join("signer.key")).unwrap();
-    assert!(key_pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
+    assert!(
+        key_pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+        "PKCS#8 PEM"
+    );
     let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
     assert!(config.contains("keys/root-ca.pem"), "{config}");
 
     let out = home.run(&["keygen", "--org", "Acme News"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
-    assert_eq!(std::fs::read_to_string(keys.join("signer.key")).unwrap(), key_pem, "old key kept");
+    assert_eq!(
+        std::fs::read_to_string(keys.join("signer.key")).unwrap(),
+        key_pem,
+        "old key kept"
+    );
 
     let out = home.run(&["keygen", "--org", "Acme News", "--force"]);
     assert!(out.status.success());
-    assert_ne!(std::fs::read_to_string(keys.join("signer.key")).unwrap(), key_pem);
+    assert_ne!(
+        std::fs::read_to_string(keys.join("signer.key")).unwrap(),
+        key_pem
+    );
     let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
-    assert_eq!(config.matches("root-ca.pem").count(), 1, "anchor listed once: {config}");
+    assert_eq!(
+        config.matches("root-ca.pem").count(),
+        1,
+        "anchor listed once: {config}"
+    );
 }
 
 #[test]
@@ -38,7 +52,11 @@ fn keygen_never_prints_key_material() {
     let out = home.run(&["keygen"]);
     let key = std::fs::read_to_string(home.path().join("keys/signer.key")).unwrap();
     let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
-    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!printed.contains(&body[..20]), "key material printed");
     assert!(printed.contains("self-signed"));
 }
@@ -72,5 +90,8 @@ fn first_seal_creates_keys_once_and_says_so() {
     let r = home.run(&["seal", src.to_str().unwrap(), "-o", out2.to_str().unwrap()]);
     assert!(r.status.success());
     assert!(!String::from_utf8_lossy(&r.stderr).contains("created signing keys"));
-    assert_eq!(std::fs::read(home.path().join("keys/signer.key")).unwrap(), key);
+    assert_eq!(
+        std::fs::read(home.path().join("keys/signer.key")).unwrap(),
+        key
+    );
 }

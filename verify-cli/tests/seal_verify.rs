@@ -45,14 +45,31 @@ fn sealed_clip_is_valid_untrusted_without_our_root() {
     assert_eq!(r["schema"], "hallmark.verify/1");
     assert_eq!(r["c2pa"]["present"], true);
     assert_eq!(r["c2pa"]["validation_state"], "Valid");
-    assert_eq!(strings(&r["c2pa"]["failures"]), vec!["signingCredential.untrusted"]);
+    assert_eq!(
+        strings(&r["c2pa"]["failures"]),
+        vec!["signingCredential.untrusted"]
+    );
     assert_eq!(r["c2pa"]["signature_alg"], "Ed25519");
     assert_eq!(r["c2pa"]["issuer"], "Test Newsroom");
     assert_eq!(r["ai_generated"], true);
-    assert_eq!(r["c2pa"]["digital_source_type"], "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia");
-    assert_eq!(r["c2pa"]["claim_generator"], format!("hallmark/{}", env!("CARGO_PKG_VERSION")));
-    let actions: Vec<&str> = r["c2pa"]["actions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
-    assert!(actions.contains(&"c2pa.opened") && actions.contains(&"c2pa.transcoded"), "{actions:?}");
+    assert_eq!(
+        r["c2pa"]["digital_source_type"],
+        "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+    );
+    assert_eq!(
+        r["c2pa"]["claim_generator"],
+        format!("hallmark/{}", env!("CARGO_PKG_VERSION"))
+    );
+    let actions: Vec<&str> = r["c2pa"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"c2pa.opened") && actions.contains(&"c2pa.transcoded"),
+        "{actions:?}"
+    );
     let ingredients = r["c2pa"]["ingredients"].as_array().unwrap();
     assert_eq!(ingredients.len(), 1);
     assert_eq!(ingredients[0]["title"], "bbb-2s.mp4");
@@ -72,11 +89,19 @@ fn sealed_clip_is_verified_with_our_root() {
     // …and anyone else does once given the root.
     let stranger = Home::empty();
     let root = home.root_cert();
-    let (code, r) = verify_json(stranger.path(), sealed, &["--trust-anchors", root.to_str().unwrap()]);
+    let (code, r) = verify_json(
+        stranger.path(),
+        sealed,
+        &["--trust-anchors", root.to_str().unwrap()],
+    );
     assert_eq!((code, r["verdict"].as_str().unwrap()), (0, "verified"));
     // A different root does not make it trusted.
     let other = Home::with_keys("Someone Else");
-    let (_, r) = verify_json(stranger.path(), sealed, &["--trust-anchors", other.root_cert().to_str().unwrap()]);
+    let (_, r) = verify_json(
+        stranger.path(),
+        sealed,
+        &["--trust-anchors", other.root_cert().to_str().unwrap()],
+    );
     assert_eq!(r["verdict"], "valid-untrusted");
 }
 
@@ -87,15 +112,30 @@ fn one_flipped_media_byte_is_tampered() {
     let (code, r) = verify_json(home.path(), &tampered, &[]);
     assert_eq!(r["verdict"], "tampered", "{r:#}");
     assert_eq!(code, 1);
-    assert!(strings(&r["c2pa"]["failures"]).contains(&"assertion.bmffHash.mismatch".to_string()), "{r:#}");
-    assert_eq!(r["ai_generated"], serde_json::Value::Null, "claims of a failed manifest are not reported as facts");
+    assert!(
+        strings(&r["c2pa"]["failures"]).contains(&"assertion.bmffHash.mismatch".to_string()),
+        "{r:#}"
+    );
+    assert_eq!(
+        r["ai_generated"],
+        serde_json::Value::Null,
+        "claims of a failed manifest are not reported as facts"
+    );
 }
 
 #[test]
 fn stripped_manifest_is_no_provenance() {
     let (home, sealed) = sealed_clip();
     let stripped = scratch().join("stripped.mp4");
-    ffmpeg(&["-i", sealed.to_str().unwrap(), "-map_metadata", "-1", "-c", "copy", stripped.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        sealed.to_str().unwrap(),
+        "-map_metadata",
+        "-1",
+        "-c",
+        "copy",
+        stripped.to_str().unwrap(),
+    ]);
     let (code, r) = verify_json(home.path(), &stripped, &[]);
     assert_eq!(r["verdict"], "no-provenance", "{r:#}");
     assert_eq!(r["c2pa"]["present"], false);
@@ -107,15 +147,31 @@ fn sealed_clip_keeps_size_rate_and_sound() {
     let (_, sealed) = sealed_clip();
     let probe = |p: &Path, entries: &str, stream: &str| {
         let out = std::process::Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", stream, "-show_entries", entries, "-of", "csv=p=0"])
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                stream,
+                "-show_entries",
+                entries,
+                "-of",
+                "csv=p=0",
+            ])
             .arg(p)
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let input = short_clip();
-    for (entries, stream) in [("stream=width,height,r_frame_rate,nb_frames", "v:0"), ("stream=sample_rate,channels", "a:0")] {
-        assert_eq!(probe(sealed, entries, stream), probe(&input, entries, stream), "{entries}");
+    for (entries, stream) in [
+        ("stream=width,height,r_frame_rate,nb_frames", "v:0"),
+        ("stream=sample_rate,channels", "a:0"),
+    ] {
+        assert_eq!(
+            probe(sealed, entries, stream),
+            probe(&input, entries, stream),
+            "{entries}"
+        );
     }
     // +faststart: the moov box comes before mdat.
     let bytes = std::fs::read(sealed).unwrap();
@@ -132,7 +188,10 @@ fn human_report_says_the_verdict_first() {
     let first = text.lines().next().unwrap();
     assert!(first.starts_with("VERIFIED"), "{text}");
     assert!(!text.contains("\x1b["), "no colour when not a terminal");
-    assert!(text.contains("Ed25519") && text.contains("Test Newsroom"), "{text}");
+    assert!(
+        text.contains("Ed25519") && text.contains("Test Newsroom"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -143,7 +202,10 @@ fn directory_gives_one_json_line_per_file_and_a_summary() {
     std::fs::copy(sealed, dir.path().join("sub/a.mp4")).unwrap();
     std::fs::copy(short_clip(), dir.path().join("b.mp4")).unwrap();
     let out = home.run(&["verify", "--json", dir.path().to_str().unwrap()]);
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3, "{lines:#?}");
     assert_eq!(lines[0]["verdict"], "no-provenance");
     assert_eq!(lines[1]["verdict"], "verified");
@@ -157,7 +219,17 @@ fn not_ai_declaration_is_reported() {
     let home = Home::with_keys("Camera Crew");
     let out = scratch().join("not-ai.mp4");
     let input = short_clip();
-    let r = home.run(&["seal", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--not-ai", "--title", "Street scene", "--preset", "ultrafast"]);
+    let r = home.run(&[
+        "seal",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--not-ai",
+        "--title",
+        "Street scene",
+        "--preset",
+        "ultrafast",
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let (_, r) = verify_json(home.path(), &out, &[]);
     assert_eq!(r["ai_generated"], false);

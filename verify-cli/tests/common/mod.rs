@@ -38,7 +38,11 @@ pub fn ffmpeg(args: &[&str]) {
         .args(args)
         .output()
         .expect("ffmpeg CLI (installed by scripts/setup)");
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Scratch directory kept for the whole test binary (inputs made once, shared by tests).
@@ -53,7 +57,19 @@ pub fn short_clip() -> PathBuf {
     CLIP.get_or_init(|| {
         let out = scratch().join("bbb-2s.mp4");
         let src = media("video/bigbuckbunny.mp4");
-        ffmpeg(&["-i", src.to_str().unwrap(), "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", out.to_str().unwrap()]);
+        ffmpeg(&[
+            "-i",
+            src.to_str().unwrap(),
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            out.to_str().unwrap(),
+        ]);
         out
     })
     .clone()
@@ -68,12 +84,18 @@ impl Home {
     pub fn with_keys(org: &str) -> Home {
         let dir = tempfile::tempdir().unwrap();
         let out = hallmark(dir.path(), &["keygen", "--org", org]);
-        assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "keygen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Home { dir }
     }
 
     pub fn empty() -> Home {
-        Home { dir: tempfile::tempdir().unwrap() }
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -96,8 +118,19 @@ pub fn sealed_clip() -> &'static (Home, PathBuf) {
         let home = Home::with_keys("Test Newsroom");
         let out = scratch().join("sealed.mp4");
         let input = short_clip();
-        let r = home.run(&["seal", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--preset", "ultrafast"]);
-        assert!(r.status.success(), "seal: {}", String::from_utf8_lossy(&r.stderr));
+        let r = home.run(&[
+            "seal",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--preset",
+            "ultrafast",
+        ]);
+        assert!(
+            r.status.success(),
+            "seal: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
         (home, out)
     })
 }
@@ -109,17 +142,33 @@ pub fn verify_json(home: &Path, file: &Path, extra: &[&str]) -> (i32, serde_json
     args.push(file.to_str().unwrap());
     let out = hallmark(home, &args);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().next().unwrap_or_else(|| panic!("no JSON for {}: {}", file.display(), String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), serde_json::from_str(line).expect("valid JSON"))
+    let line = stdout.lines().next().unwrap_or_else(|| {
+        panic!(
+            "no JSON for {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_str(line).expect("valid JSON"),
+    )
 }
 
 pub fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Files left in a directory (to check that nothing partial was written).
 pub fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
