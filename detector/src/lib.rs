@@ -77,10 +77,10 @@ impl Verifier {
         if let Err(message) = check_readable(&target.path) {
             return fail(report, message);
         }
-        let media = probe_media(&target.path);
-        if let Ok(summary) = &media {
-            report.media = Some(summary.clone());
-        }
+        // Headers only: cheap, and enough to describe the file.
+        report.media = hallmark_media::probe(&target.path)
+            .ok()
+            .map(summarise_media);
         match provenance::read(
             &self.context,
             &target.path,
@@ -91,21 +91,25 @@ impl Verifier {
                 report.c2pa = *c2pa;
                 report.ai_generated = ai;
                 let report = judge(report);
-                match media {
+                if matches!(report.verdict, Verdict::Verified | Verdict::ValidUntrusted) {
+                    // The signed hash covers the media: it is exactly what was signed.
+                    return report;
+                }
+                match decodable(&target.path) {
                     // A truncated or corrupt file is unreadable first; its manifest's findings
-                    // stay in the report. It is never `verified` either way.
-                    Err(e) if report.verdict != Verdict::Verified => {
+                    // stay in the report.
+                    Err(e) => {
                         let message = format!("{e} (its C2PA manifest: {})", report.summary);
                         Report {
                             c2pa: report.c2pa,
                             ..fail(Report::new(report.file), message)
                         }
                     }
-                    _ => report,
+                    Ok(()) => report,
                 }
             }
-            provenance::Outcome::Remote(url) => match media {
-                Ok(_) => {
+            provenance::Outcome::Remote(url) => match decodable(&target.path) {
+                Ok(()) => {
                     report.c2pa.present = true;
                     report.c2pa.remote_manifest_url = Some(url.clone());
                     report.verdict = Verdict::NoProvenance;
@@ -116,15 +120,17 @@ impl Verifier {
                 }
                 Err(e) => fail(report, e),
             },
-            provenance::Outcome::Absent | provenance::Outcome::Unsupported => match media {
-                Ok(_) => {
-                    report.verdict = Verdict::NoProvenance;
-                    report.summary =
-                        "No provenance: the file carries no C2PA manifest, so nothing about its origin can be proven.".into();
-                    report
+            provenance::Outcome::Absent | provenance::Outcome::Unsupported => {
+                match decodable(&target.path) {
+                    Ok(()) => {
+                        report.verdict = Verdict::NoProvenance;
+                        report.summary =
+                            "No provenance: the file carries no C2PA manifest, so nothing about its origin can be proven.".into();
+                        report
+                    }
+                    Err(e) => fail(report, e),
                 }
-                Err(e) => fail(report, e),
-            },
+            }
             provenance::Outcome::Unreadable(e) => fail(report, format!("could not be parsed: {e}")),
         }
     }
@@ -181,22 +187,26 @@ fn check_readable(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn probe_media(path: &Path) -> Result<MediaSummary, String> {
-    let decoder = Decoder::open(path, PixelLayout::Yuv420p)
-        .map_err(|e| format!("not a media file that can be read: {e}"))?;
-    let info = decoder.info();
-    Ok(MediaSummary {
+/// Whether FFmpeg can open the file and its streams (this decodes the first frames).
+fn decodable(path: &Path) -> Result<(), String> {
+    Decoder::open(path, PixelLayout::Yuv420p)
+        .map(drop)
+        .map_err(|e| format!("not a media file that can be read: {e}"))
+}
+
+fn summarise_media(info: hallmark_media::MediaInfo) -> MediaSummary {
+    MediaSummary {
         kind: match info.kind {
             MediaKind::Video => "video",
             MediaKind::Audio => "audio",
             MediaKind::Image => "image",
         }
         .into(),
-        container: info.container.clone(),
+        container: info.container,
         duration_s: info.duration_s,
         width: info.video.as_ref().map(|v| v.width),
         height: info.video.as_ref().map(|v| v.height),
         sample_rate: info.audio.as_ref().map(|a| a.sample_rate),
         channels: info.audio.as_ref().map(|a| a.channels),
-    })
+    }
 }

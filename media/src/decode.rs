@@ -66,7 +66,7 @@ fn to_f64(r: Rational) -> f64 {
     f64::from(r.numerator()) / f64::from(r.denominator())
 }
 
-fn is_image_demuxer(name: &str) -> bool {
+pub(crate) fn is_image_demuxer(name: &str) -> bool {
     name == "image2" || name.ends_with("_pipe") || name == "image2pipe"
 }
 

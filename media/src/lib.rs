@@ -23,10 +23,12 @@ mod convert;
 mod decode;
 mod encode;
 mod error;
+mod probe;
 
 pub use decode::Decoder;
 pub use encode::{jpeg_thumbnail, EncodeSettings, Encoder, OutputFormat};
 pub use error::MediaError;
+pub use probe::probe;
 
 /// Initialise FFmpeg once (idempotent, thread-safe) and quiet its own logging
 /// to `AV_LOG_ERROR`: every failure is reported through [`MediaError`] anyway.

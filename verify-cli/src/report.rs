@@ -37,6 +37,12 @@ pub fn human(report: &Report, color: bool) -> String {
     };
     let _ = writeln!(out, "  AI-generated:    {ai}");
     let c = &report.c2pa;
+    if report.verdict == Verdict::Tampered {
+        let _ = writeln!(
+            out,
+            "  What the failed manifest claims (none of it is proven):"
+        );
+    }
     if c.present {
         let field = |out: &mut String, name: &str, value: &Option<String>| {
             if let Some(v) = value {

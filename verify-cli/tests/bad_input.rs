@@ -148,7 +148,7 @@ fn ctrl_c_during_seal_leaves_no_file() {
     let home = Home::with_keys("Interrupted");
     let out_dir = tempfile::tempdir().unwrap();
     let out_path = out_dir.path().join("sealed.mp4");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hallmark"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hallmark"))
         .arg("--home")
         .arg(home.path())
         .args([

@@ -60,3 +60,42 @@ fn png_and_jpeg_stills() {
     assert_eq!(r["media"]["width"], 640);
     assert_eq!(r["media"]["height"], 427);
 }
+
+#[test]
+fn common_containers_are_read_and_sealed_to_mp4() {
+    let src = media("video/bikes.mp4");
+    let src = src.to_str().unwrap();
+    let cases: [(&str, &[&str]); 4] = [
+        ("bikes.mkv", &["-c:v", "libx264", "-preset", "ultrafast"]),
+        ("bikes.mov", &["-c:v", "libx264", "-preset", "ultrafast"]),
+        ("bikes.avi", &["-c:v", "mpeg4", "-q:v", "3"]),
+        (
+            "bikes.webm",
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-b:v",
+                "1M",
+            ],
+        ),
+    ];
+    for (name, codec) in cases {
+        let input = scratch().join(name);
+        let mut args = vec!["-i", src, "-t", "2"];
+        args.extend_from_slice(codec);
+        args.push(input.to_str().unwrap());
+        ffmpeg(&args);
+        let r = seal_and_verify(&input, &format!("{name}.mp4"));
+        assert_eq!(
+            (r["media"]["width"].as_u64(), r["media"]["height"].as_u64()),
+            (Some(640), Some(272)),
+            "{name}"
+        );
+        let duration = r["media"]["duration_s"].as_f64().unwrap();
+        assert!((duration - 2.0).abs() < 0.1, "{name}: {duration}");
+    }
+}
