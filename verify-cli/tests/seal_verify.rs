@@ -236,3 +236,37 @@ fn not_ai_declaration_is_reported() {
     assert_eq!(r["c2pa"]["title"], "Street scene");
     assert_eq!(r["c2pa"]["digital_source_type"], serde_json::Value::Null);
 }
+
+#[test]
+fn resealing_keeps_the_provenance_chain() {
+    let (_, sealed) = sealed_clip();
+    let editor = Home::with_keys("Second Editor");
+    let out = scratch().join("resealed.mp4");
+    let r = editor.run(&[
+        "seal",
+        sealed.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--preset",
+        "ultrafast",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (code, r) = verify_json(editor.path(), &out, &[]);
+    assert_eq!(
+        (code, r["verdict"].as_str().unwrap()),
+        (0, "verified"),
+        "{r:#}"
+    );
+    assert_eq!(r["c2pa"]["issuer"], "Second Editor");
+    assert_eq!(r["c2pa"]["manifest_count"], 2);
+    let parent = &r["c2pa"]["ingredients"][0];
+    assert_eq!(parent["title"], "sealed.mp4");
+    assert_eq!(
+        parent["issuer"], "Test Newsroom",
+        "the parent's own manifest is kept: {parent:#}"
+    );
+    assert!(parent["manifest"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:c2pa:"));
+}
