@@ -24,7 +24,7 @@ mod exit {
 #[derive(Parser)]
 #[command(name = "hallmark", version, about = "Seal media with an invisible watermark and a signed C2PA manifest; verify what can be proven about a file's origin.", long_about = None)]
 struct Cli {
-    /// Directory holding keys, config and the manifest store [default: the user's data dir]/hallmark
+    /// Directory holding keys, config and the manifest store (default: the user's data dir, e.g. ~/.local/share/hallmark)
     #[arg(long, global = true, env = "HALLMARK_HOME", value_name = "DIR")]
     home: Option<PathBuf>,
 
@@ -53,8 +53,17 @@ enum Command {
     Seal(SealArgs),
     /// Verify files or directories (recursively) and say what can be proven about their origin.
     ///
-    /// Verdicts: verified, valid-untrusted, tampered, watermarked, no-provenance, error.
+    /// Verdicts:
+    ///   verified         valid manifest, signer trusted, content unchanged since signing
+    ///   valid-untrusted  valid manifest, content unchanged, but the signer is not on your
+    ///                    trust list: who signed it is not proven
+    ///   tampered         a manifest is present but fails validation
+    ///   watermarked      no valid manifest, hallmark's watermark found
+    ///   no-provenance    readable media without a C2PA manifest
+    ///   error            the file could not be read
+    ///
     /// Exit code: 0 every file verified; 1 any tampered; 2 usage or read error; 3 otherwise.
+    #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
 }
 
