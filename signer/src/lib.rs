@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 pub use fsutil::write_atomic;
 pub use home::{Config, Home};
 pub use keys::{ensure_identity, keygen, load_identity, Identity, KeyFiles, SigningIdentity};
-pub use seal::{seal_file, Seal, SealOptions, SealProgress, TRAINED_ALGORITHMIC_MEDIA};
+pub use seal::{
+    seal, seal_file, FrameSource, Origin, Seal, SealOptions, SealProgress,
+    TRAINED_ALGORITHMIC_MEDIA,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {

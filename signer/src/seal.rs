@@ -65,14 +65,38 @@ pub enum SealProgress {
 pub struct Seal {
     pub output: PathBuf,
     pub format: OutputFormat,
-    pub manifest_label: Option<String>,
     pub manifest_bytes: usize,
     pub video_frames: u64,
     pub audio_seconds: f64,
 }
 
-/// Seals an existing media file: the manifest says `c2pa.opened` with the input as parent
-/// ingredient, then `c2pa.transcoded`.
+/// Where the frames to seal come from: a decoded file or a generator.
+pub trait FrameSource {
+    fn info(&self) -> &MediaInfo;
+    fn next_frame(&mut self) -> Result<Option<MediaFrame>, SignerError>;
+}
+
+impl FrameSource for Decoder {
+    fn info(&self) -> &MediaInfo {
+        Decoder::info(self)
+    }
+
+    fn next_frame(&mut self) -> Result<Option<MediaFrame>, SignerError> {
+        Ok(Decoder::next_frame(self)?)
+    }
+}
+
+/// What the manifest says about where the content came from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// An existing file, re-encoded: `c2pa.opened` with the file as parent ingredient, then
+    /// `c2pa.transcoded`.
+    Existing(&'a Path),
+    /// Made by hallmark's generator: `c2pa.created`, always trainedAlgorithmicMedia.
+    Generated,
+}
+
+/// Seals an existing media file (see [`Origin::Existing`]).
 pub fn seal_file(
     input: &Path,
     output: &Path,
@@ -84,15 +108,44 @@ pub fn seal_file(
     hallmark_media::init();
     let format = OutputFormat::from_path(output)?;
     check_paths(input, output)?;
-
     let mut decoder = Decoder::open(input, PixelLayout::Yuv420p)?;
-    let info = decoder.info().clone();
-    check_compatible(input, &info, format)?;
+    check_compatible(input, decoder.info(), format)?;
+    seal(
+        &mut decoder,
+        Origin::Existing(input),
+        output,
+        identity,
+        options,
+        cancel,
+        progress,
+    )
+}
 
+/// Encodes everything `source` yields into `output` (format from its extension) and signs it.
+/// The only way frames leave hallmark as a file: nothing appears at `output` unless the
+/// signed file is complete.
+pub fn seal(
+    source: &mut dyn FrameSource,
+    origin: Origin<'_>,
+    output: &Path,
+    identity: &SigningIdentity,
+    options: &SealOptions,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(SealProgress),
+) -> Result<Seal, SignerError> {
+    hallmark_media::init();
+    let format = OutputFormat::from_path(output)?;
     let dir = parent_dir(output);
+    if !dir.is_dir() {
+        return Err(SignerError::io(
+            dir,
+            std::io::Error::other("output directory does not exist"),
+        ));
+    }
+    let info = source.info().clone();
     let media_tmp = temp_in(dir, format)?;
     let stats = transcode(
-        &mut decoder,
+        source,
         &info,
         media_tmp.path(),
         format,
@@ -103,18 +156,35 @@ pub fn seal_file(
 
     progress(SealProgress::Signing);
     let title = options.title.clone().unwrap_or_else(|| file_name(output));
-    let mut builder = manifest_builder(&title, options)?;
-    add_parent_ingredient(&mut builder, input)?;
-    let mut opened =
-        json!({"action": "c2pa.opened", "parameters": {"ingredientIds": ["original"]}});
-    if options.ai_generated {
-        opened["digitalSourceType"] = json!(TRAINED_ALGORITHMIC_MEDIA);
+    let mut builder = manifest_builder(&title, origin, options)?;
+    let agent = json!({"name": CLAIM_GENERATOR_NAME, "version": VERSION});
+    match origin {
+        Origin::Existing(input) => {
+            add_parent_ingredient(&mut builder, input)?;
+            let mut opened =
+                json!({"action": "c2pa.opened", "parameters": {"ingredientIds": ["original"]}});
+            if options.ai_generated {
+                opened["digitalSourceType"] = json!(TRAINED_ALGORITHMIC_MEDIA);
+            }
+            builder.add_action(opened).map_err(c2pa_err)?;
+            builder
+                .add_action(json!({"action": "c2pa.transcoded", "softwareAgent": agent}))
+                .map_err(c2pa_err)?;
+            builder.set_intent(c2pa::BuilderIntent::Edit);
+        }
+        Origin::Generated => {
+            builder
+                .add_action(json!({
+                    "action": "c2pa.created",
+                    "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+                    "softwareAgent": agent,
+                }))
+                .map_err(c2pa_err)?;
+            builder.set_intent(c2pa::BuilderIntent::Create(
+                c2pa::DigitalSourceType::TrainedAlgorithmicMedia,
+            ));
+        }
     }
-    builder.add_action(opened).map_err(c2pa_err)?;
-    builder
-        .add_action(json!({"action": "c2pa.transcoded", "softwareAgent": {"name": CLAIM_GENERATOR_NAME, "version": VERSION}}))
-        .map_err(c2pa_err)?;
-    builder.set_intent(c2pa::BuilderIntent::Edit);
     if let Some(thumb) = &stats.thumbnail {
         builder
             .set_thumbnail("image/jpeg", &mut Cursor::new(thumb))
@@ -143,7 +213,6 @@ pub fn seal_file(
     Ok(Seal {
         output: output.to_path_buf(),
         format,
-        manifest_label: None,
         manifest_bytes: manifest.len(),
         video_frames: stats.video_frames,
         audio_seconds: stats.audio_seconds,
@@ -157,7 +226,7 @@ struct TranscodeStats {
 }
 
 fn transcode(
-    decoder: &mut Decoder,
+    source: &mut dyn FrameSource,
     info: &MediaInfo,
     path: &Path,
     format: OutputFormat,
@@ -181,7 +250,7 @@ fn transcode(
         thumbnail: None,
     };
     let mut ticks = 0u64;
-    while let Some(frame) = decoder.next_frame()? {
+    while let Some(frame) = source.next_frame()? {
         if cancel.load(Ordering::Relaxed) {
             return Err(SignerError::Interrupted);
         }
@@ -228,7 +297,11 @@ fn transcode(
     Ok(stats)
 }
 
-fn manifest_builder(title: &str, options: &SealOptions) -> Result<c2pa::Builder, SignerError> {
+fn manifest_builder(
+    title: &str,
+    origin: Origin<'_>,
+    options: &SealOptions,
+) -> Result<c2pa::Builder, SignerError> {
     let context = c2pa::Context::new()
         .with_settings(
             json!({"verify": {"verify_after_sign": false, "remote_manifest_fetch": false}}),
@@ -236,7 +309,7 @@ fn manifest_builder(title: &str, options: &SealOptions) -> Result<c2pa::Builder,
         .map_err(c2pa_err)?;
     let mut seal = json!({
         "version": 1,
-        "ai_generated": options.ai_generated,
+        "ai_generated": options.ai_generated || matches!(origin, Origin::Generated),
         "sealed_at": now_rfc3339(),
     });
     if let Some(generation) = &options.generation {
@@ -305,13 +378,6 @@ fn check_paths(input: &Path, output: &Path) -> Result<(), SignerError> {
                 "the output would overwrite the input; choose another output path".into(),
             ));
         }
-    }
-    let dir = parent_dir(output);
-    if !dir.is_dir() {
-        return Err(SignerError::io(
-            dir,
-            std::io::Error::other("output directory does not exist"),
-        ));
     }
     Ok(())
 }
