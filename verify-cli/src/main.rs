@@ -65,6 +65,34 @@ enum Command {
     /// Exit code: 0 every file verified; 1 any tampered; 2 usage or read error; 3 otherwise.
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
+    /// Serve the drag-and-drop verification page and its JSON API.
+    ///
+    /// GET / (the page), POST /api/verify (multipart field "file" → the same JSON as
+    /// `verify --json`), GET /healthz. Each upload is analysed in a separate worker process
+    /// with a time and memory limit, then deleted.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Largest accepted upload, e.g. 500M, 2G, 800000.
+    #[arg(long, default_value = "500M", value_parser = parse_size)]
+    max_upload: u64,
+    /// Analyses running at once [default: number of CPU cores].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Uploads that may wait for a worker before the server answers 503.
+    #[arg(long, default_value_t = 16)]
+    queue: usize,
+    /// Time limit of one analysis, in seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Memory (address space) limit of one analysis worker, e.g. 4G.
+    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    worker_memory: u64,
 }
 
 #[derive(Args)]
@@ -119,6 +147,7 @@ fn main() -> ExitCode {
         Command::Keygen { org, force } => home(&cli.home).and_then(|h| keygen(&h, &org, force)),
         Command::Seal(args) => home(&cli.home).and_then(|h| seal(&h, args)),
         Command::Verify(args) => home(&cli.home).and_then(|h| verify(&h, args)),
+        Command::Serve(args) => home(&cli.home).and_then(|h| serve(&h, args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -277,6 +306,60 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
         report::summary(&counts, targets.len(), args.json);
     }
     Ok(exit_code(&counts))
+}
+
+fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("not a size: {text:?} (try 500M or 2G)"))?;
+    let factor: u64 = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("unknown size unit in {text:?} (use K, M or G)")),
+    };
+    n.checked_mul(factor)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("size out of range: {text:?}"))
+}
+
+fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
+    // Workers are this same binary, verifying one file each with this home's trust anchors.
+    let exe = std::env::current_exe().context("locating the hallmark binary for workers")?;
+    home.trust_anchor_pems()?; // fail now, not on the first upload, if the config is broken
+    let config = hallmark_web::ServeConfig {
+        listen: args.listen,
+        max_upload: args.max_upload,
+        workers: args.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }),
+        queue: args.queue,
+        analysis_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+        worker_memory: args.worker_memory,
+        worker: vec![
+            exe.into(),
+            "--home".into(),
+            home.dir().into(),
+            "verify".into(),
+            "--json".into(),
+        ],
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the server runtime")?;
+    runtime.block_on(hallmark_web::serve(config, |addr| {
+        eprintln!("hallmark: serving on http://{addr}/")
+    }))?;
+    Ok(exit::VERIFIED)
 }
 
 fn exit_code(counts: &[usize]) -> u8 {
