@@ -1,0 +1,122 @@
+//! A bounded load test of `hallmark serve` over loopback: only 200s and 503s, bounded server
+//! memory, and the server still answers afterwards. CI runs a short version; `scripts/loadtest`
+//! runs 32 clients for 60 s (LOAD_CLIENTS, LOAD_SECONDS) and prints the numbers.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn post(addr: &str, body: &[u8], boundary: &str) -> u16 {
+    let head = format!("POST /api/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n", body.len());
+    let Ok(mut stream) = TcpStream::connect(addr) else { return 0 };
+    if stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body)).is_err() {
+        // The server may answer 503 and close before reading the whole body.
+    }
+    let mut text = Vec::new();
+    let _ = stream.read_to_end(&mut text);
+    String::from_utf8_lossy(&text).split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn bounded_load_only_200_and_503() {
+    let clients = env_or("LOAD_CLIENTS", 8) as usize;
+    let seconds = env_or("LOAD_SECONDS", 8);
+
+    // A ~5 MB sealed clip, from real footage.
+    let (home, _) = sealed_clip();
+    let big = scratch().join("load-src.mp4");
+    let src = media("video/bigbuckbunny.mp4");
+    ffmpeg(&["-i", src.to_str().unwrap(), "-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "9M", "-c:a", "aac", big.to_str().unwrap()]);
+    let sealed = scratch().join("load.mp4");
+    let r = home.run(&["seal", big.to_str().unwrap(), "-o", sealed.to_str().unwrap(), "--preset", "ultrafast", "--crf", "12"]);
+    assert!(r.status.success());
+    let clip = std::fs::read(&sealed).unwrap();
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().trim_end_matches('/').to_string();
+
+    let boundary = "loadBoundary42";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\n\r\n").into_bytes();
+    body.extend_from_slice(&clip);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let body = std::sync::Arc::new(body);
+
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let pid = server.id();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while Instant::now() < deadline + Duration::from_secs(1) {
+            peak = peak.max(rss_kb(pid));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        peak
+    });
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (addr, body) = (addr.clone(), body.clone());
+            std::thread::spawn(move || {
+                let mut results = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let status = post(&addr, &body, boundary);
+                    results.push((status, t.elapsed()));
+                    if status == 503 {
+                        std::thread::sleep(Duration::from_millis(200)); // a polite client backs off
+                    }
+                }
+                results
+            })
+        })
+        .collect();
+    let results: Vec<(u16, Duration)> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let peak_kb = sampler.join().unwrap();
+
+    let ok: Vec<Duration> = results.iter().filter(|(s, _)| *s == 200).map(|(_, d)| *d).collect();
+    let busy = results.iter().filter(|(s, _)| *s == 503).count();
+    let failed: Vec<u16> = results.iter().map(|(s, _)| *s).filter(|s| *s != 200 && *s != 503).collect();
+    let mut sorted = ok.clone();
+    sorted.sort();
+    let pct = |p: f64| sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).map(|d| d.as_millis()).unwrap_or(0);
+    println!(
+        "load: {clients} clients, {seconds} s, {} KB clip: {} ok ({:.1}/s), {busy} busy (503), {} failed; ok latency p50 {} ms, p99 {} ms; server peak RSS {} MB",
+        clip.len() / 1024,
+        ok.len(),
+        ok.len() as f64 / seconds as f64,
+        failed.len(),
+        pct(0.5),
+        pct(0.99),
+        peak_kb / 1024
+    );
+    assert!(failed.is_empty(), "statuses other than 200/503: {failed:?}");
+    assert!(!ok.is_empty());
+    assert!(peak_kb < 300 * 1024, "server memory grew to {peak_kb} KB");
+
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
