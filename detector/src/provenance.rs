@@ -12,11 +12,11 @@ use crate::report::{ActionSummary, C2paReport, IngredientNode, SoftBinding, Stat
 /// The one failure that does not make a manifest invalid: we just do not know the signer.
 pub const UNTRUSTED: &str = "signingCredential.untrusted";
 
-/// IPTC digital source types that mean "made by AI".
-const AI_SOURCE_TYPES: [&str; 3] = [
+/// IPTC digital source types that mean "made by a trained model". (`algorithmicMedia` is
+/// synthetic but not AI: pure algorithms, no training data.)
+const AI_SOURCE_TYPES: [&str; 2] = [
     "trainedAlgorithmicMedia",
     "compositeWithTrainedAlgorithmicMedia",
-    "algorithmicMedia",
 ];
 
 /// What reading a file's C2PA data gave.

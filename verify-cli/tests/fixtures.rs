@@ -53,6 +53,13 @@ fn valid_jpegs_are_valid_untrusted() {
             "{file}"
         );
     }
+    // C.jpg declares algorithmicMedia: synthetic, but not from a trained model.
+    let r = check("C.jpg", &[], "valid-untrusted", Some("Valid"), &[]);
+    assert_eq!(
+        r["c2pa"]["digital_source_type"],
+        "http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicMedia"
+    );
+    assert_eq!(r["ai_generated"], false);
     let r = check("CA.jpg", &[], "valid-untrusted", Some("Valid"), &[]);
     assert!(
         !r["c2pa"]["ingredients"].as_array().unwrap().is_empty(),

@@ -11,23 +11,41 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn post(addr: &str, body: &[u8], boundary: &str) -> u16 {
     let head = format!("POST /api/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n", body.len());
-    let Ok(mut stream) = TcpStream::connect(addr) else { return 0 };
-    if stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body)).is_err() {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return 0;
+    };
+    if stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(body))
+        .is_err()
+    {
         // The server may answer 503 and close before reading the whole body.
     }
     let mut text = Vec::new();
     let _ = stream.read_to_end(&mut text);
-    String::from_utf8_lossy(&text).split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    String::from_utf8_lossy(&text)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -39,9 +57,32 @@ fn bounded_load_only_200_and_503() {
     let (home, _) = sealed_clip();
     let big = scratch().join("load-src.mp4");
     let src = media("video/bigbuckbunny.mp4");
-    ffmpeg(&["-i", src.to_str().unwrap(), "-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "9M", "-c:a", "aac", big.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-t",
+        "4",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-b:v",
+        "9M",
+        "-c:a",
+        "aac",
+        big.to_str().unwrap(),
+    ]);
     let sealed = scratch().join("load.mp4");
-    let r = home.run(&["seal", big.to_str().unwrap(), "-o", sealed.to_str().unwrap(), "--preset", "ultrafast", "--crf", "12"]);
+    let r = home.run(&[
+        "seal",
+        big.to_str().unwrap(),
+        "-o",
+        sealed.to_str().unwrap(),
+        "--preset",
+        "ultrafast",
+        "--crf",
+        "12",
+    ]);
     assert!(r.status.success());
     let clip = std::fs::read(&sealed).unwrap();
 
@@ -53,8 +94,16 @@ fn bounded_load_only_200_and_503() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(server.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().trim_end_matches('/').to_string();
+    BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
 
     let boundary = "loadBoundary42";
     let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\n\r\n").into_bytes();
@@ -89,15 +138,31 @@ fn bounded_load_only_200_and_503() {
             })
         })
         .collect();
-    let results: Vec<(u16, Duration)> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let results: Vec<(u16, Duration)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     let peak_kb = sampler.join().unwrap();
 
-    let ok: Vec<Duration> = results.iter().filter(|(s, _)| *s == 200).map(|(_, d)| *d).collect();
+    let ok: Vec<Duration> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, d)| *d)
+        .collect();
     let busy = results.iter().filter(|(s, _)| *s == 503).count();
-    let failed: Vec<u16> = results.iter().map(|(s, _)| *s).filter(|s| *s != 200 && *s != 503).collect();
+    let failed: Vec<u16> = results
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| *s != 200 && *s != 503)
+        .collect();
     let mut sorted = ok.clone();
     sorted.sort();
-    let pct = |p: f64| sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).map(|d| d.as_millis()).unwrap_or(0);
+    let pct = |p: f64| {
+        sorted
+            .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    };
     println!(
         "load: {clients} clients, {seconds} s, {} KB clip: {} ok ({:.1}/s), {busy} busy (503), {} failed; ok latency p50 {} ms, p99 {} ms; server peak RSS {} MB",
         clip.len() / 1024,
@@ -113,7 +178,9 @@ fn bounded_load_only_200_and_503() {
     assert!(peak_kb < 300 * 1024, "server memory grew to {peak_kb} KB");
 
     let mut stream = TcpStream::connect(&addr).unwrap();
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");

@@ -1,0 +1,91 @@
+//! End to end in a real browser: Debian's chromium (headless, driven by playwright-core)
+//! drops files on the page served by `hallmark serve` and reads the rendered verdicts.
+//! Screenshots are kept in target/e2e-screenshots/.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+#[test]
+fn page_renders_the_verdict_of_each_dropped_file() {
+    let (home, sealed) = sealed_clip();
+    let dir = scratch().join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bytes = std::fs::read(sealed).unwrap();
+    let n = bytes.len();
+    bytes[n - 5000] ^= 0x5a;
+    let tampered = dir.join("tampered.mp4");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let stripped = dir.join("stripped.mp4");
+    ffmpeg(&[
+        "-i",
+        sealed.to_str().unwrap(),
+        "-map_metadata",
+        "-1",
+        "-c",
+        "copy",
+        stripped.to_str().unwrap(),
+    ]);
+    let broken = dir.join("broken.mp4");
+    std::fs::write(&broken, b"definitely not a video").unwrap();
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-verify/e2e");
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = Command::new("node")
+        .arg(e2e.join("drop.mjs"))
+        .arg(&url)
+        .arg(&shots)
+        .args([sealed.as_path(), &tampered, &stripped, &broken])
+        .output()
+        .expect("node (setup installs playwright-core in web-verify/e2e)");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let verdicts: Vec<&str> = lines.iter().filter_map(|l| l["verdict"].as_str()).collect();
+    assert_eq!(
+        verdicts,
+        ["verified", "tampered", "no-provenance", "error"],
+        "{lines:#?}"
+    );
+    assert!(
+        lines[0]["text"].as_str().unwrap().contains("Proven"),
+        "{:#?}",
+        lines[0]
+    );
+    assert!(lines[0]["card"].as_str().unwrap().contains("Ed25519"));
+    assert!(lines[1]["card"]
+        .as_str()
+        .unwrap()
+        .contains("assertion.bmffHash.mismatch"));
+    assert_eq!(
+        lines[4]["external"],
+        serde_json::json!([]),
+        "the page made external requests"
+    );
+    assert!(shots.join("sealed.mp4.png").exists());
+}
