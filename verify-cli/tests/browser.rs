@@ -5,20 +5,15 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[test]
 fn page_renders_the_verdict_of_each_dropped_file() {
     let (home, sealed) = sealed_clip();
     let dir = scratch().join("browser");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut bytes = std::fs::read(sealed).unwrap();
-    let n = bytes.len();
-    bytes[n - 5000] ^= 0x5a;
-    let tampered = dir.join("tampered.mp4");
-    std::fs::write(&tampered, &bytes).unwrap();
+    let tampered = copy_with_flipped_media_byte(sealed, "browser-tampered.mp4");
     let stripped = dir.join("stripped.mp4");
     ffmpeg(&[
         "-i",
@@ -32,31 +27,18 @@ fn page_renders_the_verdict_of_each_dropped_file() {
     let broken = dir.join("broken.mp4");
     std::fs::write(&broken, b"definitely not a video").unwrap();
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_hallmark"))
-        .arg("--home")
-        .arg(home.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-
+    let server = Server::start(home.path(), &[]);
     let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-verify/e2e");
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
         .arg(e2e.join("drop.mjs"))
-        .arg(&url)
+        .arg(server.url())
         .arg(&shots)
         .args([sealed.as_path(), &tampered, &stripped, &broken])
         .output()
         .expect("node (setup installs playwright-core in web-verify/e2e)");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(
         out.status.success(),
         "{}",

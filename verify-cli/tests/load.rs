@@ -5,9 +5,6 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -24,27 +21,6 @@ fn rss_kb(pid: u32) -> u64 {
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn post(addr: &str, body: &[u8], boundary: &str) -> u16 {
-    let head = format!("POST /api/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n", body.len());
-    let Ok(mut stream) = TcpStream::connect(addr) else {
-        return 0;
-    };
-    if stream
-        .write_all(head.as_bytes())
-        .and_then(|_| stream.write_all(body))
-        .is_err()
-    {
-        // The server may answer 503 and close before reading the whole body.
-    }
-    let mut text = Vec::new();
-    let _ = stream.read_to_end(&mut text);
-    String::from_utf8_lossy(&text)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
 
@@ -86,33 +62,15 @@ fn bounded_load_only_200_and_503() {
     assert!(r.status.success());
     let clip = std::fs::read(&sealed).unwrap();
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_hallmark"))
-        .arg("--home")
-        .arg(home.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
-
-    let boundary = "loadBoundary42";
-    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\n\r\n").into_bytes();
-    body.extend_from_slice(&clip);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let body = std::sync::Arc::new(body);
+    let server = Server::start(home.path(), &[]);
+    let addr = server.addr.clone();
+    let (head, body) = verify_request("clip.mp4", &clip);
+    let mut request = head.into_bytes();
+    request.extend_from_slice(&body);
+    let request = std::sync::Arc::new(request);
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let pid = server.id();
+    let pid = server.child.id();
     let sampler = std::thread::spawn(move || {
         let mut peak = 0;
         while Instant::now() < deadline + Duration::from_secs(1) {
@@ -123,12 +81,12 @@ fn bounded_load_only_200_and_503() {
     });
     let threads: Vec<_> = (0..clients)
         .map(|_| {
-            let (addr, body) = (addr.clone(), body.clone());
+            let (addr, request) = (addr.clone(), request.clone());
             std::thread::spawn(move || {
                 let mut results = Vec::new();
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    let status = post(&addr, &body, boundary);
+                    let status = http(&addr, &request).status;
                     results.push((status, t.elapsed()));
                     if status == 503 {
                         std::thread::sleep(Duration::from_millis(200)); // a polite client backs off
@@ -177,13 +135,9 @@ fn bounded_load_only_200_and_503() {
     assert!(!ok.is_empty());
     assert!(peak_kb < 300 * 1024, "server memory grew to {peak_kb} KB");
 
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    let _ = server.kill();
-    let _ = server.wait();
+    let health = http(
+        &addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(health.status, 200, "{}", health.head);
 }

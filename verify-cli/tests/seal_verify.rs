@@ -3,37 +3,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-
-/// Offset and size of the top-level `mdat` box of an MP4.
-fn mdat_range(bytes: &[u8]) -> (usize, usize) {
-    let mut pos = 0usize;
-    while pos + 8 <= bytes.len() {
-        let mut size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        let kind = &bytes[pos + 4..pos + 8];
-        let mut header = 8;
-        if size == 1 {
-            size = u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap()) as usize;
-            header = 16;
-        } else if size == 0 {
-            size = bytes.len() - pos;
-        }
-        if kind == b"mdat" {
-            return (pos + header, size - header);
-        }
-        pos += size;
-    }
-    panic!("no mdat box");
-}
-
-fn copy_with_flipped_media_byte(src: &Path, name: &str) -> PathBuf {
-    let mut bytes = std::fs::read(src).unwrap();
-    let (start, len) = mdat_range(&bytes);
-    bytes[start + len / 2] ^= 0x5a;
-    let out = scratch().join(name);
-    std::fs::write(&out, bytes).unwrap();
-    out
-}
+use std::path::Path;
 
 #[test]
 fn sealed_clip_is_valid_untrusted_without_our_root() {

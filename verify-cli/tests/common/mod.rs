@@ -172,3 +172,117 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A copy of an MP4 with one byte in the middle of its media data (`mdat`) changed.
+pub fn copy_with_flipped_media_byte(src: &Path, name: &str) -> PathBuf {
+    let mut bytes = std::fs::read(src).unwrap();
+    let (start, len) = mdat_range(&bytes);
+    bytes[start + len / 2] ^= 0x5a;
+    let out = scratch().join(name);
+    std::fs::write(&out, bytes).unwrap();
+    out
+}
+
+/// Offset and size of the top-level `mdat` box of an MP4.
+pub fn mdat_range(bytes: &[u8]) -> (usize, usize) {
+    let mut pos = 0usize;
+    while pos + 8 <= bytes.len() {
+        let mut size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[pos + 4..pos + 8];
+        let mut header = 8;
+        if size == 1 {
+            size = u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap()) as usize;
+            header = 16;
+        } else if size == 0 {
+            size = bytes.len() - pos;
+        }
+        if kind == b"mdat" {
+            return (pos + header, size - header);
+        }
+        pos += size;
+    }
+    panic!("no mdat box");
+}
+
+/// `hallmark serve` on a free loopback port; killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(home: &Path, extra: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hallmark"))
+            .arg("--home")
+            .arg(home)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
+        assert!(addr.starts_with("127.0.0.1:"), "{line}");
+        Server { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer read to the end (requests say `Connection: close`).
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+pub fn http(addr: &str, raw: &[u8]) -> Answer {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    // The server may answer (413, 503) and close before it has read the whole body.
+    let _ = stream.write_all(raw);
+    let mut text = Vec::new();
+    let _ = stream.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Answer {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// A multipart POST to /api/verify with one field `file`: (request head, body).
+pub fn verify_request(name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "hallmarkBoundary7d3f";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let head = format!("POST /api/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n", body.len());
+    (head, body)
+}
