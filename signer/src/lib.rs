@@ -12,7 +12,7 @@ pub use fsutil::write_atomic;
 pub use home::{Config, Home};
 pub use keys::{ensure_identity, keygen, load_identity, Identity, KeyFiles, SigningIdentity};
 pub use seal::{
-    seal, seal_file, FrameSource, Origin, Seal, SealOptions, SealProgress,
+    seal, seal_file, FrameSource, Origin, Seal, SealOptions, SealProgress, StageTimings,
     TRAINED_ALGORITHMIC_MEDIA,
 };
 

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use hallmark_media::{
     Decoder, EncodeSettings, Encoder, MediaFrame, MediaInfo, MediaKind, OutputFormat, PixelLayout,
@@ -60,6 +61,26 @@ pub enum SealProgress {
     Signing,
 }
 
+/// Wall-clock seconds spent in each stage of sealing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimings {
+    /// Producing frames: decoding the input, or rendering for generated clips.
+    pub source_s: f64,
+    /// Embedding the watermark (watermark issue).
+    pub watermark_s: f64,
+    /// Encoding (x264 and AAC run partly on their own threads, so this is time waited for them).
+    pub encode_s: f64,
+    /// Building, hashing and signing the manifest.
+    pub sign_s: f64,
+}
+
+fn lap(clock: &mut Instant) -> f64 {
+    let now = Instant::now();
+    let secs = now.duration_since(*clock).as_secs_f64();
+    *clock = now;
+    secs
+}
+
 /// A sealed file, as written.
 #[derive(Debug, Clone)]
 pub struct Seal {
@@ -68,6 +89,7 @@ pub struct Seal {
     pub manifest_bytes: usize,
     pub video_frames: u64,
     pub audio_seconds: f64,
+    pub timings: StageTimings,
 }
 
 /// Where the frames to seal come from: a decoded file or a generator.
@@ -155,6 +177,7 @@ pub fn seal(
     )?;
 
     progress(SealProgress::Signing);
+    let sign_started = Instant::now();
     let title = options.title.clone().unwrap_or_else(|| file_name(output));
     let mut builder = manifest_builder(&title, origin, options)?;
     let agent = json!({"name": CLAIM_GENERATOR_NAME, "version": VERSION});
@@ -216,6 +239,10 @@ pub fn seal(
         manifest_bytes: manifest.len(),
         video_frames: stats.video_frames,
         audio_seconds: stats.audio_seconds,
+        timings: StageTimings {
+            sign_s: sign_started.elapsed().as_secs_f64(),
+            ..stats.timings
+        },
     })
 }
 
@@ -223,6 +250,7 @@ struct TranscodeStats {
     video_frames: u64,
     audio_seconds: f64,
     thumbnail: Option<Vec<u8>>,
+    timings: StageTimings,
 }
 
 fn transcode(
@@ -248,9 +276,15 @@ fn transcode(
         video_frames: 0,
         audio_seconds: 0.0,
         thumbnail: None,
+        timings: StageTimings::default(),
     };
     let mut ticks = 0u64;
-    while let Some(frame) = source.next_frame()? {
+    let mut clock = Instant::now();
+    loop {
+        let Some(frame) = source.next_frame()? else {
+            break;
+        };
+        stats.timings.source_s += lap(&mut clock);
         if cancel.load(Ordering::Relaxed) {
             return Err(SignerError::Interrupted);
         }
@@ -261,6 +295,7 @@ fn transcode(
                 }
                 // The watermark issue inserts the picture mark here.
                 encoder.write_video(&frame)?;
+                stats.timings.encode_s += lap(&mut clock);
                 stats.video_frames += 1;
                 if thumb_frame.is_none() || frame.pts_s <= thumb_at {
                     thumb_frame = Some(frame);
@@ -272,6 +307,7 @@ fn transcode(
             }
             MediaFrame::Audio(chunk) if audio.is_some() => {
                 encoder.write_audio(&chunk)?;
+                stats.timings.encode_s += lap(&mut clock);
                 stats.audio_seconds += chunk.samples.len() as f64
                     / (chunk.channels.max(1) as f64 * chunk.sample_rate.max(1) as f64);
                 if video.is_none() {
@@ -284,8 +320,10 @@ fn transcode(
             }
             _ => {}
         }
+        lap(&mut clock); // progress callbacks count as nobody's time
     }
     encoder.finish()?;
+    stats.timings.encode_s += lap(&mut clock);
     if video.is_some() && stats.video_frames == 0 {
         return Err(SignerError::Unsupported(
             "the input has a video stream but no frame could be decoded".into(),

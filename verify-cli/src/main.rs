@@ -219,8 +219,9 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
     );
     bar.finish_and_clear();
     let seal = result.with_context(|| format!("sealing {}", args.input.display()))?;
+    let t = seal.timings;
     eprintln!(
-        "Sealed {} → {} ({}, manifest {} bytes, {})",
+        "Sealed {} → {} ({}, manifest {} bytes, {}; decode {:.1} s, encode {:.1} s, sign {:.1} s)",
         args.input.display(),
         seal.output.display(),
         seal.format.extension(),
@@ -229,7 +230,10 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
             "declared AI-generated"
         } else {
             "declared not AI-generated"
-        }
+        },
+        t.source_s,
+        t.encode_s,
+        t.sign_s,
     );
     Ok(exit::VERIFIED)
 }
