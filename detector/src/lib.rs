@@ -7,13 +7,14 @@ mod report;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hallmark_media::{Decoder, MediaKind, PixelLayout};
+use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout};
+use hallmark_watermark::{VideoDetector, WatermarkKey};
 use serde_json::json;
 
 pub use provenance::UNTRUSTED;
 pub use report::{
-    ActionSummary, C2paReport, IngredientNode, MediaSummary, Report, SoftBinding, StatusDetail,
-    Verdict, SCHEMA,
+    ActionSummary, C2paReport, IngredientNode, MarkResult, MediaSummary, Report, SoftBinding,
+    StatusDetail, Verdict, WatermarkReport, SCHEMA,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,7 @@ impl Target {
 /// Verifies files against a fixed set of trust anchors. Cheap to share across threads.
 pub struct Verifier {
     context: Arc<c2pa::Context>,
+    watermark_keys: Vec<WatermarkKey>,
 }
 
 impl Verifier {
@@ -69,10 +71,70 @@ impl Verifier {
             .map_err(|e| DetectorError::Trust(e.to_string()))?;
         Ok(Verifier {
             context: context.into_shared(),
+            watermark_keys: Vec::new(),
         })
     }
 
+    /// Also look for hallmark's watermark made with any of `keys` in files that have no
+    /// valid manifest.
+    pub fn with_watermark_keys(mut self, keys: Vec<WatermarkKey>) -> Verifier {
+        self.watermark_keys = keys;
+        self
+    }
+
     pub fn verify(&self, target: &Target) -> Report {
+        let report = self.verify_provenance(target);
+        // A valid manifest already proves the origin; the mark matters when it is missing or
+        // broken. An unreadable file has no picture to look at.
+        if self.watermark_keys.is_empty()
+            || !matches!(report.verdict, Verdict::NoProvenance | Verdict::Tampered)
+            || report.media.as_ref().is_none_or(|m| m.width.is_none())
+        {
+            return report;
+        }
+        self.look_for_watermark(&target.path, report)
+    }
+
+    fn look_for_watermark(&self, path: &Path, mut report: Report) -> Report {
+        let mut detector = VideoDetector::new(&self.watermark_keys);
+        let Ok(mut decoder) = Decoder::open(path, PixelLayout::Yuv420p) else {
+            return report;
+        };
+        while let Ok(Some(frame)) = decoder.next_frame() {
+            if let MediaFrame::Video(frame) = frame {
+                detector.add_frame(&frame);
+            }
+        }
+        let found = detector.result();
+        let clip_id = found.payload.map(|p| format!("{:016x}", p.clip_id));
+        let video = MarkResult {
+            detected: found.detected,
+            inconclusive: found.inconclusive,
+            p_value: found.p_value,
+            payload: clip_id.clone(),
+            key_id: found.key_id,
+            bit_error_estimate: found.bit_error_estimate,
+            frames_analysed: found.frames_analysed,
+            timeline: found.timeline,
+        };
+        if video.detected && report.verdict == Verdict::NoProvenance {
+            report.verdict = Verdict::Watermarked;
+            report.summary = format!(
+                "Watermarked: no C2PA manifest, but hallmark's invisible watermark is in the picture (p = {:.1e}{}). It was sealed by a hallmark signer holding watermark key {}; the manifest itself is not here, so who signed it and what it said are not proven.",
+                video.p_value,
+                clip_id.as_deref().map(|c| format!(", clip id {c}")).unwrap_or_default(),
+                video.key_id.map(|k| k.to_string()).unwrap_or_else(|| "?".into()),
+            );
+        }
+        report.watermark = Some(WatermarkReport {
+            video: Some(video),
+            audio: None,
+            clip_id,
+        });
+        report
+    }
+
+    fn verify_provenance(&self, target: &Target) -> Report {
         let mut report = Report::new(target.path.display().to_string());
         if let Err(message) = check_readable(&target.path) {
             return fail(report, message);

@@ -55,8 +55,40 @@ pub struct Report {
     /// The verdict in plain words.
     pub summary: String,
     pub c2pa: C2paReport,
+    /// hallmark's watermark, when it was looked for (files without a valid manifest); null
+    /// when it was not.
+    pub watermark: Option<WatermarkReport>,
+    /// The manifest recovered from the store by the watermark's clip id (store: not yet).
+    pub recovered_manifest: Option<serde_json::Value>,
     pub media: Option<MediaSummary>,
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WatermarkReport {
+    pub video: Option<MarkResult>,
+    /// The sound-track mark (not yet implemented: always null).
+    pub audio: Option<MarkResult>,
+    /// The clip id the mark carries (16 hex digits), when decoded.
+    pub clip_id: Option<String>,
+}
+
+/// One medium's watermark evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarkResult {
+    /// p ≤ 1e-6 for the whole file.
+    pub detected: bool,
+    /// 1e-6 < p < 0.01: neither present nor absent.
+    pub inconclusive: bool,
+    /// Probability that unmarked content scores this high, counting every key, frame, scale
+    /// and shift tried (an upper bound).
+    pub p_value: f64,
+    pub payload: Option<String>,
+    pub key_id: Option<u8>,
+    pub bit_error_estimate: Option<f64>,
+    pub frames_analysed: u64,
+    /// Per second: p-value of the mark in that second alone (null: no frame analysed).
+    pub timeline: Vec<Option<f64>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -149,6 +181,8 @@ impl Report {
             ai_generated: None,
             summary: String::new(),
             c2pa: C2paReport::default(),
+            watermark: None,
+            recovered_manifest: None,
             media: None,
             error: None,
         }

@@ -19,6 +19,10 @@ pub struct Config {
     /// PEM files (absolute, or relative to the home dir) whose certificates the verifier trusts.
     #[serde(default)]
     pub trust_anchors: Vec<PathBuf>,
+    /// Watermark key files (absolute, or relative to the home dir) of other hallmark signers
+    /// whose marks `verify` looks for, besides this home's own `keys/watermark.key`.
+    #[serde(default)]
+    pub watermark_keys: Vec<PathBuf>,
 }
 
 impl Home {
@@ -79,6 +83,31 @@ impl Home {
         let text = toml::to_string_pretty(config)
             .map_err(|e| SignerError::Home(format!("cannot write config: {e}")))?;
         crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
+    }
+
+    fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    /// Every watermark key `verify` should look for: this home's own (if it has one; verifying
+    /// never creates keys) and those listed in the config.
+    pub fn watermark_keys(&self) -> Result<Vec<hallmark_watermark::WatermarkKey>, SignerError> {
+        let own = self.keys_dir().join(crate::keys::WATERMARK_KEY);
+        let mut paths: Vec<PathBuf> = own.exists().then_some(own).into_iter().collect();
+        paths.extend(
+            self.config()?
+                .watermark_keys
+                .iter()
+                .map(|p| self.resolve_path(p)),
+        );
+        paths
+            .iter()
+            .map(|p| crate::keys::read_watermark_key(p))
+            .collect()
     }
 
     /// Concatenated PEM text of every trust anchor in the config. A listed file that is

@@ -4,10 +4,11 @@
 //! The leaf is what signs manifests; the root is what verifiers add as a trust anchor.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::SigningKey;
+use hallmark_watermark::WatermarkKey;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ED25519,
@@ -24,6 +25,9 @@ const ROOT_CERT: &str = "root-ca.pem";
 const ROOT_KEY: &str = "root-ca.key";
 const SIGNER_CERT: &str = "signer.pem";
 const SIGNER_KEY: &str = "signer.key";
+/// The secret watermark key (hex of `WatermarkKey::to_bytes`). Never replaced once made:
+/// every clip marked with it must stay detectable.
+pub(crate) const WATERMARK_KEY: &str = "watermark.key";
 
 /// Paths of the files `keygen` wrote.
 #[derive(Debug, Clone)]
@@ -55,10 +59,12 @@ impl KeyFiles {
     }
 }
 
-/// The key and certificate that sign manifests. Debug never shows the key.
+/// The keys that seal: the Ed25519 key and certificate that sign manifests, and the secret
+/// watermark key. Debug never shows either key.
 pub struct SigningIdentity {
     key: SigningKey,
     cert_pem: String,
+    watermark: WatermarkKey,
 }
 
 impl std::fmt::Debug for SigningIdentity {
@@ -73,6 +79,10 @@ impl SigningIdentity {
     /// PEM of the leaf certificate only: C2PA rejects a chain that includes the root.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    pub fn watermark_key(&self) -> &WatermarkKey {
+        &self.watermark
     }
 
     pub(crate) fn c2pa_signer(&self) -> c2pa::CallbackSigner {
@@ -124,6 +134,7 @@ pub fn keygen(home: &Home, org: &str, force: bool) -> Result<KeyFiles, SignerErr
     write_atomic(&files.root_cert, root_pem.as_bytes(), 0o644)?;
     write_atomic(&files.signer_cert, signer_pem.as_bytes(), 0o644)?;
 
+    ensure_watermark_key(home)?;
     let mut config = home.config()?;
     let anchor = PathBuf::from("keys").join(ROOT_CERT);
     if !config.trust_anchors.contains(&anchor) {
@@ -164,7 +175,56 @@ pub fn load_identity(home: &Home) -> Result<SigningIdentity, SignerError> {
             files.signer_key.display()
         ))
     })?;
-    Ok(SigningIdentity { key, cert_pem })
+    let watermark = ensure_watermark_key(home)?;
+    Ok(SigningIdentity {
+        key,
+        cert_pem,
+        watermark,
+    })
+}
+
+/// The home's watermark key, made on first use (homes from before the watermark have none).
+pub fn ensure_watermark_key(home: &Home) -> Result<WatermarkKey, SignerError> {
+    let path = home.keys_dir().join(WATERMARK_KEY);
+    match fs::read_to_string(&path) {
+        Ok(text) => parse_watermark_key(&path, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            home.ensure()?;
+            let key = WatermarkKey::generate(rand::random())
+                .map_err(|e| SignerError::Keys(format!("cannot make a watermark key: {e}")))?;
+            let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            write_atomic(&path, format!("{hex}\n").as_bytes(), 0o600)?;
+            Ok(key)
+        }
+        Err(e) => Err(SignerError::io(&path, e)),
+    }
+}
+
+/// Reads a watermark key file (hex, as `keygen` writes it).
+pub(crate) fn read_watermark_key(path: &Path) -> Result<WatermarkKey, SignerError> {
+    let text = fs::read_to_string(path).map_err(|e| SignerError::io(path, e))?;
+    parse_watermark_key(path, &text)
+}
+
+fn parse_watermark_key(path: &Path, text: &str) -> Result<WatermarkKey, SignerError> {
+    let invalid = || {
+        SignerError::Keys(format!(
+            "{} is not a hallmark watermark key",
+            path.display()
+        ))
+    };
+    let bytes = decode_hex(text.trim()).ok_or_else(invalid)?;
+    WatermarkKey::from_bytes(&bytes).map_err(|_| invalid())
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn validity(params: &mut CertificateParams, years: i64) {

@@ -10,10 +10,13 @@ use std::path::{Path, PathBuf};
 
 pub use fsutil::write_atomic;
 pub use home::{Config, Home};
-pub use keys::{ensure_identity, keygen, load_identity, Identity, KeyFiles, SigningIdentity};
+pub use keys::{
+    ensure_identity, ensure_watermark_key, keygen, load_identity, Identity, KeyFiles,
+    SigningIdentity,
+};
 pub use seal::{
-    seal, seal_file, FrameSource, Origin, Seal, SealOptions, SealProgress, StageTimings,
-    TRAINED_ALGORITHMIC_MEDIA,
+    clip_id_hex, seal, seal_file, FrameSource, Origin, Seal, SealOptions, SealProgress,
+    StageTimings, TRAINED_ALGORITHMIC_MEDIA, WATERMARK_ALG,
 };
 
 #[derive(Debug, thiserror::Error)]

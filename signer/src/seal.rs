@@ -11,6 +11,7 @@ use hallmark_media::{
     Decoder, EncodeSettings, Encoder, MediaFrame, MediaInfo, MediaKind, OutputFormat, PixelLayout,
     VideoFrame,
 };
+use hallmark_watermark::{Payload, VideoEmbedder, DEFAULT_STRENGTH};
 use serde_json::json;
 
 use crate::fsutil::parent_dir;
@@ -19,6 +20,14 @@ use crate::{SignerError, SigningIdentity};
 /// IPTC digital source type for output of a trained AI model.
 pub const TRAINED_ALGORITHMIC_MEDIA: &str =
     "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
+
+/// `alg` of hallmark's `c2pa.soft-binding` assertion: the picture watermark, version 1.
+pub const WATERMARK_ALG: &str = "org.hallmark.watermark.video.1";
+
+/// How a clip id is written in soft bindings and reports: 16 lowercase hex digits.
+pub fn clip_id_hex(clip_id: u64) -> String {
+    format!("{clip_id:016x}")
+}
 
 /// Label of hallmark's own assertion in the manifest.
 pub const HALLMARK_ASSERTION: &str = "org.hallmark.seal";
@@ -87,6 +96,8 @@ pub struct Seal {
     pub output: PathBuf,
     pub format: OutputFormat,
     pub manifest_bytes: usize,
+    /// The clip id the picture's watermark carries (recorded as the manifest's soft binding).
+    pub clip_id: Option<u64>,
     pub video_frames: u64,
     pub audio_seconds: f64,
     pub timings: StageTimings,
@@ -166,8 +177,18 @@ pub fn seal(
     }
     let info = source.info().clone();
     let media_tmp = temp_in(dir, format)?;
+    // Every sealed picture carries the mark; its clip id goes into the manifest below.
+    let marks_video =
+        info.video.is_some() && matches!(format.kind(), MediaKind::Video | MediaKind::Image);
+    let payload = marks_video.then(|| Payload {
+        clip_id: rand::random(),
+        key_id: identity.watermark_key().key_id(),
+    });
+    let mut embedder =
+        payload.map(|p| VideoEmbedder::new(identity.watermark_key(), p, DEFAULT_STRENGTH));
     let stats = transcode(
         source,
+        embedder.as_mut(),
         &info,
         media_tmp.path(),
         format,
@@ -191,7 +212,7 @@ pub fn seal(
             }
             builder.add_action(opened).map_err(c2pa_err)?;
             builder
-                .add_action(json!({"action": "c2pa.transcoded", "softwareAgent": agent}))
+                .add_action(json!({"action": "c2pa.transcoded", "softwareAgent": agent.clone()}))
                 .map_err(c2pa_err)?;
             builder.set_intent(c2pa::BuilderIntent::Edit);
         }
@@ -200,13 +221,28 @@ pub fn seal(
                 .add_action(json!({
                     "action": "c2pa.created",
                     "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-                    "softwareAgent": agent,
+                    "softwareAgent": agent.clone(),
                 }))
                 .map_err(c2pa_err)?;
             builder.set_intent(c2pa::BuilderIntent::Create(
                 c2pa::DigitalSourceType::TrainedAlgorithmicMedia,
             ));
         }
+    }
+    if let Some(payload) = payload {
+        builder
+            .add_assertion(
+                "c2pa.soft-binding",
+                &json!({
+                    "alg": WATERMARK_ALG,
+                    "blocks": [{"scope": {}, "value": clip_id_hex(payload.clip_id)}],
+                    "name": "hallmark invisible watermark in the picture (clip id)",
+                }),
+            )
+            .map_err(c2pa_err)?;
+        builder
+            .add_action(json!({"action": "c2pa.watermarked", "softwareAgent": agent}))
+            .map_err(c2pa_err)?;
     }
     if let Some(thumb) = &stats.thumbnail {
         builder
@@ -237,6 +273,7 @@ pub fn seal(
         output: output.to_path_buf(),
         format,
         manifest_bytes: manifest.len(),
+        clip_id: payload.map(|p| p.clip_id),
         video_frames: stats.video_frames,
         audio_seconds: stats.audio_seconds,
         timings: StageTimings {
@@ -255,6 +292,7 @@ struct TranscodeStats {
 
 fn transcode(
     source: &mut dyn FrameSource,
+    mut embedder: Option<&mut VideoEmbedder>,
     info: &MediaInfo,
     path: &Path,
     format: OutputFormat,
@@ -289,11 +327,14 @@ fn transcode(
             return Err(SignerError::Interrupted);
         }
         match frame {
-            MediaFrame::Video(frame) if video.is_some() => {
+            MediaFrame::Video(mut frame) if video.is_some() => {
                 if format.kind() == MediaKind::Image && stats.video_frames > 0 {
                     break; // a still keeps its first frame only
                 }
-                // The watermark issue inserts the picture mark here.
+                if let Some(embedder) = embedder.as_deref_mut() {
+                    embedder.embed(&mut frame);
+                    stats.timings.watermark_s += lap(&mut clock);
+                }
                 encoder.write_video(&frame)?;
                 stats.timings.encode_s += lap(&mut clock);
                 stats.video_frames += 1;

@@ -278,7 +278,7 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
     {
         bail!("--sidecar and --fragment apply to exactly one FILE");
     }
-    let verifier = Verifier::new(&anchors)?;
+    let verifier = Verifier::new(&anchors)?.with_watermark_keys(home.watermark_keys()?);
     let targets = collect_targets(&args)?;
     let color = !args.no_color
         && !args.json

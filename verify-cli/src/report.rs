@@ -86,6 +86,27 @@ pub fn human(report: &Report, color: bool) -> String {
         }
         field(&mut out, "Remote manifest:", &c.remote_manifest_url);
     }
+    if let Some(video) = report.watermark.as_ref().and_then(|w| w.video.as_ref()) {
+        let state = if video.detected {
+            "present"
+        } else if video.inconclusive {
+            "inconclusive"
+        } else {
+            "not found"
+        };
+        let _ = writeln!(
+            out,
+            "  {:<16} {state} in the picture (p = {:.1e}, {} frames){}",
+            "Watermark:",
+            video.p_value,
+            video.frames_analysed,
+            video
+                .payload
+                .as_ref()
+                .map(|c| format!(", clip id {c}"))
+                .unwrap_or_default()
+        );
+    }
     if let Some(m) = &report.media {
         let mut desc = format!("{} ({})", m.kind, m.container);
         if let (Some(w), Some(h)) = (m.width, m.height) {

@@ -51,7 +51,7 @@ fn page_renders_the_verdict_of_each_dropped_file() {
     let verdicts: Vec<&str> = lines.iter().filter_map(|l| l["verdict"].as_str()).collect();
     assert_eq!(
         verdicts,
-        ["verified", "tampered", "no-provenance", "error"],
+        ["verified", "tampered", "watermarked", "error"],
         "{lines:#?}"
     );
     assert!(

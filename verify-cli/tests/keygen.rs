@@ -15,6 +15,8 @@ fn keygen_writes_private_keys_0600_and_refuses_to_overwrite() {
     let keys = home.path().join("keys");
     assert_eq!(mode(&keys.join("root-ca.key")), 0o600);
     assert_eq!(mode(&keys.join("signer.key")), 0o600);
+    assert_eq!(mode(&keys.join("watermark.key")), 0o600);
+    let watermark_key = std::fs::read_to_string(keys.join("watermark.key")).unwrap();
     let key_pem = std::fs::read_to_string(keys.join("signer.key")).unwrap();
     assert!(
         key_pem.starts_with("-----BEGIN PRIVATE KEY-----"),
@@ -37,6 +39,11 @@ fn keygen_writes_private_keys_0600_and_refuses_to_overwrite() {
     assert_ne!(
         std::fs::read_to_string(keys.join("signer.key")).unwrap(),
         key_pem
+    );
+    assert_eq!(
+        std::fs::read_to_string(keys.join("watermark.key")).unwrap(),
+        watermark_key,
+        "marked clips must stay detectable"
     );
     let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
     assert_eq!(

@@ -94,8 +94,23 @@ fn one_flipped_media_byte_is_tampered() {
 }
 
 #[test]
-fn stripped_manifest_is_no_provenance() {
+fn stripped_manifest_leaves_the_watermark() {
     let (home, sealed) = sealed_clip();
+    let (_, original) = verify_json(home.path(), sealed, &[]);
+    let bindings = &original["c2pa"]["soft_bindings"];
+    assert_eq!(
+        bindings[0]["alg"], "org.hallmark.watermark.video.1",
+        "{original:#}"
+    );
+    let clip_id = bindings[0]["values"][0].as_str().unwrap().to_string();
+    let actions: Vec<&str> = original["c2pa"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"c2pa.watermarked"), "{actions:?}");
+
     let stripped = scratch().join("stripped.mp4");
     ffmpeg(&[
         "-i",
@@ -106,10 +121,37 @@ fn stripped_manifest_is_no_provenance() {
         "copy",
         stripped.to_str().unwrap(),
     ]);
-    let (code, r) = verify_json(home.path(), &stripped, &[]);
+    // Someone without the watermark key learns nothing.
+    let stranger = Home::empty();
+    let (code, r) = verify_json(stranger.path(), &stripped, &[]);
     assert_eq!(r["verdict"], "no-provenance", "{r:#}");
     assert_eq!(r["c2pa"]["present"], false);
+    assert_eq!(r["watermark"], serde_json::Value::Null);
     assert_eq!(code, 3);
+    // The sealing home finds its mark and the clip id the manifest recorded.
+    let (code, r) = verify_json(home.path(), &stripped, &[]);
+    assert_eq!(r["verdict"], "watermarked", "{r:#}");
+    assert_eq!(code, 3);
+    let video = &r["watermark"]["video"];
+    assert_eq!(video["detected"], true);
+    assert!(video["p_value"].as_f64().unwrap() <= 1e-6);
+    assert_eq!(r["watermark"]["clip_id"], clip_id.as_str());
+    assert_eq!(
+        r["ai_generated"],
+        serde_json::Value::Null,
+        "the claim left with the manifest"
+    );
+}
+
+#[test]
+fn unmarked_footage_is_not_reported_as_watermarked() {
+    let (home, _) = sealed_clip();
+    let (_, r) = verify_json(home.path(), &short_clip(), &[]);
+    assert_eq!(r["verdict"], "no-provenance", "{r:#}");
+    let video = &r["watermark"]["video"];
+    assert_eq!(video["detected"], false);
+    assert!(video["p_value"].as_f64().unwrap() > 1e-6);
+    assert_eq!(r["watermark"]["clip_id"], serde_json::Value::Null);
 }
 
 #[test]

@@ -1,0 +1,471 @@
+//! Detection: accumulate whitened residuals, register by scale search + FFT shift search,
+//! compute a family-wise p-value from the sync pattern alone, then decode the payload.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use crate::analysis::{whitened_residual, Geometry, KeyPattern, TILE};
+use crate::code;
+use crate::fft::{Fft, C};
+use crate::key::{Payload, WatermarkKey};
+use hallmark_media::{PixelLayout, VideoFrame};
+
+/// p-value at or below which a watermark is reported as present.
+pub const DETECT_P: f64 = 1e-6;
+/// p-values in `(DETECT_P, INCONCLUSIVE_P)` are reported as inconclusive.
+pub const INCONCLUSIVE_P: f64 = 0.01;
+/// Smallest and largest scale (original chip size / observed chip size, on the analysis
+/// grid) searched. 0.866 is a crop to 75 % of the area, 0.707 a crop to half the area.
+pub const SCALE_MIN: f64 = 0.65;
+pub const SCALE_MAX: f64 = 1.25;
+/// Per-second timeline entries kept (memory: one analysis-grid image per second).
+pub const MAX_TIMELINE_SECONDS: usize = 300;
+
+/// The outcome of [`VideoDetector::result`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoDetection {
+    /// `p_value <= DETECT_P`.
+    pub detected: bool,
+    /// `DETECT_P < p_value < INCONCLUSIVE_P`.
+    pub inconclusive: bool,
+    /// Family-wise p-value of the presence test (sync pattern only), corrected for every
+    /// key, scale and shift tried. An upper bound under the null (see README).
+    pub p_value: f64,
+    /// Normalised correlation (z-score) of the best registration.
+    pub score: f64,
+    /// Decoded payload, if the presence test reached `INCONCLUSIVE_P` and the CRC checks.
+    pub payload: Option<Payload>,
+    /// Fraction of coded payload bits whose hard decision disagrees with the decoded
+    /// codeword (a raw channel bit-error estimate); `None` if no decoding was attempted.
+    pub bit_error_estimate: Option<f64>,
+    pub frames_analysed: u64,
+    /// Per second of the clip: single-test p-value of the sync correlation at the clip's
+    /// registration; `None` where no frame was analysed.
+    pub timeline: Vec<Option<f64>>,
+    /// Key id of the key that matched best (set when `p_value < INCONCLUSIVE_P`).
+    pub key_id: Option<u8>,
+    /// Registration: scale and cyclic shift (dx, dy) of the best match.
+    pub scale: Option<f64>,
+    pub shift: Option<(usize, usize)>,
+}
+
+struct Accum {
+    geom: Geometry,
+    sum: Vec<f32>,
+    frames: u64,
+    buckets: BTreeMap<usize, (Vec<f32>, u64)>,
+    last_second: Option<usize>,
+}
+
+/// Accumulates frames of one clip and tests them against a set of keys.
+pub struct VideoDetector {
+    keys: Vec<(u8, KeyPattern)>,
+    fft: Fft,
+    accs: Vec<Accum>,
+    frames: u64,
+    frame_step: u64,
+    seen: u64,
+}
+
+fn luma_of(frame: &VideoFrame) -> Option<Cow<'_, [u8]>> {
+    if frame.validate().is_err() {
+        return None;
+    }
+    match frame.layout {
+        PixelLayout::Yuv420p => Some(Cow::Borrowed(&frame.planes[0])),
+        PixelLayout::Rgb24 => Some(Cow::Owned(
+            frame.planes[0]
+                .chunks_exact(3)
+                .map(|p| {
+                    let y = 16.0
+                        + (65.481 * p[0] as f32 + 128.553 * p[1] as f32 + 24.966 * p[2] as f32)
+                            / 255.0;
+                    y.round().clamp(0.0, 255.0) as u8
+                })
+                .collect(),
+        )),
+    }
+}
+
+/// Sub-chip phases (x, y) of the fold grid, in chips. Phase 0 is searched at every scale;
+/// the others refine the best scales (a crop can put chip borders mid-pixel).
+const PHASES: [(f64, f64); 4] = [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5)];
+/// Scales (best by phase-0 score) whose neighbourhoods get the phase refinement.
+const REFINE_SCALES: usize = 6;
+
+/// Folds an analysis-grid image modulo the tile at scale `s` (about the image centre), with
+/// the chip grid offset by `phase` chips.
+fn fold(img: &[f32], wa: usize, ha: usize, s: f64, phase: (f64, f64)) -> Vec<f64> {
+    let t = TILE as i64;
+    let bin = |n: usize, i: usize, ph: f64| -> usize {
+        (((i as f64 + 0.5 - n as f64 / 2.0) * s + ph).floor() as i64).rem_euclid(t) as usize
+    };
+    let bx: Vec<usize> = (0..wa).map(|u| bin(wa, u, phase.0)).collect();
+    let mut f = vec![0f64; TILE * TILE];
+    for v in 0..ha {
+        let by = bin(ha, v, phase.1);
+        let row = &mut f[by * TILE..(by + 1) * TILE];
+        let mut acc = [0f32; TILE];
+        for (&x, &b) in img[v * wa..(v + 1) * wa].iter().zip(&bx) {
+            acc[b] += x;
+        }
+        for (r, a) in row.iter_mut().zip(acc) {
+            *r += a as f64;
+        }
+    }
+    f
+}
+
+/// z-scores of the sync correlation for every cyclic shift: (best z, best shift index).
+///
+/// `z_hat` is the FFT of `F + i·F²` (the fold and its square packed into one complex
+/// transform); both correlations come back from one inverse transform as `c + i·e`.
+fn best_shift(fft: &Fft, z_hat: &[C], key: &KeyPattern, work: &mut Vec<C>) -> (f64, usize) {
+    let t = TILE;
+    work.clear();
+    for ky in 0..t {
+        for kx in 0..t {
+            let k = ky * t + kx;
+            let nk = ((t - ky) % t) * t + (t - kx) % t;
+            let (a, b) = (z_hat[k], z_hat[nk]);
+            // F̂ = (Z[k] + conj Z[−k]) / 2,  F²̂ = (Z[k] − conj Z[−k]) / 2i.
+            let f = C {
+                re: (a.re + b.re) / 2.0,
+                im: (a.im - b.im) / 2.0,
+            };
+            let g = C {
+                re: (a.im + b.im) / 2.0,
+                im: (b.re - a.re) / 2.0,
+            };
+            let c = key.sync_hat[k].conj_mul(f);
+            let e = key.mask_hat[k].conj_mul(g);
+            // c + i·e
+            work.push(C {
+                re: c.re - e.im,
+                im: c.im + e.re,
+            });
+        }
+    }
+    fft.run2d(work, true);
+    // The inverse transform carries a factor n = TILE²; c/√e needs one √n removed.
+    let n = (TILE * TILE) as f64;
+    let mut best = (f64::NEG_INFINITY, 0);
+    for (i, v) in work.iter().enumerate() {
+        if v.im > 1e-9 {
+            let z = v.re / (v.im * n).sqrt();
+            if z > best.0 {
+                best = (z, i);
+            }
+        }
+    }
+    best
+}
+
+/// z of the sync correlation at one given shift (direct sum).
+fn z_at(f: &[f64], key: &KeyPattern, shift: usize) -> f64 {
+    let (dy, dx) = (shift / TILE, shift % TILE);
+    let (mut c, mut e) = (0.0, 0.0);
+    for j in 0..TILE * TILE {
+        if key.role[j].is_none() {
+            let (jy, jx) = (j / TILE, j % TILE);
+            let v = f[((jy + dy) % TILE) * TILE + (jx + dx) % TILE];
+            c += key.sign[j] as f64 * v;
+            e += v * v;
+        }
+    }
+    if e > 1e-9 {
+        c / e.sqrt()
+    } else {
+        0.0
+    }
+}
+
+/// One-sided Hoeffding bound for a Rademacher sum: P(Z ≥ z) ≤ exp(−z²/2).
+fn single_p(z: f64) -> f64 {
+    if z <= 0.0 {
+        1.0
+    } else {
+        (-z * z / 2.0).exp()
+    }
+}
+
+/// The candidate scales for an analysis image whose longer side is `len`: a geometric
+/// grid fine enough that the fold drifts by at most ¼ chip at the image border.
+pub(crate) fn scale_grid(len: usize) -> Vec<f64> {
+    let step = 1.0 + 1.0 / len.max(16) as f64;
+    let mut v = Vec::new();
+    let mut s = SCALE_MIN;
+    while s <= SCALE_MAX {
+        v.push(s);
+        s *= step;
+    }
+    if !v.iter().any(|&x| (x - 1.0).abs() < 1e-12) {
+        v.push(1.0);
+    }
+    v
+}
+
+impl VideoDetector {
+    /// A detector for any of `keys`.
+    pub fn new(keys: &[WatermarkKey]) -> Self {
+        let fft = Fft::new(TILE);
+        let keys = keys
+            .iter()
+            .map(|k| (k.key_id(), KeyPattern::new(k, &fft)))
+            .collect();
+        VideoDetector {
+            keys,
+            fft,
+            accs: Vec::new(),
+            frames: 0,
+            frame_step: 1,
+            seen: 0,
+        }
+    }
+
+    /// Analyse only every `step`-th frame handed to [`VideoDetector::add_frame`] (speed).
+    pub fn with_frame_step(mut self, step: u64) -> Self {
+        self.frame_step = step.max(1);
+        self
+    }
+
+    /// Adds one decoded frame (`Yuv420p` or `Rgb24`; others are ignored).
+    pub fn add_frame(&mut self, frame: &VideoFrame) {
+        self.seen += 1;
+        if !(self.seen - 1).is_multiple_of(self.frame_step) {
+            return;
+        }
+        let Some(y) = luma_of(frame) else { return };
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        let idx = match self
+            .accs
+            .iter()
+            .position(|a| a.geom.w == w && a.geom.h == h)
+        {
+            Some(i) => i,
+            None => {
+                let geom = Geometry::new(w, h);
+                let n = geom.wa * geom.ha;
+                self.accs.push(Accum {
+                    geom,
+                    sum: vec![0.0; n],
+                    frames: 0,
+                    buckets: BTreeMap::new(),
+                    last_second: None,
+                });
+                self.accs.len() - 1
+            }
+        };
+        let acc = &mut self.accs[idx];
+        let x = acc.geom.downscale(&y);
+        let r = whitened_residual(&x, acc.geom.wa, acc.geom.ha);
+        for (s, v) in acc.sum.iter_mut().zip(&r) {
+            *s += v;
+        }
+        acc.frames += 1;
+        self.frames += 1;
+        let sec = frame.pts_s.max(0.0).floor() as usize;
+        acc.last_second = Some(acc.last_second.map_or(sec, |l| l.max(sec)));
+        if sec < MAX_TIMELINE_SECONDS {
+            let b = acc
+                .buckets
+                .entry(sec)
+                .or_insert_with(|| (vec![0.0; r.len()], 0));
+            for (s, v) in b.0.iter_mut().zip(&r) {
+                *s += v;
+            }
+            b.1 += 1;
+        }
+    }
+
+    /// The normalised sync correlation (z) of key `key_index` at one fixed registration,
+    /// without any search. Under the null it is a normalised Rademacher sum, so
+    /// `P(z ≥ t) ≤ exp(−t²/2)` and it is ≈ N(0,1): the calibration check of the statistic.
+    pub fn score_at(&self, key_index: usize, scale: f64, shift: (usize, usize)) -> Option<f64> {
+        let acc = self.accs.iter().max_by_key(|a| a.frames)?;
+        let (_, key) = self.keys.get(key_index)?;
+        let f = fold(&acc.sum, acc.geom.wa, acc.geom.ha, scale, (0.0, 0.0));
+        Some(z_at(&f, key, (shift.1 % TILE) * TILE + shift.0 % TILE))
+    }
+
+    /// Runs the registration search and the tests on everything added so far.
+    pub fn result(&self) -> VideoDetection {
+        let empty = VideoDetection {
+            detected: false,
+            inconclusive: false,
+            p_value: 1.0,
+            score: 0.0,
+            payload: None,
+            bit_error_estimate: None,
+            frames_analysed: self.frames,
+            timeline: Vec::new(),
+            key_id: None,
+            scale: None,
+            shift: None,
+        };
+        let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
+            return empty;
+        };
+        if self.keys.is_empty() {
+            return empty;
+        }
+        let (wa, ha) = (acc.geom.wa, acc.geom.ha);
+        let scales = scale_grid(wa.max(ha));
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        // Evaluates one (scale, phase): best (z, key index, shift).
+        let evaluate = |si: usize, phase: (f64, f64), work: &mut Vec<C>| {
+            let f = fold(&acc.sum, wa, ha, scales[si], phase);
+            let mut z_hat: Vec<C> = f.iter().map(|&v| C { re: v, im: v * v }).collect();
+            self.fft.run2d(&mut z_hat, false);
+            let mut best = (f64::NEG_INFINITY, 0usize, 0usize);
+            for (ki, (_, key)) in self.keys.iter().enumerate() {
+                let (z, d) = best_shift(&self.fft, &z_hat, key, work);
+                if z > best.0 {
+                    best = (z, ki, d);
+                }
+            }
+            best
+        };
+        // Pass 1: phase 0 at every scale. Pass 2: all phases around the best scales.
+        // The p-value below counts every (key, scale, phase, shift) of the full grid, so
+        // searching only part of it keeps the bound valid.
+        let mut per_scale = vec![(f64::NEG_INFINITY, 0usize, 0usize); scales.len()];
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (scales, evaluate) = (&scales, &evaluate);
+                    sc.spawn(move || {
+                        let mut work = Vec::with_capacity(TILE * TILE);
+                        (t..scales.len())
+                            .step_by(threads)
+                            .map(|si| (si, evaluate(si, PHASES[0], &mut work)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                for (si, b) in h.join().expect("search thread panicked") {
+                    per_scale[si] = b;
+                }
+            }
+        });
+        let mut order: Vec<usize> = (0..scales.len()).collect();
+        order.sort_by(|a, b| per_scale[*b].0.total_cmp(&per_scale[*a].0));
+        let mut refine: Vec<usize> = order
+            .iter()
+            .take(REFINE_SCALES)
+            .flat_map(|&si| [si.saturating_sub(1), si, (si + 1).min(scales.len() - 1)])
+            .collect();
+        refine.sort_unstable();
+        refine.dedup();
+        let best0 = order[0];
+        // (z, key index, scale index, shift, phase)
+        let mut best = (
+            per_scale[best0].0,
+            per_scale[best0].1,
+            best0,
+            per_scale[best0].2,
+            PHASES[0],
+        );
+        let jobs: Vec<(usize, (f64, f64))> = refine
+            .iter()
+            .flat_map(|&si| PHASES.iter().map(move |&ph| (si, ph)))
+            .collect();
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (jobs, evaluate) = (&jobs, &evaluate);
+                    sc.spawn(move || {
+                        let mut work = Vec::with_capacity(TILE * TILE);
+                        (t..jobs.len())
+                            .step_by(threads)
+                            .map(|j| (jobs[j], evaluate(jobs[j].0, jobs[j].1, &mut work)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                for ((si, ph), (z, ki, d)) in h.join().expect("search thread panicked") {
+                    if z > best.0 {
+                        best = (z, ki, si, d, ph);
+                    }
+                }
+            }
+        });
+        let (z, ki, si, d, phase) = best;
+        let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
+        let p_value = if z > 0.0 {
+            (hypotheses.ln() - z * z / 2.0).exp().min(1.0)
+        } else {
+            1.0
+        };
+        let (key_id, key) = (&self.keys[ki].0, &self.keys[ki].1);
+        let s = scales[si];
+
+        let mut out = VideoDetection {
+            detected: p_value <= DETECT_P,
+            inconclusive: p_value > DETECT_P && p_value < INCONCLUSIVE_P,
+            p_value,
+            score: z,
+            frames_analysed: self.frames,
+            ..empty
+        };
+        if p_value < INCONCLUSIVE_P {
+            out.key_id = Some(*key_id);
+            out.scale = Some(s);
+            out.shift = Some((d % TILE, d / TILE));
+            let f = fold(&acc.sum, wa, ha, s, phase);
+            let (payload, ber) = decode_payload(&f, key, d);
+            out.payload = payload;
+            out.bit_error_estimate = Some(ber);
+        }
+        if let Some(last) = acc.last_second {
+            let n = (last + 1).min(MAX_TIMELINE_SECONDS);
+            out.timeline = (0..n)
+                .map(|sec| {
+                    acc.buckets.get(&sec).map(|(img, _)| {
+                        let f = fold(img, wa, ha, s, phase);
+                        single_p(z_at(&f, key, d))
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+}
+
+/// Soft payload decoding at a registration: per coded bit the normalised correlation of
+/// its chips, then Viterbi and CRC. Returns the payload (if the CRC checks) and the raw
+/// coded-bit error estimate.
+fn decode_payload(f: &[f64], key: &KeyPattern, shift: usize) -> (Option<Payload>, f64) {
+    let (dy, dx) = (shift / TILE, shift % TILE);
+    let mut num = vec![0f64; code::CODED_BITS];
+    let mut den = vec![0f64; code::CODED_BITS];
+    for j in 0..TILE * TILE {
+        if let Some(k) = key.role[j] {
+            let (jy, jx) = (j / TILE, j % TILE);
+            let v = f[((jy + dy) % TILE) * TILE + (jx + dx) % TILE];
+            num[k as usize] += key.sign[j] as f64 * v;
+            den[k as usize] += v * v;
+        }
+    }
+    let soft: Vec<f64> = num
+        .iter()
+        .zip(&den)
+        .map(|(n, d)| if *d > 0.0 { n / d.sqrt() } else { 0.0 })
+        .collect();
+    let info = code::viterbi(&soft);
+    let recoded = code::encode(&info);
+    let errors = recoded
+        .iter()
+        .zip(&soft)
+        .filter(|(c, s)| (**c == 1) != (**s > 0.0))
+        .count();
+    (
+        code::parse_info(&info),
+        errors as f64 / code::CODED_BITS as f64,
+    )
+}

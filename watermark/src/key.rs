@@ -1,0 +1,165 @@
+//! Secret keys, payloads and keyed pseudo-random streams.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum WatermarkError {
+    /// A serialised key had the wrong length.
+    #[error("watermark key must be {expected} bytes, got {got}")]
+    KeyLength { expected: usize, got: usize },
+    /// The operating system's random source failed.
+    #[error("OS randomness unavailable: {0}")]
+    Random(String),
+}
+
+/// A secret watermark key: 32 secret bytes plus a public one-byte key id.
+///
+/// `Debug` prints the key id and a short SHA-256 fingerprint, never the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WatermarkKey {
+    secret: [u8; 32],
+    key_id: u8,
+}
+
+impl WatermarkKey {
+    /// Length of [`WatermarkKey::to_bytes`]: key id followed by the 32 secret bytes.
+    pub const BYTES: usize = 33;
+
+    /// A fresh key from OS randomness.
+    pub fn generate(key_id: u8) -> Result<Self, WatermarkError> {
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret).map_err(|e| WatermarkError::Random(e.to_string()))?;
+        Ok(WatermarkKey { secret, key_id })
+    }
+
+    /// A key from known secret bytes (tests, key stores).
+    pub fn from_secret(secret: [u8; 32], key_id: u8) -> Self {
+        WatermarkKey { secret, key_id }
+    }
+
+    /// `[key_id, secret[0..32]]`.
+    pub fn to_bytes(&self) -> [u8; Self::BYTES] {
+        let mut out = [0u8; Self::BYTES];
+        out[0] = self.key_id;
+        out[1..].copy_from_slice(&self.secret);
+        out
+    }
+
+    /// Inverse of [`WatermarkKey::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WatermarkError> {
+        if bytes.len() != Self::BYTES {
+            return Err(WatermarkError::KeyLength {
+                expected: Self::BYTES,
+                got: bytes.len(),
+            });
+        }
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&bytes[1..]);
+        Ok(WatermarkKey {
+            secret,
+            key_id: bytes[0],
+        })
+    }
+
+    /// The public key id carried in the payload.
+    pub fn key_id(&self) -> u8 {
+        self.key_id
+    }
+
+    /// A non-secret fingerprint: the first 8 bytes of SHA-256("fingerprint" ‖ secret), hex.
+    pub fn fingerprint(&self) -> String {
+        let h = self.derive(b"fingerprint");
+        h[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// SHA-256(domain ‖ label ‖ secret): independent sub-keys for each use.
+    pub(crate) fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"hallmark-watermark/v1/");
+        h.update(label);
+        h.update(self.secret);
+        h.finalize().into()
+    }
+
+    pub(crate) fn rng(&self, label: &[u8]) -> Xoshiro {
+        Xoshiro::from_seed(self.derive(label))
+    }
+}
+
+impl fmt::Debug for WatermarkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatermarkKey")
+            .field("key_id", &self.key_id)
+            .field("fingerprint", &self.fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the watermark carries: a 64-bit clip id and the id of the key that marked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Payload {
+    pub clip_id: u64,
+    pub key_id: u8,
+}
+
+/// xoshiro256** seeded from a SHA-256 output: a keyed, deterministic stream.
+pub(crate) struct Xoshiro {
+    s: [u64; 4],
+}
+
+impl Xoshiro {
+    pub(crate) fn from_seed(seed: [u8; 32]) -> Self {
+        let mut s = [0u64; 4];
+        for (i, w) in s.iter_mut().enumerate() {
+            *w = u64::from_le_bytes(seed[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        }
+        if s == [0; 4] {
+            s[0] = 0x9e37_79b9_7f4a_7c15;
+        }
+        Xoshiro { s }
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = self.s[1] << 17;
+        self.s[2] ^= self.s[0];
+        self.s[3] ^= self.s[1];
+        self.s[1] ^= self.s[2];
+        self.s[0] ^= self.s[3];
+        self.s[2] ^= t;
+        self.s[3] = self.s[3].rotate_left(45);
+        result
+    }
+
+    /// Uniform in `0..n` (n > 0), unbiased by rejection.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        let zone = u64::MAX - (u64::MAX % n);
+        loop {
+            let v = self.next_u64();
+            if v < zone {
+                return v % n;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_round_trip_and_debug_hides_secret() {
+        let k = WatermarkKey::generate(7).unwrap();
+        let b = k.to_bytes();
+        assert_eq!(WatermarkKey::from_bytes(&b).unwrap(), k);
+        assert!(WatermarkKey::from_bytes(&b[..10]).is_err());
+        let dbg = format!("{k:?}");
+        assert!(dbg.contains("key_id: 7"));
+        let secret_hex: String = b[1..].iter().map(|x| format!("{x:02x}")).collect();
+        assert!(!dbg.contains(&secret_hex[..16]));
+        assert!(!dbg.contains(&format!("{:?}", &b[1..5])));
+        assert_ne!(WatermarkKey::generate(7).unwrap(), k);
+    }
+}

@@ -1,0 +1,44 @@
+//! Analysis speed at 1080p (printed; loosely asserted, the machine is shared).
+
+mod common;
+use common::*;
+use hallmark_watermark::*;
+
+#[test]
+fn analysis_speed_1080p() {
+    let k = key(1, 3);
+    let src = decode(&shared("video/bigbuckbunny.mp4"), 12);
+    let mut emb = VideoEmbedder::new(&k, payload(&k), DEFAULT_STRENGTH);
+    let frames: Vec<_> = src.iter().map(|f| resize(f, 1920, 1080)).collect();
+    let t = std::time::Instant::now();
+    let mut marked = frames.clone();
+    for f in marked.iter_mut() {
+        emb.embed(f);
+    }
+    let embed_s = t.elapsed().as_secs_f64() / frames.len() as f64;
+    let mut d = VideoDetector::new(std::slice::from_ref(&k));
+    let t = std::time::Instant::now();
+    for _ in 0..3 {
+        for f in &marked {
+            d.add_frame(f);
+        }
+    }
+    let add_s = t.elapsed().as_secs_f64() / (3 * marked.len()) as f64;
+    let t = std::time::Instant::now();
+    let r = d.result();
+    let result_s = t.elapsed().as_secs_f64();
+    assert!(r.detected);
+    let clip = 300.0; // 10 s at 30 fps
+    let total = clip * add_s + result_s;
+    println!(
+        "1080p: embed {:.1} ms/frame ({:.0} fps); detector add_frame {:.2} ms/frame, result() {:.0} ms; 10 s clip (300 frames): {:.2} s = {:.0} fps = {:.1}x real time",
+        embed_s * 1e3,
+        1.0 / embed_s,
+        add_s * 1e3,
+        result_s * 1e3,
+        total,
+        clip / total,
+        10.0 / total
+    );
+    assert!(clip / total > 30.0);
+}
