@@ -218,7 +218,7 @@ fn parse_watermark_key(path: &Path, text: &str) -> Result<WatermarkKey, SignerEr
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

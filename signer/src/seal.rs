@@ -77,7 +77,7 @@ pub struct StageTimings {
     pub source_s: f64,
     /// Embedding the watermark (watermark issue).
     pub watermark_s: f64,
-    /// Encoding (x264 and AAC run partly on their own threads, so this is time waited for them).
+    /// Encoding, on its own thread (overlapping the stages above; x264 adds threads of its own).
     pub encode_s: f64,
     /// Building, hashing and signing the manifest.
     pub sign_s: f64,
@@ -290,6 +290,11 @@ struct TranscodeStats {
     timings: StageTimings,
 }
 
+/// Encoding runs on its own thread, fed through a short queue, so that decoding (or
+/// rendering) and watermarking the next frames overlap with encoding the previous ones.
+const ENCODE_QUEUE: usize = 8;
+
+#[allow(clippy::too_many_arguments)]
 fn transcode(
     source: &mut dyn FrameSource,
     mut embedder: Option<&mut VideoEmbedder>,
@@ -316,55 +321,83 @@ fn transcode(
         thumbnail: None,
         timings: StageTimings::default(),
     };
-    let mut ticks = 0u64;
-    let mut clock = Instant::now();
-    loop {
-        let Some(frame) = source.next_frame()? else {
-            break;
-        };
-        stats.timings.source_s += lap(&mut clock);
-        if cancel.load(Ordering::Relaxed) {
-            return Err(SignerError::Interrupted);
-        }
-        match frame {
-            MediaFrame::Video(mut frame) if video.is_some() => {
-                if format.kind() == MediaKind::Image && stats.video_frames > 0 {
-                    break; // a still keeps its first frame only
+
+    let (encoded, produced) = std::thread::scope(|scope| {
+        let (queue, frames) = std::sync::mpsc::sync_channel::<MediaFrame>(ENCODE_QUEUE);
+        let encoding = scope.spawn(move || -> Result<f64, SignerError> {
+            let mut busy = 0.0;
+            for frame in frames {
+                let started = Instant::now();
+                match &frame {
+                    MediaFrame::Video(v) => encoder.write_video(v)?,
+                    MediaFrame::Audio(a) => encoder.write_audio(a)?,
                 }
-                if let Some(embedder) = embedder.as_deref_mut() {
-                    embedder.embed(&mut frame);
-                    stats.timings.watermark_s += lap(&mut clock);
-                }
-                encoder.write_video(&frame)?;
-                stats.timings.encode_s += lap(&mut clock);
-                stats.video_frames += 1;
-                if thumb_frame.is_none() || frame.pts_s <= thumb_at {
-                    thumb_frame = Some(frame);
-                }
-                progress(SealProgress::Encoding {
-                    done: stats.video_frames,
-                    total,
-                });
+                busy += started.elapsed().as_secs_f64();
             }
-            MediaFrame::Audio(chunk) if audio.is_some() => {
-                encoder.write_audio(&chunk)?;
-                stats.timings.encode_s += lap(&mut clock);
-                stats.audio_seconds += chunk.samples.len() as f64
-                    / (chunk.channels.max(1) as f64 * chunk.sample_rate.max(1) as f64);
-                if video.is_none() {
-                    ticks += 1;
-                    progress(SealProgress::Encoding {
-                        done: ticks,
-                        total: None,
-                    });
+            let started = Instant::now();
+            encoder.finish()?;
+            Ok(busy + started.elapsed().as_secs_f64())
+        });
+        let produced = (|| -> Result<(), SignerError> {
+            let mut ticks = 0u64;
+            let mut clock = Instant::now();
+            while let Some(frame) = source.next_frame()? {
+                stats.timings.source_s += lap(&mut clock);
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(SignerError::Interrupted);
                 }
+                let frame = match frame {
+                    MediaFrame::Video(mut frame) if video.is_some() => {
+                        if format.kind() == MediaKind::Image && stats.video_frames > 0 {
+                            break; // a still keeps its first frame only
+                        }
+                        if let Some(embedder) = embedder.as_deref_mut() {
+                            embedder.embed(&mut frame);
+                            stats.timings.watermark_s += lap(&mut clock);
+                        }
+                        stats.video_frames += 1;
+                        if thumb_frame.is_none() || frame.pts_s <= thumb_at {
+                            thumb_frame = Some(frame.clone());
+                        }
+                        progress(SealProgress::Encoding {
+                            done: stats.video_frames,
+                            total,
+                        });
+                        MediaFrame::Video(frame)
+                    }
+                    MediaFrame::Audio(chunk) if audio.is_some() => {
+                        stats.audio_seconds += chunk.samples.len() as f64
+                            / (chunk.channels.max(1) as f64 * chunk.sample_rate.max(1) as f64);
+                        if video.is_none() {
+                            ticks += 1;
+                            progress(SealProgress::Encoding {
+                                done: ticks,
+                                total: None,
+                            });
+                        }
+                        MediaFrame::Audio(chunk)
+                    }
+                    _ => continue,
+                };
+                lap(&mut clock);
+                if queue.send(frame).is_err() {
+                    break; // the encoder stopped: its error is reported below
+                }
+                lap(&mut clock); // waiting for a free queue slot is the encoder's time, below
             }
-            _ => {}
-        }
-        lap(&mut clock); // progress callbacks count as nobody's time
-    }
-    encoder.finish()?;
-    stats.timings.encode_s += lap(&mut clock);
+            Ok(())
+        })();
+        // Closing the queue lets the encoder finish (or stop, after an error here).
+        drop(queue);
+        let encoded = encoding.join().unwrap_or_else(|_| {
+            Err(SignerError::Unsupported(
+                "the encoder thread panicked".into(),
+            ))
+        });
+        (encoded, produced)
+    });
+    produced?;
+    stats.timings.encode_s = encoded?;
     if video.is_some() && stats.video_frames == 0 {
         return Err(SignerError::Unsupported(
             "the input has a video stream but no frame could be decoded".into(),

@@ -46,6 +46,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Generate a short film with sound from a text prompt (English or French), always sealed.
+    ///
+    /// The procedural backend composes the scene from the prompt (setting, time of day,
+    /// weather, things and events, camera, mood) and designs its sound track; it says which
+    /// prompt words it used and which it could not depict. Same prompt, seed and options →
+    /// the same picture and sound.
+    Generate(GenerateArgs),
     /// Seal a media file: re-encode it and sign a C2PA manifest into the output.
     ///
     /// The output format follows OUT's extension: .mp4 (H.264 + AAC), .m4a, .wav, .mp3,
@@ -93,6 +100,31 @@ struct ServeArgs {
     /// Memory (address space) limit of one analysis worker, e.g. 4G.
     #[arg(long, default_value = "4G", value_parser = parse_size)]
     worker_memory: u64,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// What the clip shows, e.g. "me on the beach at sunset with a glass of sparkling wine,
+    /// while fireworks split the sky".
+    prompt: String,
+    /// Output MP4 (H.264 + AAC).
+    #[arg(short, long, default_value = "clip.mp4", value_name = "OUT")]
+    output: PathBuf,
+    /// Length in seconds (0.5 to 60).
+    #[arg(long, default_value_t = 8.0)]
+    duration: f64,
+    /// Frame size WIDTHxHEIGHT (even numbers).
+    #[arg(long, default_value = "1280x720", value_parser = parse_frame_size)]
+    size: (u32, u32),
+    /// Frames per second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Varies everything random; the same seed gives the same clip.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// x264 preset (ultrafast … veryslow).
+    #[arg(long, default_value = "medium")]
+    preset: String,
 }
 
 #[derive(Args)]
@@ -145,6 +177,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keygen { org, force } => home(&cli.home).and_then(|h| keygen(&h, &org, force)),
+        Command::Generate(args) => home(&cli.home).and_then(|h| generate(&h, args)),
         Command::Seal(args) => home(&cli.home).and_then(|h| seal(&h, args)),
         Command::Verify(args) => home(&cli.home).and_then(|h| verify(&h, args)),
         Command::Serve(args) => home(&cli.home).and_then(|h| serve(&h, args)),
@@ -179,7 +212,18 @@ fn keygen(home: &Home, org: &str, force: bool) -> Result<u8> {
     Ok(exit::VERIFIED)
 }
 
-fn seal(home: &Home, args: SealArgs) -> Result<u8> {
+fn parse_frame_size(text: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("not a size: {text:?} (try 1280x720)"))?;
+    match (w.trim().parse(), h.trim().parse()) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(format!("not a size: {text:?} (try 1280x720)")),
+    }
+}
+
+/// The signing identity, made on first use with a plain word about what that means.
+fn identity(home: &Home) -> Result<hallmark_signer::SigningIdentity> {
     let identity = hallmark_signer::ensure_identity(home)?;
     if let Some(files) = &identity.created {
         eprintln!(
@@ -188,6 +232,84 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
             files.root_cert.display()
         );
     }
+    Ok(identity.signing)
+}
+
+/// Progress of a sealing run on a terminal; hidden when stderr is not one.
+fn seal_progress(bar: &indicatif::ProgressBar) -> impl FnMut(SealProgress) + '_ {
+    move |p: SealProgress| match p {
+        SealProgress::Encoding { done, total } => {
+            if let Some(total) = total {
+                bar.set_length(total.max(done));
+            }
+            bar.set_position(done);
+        }
+        SealProgress::Signing => bar.set_message("signing"),
+    }
+}
+
+fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
+    if !args
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mp4"))
+    {
+        bail!(
+            "{}: generated clips are MP4 files; name the output *.mp4",
+            args.output.display()
+        );
+    }
+    let identity = identity(home)?;
+    let options = hallmark_generator::GenerateOptions {
+        width: args.size.0,
+        height: args.size.1,
+        fps: args.fps,
+        duration_s: args.duration,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let cancel = interrupt_flag()?;
+    let bar = progress_bar("rendering");
+    let mut on_progress = seal_progress(&bar);
+    let result = hallmark_generator::generate_sealed(
+        &args.prompt,
+        options,
+        &args.output,
+        &identity,
+        &cancel,
+        &mut on_progress,
+    );
+    bar.finish_and_clear();
+    let clip = result.with_context(|| format!("generating {}", args.output.display()))?;
+    eprintln!(
+        "Used from the prompt: {}",
+        if clip.used_terms.is_empty() {
+            "(nothing; a default scene)".into()
+        } else {
+            clip.used_terms.join(", ")
+        }
+    );
+    if !clip.unused_terms.is_empty() {
+        eprintln!("Could not depict:     {}", clip.unused_terms.join(", "));
+    }
+    let t = clip.seal.timings;
+    let frames = clip.seal.video_frames as f64;
+    let fps = |s: f64| if s > 0.0 { frames / s } else { f64::INFINITY };
+    eprintln!(
+        "Generated and sealed {} ({} frames, {:.1} s; render {:.0} frames/s, watermark {:.0} frames/s, encode {:.0} frames/s; sign {:.2} s)",
+        clip.seal.output.display(),
+        clip.seal.video_frames,
+        clip.seal.audio_seconds,
+        fps(t.source_s),
+        fps(t.watermark_s),
+        fps(t.encode_s),
+        t.sign_s
+    );
+    Ok(exit::VERIFIED)
+}
+
+fn seal(home: &Home, args: SealArgs) -> Result<u8> {
+    let identity = identity(home)?;
     let options = SealOptions {
         ai_generated: !args.not_ai,
         title: args.title,
@@ -199,20 +321,12 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
         },
     };
     let cancel = interrupt_flag()?;
-    let bar = progress_bar();
-    let mut on_progress = |p: SealProgress| match p {
-        SealProgress::Encoding { done, total } => {
-            if let Some(total) = total {
-                bar.set_length(total.max(done));
-            }
-            bar.set_position(done);
-        }
-        SealProgress::Signing => bar.set_message("signing"),
-    };
+    let bar = progress_bar("encoding");
+    let mut on_progress = seal_progress(&bar);
     let result = hallmark_signer::seal_file(
         &args.input,
         &args.output,
-        &identity.signing,
+        &identity,
         &options,
         &cancel,
         &mut on_progress,
@@ -247,19 +361,19 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-fn progress_bar() -> indicatif::ProgressBar {
+fn progress_bar(stage: &'static str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} {msg:8} [{bar:30}] {pos}/{len} frames {per_sec} eta {eta}",
+            "{spinner} {msg:9} [{bar:30}] {pos}/{len} frames ({per_sec}, eta {eta})",
         )
         .expect("valid template")
         .progress_chars("=> "),
     );
-    bar.set_message("encoding");
+    bar.set_message(stage);
     bar
 }
 

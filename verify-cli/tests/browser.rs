@@ -64,6 +64,11 @@ fn page_renders_the_verdict_of_each_dropped_file() {
         .as_str()
         .unwrap()
         .contains("assertion.bmffHash.mismatch"));
+    assert!(
+        lines[2]["timeline"].as_u64().unwrap() >= 2,
+        "the watermark timeline shows the marked seconds: {:#?}",
+        lines[2]
+    );
     assert_eq!(
         lines[4]["external"],
         serde_json::json!([]),

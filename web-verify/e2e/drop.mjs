@@ -29,7 +29,8 @@ try {
     const text = (await banner.innerText()).replace(/\s+/g, " ");
     const card = (await page.locator(".card").first().innerText()).replace(/\s+/g, " ");
     await page.screenshot({ path: join(shots, basename(file) + ".png"), fullPage: true });
-    console.log(JSON.stringify({ file: basename(file), verdict, text, card }));
+    const timeline = await page.locator(".timeline span.on").count();
+    console.log(JSON.stringify({ file: basename(file), verdict, text, card, timeline }));
   }
   console.log(JSON.stringify({ external }));
 } finally {

@@ -1,0 +1,105 @@
+//! `hallmark generate`: a prompt becomes a sealed clip that verifies as AI-made.
+
+mod common;
+
+use common::*;
+
+const SEED_FR: &str = "Moi, sur la plage au coucher du soleil, avec un verre de vin pétillant, tandis que les feux d'artifice fendent le ciel";
+
+#[test]
+fn the_seed_prompt_becomes_a_verified_ai_clip() {
+    let home = Home::with_keys("Generator Test");
+    let out = scratch().join("seed-fr.mp4");
+    let r = home.run(&[
+        "generate",
+        SEED_FR,
+        "-o",
+        out.to_str().unwrap(),
+        "--duration",
+        "2",
+        "--size",
+        "320x180",
+        "--fps",
+        "25",
+        "--seed",
+        "7",
+        "--preset",
+        "ultrafast",
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("plage (beach)") && stderr.contains("feux d'artifice"),
+        "{stderr}"
+    );
+
+    let (code, v) = verify_json(home.path(), &out, &[]);
+    assert_eq!(
+        (code, v["verdict"].as_str().unwrap()),
+        (0, "verified"),
+        "{v:#}"
+    );
+    assert_eq!(v["ai_generated"], true);
+    assert_eq!(v["c2pa"]["actions"][0]["action"], "c2pa.created");
+    assert_eq!(
+        v["c2pa"]["digital_source_type"],
+        "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+    );
+    assert!(v["c2pa"]["ingredients"].as_array().unwrap().is_empty());
+    let generation = &v["c2pa"]["hallmark"]["generation"];
+    assert_eq!(generation["prompt"], SEED_FR);
+    assert_eq!(generation["seed"], 7);
+    assert_eq!(generation["backend"], "procedural");
+    assert!(generation["model"]
+        .as_str()
+        .unwrap()
+        .starts_with("hallmark-procedural/"));
+    assert_eq!(
+        (generation["width"].as_u64(), generation["height"].as_u64()),
+        (Some(320), Some(180))
+    );
+    assert_eq!(v["media"]["width"], 320);
+    assert_eq!(v["media"]["sample_rate"], 48000);
+    assert_eq!(v["media"]["channels"], 2);
+    assert!((v["media"]["duration_s"].as_f64().unwrap() - 2.0).abs() < 0.1);
+    // Every clip carries the watermark, recorded as its soft binding.
+    assert_eq!(
+        v["c2pa"]["soft_bindings"][0]["alg"],
+        "org.hallmark.watermark.video.1"
+    );
+}
+
+#[test]
+fn generate_refuses_bad_options_and_writes_nothing() {
+    let home = Home::with_keys("Generator Options");
+    let dir = tempfile::tempdir().unwrap();
+    for (args, why) in [
+        (vec!["--size", "321x180"], "odd width"),
+        (vec!["--fps", "0"], "zero fps"),
+        (vec!["--duration", "600"], "too long"),
+        (vec!["--size", "huge"], "not a size"),
+    ] {
+        let out = dir.path().join("clip.mp4");
+        let mut all = vec!["generate", "a forest at dawn", "-o", out.to_str().unwrap()];
+        all.extend(args);
+        let r = home.run(&all);
+        assert_eq!(
+            r.status.code(),
+            Some(2),
+            "{why}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(
+            listing(dir.path()).is_empty(),
+            "{why}: left {:?}",
+            listing(dir.path())
+        );
+    }
+    let r = home.run(&[
+        "generate",
+        "a forest",
+        "-o",
+        dir.path().join("clip.mov").to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+}
