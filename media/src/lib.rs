@@ -31,14 +31,15 @@ pub use error::MediaError;
 pub use probe::probe;
 
 /// Initialise FFmpeg once (idempotent, thread-safe) and quiet its own logging
-/// to `AV_LOG_ERROR`: every failure is reported through [`MediaError`] anyway.
+/// to `AV_LOG_FATAL`: every failure is reported through [`MediaError`] anyway, and a damaged
+/// stream must not spray decoder messages over a report.
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         // Only registers codecs/devices on old FFmpeg versions; cannot fail in
         // a way we could act on.
         let _ = ffmpeg::init();
-        ffmpeg::log::set_level(ffmpeg::log::Level::Error);
+        ffmpeg::log::set_level(ffmpeg::log::Level::Fatal);
     });
 }
 
