@@ -14,16 +14,7 @@ fn page_renders_the_verdict_of_each_dropped_file() {
     let dir = scratch().join("browser");
     std::fs::create_dir_all(&dir).unwrap();
     let tampered = copy_with_flipped_media_byte(sealed, "browser-tampered.mp4");
-    let stripped = dir.join("stripped.mp4");
-    ffmpeg(&[
-        "-i",
-        sealed.to_str().unwrap(),
-        "-map_metadata",
-        "-1",
-        "-c",
-        "copy",
-        stripped.to_str().unwrap(),
-    ]);
+    let stripped = strip_manifest(sealed, "stripped.mp4");
     let broken = dir.join("broken.mp4");
     std::fs::write(&broken, b"definitely not a video").unwrap();
 

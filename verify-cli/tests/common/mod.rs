@@ -173,6 +173,21 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
+/// A copy with every metadata box stripped, as platforms do (`ffmpeg -map_metadata -1 -c copy`).
+pub fn strip_manifest(src: &Path, name: &str) -> PathBuf {
+    let out = scratch().join(name);
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-map_metadata",
+        "-1",
+        "-c",
+        "copy",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
+
 /// A copy of an MP4 with one byte in the middle of its media data (`mdat`) changed.
 pub fn copy_with_flipped_media_byte(src: &Path, name: &str) -> PathBuf {
     let mut bytes = std::fs::read(src).unwrap();
