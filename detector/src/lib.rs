@@ -106,7 +106,7 @@ impl Verifier {
             }
         }
         let found = detector.result();
-        let clip_id = found.payload.map(|p| format!("{:016x}", p.clip_id));
+        let clip_id = found.payload.map(|p| p.clip_id_hex());
         let video = MarkResult {
             detected: found.detected,
             inconclusive: found.inconclusive,

@@ -15,8 +15,8 @@ pub use keys::{
     SigningIdentity,
 };
 pub use seal::{
-    clip_id_hex, seal, seal_file, FrameSource, Origin, Seal, SealOptions, SealProgress,
-    StageTimings, TRAINED_ALGORITHMIC_MEDIA, WATERMARK_ALG,
+    seal, seal_file, FrameSource, Origin, Seal, SealOptions, SealProgress, StageTimings,
+    TRAINED_ALGORITHMIC_MEDIA, WATERMARK_ALG,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -24,11 +24,6 @@ pub const TRAINED_ALGORITHMIC_MEDIA: &str =
 /// `alg` of hallmark's `c2pa.soft-binding` assertion: the picture watermark, version 1.
 pub const WATERMARK_ALG: &str = "org.hallmark.watermark.video.1";
 
-/// How a clip id is written in soft bindings and reports: 16 lowercase hex digits.
-pub fn clip_id_hex(clip_id: u64) -> String {
-    format!("{clip_id:016x}")
-}
-
 /// Label of hallmark's own assertion in the manifest.
 pub const HALLMARK_ASSERTION: &str = "org.hallmark.seal";
 
@@ -235,7 +230,7 @@ pub fn seal(
                 "c2pa.soft-binding",
                 &json!({
                     "alg": WATERMARK_ALG,
-                    "blocks": [{"scope": {}, "value": clip_id_hex(payload.clip_id)}],
+                    "blocks": [{"scope": {}, "value": payload.clip_id_hex()}],
                     "name": "hallmark invisible watermark in the picture (clip id)",
                 }),
             )

@@ -104,6 +104,13 @@ pub struct Payload {
     pub key_id: u8,
 }
 
+impl Payload {
+    /// The clip id as manifests' soft bindings and reports write it: 16 lowercase hex digits.
+    pub fn clip_id_hex(&self) -> String {
+        format!("{:016x}", self.clip_id)
+    }
+}
+
 /// xoshiro256** seeded from a SHA-256 output: a keyed, deterministic stream.
 pub(crate) struct Xoshiro {
     s: [u64; 4],
