@@ -83,7 +83,7 @@ impl Verifier {
     }
 
     pub fn verify(&self, target: &Target) -> Report {
-        let report = self.verify_provenance(target);
+        let (report, decoder) = self.verify_provenance(target);
         // A valid manifest already proves the origin; the mark matters when it is missing or
         // broken. An unreadable file has no picture to look at.
         if self.watermark_keys.is_empty()
@@ -92,14 +92,16 @@ impl Verifier {
         {
             return report;
         }
-        self.look_for_watermark(&target.path, report)
+        let decoder = decoder.or_else(|| open_decoder(&target.path).ok());
+        match decoder {
+            Some(decoder) => self.look_for_watermark(decoder, report),
+            None => report,
+        }
     }
 
-    fn look_for_watermark(&self, path: &Path, mut report: Report) -> Report {
+    /// Decodes every frame from `decoder` (opened on the report's file) through the detector.
+    fn look_for_watermark(&self, mut decoder: Decoder, mut report: Report) -> Report {
         let mut detector = VideoDetector::new(&self.watermark_keys);
-        let Ok(mut decoder) = Decoder::open(path, PixelLayout::Yuv420p) else {
-            return report;
-        };
         while let Ok(Some(frame)) = decoder.next_frame() {
             if let MediaFrame::Video(frame) = frame {
                 detector.add_frame(&frame);
@@ -134,10 +136,12 @@ impl Verifier {
         report
     }
 
-    fn verify_provenance(&self, target: &Target) -> Report {
+    /// The C2PA verdict, and the decoder if one had to be opened to reach it (reused by the
+    /// watermark search so the file is not opened twice).
+    fn verify_provenance(&self, target: &Target) -> (Report, Option<Decoder>) {
         let mut report = Report::new(target.path.display().to_string());
         if let Err(message) = check_readable(&target.path) {
-            return fail(report, message);
+            return (fail(report, message), None);
         }
         // Headers only: cheap, and enough to describe the file.
         report.media = hallmark_media::probe(&target.path)
@@ -155,45 +159,48 @@ impl Verifier {
                 let report = judge(report);
                 if matches!(report.verdict, Verdict::Verified | Verdict::ValidUntrusted) {
                     // The signed hash covers the media: it is exactly what was signed.
-                    return report;
+                    return (report, None);
                 }
-                match decodable(&target.path) {
+                match open_decoder(&target.path) {
                     // A truncated or corrupt file is unreadable first; its manifest's findings
                     // stay in the report.
                     Err(e) => {
                         let message = format!("{e} (its C2PA manifest: {})", report.summary);
-                        Report {
+                        let failed = Report {
                             c2pa: report.c2pa,
                             ..fail(Report::new(report.file), message)
-                        }
+                        };
+                        (failed, None)
                     }
-                    Ok(()) => report,
+                    Ok(decoder) => (report, Some(decoder)),
                 }
             }
-            provenance::Outcome::Remote(url) => match decodable(&target.path) {
-                Ok(()) => {
+            provenance::Outcome::Remote(url) => match open_decoder(&target.path) {
+                Ok(decoder) => {
                     report.c2pa.present = true;
                     report.c2pa.remote_manifest_url = Some(url.clone());
                     report.verdict = Verdict::NoProvenance;
                     report.summary = format!(
                         "No provenance in the file: its manifest is stored remotely at {url}, which hallmark does not fetch. Download it and verify with --sidecar."
                     );
-                    report
+                    (report, Some(decoder))
                 }
-                Err(e) => fail(report, e),
+                Err(e) => (fail(report, e), None),
             },
             provenance::Outcome::Absent | provenance::Outcome::Unsupported => {
-                match decodable(&target.path) {
-                    Ok(()) => {
+                match open_decoder(&target.path) {
+                    Ok(decoder) => {
                         report.verdict = Verdict::NoProvenance;
                         report.summary =
                             "No provenance: the file carries no C2PA manifest, so nothing about its origin can be proven.".into();
-                        report
+                        (report, Some(decoder))
                     }
-                    Err(e) => fail(report, e),
+                    Err(e) => (fail(report, e), None),
                 }
             }
-            provenance::Outcome::Unreadable(e) => fail(report, format!("could not be parsed: {e}")),
+            provenance::Outcome::Unreadable(e) => {
+                (fail(report, format!("could not be parsed: {e}")), None)
+            }
         }
     }
 }
@@ -249,10 +256,10 @@ fn check_readable(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether FFmpeg can open the file and its streams (this decodes the first frames).
-fn decodable(path: &Path) -> Result<(), String> {
+/// Opens the file's streams, which tells readable media from the rest (this decodes the
+/// first frames).
+fn open_decoder(path: &Path) -> Result<Decoder, String> {
     Decoder::open(path, PixelLayout::Yuv420p)
-        .map(drop)
         .map_err(|e| format!("not a media file that can be read: {e}"))
 }
 
