@@ -132,3 +132,37 @@ fn full_queue_answers_503_with_retry_after() {
     );
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_decompression_bomb_hits_the_worker_memory_limit_not_the_server() {
+    // 140 KB on disk, 144 MB of pixels once decoded.
+    let bomb = scratch().join("bomb.png");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=black:s=12000x12000",
+        "-frames:v",
+        "1",
+        "-pix_fmt",
+        "gray",
+        bomb.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&bomb).unwrap();
+    assert!(bytes.len() < 1 << 20);
+    let home = Home::empty();
+    let server = Server::start(home.path(), &["--worker-memory", "160M"]);
+    let (status, r) = upload(&server.addr, "innocent.png", &bytes);
+    assert!(status == 422 || r["verdict"] == "error", "{status} {r:#}");
+    assert!(r["error"].as_str().unwrap().len() > 10);
+    let health = get(&server.addr, "/healthz");
+    assert_eq!(health.status, 200);
+    // The same file within a sane limit is simply analysed.
+    let roomy = Server::start(home.path(), &["--worker-memory", "2G"]);
+    let (status, r) = upload(&roomy.addr, "innocent.png", &bytes);
+    assert_eq!(
+        (status, r["verdict"].as_str().unwrap()),
+        (200, "no-provenance"),
+        "{r:#}"
+    );
+}
