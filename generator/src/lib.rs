@@ -1,7 +1,7 @@
 //! Prompt → frames + sound, handed to the signer so that a generated clip leaves sealed.
 //!
 //! [`Scene::from_prompt`] resolves a short English or French prompt into a setting, a time
-//! of day, weather, elements, a camera move and moods; [`Generator`] renders it as
+//! of day, weather, elements, a camera move and moods; the crate-private `Generator` renders it as
 //! YUV 4:2:0 frames and stereo audio chunks, interleaved in presentation order. Everything
 //! is deterministic in `(prompt, seed, options)`.
 
@@ -10,6 +10,8 @@ mod render;
 mod rng;
 pub mod scene;
 mod sealed;
+#[cfg(test)]
+mod tests;
 
 use hallmark_media::{AudioChunk, AudioInfo, MediaFrame, PixelLayout, VideoFrame, VideoInfo};
 
@@ -61,17 +63,21 @@ pub enum GenerateError {
 }
 
 /// Renders a [`Scene`]: video frames and audio chunks in presentation order.
-pub struct Generator {
+///
+/// Crate-private on purpose: frames leave this crate only through [`generate_sealed`], so
+/// there is no way to write a generated clip that is not watermarked and signed.
+pub(crate) struct Generator {
     scene: Scene,
     options: GenerateOptions,
     renderer: render::Renderer,
     synth: audio::Synth,
     total_frames: u64,
-    total_samples: u64,
     next_index: u64,
     audio_pending: Option<AudioChunk>,
 }
 
+// Some accessors exist for the tests (burst times, toast time…).
+#[cfg_attr(not(test), allow(dead_code))]
 impl Generator {
     pub fn new(scene: Scene, options: GenerateOptions) -> Result<Generator, GenerateError> {
         let (w, h) = (options.width, options.height);
@@ -114,18 +120,9 @@ impl Generator {
             renderer,
             synth,
             total_frames,
-            total_samples,
             next_index: 0,
             audio_pending: None,
         })
-    }
-
-    pub fn scene(&self) -> &Scene {
-        &self.scene
-    }
-
-    pub fn options(&self) -> &GenerateOptions {
-        &self.options
     }
 
     pub fn video_info(&self) -> VideoInfo {
@@ -149,11 +146,6 @@ impl Generator {
     /// `round(fps * duration_s)`.
     pub fn total_frames(&self) -> u64 {
         self.total_frames
-    }
-
-    /// Audio samples per channel over the whole clip (exactly the video's duration).
-    pub fn total_samples(&self) -> u64 {
-        self.total_samples
     }
 
     /// Firework explosion times in seconds (picture and sound both use them).
@@ -192,11 +184,6 @@ impl Generator {
             },
         });
         d
-    }
-
-    /// The scheduled firework bursts in full.
-    pub fn bursts(&self) -> &[Burst] {
-        &self.renderer.bursts
     }
 
     fn sample_at(&self, frame: u64) -> u64 {

@@ -1,8 +1,6 @@
 //! End-to-end checks of the prompt parser, the picture and the sound.
 
-use hallmark_generator::{
-    Element, GenerateError, GenerateOptions, Generator, Scene, Setting, TimeOfDay,
-};
+use crate::{Element, GenerateError, GenerateOptions, Generator, Scene, Setting, TimeOfDay};
 use hallmark_media::{MediaFrame, PixelLayout, VideoFrame};
 
 const FR: &str = "Moi, sur la plage au coucher du soleil, avec un verre de vin pétillant, tandis que les feux d'artifice fendent le ciel";
@@ -124,8 +122,8 @@ fn accents_case_and_phrases_are_normalised() {
     let s = Scene::from_prompt("FORÊT sous la PLUIE, à l'aube, caméra à l'épaule", 1);
     assert_eq!(s.setting, Setting::Forest);
     assert_eq!(s.time, TimeOfDay::Dawn);
-    assert_eq!(s.weather, hallmark_generator::Weather::Rain);
-    assert_eq!(s.camera, hallmark_generator::CameraMove::Handheld);
+    assert_eq!(s.weather, crate::Weather::Rain);
+    assert_eq!(s.camera, crate::CameraMove::Handheld);
     let s = Scene::from_prompt("city street at night with cars and street lights", 1);
     assert_eq!(s.setting, Setting::City);
     assert!(s.has(Element::StreetLights) && s.has(Element::Cars));
