@@ -82,11 +82,8 @@ fn real_codec_attack_table() {
         ),
     ];
     for (name, args, ext) in &codecs {
-        let Some(dec) = ffmpeg_round_trip(&marked, 25.0, args, ext) else {
-            println!("{name}: ffmpeg missing");
-            continue;
-        };
-        let unmarked = ffmpeg_round_trip(&frames, 25.0, args, ext).unwrap();
+        let dec = ffmpeg_round_trip(&marked, 25.0, args, ext);
+        let unmarked = ffmpeg_round_trip(&frames, 25.0, args, ext);
         let ps: f64 = dec
             .iter()
             .zip(&unmarked)

@@ -301,3 +301,33 @@ pub fn verify_request(name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     let head = format!("POST /api/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n", body.len());
     (head, body)
 }
+
+/// Runs `hallmark ARGS` (writing into `out_dir`), presses Ctrl-C once it has started writing
+/// its temp file, and checks that it stops with exit 2, says so, and leaves `out_dir` empty.
+pub fn assert_ctrl_c_leaves_nothing(home: &Path, args: &[&str], out_dir: &Path) {
+    let child = Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while listing(out_dir).is_empty() && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !listing(out_dir).is_empty(),
+        "{args:?} never started writing its temp file"
+    );
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(listing(out_dir).is_empty(), "left {:?}", listing(out_dir));
+}

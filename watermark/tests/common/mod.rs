@@ -283,18 +283,19 @@ pub fn jpeg_like(f: &VideoFrame, q: f64) -> VideoFrame {
 }
 
 /// Re-encodes frames with the ffmpeg CLI (`args` are the output codec options, `ext` the
-/// container extension) and decodes the result. `None` if ffmpeg is not installed.
+/// container extension) and decodes the result. The CLI is installed by `scripts/setup`; its
+/// absence fails the test rather than skipping it.
 pub fn ffmpeg_round_trip(
     frames: &[VideoFrame],
     fps: f64,
     args: &[&str],
     ext: &str,
-) -> Option<Vec<VideoFrame>> {
+) -> Vec<VideoFrame> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let (w, h) = (frames[0].width, frames[0].height);
     let dir = std::env::temp_dir().join(format!("hallmark-wm-{}-{}", std::process::id(), ext));
-    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::create_dir_all(&dir).expect("temp dir");
     let out = dir.join(format!(
         "rt-{}.{ext}",
         args.join("_").replace(['/', ':', '='], "-")
@@ -316,18 +317,18 @@ pub fn ffmpeg_round_trip(
         .arg(&out)
         .stdin(Stdio::piped())
         .spawn()
-        .ok()?;
+        .expect("ffmpeg CLI (installed by scripts/setup)");
     {
-        let stdin = child.stdin.as_mut()?;
+        let stdin = child.stdin.as_mut().expect("ffmpeg stdin");
         for f in frames {
             for p in &f.planes {
-                stdin.write_all(p).ok()?;
+                stdin.write_all(p).expect("feeding ffmpeg");
             }
         }
     }
-    let st = child.wait().ok()?;
+    let st = child.wait().expect("ffmpeg exit status");
     assert!(st.success(), "ffmpeg failed for {args:?}");
     let v = decode(&out, usize::MAX);
     let _ = std::fs::remove_file(&out);
-    Some(v)
+    v
 }
