@@ -2,16 +2,19 @@
 //! watermark) and turns it into a [`Verdict`] that never claims more than can be proven.
 
 mod provenance;
+mod recover;
 mod report;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout};
+use hallmark_store::Fingerprinter;
 use hallmark_watermark::{VideoDetector, WatermarkKey};
 use serde_json::json;
 
 pub use provenance::UNTRUSTED;
+pub use recover::{RecoveredManifest, Recovery, Similarity};
 pub use report::{
     ActionSummary, C2paReport, IngredientNode, MarkResult, MediaSummary, Report, SoftBinding,
     StatusDetail, Verdict, WatermarkReport, SCHEMA,
@@ -46,6 +49,7 @@ impl Target {
 pub struct Verifier {
     context: Arc<c2pa::Context>,
     watermark_keys: Vec<WatermarkKey>,
+    store: Option<PathBuf>,
 }
 
 impl Verifier {
@@ -72,6 +76,7 @@ impl Verifier {
         Ok(Verifier {
             context: context.into_shared(),
             watermark_keys: Vec::new(),
+            store: None,
         })
     }
 
@@ -79,6 +84,13 @@ impl Verifier {
     /// valid manifest.
     pub fn with_watermark_keys(mut self, keys: Vec<WatermarkKey>) -> Verifier {
         self.watermark_keys = keys;
+        self
+    }
+
+    /// Recover stripped manifests from the manifest store at `store` (by the watermark's
+    /// clip id, for content that matches the sealed clip's fingerprint).
+    pub fn with_store(mut self, store: Option<PathBuf>) -> Verifier {
+        self.store = store;
         self
     }
 
@@ -102,9 +114,21 @@ impl Verifier {
     /// Decodes every frame from `decoder` (opened on the report's file) through the detector.
     fn look_for_watermark(&self, mut decoder: Decoder, mut report: Report) -> Report {
         let mut detector = VideoDetector::new(&self.watermark_keys);
+        // The content's fingerprint, for the store lookup below, in the same pass.
+        let mut fingerprinter = self.store.as_ref().map(|_| Fingerprinter::new());
         while let Ok(Some(frame)) = decoder.next_frame() {
-            if let MediaFrame::Video(frame) = frame {
-                detector.add_frame(&frame);
+            match frame {
+                MediaFrame::Video(frame) => {
+                    detector.add_frame(&frame);
+                    if let Some(f) = fingerprinter.as_mut() {
+                        f.add_frame(&frame);
+                    }
+                }
+                MediaFrame::Audio(chunk) => {
+                    if let Some(f) = fingerprinter.as_mut() {
+                        f.add_audio(&chunk);
+                    }
+                }
             }
         }
         let found = detector.result();
@@ -128,11 +152,19 @@ impl Verifier {
                 video.key_id.map(|k| k.to_string()).unwrap_or_else(|| "?".into()),
             );
         }
+        let detected = video.detected;
         report.watermark = Some(WatermarkReport {
             video: Some(video),
             audio: None,
-            clip_id,
+            clip_id: clip_id.clone(),
         });
+        if let (true, Some(clip_id), Some(store), Some(print)) =
+            (detected, clip_id, &self.store, fingerprinter)
+        {
+            let recovered = recover::recover(&self.context, store, &clip_id, &print.finish());
+            report = explain_recovery(report, &recovered);
+            report.recovered_manifest = Some(recovered);
+        }
         report
     }
 
@@ -203,6 +235,70 @@ impl Verifier {
             }
         }
     }
+}
+
+/// The verdict and summary once the store has been asked about the watermark's clip id.
+fn explain_recovery(mut report: Report, recovered: &RecoveredManifest) -> Report {
+    let clip = &recovered.clip_id;
+    let similarity = [
+        recovered
+            .similarity
+            .video
+            .map(|s| format!("picture {s:.2}")),
+        recovered.similarity.audio.map(|s| format!("sound {s:.2}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
+    match recovered.status {
+        Recovery::Recovered => {
+            let Some(c2pa) = &recovered.c2pa else {
+                return report;
+            };
+            let signer = c2pa
+                .issuer
+                .clone()
+                .or_else(|| c2pa.common_name.clone())
+                .unwrap_or_else(|| "an unknown signer".into());
+            let trust = match c2pa.validation_state.as_deref() {
+                Some("Trusted") => format!("signed by {signer}, a trusted signer"),
+                Some("Valid") => format!("signed by {signer}, who is not on your trust list"),
+                _ => format!(
+                    "but that manifest fails validation ({})",
+                    c2pa.failures.join(", ")
+                ),
+            };
+            let ai = match recovered.ai_generated {
+                Some(true) => " It declares the content AI-generated.",
+                Some(false) => " It declares the content not AI-generated.",
+                None => "",
+            };
+            let p = report
+                .watermark
+                .as_ref()
+                .and_then(|w| w.video.as_ref())
+                .map(|v| format!("p = {:.1e}, ", v.p_value))
+                .unwrap_or_default();
+            report.summary = format!(
+                "Watermarked, manifest recovered: the file has no valid C2PA manifest, but hallmark's invisible watermark is in it ({p}clip id {clip}) and the manifest store holds that clip's manifest, {trust}; this content matches the sealed clip ({similarity}).{ai} The file's bytes are not the signed ones (re-encoded or stripped), so the watermark and the fingerprint, not the manifest's hash, tie it to that manifest."
+            );
+            if c2pa.validation_state.as_deref() != Some("Invalid") && report.ai_generated.is_none()
+            {
+                report.ai_generated = recovered.ai_generated;
+            }
+        }
+        Recovery::Mismatch => {
+            report.verdict = Verdict::Tampered;
+            report.summary = format!(
+                "Mismatch: the file carries hallmark's watermark for clip {clip}, but its content does not match that clip ({similarity}; a match needs picture ≥ {:.2}, sound ≥ {:.2}). The mark was copied onto other content, or the content was changed beyond recognition; the clip's manifest does not describe this file.",
+                hallmark_store::VIDEO_MATCH,
+                hallmark_store::AUDIO_MATCH,
+            );
+        }
+        Recovery::NotFound | Recovery::StoreError => {}
+    }
+    report
 }
 
 fn judge(mut report: Report) -> Report {

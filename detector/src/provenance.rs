@@ -243,7 +243,7 @@ fn ingredient_tree(
 }
 
 /// AI disclosure from a manifest that validated; unknown (None) otherwise.
-fn ai_generated(report: &C2paReport) -> Option<bool> {
+pub(crate) fn ai_generated(report: &C2paReport) -> Option<bool> {
     if report.validation_state.as_deref() == Some("Invalid") {
         return None;
     }
@@ -271,4 +271,20 @@ fn ai_generated(report: &C2paReport) -> Option<bool> {
 
 pub fn is_untrusted_only(failures: &[String]) -> bool {
     failures.iter().all(|f| f == UNTRUSTED)
+}
+
+/// Reads a manifest store on its own (as kept in hallmark's manifest store), without the
+/// asset it was signed for: its signature, certificate and trust are checked; the hash of
+/// the asset cannot be, and is not claimed.
+pub fn read_store_bytes(context: &std::sync::Arc<c2pa::Context>, manifest: &[u8]) -> Outcome {
+    match Reader::from_shared_context(context)
+        .with_stream("application/c2pa", std::io::Cursor::new(manifest))
+    {
+        Ok(reader) => {
+            let report = summarise(&reader);
+            let ai = ai_generated(&report);
+            Outcome::Read(Box::new(report), ai)
+        }
+        Err(e) => Outcome::Unreadable(e.to_string()),
+    }
 }

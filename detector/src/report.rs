@@ -13,7 +13,8 @@ pub enum Verdict {
     Verified,
     /// Valid manifest and content hash matches, but the signer is not trusted.
     ValidUntrusted,
-    /// A manifest is present but fails validation (other than an untrusted signer).
+    /// A manifest is present but fails validation (other than an untrusted signer), or the
+    /// watermark names a sealed clip whose fingerprint this content does not match.
     Tampered,
     /// No valid manifest, but hallmark's watermark is present (watermark issue).
     Watermarked,
@@ -58,8 +59,9 @@ pub struct Report {
     /// hallmark's watermark, when it was looked for (files without a valid manifest); null
     /// when it was not.
     pub watermark: Option<WatermarkReport>,
-    /// The manifest recovered from the store by the watermark's clip id (store: not yet).
-    pub recovered_manifest: Option<serde_json::Value>,
+    /// What the manifest store said about the watermark's clip id (null when no clip id
+    /// was decoded or no store was given).
+    pub recovered_manifest: Option<crate::RecoveredManifest>,
     pub media: Option<MediaSummary>,
     pub error: Option<String>,
 }

@@ -50,6 +50,11 @@ impl Home {
         self.dir.join("keys")
     }
 
+    /// The manifest store sealing records into and `verify` recovers from.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.join(hallmark_store::STORE_FILE)
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("config.toml")
     }

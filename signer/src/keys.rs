@@ -65,6 +65,8 @@ pub struct SigningIdentity {
     key: SigningKey,
     cert_pem: String,
     watermark: WatermarkKey,
+    /// Where sealed clips are recorded (durable credentials); `None`: nowhere.
+    store: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SigningIdentity {
@@ -83,6 +85,19 @@ impl SigningIdentity {
 
     pub fn watermark_key(&self) -> &WatermarkKey {
         &self.watermark
+    }
+
+    /// The manifest store every clip this identity seals is recorded in (by default the
+    /// home's), so that its manifest can be recovered from the watermark after a platform
+    /// strips it.
+    pub fn store(&self) -> Option<&Path> {
+        self.store.as_deref()
+    }
+
+    /// Records into `store` instead (`None`: do not record).
+    pub fn with_store(mut self, store: Option<PathBuf>) -> SigningIdentity {
+        self.store = store;
+        self
     }
 
     pub(crate) fn c2pa_signer(&self) -> c2pa::CallbackSigner {
@@ -180,6 +195,7 @@ pub fn load_identity(home: &Home) -> Result<SigningIdentity, SignerError> {
         key,
         cert_pem,
         watermark,
+        store: Some(home.store_path()),
     })
 }
 

@@ -40,6 +40,8 @@ pub enum SignerError {
     Unsupported(String),
     #[error("interrupted; no output was written")]
     Interrupted,
+    #[error("{0}; no output was written")]
+    Store(#[from] hallmark_store::StoreError),
 }
 
 impl SignerError {

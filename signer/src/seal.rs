@@ -11,6 +11,7 @@ use hallmark_media::{
     Decoder, EncodeSettings, Encoder, MediaFrame, MediaInfo, MediaKind, OutputFormat, PixelLayout,
     VideoFrame,
 };
+use hallmark_store::{Fingerprint, Fingerprinter, ManifestStore, StoredManifest};
 use hallmark_watermark::{Payload, VideoEmbedder, DEFAULT_STRENGTH};
 use serde_json::json;
 
@@ -93,6 +94,8 @@ pub struct Seal {
     pub manifest_bytes: usize,
     /// The clip id the picture's watermark carries (recorded as the manifest's soft binding).
     pub clip_id: Option<u64>,
+    /// The active manifest's label; the record's id in the manifest store.
+    pub manifest_id: Option<String>,
     pub video_frames: u64,
     pub audio_seconds: f64,
     pub timings: StageTimings,
@@ -169,6 +172,10 @@ pub fn seal(
             dir,
             std::io::Error::other("output directory does not exist"),
         ));
+    }
+    if let Some(store) = identity.store() {
+        // Fail before the long encode, not after it, if the store cannot be written.
+        ManifestStore::open(store)?;
     }
     let info = source.info().clone();
     let media_tmp = temp_in(dir, format)?;
@@ -260,6 +267,19 @@ pub fn seal(
     if cancel.load(Ordering::Relaxed) {
         return Err(SignerError::Interrupted);
     }
+    let manifest_id = manifest_label(&manifest);
+    if let (Some(store), Some(payload), Some(id)) = (identity.store(), payload, &manifest_id) {
+        // Recorded before the file appears: a sealed clip whose manifest could not be kept
+        // would lose its durable credentials silently.
+        record(
+            store,
+            id,
+            payload,
+            format,
+            &manifest,
+            stats.fingerprint.clone(),
+        )?;
+    }
     signed_tmp
         .persist(output)
         .map_err(|e| SignerError::io(output, e.error))?;
@@ -269,6 +289,7 @@ pub fn seal(
         format,
         manifest_bytes: manifest.len(),
         clip_id: payload.map(|p| p.clip_id),
+        manifest_id,
         video_frames: stats.video_frames,
         audio_seconds: stats.audio_seconds,
         timings: StageTimings {
@@ -282,6 +303,7 @@ struct TranscodeStats {
     video_frames: u64,
     audio_seconds: f64,
     thumbnail: Option<Vec<u8>>,
+    fingerprint: Fingerprint,
     timings: StageTimings,
 }
 
@@ -314,8 +336,10 @@ fn transcode(
         video_frames: 0,
         audio_seconds: 0.0,
         thumbnail: None,
+        fingerprint: Fingerprint::default(),
         timings: StageTimings::default(),
     };
+    let mut fingerprinter = Fingerprinter::new();
 
     let (encoded, produced) = std::thread::scope(|scope| {
         let (queue, frames) = std::sync::mpsc::sync_channel::<MediaFrame>(ENCODE_QUEUE);
@@ -350,6 +374,7 @@ fn transcode(
                             embedder.embed(&mut frame);
                             stats.timings.watermark_s += lap(&mut clock);
                         }
+                        fingerprinter.add_frame(&frame);
                         stats.video_frames += 1;
                         if thumb_frame.is_none() || frame.pts_s <= thumb_at {
                             thumb_frame = Some(frame.clone());
@@ -361,6 +386,7 @@ fn transcode(
                         MediaFrame::Video(frame)
                     }
                     MediaFrame::Audio(chunk) if audio.is_some() => {
+                        fingerprinter.add_audio(&chunk);
                         stats.audio_seconds += chunk.samples.len() as f64
                             / (chunk.channels.max(1) as f64 * chunk.sample_rate.max(1) as f64);
                         if video.is_none() {
@@ -398,6 +424,7 @@ fn transcode(
             "the input has a video stream but no frame could be decoded".into(),
         ));
     }
+    stats.fingerprint = fingerprinter.finish();
     if let Some(frame) = thumb_frame {
         stats.thumbnail = Some(hallmark_media::jpeg_thumbnail(&frame, 320, 320)?);
     }
@@ -548,6 +575,39 @@ fn mime_guess(path: &Path) -> &'static str {
         "flac" => "audio/flac",
         _ => "application/octet-stream",
     }
+}
+
+/// The active manifest's label, read back from the signed manifest store.
+fn manifest_label(manifest: &[u8]) -> Option<String> {
+    let context = c2pa::Context::new()
+        .with_settings(json!({"verify": {"verify_after_reading": false}}))
+        .ok()?;
+    let reader = c2pa::Reader::from_context(context)
+        .with_stream("application/c2pa", Cursor::new(manifest))
+        .ok()?;
+    reader.active_label().map(str::to_owned)
+}
+
+fn record(
+    store: &Path,
+    manifest_id: &str,
+    payload: Payload,
+    format: OutputFormat,
+    manifest: &[u8],
+    fingerprint: Fingerprint,
+) -> Result<(), SignerError> {
+    let clip_id = payload.clip_id_hex();
+    let mut store = ManifestStore::open(store)?;
+    store.insert(&StoredManifest {
+        manifest_id: manifest_id.to_owned(),
+        clip_id: clip_id.clone(),
+        bindings: vec![(WATERMARK_ALG.to_owned(), clip_id)],
+        format: format.mime().to_owned(),
+        manifest: manifest.to_vec(),
+        fingerprint,
+        sealed_at: now_rfc3339(),
+    })?;
+    Ok(())
 }
 
 fn now_rfc3339() -> String {

@@ -100,6 +100,31 @@ struct ServeArgs {
     /// Memory (address space) limit of one analysis worker, e.g. 4G.
     #[arg(long, default_value = "4G", value_parser = parse_size)]
     worker_memory: u64,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Where sealed clips are recorded and stripped manifests recovered from.
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Manifest store (SQLite): sealing records each clip's manifest and fingerprint there;
+    /// verify recovers a stripped manifest from it by the watermark's clip id
+    /// [default: manifests.sqlite in the home dir].
+    #[arg(long, value_name = "PATH", global = false)]
+    store: Option<PathBuf>,
+    /// Do not use a manifest store.
+    #[arg(long, conflicts_with = "store")]
+    no_store: bool,
+}
+
+impl StoreArgs {
+    fn path(&self, home: &Home) -> Option<PathBuf> {
+        if self.no_store {
+            None
+        } else {
+            Some(self.store.clone().unwrap_or_else(|| home.store_path()))
+        }
+    }
 }
 
 #[derive(Args)]
@@ -125,6 +150,8 @@ struct GenerateArgs {
     /// x264 preset (ultrafast … veryslow).
     #[arg(long, default_value = "medium")]
     preset: String,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -149,6 +176,8 @@ struct SealArgs {
     /// x264 preset (ultrafast … veryslow).
     #[arg(long, default_value = "medium")]
     preset: String,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -171,6 +200,8 @@ struct VerifyArgs {
     /// Never colour the report.
     #[arg(long)]
     no_color: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 fn main() -> ExitCode {
@@ -259,7 +290,7 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
             args.output.display()
         );
     }
-    let identity = identity(home)?;
+    let identity = identity(home)?.with_store(args.store.path(home));
     let options = hallmark_generator::GenerateOptions {
         width: args.size.0,
         height: args.size.1,
@@ -309,7 +340,7 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
 }
 
 fn seal(home: &Home, args: SealArgs) -> Result<u8> {
-    let identity = identity(home)?;
+    let identity = identity(home)?.with_store(args.store.path(home));
     let options = SealOptions {
         ai_generated: !args.not_ai,
         title: args.title,
@@ -392,7 +423,9 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
     {
         bail!("--sidecar and --fragment apply to exactly one FILE");
     }
-    let verifier = Verifier::new(&anchors)?.with_watermark_keys(home.watermark_keys()?);
+    let verifier = Verifier::new(&anchors)?
+        .with_watermark_keys(home.watermark_keys()?)
+        .with_store(args.store.path(home));
     let targets = collect_targets(&args)?;
     let color = !args.no_color
         && !args.json
@@ -451,6 +484,11 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
     // Workers are this same binary, verifying one file each with this home's trust anchors.
     let exe = std::env::current_exe().context("locating the hallmark binary for workers")?;
     home.trust_anchor_pems()?; // fail now, not on the first upload, if the config is broken
+    let store = args.store.path(home);
+    if let Some(path) = &store {
+        // Fail now if it is not a store; a missing one is fine (nothing sealed yet).
+        hallmark_store::ManifestStore::open_existing(path)?;
+    }
     let config = hallmark_web::ServeConfig {
         listen: args.listen,
         max_upload: args.max_upload,
@@ -462,13 +500,21 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
         queue: args.queue,
         analysis_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         worker_memory: args.worker_memory,
-        worker: vec![
-            exe.into(),
-            "--home".into(),
-            home.dir().into(),
-            "verify".into(),
-            "--json".into(),
-        ],
+        worker: {
+            let mut worker: Vec<std::ffi::OsString> = vec![
+                exe.into(),
+                "--home".into(),
+                home.dir().into(),
+                "verify".into(),
+                "--json".into(),
+            ];
+            match &store {
+                Some(path) => worker.extend(["--store".into(), path.into()]),
+                None => worker.push("--no-store".into()),
+            }
+            worker
+        },
+        store,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

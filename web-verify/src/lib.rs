@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +35,9 @@ pub struct ServeConfig {
     /// Address-space limit of a worker process, in bytes.
     pub worker_memory: u64,
     pub worker: Vec<std::ffi::OsString>,
+    /// The manifest store behind the soft-binding resolution API (`None`: it answers that
+    /// nothing is known).
+    pub store: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,9 @@ pub fn router(config: ServeConfig) -> Router {
         .route("/", get(|| async { Html(PAGE) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/verify", post(verify))
+        // C2PA soft-binding resolution API over the manifest store.
+        .route("/matches/byBinding", get(matches_by_binding))
+        .route("/manifests/{id}", get(manifest_by_id))
         // The upload limit is enforced while streaming, field by field, below.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -129,6 +135,81 @@ async fn verify(State(state): State<Arc<AppState>>, mut multipart: Multipart) ->
     report["file"] = json!(upload.name);
     drop(upload); // deletes the temp file
     (status, Json(report)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct BindingQuery {
+    alg: Option<String>,
+    value: Option<String>,
+}
+
+/// `GET /matches/byBinding?alg=…&value=…` → `{"matches": [{"manifestId": …}]}`.
+async fn matches_by_binding(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<BindingQuery>,
+) -> Response {
+    let (Some(alg), Some(value)) = (query.alg, query.value) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "give the soft binding as ?alg=ALGORITHM&value=VALUE",
+        );
+    };
+    let found = with_store(&state, move |store| store.find_by_binding(&alg, &value)).await;
+    match found {
+        Ok(ids) => Json(json!({
+            "matches": ids
+                .into_iter()
+                .map(|id| json!({"manifestId": id, "similarityScore": 100}))
+                .collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /manifests/{id}` → the manifest store bytes (`application/c2pa`).
+async fn manifest_by_id(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match with_store(&state, move |store| store.get(&id)).await {
+        Ok(Some(stored)) => (
+            [(header::CONTENT_TYPE, "application/c2pa")],
+            stored.manifest,
+        )
+            .into_response(),
+        Ok(None) => problem(StatusCode::NOT_FOUND, "no manifest with this id"),
+        Err(response) => response,
+    }
+}
+
+/// Runs a store query off the async threads. No store (none configured, or nothing sealed
+/// yet) reads as empty.
+async fn with_store<T: Default + Send + 'static>(
+    state: &AppState,
+    query: impl FnOnce(&hallmark_store::ManifestStore) -> Result<T, hallmark_store::StoreError>
+        + Send
+        + 'static,
+) -> Result<T, Response> {
+    let Some(path) = state.config.store.clone() else {
+        return Ok(T::default());
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        match hallmark_store::ManifestStore::open_existing(&path)? {
+            Some(store) => query(&store),
+            None => Ok(T::default()),
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(found)) => Ok(found),
+        // The message would name a server path: keep it in the server's log only.
+        Ok(Err(e)) => {
+            eprintln!("hallmark serve: {e}");
+            Err(problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the manifest store could not be read",
+            ))
+        }
+        Err(_) => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
+    }
 }
 
 struct Upload {

@@ -15,6 +15,7 @@ fn start(worker: &[&str], timeout: Duration) -> SocketAddr {
         analysis_timeout: timeout,
         worker_memory: 1 << 30,
         worker: worker.iter().map(|s| s.into()).collect(),
+        store: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -1,0 +1,140 @@
+//! Durable credentials: the watermark's clip id → the manifest store → the manifest the
+//! clip was sealed with, accepted only if the upload is the same content.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hallmark_store::{Fingerprint, ManifestStore};
+use serde::Serialize;
+
+use crate::provenance::{self, Outcome};
+use crate::report::C2paReport;
+
+/// What the store said about the watermark's clip id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recovery {
+    /// The store holds the clip's manifest and this content matches the sealed clip.
+    Recovered,
+    /// The store holds the clip's manifest, but this content is not the sealed clip: the
+    /// watermark was copied onto other content, or the content was changed beyond
+    /// recognition. The manifest does not describe this file.
+    Mismatch,
+    /// The store has no record of the clip id (sealed elsewhere, or another store).
+    NotFound,
+    /// The store could not be read.
+    StoreError,
+}
+
+/// `recovered_manifest` in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveredManifest {
+    pub status: Recovery,
+    pub clip_id: String,
+    /// The active manifest's label (`urn:c2pa:…`), when the store has one.
+    pub manifest_id: Option<String>,
+    pub sealed_at: Option<String>,
+    /// Best mean correlation of the content with the sealed clip's fingerprint (per medium;
+    /// null where either lacks it). Match thresholds: video ≥ 0.75, audio ≥ 0.6.
+    pub similarity: Similarity,
+    /// The stored manifest, validated on its own: signature, certificate and trust. Its
+    /// hash binding is to the sealed file's bytes, which an upload re-encoded by a platform
+    /// no longer has: that binding is replaced by the watermark and the fingerprint.
+    pub c2pa: Option<C2paReport>,
+    pub ai_generated: Option<bool>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Similarity {
+    pub video: Option<f64>,
+    pub audio: Option<f64>,
+}
+
+/// Hash-binding failures expected when the stored manifest is read without its asset.
+fn is_binding_failure(code: &str) -> bool {
+    code.starts_with("assertion.dataHash")
+        || code.starts_with("assertion.bmffHash")
+        || code.starts_with("assertion.boxesHash")
+        || code.starts_with("assertion.collectionHash")
+        || code == "claim.hardBindings.missing"
+}
+
+/// Looks `clip_id` up in the store at `store_path` and compares the content.
+pub fn recover(
+    context: &Arc<c2pa::Context>,
+    store_path: &Path,
+    clip_id: &str,
+    upload: &Fingerprint,
+) -> RecoveredManifest {
+    let mut out = RecoveredManifest {
+        status: Recovery::NotFound,
+        clip_id: clip_id.to_owned(),
+        manifest_id: None,
+        sealed_at: None,
+        similarity: Similarity {
+            video: None,
+            audio: None,
+        },
+        c2pa: None,
+        ai_generated: None,
+        message: None,
+    };
+    let found = ManifestStore::open_existing(store_path).and_then(|store| match store {
+        Some(store) => store.find_by_clip_id(clip_id),
+        None => Ok(None),
+    });
+    let stored = match found {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return out,
+        Err(e) => {
+            out.status = Recovery::StoreError;
+            out.message = Some(e.to_string());
+            return out;
+        }
+    };
+    out.manifest_id = Some(stored.manifest_id.clone());
+    out.sealed_at = Some(stored.sealed_at.clone());
+    let similarity = stored.fingerprint.compare(upload);
+    out.similarity = Similarity {
+        video: similarity.video,
+        audio: similarity.audio,
+    };
+    if !similarity.matches() {
+        out.status = Recovery::Mismatch;
+        return out;
+    }
+    match provenance::read_store_bytes(context, &stored.manifest) {
+        Outcome::Read(mut c2pa, _) => {
+            c2pa.failures.retain(|code| !is_binding_failure(code));
+            c2pa.failure_details
+                .retain(|d| !is_binding_failure(&d.code));
+            // The SDK's state counted the missing asset against it; judge what is left.
+            let rest: Vec<&String> = c2pa
+                .failures
+                .iter()
+                .filter(|c| *c != provenance::UNTRUSTED)
+                .collect();
+            c2pa.validation_state = Some(
+                if !rest.is_empty() {
+                    "Invalid"
+                } else if c2pa.failures.is_empty() {
+                    "Trusted"
+                } else {
+                    "Valid"
+                }
+                .into(),
+            );
+            out.ai_generated = provenance::ai_generated(&c2pa);
+            out.c2pa = Some(*c2pa);
+            out.status = Recovery::Recovered;
+        }
+        _ => {
+            out.status = Recovery::StoreError;
+            out.message = Some(format!(
+                "the stored manifest of clip {clip_id} could not be read"
+            ));
+        }
+    }
+    out
+}

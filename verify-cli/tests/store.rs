@@ -1,0 +1,193 @@
+//! Durable credentials: sealing records the manifest and a fingerprint in the home's store;
+//! `verify` recovers a stripped manifest by the watermark's clip id, and refuses it for other
+//! content carrying the same mark.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use hallmark_media::{Decoder, EncodeSettings, Encoder, MediaFrame, OutputFormat, PixelLayout};
+use hallmark_watermark::{Payload, VideoEmbedder, DEFAULT_STRENGTH};
+
+fn clip_id_of(sealed: &Path, home: &Path) -> String {
+    let (_, report) = verify_json(home, sealed, &[]);
+    report["c2pa"]["soft_bindings"][0]["values"][0]
+        .as_str()
+        .expect("soft binding")
+        .to_owned()
+}
+
+#[test]
+fn a_stripped_and_reencoded_copy_gets_its_manifest_back() {
+    let (home, sealed) = sealed_clip();
+    let (_, original) = verify_json(home.path(), sealed, &[]);
+    let manifest_id = original["c2pa"]["active_manifest"].as_str().unwrap();
+    let clip_id = clip_id_of(sealed, home.path());
+    assert!(home.path().join("manifests.sqlite").is_file());
+
+    // What a platform does: metadata gone, picture scaled and re-encoded, sound re-encoded.
+    let copy = scratch().join("store-platform-copy.mp4");
+    ffmpeg(&[
+        "-i",
+        sealed.to_str().unwrap(),
+        "-map_metadata",
+        "-1",
+        "-vf",
+        "scale=-2:360",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "28",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+        copy.to_str().unwrap(),
+    ]);
+    for file in [strip_manifest(sealed, "store-stripped.mp4"), copy] {
+        let (code, report) = verify_json(home.path(), &file, &[]);
+        assert_eq!(report["verdict"], "watermarked", "{file:?}: {report:#}");
+        assert_eq!(code, 3, "watermarked is not 'verified'");
+        let recovered = &report["recovered_manifest"];
+        assert_eq!(recovered["status"], "recovered", "{file:?}: {recovered:#}");
+        assert_eq!(recovered["clip_id"], clip_id.as_str());
+        assert_eq!(recovered["manifest_id"], manifest_id);
+        assert!(recovered["similarity"]["video"].as_f64().unwrap() >= 0.75);
+        // The store's manifest is validated on its own: signature and trust (the home
+        // trusts its own root), not the hash of bytes this copy no longer has.
+        assert_eq!(recovered["c2pa"]["validation_state"], "Trusted");
+        assert_eq!(
+            recovered["c2pa"]["common_name"],
+            original["c2pa"]["common_name"]
+        );
+        assert_eq!(recovered["ai_generated"], true);
+        let summary = report["summary"].as_str().unwrap();
+        assert!(summary.contains("manifest recovered"), "{summary}");
+    }
+}
+
+/// Marks `footage` with `payload` under the home's watermark key, as someone copying a
+/// mark onto other content would (here with the key itself: the strongest copy there is).
+fn other_content_with_mark(home: &Path, payload: Payload, name: &str) -> PathBuf {
+    let identity = hallmark_signer::load_identity(
+        &hallmark_signer::Home::resolve(Some(home.to_path_buf())).unwrap(),
+    )
+    .unwrap();
+    let footage = media("video/bikes.mp4");
+    let mut decoder = Decoder::open(&footage, PixelLayout::Yuv420p).unwrap();
+    let out = scratch().join(name);
+    let video = decoder.info().video.clone().unwrap();
+    let mut encoder = Encoder::create(
+        &out,
+        OutputFormat::Mp4,
+        Some(&video),
+        None,
+        &EncodeSettings {
+            preset: "ultrafast".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut embedder = VideoEmbedder::new(identity.watermark_key(), payload, DEFAULT_STRENGTH);
+    while let Some(frame) = decoder.next_frame().unwrap() {
+        if let MediaFrame::Video(mut frame) = frame {
+            if frame.pts_s > 4.0 {
+                break;
+            }
+            embedder.embed(&mut frame);
+            encoder.write_video(&frame).unwrap();
+        }
+    }
+    encoder.finish().unwrap();
+    out
+}
+
+#[test]
+fn a_mark_on_other_content_does_not_borrow_the_manifest() {
+    let (home, sealed) = sealed_clip();
+    let clip_id = clip_id_of(sealed, home.path());
+    let payload = Payload {
+        clip_id: u64::from_str_radix(&clip_id, 16).unwrap(),
+        key_id: hallmark_signer::load_identity(
+            &hallmark_signer::Home::resolve(Some(home.path().to_path_buf())).unwrap(),
+        )
+        .unwrap()
+        .watermark_key()
+        .key_id(),
+    };
+    let forged = other_content_with_mark(home.path(), payload, "store-forged.mp4");
+    let (code, report) = verify_json(home.path(), &forged, &[]);
+    assert_eq!(
+        report["watermark"]["clip_id"],
+        clip_id.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(report["recovered_manifest"]["status"], "mismatch");
+    assert!(report["recovered_manifest"]["c2pa"].is_null());
+    assert!(
+        report["recovered_manifest"]["similarity"]["video"]
+            .as_f64()
+            .unwrap()
+            < 0.75
+    );
+    assert_eq!(report["verdict"], "tampered", "{report:#}");
+    assert_eq!(code, 1);
+    assert!(report["summary"].as_str().unwrap().contains("Mismatch"));
+}
+
+#[test]
+fn store_flags_choose_where_clips_are_recorded_and_looked_up() {
+    let home = Home::with_keys("Store Flags");
+    let input = short_clip();
+    let custom = scratch().join("store-flags-custom.sqlite");
+    let _ = std::fs::remove_file(&custom);
+    let sealed = scratch().join("store-flags.mp4");
+    let r = home.run(&[
+        "seal",
+        input.to_str().unwrap(),
+        "-o",
+        sealed.to_str().unwrap(),
+        "--preset",
+        "ultrafast",
+        "--store",
+        custom.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(custom.is_file());
+    assert!(!home.path().join("manifests.sqlite").exists());
+    let stripped = strip_manifest(&sealed, "store-flags-stripped.mp4");
+
+    let (_, report) = verify_json(
+        home.path(),
+        &stripped,
+        &["--store", custom.to_str().unwrap()],
+    );
+    assert_eq!(report["recovered_manifest"]["status"], "recovered");
+    // The home's own store never saw this clip.
+    let (_, report) = verify_json(home.path(), &stripped, &[]);
+    assert_eq!(report["recovered_manifest"]["status"], "not-found");
+    assert_eq!(report["verdict"], "watermarked");
+    let (_, report) = verify_json(home.path(), &stripped, &["--no-store"]);
+    assert!(report["recovered_manifest"].is_null());
+
+    // Not a store: a clear error naming the file, and no output written.
+    let junk = scratch().join("store-flags-junk.sqlite");
+    std::fs::write(&junk, b"not a database at all, just some text to be sure").unwrap();
+    let (code, _) = verify_json(home.path(), &stripped, &["--store", junk.to_str().unwrap()]);
+    assert_eq!(code, 3, "a broken store does not stop verification");
+    let out = scratch().join("store-flags-never.mp4");
+    let r = home.run(&[
+        "seal",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--preset",
+        "ultrafast",
+        "--store",
+        junk.to_str().unwrap(),
+    ]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("store-flags-junk.sqlite"));
+    assert!(!out.exists());
+}
