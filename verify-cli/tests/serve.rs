@@ -166,3 +166,84 @@ fn a_decompression_bomb_hits_the_worker_memory_limit_not_the_server() {
         "{r:#}"
     );
 }
+
+/// GET returning the raw body bytes (manifest stores are binary).
+fn get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, raw[split + 4..].to_vec())
+}
+
+#[test]
+fn soft_binding_resolution_api_serves_the_stored_manifest() {
+    let (home, sealed) = sealed_clip();
+    let (_, original) = verify_json(home.path(), sealed, &[]);
+    let manifest_id = original["c2pa"]["active_manifest"].as_str().unwrap();
+    let binding = &original["c2pa"]["soft_bindings"][0];
+    let (alg, value) = (
+        binding["alg"].as_str().unwrap(),
+        binding["values"][0].as_str().unwrap(),
+    );
+    let server = Server::start(home.path(), &[]);
+
+    // The stripped copy's report carries the recovered manifest, as `verify --json` does.
+    let stripped = strip_manifest(sealed, "serve-stripped.mp4");
+    let (status, r) = upload(
+        &server.addr,
+        "stripped.mp4",
+        &std::fs::read(&stripped).unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(r["verdict"], "watermarked", "{r:#}");
+    assert_eq!(r["recovered_manifest"]["status"], "recovered");
+    assert_eq!(r["recovered_manifest"]["manifest_id"], manifest_id);
+
+    let answer = get(
+        &server.addr,
+        &format!("/matches/byBinding?alg={alg}&value={value}"),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let matches: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(
+        matches["matches"][0]["manifestId"], manifest_id,
+        "{matches}"
+    );
+    assert_eq!(matches["matches"].as_array().unwrap().len(), 1);
+    let none = get(
+        &server.addr,
+        &format!("/matches/byBinding?alg={alg}&value=0000000000000000"),
+    );
+    let none: serde_json::Value = serde_json::from_str(&none.body).unwrap();
+    assert_eq!(none["matches"], serde_json::json!([]));
+    assert_eq!(get(&server.addr, "/matches/byBinding?alg=x").status, 400);
+
+    let (status, head, bytes) = get_bytes(&server.addr, &format!("/manifests/{manifest_id}"));
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/c2pa"),
+        "{head}"
+    );
+    // The bytes are the signed manifest store itself: as a sidecar they verify the sealed file.
+    let sidecar = scratch().join("serve-resolved.c2pa");
+    std::fs::write(&sidecar, &bytes).unwrap();
+    let (_, r) = verify_json(
+        home.path(),
+        sealed,
+        &["--sidecar", sidecar.to_str().unwrap()],
+    );
+    assert_eq!(r["verdict"], "verified", "{r:#}");
+    assert_eq!(r["c2pa"]["active_manifest"], manifest_id);
+
+    let (status, _, _) = get_bytes(&server.addr, "/manifests/urn:c2pa:no-such-manifest");
+    assert_eq!(status, 404);
+}
