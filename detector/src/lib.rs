@@ -291,10 +291,15 @@ fn explain_recovery(mut report: Report, recovered: &RecoveredManifest) -> Report
         Recovery::Mismatch => {
             report.verdict = Verdict::Tampered;
             report.summary = format!(
-                "Mismatch: the file carries hallmark's watermark for clip {clip}, but its content does not match that clip ({similarity}; a match needs picture ≥ {:.2}, sound ≥ {:.2}). The mark was copied onto other content, or the content was changed beyond recognition; the clip's manifest does not describe this file.",
-                hallmark_store::VIDEO_MATCH,
-                hallmark_store::AUDIO_MATCH,
+                "Mismatch: the file carries hallmark's watermark for clip {clip}, but its content is not that clip ({similarity}; different content scores picture ≤ {:.2} or sound ≤ {:.2}). The mark was copied onto other content, or the content was changed beyond recognition; the clip's manifest does not describe this file.",
+                hallmark_store::VIDEO_DIFFERENT,
+                hallmark_store::AUDIO_DIFFERENT,
             );
+        }
+        Recovery::Unconfirmed => {
+            report.summary.push_str(&format!(
+                " The manifest store knows clip {clip}, but this content could not be confirmed to be that clip ({similarity}), so its manifest is not attached."
+            ));
         }
         Recovery::NotFound | Recovery::StoreError => {}
     }

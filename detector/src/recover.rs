@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hallmark_store::{Fingerprint, ManifestStore};
+use hallmark_store::{ContentMatch, Fingerprint, ManifestStore};
 use serde::Serialize;
 
 use crate::provenance::{self, Outcome};
@@ -20,6 +20,9 @@ pub enum Recovery {
     /// watermark was copied onto other content, or the content was changed beyond
     /// recognition. The manifest does not describe this file.
     Mismatch,
+    /// The store holds the clip's manifest, but whether this is that content could not be
+    /// settled (too short, or a similarity between the thresholds): not attached.
+    Unconfirmed,
     /// The store has no record of the clip id (sealed elsewhere, or another store).
     NotFound,
     /// The store could not be read.
@@ -35,7 +38,8 @@ pub struct RecoveredManifest {
     pub manifest_id: Option<String>,
     pub sealed_at: Option<String>,
     /// Best mean correlation of the content with the sealed clip's fingerprint (per medium;
-    /// null where either lacks it). Match thresholds: video ≥ 0.75, audio ≥ 0.6.
+    /// null where either lacks it). Same content: picture ≥ 0.75 and sound ≥ 0.7; different:
+    /// picture ≤ 0.45 or sound ≤ 0.4.
     pub similarity: Similarity,
     /// The stored manifest, validated on its own: signature, certificate and trust. Its
     /// hash binding is to the sealed file's bytes, which an upload re-encoded by a platform
@@ -100,9 +104,16 @@ pub fn recover(
         video: similarity.video,
         audio: similarity.audio,
     };
-    if !similarity.matches() {
-        out.status = Recovery::Mismatch;
-        return out;
+    match similarity.decision() {
+        ContentMatch::Same => {}
+        ContentMatch::Different => {
+            out.status = Recovery::Mismatch;
+            return out;
+        }
+        ContentMatch::Unsure => {
+            out.status = Recovery::Unconfirmed;
+            return out;
+        }
     }
     match provenance::read_store_bytes(context, &stored.manifest) {
         Outcome::Read(mut c2pa, _) => {

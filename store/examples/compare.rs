@@ -43,7 +43,7 @@ fn main() {
                     "| {other} | {} | {} | {} |",
                     show(s.video),
                     show(s.audio),
-                    if s.matches() { "yes" } else { "no" }
+                    format!("{:?}", s.decision())
                 );
             }
             Err(e) => println!("| {other} | error: {e} | | |"),

@@ -1,14 +1,16 @@
 //! A perceptual fingerprint: coarse enough to survive what platforms do to a clip
-//! (re-encoding, resizing, cropping a little, brightness and contrast, frame-rate changes,
-//! trimming), fine enough to tell one clip from another. It is what ties a watermark's clip
-//! id to the content it was sealed on, so that a mark copied onto other footage cannot pull
-//! in the original's manifest.
+//! (re-encoding, resizing, cropping, brightness and contrast, frame-rate changes, trimming),
+//! fine enough to tell one clip from another. It is what ties a watermark's clip id to the
+//! content it was sealed on, so that a mark copied onto other footage cannot pull in the
+//! original's manifest.
 //!
-//! * Picture: four times a second, the luma of the central 80 % of the frame is averaged
-//!   over an 8×8 grid and normalised to zero mean and unit variance (so brightness and
-//!   contrast changes cancel). Two samples compare by correlation.
-//! * Sound: twenty times a second, the level in dB of the mono mix; clips compare by the
-//!   correlation of its first differences (so volume changes cancel).
+//! * Picture: four times a second, the frame's luma averaged over a 16×16 grid. Comparing,
+//!   the centre (80 %) of each view is resampled to 8×8 and normalised to zero mean and unit
+//!   variance (brightness and contrast cancel); views compare by correlation. The sealed
+//!   clip is viewed through a few crop hypotheses (scale 1 to 0.8 of each side, centred and
+//!   at the corners and edges), since an upload may be cropped.
+//! * Sound: twenty times a second, the level in dB of the mono mix, lightly smoothed; clips
+//!   compare by the correlation of its first differences (volume changes cancel).
 //!
 //! Comparison searches every time offset (an upload may be an excerpt) and averages over
 //! the overlap.
@@ -19,74 +21,89 @@ use hallmark_media::{AudioChunk, PixelLayout, VideoFrame};
 pub const VIDEO_RATE: f64 = 4.0;
 /// Sound envelope values per second.
 pub const AUDIO_RATE: f64 = 20.0;
-const GRID: usize = 8;
-const CELLS: usize = GRID * GRID;
-/// Fraction of width and height (centred) that the picture grid covers: borders are what
+/// Side of the stored picture grid (over the whole frame).
+const FULL: usize = 16;
+const FULL_CELLS: usize = FULL * FULL;
+/// Side of the grid compared (over the centre of a view).
+const VIEW: usize = 8;
+const VIEW_CELLS: usize = VIEW * VIEW;
+/// Fraction of a view's width and height (centred) that is compared: borders are what
 /// crops and letterboxing change first.
 const CENTRE: f64 = 0.8;
-/// Mean correlation at or above which the picture (sound) of two clips is the same content.
-/// Measured (store/README.md): the same clip after the benchmark's attacks scores ≥ 0.9,
-/// different footage ≤ 0.5.
+/// Mean correlation at or above which the picture (sound) is the same content, and at or
+/// below which it is different content; in between, the comparison is unsure. Measured
+/// (store/README.md): the same clip after the watermark benchmark's attacks scores ≥ 0.88
+/// (picture) and ≥ 0.8 (sound); other footage ≤ 0.36 and other sound ≤ 0.47.
 pub const VIDEO_MATCH: f64 = 0.75;
-pub const AUDIO_MATCH: f64 = 0.6;
+pub const VIDEO_DIFFERENT: f64 = 0.45;
+pub const AUDIO_MATCH: f64 = 0.7;
+pub const AUDIO_DIFFERENT: f64 = 0.4;
 /// Shortest overlap compared: two seconds of picture, three of sound.
 const MIN_VIDEO_OVERLAP: usize = 8;
 const MIN_AUDIO_OVERLAP: usize = 60;
 /// Level given to digital silence, dB.
 const SILENCE_DB: f32 = -90.0;
-
 /// Longest clip fingerprinted (later content is ignored): bounds memory on odd timestamps.
 const MAX_SECONDS: usize = 4 * 3600;
 
-const MAGIC: &[u8; 6] = b"HMFP1\n";
+const MAGIC: &[u8; 6] = b"HMFP2\n";
 
 /// The fingerprint of one clip.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fingerprint {
-    /// One entry per picture sample: the normalised 8×8 grid, or `None` for a flat frame
-    /// (nothing to compare).
-    pub video: Vec<Option<[i8; CELLS]>>,
+    /// One entry per picture sample: the mean luma of a 16×16 grid over the frame, or
+    /// `None` where no frame was seen.
+    pub video: Vec<Option<[u8; FULL_CELLS]>>,
     /// The sound's level, dB, at [`AUDIO_RATE`].
     pub audio: Vec<f32>,
 }
 
 /// How two fingerprints compare: per medium, the best mean correlation over time offsets
-/// (`None` where the medium is missing from either or too short to compare).
+/// (and crops) (`None` where the medium is missing from either or too short to compare).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Similarity {
     pub video: Option<f64>,
     pub audio: Option<f64>,
 }
 
+/// What a [`Similarity`] says about the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentMatch {
+    /// Every medium both clips have matches (and at least one was compared).
+    Same,
+    /// Some medium is clearly different content.
+    Different,
+    /// Neither: nothing could be compared, or a score fell between the thresholds.
+    Unsure,
+}
+
 impl Similarity {
-    /// The same content: every medium both clips have matches, and at least one was compared.
-    pub fn matches(&self) -> bool {
-        let video = self.video.map(|s| s >= VIDEO_MATCH);
-        let audio = self.audio.map(|s| s >= AUDIO_MATCH);
-        match (video, audio) {
-            (None, None) => false,
-            (v, a) => v.unwrap_or(true) && a.unwrap_or(true),
+    pub fn decision(&self) -> ContentMatch {
+        let judge = |s: Option<f64>, same: f64, different: f64| match s {
+            None => None,
+            Some(s) if s >= same => Some(ContentMatch::Same),
+            Some(s) if s <= different => Some(ContentMatch::Different),
+            Some(_) => Some(ContentMatch::Unsure),
+        };
+        let video = judge(self.video, VIDEO_MATCH, VIDEO_DIFFERENT);
+        let audio = judge(self.audio, AUDIO_MATCH, AUDIO_DIFFERENT);
+        let all = [video, audio];
+        if all.contains(&Some(ContentMatch::Different)) {
+            ContentMatch::Different
+        } else if all.contains(&Some(ContentMatch::Unsure)) || all == [None, None] {
+            ContentMatch::Unsure
+        } else {
+            ContentMatch::Same
         }
     }
 }
 
 impl Fingerprint {
-    /// Compares `self` (the sealed clip) with `upload` (maybe an excerpt of it).
+    /// Compares `self` (the sealed clip) with `upload` (maybe a cropped excerpt of it).
     pub fn compare(&self, upload: &Fingerprint) -> Similarity {
         Similarity {
-            video: best_alignment(
-                &self.video,
-                &upload.video,
-                MIN_VIDEO_OVERLAP,
-                |a, b| match (a, b) {
-                    (Some(a), Some(b)) => Some(correlation_i8(a, b)),
-                    _ => None,
-                },
-            ),
-            audio: {
-                let (a, b) = (differences(&self.audio), differences(&upload.audio));
-                envelope_similarity(&a, &b)
-            },
+            video: video_similarity(&self.video, &upload.video),
+            audio: envelope_similarity(&differences(&self.audio), &differences(&upload.audio)),
         }
     }
 
@@ -97,7 +114,7 @@ impl Fingerprint {
             match sample {
                 Some(cells) => {
                     out.push(1);
-                    out.extend(cells.iter().map(|&c| c as u8));
+                    out.extend(cells);
                 }
                 None => out.push(0),
             }
@@ -122,14 +139,7 @@ impl Fingerprint {
         for _ in 0..n {
             video.push(match take(1)?[0] {
                 0 => None,
-                1 => Some(
-                    take(CELLS)?
-                        .iter()
-                        .map(|&b| b as i8)
-                        .collect::<Vec<_>>()
-                        .try_into()
-                        .ok()?,
-                ),
+                1 => Some(take(FULL_CELLS)?.try_into().ok()?),
                 _ => return None,
             });
         }
@@ -138,7 +148,7 @@ impl Fingerprint {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
             .collect();
-        Some(Fingerprint { video, audio })
+        rest.is_empty().then_some(Fingerprint { video, audio })
     }
 }
 
@@ -164,13 +174,11 @@ impl Fingerprinter {
             return;
         }
         let Some(cells) = grid(frame) else { return };
-        // A gap in the frames (a variable frame rate, or a clip starting late) repeats the
-        // last sample so that sample index keeps meaning time.
+        // A gap in the frames (a variable frame rate) repeats the last sample, so that the
+        // sample index keeps meaning time.
         let last = self.print.video.last().copied().flatten();
-        while self.print.video.len() < slot {
-            self.print.video.push(last);
-        }
-        self.print.video.push(normalise(&cells));
+        self.print.video.resize(slot, last);
+        self.print.video.push(Some(cells));
         self.next_video = slot + 1;
     }
 
@@ -221,27 +229,22 @@ fn level_db(mean_square: f64) -> f32 {
     }
 }
 
-/// Mean luma of each cell of the grid over the frame's centre.
-fn grid(frame: &VideoFrame) -> Option<[f32; CELLS]> {
+/// Mean luma of each cell of a 16×16 grid over the whole frame.
+fn grid(frame: &VideoFrame) -> Option<[u8; FULL_CELLS]> {
     if frame.validate().is_err() {
         return None;
     }
     let (w, h) = (frame.width as usize, frame.height as usize);
-    let (x0, y0) = (
-        (w as f64 * (1.0 - CENTRE) / 2.0) as usize,
-        (h as f64 * (1.0 - CENTRE) / 2.0) as usize,
-    );
-    let (cw, ch) = (w - 2 * x0, h - 2 * y0);
-    if cw < GRID || ch < GRID {
+    if w < FULL || h < FULL {
         return None;
     }
-    let mut sums = [0f64; CELLS];
-    let mut counts = [0u32; CELLS];
-    // Every second row and column is plenty for an 8×8 average and halves the cost.
-    for y in (y0..y0 + ch).step_by(2) {
-        let gy = (y - y0) * GRID / ch;
-        for x in (x0..x0 + cw).step_by(2) {
-            let gx = (x - x0) * GRID / cw;
+    let mut sums = [0f64; FULL_CELLS];
+    let mut counts = [0u32; FULL_CELLS];
+    // Every second row and column is plenty for these averages and halves the cost.
+    for y in (0..h).step_by(2) {
+        let gy = y * FULL / h;
+        for x in (0..w).step_by(2) {
+            let gx = x * FULL / w;
             let luma = match frame.layout {
                 PixelLayout::Yuv420p => f64::from(frame.planes[0][y * w + x]),
                 PixelLayout::Rgb24 => {
@@ -249,83 +252,149 @@ fn grid(frame: &VideoFrame) -> Option<[f32; CELLS]> {
                     0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
                 }
             };
-            sums[gy * GRID + gx] += luma;
-            counts[gy * GRID + gx] += 1;
+            sums[gy * FULL + gx] += luma;
+            counts[gy * FULL + gx] += 1;
         }
     }
-    let mut cells = [0f32; CELLS];
+    let mut cells = [0u8; FULL_CELLS];
     for ((c, s), n) in cells.iter_mut().zip(sums).zip(counts) {
-        *c = (s / f64::from(n.max(1))) as f32;
+        *c = (s / f64::from(n.max(1))).round().clamp(0.0, 255.0) as u8;
     }
     Some(cells)
 }
 
-/// Zero mean, unit variance, quantised to i8 (×32); `None` if the frame is flat.
-fn normalise(cells: &[f32; CELLS]) -> Option<[i8; CELLS]> {
-    let mean = cells.iter().sum::<f32>() / CELLS as f32;
-    let var = cells.iter().map(|c| (c - mean).powi(2)).sum::<f32>() / CELLS as f32;
-    if var.sqrt() < 1.5 {
+/// A region of the frame, in fractions of its width and height: (x0, y0, side).
+type Region = (f64, f64, f64);
+
+/// Crop hypotheses: the whole frame, and squares of side 0.93, 0.866 (75 % of the area)
+/// and 0.8 at the centre, corners and edge midpoints.
+fn crop_hypotheses() -> Vec<Region> {
+    let mut out = vec![(0.0, 0.0, 1.0)];
+    for side in [0.93, 0.866, 0.8] {
+        let slack = 1.0 - side;
+        for y0 in [0.0, slack / 2.0, slack] {
+            for x0 in [0.0, slack / 2.0, slack] {
+                out.push((x0, y0, side));
+            }
+        }
+    }
+    out
+}
+
+/// The centre of `region` of a 16×16 grid, area-resampled to 8×8 and normalised to zero
+/// mean and unit variance; `None` if it is flat (nothing to compare).
+fn view(cells: &[u8; FULL_CELLS], (x0, y0, side): Region) -> Option<[f32; VIEW_CELLS]> {
+    // Overlap weights of the view's cells with the grid's, along one axis.
+    let weights = |origin: f64| -> Vec<[f64; FULL]> {
+        (0..VIEW)
+            .map(|i| {
+                let margin = (1.0 - CENTRE) / 2.0;
+                let a = (origin + side * (margin + CENTRE * i as f64 / VIEW as f64)) * FULL as f64;
+                let b = (origin + side * (margin + CENTRE * (i + 1) as f64 / VIEW as f64))
+                    * FULL as f64;
+                let mut w = [0f64; FULL];
+                for (k, wk) in w.iter_mut().enumerate() {
+                    *wk = (b.min(k as f64 + 1.0) - a.max(k as f64)).max(0.0);
+                }
+                w
+            })
+            .collect()
+    };
+    let (wx, wy) = (weights(x0), weights(y0));
+    let mut out = [0f32; VIEW_CELLS];
+    for (i, wyi) in wy.iter().enumerate() {
+        for (j, wxj) in wx.iter().enumerate() {
+            let (mut sum, mut area) = (0f64, 0f64);
+            for (gy, &a) in wyi.iter().enumerate().filter(|(_, a)| **a > 0.0) {
+                for (gx, &b) in wxj.iter().enumerate().filter(|(_, b)| **b > 0.0) {
+                    sum += a * b * f64::from(cells[gy * FULL + gx]);
+                    area += a * b;
+                }
+            }
+            out[i * VIEW + j] = (sum / area.max(1e-9)) as f32;
+        }
+    }
+    let mean = out.iter().sum::<f32>() / VIEW_CELLS as f32;
+    let sd = (out.iter().map(|c| (c - mean).powi(2)).sum::<f32>() / VIEW_CELLS as f32).sqrt();
+    if sd < 1.5 {
         return None;
     }
-    let sd = var.sqrt();
-    let mut out = [0i8; CELLS];
-    for (o, c) in out.iter_mut().zip(cells) {
-        *o = ((c - mean) / sd * 32.0).round().clamp(-127.0, 127.0) as i8;
+    for c in &mut out {
+        *c = (*c - mean) / sd;
     }
     Some(out)
 }
 
-fn correlation_i8(a: &[i8; CELLS], b: &[i8; CELLS]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        ab / (aa * bb).sqrt()
-    }
-}
-
-fn differences(levels: &[f32]) -> Vec<f32> {
-    levels.windows(2).map(|w| w[1] - w[0]).collect()
-}
-
-/// The best, over offsets, of the mean of `score` over aligned pairs (pairs it cannot
-/// score are skipped); offsets with fewer than `min_overlap` scored pairs (or, for a short
-/// clip, fewer than all but a quarter of it) are not considered.
-fn best_alignment<T>(
-    sealed: &[T],
-    upload: &[T],
-    min_overlap: usize,
-    score: impl Fn(&T, &T) -> Option<f64>,
+/// Mean over aligned pairs of their correlation, if enough pairs could be scored.
+fn aligned_score(
+    sealed: &[Option<[f32; VIEW_CELLS]>],
+    upload: &[Option<[f32; VIEW_CELLS]>],
+    offset: isize,
+    needed: usize,
 ) -> Option<f64> {
-    let needed = min_overlap
+    let (mut sum, mut n) = (0f64, 0usize);
+    for (j, u) in upload.iter().enumerate() {
+        let i = j as isize + offset;
+        if i < 0 || i as usize >= sealed.len() {
+            continue;
+        }
+        if let (Some(a), Some(b)) = (&sealed[i as usize], u) {
+            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            sum += f64::from(dot) / VIEW_CELLS as f64;
+            n += 1;
+        }
+    }
+    (n >= needed).then(|| sum / n as f64)
+}
+
+/// Best mean correlation over time offsets and crop hypotheses. The time offset is found
+/// with the whole-frame view (a crop still moves with the clip); the crops are then tried
+/// at the best few offsets only, which keeps long clips cheap and the search small.
+fn video_similarity(
+    sealed: &[Option<[u8; FULL_CELLS]>],
+    upload: &[Option<[u8; FULL_CELLS]>],
+) -> Option<f64> {
+    let whole = (0.0, 0.0, 1.0);
+    let views = |clip: &[Option<[u8; FULL_CELLS]>], region: Region| -> Vec<_> {
+        clip.iter()
+            .map(|c| c.as_ref().and_then(|c| view(c, region)))
+            .collect()
+    };
+    let up = views(upload, whole);
+    let whole_sealed = views(sealed, whole);
+    let needed = MIN_VIDEO_OVERLAP
         .min(sealed.len().min(upload.len()) * 3 / 4)
         .max(2);
-    let mut best: Option<f64> = None;
-    // upload[j] is sealed[j + offset].
-    for offset in -(upload.len() as isize) + 1..sealed.len() as isize {
-        let (mut sum, mut n) = (0.0, 0usize);
-        for (j, u) in upload.iter().enumerate() {
-            let i = j as isize + offset;
-            if i < 0 || i as usize >= sealed.len() {
-                continue;
+    let mut by_offset: Vec<(f64, isize)> = (-(upload.len() as isize) + 1..sealed.len() as isize)
+        .filter_map(|o| aligned_score(&whole_sealed, &up, o, needed).map(|s| (s, o)))
+        .collect();
+    by_offset.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut best = by_offset.first()?.0;
+    let offsets: Vec<isize> = by_offset.iter().take(3).map(|&(_, o)| o).collect();
+    for region in crop_hypotheses().into_iter().skip(1) {
+        let cropped = views(sealed, region);
+        for &o in &offsets {
+            for o in o - 1..=o + 1 {
+                if let Some(s) = aligned_score(&cropped, &up, o, needed) {
+                    best = best.max(s);
+                }
             }
-            if let Some(s) = score(&sealed[i as usize], u) {
-                sum += s;
-                n += 1;
-            }
-        }
-        if n >= needed {
-            let mean = sum / n as f64;
-            best = Some(best.map_or(mean, |b: f64| b.max(mean)));
         }
     }
-    best
+    Some(best)
+}
+
+/// Level differences of the lightly smoothed envelope (smoothing makes a shift of part of
+/// a window, e.g. a codec's priming samples, matter little).
+fn differences(levels: &[f32]) -> Vec<f32> {
+    let floor = |l: f32| l.max(-60.0);
+    let smooth: Vec<f32> = (0..levels.len())
+        .map(|i| {
+            let at = |k: usize| floor(levels[k.min(levels.len() - 1)]);
+            (at(i.saturating_sub(1)) + 2.0 * at(i) + at(i + 1)) / 4.0
+        })
+        .collect();
+    smooth.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
 /// Correlation of two envelope-difference sequences at the best offset (both must move:
@@ -365,25 +434,40 @@ fn envelope_similarity(sealed: &[f32], upload: &[f32]) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn frame(pts_s: f64, f: impl Fn(usize, usize) -> u8) -> VideoFrame {
-        let mut frame = VideoFrame::black(64, 48, PixelLayout::Yuv420p, pts_s);
-        for y in 0..48 {
-            for x in 0..64 {
-                frame.planes[0][y * 64 + x] = f(x, y);
+    fn frame(w: usize, h: usize, pts_s: f64, f: impl Fn(f64, f64) -> u8) -> VideoFrame {
+        let mut frame = VideoFrame::black(w as u32, h as u32, PixelLayout::Yuv420p, pts_s);
+        for y in 0..h {
+            for x in 0..w {
+                frame.planes[0][y * w + x] = f(x as f64 / w as f64, y as f64 / h as f64);
             }
         }
         frame
+    }
+
+    /// A smooth picture that moves with time `t` (coordinates in fractions of the frame).
+    fn scene(t: f64, seed: f64) -> impl Fn(f64, f64) -> u8 {
+        move |x, y| {
+            let v = 128.0
+                + 50.0 * ((x * 7.0 + t + seed).sin() * (y * 5.0 - t * 0.5 + seed * 2.0).cos())
+                + 30.0 * ((x + y) * 11.0 + seed * 3.0).sin();
+            v.clamp(0.0, 255.0) as u8
+        }
+    }
+
+    fn print_of(frames: impl Iterator<Item = VideoFrame>) -> Fingerprint {
+        let mut fp = Fingerprinter::new();
+        for f in frames {
+            fp.add_frame(&f);
+        }
+        fp.finish()
     }
 
     #[test]
     fn bytes_round_trip_and_reject_garbage() {
         let mut fp = Fingerprinter::new();
         for i in 0..10 {
-            fp.add_frame(&frame(i as f64 / 10.0, |x, y| {
-                ((x * 3 + y * i) % 256) as u8
-            }));
+            fp.add_frame(&frame(64, 48, i as f64 / 10.0, scene(i as f64, 0.0)));
         }
-        fp.add_frame(&frame(1.2, |_, _| 80)); // flat
         fp.add_audio(&AudioChunk {
             sample_rate: 8000,
             channels: 1,
@@ -391,34 +475,73 @@ mod tests {
             pts_s: 0.0,
         });
         let print = fp.finish();
-        assert_eq!(print.video.len(), 5);
-        assert!(print.video[4].is_none());
+        assert_eq!(print.video.len(), 4);
         assert_eq!(print.audio.len(), 40);
         let bytes = print.to_bytes();
         assert_eq!(Fingerprint::from_bytes(&bytes), Some(print));
         assert_eq!(Fingerprint::from_bytes(&bytes[..bytes.len() - 1]), None);
-        assert_eq!(Fingerprint::from_bytes(b"HMFP1\n\xff\xff\xff\xff"), None);
+        assert_eq!(Fingerprint::from_bytes(b"HMFP2\n\xff\xff\xff\xff"), None);
     }
 
     #[test]
-    fn brightness_and_contrast_cancel_but_other_pictures_do_not_match() {
-        let pattern = |x: usize, y: usize| (40 + (x * 2 + y * 3) % 120) as u8;
-        let other = |x: usize, y: usize| (40 + (x * x + 7 * y) % 150) as u8;
-        let mut a = Fingerprinter::new();
-        let mut b = Fingerprinter::new();
-        let mut c = Fingerprinter::new();
-        for i in 0..12 {
-            let t = i as f64 * 0.25;
-            a.add_frame(&frame(t, pattern));
-            b.add_frame(&frame(t, |x, y| (pattern(x, y) as f32 * 0.7 + 20.0) as u8));
-            c.add_frame(&frame(t, other));
+    fn brightness_contrast_crops_and_excerpts_match_other_pictures_do_not() {
+        let times = |n: usize| (0..n).map(|i| i as f64 * 0.25);
+        let sealed = print_of(times(24).map(|t| frame(160, 90, t, scene(t, 0.0))));
+        // Darker, less contrast, a second trimmed from the start.
+        let graded = print_of(times(20).map(|t| {
+            let f = scene(t + 1.0, 0.0);
+            frame(160, 90, t, move |x, y| (f(x, y) as f64 * 0.6 + 30.0) as u8)
+        }));
+        // 75 % of the area, anchored at the top left, and scaled back up.
+        let cropped = print_of(times(24).map(|t| {
+            let f = scene(t, 0.0);
+            frame(160, 90, t, move |x, y| f(x * 0.866, y * 0.866))
+        }));
+        let other = print_of(times(24).map(|t| {
+            frame(160, 90, t, move |x, y| {
+                (128.0 + 60.0 * (x * 9.0 - y * 6.0 + t * 2.0).sin() * (y * 4.0).cos()) as u8
+            })
+        }));
+
+        for (name, upload) in [("graded", &graded), ("cropped", &cropped)] {
+            let s = sealed.compare(upload);
+            assert!(s.video.unwrap() >= VIDEO_MATCH, "{name}: {s:?}");
+            assert_eq!(s.decision(), ContentMatch::Same, "{name}");
         }
-        let (a, b, c) = (a.finish(), b.finish(), c.finish());
-        let same = a.compare(&b);
-        assert!(same.video.unwrap() > 0.95, "{same:?}");
-        assert!(same.matches());
-        let different = a.compare(&c);
-        assert!(different.video.unwrap() < 0.5, "{different:?}");
-        assert!(!different.matches());
+        let s = sealed.compare(&other);
+        assert!(s.video.unwrap() <= VIDEO_DIFFERENT, "{s:?}");
+        assert_eq!(s.decision(), ContentMatch::Different);
+        assert_eq!(
+            sealed.compare(&Fingerprint::default()).decision(),
+            ContentMatch::Unsure
+        );
+    }
+
+    #[test]
+    fn volume_cancels_in_the_sound_envelope() {
+        let chunk = |gain: f32| AudioChunk {
+            sample_rate: 16000,
+            channels: 2,
+            samples: (0..16000 * 8)
+                .flat_map(|i| {
+                    let t = i as f32 / 16000.0;
+                    let env = ((t * 1.3).sin() * (t * 0.7).cos()).abs() + 0.05;
+                    let v = gain * env * (t * 440.0 * std::f32::consts::TAU).sin();
+                    [v, v]
+                })
+                .collect(),
+            pts_s: 0.0,
+        };
+        let of = |c: AudioChunk| {
+            let mut fp = Fingerprinter::new();
+            fp.add_audio(&c);
+            fp.finish()
+        };
+        let loud = of(chunk(0.5));
+        let quiet = of(chunk(0.25));
+        let s = loud.compare(&quiet);
+        assert!(s.audio.unwrap() > 0.95, "{s:?}");
+        assert!(s.video.is_none());
+        assert_eq!(s.decision(), ContentMatch::Same);
     }
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 pub use fingerprint::{
-    Fingerprint, Fingerprinter, Similarity, AUDIO_MATCH, AUDIO_RATE, VIDEO_MATCH, VIDEO_RATE,
+    ContentMatch, Fingerprint, Fingerprinter, Similarity, AUDIO_DIFFERENT, AUDIO_MATCH, AUDIO_RATE,
+    VIDEO_DIFFERENT, VIDEO_MATCH, VIDEO_RATE,
 };
 
 /// File name of the store in hallmark's home directory.
@@ -259,7 +260,7 @@ mod tests {
             format: "video/mp4".into(),
             manifest: vec![1, 2, 3, id.len() as u8],
             fingerprint: Fingerprint {
-                video: vec![None, Some([3; 64])],
+                video: vec![None, Some([3; 256])],
                 audio: vec![-20.0, -21.5],
             },
             sealed_at: sealed_at.into(),
