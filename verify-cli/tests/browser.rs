@@ -1,22 +1,93 @@
 //! End to end in a real browser: Debian's chromium (headless, driven by playwright-core)
-//! drops files on the page served by `hallmark serve` and reads the rendered verdicts.
-//! Screenshots are kept in target/e2e-screenshots/.
+//! gives files to the page served by `hallmark serve`, by keyboard and by drag and drop, and
+//! reads what it rendered: verdict banner, cards, timelines, preview, analysis indicator.
+//! Screenshots (phone and desktop) are kept in target/e2e-screenshots/.
 
 mod common;
 
 use common::*;
-use std::path::Path;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A report this branch's server cannot produce (a mark copied onto other content; a sound
+/// timeline), answered by the browser in place of the server, after a delay.
+fn fake(dir: &Path, name: &str, report: Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, report.to_string()).unwrap();
+    path
+}
+
+fn no_manifest() -> Value {
+    json!({"present": false, "validation_state": null, "failures": [], "failure_details": [],
+           "ingredient_failures": [], "actions": [], "ingredients": [], "soft_bindings": [],
+           "manifest_count": 0})
+}
+
+fn mark(timeline: Value) -> Value {
+    json!({"detected": true, "inconclusive": false, "p_value": 1e-12, "payload": "0123456789abcdef",
+           "key_id": 3, "bit_error_estimate": 0.02, "frames_analysed": 96, "timeline": timeline})
+}
+
+fn text<'a>(line: &'a Value, path: &[&str]) -> &'a str {
+    path.iter()
+        .fold(line, |v, k| &v[*k])
+        .as_str()
+        .unwrap_or_else(|| panic!("no {path:?} in {line:#}"))
+}
+
 #[test]
-fn page_renders_the_verdict_of_each_dropped_file() {
+fn page_renders_what_can_be_proven_about_each_file() {
     let (home, sealed) = sealed_clip();
     let dir = scratch().join("browser");
     std::fs::create_dir_all(&dir).unwrap();
     let tampered = copy_with_flipped_media_byte(sealed, "browser-tampered.mp4");
     let stripped = strip_manifest(sealed, "stripped.mp4");
+    let unmarked = short_clip();
     let broken = dir.join("broken.mp4");
     std::fs::write(&broken, b"definitely not a video").unwrap();
+    let sound = media("audio/startup3.wav");
+
+    let hostile = "<img src=x onerror=\"window.__xss=1\">";
+    let mismatch = fake(
+        &dir,
+        "mismatch.json",
+        json!({"schema": "hallmark.verify/1", "file": "forged.mp4", "verdict": "tampered",
+               "ai_generated": null, "summary": "Mismatch: the file carries hallmark's watermark for clip 0123456789abcdef, but its content does not match that clip.",
+               "c2pa": no_manifest(), "watermark": {"video": mark(json!([1e-5, 1e-6])), "audio": null, "clip_id": "0123456789abcdef"},
+               "recovered_manifest": {"status": "mismatch", "clip_id": "0123456789abcdef", "manifest_id": "urn:c2pa:x",
+                   "sealed_at": "2026-01-02T03:04:05Z", "similarity": {"video": 0.12, "audio": null},
+                   "c2pa": null, "ai_generated": null, "message": null},
+               "media": {"kind": "video", "container": "mp4", "duration_s": 2.0, "width": 1280, "height": 720,
+                   "sample_rate": 48000, "channels": 2}, "error": null}),
+    );
+    let sound_and_hostile = fake(
+        &dir,
+        "hostile.json",
+        json!({"schema": "hallmark.verify/1", "file": format!("{hostile}.mp4"), "verdict": "watermarked",
+               "ai_generated": null, "summary": "<script>window.__xss=2</script>",
+               "c2pa": no_manifest(),
+               "watermark": {"video": mark(json!([1e-5, 1e-4, 0.2, 0.3, null])),
+                             "audio": mark(json!([1e-6, 1e-5, 0.5, 0.02, 1e-4])),
+                             "clip_id": hostile},
+               "recovered_manifest": {"status": "not-found", "clip_id": hostile, "manifest_id": null,
+                   "sealed_at": null, "similarity": {"video": null, "audio": null},
+                   "c2pa": null, "ai_generated": null, "message": null},
+               "media": {"kind": "video", "container": "mp4", "duration_s": 5.0, "width": 1280, "height": 720,
+                   "sample_rate": 48000, "channels": 2}, "error": null}),
+    );
+    let plan = json!([
+        {"file": sealed, "via": "keyboard"},
+        {"file": tampered, "via": "drop"},
+        {"file": stripped, "via": "keyboard"},
+        {"file": unmarked, "via": "drop", "shot": "unmarked.mp4"},
+        {"file": broken, "via": "keyboard", "latency_ms": 2500},
+        {"file": sound, "via": "drop"},
+        {"file": unmarked, "via": "drop", "fake": mismatch, "delay_ms": 1500, "shot": "mismatch"},
+        {"file": unmarked, "via": "keyboard", "fake": sound_and_hostile, "delay_ms": 300, "shot": "sound-timeline-hostile-strings"},
+    ]);
+    let plan_path = dir.join("plan.json");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
 
     let server = Server::start(home.path(), &[]);
     let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-verify/e2e");
@@ -26,7 +97,7 @@ fn page_renders_the_verdict_of_each_dropped_file() {
         .arg(e2e.join("drop.mjs"))
         .arg(server.url())
         .arg(&shots)
-        .args([sealed.as_path(), &tampered, &stripped, &broken])
+        .arg(&plan_path)
         .output()
         .expect("node (setup installs playwright-core in web-verify/e2e)");
     drop(server);
@@ -35,35 +106,148 @@ fn page_renders_the_verdict_of_each_dropped_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let verdicts: Vec<&str> = lines.iter().filter_map(|l| l["verdict"].as_str()).collect();
     assert_eq!(
         verdicts,
-        ["verified", "tampered", "watermarked", "error"],
+        [
+            "verified",
+            "tampered",
+            "watermarked",
+            "no-provenance",
+            "error",
+            "no-provenance",
+            "tampered",
+            "watermarked"
+        ],
         "{lines:#?}"
     );
+    let [sealed, tampered, stripped, unmarked, broken, sound, mismatch, hostile, log] = &lines[..]
+    else {
+        panic!("{lines:#?}")
+    };
+
+    for line in &lines[..8] {
+        // Keyboard: Tab reaches the drop zone and Enter opens the picker; the result's
+        // heading then takes the focus.
+        if line["via"] == "keyboard" {
+            assert_eq!(line["focused"], "drop", "{line:#}");
+        }
+        assert_eq!(line["focused_after"], "H2", "{line:#}");
+        assert_eq!(line["overflow_x"], false, "wider than a phone: {line:#}");
+        assert!(
+            line["contrast"]["ratio"].as_f64().unwrap() >= 4.5,
+            "text contrast below WCAG AA: {:#}",
+            line["contrast"]
+        );
+        assert_eq!(line["work_hidden"], true, "{line:#}");
+        assert!(line["raw_json"].as_str().unwrap().starts_with("blob:"));
+        assert!(line["preview"].is_object(), "{line:#}");
+        if line["fake"] == false {
+            // The server reports no progress: between upload and answer the page showed an
+            // indeterminate indicator saying what is being done.
+            assert_eq!(line["seen"]["analysis"], true, "{line:#}");
+            assert_eq!(line["seen"]["indeterminate"], true, "{line:#}");
+            assert!(
+                strings(&line["seen"]["status"]).iter().any(|s| s.contains(
+                    "checking the C2PA manifest, then looking for the watermark in every frame"
+                )),
+                "{line:#}"
+            );
+        }
+    }
+    // The elapsed counter ticks while the answer is slow to come (2.5 s of network latency).
     assert!(
-        lines[0]["text"].as_str().unwrap().contains("Proven"),
-        "{:#?}",
-        lines[0]
+        broken["seen"]["elapsed"].as_array().unwrap().len() >= 2,
+        "{broken:#}"
     );
-    assert!(lines[0]["card"].as_str().unwrap().contains("Ed25519"));
-    assert!(lines[1]["card"]
-        .as_str()
-        .unwrap()
-        .contains("assertion.bmffHash.mismatch"));
+
+    // Sealed: proven, with the C2PA card; no need to look for the watermark.
+    assert!(text(sealed, &["text"]).contains("Proven:"), "{sealed:#}");
+    let card = text(sealed, &["cards", "c2pa"]);
+    for needle in [
+        "Ed25519",
+        "Test Newsroom",
+        "Trusted",
+        "Signing time",
+        "Actions",
+    ] {
+        assert!(card.contains(needle), "{needle}: {card}");
+    }
+    assert!(text(sealed, &["cards", "watermark"]).contains("Not looked for"));
+    // The frame preview, decoded by the browser from the dropped file, a third of the way in.
+    assert_eq!(sealed["preview"]["tag"], "video", "{sealed:#}");
+    assert_eq!(sealed["preview"]["state"], "ready", "{sealed:#}");
+    assert_eq!(sealed["preview"]["video_width"], 1280);
+    assert!(sealed["preview"]["current_time"].as_f64().unwrap() > 0.4);
+    assert!(text(sealed, &["preview", "src"]).starts_with("blob:"));
+
+    assert!(text(tampered, &["cards", "c2pa"]).contains("assertion.bmffHash.mismatch"));
+
+    // Stripped but watermarked: the manifest comes back from the home's store.
+    assert_eq!(stripped["recovered_status"], "recovered", "{stripped:#}");
+    let card = text(stripped, &["cards", "recovered"]);
+    for needle in [
+        "Manifest recovered from the store",
+        "recovered",
+        "Test Newsroom",
+        "Trusted",
+        "Similarity",
+        "not the signed ones",
+    ] {
+        assert!(card.contains(needle), "{needle}: {card}");
+    }
+    assert!(text(stripped, &["text"]).contains("Not proven:"));
+    let picture = &stripped["timeline"]["picture"];
     assert!(
-        lines[2]["timeline"].as_u64().unwrap() >= 2,
-        "the watermark timeline shows the marked seconds: {:#?}",
-        lines[2]
+        picture["on"].as_u64().unwrap() >= 2,
+        "the watermark timeline shows the marked seconds: {stripped:#}"
     );
+    assert!(stripped["timeline"]["sound"].is_null());
+    assert!(text(stripped, &["cards", "watermark"]).contains("The sound was not analysed"));
+
+    assert!(unmarked["recovered_status"].is_null());
+    assert!(text(unmarked, &["cards", "watermark"]).contains("not found"));
+
+    assert!(text(broken, &["text"]).contains("could not be read"));
+    assert_eq!(broken["preview"]["state"], "none");
+    assert!(text(broken, &["preview", "caption"]).contains("No preview in this browser"));
+
+    assert_eq!(sound["preview"]["tag"], "audio", "{sound:#}");
+
+    // A mark copied onto other content: a clear warning, no borrowed manifest.
+    assert_eq!(mismatch["recovered_status"], "mismatch");
+    assert!(text(mismatch, &["cards", "recovered"]).contains("Warning"));
+
+    // The sound timeline is drawn like the picture's; hostile strings stay text.
+    let sound = &hostile["timeline"]["sound"];
     assert_eq!(
-        lines[4]["external"],
-        serde_json::json!([]),
+        (&sound["on"], &sound["weak"], &sound["off"]),
+        (&json!(3), &json!(1), &json!(1)),
+        "{hostile:#}"
+    );
+    assert_eq!(hostile["recovered_status"], "not-found");
+    assert!(text(hostile, &["cards", "recovered"]).contains("has no record of it"));
+    assert!(hostile["injected"].is_null(), "{hostile:#}");
+    assert_eq!(hostile["foreign_elements"], 0);
+    assert!(text(hostile, &["cards", "file"]).contains(hostile_text()));
+
+    assert_eq!(
+        log["external"],
+        json!([]),
         "the page made external requests"
     );
-    assert!(shots.join("sealed.mp4.png").exists());
+    assert_eq!(log["page_errors"], json!([]), "script errors");
+    for shot in ["sealed.mp4", "stripped.mp4", "mismatch", "broken.mp4"] {
+        for size in ["phone", "desktop"] {
+            assert!(shots.join(format!("{shot}-{size}.png")).exists());
+        }
+    }
+}
+
+fn hostile_text() -> &'static str {
+    "<img src=x onerror=\"window.__xss=1\">.mp4"
 }
