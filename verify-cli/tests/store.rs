@@ -191,3 +191,18 @@ fn store_flags_choose_where_clips_are_recorded_and_looked_up() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("store-flags-junk.sqlite"));
     assert!(!out.exists());
 }
+
+#[test]
+fn a_tampered_file_stays_tampered_when_its_clip_is_in_the_store() {
+    let (home, sealed) = sealed_clip();
+    let tampered = copy_with_flipped_media_byte(sealed, "store-tampered.mp4");
+    let (code, report) = verify_json(home.path(), &tampered, &[]);
+    assert_eq!(report["verdict"], "tampered", "{report:#}");
+    assert_eq!(code, 1);
+    let summary = report["summary"].as_str().unwrap();
+    assert!(summary.starts_with("Tampered"), "{summary}");
+    assert!(summary.contains("not what was signed"), "{summary}");
+    // Nothing from the stored manifest is claimed for these bytes.
+    assert!(report["ai_generated"].is_null(), "{report:#}");
+    assert_eq!(report["recovered_manifest"]["status"], "recovered");
+}
