@@ -1,8 +1,10 @@
 //! "Is this real?" — reads a file's C2PA provenance (and, with the watermark issue, hallmark's
 //! watermark) and turns it into a [`Verdict`] that never claims more than can be proven.
 
+pub mod model;
 mod provenance;
 mod report;
+pub mod scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,14 +101,12 @@ impl Verifier {
         }
     }
 
-    /// Decodes every frame from `decoder` (opened on the report's file) through the detector.
+    /// Decodes every frame from `decoder` (opened on the report's file) through the detector
+    /// (the candle model in [`model`], batched, on [`model::default_device`]).
     fn look_for_watermark(&self, mut decoder: Decoder, mut report: Report) -> Report {
         let mut detector = VideoDetector::new(&self.watermark_keys);
-        while let Ok(Some(frame)) = decoder.next_frame() {
-            if let MediaFrame::Video(frame) = frame {
-                detector.add_frame(&frame);
-            }
-        }
+        // Video frames go through the candle detection model on a second thread.
+        scan::scan(&mut decoder, &mut detector, |_other: MediaFrame| {});
         let found = detector.result();
         let clip_id = found.payload.map(|p| p.clip_id_hex());
         let video = MarkResult {
