@@ -1,9 +1,11 @@
 //! "Is this real?" — reads a file's C2PA provenance (and, with the watermark issue, hallmark's
 //! watermark) and turns it into a [`Verdict`] that never claims more than can be proven.
 
+pub mod model;
 mod provenance;
 mod recover;
 mod report;
+pub mod scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,26 +113,21 @@ impl Verifier {
         }
     }
 
-    /// Decodes every frame from `decoder` (opened on the report's file) through the detector.
+    /// Decodes every frame from `decoder` (opened on the report's file) through the detector
+    /// (the candle model in [`model`], batched, on [`model::default_device`]).
     fn look_for_watermark(&self, mut decoder: Decoder, mut report: Report) -> Report {
         let mut detector = VideoDetector::new(&self.watermark_keys);
-        // The content's fingerprint, for the store lookup below, in the same pass.
+        // The content's fingerprint, for the store lookup below, in the same pass; video
+        // frames go through the candle detection model on a second thread.
         let mut fingerprinter = self.store.as_ref().map(|_| Fingerprinter::new());
-        while let Ok(Some(frame)) = decoder.next_frame() {
-            match frame {
-                MediaFrame::Video(frame) => {
-                    detector.add_frame(&frame);
-                    if let Some(f) = fingerprinter.as_mut() {
-                        f.add_frame(&frame);
-                    }
-                }
-                MediaFrame::Audio(chunk) => {
-                    if let Some(f) = fingerprinter.as_mut() {
-                        f.add_audio(&chunk);
-                    }
+        scan::scan(&mut decoder, &mut detector, |frame| {
+            if let Some(f) = fingerprinter.as_mut() {
+                match frame {
+                    MediaFrame::Video(frame) => f.add_frame(frame),
+                    MediaFrame::Audio(chunk) => f.add_audio(chunk),
                 }
             }
-        }
+        });
         let found = detector.result();
         let clip_id = found.payload.map(|p| p.clip_id_hex());
         let video = MarkResult {

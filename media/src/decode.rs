@@ -326,6 +326,21 @@ impl Decoder {
         &self.path
     }
 
+    /// Skip decoding the video frames that no other frame references (in H.264/HEVC with
+    /// B-frames typically a third to a half of them), from the next packet on. Those frames
+    /// are simply not returned; everything else decodes exactly as before. For analysis
+    /// that does not need every frame (watermark detection of a long clip); never for
+    /// re-encoding. Decoders without the notion (intra-only codecs) return every frame.
+    pub fn skip_non_reference_frames(&mut self, skip: bool) {
+        if let Some(v) = self.video.as_mut() {
+            v.decoder.skip_frame(if skip {
+                ffmpeg::codec::discard::Discard::NonReference
+            } else {
+                ffmpeg::codec::discard::Discard::Default
+            });
+        }
+    }
+
     /// Number of packets the decoders rejected as corrupt and skipped so far
     /// (FFmpeg's own tolerance for damaged streams).
     pub fn decode_errors(&self) -> u64 {

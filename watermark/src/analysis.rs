@@ -88,17 +88,25 @@ impl KeyPattern {
     }
 }
 
-/// Analysis-grid geometry of one frame size.
-#[derive(Clone)]
-pub(crate) struct Geometry {
-    pub w: usize,
-    pub h: usize,
-    pub wa: usize,
-    pub ha: usize,
-    /// Frame→analysis binning (only used when the frame is at least as tall as the grid).
-    /// Column range `[start, end)` of each analysis column.
-    colrange: Vec<(u32, u32)>,
+/// The analysis grid of one frame size: how a `w×h` luma plane maps onto the
+/// `grid_w × rows` grid of square analysis pixels (box filter when the frame is at least
+/// as tall as the grid, bilinear interpolation when it is shorter).
+///
+/// Public so that other implementations of the detector front end (the candle model in
+/// `hallmark-detector`) can use exactly the same bins and taps.
+#[derive(Clone, Debug)]
+pub struct AnalysisGrid {
+    pub(crate) w: usize,
+    pub(crate) h: usize,
+    pub(crate) wa: usize,
+    pub(crate) ha: usize,
+    /// Frame→analysis binning (only used when the frame is at least as tall as the grid):
+    /// analysis column / row of each frame column / row (monotone), the frame column and
+    /// row range `[start, end)` of each analysis column / row, and 1 / pixels per cell.
+    colbin: Vec<u32>,
     rowbin: Vec<u32>,
+    colrange: Vec<(u32, u32)>,
+    rowrange: Vec<(u32, u32)>,
     inv_count: Vec<f32>,
     /// Analysis→frame bilinear taps per frame column / row: (i0, i1, weight of i1).
     col_taps: Vec<(u32, u32, f32)>,
@@ -107,6 +115,9 @@ pub(crate) struct Geometry {
     up_col: Vec<(u32, u32, f32)>,
     up_row: Vec<(u32, u32, f32)>,
 }
+
+/// The analysis-grid geometry used by the embedder and the detector.
+pub(crate) type Geometry = AnalysisGrid;
 
 fn taps(n_out: usize, n_in: usize, scale: f64) -> Vec<(u32, u32, f32)> {
     // Output pixel i samples input coordinate (i + 0.5) * scale - 0.5.
@@ -120,10 +131,33 @@ fn taps(n_out: usize, n_in: usize, scale: f64) -> Vec<(u32, u32, f32)> {
         .collect()
 }
 
-impl Geometry {
-    pub(crate) fn new(w: usize, h: usize) -> Self {
-        let f = ANALYSIS_ROWS as f64 / h as f64;
-        let ha = ANALYSIS_ROWS;
+/// `[start, end)` of every bin of a monotone binning (empty bins get `(0, 0)`).
+fn ranges(bins: &[u32], n: usize) -> Vec<(u32, u32)> {
+    let mut r = vec![(0u32, 0u32); n];
+    for (x, &b) in bins.iter().enumerate() {
+        let e = &mut r[b as usize];
+        if e.1 == 0 {
+            e.0 = x as u32;
+        }
+        e.1 = x as u32 + 1;
+    }
+    r
+}
+
+/// Rows summed in `u16` before widening: 257 × 255 < 65536.
+const U16_ROWS: usize = 257;
+
+impl AnalysisGrid {
+    /// The grid of [`ANALYSIS_ROWS`] rows for a `w×h` frame (both at least 1).
+    pub fn new(w: usize, h: usize) -> Self {
+        Self::with_rows(w, h, ANALYSIS_ROWS)
+    }
+
+    /// A grid of `rows` rows (the watermark itself always uses [`ANALYSIS_ROWS`]).
+    pub fn with_rows(w: usize, h: usize, rows: usize) -> Self {
+        let (w, h, rows) = (w.max(1), h.max(1), rows.max(1));
+        let f = rows as f64 / h as f64;
+        let ha = rows;
         let wa = ((w as f64 * f).ceil() as usize).max(1);
         let colbin: Vec<u32> = (0..w)
             .map(|x| (((x as f64 + 0.5) * f) as usize).min(wa - 1) as u32)
@@ -142,20 +176,14 @@ impl Geometry {
                 inv_count[v * wa + u] = if c > 0 { 1.0 / c as f32 } else { 0.0 };
             }
         }
-        let mut colrange = vec![(0u32, 0u32); wa];
-        for (x, &b) in colbin.iter().enumerate() {
-            let r = &mut colrange[b as usize];
-            if r.1 == 0 {
-                r.0 = x as u32;
-            }
-            r.1 = x as u32 + 1;
-        }
-        Geometry {
+        AnalysisGrid {
             w,
             h,
             wa,
             ha,
-            colrange,
+            colrange: ranges(&colbin, wa),
+            rowrange: ranges(&rowbin, ha),
+            colbin,
             rowbin,
             inv_count,
             col_taps: taps(w, wa, f),
@@ -165,37 +193,80 @@ impl Geometry {
         }
     }
 
-    /// Luma plane → analysis grid (box filter, or bilinear for frames shorter than the grid).
-    pub(crate) fn downscale(&self, y: &[u8]) -> Vec<f32> {
+    /// Frame size `(w, h)` this grid is for.
+    pub fn frame_size(&self) -> (usize, usize) {
+        (self.w, self.h)
+    }
+
+    /// Grid size `(columns, rows)`.
+    pub fn grid_size(&self) -> (usize, usize) {
+        (self.wa, self.ha)
+    }
+
+    /// Whether the frame is box-filtered down to the grid (it is at least as tall as the
+    /// grid); otherwise it is interpolated bilinearly up to it.
+    pub fn is_box(&self) -> bool {
+        self.h >= self.ha
+    }
+
+    /// Box filter: the analysis column of every frame column (monotone).
+    pub fn column_bins(&self) -> &[u32] {
+        &self.colbin
+    }
+
+    /// Box filter: the analysis row of every frame row (monotone).
+    pub fn row_bins(&self) -> &[u32] {
+        &self.rowbin
+    }
+
+    /// Box filter: `1 / (frame pixels in the cell)` per analysis pixel (row-major; 0 for
+    /// an empty cell).
+    pub fn inverse_counts(&self) -> &[f32] {
+        &self.inv_count
+    }
+
+    /// Bilinear taps (frames shorter than the grid): per analysis column, then per
+    /// analysis row, `(i0, i1, weight of i1)` into the frame's columns / rows. The value is
+    /// `top·(1−rw) + bottom·rw` with `top = p(r0,c0)·(1−cw) + p(r0,c1)·cw`, in that order.
+    pub fn bilinear_taps(&self) -> (&[(u32, u32, f32)], &[(u32, u32, f32)]) {
+        (&self.up_col, &self.up_row)
+    }
+
+    /// Luma plane (`w·h` bytes, no padding) → analysis grid (box filter, or bilinear for
+    /// frames shorter than the grid), row-major `grid_w × rows`.
+    pub fn downscale(&self, y: &[u8]) -> Vec<f32> {
         let (w, wa, ha) = (self.w, self.wa, self.ha);
+        assert!(y.len() >= w * self.h, "luma plane smaller than the frame");
         let mut out = vec![0f32; wa * ha];
         if self.h >= ha {
-            let mut row_acc = vec![0u32; wa];
-            let mut cur = self.rowbin[0];
-            for yy in 0..self.h {
-                let rb = self.rowbin[yy];
-                if rb != cur {
-                    let dst = &mut out[cur as usize * wa..(cur as usize + 1) * wa];
-                    for (d, a) in dst.iter_mut().zip(row_acc.iter_mut()) {
-                        *d = *a as f32;
-                        *a = 0;
+            // Each analysis row is a run of frame rows: sum the run column by column in
+            // u16 (vectorises; exact up to 257 rows), then the columns of each cell.
+            let mut acc16 = vec![0u16; w];
+            let mut cell = vec![0u32; wa];
+            for (v, &(r0, r1)) in self.rowrange.iter().enumerate() {
+                cell.iter_mut().for_each(|c| *c = 0);
+                let mut r = r0 as usize;
+                while r < r1 as usize {
+                    let end = (r + U16_ROWS).min(r1 as usize);
+                    acc16.iter_mut().for_each(|a| *a = 0);
+                    for line in y[r * w..end * w].chunks_exact(w) {
+                        for (a, &p) in acc16.iter_mut().zip(line) {
+                            *a += p as u16;
+                        }
                     }
-                    cur = rb;
+                    for (c, &(a, b)) in cell.iter_mut().zip(&self.colrange) {
+                        *c += acc16[a as usize..b as usize]
+                            .iter()
+                            .map(|&p| p as u32)
+                            .sum::<u32>();
+                    }
+                    r = end;
                 }
-                let line = &y[yy * w..(yy + 1) * w];
-                for (acc, &(a, b)) in row_acc.iter_mut().zip(&self.colrange) {
-                    *acc += line[a as usize..b as usize]
-                        .iter()
-                        .map(|&p| p as u32)
-                        .sum::<u32>();
+                let dst = &mut out[v * wa..(v + 1) * wa];
+                let ic = &self.inv_count[v * wa..(v + 1) * wa];
+                for ((d, &c), &i) in dst.iter_mut().zip(&cell).zip(ic) {
+                    *d = c as f32 * i;
                 }
-            }
-            let dst = &mut out[cur as usize * wa..(cur as usize + 1) * wa];
-            for (d, a) in dst.iter_mut().zip(row_acc.iter()) {
-                *d = *a as f32;
-            }
-            for (o, ic) in out.iter_mut().zip(&self.inv_count) {
-                *o *= ic;
             }
         } else {
             for (v, &(r0, r1, rw)) in self.up_row.iter().enumerate() {
@@ -208,6 +279,12 @@ impl Geometry {
             }
         }
         out
+    }
+
+    /// The detector's pre-filtered analysis image of one luma plane:
+    /// [`whitened_residual`] of [`AnalysisGrid::downscale`].
+    pub fn residual(&self, y: &[u8]) -> Vec<f32> {
+        whitened_residual(&self.downscale(y), self.wa, self.ha)
     }
 
     /// Adds the analysis-grid signal `wm` (bilinearly upscaled) to the luma plane.
@@ -263,15 +340,20 @@ pub(crate) fn residual_and_activity(x: &[f32], w: usize, h: usize) -> (Vec<f32>,
     (r, act)
 }
 
-/// Detector pre-filter: the residual, normalised by local activity and clipped, so that
-/// neither strong edges nor any single region dominate the correlation.
-pub(crate) fn whitened_residual(x: &[f32], w: usize, h: usize) -> Vec<f32> {
-    const ACT_EPS: f32 = 1.0;
-    const CLIP: f32 = 3.0;
+/// Added to the local activity before dividing by it (whitening).
+pub const WHITEN_ACT_EPS: f32 = 1.0;
+/// The whitened residual is clipped to `±WHITEN_CLIP`.
+pub const WHITEN_CLIP: f32 = 3.0;
+
+/// Detector pre-filter on a `w×h` analysis image: the high-pass residual (pixel − 3×3 mean,
+/// edges clamped), divided by its local activity (3×3 mean of |residual|) +
+/// [`WHITEN_ACT_EPS`] and clipped to ±[`WHITEN_CLIP`], so that neither strong edges nor
+/// any single region dominate the correlation.
+pub fn whitened_residual(x: &[f32], w: usize, h: usize) -> Vec<f32> {
     let (r, act) = residual_and_activity(x, w, h);
     r.iter()
         .zip(&act)
-        .map(|(r, a)| (r / (a + ACT_EPS)).clamp(-CLIP, CLIP))
+        .map(|(r, a)| (r / (a + WHITEN_ACT_EPS)).clamp(-WHITEN_CLIP, WHITEN_CLIP))
         .collect()
 }
 

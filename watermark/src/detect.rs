@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::analysis::{whitened_residual, Geometry, KeyPattern, TILE};
+use crate::analysis::{AnalysisGrid, KeyPattern, TILE};
 use crate::code;
 use crate::fft::{Fft, C};
 use crate::key::{Payload, WatermarkKey};
@@ -49,8 +49,10 @@ pub struct VideoDetection {
     pub shift: Option<(usize, usize)>,
 }
 
+/// Running sums of one analysis-grid size.
 struct Accum {
-    geom: Geometry,
+    wa: usize,
+    ha: usize,
     sum: Vec<f32>,
     frames: u64,
     buckets: BTreeMap<usize, (Vec<f32>, u64)>,
@@ -62,12 +64,16 @@ pub struct VideoDetector {
     keys: Vec<(u8, KeyPattern)>,
     fft: Fft,
     accs: Vec<Accum>,
+    /// Analysis grids of the frame sizes seen by [`VideoDetector::add_frame`].
+    grids: Vec<AnalysisGrid>,
     frames: u64,
     frame_step: u64,
     seen: u64,
 }
 
-fn luma_of(frame: &VideoFrame) -> Option<Cow<'_, [u8]>> {
+/// The luma plane the detector analyses: the Y plane of a `Yuv420p` frame, or BT.601
+/// limited-range luma computed from an `Rgb24` frame; `None` for a malformed frame.
+pub fn frame_luma(frame: &VideoFrame) -> Option<Cow<'_, [u8]>> {
     if frame.validate().is_err() {
         return None;
     }
@@ -217,38 +223,74 @@ impl VideoDetector {
             keys,
             fft,
             accs: Vec::new(),
+            grids: Vec::new(),
             frames: 0,
             frame_step: 1,
             seen: 0,
         }
     }
 
-    /// Analyse only every `step`-th frame handed to [`VideoDetector::add_frame`] (speed).
+    /// Analyse only every `step`-th frame handed to [`VideoDetector::add_frame`] or
+    /// [`VideoDetector::add_residual`] (speed).
     pub fn with_frame_step(mut self, step: u64) -> Self {
         self.frame_step = step.max(1);
         self
     }
 
+    /// Counts one handed-in frame; whether the frame step selects it.
+    fn take_frame(&mut self) -> bool {
+        self.seen += 1;
+        (self.seen - 1).is_multiple_of(self.frame_step)
+    }
+
     /// Adds one decoded frame (`Yuv420p` or `Rgb24`; others are ignored).
     pub fn add_frame(&mut self, frame: &VideoFrame) {
-        self.seen += 1;
-        if !(self.seen - 1).is_multiple_of(self.frame_step) {
+        if !self.take_frame() {
             return;
         }
-        let Some(y) = luma_of(frame) else { return };
+        let Some(y) = frame_luma(frame) else { return };
         let (w, h) = (frame.width as usize, frame.height as usize);
-        let idx = match self
-            .accs
-            .iter()
-            .position(|a| a.geom.w == w && a.geom.h == h)
-        {
+        let gi = match self.grids.iter().position(|g| g.frame_size() == (w, h)) {
             Some(i) => i,
             None => {
-                let geom = Geometry::new(w, h);
-                let n = geom.wa * geom.ha;
+                self.grids.push(AnalysisGrid::new(w, h));
+                self.grids.len() - 1
+            }
+        };
+        let grid = &self.grids[gi];
+        let (wa, ha) = grid.grid_size();
+        let r = grid.residual(&y);
+        self.accumulate(&r, wa, ha, frame.pts_s);
+    }
+
+    /// Adds the detector's pre-filtered analysis image of one frame, computed elsewhere
+    /// (the candle model in `hallmark-detector`): `residual` is
+    /// [`AnalysisGrid::residual`](crate::AnalysisGrid::residual) of the frame's luma,
+    /// row-major `grid_w × grid_h`, and `pts_s` the frame's time in seconds. A residual
+    /// whose length is not `grid_w·grid_h`, or that holds a non-finite value, is ignored.
+    pub fn add_residual(&mut self, residual: &[f32], grid_w: usize, grid_h: usize, pts_s: f64) {
+        if !self.take_frame() {
+            return;
+        }
+        if grid_w == 0
+            || grid_h == 0
+            || residual.len() != grid_w * grid_h
+            || !residual.iter().all(|v| v.is_finite())
+        {
+            return;
+        }
+        self.accumulate(residual, grid_w, grid_h, pts_s);
+    }
+
+    /// Adds one frame's residual to the running sums of its grid size.
+    fn accumulate(&mut self, r: &[f32], wa: usize, ha: usize, pts_s: f64) {
+        let idx = match self.accs.iter().position(|a| a.wa == wa && a.ha == ha) {
+            Some(i) => i,
+            None => {
                 self.accs.push(Accum {
-                    geom,
-                    sum: vec![0.0; n],
+                    wa,
+                    ha,
+                    sum: vec![0.0; wa * ha],
                     frames: 0,
                     buckets: BTreeMap::new(),
                     last_second: None,
@@ -257,21 +299,23 @@ impl VideoDetector {
             }
         };
         let acc = &mut self.accs[idx];
-        let x = acc.geom.downscale(&y);
-        let r = whitened_residual(&x, acc.geom.wa, acc.geom.ha);
-        for (s, v) in acc.sum.iter_mut().zip(&r) {
+        for (s, v) in acc.sum.iter_mut().zip(r) {
             *s += v;
         }
         acc.frames += 1;
         self.frames += 1;
-        let sec = frame.pts_s.max(0.0).floor() as usize;
+        let sec = if pts_s.is_finite() {
+            pts_s.max(0.0).floor() as usize
+        } else {
+            0
+        };
         acc.last_second = Some(acc.last_second.map_or(sec, |l| l.max(sec)));
         if sec < MAX_TIMELINE_SECONDS {
             let b = acc
                 .buckets
                 .entry(sec)
                 .or_insert_with(|| (vec![0.0; r.len()], 0));
-            for (s, v) in b.0.iter_mut().zip(&r) {
+            for (s, v) in b.0.iter_mut().zip(r) {
                 *s += v;
             }
             b.1 += 1;
@@ -284,7 +328,7 @@ impl VideoDetector {
     pub fn score_at(&self, key_index: usize, scale: f64, shift: (usize, usize)) -> Option<f64> {
         let acc = self.accs.iter().max_by_key(|a| a.frames)?;
         let (_, key) = self.keys.get(key_index)?;
-        let f = fold(&acc.sum, acc.geom.wa, acc.geom.ha, scale, (0.0, 0.0));
+        let f = fold(&acc.sum, acc.wa, acc.ha, scale, (0.0, 0.0));
         Some(z_at(&f, key, (shift.1 % TILE) * TILE + shift.0 % TILE))
     }
 
@@ -309,7 +353,7 @@ impl VideoDetector {
         if self.keys.is_empty() {
             return empty;
         }
-        let (wa, ha) = (acc.geom.wa, acc.geom.ha);
+        let (wa, ha) = (acc.wa, acc.ha);
         let scales = scale_grid(wa.max(ha));
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())

@@ -21,10 +21,12 @@ mod detect;
 mod fft;
 mod key;
 
-pub use analysis::{ANALYSIS_ROWS, SYNC_CHIPS, TILE};
+pub use analysis::{
+    whitened_residual, AnalysisGrid, ANALYSIS_ROWS, SYNC_CHIPS, TILE, WHITEN_ACT_EPS, WHITEN_CLIP,
+};
 pub use detect::{
-    VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS, SCALE_MAX,
-    SCALE_MIN,
+    frame_luma, VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS,
+    SCALE_MAX, SCALE_MIN,
 };
 pub use key::{Payload, WatermarkError, WatermarkKey};
 

@@ -1,0 +1,75 @@
+//! Where the time of a watermark search goes: decode only, decode without the
+//! non-reference frames, and decode + detection model + result, wall and CPU seconds.
+//!
+//! `cargo run --release --locked -p hallmark-detector --example scan_speed -- CLIP`
+
+use std::time::Instant;
+
+use hallmark_media::{Decoder, MediaFrame, PixelLayout};
+use hallmark_watermark::{VideoDetector, WatermarkKey};
+
+/// User + system CPU seconds of this process so far.
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn timed<T>(label: &str, f: impl FnOnce() -> T) -> T {
+    let (t, c) = (Instant::now(), cpu_s());
+    let out = f();
+    println!(
+        "{label:40} wall {:6.3} s  cpu {:6.3} s",
+        t.elapsed().as_secs_f64(),
+        cpu_s() - c
+    );
+    out
+}
+
+fn main() {
+    let path = std::path::PathBuf::from(std::env::args().nth(1).expect("CLIP"));
+    hallmark_media::init();
+    let decode = |skip: bool| {
+        let mut d = Decoder::open(&path, PixelLayout::Yuv420p).expect("open");
+        d.skip_non_reference_frames(skip);
+        let mut n = 0;
+        while let Ok(Some(f)) = d.next_frame() {
+            if let MediaFrame::Video(_) = f {
+                n += 1;
+            }
+        }
+        n
+    };
+    let n = timed("decode all frames", || decode(false));
+    println!("  {n} frames");
+    let n = timed("decode reference frames only", || decode(true));
+    println!("  {n} frames");
+    // Optional second argument: a hex watermark key file (HALLMARK_HOME/keys/watermark.key).
+    let key = match std::env::args().nth(2) {
+        Some(p) => {
+            let hex = std::fs::read_to_string(p).expect("key file");
+            let hex = hex.trim();
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+                .collect();
+            WatermarkKey::from_bytes(&bytes).expect("key")
+        }
+        None => WatermarkKey::generate(1).expect("key"),
+    };
+    for skip in [false, true] {
+        let mut det = VideoDetector::new(std::slice::from_ref(&key));
+        let label = format!("decode + model (skip non-ref {skip})");
+        timed(&label, || {
+            let mut d = Decoder::open(&path, PixelLayout::Yuv420p).expect("open");
+            d.skip_non_reference_frames(skip);
+            hallmark_detector::scan::scan(&mut d, &mut det, |_| {});
+        });
+        let r = timed("result()", || det.result());
+        println!(
+            "  frames {} z {:.2} p {:.2e}",
+            r.frames_analysed, r.score, r.p_value
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! Feeding a decoded clip through the detection model: the decoder runs on the calling
+//! thread, the model (and the watermark statistics) on a second one, joined by a bounded
+//! channel, so decoding and detection overlap and memory stays bounded (a few batches of
+//! luma planes).
+
+use std::sync::mpsc::{sync_channel, Receiver};
+
+use candle_core::{Device, Tensor};
+use hallmark_media::{Decoder, MediaFrame, PixelLayout, VideoFrame};
+use hallmark_watermark::{frame_luma, AnalysisGrid, VideoDetector};
+
+use crate::model::{self, Config, ResidualModel};
+
+/// One decoded frame's luma plane.
+struct Luma {
+    w: usize,
+    h: usize,
+    pts_s: f64,
+    y: Vec<u8>,
+}
+
+impl Luma {
+    fn of(mut frame: VideoFrame) -> Option<Luma> {
+        let (w, h, pts_s) = (frame.width as usize, frame.height as usize, frame.pts_s);
+        let y = if frame.layout == PixelLayout::Yuv420p && frame.validate().is_ok() {
+            std::mem::take(&mut frame.planes[0])
+        } else {
+            frame_luma(&frame)?.into_owned()
+        };
+        (w > 0 && h > 0 && y.len() >= w * h).then_some(Luma { w, h, pts_s, y })
+    }
+}
+
+/// Clips with at least this much video are analysed from their reference frames only
+/// (see [`scan`]); shorter ones from every frame.
+pub const ALL_FRAMES_BELOW_S: f64 = 4.0;
+
+/// Decodes `decoder`'s clip and feeds the video frames through the detection model (on
+/// [`model::default_device`]) into `detector`; every frame is first shown to `inspect`
+/// (audio, the fingerprint), on this thread.
+///
+/// A clip of [`ALL_FRAMES_BELOW_S`] or more is decoded without its non-reference frames
+/// (typically the B-frames no other frame predicts from; nothing is skipped in streams
+/// without them): they are the most compressed, so carry the least of the mark, and they
+/// are a third to a half of the decoding work. The p-value stays what it says: it is
+/// computed on the frames actually analysed (`frames_analysed`), and which frames those are
+/// does not depend on the key.
+pub fn scan(
+    decoder: &mut Decoder,
+    detector: &mut VideoDetector,
+    mut inspect: impl FnMut(&MediaFrame),
+) {
+    let long = decoder
+        .info()
+        .duration_s
+        .is_some_and(|d| d >= ALL_FRAMES_BELOW_S);
+    decoder.skip_non_reference_frames(long);
+    let config = Config::default();
+    let (tx, rx) = sync_channel::<Luma>(config.batch_size * 2);
+    std::thread::scope(|s| {
+        let worker = s.spawn(|| run_model(rx, detector, config, model::default_device()));
+        while let Ok(Some(frame)) = decoder.next_frame() {
+            inspect(&frame);
+            match frame {
+                MediaFrame::Video(frame) => {
+                    if let Some(luma) = Luma::of(frame) {
+                        if tx.send(luma).is_err() {
+                            break;
+                        }
+                    }
+                }
+                MediaFrame::Audio(_) => {}
+            }
+        }
+        drop(tx);
+        worker.join().expect("detection thread panicked");
+    });
+}
+
+/// Batches frames of one size and runs them through the model.
+fn run_model(rx: Receiver<Luma>, detector: &mut VideoDetector, config: Config, device: &Device) {
+    let batch_size = config.batch_size;
+    let mut model = ResidualModel::new(config, device).ok();
+    let mut batch: Vec<Luma> = Vec::with_capacity(batch_size);
+    for luma in rx {
+        if batch
+            .first()
+            .is_some_and(|f| (f.w, f.h) != (luma.w, luma.h))
+        {
+            flush(&mut model, &mut batch, detector);
+        }
+        batch.push(luma);
+        if batch.len() == batch_size {
+            flush(&mut model, &mut batch, detector);
+        }
+    }
+    flush(&mut model, &mut batch, detector);
+}
+
+/// Runs one batch through the model into the detector. Should the model fail (a GPU
+/// error), this batch and the rest of the clip take the plain-Rust path, which computes
+/// the same residuals.
+fn flush(model: &mut Option<ResidualModel>, batch: &mut Vec<Luma>, detector: &mut VideoDetector) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Some(m) = model.as_mut() {
+        match residuals(m, batch) {
+            Ok((r, wa, ha)) => {
+                for (f, r) in batch.iter().zip(r.chunks_exact(wa * ha)) {
+                    detector.add_residual(r, wa, ha, f.pts_s);
+                }
+                batch.clear();
+                return;
+            }
+            Err(_) => *model = None,
+        }
+    }
+    let grid = AnalysisGrid::new(batch[0].w, batch[0].h);
+    let (wa, ha) = grid.grid_size();
+    for f in batch.drain(..) {
+        detector.add_residual(&grid.residual(&f.y[..f.w * f.h]), wa, ha, f.pts_s);
+    }
+}
+
+/// The batch's residuals on the host, frame after frame, and the grid size.
+fn residuals(
+    model: &mut ResidualModel,
+    batch: &[Luma],
+) -> candle_core::Result<(Vec<f32>, usize, usize)> {
+    let (w, h) = (batch[0].w, batch[0].h);
+    let mut data = Vec::with_capacity(batch.len() * w * h);
+    for f in batch {
+        data.extend_from_slice(&f.y[..w * h]);
+    }
+    let frames = Tensor::from_vec(data, (batch.len(), 1, h, w), model.device())?;
+    let r = model.forward(&frames)?;
+    let (wa, ha) = model.grid_size(w, h)?;
+    Ok((model::to_host(&r)?, wa, ha))
+}

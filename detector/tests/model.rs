@@ -1,0 +1,273 @@
+//! The candle detection model against the plain-Rust path of `hallmark-watermark`, on
+//! `Device::Cpu`: same residuals (random and real frames, both downscale kernels, box and
+//! bilinear grids), batch size does not matter, and detection through the model finds a
+//! marked clip with its exact payload and not an unmarked one.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use hallmark_detector::model::{to_host, Config, ResidualModel};
+use hallmark_media::{Decoder, MediaFrame, PixelLayout, VideoFrame};
+use hallmark_watermark::{
+    AnalysisGrid, Payload, VideoDetector, VideoEmbedder, WatermarkKey, DEFAULT_STRENGTH,
+};
+
+fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/media")
+        .join(rel)
+}
+
+fn decode(path: &Path, max: usize) -> Vec<VideoFrame> {
+    let mut d = Decoder::open(path, PixelLayout::Yuv420p).expect("open");
+    let mut out = Vec::new();
+    while let Some(f) = d.next_frame().expect("decode") {
+        if let MediaFrame::Video(v) = f {
+            out.push(v);
+            if out.len() >= max {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn key(seed: u8, id: u8) -> WatermarkKey {
+    let mut s = [0u8; 32];
+    for (i, b) in s.iter_mut().enumerate() {
+        *b = seed.wrapping_mul(31).wrapping_add(i as u8 * 7);
+    }
+    WatermarkKey::from_secret(s, id)
+}
+
+/// Deterministic pseudo-random luma with some structure (noise on a gradient with blocks).
+fn random_luma(w: usize, h: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..w * h)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let (x, y) = (i % w, i / w);
+            let base = (x * 255 / w.max(1) + ((x / 16 + y / 16) % 2) * 40) as u64;
+            ((base + (s >> 58)) % 256) as u8
+        })
+        .collect()
+}
+
+fn models() -> Vec<(&'static str, ResidualModel)> {
+    let fused = ResidualModel::new(Config::default(), &Device::Cpu).unwrap();
+    let ops = ResidualModel::new(
+        Config {
+            fused_cpu_kernels: false,
+            ..Config::default()
+        },
+        &Device::Cpu,
+    )
+    .unwrap();
+    vec![("fused", fused), ("tensor ops", ops)]
+}
+
+/// Runs `frames` (same size) through `model` as one batch; per-frame residuals.
+fn run(model: &mut ResidualModel, frames: &[&[u8]], w: usize, h: usize) -> Vec<Vec<f32>> {
+    let data: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+    let t = Tensor::from_vec(data, (frames.len(), 1, h, w), &Device::Cpu).unwrap();
+    let r = model.forward(&t).unwrap();
+    let (wa, ha) = model.grid_size(w, h).unwrap();
+    assert_eq!(r.dims(), &[frames.len(), 1, ha, wa]);
+    to_host::<f32>(&r)
+        .unwrap()
+        .chunks_exact(wa * ha)
+        .map(<[f32]>::to_vec)
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// On the CPU every path of the model is bit-identical to the plain one (a GPU may differ
+/// by rounding; the statistics do not care).
+const TOL: f32 = 0.0;
+
+#[test]
+fn model_matches_plain_path_on_random_frames() {
+    // Box grids (1080p, 720p, odd sizes, portrait) and bilinear ones (shorter than 128 rows).
+    let sizes = [
+        (1920, 1080),
+        (1280, 720),
+        (641, 273),
+        (333, 217),
+        (480, 854),
+        (128, 128),
+        (176, 100),
+        (300, 40),
+        (7, 3),
+    ];
+    for (name, mut model) in models() {
+        for (i, &(w, h)) in sizes.iter().enumerate() {
+            let frames: Vec<Vec<u8>> = (0..3)
+                .map(|k| random_luma(w, h, (i * 7 + k) as u64))
+                .collect();
+            let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            let got = run(&mut model, &refs, w, h);
+            let grid = AnalysisGrid::new(w, h);
+            for (f, g) in frames.iter().zip(&got) {
+                let want = grid.residual(f);
+                let d = max_diff(&want, g);
+                assert!(d <= TOL, "{name} {w}x{h}: max |diff| {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn downscale_is_exact_in_both_kernels() {
+    for (name, mut model) in models() {
+        for &(w, h) in &[(1920, 1080), (1000, 563), (176, 100)] {
+            let f = random_luma(w, h, 5);
+            let t = Tensor::from_slice(&f, (1, 1, h, w), &Device::Cpu).unwrap();
+            let got = to_host::<f32>(&model.downscale(&t).unwrap()).unwrap();
+            assert_eq!(got, AnalysisGrid::new(w, h).downscale(&f), "{name} {w}x{h}");
+        }
+    }
+}
+
+#[test]
+fn model_matches_plain_path_on_real_frames() {
+    for clip in ["bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"] {
+        let frames = decode(&shared(&format!("video/{clip}")), 6);
+        assert!(!frames.is_empty(), "{clip}: no frames");
+        let (w, h) = (frames[0].width as usize, frames[0].height as usize);
+        let grid = AnalysisGrid::new(w, h);
+        for (name, mut model) in models() {
+            let refs: Vec<&[u8]> = frames.iter().map(|f| &f.planes[0][..w * h]).collect();
+            let got = run(&mut model, &refs, w, h);
+            for (f, g) in refs.iter().zip(&got) {
+                let d = max_diff(&grid.residual(f), g);
+                assert!(d <= TOL, "{clip} {name}: max |diff| {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_of_one_equals_batch_of_n() {
+    let (w, h) = (1280, 720);
+    let frames: Vec<Vec<u8>> = (0..7).map(|k| random_luma(w, h, 100 + k)).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    for (name, mut model) in models() {
+        let all = run(&mut model, &refs, w, h);
+        for (i, f) in refs.iter().enumerate() {
+            let one = run(&mut model, &[f], w, h);
+            assert_eq!(one[0], all[i], "{name}: frame {i} alone vs in a batch of 7");
+        }
+        // The per-batch sum is the sum of the per-frame residuals.
+        let data: Vec<u8> = frames.concat();
+        let t = Tensor::from_vec(data, (7, 1, h, w), &Device::Cpu).unwrap();
+        let (_, sum) = model.forward_with_sum(&t).unwrap();
+        let sum = to_host::<f32>(&sum).unwrap();
+        let mut want = vec![0f32; sum.len()];
+        for r in &all {
+            want.iter_mut().zip(r).for_each(|(s, v)| *s += v);
+        }
+        assert!(max_diff(&sum, &want) <= 1e-4, "{name}: batch sum");
+    }
+}
+
+/// Feeds `frames` through the model in batches of `batch` into a detector.
+fn detect_via_model(frames: &[VideoFrame], keys: &[WatermarkKey], batch: usize) -> VideoDetector {
+    let mut det = VideoDetector::new(keys);
+    let mut model = ResidualModel::new(Config::default(), &Device::Cpu).unwrap();
+    let (w, h) = (frames[0].width as usize, frames[0].height as usize);
+    let (wa, ha) = model.grid_size(w, h).unwrap();
+    for chunk in frames.chunks(batch) {
+        let refs: Vec<&[u8]> = chunk.iter().map(|f| &f.planes[0][..w * h]).collect();
+        for (f, r) in chunk.iter().zip(run(&mut model, &refs, w, h)) {
+            det.add_residual(&r, wa, ha, f.pts_s);
+        }
+    }
+    det
+}
+
+#[test]
+fn marked_clip_is_detected_through_the_model_and_unmarked_is_not() {
+    let k = key(3, 9);
+    let payload = Payload {
+        clip_id: 0xfeed_beef_0bad_cafe,
+        key_id: k.key_id(),
+    };
+    let clean = decode(&shared("video/bigbuckbunny.mp4"), 20);
+    let mut marked = clean.clone();
+    let mut emb = VideoEmbedder::new(&k, payload, DEFAULT_STRENGTH);
+    marked.iter_mut().for_each(|f| emb.embed(f));
+
+    let keys = std::slice::from_ref(&k);
+    let via_model = detect_via_model(&marked, keys, 8).result();
+    assert!(via_model.detected, "{via_model:?}");
+    assert_eq!(via_model.payload, Some(payload));
+    assert_eq!(via_model.frames_analysed, marked.len() as u64);
+
+    // The plain path gives the same statistics, to the bit.
+    let mut plain = VideoDetector::new(keys);
+    marked.iter().for_each(|f| plain.add_frame(f));
+    assert_eq!(plain.result(), via_model);
+    // Batches of 1 and of 20 too.
+    assert_eq!(detect_via_model(&marked, keys, 1).result(), via_model);
+    assert_eq!(detect_via_model(&marked, keys, 20).result(), via_model);
+
+    let unmarked = detect_via_model(&clean, keys, 8).result();
+    assert!(!unmarked.detected && !unmarked.inconclusive, "{unmarked:?}");
+    assert_eq!(unmarked.payload, None);
+    // A different key does not see the mark either.
+    let other = detect_via_model(&marked, &[key(4, 2)], 8).result();
+    assert!(!other.detected && other.payload.is_none(), "{other:?}");
+}
+
+/// Plain path over a decoder configured like `scan` configures it.
+fn plain_over_file(path: &Path, keys: &[WatermarkKey]) -> hallmark_watermark::VideoDetection {
+    let mut d = Decoder::open(path, PixelLayout::Yuv420p).unwrap();
+    let long = d
+        .info()
+        .duration_s
+        .is_some_and(|s| s >= hallmark_detector::scan::ALL_FRAMES_BELOW_S);
+    d.skip_non_reference_frames(long);
+    let mut det = VideoDetector::new(keys);
+    while let Some(f) = d.next_frame().unwrap() {
+        if let MediaFrame::Video(v) = f {
+            det.add_frame(&v);
+        }
+    }
+    det.result()
+}
+
+#[test]
+fn scan_pipeline_equals_plain_path_over_files() {
+    let k = key(7, 1);
+    let keys = std::slice::from_ref(&k);
+    for clip in ["bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"] {
+        let path = shared(&format!("video/{clip}"));
+        let mut d = Decoder::open(&path, PixelLayout::Yuv420p).unwrap();
+        let mut det = VideoDetector::new(keys);
+        let mut audio = 0;
+        hallmark_detector::scan::scan(&mut d, &mut det, |_| audio += 1);
+        let via_model = det.result();
+        assert_eq!(via_model, plain_over_file(&path, keys), "{clip}");
+        assert!(via_model.frames_analysed > 0, "{clip}");
+        assert!(!via_model.detected, "{clip}: {via_model:?}");
+        if clip == "bikes.mp4" {
+            // 10 s with B-frames: analysed from its reference frames only.
+            assert!(
+                via_model.frames_analysed < 250,
+                "{}",
+                via_model.frames_analysed
+            );
+            assert_eq!(via_model.timeline.len(), 10);
+            assert!(via_model.timeline.iter().all(Option::is_some));
+        }
+    }
+}
