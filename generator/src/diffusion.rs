@@ -103,13 +103,11 @@ fn candle_err(context: impl Into<String>) -> impl FnOnce(candle_core::Error) -> 
 fn load_err(path: &Path) -> impl FnOnce(candle_core::Error) -> DiffusionError + '_ {
     move |e| {
         let mut inner = &e;
-        loop {
-            match inner {
-                candle_core::Error::WithBacktrace { inner: i, .. }
-                | candle_core::Error::Context { inner: i, .. }
-                | candle_core::Error::WithPath { inner: i, .. } => inner = i,
-                _ => break,
-            }
+        while let candle_core::Error::WithBacktrace { inner: i, .. }
+        | candle_core::Error::Context { inner: i, .. }
+        | candle_core::Error::WithPath { inner: i, .. } = inner
+        {
+            inner = i;
         }
         match inner {
             candle_core::Error::UnexpectedShape { msg, expected, got } => {
@@ -386,7 +384,7 @@ impl ClipConfig {
             activation,
             layer_norm_eps: j.f64_or("layer_norm_eps", 1e-5)?,
         };
-        if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(j.bad("num_attention_heads", "a divisor of hidden_size"));
         }
         Ok(c)

@@ -79,7 +79,8 @@ pub enum GenerateProgress {
     Seal(SealProgress),
 }
 
-/// What the signer pulls frames from.
+/// What the signer pulls frames from (one per run: the size difference does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Frames {
     Procedural(Generator),
     Diffusion(Animation),
