@@ -624,3 +624,156 @@ fn camera_moves_stay_inside_the_keyframe() {
         assert_ne!(a[0], b[0], "{prompt}: the camera moves");
     }
 }
+
+/// SD-Turbo's configs (the SD 2.1 architecture, diffusers layout), trimmed to the fields
+/// that matter, written from the published stabilityai/sd-turbo files as remembered: the
+/// UNet's `sample_size` may read 96 there; keyframes are capped at 512x512 either way.
+fn write_sd_turbo_configs(dir: &Path) {
+    write_json(
+        dir,
+        layout::MODEL_INDEX,
+        &json!({"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.24.0.dev0"}),
+    );
+    write_json(
+        dir,
+        layout::TEXT_ENCODER_CONFIG,
+        &json!({
+            "architectures": ["CLIPTextModel"], "hidden_act": "gelu", "hidden_size": 1024,
+            "intermediate_size": 4096, "layer_norm_eps": 1e-05, "max_position_embeddings": 77,
+            "num_attention_heads": 16, "num_hidden_layers": 23, "projection_dim": 512,
+            "vocab_size": 49408, "torch_dtype": "float16",
+        }),
+    );
+    write_json(
+        dir,
+        layout::UNET_CONFIG,
+        &json!({
+            "_class_name": "UNet2DConditionModel", "act_fn": "silu",
+            "addition_embed_type": null, "attention_head_dim": [5, 10, 20, 20],
+            "block_out_channels": [320, 640, 1280, 1280], "center_input_sample": false,
+            "class_embed_type": null, "cross_attention_dim": 1024,
+            "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+            "downsample_padding": 1, "flip_sin_to_cos": true, "freq_shift": 0, "in_channels": 4,
+            "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-05,
+            "norm_num_groups": 32, "num_attention_heads": null, "out_channels": 4,
+            "sample_size": 64, "transformer_layers_per_block": 1,
+            "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+            "use_linear_projection": true,
+        }),
+    );
+    write_json(
+        dir,
+        layout::VAE_CONFIG,
+        &json!({
+            "_class_name": "AutoencoderKL", "act_fn": "silu",
+            "block_out_channels": [128, 256, 512, 512],
+            "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+            "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
+            "out_channels": 3, "sample_size": 768, "scaling_factor": 0.18215,
+        }),
+    );
+    write_json(
+        dir,
+        layout::SCHEDULER_CONFIG,
+        &json!({
+            "_class_name": "EulerDiscreteScheduler", "beta_end": 0.012,
+            "beta_schedule": "scaled_linear", "beta_start": 0.00085, "num_train_timesteps": 1000,
+            "prediction_type": "epsilon", "steps_offset": 1, "timestep_spacing": "trailing",
+        }),
+    );
+    write_json(dir, layout::TOKENIZER_CONFIG, &json!({"pad_token": "!"}));
+}
+
+#[test]
+fn sd_turbo_configs_parse_to_the_2_1_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    write_sd_turbo_configs(dir.path());
+    let c = DiffusionConfig::from_dir(dir.path()).unwrap();
+    assert_eq!(
+        (
+            c.clip.hidden_size,
+            c.clip.num_hidden_layers,
+            c.clip.activation
+        ),
+        (1024, 23, ClipActivation::Gelu)
+    );
+    let blocks: Vec<_> = c
+        .unet
+        .blocks
+        .iter()
+        .map(|b| (b.out_channels, b.use_cross_attn, b.attention_head_dim))
+        .collect();
+    assert_eq!(
+        blocks,
+        [
+            (320, Some(1), 5),
+            (640, Some(1), 10),
+            (1280, Some(1), 20),
+            (1280, None, 20)
+        ]
+    );
+    assert!(c.unet.use_linear_projection);
+    assert_eq!((c.unet.cross_attention_dim, c.vae_factor()), (1024, 8));
+    assert_eq!(c.vae_scale, 0.18215);
+    assert_eq!(c.sampler, SamplerConfig::default());
+    assert_eq!(c.keyframe_size(1.0), (512, 512));
+    assert_eq!(c.keyframe_size(16.0 / 9.0), (704, 384));
+    assert_eq!(c.keyframe_size(9.0 / 16.0), (384, 704));
+    assert_eq!(c.pad_token, "!");
+}
+
+/// CPU cost of one keyframe at SD-Turbo's real size, on random weights built in memory
+/// (about 4 GB): `cargo test --release -p hallmark-generator sd_turbo_sized -- --ignored
+/// --nocapture`. Prints wall time and the process's CPU time for each stage.
+#[test]
+#[ignore]
+fn sd_turbo_sized_keyframe_cost_on_cpu() {
+    fn cpu_s() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let f: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_sd_turbo_configs(dir.path());
+    let c = DiffusionConfig::from_dir(dir.path()).unwrap();
+    let dev = Device::Cpu;
+    let (vm_u, vm_v) = (VarMap::new(), VarMap::new());
+    let unet = unet_2d::UNet2DConditionModel::new(
+        VarBuilder::from_varmap(&vm_u, DType::F32, &dev),
+        4,
+        4,
+        false,
+        c.unet.clone(),
+    )
+    .unwrap();
+    let vae = vae::AutoEncoderKL::new(
+        VarBuilder::from_varmap(&vm_v, DType::F32, &dev),
+        3,
+        3,
+        c.vae.clone(),
+    )
+    .unwrap();
+    let text = Tensor::randn(0f32, 1.0, (1, 77, 1024), &dev).unwrap();
+    for (w, h) in [(512, 512), (704, 384)] {
+        let x = Tensor::randn(0f32, 1.0, (1, 4, h / 8, w / 8), &dev).unwrap();
+        let (t0, c0) = (std::time::Instant::now(), cpu_s());
+        let y = unet.forward(&x, 999.0, &text).unwrap();
+        let (t1, c1) = (std::time::Instant::now(), cpu_s());
+        let img = vae.decode(&y).unwrap();
+        let (t2, c2) = (std::time::Instant::now(), cpu_s());
+        assert_eq!(img.dims(), &[1, 3, h, w]);
+        eprintln!(
+            "{w}x{h}: UNet step {:.1} s wall / {:.1} s CPU; VAE decode {:.1} s wall / {:.1} s CPU",
+            (t1 - t0).as_secs_f64(),
+            c1 - c0,
+            (t2 - t1).as_secs_f64(),
+            c2 - c1
+        );
+    }
+}
