@@ -4,8 +4,13 @@
 //! of day, weather, elements, a camera move and moods; the crate-private `Generator` renders it as
 //! YUV 4:2:0 frames and stereo audio chunks, interleaved in presentation order. Everything
 //! is deterministic in `(prompt, seed, options)`.
+//!
+//! The [`diffusion`] backend paints keyframes with a local Stable Diffusion checkpoint
+//! instead and animates them, over the same scene's sound; [`generate_sealed_with`] picks
+//! the backend. Both leave the crate only through the signer.
 
 mod audio;
+pub mod diffusion;
 mod render;
 mod rng;
 pub mod scene;
@@ -15,9 +20,13 @@ mod tests;
 
 use hallmark_media::{AudioChunk, AudioInfo, MediaFrame, PixelLayout, VideoFrame, VideoInfo};
 
+pub use diffusion::DiffusionOptions;
 pub use render::Burst;
 pub use scene::{CameraMove, Element, Mood, Scene, Setting, Term, TimeOfDay, Weather};
-pub use sealed::{generate_sealed, GenerateSealError, GeneratedClip, PROCEDURAL_MODEL};
+pub use sealed::{
+    generate_sealed, generate_sealed_with, Backend, GenerateProgress, GenerateSealError,
+    GeneratedClip, PROCEDURAL_MODEL,
+};
 
 /// Output format and length.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +71,36 @@ pub enum GenerateError {
     InvalidSampleRate(u32),
 }
 
+/// Checks the options; the clip's frame count, `round(fps * duration_s)`.
+pub(crate) fn validate(options: &GenerateOptions) -> Result<u64, GenerateError> {
+    let (w, h) = (options.width, options.height);
+    if !(64..=3840).contains(&w) || !(64..=3840).contains(&h) || w % 2 != 0 || h % 2 != 0 {
+        return Err(GenerateError::InvalidSize {
+            width: w,
+            height: h,
+        });
+    }
+    if !(1..=60).contains(&options.fps) {
+        return Err(GenerateError::InvalidFrameRate(options.fps));
+    }
+    if !(options.duration_s.is_finite() && (0.5..=60.0).contains(&options.duration_s)) {
+        return Err(GenerateError::InvalidDuration(options.duration_s));
+    }
+    if !(8000..=192_000).contains(&options.sample_rate) {
+        return Err(GenerateError::InvalidSampleRate(options.sample_rate));
+    }
+    Ok((options.duration_s * f64::from(options.fps))
+        .round()
+        .max(1.0) as u64)
+}
+
+/// The scene's seed (which also chose its defaults), its prompt and the options' seed
+/// together drive everything random in the picture and the sound.
+pub(crate) fn clip_seed(scene: &Scene, options: &GenerateOptions) -> u64 {
+    rng::mix(scene.seed ^ rng::hash_str(&scene::fold(&scene.prompt)))
+        ^ options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// Renders a [`Scene`]: video frames and audio chunks in presentation order.
 ///
 /// Crate-private on purpose: frames leave this crate only through [`generate_sealed`], so
@@ -80,31 +119,11 @@ pub(crate) struct Generator {
 #[cfg_attr(not(test), allow(dead_code))]
 impl Generator {
     pub fn new(scene: Scene, options: GenerateOptions) -> Result<Generator, GenerateError> {
+        let total_frames = validate(&options)?;
         let (w, h) = (options.width, options.height);
-        if !(64..=3840).contains(&w) || !(64..=3840).contains(&h) || w % 2 != 0 || h % 2 != 0 {
-            return Err(GenerateError::InvalidSize {
-                width: w,
-                height: h,
-            });
-        }
-        if !(1..=60).contains(&options.fps) {
-            return Err(GenerateError::InvalidFrameRate(options.fps));
-        }
-        if !(options.duration_s.is_finite() && (0.5..=60.0).contains(&options.duration_s)) {
-            return Err(GenerateError::InvalidDuration(options.duration_s));
-        }
-        if !(8000..=192_000).contains(&options.sample_rate) {
-            return Err(GenerateError::InvalidSampleRate(options.sample_rate));
-        }
-        let total_frames = (options.duration_s * f64::from(options.fps))
-            .round()
-            .max(1.0) as u64;
         let total_samples = total_frames * u64::from(options.sample_rate) / u64::from(options.fps);
         let duration = total_frames as f64 / f64::from(options.fps);
-        // The scene's seed (which also chose its defaults), its prompt and the options' seed
-        // together drive everything random in the picture and the sound.
-        let seed = rng::mix(scene.seed ^ rng::hash_str(&scene::fold(&scene.prompt)))
-            ^ options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let seed = clip_seed(&scene, &options);
         let renderer = render::Renderer::new(&scene, seed, w as usize, h as usize, duration);
         let synth = audio::Synth::new(
             &scene,

@@ -48,10 +48,18 @@ enum Command {
     },
     /// Generate a short film with sound from a text prompt (English or French), always sealed.
     ///
-    /// The procedural backend composes the scene from the prompt (setting, time of day,
-    /// weather, things and events, camera, mood) and designs its sound track; it says which
-    /// prompt words it used and which it could not depict. Same prompt, seed and options →
-    /// the same picture and sound.
+    /// The procedural backend (the default) composes the scene from the prompt (setting,
+    /// time of day, weather, things and events, camera, mood) and designs its sound track;
+    /// it says which prompt words it used and which it could not depict.
+    ///
+    /// The diffusion backend (--backend diffusion --weights DIR) paints a few keyframes
+    /// with a local Stable Diffusion checkpoint (SD-Turbo in diffusers layout, safetensors;
+    /// nothing is downloaded), animates them with a slow camera move and cross-fades, and
+    /// lays the procedural sound bed of the prompt's scene under them. The manifest records
+    /// the weights' sha256. On the CPU this takes minutes: keyframes are few and small
+    /// (2 or 3, about 512x512, 1 step); a build with the `cuda` feature uses the GPU.
+    ///
+    /// Same prompt, seed and options → the same picture and sound.
     Generate(GenerateArgs),
     /// Seal a media file: re-encode it and sign a C2PA manifest into the output.
     ///
@@ -152,6 +160,28 @@ struct GenerateArgs {
     preset: String,
     #[command(flatten)]
     store: StoreArgs,
+    /// What paints the frames: procedural (composed from the prompt's words) or
+    /// diffusion (a local Stable Diffusion checkpoint, see --weights).
+    #[arg(long, value_enum, default_value_t = BackendArg::Procedural)]
+    backend: BackendArg,
+    /// Diffusion checkpoint directory in diffusers layout: model_index.json,
+    /// tokenizer/ (tokenizer.json, or vocab.json + merges.txt), text_encoder/, unet/ and
+    /// vae/ (config.json + *.safetensors), e.g. a local copy of stabilityai/sd-turbo.
+    /// Required with --backend diffusion.
+    #[arg(long, value_name = "DIR")]
+    weights: Option<PathBuf>,
+    /// Diffusion: keyframes to paint [default: 2 up to 4 s, 3 beyond].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
+    keyframes: Option<u32>,
+    /// Diffusion: sampling steps per keyframe (turbo models: 1 to 4).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    steps: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    Procedural,
+    Diffusion,
 }
 
 #[derive(Args)]
@@ -290,6 +320,33 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
             args.output.display()
         );
     }
+    let backend = match (args.backend, &args.weights) {
+        (BackendArg::Procedural, None) => {
+            if args.keyframes.is_some() || args.steps != 1 {
+                bail!("--keyframes and --steps apply to --backend diffusion only");
+            }
+            hallmark_generator::Backend::Procedural
+        }
+        (BackendArg::Procedural, Some(_)) => {
+            bail!("--weights applies to --backend diffusion only (add --backend diffusion)")
+        }
+        (BackendArg::Diffusion, None) => bail!(
+            "--backend diffusion needs --weights DIR: a local Stable Diffusion checkpoint in diffusers layout (e.g. SD-Turbo); nothing is downloaded"
+        ),
+        (BackendArg::Diffusion, Some(dir)) => {
+            if !dir.is_dir() {
+                bail!(
+                    "--weights {}: no such directory (expected a diffusers-layout checkpoint such as SD-Turbo: model_index.json, tokenizer/, text_encoder/, unet/, vae/)",
+                    dir.display()
+                );
+            }
+            hallmark_generator::Backend::Diffusion(hallmark_generator::DiffusionOptions {
+                keyframes: args.keyframes.map(|n| n as usize),
+                steps: args.steps as usize,
+                ..hallmark_generator::DiffusionOptions::new(dir)
+            })
+        }
+    };
     let identity = identity(home)?.with_store(args.store.path(home));
     let options = hallmark_generator::GenerateOptions {
         width: args.size.0,
@@ -301,8 +358,9 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
     };
     let cancel = interrupt_flag()?;
     let bar = progress_bar("rendering");
-    let mut on_progress = seal_progress(&bar);
-    let result = hallmark_generator::generate_sealed(
+    let mut on_progress = generate_progress(&bar);
+    let result = hallmark_generator::generate_sealed_with(
+        &backend,
         &args.prompt,
         options,
         &args.output,
@@ -312,16 +370,28 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
     );
     bar.finish_and_clear();
     let clip = result.with_context(|| format!("generating {}", args.output.display()))?;
-    eprintln!(
-        "Used from the prompt: {}",
-        if clip.used_terms.is_empty() {
-            "(nothing; a default scene)".into()
-        } else {
-            clip.used_terms.join(", ")
+    let terms = if clip.used_terms.is_empty() {
+        "(nothing; a default scene)".into()
+    } else {
+        clip.used_terms.join(", ")
+    };
+    if let hallmark_generator::Backend::Diffusion(_) = backend {
+        let p = &clip.parameters;
+        eprintln!(
+            "Painted {} keyframes ({}x{}, {} step(s), on the {}) with {}",
+            p["diffusion"]["keyframes"],
+            p["diffusion"]["keyframe_size"][0],
+            p["diffusion"]["keyframe_size"][1],
+            p["diffusion"]["steps"],
+            p["diffusion"]["device"].as_str().unwrap_or("?"),
+            p["model"].as_str().unwrap_or("?"),
+        );
+        eprintln!("Sound bed from the prompt: {terms}");
+    } else {
+        eprintln!("Used from the prompt: {terms}");
+        if !clip.unused_terms.is_empty() {
+            eprintln!("Could not depict:     {}", clip.unused_terms.join(", "));
         }
-    );
-    if !clip.unused_terms.is_empty() {
-        eprintln!("Could not depict:     {}", clip.unused_terms.join(", "));
     }
     let t = clip.seal.timings;
     let frames = clip.seal.video_frames as f64;
@@ -337,6 +407,51 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
         t.sign_s
     );
     Ok(exit::VERIFIED)
+}
+
+/// Progress of `generate` on a terminal: loading the model, keyframes, then frames.
+fn generate_progress(
+    bar: &indicatif::ProgressBar,
+) -> impl FnMut(hallmark_generator::GenerateProgress) + '_ {
+    use hallmark_generator::GenerateProgress as P;
+    let mut seal = seal_progress(bar);
+    let mut stage = 0u8;
+    move |p: P| match p {
+        P::LoadingModel => {
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .expect("valid template"),
+            );
+            bar.set_message("loading and hashing the weights");
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+        P::Keyframes { done, total } => {
+            if stage != 1 {
+                stage = 1;
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {msg:9} [{bar:30}] {pos}/{len} keyframes ({elapsed}, eta {eta})",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_message("painting");
+                bar.reset();
+            }
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+        P::Seal(s) => {
+            if stage == 1 {
+                stage = 2;
+                bar.disable_steady_tick();
+                bar.set_style(frames_style());
+                bar.set_message("rendering");
+                bar.reset();
+            }
+            seal(s)
+        }
+    }
 }
 
 fn seal(home: &Home, args: SealArgs) -> Result<u8> {
@@ -397,15 +512,17 @@ fn progress_bar(stage: &'static str) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {msg:9} [{bar:30}] {pos}/{len} frames ({per_sec}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    bar.set_style(frames_style());
     bar.set_message(stage);
     bar
+}
+
+fn frames_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(
+        "{spinner} {msg:9} [{bar:30}] {pos}/{len} frames ({per_sec}, eta {eta})",
+    )
+    .expect("valid template")
+    .progress_chars("=> ")
 }
 
 fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {

@@ -193,3 +193,62 @@ fn ctrl_c_during_generate_leaves_no_file() {
     ];
     assert_ctrl_c_leaves_nothing(home.path(), &args, dir.path());
 }
+
+#[test]
+fn diffusion_backend_needs_a_weights_directory_and_writes_nothing() {
+    let home = Home::with_keys("Diffusion Options");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("clip.mp4");
+    let missing = dir.path().join("sd-turbo");
+    let run = |extra: &[&str]| {
+        let mut all = vec!["generate", "a forest at dawn", "-o", out.to_str().unwrap()];
+        all.extend(extra);
+        home.run(&all)
+    };
+    for (extra, want) in [
+        (vec!["--backend", "diffusion"], "needs --weights DIR"),
+        (
+            vec![
+                "--backend",
+                "diffusion",
+                "--weights",
+                missing.to_str().unwrap(),
+            ],
+            "no such directory",
+        ),
+        (
+            vec!["--weights", missing.to_str().unwrap()],
+            "--weights applies to --backend diffusion only",
+        ),
+        (vec!["--steps", "2"], "--backend diffusion only"),
+        (vec!["--backend", "dall-e"], "invalid value"),
+    ] {
+        let r = run(&extra);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(want), "{extra:?}: {stderr}");
+        assert!(
+            listing(dir.path()).is_empty(),
+            "{extra:?}: left {:?}",
+            listing(dir.path())
+        );
+    }
+    // An empty directory: the checkpoint's files are named.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let r = run(&[
+        "--backend",
+        "diffusion",
+        "--weights",
+        empty.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("text_encoder/config.json"), "{stderr}");
+    assert!(!out.exists());
+    let help = home.run(&["generate", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for want in ["--backend", "--weights", "SD-Turbo", "diffusers layout"] {
+        assert!(help.contains(want), "--help lacks {want}: {help}");
+    }
+}
