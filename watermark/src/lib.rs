@@ -16,12 +16,18 @@
 //! See README.md for the algorithm and the measured numbers.
 
 mod analysis;
+mod audio;
 mod code;
 mod detect;
 mod fft;
 mod key;
 
 pub use analysis::{ANALYSIS_ROWS, SYNC_CHIPS, TILE};
+pub use audio::{
+    AudioDetection, AudioDetector, AudioEmbedder, AUDIO_BAND_HI_HZ, AUDIO_BAND_LO_HZ,
+    AUDIO_PERIOD_TILES, AUDIO_RATE, AUDIO_SNR_DB, AUDIO_STEP, AUDIO_TILE_SAMPLES,
+    DEFAULT_AUDIO_STRENGTH,
+};
 pub use detect::{
     VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS, SCALE_MAX,
     SCALE_MIN,
