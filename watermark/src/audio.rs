@@ -125,6 +125,8 @@ fn symbol(e0: f64, e1: f64, floor: f64) -> (f64, f64) {
 pub(crate) struct AudioPattern {
     /// Dither as a phase in [0, 2π), index `col * bands + band`.
     dither: Vec<f64>,
+    /// `e^{i·dither}`.
+    unit: Vec<C>,
     /// `None` = sync symbol, `Some(k)` = carries coded bit k.
     role: Vec<Option<u16>>,
 }
@@ -133,7 +135,7 @@ impl AudioPattern {
     pub(crate) fn new(key: &WatermarkKey, bands: usize) -> Self {
         let n = bands * PERIOD_SYMBOLS;
         let mut rng = key.rng(b"audio-dither");
-        let dither = (0..n)
+        let dither: Vec<f64> = (0..n)
             .map(|_| 2.0 * PI * (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
             .collect();
         let mut perm: Vec<usize> = (0..n).collect();
@@ -147,7 +149,14 @@ impl AudioPattern {
         for (rank, &t) in perm.iter().enumerate().skip(sync) {
             role[t] = Some(((rank - sync) % code::CODED_BITS) as u16);
         }
-        AudioPattern { dither, role }
+        let unit = dither
+            .iter()
+            .map(|d: &f64| C {
+                re: d.cos(),
+                im: d.sin(),
+            })
+            .collect();
+        AudioPattern { dither, unit, role }
     }
 
     /// The lattice phase each symbol is moved to: the dither, plus π for coded zeros.
@@ -832,8 +841,8 @@ impl AudioDetector {
                 let j = col * nb + b;
                 if key.role[j].is_none() {
                     let v = fold[src * nb + b];
-                    let th = key.dither[j];
-                    c += v.re * th.cos() + v.im * th.sin();
+                    let u = key.unit[j];
+                    c += v.re * u.re + v.im * u.im;
                     e += v.re * v.re + v.im * v.im;
                 }
             }
@@ -939,8 +948,8 @@ impl AudioDetector {
                 let j = col * nb + b;
                 if let Some(k) = key.role[j] {
                     let v = fold[src * nb + b];
-                    let th = key.dither[j];
-                    num[k as usize] += v.re * th.cos() + v.im * th.sin();
+                    let u = key.unit[j];
+                    num[k as usize] += v.re * u.re + v.im * u.im;
                     den[k as usize] += v.re * v.re + v.im * v.im;
                 }
             }
