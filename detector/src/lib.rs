@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout};
 use hallmark_store::Fingerprinter;
-use hallmark_watermark::{VideoDetector, WatermarkKey};
+use hallmark_watermark::{AudioDetector, VideoDetector, WatermarkKey};
 use serde_json::json;
 
 pub use provenance::UNTRUSTED;
@@ -99,10 +99,13 @@ impl Verifier {
     pub fn verify(&self, target: &Target) -> Report {
         let (report, decoder) = self.verify_provenance(target);
         // A valid manifest already proves the origin; the mark matters when it is missing or
-        // broken. An unreadable file has no picture to look at.
+        // broken. An unreadable file has neither picture nor sound to look at.
         if self.watermark_keys.is_empty()
             || !matches!(report.verdict, Verdict::NoProvenance | Verdict::Tampered)
-            || report.media.as_ref().is_none_or(|m| m.width.is_none())
+            || report
+                .media
+                .as_ref()
+                .is_none_or(|m| m.width.is_none() && m.sample_rate.is_none())
         {
             return report;
         }
@@ -113,14 +116,18 @@ impl Verifier {
         }
     }
 
-    /// Decodes every frame from `decoder` (opened on the report's file) through the detector
-    /// (the candle model in [`model`], batched, on [`model::default_device`]).
+    /// Decodes every frame and every sound chunk from `decoder` (opened on the report's file)
+    /// through the picture detector (the candle model in [`model`], batched, on
+    /// [`model::default_device`], on a second thread) and the sound detector.
     fn look_for_watermark(&self, mut decoder: Decoder, mut report: Report) -> Report {
         let mut detector = VideoDetector::new(&self.watermark_keys);
-        // The content's fingerprint, for the store lookup below, in the same pass; video
-        // frames go through the candle detection model on a second thread.
+        let mut audio_detector = AudioDetector::new(&self.watermark_keys);
+        // The content's fingerprint, for the store lookup below, in the same pass.
         let mut fingerprinter = self.store.as_ref().map(|_| Fingerprinter::new());
         scan::scan(&mut decoder, &mut detector, |frame| {
+            if let MediaFrame::Audio(chunk) = frame {
+                audio_detector.add_chunk(chunk);
+            }
             if let Some(f) = fingerprinter.as_mut() {
                 match frame {
                     MediaFrame::Video(frame) => f.add_frame(frame),
@@ -128,31 +135,69 @@ impl Verifier {
                 }
             }
         });
-        let found = detector.result();
-        let clip_id = found.payload.map(|p| p.clip_id_hex());
-        let video = MarkResult {
-            detected: found.detected,
-            inconclusive: found.inconclusive,
-            p_value: found.p_value,
-            payload: clip_id.clone(),
-            key_id: found.key_id,
-            bit_error_estimate: found.bit_error_estimate,
-            frames_analysed: found.frames_analysed,
-            timeline: found.timeline,
-        };
-        if video.detected && report.verdict == Verdict::NoProvenance {
+        let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
+        let video = has(|m| m.width.is_some()).then(|| {
+            let found = detector.result();
+            MarkResult {
+                detected: found.detected,
+                inconclusive: found.inconclusive,
+                p_value: found.p_value,
+                payload: found.payload.map(|p| p.clip_id_hex()),
+                key_id: found.key_id,
+                bit_error_estimate: found.bit_error_estimate,
+                frames_analysed: found.frames_analysed,
+                timeline: found.timeline,
+            }
+        });
+        let audio = has(|m| m.sample_rate.is_some()).then(|| {
+            let found = audio_detector.result();
+            MarkResult {
+                detected: found.detected,
+                inconclusive: found.inconclusive,
+                p_value: found.p_value,
+                payload: found.payload.map(|p| p.clip_id_hex()),
+                key_id: found.key_id,
+                bit_error_estimate: found.bit_error_estimate,
+                frames_analysed: found.windows_analysed,
+                timeline: found.timeline,
+            }
+        });
+        // The clip id of whichever mark decoded: a detected one first, then the stronger.
+        let best = [video.as_ref(), audio.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter(|m| m.payload.is_some())
+            .min_by(|a, b| {
+                b.detected
+                    .cmp(&a.detected)
+                    .then(a.p_value.total_cmp(&b.p_value))
+            });
+        let clip_id = best.and_then(|m| m.payload.clone());
+        let detected: Vec<(&str, &MarkResult)> = [("picture", &video), ("sound", &audio)]
+            .into_iter()
+            .filter_map(|(what, m)| m.as_ref().filter(|m| m.detected).map(|m| (what, m)))
+            .collect();
+        if !detected.is_empty() && report.verdict == Verdict::NoProvenance {
+            let place = detected
+                .iter()
+                .map(|(what, m)| format!("in the {what} (p = {:.1e})", m.p_value))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let key_id = detected
+                .iter()
+                .find_map(|(_, m)| m.key_id)
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "?".into());
             report.verdict = Verdict::Watermarked;
             report.summary = format!(
-                "Watermarked: no C2PA manifest, but hallmark's invisible watermark is in the picture (p = {:.1e}{}). It was sealed by a hallmark signer holding watermark key {}; the manifest itself is not here, so who signed it and what it said are not proven.",
-                video.p_value,
+                "Watermarked: no C2PA manifest, but hallmark's invisible watermark is {place}{}. It was sealed by a hallmark signer holding watermark key {key_id}; the manifest itself is not here, so who signed it and what it said are not proven.",
                 clip_id.as_deref().map(|c| format!(", clip id {c}")).unwrap_or_default(),
-                video.key_id.map(|k| k.to_string()).unwrap_or_else(|| "?".into()),
             );
         }
-        let detected = video.detected;
+        let detected = !detected.is_empty();
         report.watermark = Some(WatermarkReport {
-            video: Some(video),
-            audio: None,
+            video,
+            audio,
             clip_id: clip_id.clone(),
         });
         if let (true, Some(clip_id), Some(store), Some(print)) =
@@ -274,8 +319,15 @@ fn explain_recovery(mut report: Report, recovered: &RecoveredManifest) -> Report
             let p = report
                 .watermark
                 .as_ref()
-                .and_then(|w| w.video.as_ref())
-                .map(|v| format!("p = {:.1e}, ", v.p_value))
+                .and_then(|w| {
+                    [w.video.as_ref(), w.audio.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .filter(|m| m.detected)
+                        .map(|m| m.p_value)
+                        .min_by(f64::total_cmp)
+                })
+                .map(|p| format!("p = {p:.1e}, "))
                 .unwrap_or_default();
             if report.verdict != Verdict::Watermarked {
                 // A tampered file keeps its verdict: say where its original is, claim nothing.

@@ -69,9 +69,10 @@ pub struct Report {
 #[derive(Debug, Clone, Serialize)]
 pub struct WatermarkReport {
     pub video: Option<MarkResult>,
-    /// The sound-track mark (not yet implemented: always null).
+    /// The sound-track mark (null when the file has no sound).
     pub audio: Option<MarkResult>,
-    /// The clip id the mark carries (16 hex digits), when decoded.
+    /// The clip id the marks carry (16 hex digits), from whichever decoded (a detected mark
+    /// first).
     pub clip_id: Option<String>,
 }
 
@@ -88,6 +89,7 @@ pub struct MarkResult {
     pub payload: Option<String>,
     pub key_id: Option<u8>,
     pub bit_error_estimate: Option<f64>,
+    /// Video frames, or 64 ms windows of sound, analysed.
     pub frames_analysed: u64,
     /// Per second: p-value of the mark in that second alone (null: no frame analysed).
     pub timeline: Vec<Option<f64>>,

@@ -16,7 +16,7 @@ pub use keys::{
 };
 pub use seal::{
     seal, seal_file, FrameSource, Origin, Seal, SealOptions, SealProgress, StageTimings,
-    TRAINED_ALGORITHMIC_MEDIA, WATERMARK_ALG,
+    AUDIO_WATERMARK_ALG, TRAINED_ALGORITHMIC_MEDIA, WATERMARK_ALG,
 };
 
 #[derive(Debug, thiserror::Error)]

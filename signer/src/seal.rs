@@ -12,7 +12,9 @@ use hallmark_media::{
     VideoFrame,
 };
 use hallmark_store::{Fingerprint, Fingerprinter, ManifestStore, StoredManifest};
-use hallmark_watermark::{Payload, VideoEmbedder, DEFAULT_STRENGTH};
+use hallmark_watermark::{
+    AudioEmbedder, Payload, VideoEmbedder, DEFAULT_AUDIO_STRENGTH, DEFAULT_STRENGTH,
+};
 use serde_json::json;
 
 use crate::fsutil::parent_dir;
@@ -24,6 +26,10 @@ pub const TRAINED_ALGORITHMIC_MEDIA: &str =
 
 /// `alg` of hallmark's `c2pa.soft-binding` assertion: the picture watermark, version 1.
 pub const WATERMARK_ALG: &str = "org.hallmark.watermark.video.1";
+
+/// `alg` of the second `c2pa.soft-binding` assertion: the sound's watermark, version 1 (same
+/// clip id as the picture's).
+pub const AUDIO_WATERMARK_ALG: &str = "org.hallmark.watermark.audio.1";
 
 /// Label of hallmark's own assertion in the manifest.
 pub const HALLMARK_ASSERTION: &str = "org.hallmark.seal";
@@ -92,7 +98,8 @@ pub struct Seal {
     pub output: PathBuf,
     pub format: OutputFormat,
     pub manifest_bytes: usize,
-    /// The clip id the picture's watermark carries (recorded as the manifest's soft binding).
+    /// The clip id the watermarks carry, in the picture and in the sound (recorded as the
+    /// manifest's soft bindings).
     pub clip_id: Option<u64>,
     /// The active manifest's label; the record's id in the manifest store.
     pub manifest_id: Option<String>,
@@ -179,18 +186,27 @@ pub fn seal(
     }
     let info = source.info().clone();
     let media_tmp = temp_in(dir, format)?;
-    // Every sealed picture carries the mark; its clip id goes into the manifest below.
+    // Every sealed picture and every sealed sound track carries the mark, both with the same
+    // clip id; it goes into the manifest below.
     let marks_video =
         info.video.is_some() && matches!(format.kind(), MediaKind::Video | MediaKind::Image);
-    let payload = marks_video.then(|| Payload {
+    let marks_audio =
+        info.audio.is_some() && matches!(format.kind(), MediaKind::Video | MediaKind::Audio);
+    let payload = (marks_video || marks_audio).then(|| Payload {
         clip_id: rand::random(),
         key_id: identity.watermark_key().key_id(),
     });
-    let mut embedder =
-        payload.map(|p| VideoEmbedder::new(identity.watermark_key(), p, DEFAULT_STRENGTH));
+    let key = identity.watermark_key();
+    let mut embedder = payload
+        .filter(|_| marks_video)
+        .map(|p| VideoEmbedder::new(key, p, DEFAULT_STRENGTH));
+    let mut audio_embedder = payload
+        .filter(|_| marks_audio)
+        .map(|p| AudioEmbedder::new(key, p, DEFAULT_AUDIO_STRENGTH));
     let stats = transcode(
         source,
         embedder.as_mut(),
+        audio_embedder.as_mut(),
         &info,
         media_tmp.path(),
         format,
@@ -232,16 +248,30 @@ pub fn seal(
         }
     }
     if let Some(payload) = payload {
-        builder
-            .add_assertion(
-                "c2pa.soft-binding",
-                &json!({
-                    "alg": WATERMARK_ALG,
-                    "blocks": [{"scope": {}, "value": payload.clip_id_hex()}],
-                    "name": "hallmark invisible watermark in the picture (clip id)",
-                }),
-            )
-            .map_err(c2pa_err)?;
+        if marks_video {
+            builder
+                .add_assertion(
+                    "c2pa.soft-binding",
+                    &json!({
+                        "alg": WATERMARK_ALG,
+                        "blocks": [{"scope": {}, "value": payload.clip_id_hex()}],
+                        "name": "hallmark invisible watermark in the picture (clip id)",
+                    }),
+                )
+                .map_err(c2pa_err)?;
+        }
+        if marks_audio {
+            builder
+                .add_assertion(
+                    "c2pa.soft-binding",
+                    &json!({
+                        "alg": AUDIO_WATERMARK_ALG,
+                        "blocks": [{"scope": {}, "value": payload.clip_id_hex()}],
+                        "name": "hallmark inaudible watermark in the sound (clip id)",
+                    }),
+                )
+                .map_err(c2pa_err)?;
+        }
         builder
             .add_action(json!({"action": "c2pa.watermarked", "softwareAgent": agent}))
             .map_err(c2pa_err)?;
@@ -271,10 +301,16 @@ pub fn seal(
     if let (Some(store), Some(payload), Some(id)) = (identity.store(), payload, &manifest_id) {
         // Recorded before the file appears: a sealed clip whose manifest could not be kept
         // would lose its durable credentials silently.
+        let algs = [
+            (marks_video, WATERMARK_ALG),
+            (marks_audio, AUDIO_WATERMARK_ALG),
+        ];
+        let algs: Vec<&str> = algs.iter().filter(|(on, _)| *on).map(|(_, a)| *a).collect();
         record(
             store,
             id,
             payload,
+            &algs,
             format,
             &manifest,
             stats.fingerprint.clone(),
@@ -315,6 +351,7 @@ const ENCODE_QUEUE: usize = 8;
 fn transcode(
     source: &mut dyn FrameSource,
     mut embedder: Option<&mut VideoEmbedder>,
+    mut audio_embedder: Option<&mut AudioEmbedder>,
     info: &MediaInfo,
     path: &Path,
     format: OutputFormat,
@@ -360,7 +397,7 @@ fn transcode(
         let produced = (|| -> Result<(), SignerError> {
             let mut ticks = 0u64;
             let mut clock = Instant::now();
-            while let Some(frame) = source.next_frame()? {
+            'frames: while let Some(frame) = source.next_frame()? {
                 stats.timings.source_s += lap(&mut clock);
                 if cancel.load(Ordering::Relaxed) {
                     return Err(SignerError::Interrupted);
@@ -383,7 +420,7 @@ fn transcode(
                             done: stats.video_frames,
                             total,
                         });
-                        MediaFrame::Video(frame)
+                        vec![MediaFrame::Video(frame)]
                     }
                     MediaFrame::Audio(chunk) if audio.is_some() => {
                         fingerprinter.add_audio(&chunk);
@@ -396,15 +433,35 @@ fn transcode(
                                 total: None,
                             });
                         }
-                        MediaFrame::Audio(chunk)
+                        match audio_embedder.as_deref_mut() {
+                            // The embedder hands chunks back a little later, in order.
+                            Some(embedder) => {
+                                let marked = embedder.process(chunk);
+                                stats.timings.watermark_s += lap(&mut clock);
+                                marked.into_iter().map(MediaFrame::Audio).collect()
+                            }
+                            None => vec![MediaFrame::Audio(chunk)],
+                        }
                     }
                     _ => continue,
                 };
                 lap(&mut clock);
-                if queue.send(frame).is_err() {
-                    break; // the encoder stopped: its error is reported below
+                for frame in frame {
+                    if queue.send(frame).is_err() {
+                        break 'frames; // the encoder stopped: its error is reported below
+                    }
                 }
                 lap(&mut clock); // waiting for a free queue slot is the encoder's time, below
+            }
+            // The sound the audio embedder still holds.
+            if let Some(embedder) = audio_embedder.as_deref_mut() {
+                let rest = embedder.finish();
+                stats.timings.watermark_s += lap(&mut clock);
+                for chunk in rest {
+                    if queue.send(MediaFrame::Audio(chunk)).is_err() {
+                        break;
+                    }
+                }
             }
             Ok(())
         })();
@@ -592,6 +649,7 @@ fn record(
     store: &Path,
     manifest_id: &str,
     payload: Payload,
+    algs: &[&str],
     format: OutputFormat,
     manifest: &[u8],
     fingerprint: Fingerprint,
@@ -601,7 +659,10 @@ fn record(
     store.insert(&StoredManifest {
         manifest_id: manifest_id.to_owned(),
         clip_id: clip_id.clone(),
-        bindings: vec![(WATERMARK_ALG.to_owned(), clip_id)],
+        bindings: algs
+            .iter()
+            .map(|alg| (alg.to_string(), clip_id.clone()))
+            .collect(),
         format: format.mime().to_owned(),
         manifest: manifest.to_vec(),
         fingerprint,

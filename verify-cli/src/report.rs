@@ -86,22 +86,28 @@ pub fn human(report: &Report, color: bool) -> String {
         }
         field(&mut out, "Remote manifest:", &c.remote_manifest_url);
     }
-    if let Some(video) = report.watermark.as_ref().and_then(|w| w.video.as_ref()) {
-        let state = if video.detected {
+    let marks = report.watermark.as_ref().map(|w| {
+        [
+            ("picture", "frames", w.video.as_ref()),
+            ("sound", "64 ms windows", w.audio.as_ref()),
+        ]
+    });
+    for (what, unit, mark) in marks.into_iter().flatten() {
+        let Some(mark) = mark else { continue };
+        let state = if mark.detected {
             "present"
-        } else if video.inconclusive {
+        } else if mark.inconclusive {
             "inconclusive"
         } else {
             "not found"
         };
         let _ = writeln!(
             out,
-            "  {:<16} {state} in the picture (p = {:.1e}, {} frames){}",
+            "  {:<16} {state} in the {what} (p = {:.1e}, {} {unit}){}",
             "Watermark:",
-            video.p_value,
-            video.frames_analysed,
-            video
-                .payload
+            mark.p_value,
+            mark.frames_analysed,
+            mark.payload
                 .as_ref()
                 .map(|c| format!(", clip id {c}"))
                 .unwrap_or_default()

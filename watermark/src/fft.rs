@@ -88,6 +88,11 @@ impl Fft {
         }
     }
 
+    /// 1-D transform of `x` (length n), in place.
+    pub(crate) fn run1d(&self, x: &mut [C], inverse: bool, buf: &mut Vec<C>) {
+        self.run(x, 0, 1, inverse, buf);
+    }
+
     /// 2-D transform of an n×n row-major array.
     pub(crate) fn run2d(&self, x: &mut [C], inverse: bool) {
         let n = self.n;

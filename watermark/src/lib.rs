@@ -16,6 +16,7 @@
 //! See README.md for the algorithm and the measured numbers.
 
 mod analysis;
+mod audio;
 mod code;
 mod detect;
 mod fft;
@@ -23,6 +24,11 @@ mod key;
 
 pub use analysis::{
     whitened_residual, AnalysisGrid, ANALYSIS_ROWS, SYNC_CHIPS, TILE, WHITEN_ACT_EPS, WHITEN_CLIP,
+};
+pub use audio::{
+    AudioDetection, AudioDetector, AudioEmbedder, AUDIO_BAND_HI_HZ, AUDIO_BAND_LO_HZ,
+    AUDIO_PERIOD_TILES, AUDIO_RATE, AUDIO_SNR_DB, AUDIO_STEP, AUDIO_TILE_SAMPLES,
+    DEFAULT_AUDIO_STRENGTH,
 };
 pub use detect::{
     frame_luma, VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS,

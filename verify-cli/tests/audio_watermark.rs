@@ -1,0 +1,175 @@
+//! The sound carries the mark too: a sealed clip's audio track, extracted alone and
+//! re-encoded, still says who sealed it; so does a sealed sound file stripped of its manifest.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+
+/// 12 s of Big Buck Bunny (looped, 640x360) with a minute-in excerpt of the shared music
+/// as its sound track.
+fn clip_with_music() -> PathBuf {
+    let out = scratch().join("bbb-music-12s.mp4");
+    let video = media("video/bigbuckbunny.mp4");
+    let music = media("audio/music-introzik.ogg");
+    ffmpeg(&[
+        "-stream_loop",
+        "2",
+        "-i",
+        video.to_str().unwrap(),
+        "-ss",
+        "60",
+        "-i",
+        music.to_str().unwrap(),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-t",
+        "12",
+        "-vf",
+        "scale=640:360",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "160k",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
+
+fn soft_binding(report: &serde_json::Value, alg: &str) -> Option<String> {
+    report["c2pa"]["soft_bindings"]
+        .as_array()?
+        .iter()
+        .find(|b| b["alg"] == alg)
+        .and_then(|b| b["values"][0].as_str())
+        .map(str::to_owned)
+}
+
+#[test]
+fn audio_track_extracted_alone_still_names_the_clip() {
+    let home = Home::with_keys("Sound Desk");
+    let input = clip_with_music();
+    let sealed = scratch().join("sealed-music.mp4");
+    let r = home.run(&[
+        "seal",
+        input.to_str().unwrap(),
+        "-o",
+        sealed.to_str().unwrap(),
+        "--preset",
+        "ultrafast",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (_, report) = verify_json(home.path(), &sealed, &[]);
+    let video_id = soft_binding(&report, "org.hallmark.watermark.video.1");
+    let audio_id = soft_binding(&report, "org.hallmark.watermark.audio.1");
+    assert!(video_id.is_some(), "{report:#}");
+    assert_eq!(video_id, audio_id, "one clip id for picture and sound");
+    let clip_id = audio_id.unwrap();
+
+    // The sound alone, as a platform or a screen recorder would keep it.
+    let m4a = scratch().join("sealed-music-audio.m4a");
+    ffmpeg(&[
+        "-i",
+        sealed.to_str().unwrap(),
+        "-vn",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        m4a.to_str().unwrap(),
+    ]);
+    let (code, r) = verify_json(home.path(), &m4a, &[]);
+    assert_eq!(r["verdict"], "watermarked", "{r:#}");
+    assert_eq!(code, 3);
+    assert!(
+        r["summary"].as_str().unwrap().contains("in the sound"),
+        "{r:#}"
+    );
+    let audio = &r["watermark"]["audio"];
+    assert_eq!(audio["detected"], true, "{r:#}");
+    assert!(audio["p_value"].as_f64().unwrap() <= 1e-6);
+    assert_eq!(audio["payload"], clip_id.as_str());
+    assert_eq!(r["watermark"]["video"], serde_json::Value::Null);
+    assert_eq!(r["watermark"]["clip_id"], clip_id.as_str());
+
+    // Someone without the watermark key learns nothing from it.
+    let stranger = Home::empty();
+    let (_, r) = verify_json(stranger.path(), &m4a, &[]);
+    assert_eq!(r["verdict"], "no-provenance", "{r:#}");
+    assert_eq!(r["watermark"], serde_json::Value::Null);
+
+    // The unsealed clip's sound is not reported as marked.
+    let plain = scratch().join("plain-music-audio.m4a");
+    ffmpeg(&[
+        "-i",
+        input.to_str().unwrap(),
+        "-vn",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        plain.to_str().unwrap(),
+    ]);
+    let (_, r) = verify_json(home.path(), &plain, &[]);
+    assert_eq!(r["verdict"], "no-provenance", "{r:#}");
+    assert_eq!(r["watermark"]["audio"]["detected"], false);
+    assert!(r["watermark"]["audio"]["p_value"].as_f64().unwrap() > 1e-6);
+    assert_eq!(r["watermark"]["clip_id"], serde_json::Value::Null);
+}
+
+#[test]
+fn sealed_sound_file_without_its_manifest_is_watermarked() {
+    let home = Home::with_keys("Voice Desk");
+    // ≈ 14 s of speech: the four shared recordings, twice.
+    let voice = scratch().join("voice-14s.wav");
+    let names = ["Front_Center", "Front_Left", "Rear_Center", "Side_Left"];
+    let inputs: Vec<PathBuf> = (0..2)
+        .flat_map(|_| names.iter().map(|n| media(&format!("audio/{n}.wav"))))
+        .collect();
+    let mut args: Vec<String> = Vec::new();
+    for i in &inputs {
+        args.extend(["-i".into(), i.to_str().unwrap().into()]);
+    }
+    args.extend([
+        "-filter_complex".into(),
+        format!("concat=n={}:v=0:a=1", inputs.len()),
+        voice.to_str().unwrap().into(),
+    ]);
+    ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let sealed = scratch().join("voice-sealed.m4a");
+    let r = home.run(&[
+        "seal",
+        voice.to_str().unwrap(),
+        "-o",
+        sealed.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (code, report) = verify_json(home.path(), &sealed, &[]);
+    assert_eq!((code, report["verdict"].as_str()), (0, Some("verified")));
+    assert_eq!(
+        soft_binding(&report, "org.hallmark.watermark.video.1"),
+        None,
+        "no picture, no picture mark"
+    );
+    let clip_id = soft_binding(&report, "org.hallmark.watermark.audio.1").expect("audio binding");
+
+    // Platforms drop metadata: the manifest goes, the mark stays.
+    let stripped = strip_manifest(&sealed, "voice-stripped.m4a");
+    let (code, r) = verify_json(home.path(), &stripped, &[]);
+    assert_eq!(r["verdict"], "watermarked", "{r:#}");
+    assert_eq!(code, 3);
+    assert_eq!(r["watermark"]["audio"]["detected"], true);
+    assert_eq!(r["watermark"]["clip_id"], clip_id.as_str());
+
+    // The human-readable report says where the mark is.
+    let out = home.run(&["verify", stripped.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("present in the sound"), "{text}");
+}

@@ -1,0 +1,1144 @@
+//! The audio watermark: dither-modulated quantisation of tile log-energy changes.
+//!
+//! The sound is cut into *tiles*: one frequency band (1/6 octave, 400 Hz – 7 kHz) × 64 ms.
+//! Each *symbol* is one band over two consecutive tiles, and its value is the change of the
+//! band's log energy, `p = (L[t] − L[t+1]) / √2` — blind to volume and to any fixed
+//! equaliser, and carried by band energies, which perceptual codecs keep. The embedder
+//! nudges the two energies so that `p` lands on a keyed lattice (step [`AUDIO_STEP`], keyed
+//! dither, shifted by half a step for coded zeros): dither modulation, so the sound itself
+//! does not interfere with the mark the way it does with additive spread spectrum; only what
+//! an attack does to `p` does. The symbols form a pattern that repeats every
+//! [`AUDIO_PERIOD_TILES`] tiles (4.1 s) and carries the same [`Payload`] as the picture, so
+//! the sound alone identifies the clip.
+//!
+//! * Everything is defined at a fixed analysis rate ([`AUDIO_RATE`], mono), so the file's
+//!   sample rate and channel count never matter: the embedder resamples each channel to
+//!   16 kHz, multiplies the STFT bins of each band by a gain close to 1, turns the difference
+//!   back into sound, resamples it to the file's rate and adds it to the untouched original.
+//!   The gains are capped so that the mark's energy stays ≥ [`AUDIO_SNR_DB`] below the
+//!   sound's, and silence stays silent.
+//! * The detector downmixes and resamples to 16 kHz, measures the tiles on 16 time grids
+//!   4 ms apart, turns every symbol into a unit phasor `e^{2πi·p/step}` (weighted down near
+//!   silence), folds the phasors modulo the period and correlates them with the keyed dither
+//!   of the *sync* symbols, for every offset. Under the null the dither is uniform and
+//!   independent of the sound, so each term is a fixed phasor projected on a uniformly random
+//!   direction, `E e^{sA cos U} = I₀(sA) ≤ e^{s²A²/4}`: sub-Gaussian whatever the sound is.
+//!   The family-wise p-value multiplies that bound by the keys and offsets tried. The payload
+//!   is decoded afterwards, at the best offset, and never decides presence.
+//!
+//! See README.md ("Audio") for the reasons and the measured numbers.
+
+mod resample;
+
+use std::collections::BTreeMap;
+use std::f64::consts::{PI, SQRT_2};
+
+use crate::code;
+use crate::detect::{DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS};
+use crate::fft::{Fft, C};
+use crate::key::{Payload, WatermarkKey};
+use hallmark_media::AudioChunk;
+use resample::Resampler;
+
+/// The analysis sample rate (mono). Embedding and detection happen here.
+pub const AUDIO_RATE: u32 = 16_000;
+/// STFT length at [`AUDIO_RATE`] (32 ms).
+const FFT_LEN: usize = 512;
+/// Hop of the embedder's STFT (sqrt-Hann, 50 % overlap: perfect reconstruction).
+const HOP: usize = 256;
+/// Hop of the tile-energy analysis: the time-offset search has this resolution (4 ms).
+const DET_HOP: usize = 64;
+/// One tile lasts this many samples at [`AUDIO_RATE`] (64 ms).
+pub const AUDIO_TILE_SAMPLES: usize = 1024;
+const EMB_FRAMES_PER_TILE: usize = AUDIO_TILE_SAMPLES / HOP;
+const DET_FRAMES_PER_TILE: usize = AUDIO_TILE_SAMPLES / DET_HOP;
+/// The pattern repeats every this many tiles (4.096 s).
+pub const AUDIO_PERIOD_TILES: usize = 64;
+/// A symbol spans this many consecutive tiles of one band.
+const SYM_TILES: usize = 2;
+const PERIOD_SYMBOLS: usize = AUDIO_PERIOD_TILES / SYM_TILES;
+/// Time offsets tried within one symbol (4 ms apart). With the cyclic shifts over the
+/// period, `SYMBOL_PHASES · PERIOD_SYMBOLS` = 1024 offsets per key.
+const SYMBOL_PHASES: usize = SYM_TILES * DET_FRAMES_PER_TILE;
+/// Lowest and highest frequency carrying the mark: survives 16 kHz resampling and the
+/// band limits of low-bit-rate AAC, MP3 and Opus, and stays above most of the bass.
+pub const AUDIO_BAND_LO_HZ: f64 = 400.0;
+pub const AUDIO_BAND_HI_HZ: f64 = 7000.0;
+/// Lattice step of a symbol (natural log of energy; tuned on real codecs, see README).
+pub const AUDIO_STEP: f64 = 1.15;
+/// Default strength: the fraction of the distance to its lattice point that a symbol is
+/// moved (before the SNR cap).
+pub const DEFAULT_AUDIO_STRENGTH: f32 = 1.0;
+/// The mark's energy stays this many dB below the sound's: over the whole sound (the
+/// embedder steers towards half a dB more), and at most `AUDIO_SNR_DB − LOCAL_SNR_MIN_DB`
+/// dB louder in any one 128 ms column.
+pub const AUDIO_SNR_DB: f64 = 31.0;
+const LOCAL_SNR_MIN_DB: f64 = 25.0;
+/// Largest change of one tile's log energy (±1.5 dB): a perceptual safety cap.
+const MAX_TILE_CHANGE: f64 = 0.35;
+/// Fraction of symbols in the sync (presence) pattern, as numerator / denominator.
+const SYNC_NUM: usize = 1;
+const SYNC_DEN: usize = 4;
+
+/// Band edges in STFT bins: 1/6 octave wide but at least 4 bins (125 Hz).
+fn band_edges() -> Vec<(usize, usize)> {
+    let bin_hz = AUDIO_RATE as f64 / FFT_LEN as f64;
+    let mut lo = (AUDIO_BAND_LO_HZ / bin_hz).ceil() as usize;
+    let hi = (AUDIO_BAND_HI_HZ / bin_hz).floor() as usize;
+    let mut v = Vec::new();
+    while lo < hi {
+        let w = ((lo as f64 * (2f64.powf(1.0 / 6.0) - 1.0)).round() as usize).max(4);
+        let end = (lo + w).min(hi);
+        if end - lo < 4 {
+            break;
+        }
+        v.push((lo, end));
+        lo = end;
+    }
+    v
+}
+
+fn hann_pow(p: f64) -> Vec<f32> {
+    (0..FFT_LEN)
+        .map(|i| {
+            let h = 0.5 - 0.5 * (2.0 * PI * i as f64 / FFT_LEN as f64).cos();
+            h.powf(p) as f32
+        })
+        .collect()
+}
+
+/// Energy floor of one band of one tile (≈ white noise at −70 dBFS): tiles near it cannot
+/// hold a mark and get little weight.
+fn floor_energy(bins: usize) -> f64 {
+    2e-5 * (bins * DET_FRAMES_PER_TILE) as f64
+}
+
+/// A symbol's value `p` and weight (≈ 1 well above the floor, → 0 near it), from the band
+/// energies of its two tiles.
+fn symbol(e0: f64, e1: f64, floor: f64) -> (f64, f64) {
+    let p = ((e0 + floor).ln() - (e1 + floor).ln()) / SQRT_2;
+    let m = e0.min(e1) / floor;
+    (p, m / (m + 10.0))
+}
+
+/// The keyed pattern of one key: a dither and a role per (column, band) symbol.
+pub(crate) struct AudioPattern {
+    /// Dither as a phase in [0, 2π), index `col * bands + band`.
+    dither: Vec<f64>,
+    /// `e^{i·dither}`.
+    unit: Vec<C>,
+    /// `None` = sync symbol, `Some(k)` = carries coded bit k.
+    role: Vec<Option<u16>>,
+}
+
+impl AudioPattern {
+    pub(crate) fn new(key: &WatermarkKey, bands: usize) -> Self {
+        let n = bands * PERIOD_SYMBOLS;
+        let mut rng = key.rng(b"audio-dither");
+        let dither: Vec<f64> = (0..n)
+            .map(|_| 2.0 * PI * (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+            .collect();
+        let mut perm: Vec<usize> = (0..n).collect();
+        let mut rng = key.rng(b"audio-roles");
+        for i in (1..n).rev() {
+            let j = rng.below(i as u64 + 1) as usize;
+            perm.swap(i, j);
+        }
+        let sync = n * SYNC_NUM / SYNC_DEN;
+        let mut role = vec![None; n];
+        for (rank, &t) in perm.iter().enumerate().skip(sync) {
+            role[t] = Some(((rank - sync) % code::CODED_BITS) as u16);
+        }
+        let unit = dither
+            .iter()
+            .map(|d: &f64| C {
+                re: d.cos(),
+                im: d.sin(),
+            })
+            .collect();
+        AudioPattern { dither, unit, role }
+    }
+
+    /// The lattice phase each symbol is moved to: the dither, plus π for coded zeros.
+    fn targets(&self, coded: &[u8]) -> Vec<f64> {
+        self.dither
+            .iter()
+            .zip(&self.role)
+            .map(|(&d, r)| match r {
+                Some(k) if coded[*k as usize] == 0 => d + PI,
+                _ => d,
+            })
+            .collect()
+    }
+}
+
+/// Band energies (and the whole spectrum's energy, last) of Hann frames, two real frames
+/// per complex FFT. Shared by the embedder and the detector so that both measure tiles
+/// the same way.
+struct TileMeter {
+    bands: Vec<(usize, usize)>,
+    window: Vec<f32>,
+    fft: Fft,
+    buf: Vec<C>,
+    z: Vec<C>,
+}
+
+impl TileMeter {
+    fn new(bands: Vec<(usize, usize)>) -> Self {
+        TileMeter {
+            bands,
+            window: hann_pow(1.0),
+            fft: Fft::new(FFT_LEN),
+            buf: Vec::with_capacity(FFT_LEN),
+            z: Vec::with_capacity(FFT_LEN),
+        }
+    }
+
+    /// Energies of two frames of `FFT_LEN` samples each: bands, then the total; added to
+    /// `out_a` and `out_b`.
+    fn frames(
+        &mut self,
+        a: impl Iterator<Item = f32>,
+        b: impl Iterator<Item = f32>,
+        out_a: &mut [f64],
+        out_b: &mut [f64],
+    ) {
+        self.z.clear();
+        self.z
+            .extend(a.zip(b).zip(&self.window).map(|((x, y), w)| C {
+                re: (x * w) as f64,
+                im: (y * w) as f64,
+            }));
+        self.fft.run1d(&mut self.z, false, &mut self.buf);
+        // X_a[k] = (Z[k] + conj Z[−k]) / 2, X_b[k] = (Z[k] − conj Z[−k]) / 2i.
+        let z = &self.z;
+        let energy = |k: usize| -> (f64, f64) {
+            let (p, q) = (z[k], z[FFT_LEN - k]);
+            let (ar, ai) = (p.re + q.re, p.im - q.im);
+            let (br, bi) = (p.im + q.im, q.re - p.re);
+            ((ar * ar + ai * ai) / 4.0, (br * br + bi * bi) / 4.0)
+        };
+        let nb = self.bands.len();
+        let (mut ta, mut tb) = (0.0, 0.0);
+        let mut bi = 0;
+        for k in 1..FFT_LEN / 2 {
+            let (ea, eb) = energy(k);
+            ta += ea;
+            tb += eb;
+            while bi < nb && k >= self.bands[bi].1 {
+                bi += 1;
+            }
+            if bi < nb && k >= self.bands[bi].0 {
+                out_a[bi] += ea;
+                out_b[bi] += eb;
+            }
+        }
+        out_a[nb] += ta;
+        out_b[nb] += tb;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Embedding
+// ---------------------------------------------------------------------------------------
+
+/// Marks the sound of one clip with one key and payload, streaming.
+///
+/// Chunks go in through [`AudioEmbedder::process`] and come out marked, in order, delayed by
+/// about a sixth of a second (a symbol must be measured before it is marked);
+/// [`AudioEmbedder::finish`] returns the rest. Every input sample comes out exactly once,
+/// with its timestamp; silence stays silent. Memory is bounded (a few symbols of samples).
+pub struct AudioEmbedder {
+    targets: Vec<f64>,
+    bands: Vec<(usize, usize)>,
+    floors: Vec<f64>,
+    strength: f64,
+    syn_window: Vec<f32>,
+    fft: Fft,
+    meter: TileMeter,
+    state: Option<EmbedState>,
+    mark_energy: f64,
+    host_energy: f64,
+}
+
+struct ChannelPipe {
+    down: Resampler,
+    /// Samples at the analysis rate; `x16[0]` is absolute index `x16_base`.
+    x16: Vec<f32>,
+    x16_base: u64,
+    /// Overlap-add of the mark at the analysis rate; `ola[0]` is absolute index `ola_base`.
+    ola: Vec<f32>,
+    ola_base: u64,
+    up: Resampler,
+    /// The mark at the file's rate, not yet added; `w[0]` is the next sample to emit.
+    w: Vec<f32>,
+}
+
+impl ChannelPipe {
+    /// Sample `t` (absolute, at the analysis rate); silence before the start.
+    fn at(&self, t: i64) -> f32 {
+        let i = t - self.x16_base as i64;
+        if t < 0 || i < 0 {
+            0.0
+        } else {
+            self.x16[i as usize]
+        }
+    }
+}
+
+struct EmbedState {
+    rate: u32,
+    channels: usize,
+    pts0: f64,
+    emitted: u64,
+    fifo: Vec<f32>,
+    pipes: Vec<ChannelPipe>,
+    /// Next symbol column to mark (tiles 2j and 2j+1).
+    column: u64,
+    /// Samples at the analysis rate received so far (per channel).
+    have16: u64,
+}
+
+impl AudioEmbedder {
+    /// An embedder for `payload` under `key`. `strength` in (0, 1] is the fraction of the
+    /// distance to the lattice that a symbol is moved; ≤ 0 or non-finite selects
+    /// [`DEFAULT_AUDIO_STRENGTH`].
+    pub fn new(key: &WatermarkKey, payload: Payload, strength: f32) -> Self {
+        let bands = band_edges();
+        let pattern = AudioPattern::new(key, bands.len());
+        let coded = code::encode(&code::info_bits(&payload));
+        let strength = if strength.is_finite() && strength > 0.0 {
+            strength.min(1.0) as f64
+        } else {
+            DEFAULT_AUDIO_STRENGTH as f64
+        };
+        AudioEmbedder {
+            targets: pattern.targets(&coded),
+            floors: bands
+                .iter()
+                .map(|&(lo, hi)| floor_energy(hi - lo))
+                .collect(),
+            meter: TileMeter::new(bands.clone()),
+            bands,
+            strength,
+            syn_window: hann_pow(0.5),
+            fft: Fft::new(FFT_LEN),
+            state: None,
+            mark_energy: 0.0,
+            host_energy: 0.0,
+        }
+    }
+
+    /// Signal-to-watermark ratio (dB) of everything handed back so far, over all channels
+    /// at the file's rate (∞ before any mark).
+    pub fn snr_db(&self) -> f64 {
+        if self.mark_energy <= 0.0 {
+            f64::INFINITY
+        } else {
+            10.0 * (self.host_energy / self.mark_energy).log10()
+        }
+    }
+
+    /// Takes one chunk; returns the marked chunks that are ready (possibly none). A chunk
+    /// whose rate or channel count differs from the previous ones flushes the pipeline and
+    /// starts a new one.
+    pub fn process(&mut self, chunk: AudioChunk) -> Vec<AudioChunk> {
+        let mut out = Vec::new();
+        let ch = chunk.channels as usize;
+        if ch == 0 || chunk.sample_rate == 0 || !chunk.samples.len().is_multiple_of(ch) {
+            out.push(chunk);
+            return out;
+        }
+        let compatible = self
+            .state
+            .as_ref()
+            .is_none_or(|s| s.rate == chunk.sample_rate && s.channels == ch);
+        if !compatible {
+            out.extend(self.finish());
+        }
+        if self.state.is_none() {
+            self.state = Some(EmbedState {
+                rate: chunk.sample_rate,
+                channels: ch,
+                pts0: chunk.pts_s,
+                emitted: 0,
+                fifo: Vec::new(),
+                pipes: (0..ch)
+                    .map(|_| ChannelPipe {
+                        down: Resampler::new(chunk.sample_rate, AUDIO_RATE),
+                        x16: Vec::new(),
+                        x16_base: 0,
+                        ola: Vec::new(),
+                        ola_base: 0,
+                        up: Resampler::new(AUDIO_RATE, chunk.sample_rate),
+                        w: Vec::new(),
+                    })
+                    .collect(),
+                column: 0,
+                have16: 0,
+            });
+        }
+        self.feed(&chunk.samples, true);
+        out.extend(self.emit(false));
+        out
+    }
+
+    /// Flushes the pipeline: returns every sample still held, marked.
+    pub fn finish(&mut self) -> Vec<AudioChunk> {
+        let Some(st) = self.state.as_ref() else {
+            return Vec::new();
+        };
+        // Enough silence to push every real sample through both resamplers and a column.
+        let (rate, ch) = (st.rate as u64, st.channels);
+        let down = st.pipes[0].down.lookahead() as u64;
+        let up = st.pipes[0].up.lookahead() as u64;
+        let need16 = (2 * SYM_TILES * AUDIO_TILE_SAMPLES + FFT_LEN) as u64 + up + 2;
+        let pad = down + need16 * rate / AUDIO_RATE as u64 + 2;
+        self.feed(&vec![0.0; pad as usize * ch], false);
+        let out = self.emit(true);
+        self.state = None;
+        out.into_iter().collect()
+    }
+
+    fn feed(&mut self, samples: &[f32], keep: bool) {
+        let st = self.state.as_mut().expect("state");
+        let ch = st.channels;
+        if keep {
+            st.fifo.extend_from_slice(samples);
+        }
+        let mut tmp = Vec::with_capacity(samples.len() / ch);
+        let mut got = 0;
+        for (c, pipe) in st.pipes.iter_mut().enumerate() {
+            tmp.clear();
+            tmp.extend(samples.iter().skip(c).step_by(ch));
+            let before = pipe.x16.len();
+            pipe.down.push(&tmp, &mut pipe.x16);
+            got = pipe.x16.len() - before;
+        }
+        st.have16 += got as u64;
+        while self.mark_column() {}
+    }
+
+    /// Marks the next symbol column (two tiles) if all the samples it needs are here.
+    fn mark_column(&mut self) -> bool {
+        let st = self.state.as_mut().expect("state");
+        let nb = self.bands.len();
+        let half = (FFT_LEN / 2) as i64;
+        let t0 = (st.column * (SYM_TILES * AUDIO_TILE_SAMPLES) as u64) as i64;
+        // The last analysis frame of the column is centred at t0 + 2·TILE − DET_HOP/2.
+        let need = t0 + (SYM_TILES * AUDIO_TILE_SAMPLES - DET_HOP / 2) as i64 + half;
+        if need > st.have16 as i64 {
+            return false;
+        }
+        let ch = st.channels;
+        // 1. The host's tile energies (mono), exactly as the detector measures them.
+        let mut e = vec![vec![0f64; nb + 1]; SYM_TILES];
+        let mut scratch = vec![0f64; nb + 1];
+        for (tile, et) in e.iter_mut().enumerate() {
+            for m in (0..DET_FRAMES_PER_TILE).step_by(2) {
+                let start = |m: usize| {
+                    t0 + (tile * AUDIO_TILE_SAMPLES + m * DET_HOP + DET_HOP / 2) as i64 - half
+                };
+                let pipes = &st.pipes;
+                let mono = |s: i64| {
+                    (0..FFT_LEN as i64)
+                        .map(move |i| pipes.iter().map(|p| p.at(s + i)).sum::<f32>() / ch as f32)
+                };
+                scratch.iter_mut().for_each(|v| *v = 0.0);
+                self.meter
+                    .frames(mono(start(m)), mono(start(m + 1)), et, &mut scratch);
+                for (a, b) in et.iter_mut().zip(&scratch) {
+                    *a += b;
+                }
+            }
+        }
+        // 2. Per band: the change that brings the symbol to its lattice point (split as ±
+        //    over the two tiles), what it costs in mark energy and what it gains in cos.
+        let col = (st.column % PERIOD_SYMBOLS as u64) as usize;
+        let targets = &self.targets[col * nb..(col + 1) * nb];
+        let plans: Vec<(f64, f64, f64)> = (0..nb)
+            .map(|b| {
+                let fl = self.floors[b];
+                let (p, _) = symbol(e[0][b], e[1][b], fl);
+                let phase = 2.0 * PI * p / AUDIO_STEP - targets[b];
+                let err = phase - 2.0 * PI * (phase / (2.0 * PI)).round();
+                let delta = -self.strength * err * AUDIO_STEP / (2.0 * PI);
+                let c = (delta / SQRT_2).clamp(-MAX_TILE_CHANGE, MAX_TILE_CHANGE);
+                let cost = ((c / 2.0).exp() - 1.0).powi(2) * (e[0][b] + fl)
+                    + ((-c / 2.0).exp() - 1.0).powi(2) * (e[1][b] + fl);
+                let moved = 2.0 * PI * c * SQRT_2 / AUDIO_STEP;
+                (c, cost, (err + moved).cos() - err.cos())
+            })
+            .collect();
+        // 3. The SNR budget of this column: the local cap follows the SNR of everything
+        //    handed back so far (loud columns may spend what quiet ones left), and is spent
+        //    on the symbols with the best gain per unit of mark energy first.
+        let so_far = if self.host_energy > 0.0 && st.emitted > st.rate as u64 / 2 {
+            10.0 * (self.host_energy / self.mark_energy.max(1e-30)).log10()
+        } else {
+            AUDIO_SNR_DB + 0.5
+        };
+        let local_db = (AUDIO_SNR_DB - 2.0 * (so_far - AUDIO_SNR_DB - 0.5))
+            .clamp(LOCAL_SNR_MIN_DB, AUDIO_SNR_DB);
+        let mut budget = 10f64.powf(-local_db / 10.0) * e.iter().map(|t| t[nb]).sum::<f64>();
+        let mut order: Vec<usize> = (0..nb).collect();
+        let value = |b: usize| plans[b].2 / plans[b].1.max(1e-30);
+        order.sort_by(|&a, &b| value(b).total_cmp(&value(a)));
+        let mut gains = vec![vec![0f64; nb]; SYM_TILES];
+        for &b in &order {
+            let (c, cost, _) = plans[b];
+            let s = if cost <= budget {
+                1.0
+            } else if budget > 0.0 {
+                (budget / cost).sqrt()
+            } else {
+                0.0
+            };
+            budget -= cost * s * s;
+            gains[0][b] = (c * s / 2.0).exp() - 1.0;
+            gains[1][b] = (-c * s / 2.0).exp() - 1.0;
+        }
+        // 4. Apply the gains in the embedder's STFT frames of both tiles (centred at
+        //    t0 + HOP/2 + i·HOP), two channels per complex FFT; overlap-add the difference.
+        let mut buf = Vec::with_capacity(FFT_LEN);
+        let mut z = Vec::with_capacity(FFT_LEN);
+        let mut y = vec![C::default(); FFT_LEN];
+        for i in 0..SYM_TILES * EMB_FRAMES_PER_TILE {
+            let g = &gains[i / EMB_FRAMES_PER_TILE];
+            let start = t0 + (HOP / 2 + i * HOP) as i64 - half;
+            for pair in 0..ch.div_ceil(2) {
+                let (c0, c1) = (2 * pair, 2 * pair + 1);
+                z.clear();
+                for j in 0..FFT_LEN {
+                    let t = start + j as i64;
+                    let w = self.syn_window[j] as f64;
+                    let a = st.pipes[c0].at(t) as f64;
+                    let b = if c1 < ch {
+                        st.pipes[c1].at(t) as f64
+                    } else {
+                        0.0
+                    };
+                    z.push(C {
+                        re: a * w,
+                        im: b * w,
+                    });
+                }
+                self.fft.run1d(&mut z, false, &mut buf);
+                y.iter_mut().for_each(|v| *v = C::default());
+                // A real gain on bins k and N−k scales both channels packed in z alike.
+                for (&(lo, hi), &gb) in self.bands.iter().zip(g) {
+                    for k in lo..hi {
+                        for kk in [k, FFT_LEN - k] {
+                            y[kk] = C {
+                                re: z[kk].re * gb,
+                                im: z[kk].im * gb,
+                            };
+                        }
+                    }
+                }
+                self.fft.run1d(&mut y, true, &mut buf);
+                for c in [c0, c1] {
+                    if c >= ch {
+                        continue;
+                    }
+                    let p = &mut st.pipes[c];
+                    for (j, v) in y.iter().enumerate() {
+                        let t = start + j as i64;
+                        if t < p.ola_base as i64 {
+                            continue;
+                        }
+                        let idx = (t - p.ola_base as i64) as usize;
+                        if idx >= p.ola.len() {
+                            p.ola.resize(idx + 1, 0.0);
+                        }
+                        let s = if c == c0 { v.re } else { v.im };
+                        p.ola[idx] += (s / FFT_LEN as f64) as f32 * self.syn_window[j];
+                    }
+                }
+            }
+        }
+        st.column += 1;
+        // Mark samples before the next column's first frame are final; analysis samples
+        // before the next column's first analysis frame are no longer needed.
+        let next0 = (st.column * (SYM_TILES * AUDIO_TILE_SAMPLES) as u64) as i64;
+        let final_to = next0 + (HOP / 2) as i64 - half;
+        let keep_from = next0 + (DET_HOP / 2) as i64 - half;
+        for p in st.pipes.iter_mut() {
+            if final_to > p.ola_base as i64 {
+                let n = ((final_to - p.ola_base as i64) as usize).min(p.ola.len());
+                let done: Vec<f32> = p.ola.drain(..n).collect();
+                p.ola_base += n as u64;
+                p.up.push(&done, &mut p.w);
+            }
+            if keep_from > p.x16_base as i64 {
+                let n = ((keep_from - p.x16_base as i64) as usize).min(p.x16.len());
+                p.x16.drain(..n);
+                p.x16_base += n as u64;
+            }
+        }
+        true
+    }
+
+    /// Hands back the originals whose mark is known (all of them if `all`), marked.
+    fn emit(&mut self, all: bool) -> Option<AudioChunk> {
+        let st = self.state.as_mut()?;
+        let ch = st.channels;
+        let queued = st.fifo.len() / ch;
+        let ready = st.pipes.iter().map(|p| p.w.len()).min().unwrap_or(0);
+        let n = if all { queued } else { queued.min(ready) };
+        if n == 0 {
+            return None;
+        }
+        let mut samples: Vec<f32> = st.fifo.drain(..n * ch).collect();
+        for (c, p) in st.pipes.iter_mut().enumerate() {
+            let take = n.min(p.w.len());
+            for (i, w) in p.w.drain(..take).enumerate() {
+                let x = &mut samples[i * ch + c];
+                self.host_energy += (*x as f64) * (*x as f64);
+                self.mark_energy += (w as f64) * (w as f64);
+                *x += w;
+            }
+            // Samples past the mark (only at the very end) count as unmarked.
+            for i in take..n {
+                let x = samples[i * ch + c] as f64;
+                self.host_energy += x * x;
+            }
+        }
+        let chunk = AudioChunk {
+            sample_rate: st.rate,
+            channels: ch as u16,
+            samples,
+            pts_s: st.pts0 + st.emitted as f64 / st.rate as f64,
+        };
+        st.emitted += n as u64;
+        Some(chunk)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Detection
+// ---------------------------------------------------------------------------------------
+
+/// The outcome of [`AudioDetector::result`] (shaped like [`crate::VideoDetection`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioDetection {
+    /// `p_value <= DETECT_P`.
+    pub detected: bool,
+    /// `DETECT_P < p_value < INCONCLUSIVE_P`.
+    pub inconclusive: bool,
+    /// Family-wise p-value of the presence test (sync symbols only), corrected for every
+    /// key and time offset tried. An upper bound under the null, for any sound.
+    pub p_value: f64,
+    /// Normalised correlation (z-score) of the best registration.
+    pub score: f64,
+    /// Decoded payload, if the presence test reached `INCONCLUSIVE_P` and the CRC checks.
+    pub payload: Option<Payload>,
+    /// Fraction of coded payload bits whose hard decision disagrees with the decoded
+    /// codeword; `None` if no decoding was attempted.
+    pub bit_error_estimate: Option<f64>,
+    /// 64 ms analysis windows (tiles in time) analysed.
+    pub windows_analysed: u64,
+    /// Per second: single-test p-value of the sync correlation at the registration.
+    pub timeline: Vec<Option<f64>>,
+    /// Key id of the best-matching key (set when `p_value < INCONCLUSIVE_P`).
+    pub key_id: Option<u8>,
+    /// Registration: where the pattern's period starts, seconds from the start of the
+    /// analysed sound, modulo the period (set when `p_value < INCONCLUSIVE_P`).
+    pub offset_s: Option<f64>,
+}
+
+struct DetFront {
+    rate: u32,
+    channels: usize,
+    down: Resampler,
+    /// Mono at the analysis rate; `x16[0]` is absolute index `base`.
+    x16: Vec<f32>,
+    base: u64,
+    have: u64,
+}
+
+/// Accumulates the sound of one clip and tests it against a set of keys. Memory is
+/// bounded: one fold per time phase, plus the per-second timeline data of the first
+/// [`MAX_TIMELINE_SECONDS`] seconds.
+pub struct AudioDetector {
+    keys: Vec<(u8, AudioPattern)>,
+    nb: usize,
+    floors: Vec<f64>,
+    meter: TileMeter,
+    front: Option<DetFront>,
+    /// Next pair of analysis frames (frame m is centred at `m · DET_HOP + DET_HOP/2`).
+    next: u64,
+    /// Band energies of the last `DET_FRAMES_PER_TILE` frames (ring; total last).
+    ring: Vec<Vec<f64>>,
+    /// Per tile phase: band energies of the previous tile.
+    prev: Vec<Option<Vec<f64>>>,
+    /// Per symbol phase: the folded phasors (`col * bands + band`).
+    folds: Vec<Vec<C>>,
+    /// Per second: (symbol phase, column, phasors) of each symbol column.
+    seconds: BTreeMap<usize, Vec<(u8, u8, Vec<C>)>>,
+    windows: u64,
+    pts0: Option<f64>,
+}
+
+impl AudioDetector {
+    /// A detector for any of `keys`.
+    pub fn new(keys: &[WatermarkKey]) -> Self {
+        let bands = band_edges();
+        let nb = bands.len();
+        AudioDetector {
+            keys: keys
+                .iter()
+                .map(|k| (k.key_id(), AudioPattern::new(k, nb)))
+                .collect(),
+            nb,
+            floors: bands
+                .iter()
+                .map(|&(lo, hi)| floor_energy(hi - lo))
+                .collect(),
+            meter: TileMeter::new(bands),
+            front: None,
+            next: 0,
+            ring: vec![vec![0.0; nb + 1]; DET_FRAMES_PER_TILE],
+            prev: vec![None; DET_FRAMES_PER_TILE],
+            folds: vec![vec![C::default(); nb * PERIOD_SYMBOLS]; SYMBOL_PHASES],
+            seconds: BTreeMap::new(),
+            windows: 0,
+            pts0: None,
+        }
+    }
+
+    /// Adds one chunk of decoded sound (any rate, any channel count). Chunks whose format
+    /// differs from the first chunk's are ignored.
+    pub fn add_chunk(&mut self, chunk: &AudioChunk) {
+        let ch = chunk.channels as usize;
+        if ch == 0 || chunk.sample_rate == 0 || !chunk.samples.len().is_multiple_of(ch) {
+            return;
+        }
+        let front = self.front.get_or_insert_with(|| DetFront {
+            rate: chunk.sample_rate,
+            channels: ch,
+            down: Resampler::new(chunk.sample_rate, AUDIO_RATE),
+            x16: Vec::new(),
+            base: 0,
+            have: 0,
+        });
+        if front.rate != chunk.sample_rate || front.channels != ch {
+            return;
+        }
+        self.pts0.get_or_insert(chunk.pts_s);
+        let mono: Vec<f32> = chunk
+            .samples
+            .chunks_exact(ch)
+            .map(|f| f.iter().sum::<f32>() / ch as f32)
+            .collect();
+        let before = front.x16.len();
+        front.down.push(&mono, &mut front.x16);
+        front.have += (front.x16.len() - before) as u64;
+        self.run_frames();
+    }
+
+    fn run_frames(&mut self) {
+        let half = (FFT_LEN / 2) as i64;
+        let nb = self.nb;
+        loop {
+            let front = self.front.as_mut().expect("front");
+            // Two frames at a time: m = next and next + 1.
+            let centre = (self.next * DET_HOP as u64 + DET_HOP as u64 / 2) as i64;
+            if centre + DET_HOP as i64 + half > front.have as i64 {
+                break;
+            }
+            let start = centre - half - front.base as i64;
+            let x = &front.x16;
+            let get = move |s: i64| {
+                (0..FFT_LEN as i64).map(move |i| {
+                    let t = s + i;
+                    if t < 0 {
+                        0.0
+                    } else {
+                        x[t as usize]
+                    }
+                })
+            };
+            let slot = (self.next % DET_FRAMES_PER_TILE as u64) as usize;
+            let (lo, hi) = self.ring.split_at_mut(slot + 1);
+            let (a, b) = (&mut lo[slot], &mut hi[0]);
+            a.iter_mut().for_each(|v| *v = 0.0);
+            b.iter_mut().for_each(|v| *v = 0.0);
+            self.meter
+                .frames(get(start), get(start + DET_HOP as i64), a, b);
+            let keep_from = centre + 2 * DET_HOP as i64 - half;
+            if keep_from > front.base as i64 {
+                let n = ((keep_from - front.base as i64) as usize).min(front.x16.len());
+                front.x16.drain(..n);
+                front.base += n as u64;
+            }
+            for _ in 0..2 {
+                self.next += 1;
+                if self.next >= DET_FRAMES_PER_TILE as u64 {
+                    // Frames next−16 ..= next−1 form tile k of tile phase (next−16) mod 16.
+                    let first = self.next - DET_FRAMES_PER_TILE as u64;
+                    let phase = (first % DET_FRAMES_PER_TILE as u64) as usize;
+                    let k = first / DET_FRAMES_PER_TILE as u64;
+                    let e: Vec<f64> = (0..nb)
+                        .map(|b| self.ring.iter().map(|r| r[b]).sum())
+                        .collect();
+                    self.push_tile(phase, k, e);
+                }
+            }
+        }
+    }
+
+    /// A new tile `k` of tile phase `phase`: with tile k−1 it forms a symbol column of the
+    /// grid whose symbols start at even or odd tiles; its phasors go into that grid's fold.
+    fn push_tile(&mut self, phase: usize, k: u64, e: Vec<f64>) {
+        let nb = self.nb;
+        let Some(prev) = self.prev[phase].replace(e) else {
+            return;
+        };
+        let e = self.prev[phase].as_ref().expect("just set");
+        let first = k - 1;
+        let parity = (first % SYM_TILES as u64) as usize;
+        let sphase = phase + DET_FRAMES_PER_TILE * parity;
+        let col = ((first / SYM_TILES as u64) % PERIOD_SYMBOLS as u64) as usize;
+        let v: Vec<C> = (0..nb)
+            .map(|b| {
+                let (p, w) = symbol(prev[b], e[b], self.floors[b]);
+                let a = 2.0 * PI * p / AUDIO_STEP;
+                C {
+                    re: w * a.cos(),
+                    im: w * a.sin(),
+                }
+            })
+            .collect();
+        let fold = &mut self.folds[sphase];
+        for (b, p) in v.iter().enumerate() {
+            fold[col * nb + b].re += p.re;
+            fold[col * nb + b].im += p.im;
+        }
+        if sphase == 0 {
+            self.windows += SYM_TILES as u64;
+        }
+        let t = (first as f64 * AUDIO_TILE_SAMPLES as f64 + (phase * DET_HOP) as f64)
+            / AUDIO_RATE as f64
+            + self.pts0.unwrap_or(0.0).max(0.0);
+        let sec = t.floor() as usize;
+        if sec < MAX_TIMELINE_SECONDS {
+            self.seconds
+                .entry(sec)
+                .or_default()
+                .push((sphase as u8, col as u8, v));
+        }
+    }
+
+    /// z of the sync correlation, `Σ Re(Φ·e^{−iθ}) / √(½ Σ|Φ|²)` over the sync symbols,
+    /// with the fold shifted by `d` columns. `P(z ≥ t) ≤ exp(−t²/2)` under the null.
+    fn z_at(&self, fold: &[C], key: &AudioPattern, d: usize) -> f64 {
+        let nb = self.nb;
+        let (mut c, mut e) = (0.0, 0.0);
+        for col in 0..PERIOD_SYMBOLS {
+            let src = (col + d) % PERIOD_SYMBOLS;
+            for b in 0..nb {
+                let j = col * nb + b;
+                if key.role[j].is_none() {
+                    let v = fold[src * nb + b];
+                    let u = key.unit[j];
+                    c += v.re * u.re + v.im * u.im;
+                    e += v.re * v.re + v.im * v.im;
+                }
+            }
+        }
+        if e > 1e-12 {
+            c / (0.5 * e).sqrt()
+        } else {
+            0.0
+        }
+    }
+
+    /// Runs the offset search and the tests on everything added so far.
+    pub fn result(&self) -> AudioDetection {
+        let mut out = AudioDetection {
+            detected: false,
+            inconclusive: false,
+            p_value: 1.0,
+            score: 0.0,
+            payload: None,
+            bit_error_estimate: None,
+            windows_analysed: self.windows,
+            timeline: Vec::new(),
+            key_id: None,
+            offset_s: None,
+        };
+        if self.keys.is_empty() || self.windows == 0 {
+            return out;
+        }
+        // (z, key, symbol phase, shift)
+        let mut best = (f64::NEG_INFINITY, 0, 0, 0);
+        for (ki, (_, key)) in self.keys.iter().enumerate() {
+            for (sphase, fold) in self.folds.iter().enumerate() {
+                for d in 0..PERIOD_SYMBOLS {
+                    let z = self.z_at(fold, key, d);
+                    if z > best.0 {
+                        best = (z, ki, sphase, d);
+                    }
+                }
+            }
+        }
+        let (z, ki, sphase, d) = best;
+        let hypotheses = (self.keys.len() * SYMBOL_PHASES * PERIOD_SYMBOLS) as f64;
+        let p_value = if z > 0.0 {
+            (hypotheses.ln() - z * z / 2.0).exp().min(1.0)
+        } else {
+            1.0
+        };
+        out.p_value = p_value;
+        out.score = z;
+        out.detected = p_value <= DETECT_P;
+        out.inconclusive = p_value > DETECT_P && p_value < INCONCLUSIVE_P;
+        let (key_id, key) = (&self.keys[ki].0, &self.keys[ki].1);
+        if p_value < INCONCLUSIVE_P {
+            out.key_id = Some(*key_id);
+            let start_symbols = (PERIOD_SYMBOLS - d) % PERIOD_SYMBOLS;
+            out.offset_s = Some(
+                (start_symbols * SYM_TILES * AUDIO_TILE_SAMPLES + sphase * DET_HOP) as f64
+                    / AUDIO_RATE as f64,
+            );
+            let (payload, ber) = self.decode(&self.folds[sphase], key, d);
+            out.payload = payload;
+            out.bit_error_estimate = Some(ber);
+        }
+        if let Some((&last, _)) = self.seconds.last_key_value() {
+            let nb = self.nb;
+            out.timeline = (0..=last)
+                .map(|sec| {
+                    let cols = self.seconds.get(&sec)?;
+                    let mut fold = vec![C::default(); nb * PERIOD_SYMBOLS];
+                    let mut any = false;
+                    for (ph, col, v) in cols {
+                        if *ph as usize == sphase {
+                            any = true;
+                            for (b, p) in v.iter().enumerate() {
+                                fold[*col as usize * nb + b].re += p.re;
+                                fold[*col as usize * nb + b].im += p.im;
+                            }
+                        }
+                    }
+                    any.then(|| {
+                        let z = self.z_at(&fold, key, d);
+                        if z <= 0.0 {
+                            1.0
+                        } else {
+                            (-z * z / 2.0).exp()
+                        }
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+
+    /// Soft payload decoding at a registration (Viterbi + CRC) and the raw coded-bit error
+    /// estimate.
+    fn decode(&self, fold: &[C], key: &AudioPattern, d: usize) -> (Option<Payload>, f64) {
+        let nb = self.nb;
+        let mut num = vec![0f64; code::CODED_BITS];
+        let mut den = vec![0f64; code::CODED_BITS];
+        for col in 0..PERIOD_SYMBOLS {
+            let src = (col + d) % PERIOD_SYMBOLS;
+            for b in 0..nb {
+                let j = col * nb + b;
+                if let Some(k) = key.role[j] {
+                    let v = fold[src * nb + b];
+                    let u = key.unit[j];
+                    num[k as usize] += v.re * u.re + v.im * u.im;
+                    den[k as usize] += v.re * v.re + v.im * v.im;
+                }
+            }
+        }
+        let soft: Vec<f64> = num
+            .iter()
+            .zip(&den)
+            .map(|(n, d)| if *d > 0.0 { n / (0.5 * d).sqrt() } else { 0.0 })
+            .collect();
+        let info = code::viterbi(&soft);
+        let recoded = code::encode(&info);
+        let errors = recoded
+            .iter()
+            .zip(&soft)
+            .filter(|(c, s)| (**c == 1) != (**s > 0.0))
+            .count();
+        (
+            code::parse_info(&info),
+            errors as f64 / code::CODED_BITS as f64,
+        )
+    }
+
+    /// The sync z of key `key_index` at one fixed registration (no search): on unmarked
+    /// sound `P(z ≥ t) ≤ exp(−t²/2)` whatever the sound is. The calibration check.
+    /// `phase` < 32 (4 ms steps within a symbol), `shift` < 32 (symbol columns).
+    pub fn score_at(&self, key_index: usize, phase: usize, shift: usize) -> Option<f64> {
+        let (_, key) = self.keys.get(key_index)?;
+        let fold = self.folds.get(phase % SYMBOL_PHASES)?;
+        Some(self.z_at(fold, key, shift % PERIOD_SYMBOLS))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> WatermarkKey {
+        WatermarkKey::from_secret([seed; 32], seed)
+    }
+
+    fn noise(n: usize, seed: u64, amp: f32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                amp * ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
+            })
+            .collect()
+    }
+
+    fn chunk(rate: u32, channels: u16, samples: Vec<f32>) -> AudioChunk {
+        AudioChunk {
+            sample_rate: rate,
+            channels,
+            samples,
+            pts_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn bands_cover_the_range() {
+        let b = band_edges();
+        assert!(b.len() >= 16, "{b:?}");
+        for w in b.windows(2) {
+            assert_eq!(w[0].1, w[1].0);
+        }
+    }
+
+    #[test]
+    fn packed_meter_matches_single_frames() {
+        let bands = band_edges();
+        let nb = bands.len();
+        let mut m = TileMeter::new(bands);
+        let a = noise(FFT_LEN, 1, 0.3);
+        let b = noise(FFT_LEN, 2, 0.1);
+        let (mut ea, mut eb) = (vec![0.0; nb + 1], vec![0.0; nb + 1]);
+        m.frames(a.iter().copied(), b.iter().copied(), &mut ea, &mut eb);
+        let (mut fa, mut zero) = (vec![0.0; nb + 1], vec![0.0; nb + 1]);
+        m.frames(
+            a.iter().copied(),
+            std::iter::repeat_n(0.0, FFT_LEN),
+            &mut fa,
+            &mut zero,
+        );
+        for (x, y) in ea.iter().zip(&fa) {
+            assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{x} vs {y}");
+        }
+        assert!(zero.iter().all(|v| v.abs() < 1e-9));
+        assert!(eb[nb] > 0.0 && eb[nb] < ea[nb]);
+    }
+
+    #[test]
+    fn every_sample_comes_back_once_in_order_whatever_the_chunking() {
+        let k = key(3);
+        let payload = Payload {
+            clip_id: 42,
+            key_id: 3,
+        };
+        let x = noise(44_100 * 2 * 3, 7, 0.2);
+        let run = |size: usize| {
+            let mut e = AudioEmbedder::new(&k, payload, 0.0);
+            let mut out = Vec::new();
+            let mut pts = Vec::new();
+            for c in x.chunks(size * 2) {
+                for o in e.process(chunk(44_100, 2, c.to_vec())) {
+                    pts.push((o.pts_s, out.len() / 2));
+                    out.extend(o.samples);
+                }
+            }
+            for o in e.finish() {
+                pts.push((o.pts_s, out.len() / 2));
+                out.extend(o.samples);
+            }
+            for (p, n) in pts {
+                assert!((p - n as f64 / 44_100.0).abs() < 1e-9);
+            }
+            (out, e.snr_db())
+        };
+        let (a, snr) = run(1024);
+        let (b, _) = run(4410);
+        assert_eq!(a.len(), x.len());
+        assert_eq!(a, b, "chunking changed the output");
+        assert!(a != x, "nothing was marked");
+        assert!(snr >= 30.0, "SNR {snr}");
+    }
+
+    #[test]
+    fn silence_stays_silent_and_is_not_detected() {
+        let k = key(4);
+        let mut e = AudioEmbedder::new(
+            &k,
+            Payload {
+                clip_id: 1,
+                key_id: 4,
+            },
+            0.0,
+        );
+        let mut out = Vec::new();
+        for o in e.process(chunk(48_000, 1, vec![0.0; 48_000 * 4])) {
+            out.extend(o.samples);
+        }
+        for o in e.finish() {
+            out.extend(o.samples);
+        }
+        assert_eq!(out.len(), 48_000 * 4);
+        assert!(out.iter().all(|v| *v == 0.0));
+        let mut d = AudioDetector::new(&[k]);
+        d.add_chunk(&chunk(48_000, 1, out));
+        let r = d.result();
+        assert!(!r.detected && !r.inconclusive, "{r:?}");
+    }
+
+    #[test]
+    fn marked_noise_is_detected_with_its_payload_and_unmarked_is_not() {
+        let k = key(5);
+        let payload = Payload {
+            clip_id: 0xfeed_beef_0000_0001,
+            key_id: 5,
+        };
+        // Noise tilted towards the bass, like most music (white noise, with all its energy
+        // in the marked bands, is the hardest case for the SNR budget).
+        let mut lp = 0.0;
+        let x: Vec<f32> = noise(16_000 * 10, 9, 0.3)
+            .into_iter()
+            .map(|v| {
+                lp = 0.97 * lp + 0.03 * v;
+                4.0 * lp + 0.1 * v
+            })
+            .collect();
+        let mut e = AudioEmbedder::new(&k, payload, 0.0);
+        let mut y = Vec::new();
+        for o in e.process(chunk(16_000, 1, x.clone())) {
+            y.extend(o.samples);
+        }
+        for o in e.finish() {
+            y.extend(o.samples);
+        }
+        let mut d = AudioDetector::new(&[key(6), k.clone()]);
+        d.add_chunk(&chunk(16_000, 1, y));
+        let r = d.result();
+        assert!(r.detected, "{r:?}");
+        assert_eq!(r.payload, Some(payload));
+        assert_eq!(r.key_id, Some(5));
+        assert_eq!(r.offset_s, Some(0.0));
+        let mut d = AudioDetector::new(&[k]);
+        d.add_chunk(&chunk(16_000, 1, x));
+        let r = d.result();
+        assert!(!r.detected, "{r:?}");
+    }
+}
