@@ -22,7 +22,8 @@ mod fft;
 mod key;
 
 pub use analysis::{
-    whitened_residual, AnalysisGrid, ANALYSIS_ROWS, SYNC_CHIPS, TILE, WHITEN_ACT_EPS, WHITEN_CLIP,
+    whitened_residual, AnalysisGrid, Tap, ANALYSIS_ROWS, SYNC_CHIPS, TILE, WHITEN_ACT_EPS,
+    WHITEN_CLIP,
 };
 pub use detect::{
     frame_luma, VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS,
