@@ -101,8 +101,9 @@ impl Verifier {
         }
     }
 
-    /// Decodes every frame from `decoder` (opened on the report's file) through the detector
-    /// (the candle model in [`model`], batched, on [`model::default_device`]).
+    /// Decodes the clip from `decoder` (opened on the report's file) through the detector:
+    /// the candle model in [`model`], batched, on [`model::default_device`]; clips of 4 s or
+    /// more without their non-reference frames (see [`scan::scan`]).
     fn look_for_watermark(&self, mut decoder: Decoder, mut report: Report) -> Report {
         let mut detector = VideoDetector::new(&self.watermark_keys);
         // Video frames go through the candle detection model on a second thread.
