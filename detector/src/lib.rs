@@ -116,9 +116,10 @@ impl Verifier {
         }
     }
 
-    /// Decodes every frame and every sound chunk from `decoder` (opened on the report's file)
-    /// through the picture detector (the candle model in [`model`], batched, on
-    /// [`model::default_device`], on a second thread) and the sound detector.
+    /// Decodes the clip from `decoder` (opened on the report's file) through the picture
+    /// detector — the candle model in [`model`], batched, on [`model::default_device`], on a
+    /// second thread; clips of 4 s or more without their non-reference frames (see
+    /// [`scan::scan`]) — and every sound chunk through the sound detector.
     fn look_for_watermark(&self, mut decoder: Decoder, mut report: Report) -> Report {
         let mut detector = VideoDetector::new(&self.watermark_keys);
         let mut audio_detector = AudioDetector::new(&self.watermark_keys);

@@ -31,7 +31,7 @@ use candle_core::{
     bail, CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, WithDType,
 };
 use hallmark_watermark::{
-    whitened_residual, AnalysisGrid, ANALYSIS_ROWS, WHITEN_ACT_EPS, WHITEN_CLIP,
+    whitened_residual, AnalysisGrid, Tap, ANALYSIS_ROWS, WHITEN_ACT_EPS, WHITEN_CLIP,
 };
 
 /// Hyper-parameters of [`ResidualModel`]. The defaults are the watermark's own; other
@@ -116,7 +116,7 @@ impl Plan {
             }
         } else {
             let (cols, rows) = grid.bilinear_taps();
-            let split = |taps: &[(u32, u32, f32)], shape: (usize, usize, usize)| {
+            let split = |taps: &[Tap], shape: (usize, usize, usize)| {
                 let i0: Vec<u32> = taps.iter().map(|t| t.0).collect();
                 let i1: Vec<u32> = taps.iter().map(|t| t.1).collect();
                 let w0: Vec<f32> = taps.iter().map(|t| 1.0 - t.2).collect();

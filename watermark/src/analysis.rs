@@ -116,6 +116,9 @@ pub struct AnalysisGrid {
     up_row: Vec<(u32, u32, f32)>,
 }
 
+/// A bilinear tap `(i0, i1, weight of i1)`.
+pub type Tap = (u32, u32, f32);
+
 /// The analysis-grid geometry used by the embedder and the detector.
 pub(crate) type Geometry = AnalysisGrid;
 
@@ -228,7 +231,7 @@ impl AnalysisGrid {
     /// Bilinear taps (frames shorter than the grid): per analysis column, then per
     /// analysis row, `(i0, i1, weight of i1)` into the frame's columns / rows. The value is
     /// `top·(1−rw) + bottom·rw` with `top = p(r0,c0)·(1−cw) + p(r0,c1)·cw`, in that order.
-    pub fn bilinear_taps(&self) -> (&[(u32, u32, f32)], &[(u32, u32, f32)]) {
+    pub fn bilinear_taps(&self) -> (&[Tap], &[Tap]) {
         (&self.up_col, &self.up_row)
     }
 

@@ -64,8 +64,8 @@ pub struct VideoDetector {
     keys: Vec<(u8, KeyPattern)>,
     fft: Fft,
     accs: Vec<Accum>,
-    /// Analysis grids of the frame sizes seen by [`VideoDetector::add_frame`].
-    grids: Vec<AnalysisGrid>,
+    /// Analysis grid of the last frame size seen by [`VideoDetector::add_frame`].
+    grid: Option<AnalysisGrid>,
     frames: u64,
     frame_step: u64,
     seen: u64,
@@ -223,7 +223,7 @@ impl VideoDetector {
             keys,
             fft,
             accs: Vec::new(),
-            grids: Vec::new(),
+            grid: None,
             frames: 0,
             frame_step: 1,
             seen: 0,
@@ -250,14 +250,10 @@ impl VideoDetector {
         }
         let Some(y) = frame_luma(frame) else { return };
         let (w, h) = (frame.width as usize, frame.height as usize);
-        let gi = match self.grids.iter().position(|g| g.frame_size() == (w, h)) {
-            Some(i) => i,
-            None => {
-                self.grids.push(AnalysisGrid::new(w, h));
-                self.grids.len() - 1
-            }
-        };
-        let grid = &self.grids[gi];
+        if self.grid.as_ref().is_none_or(|g| g.frame_size() != (w, h)) {
+            self.grid = Some(AnalysisGrid::new(w, h));
+        }
+        let grid = self.grid.as_ref().expect("grid just set");
         let (wa, ha) = grid.grid_size();
         let r = grid.residual(&y);
         self.accumulate(&r, wa, ha, frame.pts_s);

@@ -23,7 +23,8 @@ mod fft;
 mod key;
 
 pub use analysis::{
-    whitened_residual, AnalysisGrid, ANALYSIS_ROWS, SYNC_CHIPS, TILE, WHITEN_ACT_EPS, WHITEN_CLIP,
+    whitened_residual, AnalysisGrid, Tap, ANALYSIS_ROWS, SYNC_CHIPS, TILE, WHITEN_ACT_EPS,
+    WHITEN_CLIP,
 };
 pub use audio::{
     AudioDetection, AudioDetector, AudioEmbedder, AUDIO_BAND_HI_HZ, AUDIO_BAND_LO_HZ,
