@@ -317,28 +317,23 @@ fn explain_recovery(mut report: Report, recovered: &RecoveredManifest) -> Report
                 Some(false) => " It declares the content not AI-generated.",
                 None => "",
             };
-            let p = report
+            let marks: Vec<(&str, f64)> = report
                 .watermark
                 .as_ref()
-                .and_then(|w| {
-                    [w.video.as_ref(), w.audio.as_ref()]
+                .map(|w| {
+                    [("picture", w.video.as_ref()), ("sound", w.audio.as_ref())]
                         .into_iter()
-                        .flatten()
-                        .filter(|m| m.detected)
-                        .map(|m| m.p_value)
-                        .min_by(f64::total_cmp)
+                        .filter_map(|(what, m)| m.filter(|m| m.detected).map(|m| (what, m.p_value)))
+                        .collect()
                 })
-                .map(|p| format!("p = {p:.1e}, "))
                 .unwrap_or_default();
-            if report.verdict != Verdict::Watermarked {
-                // A tampered file keeps its verdict: say where its original is, claim nothing.
-                report.summary.push_str(&format!(
-                    " Its watermark (clip {clip}) leads to the manifest store, which holds that clip's manifest, {trust}: the content was sealed, but this file is not what was signed."
-                ));
-                return report;
-            }
+            let place = marks
+                .iter()
+                .map(|(what, p)| format!("in the {what} (p = {p:.1e})"))
+                .collect::<Vec<_>>()
+                .join(" and ");
             report.summary = format!(
-                "Watermarked, manifest recovered: the file has no valid C2PA manifest, but hallmark's invisible watermark is in it ({p}clip id {clip}) and the manifest store holds that clip's manifest, {trust}; this content matches the sealed clip ({similarity}).{ai} The file's bytes are not the signed ones (re-encoded or stripped), so the watermark and the fingerprint, not the manifest's hash, tie it to that manifest."
+                "Watermarked, manifest recovered: the file has no valid C2PA manifest, but hallmark's invisible watermark is {place}, clip id {clip}, and the manifest store holds that clip's manifest, {trust}; this content matches the sealed clip ({similarity}).{ai} The file's bytes are not the signed ones (re-encoded or stripped), so the watermark and the fingerprint, not the manifest's hash, tie it to that manifest."
             );
             if c2pa.validation_state.as_deref() != Some("Invalid") && report.ai_generated.is_none()
             {
