@@ -78,7 +78,7 @@ const LOCAL_SNR_MIN_DB: f64 = 25.0;
 const MAX_TILE_CHANGE: f64 = 0.35;
 /// Fraction of symbols in the sync (presence) pattern, as numerator / denominator.
 const SYNC_NUM: usize = 1;
-const SYNC_DEN: usize = 4;
+const SYNC_DEN: usize = 3;
 
 /// Band edges in STFT bins: 1/6 octave wide but at least 4 bins (125 Hz).
 fn band_edges() -> Vec<(usize, usize)> {
