@@ -260,7 +260,7 @@ fn synthetic_windows() -> Vec<Window> {
                             } else {
                                 0.0
                             }
-                        } else if (i / (p / 2)) % 2 == 0 {
+                        } else if (i / (p / 2)).is_multiple_of(2) {
                             0.3 * r.white()
                         } else {
                             0.0
