@@ -481,7 +481,7 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
     let seal = result.with_context(|| format!("sealing {}", args.input.display()))?;
     let t = seal.timings;
     eprintln!(
-        "Sealed {} → {} ({}, manifest {} bytes, {}; decode {:.1} s, encode {:.1} s, sign {:.1} s)",
+        "Sealed {} → {} ({}, manifest {} bytes, {}; decode {:.1} s, watermark {:.1} s, encode {:.1} s, sign {:.1} s)",
         args.input.display(),
         seal.output.display(),
         seal.format.extension(),
@@ -492,6 +492,7 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
             "declared not AI-generated"
         },
         t.source_s,
+        t.watermark_s,
         t.encode_s,
         t.sign_s,
     );

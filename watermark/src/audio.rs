@@ -78,7 +78,7 @@ const LOCAL_SNR_MIN_DB: f64 = 25.0;
 const MAX_TILE_CHANGE: f64 = 0.35;
 /// Fraction of symbols in the sync (presence) pattern, as numerator / denominator.
 const SYNC_NUM: usize = 1;
-const SYNC_DEN: usize = 4;
+const SYNC_DEN: usize = 3;
 
 /// Band edges in STFT bins: 1/6 octave wide but at least 4 bins (125 Hz).
 fn band_edges() -> Vec<(usize, usize)> {
@@ -431,24 +431,28 @@ impl AudioEmbedder {
             return false;
         }
         let ch = st.channels;
-        // 1. The host's tile energies (mono), exactly as the detector measures them.
+        // 1. The host's tile energies (mono), exactly as the detector measures them: the
+        //    analysis frames of the column start at t0 + DET_HOP/2 − FFT_LEN/2.
+        let first = t0 + (DET_HOP / 2) as i64 - half;
+        let span = SYM_TILES * AUDIO_TILE_SAMPLES - DET_HOP + FFT_LEN;
+        let mono: Vec<f32> = (0..span as i64)
+            .map(|i| st.pipes.iter().map(|p| p.at(first + i)).sum::<f32>() / ch as f32)
+            .collect();
         let mut e = vec![vec![0f64; nb + 1]; SYM_TILES];
         let mut scratch = vec![0f64; nb + 1];
         for (tile, et) in e.iter_mut().enumerate() {
             for m in (0..DET_FRAMES_PER_TILE).step_by(2) {
-                let start = |m: usize| {
-                    t0 + (tile * AUDIO_TILE_SAMPLES + m * DET_HOP + DET_HOP / 2) as i64 - half
-                };
-                let pipes = &st.pipes;
-                let mono = |s: i64| {
-                    (0..FFT_LEN as i64)
-                        .map(move |i| pipes.iter().map(|p| p.at(s + i)).sum::<f32>() / ch as f32)
-                };
+                let a = (tile * DET_FRAMES_PER_TILE + m) * DET_HOP;
+                let b = a + DET_HOP;
                 scratch.iter_mut().for_each(|v| *v = 0.0);
-                self.meter
-                    .frames(mono(start(m)), mono(start(m + 1)), et, &mut scratch);
-                for (a, b) in et.iter_mut().zip(&scratch) {
-                    *a += b;
+                self.meter.frames(
+                    mono[a..a + FFT_LEN].iter().copied(),
+                    mono[b..b + FFT_LEN].iter().copied(),
+                    et,
+                    &mut scratch,
+                );
+                for (x, y) in et.iter_mut().zip(&scratch) {
+                    *x += y;
                 }
             }
         }

@@ -19,9 +19,9 @@ fn attacked(name: &str, make: fn(&Scratch) -> std::path::PathBuf) {
     let mut failures = Vec::new();
     for (i, (what, args, ext, want_payload)) in attacks().into_iter().enumerate() {
         let a = attack(&dir, &m.path, &args, &format!("marked-{i}"), ext);
-        let r = detect(&a, &[k.clone()]);
+        let r = detect(&a, std::slice::from_ref(&k));
         let u = attack(&dir, &src, &args, &format!("plain-{i}"), ext);
-        let ru = detect(&u, &[k.clone()]);
+        let ru = detect(&u, std::slice::from_ref(&k));
         let exact = r.payload == Some(payload(&k));
         println!(
             "| {what} | {:.1} | {:.1e} | {} | {} | {:.1}, {:.2} |",
@@ -68,7 +68,7 @@ fn a_mark_made_with_one_key_is_not_found_with_another() {
     let m = mark(&dir, &src, &a, "marked.wav");
     let aac = attack(&dir, &m.path, &["-c:a", "aac", "-b:a", "64k"], "aac", "m4a");
     for file in [&m.path, &aac] {
-        let r = detect(file, &[b.clone()]);
+        let r = detect(file, std::slice::from_ref(&b));
         println!("wrong key: z {:.2}, p {:.2}", r.score, r.p_value);
         assert!(!r.detected && !r.inconclusive, "{r:?}");
         assert_eq!(r.payload, None);

@@ -260,7 +260,7 @@ fn synthetic_windows() -> Vec<Window> {
                             } else {
                                 0.0
                             }
-                        } else if (i / (p / 2)) % 2 == 0 {
+                        } else if (i / (p / 2)).is_multiple_of(2) {
                             0.3 * r.white()
                         } else {
                             0.0
@@ -362,6 +362,11 @@ fn no_unmarked_window_is_detected() {
     println!("fixed-registration score ({} windows): mean {:.3}, sd {:.3}; P(z > 1.645) {:.3}, P(z > 2.326) {:.3}, P(z > 3.09) {:.4} (N(0,1): 0.05, 0.01, 0.001)",
         fixed.len(), mean, sd,
         frac(&|z| z > 1.645, &fixed), frac(&|z| z > 2.326, &fixed), frac(&|z| z > 3.09, &fixed));
+    let mut order: Vec<usize> = (0..ps.len()).collect();
+    order.sort_by(|a, b| ps[*a].total_cmp(&ps[*b]));
+    for &i in order.iter().take(5) {
+        println!("  p {:.2e}, score {:.2}: {}", ps[i], zs[i], windows[i].0);
+    }
     assert!(detected.is_empty(), "{detected:#?}");
     // Overlapping windows are far from independent, so this only catches gross errors.
     assert!(

@@ -36,7 +36,7 @@ fn snr_is_at_least_30_db_on_music_voice_and_jingle() {
                 (err > 0.0).then(|| 10.0 * (sig / err).log10())
             })
             .fold(f64::INFINITY, f64::min);
-        let r = detect(&m.path, &[k.clone()]);
+        let r = detect(&m.path, std::slice::from_ref(&k));
         println!(
             "{name}: SNR {snr:.1} dB (worst second {worst:.1} dB); embedding {:.1} ms per second of sound; unattacked z {:.1}, p {:.1e}, coded BER {:.3}",
             m.embed_s * 1000.0 / m.seconds,
