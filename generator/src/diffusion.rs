@@ -1289,10 +1289,11 @@ impl DiffusionModel {
     }
 }
 
-/// Latents wider or taller than this many cells are decoded in overlapping tiles: the
-/// VAE's memory grows with the picture (on the CPU about 4 GB more for a 256x256 tile, 16
-/// GB for 512x512 in one piece), and tiles keep it bounded.
-pub const VAE_TILE: usize = 40;
+/// Latents wider or taller than this many cells are decoded in overlapping tiles: candle's
+/// VAE decoder needs memory in proportion to the picture (measured on the CPU: about 3–4
+/// GB more for a 256x256 tile, so some 16 GB for 512x512 in one piece); tiles of at most
+/// 256x256 pixels keep it bounded, for about a quarter more work at 512x512.
+pub const VAE_TILE: usize = 32;
 /// Overlap of neighbouring tiles, in latent cells; blended linearly.
 pub const VAE_OVERLAP: usize = 8;
 

@@ -452,6 +452,41 @@ fn broken_checkpoints_are_named_and_nothing_is_written() {
         "{msg}"
     );
 
+    // A keyframe size the model cannot take; too many steps.
+    write_tiny_model(dir);
+    let (_h, home) = home_with_keys();
+    let identity = hallmark_signer::ensure_identity(&home).unwrap().signing;
+    let out_dir = tempfile::tempdir().unwrap();
+    for (d, want) in [
+        (
+            DiffusionOptions {
+                keyframe_size: Some((30, 24)),
+                ..DiffusionOptions::new(dir)
+            },
+            "multiples of 4",
+        ),
+        (
+            DiffusionOptions {
+                steps: 51,
+                ..DiffusionOptions::new(dir)
+            },
+            "1 to 50",
+        ),
+    ] {
+        let err = generate_sealed_with(
+            &Backend::Diffusion(d),
+            "a forest",
+            options(1),
+            &out_dir.path().join("clip.mp4"),
+            &identity,
+            &no_cancel(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0);
+
     // SDXL is refused by name.
     write_tiny_model(dir);
     std::fs::create_dir_all(dir.join(layout::TEXT_ENCODER_2)).unwrap();
@@ -816,7 +851,8 @@ fn sd_turbo_sized_keyframe_cost_on_cpu() {
 fn tiles_cover_the_latent_with_overlap() {
     assert_eq!(tiles(30, 40, 8), [(0, 30)]);
     assert_eq!(tiles(64, 40, 8), [(0, 36), (28, 36)]);
-    assert_eq!(tiles(48, 40, 8), [(0, 28), (20, 28)]);
+    assert_eq!(tiles(48, 32, 8), [(0, 28), (20, 28)]);
+    assert_eq!(tiles(64, 32, 8), [(0, 27), (19, 27), (37, 27)]);
     for len in 1..200 {
         let t = tiles(len, 40, 8);
         assert_eq!(t[0].0, 0);
