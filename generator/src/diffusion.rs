@@ -623,12 +623,13 @@ impl DiffusionConfig {
         self.vae_factor() << (self.unet.blocks.len() - 1)
     }
 
-    /// A keyframe size of about the training area (`sample_size` latents squared, at most
-    /// 512x512 pixels: turbo models are distilled at 512) with the clip's aspect ratio:
-    /// 704x384 for a 16:9 clip with SD-Turbo, 512x512 for a square one.
-    pub fn keyframe_size(&self, aspect: f64) -> (usize, usize) {
+    /// A keyframe size with the clip's aspect ratio and the area of a `side`² square (at
+    /// most the training area, `sample_size` latents squared), sides rounded to
+    /// [`DiffusionConfig::size_multiple`]: with SD-Turbo and `side` 512, 704x384 for a 16:9
+    /// clip, 512x512 for a square one.
+    pub fn keyframe_size(&self, aspect: f64, side: usize) -> (usize, usize) {
         let m = self.size_multiple() as f64;
-        let side = (self.sample_size * self.vae_factor()).min(512);
+        let side = (self.sample_size * self.vae_factor()).min(side);
         let area = (side as f64).powi(2);
         let w = (area * aspect).sqrt();
         let h = w / aspect;
@@ -1252,13 +1253,15 @@ impl DiffusionModel {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            let img = self.vae.decode(&(x / self.config.vae_scale)?)?;
-            let img = ((img / 2.0)? + 0.5)?
-                .to_device(&Device::Cpu)?
-                .to_dtype(DType::F32)?
-                .squeeze(0)?
-                .permute((1, 2, 0))?
-                .contiguous()?;
+            let x = (x / self.config.vae_scale)?.to_dtype(DType::F32)?;
+            let img = decode_tiled(
+                &self.vae,
+                &x,
+                self.config.vae_factor(),
+                VAE_TILE,
+                VAE_OVERLAP,
+            )?;
+            let img = ((img / 2.0)? + 0.5)?.permute((1, 2, 0))?.contiguous()?;
             Ok(Some(img))
         };
         let img = run()
@@ -1286,9 +1289,94 @@ impl DiffusionModel {
     }
 }
 
+/// Latents wider or taller than this many cells are decoded in overlapping tiles: candle's
+/// VAE decoder needs memory in proportion to the picture (measured on the CPU: about 3–4
+/// GB more for a 256x256 tile, so some 16 GB for 512x512 in one piece); tiles of at most
+/// 256x256 pixels keep it bounded, for about a quarter more work at 512x512.
+pub const VAE_TILE: usize = 32;
+/// Overlap of neighbouring tiles, in latent cells; blended linearly.
+pub const VAE_OVERLAP: usize = 8;
+
+/// Splits `len` cells into as few tiles as fit in `tile` cells each, overlapping by about
+/// `overlap`: `(start, size)` pairs covering `0..len`.
+pub fn tiles(len: usize, tile: usize, overlap: usize) -> Vec<(usize, usize)> {
+    if len <= tile || tile <= overlap {
+        return vec![(0, len)];
+    }
+    let n = (len - overlap).div_ceil(tile - overlap);
+    let size = (len + (n - 1) * overlap).div_ceil(n).min(tile);
+    (0..n)
+        .map(|i| ((i * (len - size) + (n - 1) / 2) / (n - 1), size))
+        .collect()
+}
+
+/// Decodes latents `(1, C, h, w)` (already divided by the scaling factor) to an RGB image
+/// `(3, h·factor, w·factor)` in `[-1, 1]`, f32 on the CPU, tile by tile when they are large.
+pub fn decode_tiled(
+    vae: &vae::AutoEncoderKL,
+    z: &Tensor,
+    factor: usize,
+    tile: usize,
+    overlap: usize,
+) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = z.dims4()?;
+    let (ty, tx) = (tiles(h, tile, overlap), tiles(w, tile, overlap));
+    let host = |t: Tensor| t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.squeeze(0);
+    if ty.len() == 1 && tx.len() == 1 {
+        return host(vae.decode(z)?);
+    }
+    let (ph, pw, ov) = (h * factor, w * factor, (overlap * factor).max(1) as f32);
+    let mut acc = vec![0f32; 3 * ph * pw];
+    let mut wsum = vec![0f32; ph * pw];
+    // Weight of pixel `p` of a tile `size` pixels long: ramps up over the overlap where
+    // there is a neighbour before, down where there is one after.
+    let ramp = |p: usize, size: usize, first: bool, last: bool| -> f32 {
+        let up = if first {
+            1.0
+        } else {
+            ((p as f32 + 0.5) / ov).min(1.0)
+        };
+        let down = if last {
+            1.0
+        } else {
+            (((size - p) as f32 - 0.5) / ov).min(1.0)
+        };
+        up * down
+    };
+    for (iy, &(y0, th)) in ty.iter().enumerate() {
+        for (ix, &(x0, tw)) in tx.iter().enumerate() {
+            let part = host(vae.decode(&z.narrow(2, y0, th)?.narrow(3, x0, tw)?)?)?;
+            let data = part.flatten_all()?.to_vec1::<f32>()?;
+            let (hp, wp) = (th * factor, tw * factor);
+            for y in 0..hp {
+                let wy = ramp(y, hp, iy == 0, iy + 1 == ty.len());
+                let oy = y0 * factor + y;
+                for x in 0..wp {
+                    let wgt = wy * ramp(x, wp, ix == 0, ix + 1 == tx.len());
+                    let o = oy * pw + x0 * factor + x;
+                    wsum[o] += wgt;
+                    for c in 0..3 {
+                        acc[c * ph * pw + o] += wgt * data[(c * hp + y) * wp + x];
+                    }
+                }
+            }
+        }
+    }
+    for (i, v) in acc.iter_mut().enumerate() {
+        *v /= wsum[i % (ph * pw)];
+    }
+    Tensor::from_vec(acc, (3, ph, pw), &Device::Cpu)
+}
+
 // ---------------------------------------------------------------------------------------
 // Options and the animation
 // ---------------------------------------------------------------------------------------
+
+/// Default keyframe area on the CPU: 384² pixels (512x320 for a 16:9 clip with SD-Turbo),
+/// about half the cost of 512².
+pub const CPU_KEYFRAME_SIDE: usize = 384;
+/// Default keyframe area on a GPU: 512², what the turbo models are distilled at.
+pub const GPU_KEYFRAME_SIDE: usize = 512;
 
 /// Options of the diffusion backend.
 #[derive(Debug, Clone, PartialEq)]
@@ -1297,7 +1385,9 @@ pub struct DiffusionOptions {
     pub weights: PathBuf,
     /// Keyframes to paint; `None`: 2 up to 4 s, 3 beyond.
     pub keyframes: Option<usize>,
-    /// Keyframe size; `None`: the model's training area in the clip's aspect ratio.
+    /// Keyframe size; `None`: about [`CPU_KEYFRAME_SIDE`]² pixels on the CPU and
+    /// [`GPU_KEYFRAME_SIDE`]² on a GPU (at most the model's training area), in the clip's
+    /// aspect ratio.
     pub keyframe_size: Option<(usize, usize)>,
     /// Sampling steps per keyframe (1 to 50); turbo models want 1 to 4.
     pub steps: usize,
@@ -1357,10 +1447,23 @@ pub(crate) fn prepare(
     let count = diffusion.keyframe_count(options.duration_s);
     let size = match diffusion.keyframe_size {
         Some(s) => s,
-        None => model
-            .config
-            .keyframe_size(f64::from(options.width) / f64::from(options.height)),
+        None => model.config.keyframe_size(
+            f64::from(options.width) / f64::from(options.height),
+            if model.device.is_cuda() {
+                GPU_KEYFRAME_SIDE
+            } else {
+                CPU_KEYFRAME_SIDE
+            },
+        ),
     };
+    let m = model.config.size_multiple();
+    if size.0 == 0 || size.1 == 0 || size.0 % m != 0 || size.1 % m != 0 || size.0.max(size.1) > 2048
+    {
+        return Err(DiffusionError::Unsupported(format!(
+            "keyframe size {}x{} is not supported by this model (multiples of {m}, at most 2048)",
+            size.0, size.1
+        )));
+    }
     let text = model.encode_prompt(prompt)?;
     progress(Preparing::Keyframes {
         done: 0,

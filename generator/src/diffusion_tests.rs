@@ -168,8 +168,9 @@ fn tiny_checkpoint_loads_and_paints_deterministic_keyframes() {
     let model = DiffusionModel::load_on(dir.path(), Device::Cpu, &no_cancel()).unwrap();
     assert_eq!(model.config.vae_factor(), 2);
     assert_eq!(model.config.size_multiple(), 4);
-    assert_eq!(model.config.keyframe_size(1.0), (32, 32));
-    assert_eq!(model.config.keyframe_size(16.0 / 9.0), (44, 24));
+    assert_eq!(model.config.keyframe_size(1.0, 384), (32, 32));
+    assert_eq!(model.config.keyframe_size(16.0 / 9.0, 384), (44, 24));
+    assert_eq!(model.config.keyframe_size(1.0, 16), (16, 16));
     assert_eq!(model.config.pad_token, "!");
 
     // Tokens: start, words, end, then the pad token up to the encoder's 16 positions.
@@ -308,7 +309,7 @@ fn tiny_checkpoint_makes_a_sealed_clip_that_verifies_as_ai_generated() {
         format!("{} (sha256:{digest})", model.identity.name)
     );
     assert_eq!(g["diffusion"]["keyframes"], 2);
-    let (kw, kh) = model.config.keyframe_size(128.0 / 96.0);
+    let (kw, kh) = model.config.keyframe_size(128.0 / 96.0, CPU_KEYFRAME_SIDE);
     assert_eq!((kw, kh), (36, 28));
     assert_eq!(g["diffusion"]["keyframe_size"], json!([kw, kh]));
     assert_eq!(g["diffusion"]["weights"].as_array().unwrap().len(), 3);
@@ -450,6 +451,41 @@ fn broken_checkpoints_are_named_and_nothing_is_written() {
         msg.contains("tokenizer/tokenizer.json") && msg.contains("merges.txt"),
         "{msg}"
     );
+
+    // A keyframe size the model cannot take; too many steps.
+    write_tiny_model(dir);
+    let (_h, home) = home_with_keys();
+    let identity = hallmark_signer::ensure_identity(&home).unwrap().signing;
+    let out_dir = tempfile::tempdir().unwrap();
+    for (d, want) in [
+        (
+            DiffusionOptions {
+                keyframe_size: Some((30, 24)),
+                ..DiffusionOptions::new(dir)
+            },
+            "multiples of 4",
+        ),
+        (
+            DiffusionOptions {
+                steps: 51,
+                ..DiffusionOptions::new(dir)
+            },
+            "1 to 50",
+        ),
+    ] {
+        let err = generate_sealed_with(
+            &Backend::Diffusion(d),
+            "a forest",
+            options(1),
+            &out_dir.path().join("clip.mp4"),
+            &identity,
+            &no_cancel(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0);
 
     // SDXL is refused by name.
     write_tiny_model(dir);
@@ -716,9 +752,16 @@ fn sd_turbo_configs_parse_to_the_2_1_architecture() {
     assert_eq!((c.unet.cross_attention_dim, c.vae_factor()), (1024, 8));
     assert_eq!(c.vae_scale, 0.18215);
     assert_eq!(c.sampler, SamplerConfig::default());
-    assert_eq!(c.keyframe_size(1.0), (512, 512));
-    assert_eq!(c.keyframe_size(16.0 / 9.0), (704, 384));
-    assert_eq!(c.keyframe_size(9.0 / 16.0), (384, 704));
+    assert_eq!(c.keyframe_size(1.0, GPU_KEYFRAME_SIDE), (512, 512));
+    assert_eq!(c.keyframe_size(16.0 / 9.0, GPU_KEYFRAME_SIDE), (704, 384));
+    assert_eq!(c.keyframe_size(9.0 / 16.0, GPU_KEYFRAME_SIDE), (384, 704));
+    assert_eq!(c.keyframe_size(1.0, CPU_KEYFRAME_SIDE), (384, 384));
+    assert_eq!(c.keyframe_size(16.0 / 9.0, CPU_KEYFRAME_SIDE), (512, 320));
+    assert_eq!(
+        c.keyframe_size(1.0, 4096),
+        (512, 512),
+        "at most the training area"
+    );
     assert_eq!(c.pad_token, "!");
 }
 
@@ -760,20 +803,90 @@ fn sd_turbo_sized_keyframe_cost_on_cpu() {
     )
     .unwrap();
     let text = Tensor::randn(0f32, 1.0, (1, 77, 1024), &dev).unwrap();
-    for (w, h) in [(512, 512), (704, 384)] {
+    let peak_gb = || {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1048576.0
+    };
+    eprintln!("models built; peak RSS {:.1} GB", peak_gb());
+    let sizes: Vec<(usize, usize)> = std::env::var("HALLMARK_BENCH_SIZES")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|s| {
+                    let (w, h) = s.split_once('x')?;
+                    Some((w.parse().ok()?, h.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| vec![(384, 384), (512, 512)]);
+    for (w, h) in sizes {
         let x = Tensor::randn(0f32, 1.0, (1, 4, h / 8, w / 8), &dev).unwrap();
         let (t0, c0) = (std::time::Instant::now(), cpu_s());
         let y = unet.forward(&x, 999.0, &text).unwrap();
         let (t1, c1) = (std::time::Instant::now(), cpu_s());
-        let img = vae.decode(&y).unwrap();
-        let (t2, c2) = (std::time::Instant::now(), cpu_s());
-        assert_eq!(img.dims(), &[1, 3, h, w]);
         eprintln!(
-            "{w}x{h}: UNet step {:.1} s wall / {:.1} s CPU; VAE decode {:.1} s wall / {:.1} s CPU",
+            "{w}x{h}: UNet step {:.1} s wall / {:.1} s CPU; peak RSS {:.1} GB",
             (t1 - t0).as_secs_f64(),
             c1 - c0,
+            peak_gb()
+        );
+        let img = decode_tiled(&vae, &y, 8, VAE_TILE, VAE_OVERLAP).unwrap();
+        let (t2, c2) = (std::time::Instant::now(), cpu_s());
+        assert_eq!(img.dims(), &[3, h, w]);
+        eprintln!(
+            "{w}x{h}: VAE decode {:.1} s wall / {:.1} s CPU; peak RSS {:.1} GB",
             (t2 - t1).as_secs_f64(),
-            c2 - c1
+            c2 - c1,
+            peak_gb()
         );
     }
+}
+
+#[test]
+fn tiles_cover_the_latent_with_overlap() {
+    assert_eq!(tiles(30, 40, 8), [(0, 30)]);
+    assert_eq!(tiles(64, 40, 8), [(0, 36), (28, 36)]);
+    assert_eq!(tiles(48, 32, 8), [(0, 28), (20, 28)]);
+    assert_eq!(tiles(64, 32, 8), [(0, 27), (19, 27), (37, 27)]);
+    for len in 1..200 {
+        let t = tiles(len, 40, 8);
+        assert_eq!(t[0].0, 0);
+        assert_eq!(t.last().map(|(s, n)| s + n), Some(len), "{len}: {t:?}");
+        for w in t.windows(2) {
+            let overlap = (w[0].0 + w[0].1) as i64 - w[1].0 as i64;
+            assert!((7..=9).contains(&overlap), "{len}: {t:?}");
+        }
+        assert!(t.iter().all(|&(_, n)| n <= 40));
+    }
+}
+
+#[test]
+fn tiled_vae_decode_blends_tiles_into_one_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(dir.path());
+    let model = DiffusionModel::load_on(dir.path(), Device::Cpu, &no_cancel()).unwrap();
+    let z = Tensor::from_vec(normal(5, 4 * 20 * 28), (1, 4, 20, 28), &Device::Cpu).unwrap();
+    let whole = decode_tiled(&model.vae, &z, 2, 64, 4).unwrap();
+    let tiled = decode_tiled(&model.vae, &z, 2, 12, 4).unwrap();
+    assert_eq!(whole.dims(), &[3, 40, 56]);
+    assert_eq!(tiled.dims(), &[3, 40, 56]);
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        whole.flatten_all().unwrap().to_vec1().unwrap(),
+        tiled.flatten_all().unwrap().to_vec1().unwrap(),
+    );
+    assert!(b.iter().all(|v| v.is_finite()));
+    // Not identical (each tile sees only its part), but the same picture.
+    let mean_abs = |v: &[f32]| v.iter().map(|x| x.abs()).sum::<f32>() / v.len() as f32;
+    let diff: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+    assert!(
+        mean_abs(&diff) < 0.5 * mean_abs(&a),
+        "tiled {} vs whole {}",
+        mean_abs(&diff),
+        mean_abs(&a)
+    );
 }

@@ -57,7 +57,7 @@ enum Command {
     /// nothing is downloaded), animates them with a slow camera move and cross-fades, and
     /// lays the procedural sound bed of the prompt's scene under them. The manifest records
     /// the weights' sha256. On the CPU this takes minutes: keyframes are few and small
-    /// (2 or 3, about 512x512, 1 step); a build with the `cuda` feature uses the GPU.
+    /// (2 or 3, about 384x384, 1 step); a build with the `cuda` feature uses the GPU.
     ///
     /// Same prompt, seed and options → the same picture and sound.
     Generate(GenerateArgs),
@@ -173,6 +173,10 @@ struct GenerateArgs {
     /// Diffusion: keyframes to paint [default: 2 up to 4 s, 3 beyond].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
     keyframes: Option<u32>,
+    /// Diffusion: keyframe size WIDTHxHEIGHT, multiples of 64 for SD-Turbo [default:
+    /// about 384x384 pixels on the CPU, 512x512 on a GPU, in the clip's aspect ratio].
+    #[arg(long, value_name = "WxH", value_parser = parse_frame_size)]
+    keyframe_size: Option<(u32, u32)>,
     /// Diffusion: sampling steps per keyframe (turbo models: 1 to 4).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
     steps: u32,
@@ -322,8 +326,8 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
     }
     let backend = match (args.backend, &args.weights) {
         (BackendArg::Procedural, None) => {
-            if args.keyframes.is_some() || args.steps != 1 {
-                bail!("--keyframes and --steps apply to --backend diffusion only");
+            if args.keyframes.is_some() || args.keyframe_size.is_some() || args.steps != 1 {
+                bail!("--keyframes, --keyframe-size and --steps apply to --backend diffusion only");
             }
             hallmark_generator::Backend::Procedural
         }
@@ -342,6 +346,7 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
             }
             hallmark_generator::Backend::Diffusion(hallmark_generator::DiffusionOptions {
                 keyframes: args.keyframes.map(|n| n as usize),
+                keyframe_size: args.keyframe_size.map(|(w, h)| (w as usize, h as usize)),
                 steps: args.steps as usize,
                 ..hallmark_generator::DiffusionOptions::new(dir)
             })

@@ -221,6 +221,10 @@ fn diffusion_backend_needs_a_weights_directory_and_writes_nothing() {
             "--weights applies to --backend diffusion only",
         ),
         (vec!["--steps", "2"], "--backend diffusion only"),
+        (
+            vec!["--keyframe-size", "512x512"],
+            "--backend diffusion only",
+        ),
         (vec!["--backend", "dall-e"], "invalid value"),
     ] {
         let r = run(&extra);
