@@ -40,10 +40,10 @@ fn main() {
             Ok(p) => {
                 let s = reference.compare(&p);
                 println!(
-                    "| {other} | {} | {} | {} |",
+                    "| {other} | {} | {} | {:?} |",
                     show(s.video),
                     show(s.audio),
-                    format!("{:?}", s.decision())
+                    s.decision()
                 );
             }
             Err(e) => println!("| {other} | error: {e} | | |"),
