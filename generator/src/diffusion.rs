@@ -1644,30 +1644,44 @@ impl Animation {
         let x0 = (kw - ww) / 2.0 + cx.clamp(-1.0, 1.0) * (bw - ww) / 2.0;
         let y0 = (kh - wh) / 2.0 + cy.clamp(-1.0, 1.0) * (bh - wh) / 2.0;
         let (sx, sy) = (ww / w as f64, wh / h as f64);
-        let sample = |kf: &Keyframe, x: f64, y: f64| -> [f32; 3] {
-            let fx = (x.max(0.0)).min(kf.width as f64 - 1.0);
-            let fy = (y.max(0.0)).min(kf.height as f64 - 1.0);
-            let (ix, iy) = (fx as usize, fy as usize);
-            let (jx, jy) = ((ix + 1).min(kf.width - 1), (iy + 1).min(kf.height - 1));
-            let (tx, ty) = ((fx - ix as f64) as f32, (fy - iy as f64) as f32);
-            let px = |x: usize, y: usize, c: usize| kf.rgb[(y * kf.width + x) * 3 + c];
-            std::array::from_fn(|c| {
-                let a = px(ix, iy, c) + (px(jx, iy, c) - px(ix, iy, c)) * tx;
-                let b = px(ix, jy, c) + (px(jx, jy, c) - px(ix, jy, c)) * tx;
-                a + (b - a) * ty
-            })
+        // The mapping is separable: a source column (with its neighbour and weight) per
+        // output column, a source row per output row. All keyframes share one size.
+        let (kwi, khi) = (k0.width, k0.height);
+        let taps = |o: f64, n: usize| -> (usize, usize, f32) {
+            let f = o.max(0.0).min(n as f64 - 1.0);
+            let i = f as usize;
+            (i, (i + 1).min(n - 1), (f - i as f64) as f32)
         };
-        let pixel = |x: usize, y: usize| -> [f32; 3] {
-            let fx = x0 + (x as f64 + 0.5) * sx - 0.5;
-            let fy = y0 + (y as f64 + 0.5) * sy - 0.5;
-            let mut c = [0.0f32; 3];
-            for &(k, wgt) in &blend {
-                let s = sample(&self.keyframes[k], fx, fy);
-                for i in 0..3 {
-                    c[i] += s[i] * wgt;
+        let cols: Vec<(usize, usize, f32)> = (0..w)
+            .map(|x| taps(x0 + (x as f64 + 0.5) * sx - 0.5, kwi))
+            .collect();
+        let layers: Vec<(&[f32], f32)> = blend
+            .iter()
+            .map(|&(k, wgt)| {
+                debug_assert_eq!(
+                    (self.keyframes[k].width, self.keyframes[k].height),
+                    (kwi, khi)
+                );
+                (self.keyframes[k].rgb.as_slice(), wgt)
+            })
+            .collect();
+        // One output row, RGB interleaved.
+        let row = |y: usize, out: &mut [f32]| {
+            let (iy, jy, ty) = taps(y0 + (y as f64 + 0.5) * sy - 0.5, khi);
+            out.fill(0.0);
+            for &(rgb, wgt) in &layers {
+                let r0 = &rgb[iy * kwi * 3..(iy + 1) * kwi * 3];
+                let r1 = &rgb[jy * kwi * 3..(jy + 1) * kwi * 3];
+                for (o, &(ix, jx, tx)) in out.chunks_exact_mut(3).zip(&cols) {
+                    for c in 0..3 {
+                        let (a0, a1) = (r0[ix * 3 + c], r0[jx * 3 + c]);
+                        let (b0, b1) = (r1[ix * 3 + c], r1[jx * 3 + c]);
+                        let a = a0 + (a1 - a0) * tx;
+                        let b = b0 + (b1 - b0) * tx;
+                        o[c] += (a + (b - a) * ty) * wgt;
+                    }
                 }
             }
-            c
         };
         let (yp, rest) = planes.split_at_mut(1);
         let (up, vp) = rest.split_at_mut(1);
@@ -1678,21 +1692,24 @@ impl Animation {
             .zip(vp[0].par_chunks_mut(cw))
             .enumerate()
             .for_each(|(cy_, ((yrows, urow), vrow))| {
-                let mut acc = vec![[0.0f32; 3]; cw];
-                for dy in 0..2 {
-                    let y = cy_ * 2 + dy;
-                    for x in 0..w {
-                        let [r, g, b] = pixel(x, y);
-                        let luma = 0.2126 * r + 0.7152 * g + 0.0722 * b;
-                        yrows[dy * w + x] = (16.0 + 219.0 * luma).round().clamp(16.0, 235.0) as u8;
-                        let a = &mut acc[x / 2];
-                        a[0] += r;
-                        a[1] += g;
-                        a[2] += b;
-                    }
+                let mut rows = vec![0.0f32; w * 6];
+                let (top, bottom) = rows.split_at_mut(w * 3);
+                row(cy_ * 2, top);
+                row(cy_ * 2 + 1, bottom);
+                for (i, px) in rows.chunks_exact(3).enumerate() {
+                    let luma = 0.2126 * px[0] + 0.7152 * px[1] + 0.0722 * px[2];
+                    yrows[i] = (16.0 + 219.0 * luma).round().clamp(16.0, 235.0) as u8;
                 }
-                for (x, a) in acc.iter().enumerate() {
-                    let [r, g, b] = a.map(|v| v / 4.0);
+                let (top, bottom) = rows.split_at(w * 3);
+                for x in 0..cw {
+                    let avg = |c: usize| {
+                        (top[x * 6 + c]
+                            + top[x * 6 + 3 + c]
+                            + bottom[x * 6 + c]
+                            + bottom[x * 6 + 3 + c])
+                            / 4.0
+                    };
+                    let (r, g, b) = (avg(0), avg(1), avg(2));
                     let luma = 0.2126 * r + 0.7152 * g + 0.0722 * b;
                     urow[x] = (128.0 + 224.0 * (b - luma) / 1.8556)
                         .round()

@@ -890,3 +890,17 @@ fn tiled_vae_decode_blends_tiles_into_one_picture() {
         mean_abs(&a)
     );
 }
+
+/// Writes the tiny checkpoint to `$HALLMARK_TINY_MODEL_DIR`, for trying the CLI by hand:
+/// `HALLMARK_TINY_MODEL_DIR=/tmp/tiny cargo test --release -p hallmark-generator
+/// write_tiny_checkpoint -- --ignored`, then `hallmark generate … --backend diffusion
+/// --weights /tmp/tiny`.
+#[test]
+#[ignore]
+fn write_tiny_checkpoint_for_manual_runs() {
+    let dir = PathBuf::from(
+        std::env::var("HALLMARK_TINY_MODEL_DIR").expect("set HALLMARK_TINY_MODEL_DIR"),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    write_tiny_model(&dir);
+}
