@@ -661,6 +661,9 @@ struct DetFront {
     have: u64,
 }
 
+/// One symbol column kept for the timeline: symbol phase, column, phasors as f32 pairs.
+type SecondColumn = (u8, u8, Vec<[f32; 2]>);
+
 /// Accumulates the sound of one clip and tests it against a set of keys. Memory is
 /// bounded: one fold per time phase, plus the per-second timeline data of the first
 /// [`MAX_TIMELINE_SECONDS`] seconds.
@@ -678,8 +681,8 @@ pub struct AudioDetector {
     prev: Vec<Option<Vec<f64>>>,
     /// Per symbol phase: the folded phasors (`col * bands + band`).
     folds: Vec<Vec<C>>,
-    /// Per second: (symbol phase, column, phasors) of each symbol column.
-    seconds: BTreeMap<usize, Vec<(u8, u8, Vec<C>)>>,
+    /// Per second: every symbol column analysed in it.
+    seconds: BTreeMap<usize, Vec<SecondColumn>>,
     windows: u64,
     pts0: Option<f64>,
 }
@@ -827,10 +830,11 @@ impl AudioDetector {
             + self.pts0.unwrap_or(0.0).max(0.0);
         let sec = t.floor() as usize;
         if sec < MAX_TIMELINE_SECONDS {
-            self.seconds
-                .entry(sec)
-                .or_default()
-                .push((sphase as u8, col as u8, v));
+            self.seconds.entry(sec).or_default().push((
+                sphase as u8,
+                col as u8,
+                v.iter().map(|c| [c.re as f32, c.im as f32]).collect(),
+            ));
         }
     }
 
@@ -921,8 +925,8 @@ impl AudioDetector {
                         if *ph as usize == sphase {
                             any = true;
                             for (b, p) in v.iter().enumerate() {
-                                fold[*col as usize * nb + b].re += p.re;
-                                fold[*col as usize * nb + b].im += p.im;
+                                fold[*col as usize * nb + b].re += p[0] as f64;
+                                fold[*col as usize * nb + b].im += p[1] as f64;
                             }
                         }
                     }
