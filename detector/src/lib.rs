@@ -332,6 +332,13 @@ fn explain_recovery(mut report: Report, recovered: &RecoveredManifest) -> Report
                 .map(|(what, p)| format!("in the {what} (p = {p:.1e})"))
                 .collect::<Vec<_>>()
                 .join(" and ");
+            if report.verdict != Verdict::Watermarked {
+                // A tampered file keeps its verdict: say where its original is, claim nothing.
+                report.summary.push_str(&format!(
+                    " Its watermark (clip {clip}) leads to the manifest store, which holds that clip's manifest, {trust}: the content was sealed, but this file is not what was signed."
+                ));
+                return report;
+            }
             report.summary = format!(
                 "Watermarked, manifest recovered: the file has no valid C2PA manifest, but hallmark's invisible watermark is {place}, clip id {clip}, and the manifest store holds that clip's manifest, {trust}; this content matches the sealed clip ({similarity}).{ai} The file's bytes are not the signed ones (re-encoded or stripped), so the watermark and the fingerprint, not the manifest's hash, tie it to that manifest."
             );
