@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A report this branch's server cannot produce (a mark copied onto other content; a sound
-/// timeline), answered by the browser in place of the server, after a delay.
+/// A report the real server does not produce for any file at hand (every state of the sound
+/// timeline, hostile strings), answered by the browser in place of the server, after a delay.
 fn fake(dir: &Path, name: &str, report: Value) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, report.to_string()).unwrap();
@@ -49,17 +49,11 @@ fn page_renders_what_can_be_proven_about_each_file() {
     let sound = media("audio/startup3.wav");
 
     let hostile = "<img src=x onerror=\"window.__xss=1\">";
-    let mismatch = fake(
-        &dir,
-        "mismatch.json",
-        json!({"schema": "hallmark.verify/1", "file": "forged.mp4", "verdict": "tampered",
-               "ai_generated": null, "summary": "Mismatch: the file carries hallmark's watermark for clip 0123456789abcdef, but its content does not match that clip.",
-               "c2pa": no_manifest(), "watermark": {"video": mark(json!([1e-5, 1e-6])), "audio": null, "clip_id": "0123456789abcdef"},
-               "recovered_manifest": {"status": "mismatch", "clip_id": "0123456789abcdef", "manifest_id": "urn:c2pa:x",
-                   "sealed_at": "2026-01-02T03:04:05Z", "similarity": {"video": 0.12, "audio": null},
-                   "c2pa": null, "ai_generated": null, "message": null},
-               "media": {"kind": "video", "container": "mp4", "duration_s": 2.0, "width": 1280, "height": 720,
-                   "sample_rate": 48000, "channels": 2}, "error": null}),
+    // A mark copied onto other footage (with the key): the real server reports a mismatch.
+    let forged = mark_copied_onto_other_footage(
+        home.path(),
+        &clip_id_of(sealed, home.path()),
+        "browser-forged.mp4",
     );
     let sound_and_hostile = fake(
         &dir,
@@ -83,7 +77,7 @@ fn page_renders_what_can_be_proven_about_each_file() {
         {"file": unmarked, "via": "drop", "shot": "unmarked.mp4"},
         {"file": broken, "via": "keyboard", "latency_ms": 2500},
         {"file": sound, "via": "drop"},
-        {"file": unmarked, "via": "drop", "fake": mismatch, "delay_ms": 1500, "shot": "mismatch"},
+        {"file": forged, "via": "drop", "shot": "mismatch"},
         {"file": unmarked, "via": "keyboard", "fake": sound_and_hostile, "delay_ms": 300, "shot": "sound-timeline-hostile-strings"},
     ]);
     let plan_path = dir.join("plan.json");
@@ -206,8 +200,17 @@ fn page_renders_what_can_be_proven_about_each_file() {
         picture["on"].as_u64().unwrap() >= 2,
         "the watermark timeline shows the marked seconds: {stripped:#}"
     );
-    assert!(stripped["timeline"]["sound"].is_null());
-    assert!(text(stripped, &["cards", "watermark"]).contains("The sound was not analysed"));
+    // The sound was analysed too (this clip's sound is quiet: its mark is not proven there).
+    let cells = &stripped["timeline"]["sound"];
+    assert_eq!(
+        ["on", "weak", "off", "none"]
+            .iter()
+            .map(|k| cells[k].as_u64().unwrap())
+            .sum::<u64>(),
+        2,
+        "one cell per second of sound: {stripped:#}"
+    );
+    assert!(text(stripped, &["cards", "watermark"]).contains("In the sound"));
 
     assert!(unmarked["recovered_status"].is_null());
     assert!(text(unmarked, &["cards", "watermark"]).contains("not found"));
@@ -219,8 +222,10 @@ fn page_renders_what_can_be_proven_about_each_file() {
     assert_eq!(sound["preview"]["tag"], "audio", "{sound:#}");
 
     // A mark copied onto other content: a clear warning, no borrowed manifest.
-    assert_eq!(mismatch["recovered_status"], "mismatch");
+    assert_eq!(mismatch["fake"], false);
+    assert_eq!(mismatch["recovered_status"], "mismatch", "{mismatch:#}");
     assert!(text(mismatch, &["cards", "recovered"]).contains("Warning"));
+    assert!(!text(mismatch, &["cards", "recovered"]).contains("Test Newsroom"));
 
     // The sound timeline is drawn like the picture's; hostile strings stay text.
     let sound = &hostile["timeline"]["sound"];

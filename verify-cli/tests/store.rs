@@ -4,19 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
-use hallmark_media::{Decoder, EncodeSettings, Encoder, MediaFrame, OutputFormat, PixelLayout};
-use hallmark_watermark::{Payload, VideoEmbedder, DEFAULT_STRENGTH};
-
-fn clip_id_of(sealed: &Path, home: &Path) -> String {
-    let (_, report) = verify_json(home, sealed, &[]);
-    report["c2pa"]["soft_bindings"][0]["values"][0]
-        .as_str()
-        .expect("soft binding")
-        .to_owned()
-}
 
 #[test]
 fn a_stripped_and_reencoded_copy_gets_its_manifest_back() {
@@ -67,56 +55,11 @@ fn a_stripped_and_reencoded_copy_gets_its_manifest_back() {
     }
 }
 
-/// Marks `footage` with `payload` under the home's watermark key, as someone copying a
-/// mark onto other content would (here with the key itself: the strongest copy there is).
-fn other_content_with_mark(home: &Path, payload: Payload, name: &str) -> PathBuf {
-    let identity = hallmark_signer::load_identity(
-        &hallmark_signer::Home::resolve(Some(home.to_path_buf())).unwrap(),
-    )
-    .unwrap();
-    let footage = media("video/bikes.mp4");
-    let mut decoder = Decoder::open(&footage, PixelLayout::Yuv420p).unwrap();
-    let out = scratch().join(name);
-    let video = decoder.info().video.clone().unwrap();
-    let mut encoder = Encoder::create(
-        &out,
-        OutputFormat::Mp4,
-        Some(&video),
-        None,
-        &EncodeSettings {
-            preset: "ultrafast".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let mut embedder = VideoEmbedder::new(identity.watermark_key(), payload, DEFAULT_STRENGTH);
-    while let Some(frame) = decoder.next_frame().unwrap() {
-        if let MediaFrame::Video(mut frame) = frame {
-            if frame.pts_s > 4.0 {
-                break;
-            }
-            embedder.embed(&mut frame);
-            encoder.write_video(&frame).unwrap();
-        }
-    }
-    encoder.finish().unwrap();
-    out
-}
-
 #[test]
 fn a_mark_on_other_content_does_not_borrow_the_manifest() {
     let (home, sealed) = sealed_clip();
     let clip_id = clip_id_of(sealed, home.path());
-    let payload = Payload {
-        clip_id: u64::from_str_radix(&clip_id, 16).unwrap(),
-        key_id: hallmark_signer::load_identity(
-            &hallmark_signer::Home::resolve(Some(home.path().to_path_buf())).unwrap(),
-        )
-        .unwrap()
-        .watermark_key()
-        .key_id(),
-    };
-    let forged = other_content_with_mark(home.path(), payload, "store-forged.mp4");
+    let forged = mark_copied_onto_other_footage(home.path(), &clip_id, "store-forged.mp4");
     let (code, report) = verify_json(home.path(), &forged, &[]);
     assert_eq!(
         report["watermark"]["clip_id"],

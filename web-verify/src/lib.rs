@@ -352,3 +352,18 @@ async fn analyse(config: &ServeConfig, file: &tempfile::NamedTempFile) -> (Statu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The page explains a recovered manifest's similarity with the store's own thresholds;
+    /// a change to either must show up here rather than as a page that tells users wrong numbers.
+    #[test]
+    fn page_quotes_the_stores_match_thresholds() {
+        let quoted = format!(
+            "a match needs picture ≥ {:.2}, sound ≥ {:.2}",
+            hallmark_store::VIDEO_MATCH,
+            hallmark_store::AUDIO_MATCH
+        );
+        assert_eq!(super::PAGE.matches(&quoted).count(), 2, "{quoted}");
+    }
+}

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use hallmark_media::{Decoder, EncodeSettings, Encoder, MediaFrame, OutputFormat, PixelLayout};
+use hallmark_watermark::{Payload, VideoEmbedder, DEFAULT_STRENGTH};
+
 pub fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
 }
@@ -330,4 +333,54 @@ pub fn assert_ctrl_c_leaves_nothing(home: &Path, args: &[&str], out_dir: &Path) 
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(listing(out_dir).is_empty(), "left {:?}", listing(out_dir));
+}
+
+/// The clip id a sealed file's manifest binds (its first soft binding).
+pub fn clip_id_of(sealed: &Path, home: &Path) -> String {
+    let (_, report) = verify_json(home, sealed, &[]);
+    report["c2pa"]["soft_bindings"][0]["values"][0]
+        .as_str()
+        .expect("soft binding")
+        .to_owned()
+}
+
+/// The first 4 s of the shared bikes footage marked with `clip_id` under the home's watermark
+/// key, as someone copying a mark onto other content would (here with the key itself: the
+/// strongest copy there is).
+pub fn mark_copied_onto_other_footage(home: &Path, clip_id: &str, name: &str) -> PathBuf {
+    let identity = hallmark_signer::load_identity(
+        &hallmark_signer::Home::resolve(Some(home.to_path_buf())).unwrap(),
+    )
+    .unwrap();
+    let payload = Payload {
+        clip_id: u64::from_str_radix(clip_id, 16).unwrap(),
+        key_id: identity.watermark_key().key_id(),
+    };
+    let footage = media("video/bikes.mp4");
+    let mut decoder = Decoder::open(&footage, PixelLayout::Yuv420p).unwrap();
+    let out = scratch().join(name);
+    let video = decoder.info().video.clone().unwrap();
+    let mut encoder = Encoder::create(
+        &out,
+        OutputFormat::Mp4,
+        Some(&video),
+        None,
+        &EncodeSettings {
+            preset: "ultrafast".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut embedder = VideoEmbedder::new(identity.watermark_key(), payload, DEFAULT_STRENGTH);
+    while let Some(frame) = decoder.next_frame().unwrap() {
+        if let MediaFrame::Video(mut frame) = frame {
+            if frame.pts_s > 4.0 {
+                break;
+            }
+            embedder.embed(&mut frame);
+            encoder.write_video(&frame).unwrap();
+        }
+    }
+    encoder.finish().unwrap();
+    out
 }
