@@ -69,7 +69,13 @@ pub enum GenerateError {
     InvalidDuration(f64),
     #[error("sample rate {0} Hz is not supported (8000 to 192000)")]
     InvalidSampleRate(u32),
+    #[error("seed {0} is not supported (0 to {MAX_SEED})")]
+    InvalidSeed(u64),
 }
+
+/// The largest seed: the manifest records the seed as a CBOR integer, which C2PA's
+/// serialiser only writes up to `i64::MAX`.
+pub const MAX_SEED: u64 = i64::MAX as u64;
 
 /// Checks the options; the clip's frame count, `round(fps * duration_s)`.
 pub(crate) fn validate(options: &GenerateOptions) -> Result<u64, GenerateError> {
@@ -88,6 +94,9 @@ pub(crate) fn validate(options: &GenerateOptions) -> Result<u64, GenerateError> 
     }
     if !(8000..=192_000).contains(&options.sample_rate) {
         return Err(GenerateError::InvalidSampleRate(options.sample_rate));
+    }
+    if options.seed > MAX_SEED {
+        return Err(GenerateError::InvalidSeed(options.seed));
     }
     Ok((options.duration_s * f64::from(options.fps))
         .round()

@@ -413,9 +413,17 @@ fn options_are_validated() {
         height: 3840,
         fps: 60,
         duration_s: 0.5,
+        seed: crate::MAX_SEED,
         ..d.clone()
     })
     .is_none());
+    assert!(matches!(
+        bad(GenerateOptions {
+            seed: crate::MAX_SEED + 1,
+            ..d.clone()
+        }),
+        Some(GenerateError::InvalidSeed(_))
+    ));
     let e = bad(GenerateOptions { fps: 0, ..d }).unwrap();
     assert!(e.to_string().contains("frame rate"));
 }

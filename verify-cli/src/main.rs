@@ -152,8 +152,9 @@ struct GenerateArgs {
     /// Frames per second.
     #[arg(long, default_value_t = 30)]
     fps: u32,
-    /// Varies everything random; the same seed gives the same clip.
-    #[arg(long, default_value_t = 0)]
+    /// Varies everything random; the same seed gives the same clip (0 to 2^63 − 1).
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(..=hallmark_generator::MAX_SEED))]
     seed: u64,
     /// x264 preset (ultrafast … veryslow).
     #[arg(long, default_value = "medium")]

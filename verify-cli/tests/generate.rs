@@ -253,6 +253,11 @@ fn diffusion_backend_needs_a_weights_directory_and_writes_nothing() {
             "--backend diffusion only",
         ),
         (vec!["--backend", "dall-e"], "invalid value"),
+        // The manifest records the seed as a CBOR integer (at most 2^63 − 1).
+        (
+            vec!["--seed", "9223372036854775808"],
+            "0..=9223372036854775807",
+        ),
     ] {
         let r = run(&extra);
         let stderr = String::from_utf8_lossy(&r.stderr);
@@ -282,4 +287,33 @@ fn diffusion_backend_needs_a_weights_directory_and_writes_nothing() {
     for want in ["--backend", "--weights", "SD-Turbo", "diffusers layout"] {
         assert!(help.contains(want), "--help lacks {want}: {help}");
     }
+}
+
+/// The largest seed the CLI accepts is signed and recorded as given.
+#[test]
+fn the_largest_seed_is_sealed_and_recorded() {
+    let home = Home::with_keys("Generator Test");
+    let out = scratch().join("max-seed.mp4");
+    let max = u64::MAX >> 1;
+    let r = home.run(&[
+        "generate",
+        "a forest at dawn",
+        "-o",
+        out.to_str().unwrap(),
+        "--duration",
+        "0.5",
+        "--size",
+        "128x72",
+        "--seed",
+        &max.to_string(),
+        "--preset",
+        "ultrafast",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (code, v) = verify_json(home.path(), &out, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(
+        v["c2pa"]["hallmark"]["generation"]["seed"].as_u64(),
+        Some(max)
+    );
 }
