@@ -54,8 +54,9 @@ pub mod layout {
     pub const VAE: &str = "vae/diffusion_pytorch_model.safetensors";
     pub const VAE_FP16: &str = "vae/diffusion_pytorch_model.fp16.safetensors";
     pub const SCHEDULER_CONFIG: &str = "scheduler/scheduler_config.json";
-    /// Present in SDXL checkpoints, which this backend does not run.
+    /// Present in SDXL checkpoints, which this backend refuses (see [`super::sdxl_signs`]).
     pub const TEXT_ENCODER_2: &str = "text_encoder_2";
+    pub const TOKENIZER_2: &str = "tokenizer_2";
 }
 
 /// What can go wrong with a weights directory or while sampling.
@@ -391,6 +392,48 @@ impl ClipConfig {
     }
 }
 
+/// Why SDXL checkpoints are refused. candle-transformers 0.11's `UNet2DConditionModel` takes
+/// only the timestep and the text hidden states (`forward(xs, timestep, encoder_hidden_states)`)
+/// and builds no `add_embedding`; SDXL's UNet also adds, to its time embedding, an
+/// embedding of the second encoder's pooled, projected output and of the size/crop time
+/// ids (`addition_embed_type: "text_time"`). Without that input the pictures would not be
+/// the model's, so they are not made at all.
+pub const SDXL_UNSUPPORTED_WHY: &str = "candle-transformers 0.11's UNet has no added text_time conditioning (no add_embedding: the pooled text embedding and the size/crop time ids SDXL's UNet is trained with have no input)";
+
+/// What marks `dir` as an SDXL checkpoint, each sign named: a second text encoder or
+/// tokenizer, an SDXL pipeline in model_index.json, a UNet with added conditioning. Empty
+/// for single-encoder checkpoints. Missing config files are left for the rest of
+/// [`DiffusionConfig::from_dir`] to name; unreadable ones fail here, named.
+pub fn sdxl_signs(dir: &Path) -> Result<Vec<String>> {
+    let mut signs = Vec::new();
+    for rel in [layout::TEXT_ENCODER_2, layout::TOKENIZER_2] {
+        if dir.join(rel).exists() {
+            signs.push(format!("{rel}/ present"));
+        }
+    }
+    let p = dir.join(layout::MODEL_INDEX);
+    if p.is_file() {
+        if let Some(class) = read_json(&p)?.get("_class_name").and_then(Value::as_str) {
+            if class.contains("XL") {
+                signs.push(format!("{} names {class}", layout::MODEL_INDEX));
+            }
+        }
+    }
+    let p = dir.join(layout::UNET_CONFIG);
+    if p.is_file() {
+        if let Some(kind) = read_json(&p)?
+            .get("addition_embed_type")
+            .filter(|v| !v.is_null())
+        {
+            signs.push(format!(
+                "{} has addition_embed_type {kind}",
+                layout::UNET_CONFIG
+            ));
+        }
+    }
+    Ok(signs)
+}
+
 impl DiffusionConfig {
     /// Reads the JSON configs of a diffusers-layout directory (not the weights).
     pub fn from_dir(dir: &Path) -> Result<DiffusionConfig> {
@@ -408,10 +451,12 @@ impl DiffusionConfig {
                 })
             }
         };
-        if dir.join(layout::TEXT_ENCODER_2).exists() {
+        let signs = sdxl_signs(dir)?;
+        if !signs.is_empty() {
             return Err(DiffusionError::Unsupported(format!(
-                "{}: SDXL checkpoints (two text encoders) are not supported; use SD-Turbo (stabilityai/sd-turbo) or another single-encoder Stable Diffusion 1.x/2.x checkpoint",
-                dir.display()
+                "{}: an SDXL checkpoint ({}) cannot run here: {SDXL_UNSUPPORTED_WHY}; use SD-Turbo (stabilityai/sd-turbo) or another single-text-encoder Stable Diffusion 1.x/2.x checkpoint",
+                dir.display(),
+                signs.join(", ")
             )));
         }
         let pipeline = match dir.join(layout::MODEL_INDEX) {
@@ -421,14 +466,6 @@ impl DiffusionConfig {
                 .map(str::to_string),
             _ => None,
         };
-        if let Some(p) = &pipeline {
-            if p.contains("XL") {
-                return Err(DiffusionError::Unsupported(format!(
-                    "{}: {p} checkpoints are not supported; use SD-Turbo (a StableDiffusionPipeline)",
-                    dir.join(layout::MODEL_INDEX).display()
-                )));
-            }
-        }
 
         let p = need(
             layout::TEXT_ENCODER_CONFIG,
@@ -442,12 +479,6 @@ impl DiffusionConfig {
         )?;
         let v = read_json(&p)?;
         let j = Json { path: &p, v: &v };
-        if j.get("addition_embed_type").is_some() {
-            return Err(DiffusionError::Unsupported(format!(
-                "{}: a UNet with addition_embed_type (SDXL) is not supported; use SD-Turbo",
-                p.display()
-            )));
-        }
         let channels = j.usizes(
             "block_out_channels",
             j.get("block_out_channels")
