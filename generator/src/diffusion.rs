@@ -16,6 +16,10 @@
 //! `vae/config.json`. Sampling is Euler ancestral (k-diffusion), the scheduler candle uses
 //! for the turbo models, with its noise drawn from the seed rather than from candle's
 //! unseedable CPU generator, so the same seed gives the same keyframes.
+//!
+//! SDXL checkpoints (SDXL-Turbo included) are refused before anything loads, each sign of
+//! one named: candle-transformers 0.11's UNet has no input for SDXL's added conditioning
+//! (see [`SDXL_UNSUPPORTED_WHY`]).
 
 use std::collections::BTreeMap;
 use std::io::Read;

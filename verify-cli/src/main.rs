@@ -167,7 +167,8 @@ struct GenerateArgs {
     /// Diffusion checkpoint directory in diffusers layout: model_index.json,
     /// tokenizer/ (tokenizer.json, or vocab.json + merges.txt), text_encoder/, unet/ and
     /// vae/ (config.json + *.safetensors), e.g. a local copy of stabilityai/sd-turbo.
-    /// Required with --backend diffusion.
+    /// SDXL checkpoints (SDXL-Turbo included) are refused: candle's UNet has no input for
+    /// their added size/pooled-text conditioning. Required with --backend diffusion.
     #[arg(long, value_name = "DIR")]
     weights: Option<PathBuf>,
     /// Diffusion: keyframes to paint [default: 2 up to 4 s, 3 beyond].
