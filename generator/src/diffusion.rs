@@ -1,7 +1,7 @@
-//! The diffusion backend: a local Stable Diffusion checkpoint (SD-Turbo and its kin, diffusers
-//! layout, safetensors) paints a few keyframes from the prompt with candle-transformers'
-//! UNet and VAE; a slow camera move and cross-fades animate them into the clip, and the
-//! procedural sound bed of the prompt's scene is the sound track.
+//! The diffusion backend: a local Stable Diffusion checkpoint (SD-Turbo, SDXL-Turbo and
+//! their kin, diffusers layout, safetensors) paints a few keyframes from the prompt with
+//! candle-transformers' UNet and VAE; a slow camera move and cross-fades animate them into
+//! the clip, and the procedural sound bed of the prompt's scene is the sound track.
 //!
 //! Nothing is downloaded. [`DiffusionModel::load`] checks the directory before any heavy
 //! work: every file it needs, every config, every safetensors header; then the weights are
@@ -17,9 +17,16 @@
 //! for the turbo models, with its noise drawn from the seed rather than from candle's
 //! unseedable CPU generator, so the same seed gives the same keyframes.
 //!
-//! SDXL checkpoints (SDXL-Turbo included) are refused before anything loads, each sign of
-//! one named: candle-transformers 0.11's UNet has no input for SDXL's added conditioning
-//! (see [`SDXL_UNSUPPORTED_WHY`]).
+//! SDXL (`addition_embed_type: "text_time"`): the UNet cross-attends to both text
+//! encoders' penultimate hidden states side by side, and adds to its time embedding
+//! `add_embedding(concat(pooled, time_proj(time_ids)))`, the second encoder's pooled,
+//! projected output with the original size, crop corner and target size. candle's UNet has
+//! no input for that term, but uses the time embedding only through the output of
+//! `time_embedding.linear_2`; for one prompt and one keyframe size the term is a constant
+//! vector, so it is added to that layer's bias ([`AddedConditioning::folded_bias`]) and
+//! candle's UNet is built over the weights with that bias swapped in: SDXL's UNet exactly,
+//! up to float rounding. Batches of one prompt, no classifier-free guidance (turbo models
+//! run without it).
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -1468,3 +1468,147 @@ fn write_tiny_checkpoint_for_manual_runs() {
     std::fs::create_dir_all(&dir).unwrap();
     write_tiny_model(&dir);
 }
+
+/// SDXL-Turbo's configs (stabilityai/sdxl-turbo, diffusers layout), trimmed to the fields
+/// that matter, written from the published files as remembered.
+fn write_sdxl_turbo_configs(dir: &Path) {
+    write_sd_turbo_configs(dir);
+    write_json(
+        dir,
+        layout::MODEL_INDEX,
+        &json!({"_class_name": "StableDiffusionXLPipeline", "_diffusers_version": "0.24.0.dev0"}),
+    );
+    write_json(
+        dir,
+        layout::TEXT_ENCODER_CONFIG,
+        &json!({
+            "architectures": ["CLIPTextModel"], "hidden_act": "quick_gelu", "hidden_size": 768,
+            "intermediate_size": 3072, "layer_norm_eps": 1e-05, "max_position_embeddings": 77,
+            "num_attention_heads": 12, "num_hidden_layers": 12, "projection_dim": 768,
+            "vocab_size": 49408, "eos_token_id": 2, "torch_dtype": "float16",
+        }),
+    );
+    write_json(
+        dir,
+        layout::TEXT_ENCODER_2_CONFIG,
+        &json!({
+            "architectures": ["CLIPTextModelWithProjection"], "hidden_act": "gelu",
+            "hidden_size": 1280, "intermediate_size": 5120, "layer_norm_eps": 1e-05,
+            "max_position_embeddings": 77, "num_attention_heads": 20, "num_hidden_layers": 32,
+            "projection_dim": 1280, "vocab_size": 49408, "eos_token_id": 2,
+            "torch_dtype": "float16",
+        }),
+    );
+    write_json(
+        dir,
+        layout::UNET_CONFIG,
+        &json!({
+            "_class_name": "UNet2DConditionModel", "act_fn": "silu",
+            "addition_embed_type": "text_time", "addition_embed_type_num_heads": 64,
+            "addition_time_embed_dim": 256, "attention_head_dim": [5, 10, 20],
+            "block_out_channels": [320, 640, 1280], "center_input_sample": false,
+            "class_embed_type": null, "cross_attention_dim": 2048,
+            "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+            "downsample_padding": 1, "flip_sin_to_cos": true, "freq_shift": 0, "in_channels": 4,
+            "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-05,
+            "norm_num_groups": 32, "num_attention_heads": null, "out_channels": 4,
+            "projection_class_embeddings_input_dim": 2816, "sample_size": 64,
+            "transformer_layers_per_block": [1, 2, 10],
+            "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+            "use_linear_projection": true,
+        }),
+    );
+    write_json(
+        dir,
+        layout::VAE_CONFIG,
+        &json!({
+            "_class_name": "AutoencoderKL", "act_fn": "silu",
+            "block_out_channels": [128, 256, 512, 512], "force_upcast": true,
+            "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
+            "out_channels": 3, "sample_size": 512, "scaling_factor": 0.13025,
+        }),
+    );
+    write_json(
+        dir,
+        layout::SCHEDULER_CONFIG,
+        &json!({
+            "_class_name": "EulerAncestralDiscreteScheduler", "beta_end": 0.012,
+            "beta_schedule": "scaled_linear", "beta_start": 0.00085, "num_train_timesteps": 1000,
+            "prediction_type": "epsilon", "steps_offset": 1, "timestep_spacing": "trailing",
+        }),
+    );
+    write_json(
+        dir,
+        layout::TOKENIZER_CONFIG,
+        &json!({"pad_token": "<|endoftext|>"}),
+    );
+    write_json(
+        dir,
+        "tokenizer_2/tokenizer_config.json",
+        &json!({"pad_token": "!"}),
+    );
+}
+
+#[test]
+fn sdxl_turbo_configs_parse_to_candles_sdxl_turbo_unet() {
+    let dir = tempfile::tempdir().unwrap();
+    write_sdxl_turbo_configs(dir.path());
+    let c = DiffusionConfig::from_dir(dir.path()).unwrap();
+    // The blocks of candle-transformers' own `StableDiffusionConfig::sdxl_turbo` preset:
+    // (320, None, 5), (640, Some(2), 10), (1280, Some(10), 20); the mid block takes the last
+    // block's 10 transformer layers and the up blocks the reverse, as in diffusers.
+    let blocks: Vec<_> = c
+        .unet
+        .blocks
+        .iter()
+        .map(|b| (b.out_channels, b.use_cross_attn, b.attention_head_dim))
+        .collect();
+    assert_eq!(
+        blocks,
+        [(320, None, 5), (640, Some(2), 10), (1280, Some(10), 20)]
+    );
+    assert!(c.unet.use_linear_projection && c.unet.flip_sin_to_cos);
+    assert_eq!(
+        (
+            c.unet.cross_attention_dim,
+            c.unet.freq_shift,
+            c.time_embed_dim()
+        ),
+        (2048, 0.0, 1280)
+    );
+    let x = c.sdxl.as_ref().unwrap();
+    assert_eq!(
+        (
+            c.clip.activation,
+            c.clip.hidden_size,
+            c.clip.num_hidden_layers
+        ),
+        (ClipActivation::QuickGelu, 768, 12)
+    );
+    assert_eq!(
+        (
+            x.clip2.activation,
+            x.clip2.hidden_size,
+            x.clip2.num_hidden_layers,
+            x.projection_dim,
+            x.eos_token_id
+        ),
+        (ClipActivation::Gelu, 1280, 32, 1280, Some(2))
+    );
+    assert_eq!(
+        (x.addition_time_embed_dim, x.add_embedding_input_dim),
+        (256, 1280 + 6 * 256)
+    );
+    assert_eq!(
+        (c.pad_token.as_str(), x.pad_token_2.as_str()),
+        ("<|endoftext|>", "!")
+    );
+    assert_eq!(
+        (c.vae_scale, c.vae_factor(), c.size_multiple()),
+        (0.13025, 8, 32)
+    );
+    assert_eq!(c.sampler, SamplerConfig::default());
+    assert_eq!(c.keyframe_size(1.0, GPU_KEYFRAME_SIDE), (512, 512));
+    assert_eq!(c.keyframe_size(16.0 / 9.0, CPU_KEYFRAME_SIDE), (512, 288));
+    assert_eq!(c.pipeline.as_deref(), Some("StableDiffusionXLPipeline"));
+}
