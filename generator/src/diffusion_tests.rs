@@ -314,6 +314,10 @@ fn tiny_checkpoint_makes_a_sealed_clip_that_verifies_as_ai_generated() {
     assert_eq!((kw, kh), (36, 28));
     assert_eq!(g["diffusion"]["keyframe_size"], json!([kw, kh]));
     assert_eq!(g["diffusion"]["weights"].as_array().unwrap().len(), 3);
+    assert!(
+        g["diffusion"].get("sdxl_time_ids").is_none(),
+        "SD manifests stay as they were"
+    );
     assert!(g["sound"]["music"]["key"].is_string());
     assert!(g["sound_terms"]
         .as_array()
