@@ -1,7 +1,7 @@
-//! The diffusion backend: a local Stable Diffusion checkpoint (SD-Turbo and its kin, diffusers
-//! layout, safetensors) paints a few keyframes from the prompt with candle-transformers'
-//! UNet and VAE; a slow camera move and cross-fades animate them into the clip, and the
-//! procedural sound bed of the prompt's scene is the sound track.
+//! The diffusion backend: a local Stable Diffusion checkpoint (SD-Turbo, SDXL-Turbo and
+//! their kin, diffusers layout, safetensors) paints a few keyframes from the prompt with
+//! candle-transformers' UNet and VAE; a slow camera move and cross-fades animate them into
+//! the clip, and the procedural sound bed of the prompt's scene is the sound track.
 //!
 //! Nothing is downloaded. [`DiffusionModel::load`] checks the directory before any heavy
 //! work: every file it needs, every config, every safetensors header; then the weights are
@@ -16,15 +16,28 @@
 //! `vae/config.json`. Sampling is Euler ancestral (k-diffusion), the scheduler candle uses
 //! for the turbo models, with its noise drawn from the seed rather than from candle's
 //! unseedable CPU generator, so the same seed gives the same keyframes.
+//!
+//! SDXL (`addition_embed_type: "text_time"`): the UNet cross-attends to both text
+//! encoders' penultimate hidden states side by side, and adds to its time embedding
+//! `add_embedding(concat(pooled, time_proj(time_ids)))`, the second encoder's pooled,
+//! projected output with the original size, crop corner and target size. candle's UNet has
+//! no input for that term, but uses the time embedding only through the output of
+//! `time_embedding.linear_2`; for one prompt and one keyframe size the term is a constant
+//! vector, so it is added to that layer's bias ([`AddedConditioning::folded_bias`]) and
+//! candle's UNet is built over the weights with that bias swapped in: SDXL's UNet exactly,
+//! up to float rounding. Batches of one prompt, no classifier-free guidance (turbo models
+//! run without it).
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
-use candle_transformers::models::stable_diffusion::{unet_2d, vae};
+use candle_transformers::models::stable_diffusion::{embeddings, unet_2d, vae};
 use hallmark_media::{AudioChunk, AudioInfo, MediaFrame, PixelLayout, VideoFrame, VideoInfo};
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -54,8 +67,13 @@ pub mod layout {
     pub const VAE: &str = "vae/diffusion_pytorch_model.safetensors";
     pub const VAE_FP16: &str = "vae/diffusion_pytorch_model.fp16.safetensors";
     pub const SCHEDULER_CONFIG: &str = "scheduler/scheduler_config.json";
-    /// Present in SDXL checkpoints, which this backend does not run.
-    pub const TEXT_ENCODER_2: &str = "text_encoder_2";
+    /// SDXL only: the second tokenizer (`tokenizer.json`, or `vocab.json` + `merges.txt`,
+    /// and `tokenizer_config.json` for its pad token) and text encoder
+    /// (`CLIPTextModelWithProjection`).
+    pub const TOKENIZER_2: &str = "tokenizer_2";
+    pub const TEXT_ENCODER_2_CONFIG: &str = "text_encoder_2/config.json";
+    pub const TEXT_ENCODER_2: &str = "text_encoder_2/model.safetensors";
+    pub const TEXT_ENCODER_2_FP16: &str = "text_encoder_2/model.fp16.safetensors";
 }
 
 /// What can go wrong with a weights directory or while sampling.
@@ -276,7 +294,34 @@ pub struct DiffusionConfig {
     pub pad_token: String,
     /// `_class_name` of model_index.json, when there is one.
     pub pipeline: Option<String>,
+    /// SDXL's second text encoder and added conditioning; `None` for SD 1.x/2.x.
+    pub sdxl: Option<SdxlConfig>,
 }
+
+/// What SDXL adds (`addition_embed_type: "text_time"` in `unet/config.json`): a second
+/// text encoder whose pooled, projected output joins six size numbers (the `time_ids`) in
+/// an embedding added to the UNet's time embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SdxlConfig {
+    /// `text_encoder_2/config.json`.
+    pub clip2: ClipConfig,
+    /// Width of `text_projection`, the pooled embedding (`projection_dim`).
+    pub projection_dim: usize,
+    /// `eos_token_id` of `text_encoder_2/config.json`, which picks the pooled token the way
+    /// transformers does (2, the legacy value SDXL ships: the largest id).
+    pub eos_token_id: Option<u32>,
+    /// Width of each time id's sinusoidal projection (`addition_time_embed_dim`).
+    pub addition_time_embed_dim: usize,
+    /// Input width of `add_embedding` (`projection_class_embeddings_input_dim`): the
+    /// pooled width plus six projected time ids.
+    pub add_embedding_input_dim: usize,
+    /// The second tokenizer's pad token (`!` in SDXL, where the first pads with
+    /// `<|endoftext|>`).
+    pub pad_token_2: String,
+}
+
+/// SDXL's `time_ids` per keyframe: original size, crop top-left corner, target size.
+pub const SDXL_TIME_IDS: usize = 6;
 
 fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|source| DiffusionError::Io {
@@ -391,6 +436,73 @@ impl ClipConfig {
     }
 }
 
+/// The pad token of the tokenizer in `dir/sub` (`pad_token` of its
+/// `tokenizer_config.json` or `special_tokens_map.json`), `<|endoftext|>` when unset.
+fn pad_token(dir: &Path, sub: &str) -> Result<String> {
+    for name in ["tokenizer_config.json", "special_tokens_map.json"] {
+        let p = dir.join(sub).join(name);
+        if p.is_file() {
+            let v = read_json(&p)?;
+            let pad = match v.get("pad_token") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Object(o)) => {
+                    o.get("content").and_then(Value::as_str).map(str::to_string)
+                }
+                _ => None,
+            };
+            if let Some(pad) = pad {
+                return Ok(pad);
+            }
+        }
+    }
+    Ok("<|endoftext|>".to_string())
+}
+
+impl SdxlConfig {
+    /// The second encoder's config and the added-conditioning sizes of `unet` (the parsed
+    /// `unet/config.json`, which has `addition_embed_type: "text_time"`).
+    fn from_dir(dir: &Path, unet: &Json) -> Result<SdxlConfig> {
+        let p = dir.join(layout::TEXT_ENCODER_2_CONFIG);
+        if !p.is_file() {
+            return Err(DiffusionError::MissingFile {
+                path: p,
+                what: "SDXL's second text encoder config (transformers CLIPTextConfig JSON of a CLIPTextModelWithProjection): unet/config.json has addition_embed_type \"text_time\", which needs its pooled output".into(),
+            });
+        }
+        let v = read_json(&p)?;
+        let clip2 = ClipConfig::from_json(&p, &v)?;
+        let j = Json { path: &p, v: &v };
+        let projection_dim = j.usize_or("projection_dim", Some(clip2.hidden_size))?;
+        let eos_token_id = match j.get("eos_token_id") {
+            Some(_) => Some(j.usize("eos_token_id")? as u32),
+            None => None,
+        };
+        let addition_time_embed_dim = unet.usize("addition_time_embed_dim")?;
+        let add_embedding_input_dim = unet.usize("projection_class_embeddings_input_dim")?;
+        let want = projection_dim + SDXL_TIME_IDS * addition_time_embed_dim;
+        if add_embedding_input_dim != want {
+            return Err(DiffusionError::Unsupported(format!(
+                "{}: projection_class_embeddings_input_dim {add_embedding_input_dim} is not the pooled width {projection_dim} ({}) + {SDXL_TIME_IDS} time ids x addition_time_embed_dim {addition_time_embed_dim} = {want} (an SDXL refiner, with its aesthetic score, is not supported)",
+                unet.path.display(),
+                layout::TEXT_ENCODER_2_CONFIG
+            )));
+        }
+        // candle's `Timesteps` pads an odd width on the wrong axis for a batch of ids;
+        // published SDXL checkpoints use 256.
+        if addition_time_embed_dim == 0 || !addition_time_embed_dim.is_multiple_of(2) {
+            return Err(unet.bad("addition_time_embed_dim", "an even number"));
+        }
+        Ok(SdxlConfig {
+            clip2,
+            projection_dim,
+            eos_token_id,
+            addition_time_embed_dim,
+            add_embedding_input_dim,
+            pad_token_2: pad_token(dir, layout::TOKENIZER_2)?,
+        })
+    }
+}
+
 impl DiffusionConfig {
     /// Reads the JSON configs of a diffusers-layout directory (not the weights).
     pub fn from_dir(dir: &Path) -> Result<DiffusionConfig> {
@@ -408,12 +520,6 @@ impl DiffusionConfig {
                 })
             }
         };
-        if dir.join(layout::TEXT_ENCODER_2).exists() {
-            return Err(DiffusionError::Unsupported(format!(
-                "{}: SDXL checkpoints (two text encoders) are not supported; use SD-Turbo (stabilityai/sd-turbo) or another single-encoder Stable Diffusion 1.x/2.x checkpoint",
-                dir.display()
-            )));
-        }
         let pipeline = match dir.join(layout::MODEL_INDEX) {
             p if p.is_file() => read_json(&p)?
                 .get("_class_name")
@@ -421,14 +527,6 @@ impl DiffusionConfig {
                 .map(str::to_string),
             _ => None,
         };
-        if let Some(p) = &pipeline {
-            if p.contains("XL") {
-                return Err(DiffusionError::Unsupported(format!(
-                    "{}: {p} checkpoints are not supported; use SD-Turbo (a StableDiffusionPipeline)",
-                    dir.join(layout::MODEL_INDEX).display()
-                )));
-            }
-        }
 
         let p = need(
             layout::TEXT_ENCODER_CONFIG,
@@ -442,12 +540,6 @@ impl DiffusionConfig {
         )?;
         let v = read_json(&p)?;
         let j = Json { path: &p, v: &v };
-        if j.get("addition_embed_type").is_some() {
-            return Err(DiffusionError::Unsupported(format!(
-                "{}: a UNet with addition_embed_type (SDXL) is not supported; use SD-Turbo",
-                p.display()
-            )));
-        }
         let channels = j.usizes(
             "block_out_channels",
             j.get("block_out_channels")
@@ -503,14 +595,42 @@ impl DiffusionConfig {
         let unet_in_channels = j.usize_or("in_channels", Some(4))?;
         let unet_out_channels = j.usize_or("out_channels", Some(4))?;
         let sample_size = j.usize_or("sample_size", Some(64))?;
-        if unet.cross_attention_dim != clip.hidden_size {
+        let sdxl = match j.get("addition_embed_type") {
+            None => None,
+            Some(Value::String(kind)) if kind == "text_time" => {
+                Some(SdxlConfig::from_dir(dir, &j)?)
+            }
+            Some(other) => {
+                return Err(DiffusionError::Unsupported(format!(
+                    "{}: addition_embed_type {other} is not supported (only SDXL's \"text_time\", or none for SD 1.x/2.x)",
+                    p.display()
+                )))
+            }
+        };
+        let text_width = clip.hidden_size + sdxl.as_ref().map_or(0, |x| x.clip2.hidden_size);
+        if unet.cross_attention_dim != text_width {
             return Err(DiffusionError::Unsupported(format!(
-                "{}: cross_attention_dim {} does not match the text encoder's hidden_size {} ({})",
+                "{}: cross_attention_dim {} does not match the text encoders' hidden_size {text_width} ({}{})",
                 p.display(),
                 unet.cross_attention_dim,
-                clip.hidden_size,
-                layout::TEXT_ENCODER_CONFIG
+                layout::TEXT_ENCODER_CONFIG,
+                if sdxl.is_some() {
+                    format!(" + {}", layout::TEXT_ENCODER_2_CONFIG)
+                } else {
+                    String::new()
+                }
             )));
+        }
+        if let Some(x) = &sdxl {
+            if x.clip2.max_position_embeddings != clip.max_position_embeddings {
+                return Err(DiffusionError::Unsupported(format!(
+                    "{}: max_position_embeddings {} differs from {}'s {}; SDXL's two encoders read prompts of one length",
+                    layout::TEXT_ENCODER_2_CONFIG,
+                    x.clip2.max_position_embeddings,
+                    layout::TEXT_ENCODER_CONFIG,
+                    clip.max_position_embeddings
+                )));
+            }
         }
 
         let p = need(
@@ -577,27 +697,7 @@ impl DiffusionConfig {
             _ => SamplerConfig::default(),
         };
 
-        let mut pad_token = "<|endoftext|>".to_string();
-        for rel in [
-            layout::TOKENIZER_CONFIG,
-            "tokenizer/special_tokens_map.json",
-        ] {
-            let p = dir.join(rel);
-            if p.is_file() {
-                let v = read_json(&p)?;
-                let pad = match v.get("pad_token") {
-                    Some(Value::String(s)) => Some(s.clone()),
-                    Some(Value::Object(o)) => {
-                        o.get("content").and_then(Value::as_str).map(str::to_string)
-                    }
-                    _ => None,
-                };
-                if let Some(pad) = pad {
-                    pad_token = pad;
-                    break;
-                }
-            }
-        }
+        let pad_token = pad_token(dir, "tokenizer")?;
 
         Ok(DiffusionConfig {
             clip,
@@ -610,7 +710,14 @@ impl DiffusionConfig {
             sampler,
             pad_token,
             pipeline,
+            sdxl,
         })
+    }
+
+    /// Width of the UNet's time embedding: four times its first block's channels, as
+    /// candle and diffusers build it.
+    pub fn time_embed_dim(&self) -> usize {
+        self.unet.blocks[0].out_channels * 4
     }
 
     /// Pixels per latent cell: 8 for Stable Diffusion's VAE.
@@ -759,6 +866,12 @@ impl ClipTextModel {
 
     /// Token ids `(batch, seq)` → last hidden state `(batch, seq, hidden)`, causal mask.
     pub fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        Ok(self.forward_hidden(ids)?.1)
+    }
+
+    /// Token ids → the penultimate layer's output (transformers' `hidden_states[-2]`,
+    /// before the final layer norm: what SDXL conditions on) and the last hidden state.
+    pub fn forward_hidden(&self, ids: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let (_, s) = ids.dims2()?;
         let dev = ids.device();
         let pos = Tensor::arange(0u32, s as u32, dev)?.unsqueeze(0)?;
@@ -770,10 +883,12 @@ impl ClipTextModel {
             .flat_map(|i| (0..s).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
             .collect();
         let mask = Tensor::from_vec(mask, (s, s), dev)?;
+        let mut penultimate = xs.clone();
         for layer in &self.layers {
-            xs = layer.forward(&xs, &mask)?;
+            penultimate = xs;
+            xs = layer.forward(&penultimate, &mask)?;
         }
-        self.final_layer_norm.forward(&xs)
+        Ok((penultimate, self.final_layer_norm.forward(&xs)?))
     }
 }
 
@@ -785,7 +900,18 @@ impl ClipTextModel {
 /// tokenizer rebuilt from `tokenizer/vocab.json` + `tokenizer/merges.txt` (what diffusers
 /// snapshots ship), the way transformers converts it.
 pub fn load_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer> {
-    for rel in [layout::TOKENIZER_JSON, layout::TOKENIZER_JSON_TOP] {
+    tokenizer_in(dir, "tokenizer", Some(layout::TOKENIZER_JSON_TOP))
+}
+
+/// SDXL's second tokenizer, from `tokenizer_2/` (same files as `tokenizer/`).
+pub fn load_tokenizer_2(dir: &Path) -> Result<tokenizers::Tokenizer> {
+    tokenizer_in(dir, layout::TOKENIZER_2, None)
+}
+
+fn tokenizer_in(dir: &Path, sub: &str, top: Option<&str>) -> Result<tokenizers::Tokenizer> {
+    let json = format!("{sub}/tokenizer.json");
+    let (vocab_rel, merges_rel) = (format!("{sub}/vocab.json"), format!("{sub}/merges.txt"));
+    for rel in std::iter::once(json.as_str()).chain(top) {
         let p = dir.join(rel);
         if p.is_file() {
             return tokenizers::Tokenizer::from_file(&p).map_err(|e| DiffusionError::BadFile {
@@ -794,22 +920,14 @@ pub fn load_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer> {
             });
         }
     }
-    let (vocab, merges) = (
-        dir.join(layout::TOKENIZER_VOCAB),
-        dir.join(layout::TOKENIZER_MERGES),
-    );
+    let (vocab, merges) = (dir.join(&vocab_rel), dir.join(&merges_rel));
     if vocab.is_file() && merges.is_file() {
         return clip_bpe_tokenizer(&vocab, &merges);
     }
+    let top = top.map(|t| format!("{t}, ")).unwrap_or_default();
     Err(DiffusionError::MissingFile {
-        path: dir.join(layout::TOKENIZER_JSON),
-        what: format!(
-            "the CLIP tokenizer: {}, {} or {} + {}",
-            layout::TOKENIZER_JSON,
-            layout::TOKENIZER_JSON_TOP,
-            layout::TOKENIZER_VOCAB,
-            layout::TOKENIZER_MERGES
-        ),
+        path: dir.join(&json),
+        what: format!("the CLIP tokenizer: {json}, {top}or {vocab_rel} + {merges_rel}"),
     })
 }
 
@@ -926,10 +1044,163 @@ pub struct DiffusionModel {
     tokenizer: tokenizers::Tokenizer,
     pad_id: u32,
     clip: ClipTextModel,
-    unet: unet_2d::UNet2DConditionModel,
+    /// SDXL's second encoder; `None` for SD 1.x/2.x.
+    text2: Option<SecondTextEncoder>,
+    unet: Unet,
     vae: vae::AutoEncoderKL,
     device: Device,
     dtype: DType,
+}
+
+/// SDXL's `text_encoder_2` (`CLIPTextModelWithProjection`) with its tokenizer.
+struct SecondTextEncoder {
+    tokenizer: tokenizers::Tokenizer,
+    pad_id: u32,
+    /// The id whose first position is pooled; `None`: the largest id (transformers'
+    /// legacy `eos_token_id == 2` rule, which SDXL's config has).
+    pool_id: Option<u32>,
+    clip: ClipTextModel,
+    /// `text_projection` (no bias): pooled hidden state → pooled embedding.
+    projection: candle_nn::Linear,
+}
+
+/// A prompt's conditioning: the text hidden states the UNet cross-attends to and, for
+/// SDXL, the second encoder's pooled, projected embedding.
+#[derive(Debug, Clone)]
+pub struct PromptEmbedding {
+    /// `(1, seq, cross_attention_dim)`: SD's last hidden state, or SDXL's two encoders'
+    /// penultimate hidden states side by side.
+    pub hidden: Tensor,
+    /// SDXL: `(1, projection_dim)`, f32.
+    pub pooled: Option<Tensor>,
+}
+
+/// The weight `time_embedding.linear_2.bias` in a diffusers UNet: candle's UNet uses the
+/// time embedding only through this layer's output, so SDXL's added embedding is folded in
+/// here.
+pub const TIME_EMBEDDING_BIAS: &str = "time_embedding.linear_2.bias";
+
+/// SDXL's added `text_time` conditioning, as diffusers computes it:
+/// `add_embedding(concat(pooled, add_time_proj(time_ids)))`, with `add_time_proj` the
+/// UNet's sinusoidal projection (its `flip_sin_to_cos` and `freq_shift`) at
+/// `addition_time_embed_dim`, and `add_embedding` linear → SiLU → linear.
+pub struct AddedConditioning {
+    time_proj: embeddings::Timesteps,
+    embedding: embeddings::TimestepEmbedding,
+    /// [`TIME_EMBEDDING_BIAS`] as stored, f32 on the CPU.
+    bias: Tensor,
+}
+
+impl AddedConditioning {
+    /// Reads `add_embedding.*` and the time embedding's bias from the UNet's weights
+    /// (`vb`, f32 on the CPU); wrong or missing tensors fail named.
+    pub fn new(
+        vb: VarBuilder,
+        unet: &DiffusionConfig,
+        sdxl: &SdxlConfig,
+    ) -> candle_core::Result<Self> {
+        let time_embed_dim = unet.time_embed_dim();
+        Ok(AddedConditioning {
+            time_proj: embeddings::Timesteps::new(
+                sdxl.addition_time_embed_dim,
+                unet.unet.flip_sin_to_cos,
+                unet.unet.freq_shift,
+            ),
+            embedding: embeddings::TimestepEmbedding::new(
+                vb.pp("add_embedding"),
+                sdxl.add_embedding_input_dim,
+                time_embed_dim,
+            )?,
+            bias: vb.get(time_embed_dim, TIME_EMBEDDING_BIAS)?,
+        })
+    }
+
+    /// The `time_ids` of a `width`×`height` keyframe, as SDXL pipelines pass them by
+    /// default: original size (height, width), crop top-left (0, 0), target size.
+    pub fn time_ids((width, height): (usize, usize)) -> [usize; SDXL_TIME_IDS] {
+        [height, width, 0, 0, height, width]
+    }
+
+    /// The added embedding `(time_embed_dim,)` for a pooled embedding `(1, projection_dim)`
+    /// and a keyframe size.
+    pub fn added(&self, pooled: &Tensor, size: (usize, usize)) -> candle_core::Result<Tensor> {
+        let pooled = pooled.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+        let ids = Self::time_ids(size).map(|v| v as f32);
+        let ids = Tensor::new(&ids, &Device::Cpu)?;
+        // (6,) → (6, dim) → (1, 6·dim): each id's projection in turn, as diffusers flattens.
+        let times = self.time_proj.forward(&ids)?.reshape((1, ()))?;
+        let input = Tensor::cat(&[&pooled, &times], 1)?;
+        self.embedding.forward(&input)?.squeeze(0)
+    }
+
+    /// [`TIME_EMBEDDING_BIAS`] with the added embedding folded in: `x·Wᵀ + b + a` is
+    /// `x·Wᵀ + (b + a)`, so a UNet with this bias runs SDXL's UNet for this conditioning.
+    pub fn folded_bias(
+        &self,
+        pooled: &Tensor,
+        size: (usize, usize),
+    ) -> candle_core::Result<Tensor> {
+        &self.bias + self.added(pooled, size)?
+    }
+}
+
+/// The UNet's safetensors with one tensor replaced: candle's UNet reads its weights
+/// through this, so the folded bias reaches it without copying the file.
+struct WithReplacedTensor {
+    file: candle_core::safetensors::MmapedSafetensors,
+    name: &'static str,
+    tensor: Tensor,
+}
+
+impl SimpleBackend for WithReplacedTensor {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        if name != self.name {
+            return SimpleBackend::get(&self.file, s, name, h, dtype, dev);
+        }
+        if self.tensor.shape() != &s {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: s,
+                got: self.tensor.shape().clone(),
+            });
+        }
+        self.tensor.to_dtype(dtype)?.to_device(dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        if name == self.name {
+            return self.tensor.to_dtype(dtype)?.to_device(dev);
+        }
+        SimpleBackend::get_unchecked(&self.file, name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        name == self.name || SimpleBackend::contains_tensor(&self.file, name)
+    }
+}
+
+/// The conditioning an SDXL UNet was built for: the pooled embedding's bits and the size.
+type FoldKey = (Vec<u32>, (usize, usize));
+
+enum Unet {
+    /// SD 1.x/2.x: built once.
+    Plain(Arc<unet_2d::UNet2DConditionModel>),
+    /// SDXL: built from `weights` with the added conditioning folded into
+    /// [`TIME_EMBEDDING_BIAS`], again whenever the prompt or keyframe size changes; the
+    /// last one built is kept (`None` key: the stored bias, built at load to check every
+    /// tensor).
+    Sdxl {
+        weights: PathBuf,
+        added: AddedConditioning,
+        built: Mutex<Option<(Option<FoldKey>, Arc<unet_2d::UNet2DConditionModel>)>>,
+    },
 }
 
 fn weights_file(dir: &Path, rels: [&str; 2], what: &str) -> Result<(String, PathBuf)> {
@@ -1048,6 +1319,95 @@ fn normal(seed: u64, n: usize) -> Vec<f32> {
     out
 }
 
+/// The pad token's id, and a check that the tokenizer fits its text encoder.
+fn checked_pad_id(
+    tokenizer: &tokenizers::Tokenizer,
+    pad: &str,
+    clip: &ClipConfig,
+    tokenizer_dir: &Path,
+    encoder_config: &str,
+) -> Result<u32> {
+    let pad_id = tokenizer
+        .token_to_id(pad)
+        .ok_or_else(|| DiffusionError::BadFile {
+            path: tokenizer_dir.to_path_buf(),
+            message: format!("the pad token {pad:?} is not in the vocabulary"),
+        })?;
+    if tokenizer.get_vocab_size(true) > clip.vocab_size {
+        return Err(DiffusionError::BadFile {
+            path: tokenizer_dir.to_path_buf(),
+            message: format!(
+                "the tokenizer has {} tokens but the text encoder only {} (vocab_size in {encoder_config})",
+                tokenizer.get_vocab_size(true),
+                clip.vocab_size,
+            ),
+        });
+    }
+    Ok(pad_id)
+}
+
+/// Prompt → token ids, padded with `pad_id` (or cut) to `len`.
+fn tokenize(
+    tokenizer: &tokenizers::Tokenizer,
+    pad_id: u32,
+    len: usize,
+    prompt: &str,
+) -> Result<Vec<u32>> {
+    let enc = tokenizer
+        .encode(prompt, true)
+        .map_err(|e| DiffusionError::Unsupported(format!("cannot tokenize the prompt: {e}")))?;
+    let mut ids = enc.get_ids().to_vec();
+    if ids.len() > len {
+        // Keep the end-of-text token, as transformers' truncation does.
+        let last = *ids.last().expect("non-empty");
+        ids.truncate(len - 1);
+        ids.push(last);
+    }
+    ids.resize(len, pad_id);
+    Ok(ids)
+}
+
+/// The token whose final hidden state CLIP pools: the first `pool_id`, or with `None`
+/// the first largest id (transformers' `argmax(input_ids)` for the legacy
+/// `eos_token_id == 2`; in CLIP's vocabulary the end token is the largest id).
+pub fn pooled_position(ids: &[u32], pool_id: Option<u32>) -> usize {
+    let first = |want: u32| ids.iter().position(|&i| i == want);
+    match pool_id {
+        Some(id) => first(id).unwrap_or(ids.len().saturating_sub(1)),
+        None => ids.iter().max().and_then(|&m| first(m)).unwrap_or(0),
+    }
+}
+
+/// candle's UNet over the weights file, [`TIME_EMBEDDING_BIAS`] replaced by `bias`.
+fn build_unet_with_bias(
+    weights: &Path,
+    bias: Tensor,
+    config: &DiffusionConfig,
+    device: &Device,
+    dtype: DType,
+) -> Result<unet_2d::UNet2DConditionModel> {
+    // SAFETY: as in `load_on`: mapped read-only while the tensors are copied out.
+    let file = unsafe { candle_core::safetensors::MmapedSafetensors::new(weights) }
+        .map_err(load_err(weights))?;
+    let vb = VarBuilder::from_backend(
+        Box::new(WithReplacedTensor {
+            file,
+            name: TIME_EMBEDDING_BIAS,
+            tensor: bias,
+        }),
+        dtype,
+        device.clone(),
+    );
+    unet_2d::UNet2DConditionModel::new(
+        vb,
+        config.unet_in_channels,
+        config.unet_out_channels,
+        false,
+        config.unet.clone(),
+    )
+    .map_err(load_err(weights))
+}
+
 impl DiffusionModel {
     /// Checks `dir`, loads the tokenizer and the three networks, hashes the weights. On
     /// the GPU when built with the `cuda` feature and one is present, else on the CPU.
@@ -1061,7 +1421,7 @@ impl DiffusionModel {
         // 1. Everything is there and readable, before any heavy work.
         let config = DiffusionConfig::from_dir(dir)?;
         let tokenizer = load_tokenizer(dir)?;
-        let files = [
+        let mut files = vec![
             weights_file(
                 dir,
                 [layout::TEXT_ENCODER, layout::TEXT_ENCODER_FP16],
@@ -1070,30 +1430,27 @@ impl DiffusionModel {
             weights_file(dir, [layout::UNET, layout::UNET_FP16], "the UNet weights")?,
             weights_file(dir, [layout::VAE, layout::VAE_FP16], "the VAE weights")?,
         ];
+        let tokenizer_2 = match &config.sdxl {
+            Some(_) => {
+                files.push(weights_file(
+                    dir,
+                    [layout::TEXT_ENCODER_2, layout::TEXT_ENCODER_2_FP16],
+                    "SDXL's second text encoder weights (CLIPTextModelWithProjection, text_projection included)",
+                )?);
+                Some(load_tokenizer_2(dir)?)
+            }
+            None => None,
+        };
         for (_, p) in &files {
             safetensors_header(p)?;
         }
-        let pad_id =
-            tokenizer
-                .token_to_id(&config.pad_token)
-                .ok_or_else(|| DiffusionError::BadFile {
-                    path: dir.join("tokenizer"),
-                    message: format!(
-                        "the pad token {:?} is not in the vocabulary",
-                        config.pad_token
-                    ),
-                })?;
-        if tokenizer.get_vocab_size(true) > config.clip.vocab_size {
-            return Err(DiffusionError::BadFile {
-                path: dir.join("tokenizer"),
-                message: format!(
-                    "the tokenizer has {} tokens but the text encoder only {} (vocab_size in {})",
-                    tokenizer.get_vocab_size(true),
-                    config.clip.vocab_size,
-                    layout::TEXT_ENCODER_CONFIG
-                ),
-            });
-        }
+        let pad_id = checked_pad_id(
+            &tokenizer,
+            &config.pad_token,
+            &config.clip,
+            &dir.join("tokenizer"),
+            layout::TEXT_ENCODER_CONFIG,
+        )?;
 
         // 2. Load (shapes are checked tensor by tensor).
         let dtype = if device.is_cuda() {
@@ -1101,30 +1458,87 @@ impl DiffusionModel {
         } else {
             DType::F32
         };
-        let vb = |p: &Path, dtype: DType| -> Result<VarBuilder<'static>> {
+        let vb = |p: &Path, dtype: DType, device: &Device| -> Result<VarBuilder<'static>> {
             // SAFETY: the files are memory-mapped read-only for the time the tensors are
             // copied out of them; they must not be truncated meanwhile, as with any mmap.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[p], dtype, &device) }
-                .map_err(load_err(p))
+            unsafe { VarBuilder::from_mmaped_safetensors(&[p], dtype, device) }.map_err(load_err(p))
         };
-        let clip = ClipTextModel::new(vb(&files[0].1, DType::F32)?, &config.clip)
+        let clip = ClipTextModel::new(vb(&files[0].1, DType::F32, &device)?, &config.clip)
             .map_err(load_err(&files[0].1))?;
+        let text2 = match (&config.sdxl, tokenizer_2) {
+            (Some(x), Some(tokenizer)) => {
+                let pad_id = checked_pad_id(
+                    &tokenizer,
+                    &x.pad_token_2,
+                    &x.clip2,
+                    &dir.join(layout::TOKENIZER_2),
+                    layout::TEXT_ENCODER_2_CONFIG,
+                )?;
+                // transformers pools the first position of `eos_token_id`, or of the
+                // largest id when that is the legacy 2; unset, the tokenizer's end token.
+                let pool_id = match x.eos_token_id {
+                    Some(2) => None,
+                    Some(id) => Some(id),
+                    None => tokenizer.token_to_id("<|endoftext|>"),
+                };
+                let p = &files[3].1;
+                let vb2 = vb(p, DType::F32, &device)?;
+                Some(SecondTextEncoder {
+                    tokenizer,
+                    pad_id,
+                    pool_id,
+                    clip: ClipTextModel::new(vb2.clone(), &x.clip2).map_err(load_err(p))?,
+                    projection: candle_nn::linear_no_bias(
+                        x.clip2.hidden_size,
+                        x.projection_dim,
+                        vb2.pp("text_projection"),
+                    )
+                    .map_err(load_err(p))?,
+                })
+            }
+            _ => None,
+        };
         if cancel.load(Ordering::Relaxed) {
             return Err(DiffusionError::Interrupted);
         }
-        let unet = unet_2d::UNet2DConditionModel::new(
-            vb(&files[1].1, dtype)?,
-            config.unet_in_channels,
-            config.unet_out_channels,
-            false,
-            config.unet.clone(),
+        let unet_path = &files[1].1;
+        let unet = match &config.sdxl {
+            None => Unet::Plain(Arc::new(
+                unet_2d::UNet2DConditionModel::new(
+                    vb(unet_path, dtype, &device)?,
+                    config.unet_in_channels,
+                    config.unet_out_channels,
+                    false,
+                    config.unet.clone(),
+                )
+                .map_err(load_err(unet_path))?,
+            )),
+            Some(x) => {
+                let added =
+                    AddedConditioning::new(vb(unet_path, DType::F32, &Device::Cpu)?, &config, x)
+                        .map_err(load_err(unet_path))?;
+                // Built once with the stored bias so that every tensor is checked now;
+                // the first keyframe rebuilds it with its conditioning folded in.
+                let checked =
+                    build_unet_with_bias(unet_path, added.bias.clone(), &config, &device, dtype)?;
+                Unet::Sdxl {
+                    weights: unet_path.clone(),
+                    added,
+                    built: Mutex::new(Some((None, Arc::new(checked)))),
+                }
+            }
+        };
+        if cancel.load(Ordering::Relaxed) {
+            return Err(DiffusionError::Interrupted);
+        }
+        // The VAE stays in f32 everywhere: SDXL's overflows in f16.
+        let vae = vae::AutoEncoderKL::new(
+            vb(&files[2].1, DType::F32, &device)?,
+            3,
+            3,
+            config.vae.clone(),
         )
-        .map_err(load_err(&files[1].1))?;
-        if cancel.load(Ordering::Relaxed) {
-            return Err(DiffusionError::Interrupted);
-        }
-        let vae = vae::AutoEncoderKL::new(vb(&files[2].1, DType::F32)?, 3, 3, config.vae.clone())
-            .map_err(load_err(&files[2].1))?;
+        .map_err(load_err(&files[2].1))?;
 
         // 3. Identity: the weights' digest.
         let mut listed = Vec::new();
@@ -1150,6 +1564,7 @@ impl DiffusionModel {
             tokenizer,
             pad_id,
             clip,
+            text2,
             unet,
             vae,
             device,
@@ -1167,32 +1582,99 @@ impl DiffusionModel {
 
     /// Prompt → token ids, padded (or cut) to the text encoder's length.
     pub fn tokens(&self, prompt: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(prompt, true)
-            .map_err(|e| DiffusionError::Unsupported(format!("cannot tokenize the prompt: {e}")))?;
-        let mut ids = enc.get_ids().to_vec();
-        let max = self.config.clip.max_position_embeddings;
-        if ids.len() > max {
-            // Keep the end-of-text token, as transformers' truncation does.
-            let last = *ids.last().expect("non-empty");
-            ids.truncate(max - 1);
-            ids.push(last);
-        }
-        ids.resize(max, self.pad_id);
-        Ok(ids)
+        tokenize(
+            &self.tokenizer,
+            self.pad_id,
+            self.config.clip.max_position_embeddings,
+            prompt,
+        )
     }
 
-    /// The text conditioning, `(1, seq, hidden)`.
-    pub fn encode_prompt(&self, prompt: &str) -> Result<Tensor> {
-        let ids = self.tokens(prompt)?;
-        let ids = Tensor::new(ids.as_slice(), &self.device)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(candle_err("preparing the tokens"))?;
-        self.clip
-            .forward(&ids)
-            .and_then(|t| t.to_dtype(self.dtype))
-            .map_err(candle_err("running the text encoder"))
+    /// The text conditioning: SD's last hidden state; for SDXL both encoders' penultimate
+    /// hidden states side by side, and the second's pooled, projected embedding.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<PromptEmbedding> {
+        let ids_tensor = |ids: Vec<u32>| {
+            Tensor::new(ids.as_slice(), &self.device)
+                .and_then(|t| t.unsqueeze(0))
+                .map_err(candle_err("preparing the tokens"))
+        };
+        let ids = ids_tensor(self.tokens(prompt)?)?;
+        let run = || -> candle_core::Result<PromptEmbedding> {
+            let Some(t2) = &self.text2 else {
+                return Ok(PromptEmbedding {
+                    hidden: self.clip.forward(&ids)?.to_dtype(self.dtype)?,
+                    pooled: None,
+                });
+            };
+            let (hidden1, _) = self.clip.forward_hidden(&ids)?;
+            let ids2 = tokenize(
+                &t2.tokenizer,
+                t2.pad_id,
+                self.config.clip.max_position_embeddings,
+                prompt,
+            )
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let at = pooled_position(&ids2, t2.pool_id);
+            let ids2 = Tensor::new(ids2.as_slice(), &self.device)?.unsqueeze(0)?;
+            let (hidden2, last2) = t2.clip.forward_hidden(&ids2)?;
+            let pooled = t2
+                .projection
+                .forward(&last2.narrow(1, at, 1)?.squeeze(1)?)?;
+            Ok(PromptEmbedding {
+                hidden: Tensor::cat(&[&hidden1, &hidden2], 2)?.to_dtype(self.dtype)?,
+                pooled: Some(pooled),
+            })
+        };
+        run().map_err(candle_err("running the text encoder"))
+    }
+
+    /// The UNet for this conditioning: SD's one UNet, or SDXL's with the added embedding
+    /// for `text` and `size` folded in (built now unless it was the last one built).
+    fn unet_for(
+        &self,
+        text: &PromptEmbedding,
+        size: (usize, usize),
+    ) -> Result<Arc<unet_2d::UNet2DConditionModel>> {
+        let (weights, added, built) = match &self.unet {
+            Unet::Plain(unet) => return Ok(unet.clone()),
+            Unet::Sdxl {
+                weights,
+                added,
+                built,
+            } => (weights, added, built),
+        };
+        let pooled = text.pooled.as_ref().ok_or_else(|| {
+            DiffusionError::Unsupported(
+                "an SDXL UNet needs the pooled text embedding of encode_prompt".into(),
+            )
+        })?;
+        let bits = pooled
+            .flatten_all()
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(candle_err("reading the pooled embedding"))?;
+        let key = Some((bits.iter().map(|v| v.to_bits()).collect(), size));
+        // A poisoned lock only means another keyframe failed; the cache is still sound.
+        let mut slot = built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, unet)) = slot.as_ref() {
+            if *k == key {
+                return Ok(unet.clone());
+            }
+        }
+        // Free the previous UNet before building the next: one set of weights at a time.
+        *slot = None;
+        let bias = added
+            .folded_bias(pooled, size)
+            .map_err(candle_err("computing SDXL's added conditioning"))?;
+        let unet = Arc::new(build_unet_with_bias(
+            weights,
+            bias,
+            &self.config,
+            &self.device,
+            self.dtype,
+        )?);
+        *slot = Some((key, unet.clone()));
+        Ok(unet)
     }
 
     /// Paints one keyframe of `width`×`height` pixels (multiples of
@@ -1200,7 +1682,7 @@ impl DiffusionModel {
     /// noise and every step's noise come from `seed`.
     pub fn keyframe(
         &self,
-        text: &Tensor,
+        text: &PromptEmbedding,
         seed: u64,
         (width, height): (usize, usize),
         steps: usize,
@@ -1212,6 +1694,7 @@ impl DiffusionModel {
                 "keyframe size {width}x{height} is not a multiple of {m}"
             )));
         }
+        let unet = self.unet_for(text, (width, height))?;
         let f = self.config.vae_factor();
         let shape = (1, self.config.unet_in_channels, height / f, width / f);
         let n = shape.1 * shape.2 * shape.3;
@@ -1227,9 +1710,8 @@ impl DiffusionModel {
                 }
                 let (s, s_to) = (sigmas[i], sigmas[i + 1]);
                 let input = (&x / (s * s + 1.0).sqrt())?.to_dtype(self.dtype)?;
-                let out = self
-                    .unet
-                    .forward(&input, t as f64, text)?
+                let out = unet
+                    .forward(&input, t as f64, &text.hidden)?
                     .to_dtype(DType::F32)?;
                 let x0 = match sampler.prediction {
                     Prediction::Epsilon => (&x - (&out * s)?)?,
@@ -1488,7 +1970,7 @@ pub(crate) fn prepare(
     }
     let anim = Animation::new(scene, options.clone(), keyframes, total_frames);
     let sampler = &model.config.sampler;
-    let described = json!({
+    let mut described = json!({
         "model": model.identity.label(),
         "model_name": model.identity.name,
         "model_sha256": model.identity.sha256,
@@ -1505,6 +1987,10 @@ pub(crate) fn prepare(
         "crossfade_s": anim.fade_s,
         "device": model.device_name(),
     });
+    if model.config.sdxl.is_some() {
+        // What SDXL's added conditioning was given (only SDXL manifests carry it).
+        described["sdxl_time_ids"] = json!(AddedConditioning::time_ids(size));
+    }
     Ok((anim, described))
 }
 

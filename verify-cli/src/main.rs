@@ -53,11 +53,12 @@ enum Command {
     /// it says which prompt words it used and which it could not depict.
     ///
     /// The diffusion backend (--backend diffusion --weights DIR) paints a few keyframes
-    /// with a local Stable Diffusion checkpoint (SD-Turbo in diffusers layout, safetensors;
-    /// nothing is downloaded), animates them with a slow camera move and cross-fades, and
-    /// lays the procedural sound bed of the prompt's scene under them. The manifest records
-    /// the weights' sha256. On the CPU this takes minutes: keyframes are few and small
-    /// (2 or 3, about 384x384, 1 step); a build with the `cuda` feature uses the GPU.
+    /// with a local Stable Diffusion checkpoint (SD-Turbo or SDXL-Turbo in diffusers
+    /// layout, safetensors; nothing is downloaded), animates them with a slow camera move
+    /// and cross-fades, and lays the procedural sound bed of the prompt's scene under them.
+    /// The manifest records the weights' sha256. On the CPU this takes minutes: keyframes
+    /// are few and small (2 or 3, about 384x384, 1 step); a build with the `cuda` feature
+    /// uses the GPU.
     ///
     /// Same prompt, seed and options → the same picture and sound.
     Generate(GenerateArgs),
@@ -168,6 +169,8 @@ struct GenerateArgs {
     /// Diffusion checkpoint directory in diffusers layout: model_index.json,
     /// tokenizer/ (tokenizer.json, or vocab.json + merges.txt), text_encoder/, unet/ and
     /// vae/ (config.json + *.safetensors), e.g. a local copy of stabilityai/sd-turbo.
+    /// SDXL checkpoints (SDXL-Turbo) also need tokenizer_2/ and text_encoder_2/; their
+    /// added size/pooled-text conditioning is folded into the UNet's time-embedding bias.
     /// Required with --backend diffusion.
     #[arg(long, value_name = "DIR")]
     weights: Option<PathBuf>,
