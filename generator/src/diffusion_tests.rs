@@ -249,6 +249,7 @@ fn options(seed: u64) -> GenerateOptions {
         duration_s: 1.5,
         seed,
         sample_rate: 48_000,
+        ..Default::default()
     }
 }
 
@@ -1143,6 +1144,7 @@ fn animation_moves_the_camera_and_cross_fades() {
         duration_s: 4.0,
         seed: 3,
         sample_rate: 48_000,
+        ..Default::default()
     };
     let scene = Scene::from_prompt("a forest, zoom", 3);
     assert_eq!(scene.camera, CameraMove::Zoom);
@@ -1200,6 +1202,7 @@ fn camera_moves_stay_inside_the_keyframe() {
             duration_s: 3.0,
             seed: 1,
             sample_rate: 48_000,
+            ..Default::default()
         };
         // A gradient keyframe: motion shows as changing luma at a fixed pixel.
         let (w, h) = (48, 32);

@@ -18,7 +18,9 @@ mod sealed;
 #[cfg(test)]
 mod tests;
 
-use hallmark_media::{AudioChunk, AudioInfo, MediaFrame, PixelLayout, VideoFrame, VideoInfo};
+use hallmark_media::{
+    AudioChunk, AudioInfo, EncodeSettings, MediaFrame, PixelLayout, VideoFrame, VideoInfo,
+};
 
 pub use diffusion::DiffusionOptions;
 pub use render::Burst;
@@ -43,6 +45,8 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Audio sample rate (stereo), 8000–192000; 48000 by default.
     pub sample_rate: u32,
+    /// How the sealed clip is encoded (x264 preset and CRF, AAC bit rate).
+    pub encode: EncodeSettings,
 }
 
 impl Default for GenerateOptions {
@@ -54,6 +58,7 @@ impl Default for GenerateOptions {
             duration_s: 8.0,
             seed: 0,
             sample_rate: 48_000,
+            encode: EncodeSettings::default(),
         }
     }
 }

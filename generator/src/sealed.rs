@@ -195,7 +195,7 @@ pub fn generate_sealed_with(
         ai_generated: true,
         title: Some(title_of(prompt)),
         generation: Some(parameters.clone()),
-        ..Default::default()
+        encode: options.encode.clone(),
     };
     let mut source = Source { frames, info };
     let seal = hallmark_signer::seal(

@@ -15,6 +15,7 @@ fn small(seed: u64, duration_s: f64) -> GenerateOptions {
         duration_s,
         seed,
         sample_rate: 48_000,
+        ..Default::default()
     }
 }
 
@@ -437,6 +438,7 @@ fn odd_rates_and_small_sizes() {
         duration_s: 1.0,
         seed: 3,
         sample_rate: 44_100,
+        ..Default::default()
     };
     let mut gen = generator("snow field at night, handheld", opts);
     assert_eq!(gen.total_frames(), 7);

@@ -157,9 +157,13 @@ struct GenerateArgs {
     #[arg(long, default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(..=hallmark_generator::MAX_SEED))]
     seed: u64,
-    /// x264 preset (ultrafast … veryslow).
-    #[arg(long, default_value = "medium")]
+    /// x264 preset (ultrafast … veryslow). veryfast keeps a 720p clip's generation within
+    /// real time on two cores (medium needs ~2.5× the CPU for a ~15 % smaller file).
+    #[arg(long, default_value = "veryfast")]
     preset: String,
+    /// x264 constant rate factor for video (lower is better quality).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=51))]
+    crf: u8,
     #[command(flatten)]
     store: StoreArgs,
     /// What paints the frames: procedural (composed from the prompt's words) or
@@ -363,6 +367,11 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
         fps: args.fps,
         duration_s: args.duration,
         seed: args.seed,
+        encode: hallmark_media::EncodeSettings {
+            crf: args.crf,
+            preset: args.preset,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let cancel = interrupt_flag()?;

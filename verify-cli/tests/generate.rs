@@ -317,3 +317,50 @@ fn the_largest_seed_is_sealed_and_recorded() {
         Some(max)
     );
 }
+
+/// `--crf` and `--preset` reach the encoder (they once did not); an unknown preset is named and
+/// leaves no file.
+#[test]
+fn encoding_options_reach_the_encoder() {
+    let home = Home::with_keys("Generator Test");
+    let size_at = |crf: &str, preset: &str| {
+        let out = scratch().join(format!("enc-{crf}-{preset}.mp4"));
+        let r = home.run(&[
+            "generate",
+            "a city street at night with cars",
+            "-o",
+            out.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--size",
+            "320x180",
+            "--crf",
+            crf,
+            "--preset",
+            preset,
+        ]);
+        (r, out)
+    };
+    let (fine, fine_out) = size_at("12", "veryfast");
+    let (coarse, coarse_out) = size_at("45", "veryfast");
+    assert!(fine.status.success() && coarse.status.success());
+    let video_bit_rate = |file: &std::path::Path| -> u64 {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+            .args(["stream=bit_rate", "-of", "csv=p=0"])
+            .arg(file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let (fine_rate, coarse_rate) = (video_bit_rate(&fine_out), video_bit_rate(&coarse_out));
+    assert!(
+        coarse_rate * 4 < fine_rate,
+        "video at CRF 45: {coarse_rate} bit/s, at CRF 12: {fine_rate} bit/s"
+    );
+    let (bad, bad_out) = size_at("20", "warp-speed");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(stderr.contains("warp-speed"), "{stderr}");
+    assert!(!bad_out.exists());
+}
