@@ -150,7 +150,10 @@ impl Verifier {
     /// [`scan::scan`]); in [`ScanMode::Quick`] the key frames first — and every sound chunk
     /// through the sound detector.
     fn look_for_watermark(&self, path: &Path, mut decoder: Decoder, mut report: Report) -> Report {
-        let quick = self.scan_mode == ScanMode::Quick;
+        // Only a moving picture has key frames to skip to; sound and stills take one pass.
+        let quick = self.scan_mode == ScanMode::Quick
+            && decoder.info().kind == MediaKind::Video
+            && decoder.info().video.is_some();
         let seconds = video_seconds(decoder.info());
         let mut scan = if quick {
             VideoScan::KeyFrames
