@@ -134,8 +134,8 @@ fn an_unmarked_clip_falls_back_to_the_full_scan_with_a_doubled_p() {
     assert!(pq > 0.01, "unmarked footage must not look marked: {pq}");
 }
 
-/// The quick scan's p is the full scan's doubled, capped at 1 (to the last bits: runs of
-/// the same scan have been seen to differ by one unit in the last place).
+/// The quick scan's p is the full scan's doubled, capped at 1 (to the last bits: the same
+/// scan in the two modes has been seen to differ by two units in the last place).
 fn assert_doubled(full: f64, quick: f64) {
     let want = (2.0 * full).min(1.0);
     assert!(
