@@ -11,15 +11,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout};
-use hallmark_store::Fingerprinter;
-use hallmark_watermark::{AudioDetector, VideoDetector, WatermarkKey};
+use hallmark_store::{Fingerprint, Fingerprinter};
+use hallmark_watermark::{
+    AudioDetector, VideoDetection, VideoDetector, WatermarkKey, DETECT_P, INCONCLUSIVE_P,
+    MAX_TIMELINE_SECONDS,
+};
 use serde_json::json;
 
 pub use provenance::UNTRUSTED;
 pub use recover::{RecoveredManifest, Recovery, Similarity};
 pub use report::{
     ActionSummary, C2paReport, IngredientNode, MarkResult, MediaSummary, Report, SoftBinding,
-    StatusDetail, Verdict, WatermarkReport, SCHEMA,
+    StatusDetail, Verdict, VideoScan, WatermarkReport, SCHEMA,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +50,29 @@ impl Target {
     }
 }
 
+/// How much of the picture the watermark search decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanMode {
+    /// The reference frames of a clip of 4 s or more, every frame of a shorter one
+    /// ([`scan::scan`]): a p-value for every second of the clip (the timeline).
+    #[default]
+    Full,
+    /// Key frames first; the full scan only when they do not prove the mark. Several times
+    /// faster where they suffice (a sealed clip's key frames usually do), but the timeline
+    /// then has values only for the seconds that hold a key frame. Two tests may be made,
+    /// so the reported p-value is doubled (Bonferroni), whichever pass it comes from.
+    Quick,
+}
+
+/// The p-value of a quick scan is that of one of two possible tests: doubled.
+const QUICK_SCAN_TESTS: f64 = 2.0;
+
 /// Verifies files against a fixed set of trust anchors. Cheap to share across threads.
 pub struct Verifier {
     context: Arc<c2pa::Context>,
     watermark_keys: Vec<WatermarkKey>,
     store: Option<PathBuf>,
+    scan_mode: ScanMode,
 }
 
 impl Verifier {
@@ -79,6 +100,7 @@ impl Verifier {
             context: context.into_shared(),
             watermark_keys: Vec::new(),
             store: None,
+            scan_mode: ScanMode::Full,
         })
     }
 
@@ -93,6 +115,12 @@ impl Verifier {
     /// clip id, for content that matches the sealed clip's fingerprint).
     pub fn with_store(mut self, store: Option<PathBuf>) -> Verifier {
         self.store = store;
+        self
+    }
+
+    /// How much of the picture the watermark search decodes (default [`ScanMode::Full`]).
+    pub fn with_scan_mode(mut self, mode: ScanMode) -> Verifier {
+        self.scan_mode = mode;
         self
     }
 
@@ -111,7 +139,7 @@ impl Verifier {
         }
         let decoder = decoder.or_else(|| open_decoder(&target.path).ok());
         match decoder {
-            Some(decoder) => self.look_for_watermark(decoder, report),
+            Some(decoder) => self.look_for_watermark(&target.path, decoder, report),
             None => report,
         }
     }
@@ -119,13 +147,28 @@ impl Verifier {
     /// Decodes the clip from `decoder` (opened on the report's file) through the picture
     /// detector — the candle model in [`model`], batched, on [`model::default_device`], on a
     /// second thread; clips of 4 s or more without their non-reference frames (see
-    /// [`scan::scan`]) — and every sound chunk through the sound detector.
-    fn look_for_watermark(&self, mut decoder: Decoder, mut report: Report) -> Report {
+    /// [`scan::scan`]); in [`ScanMode::Quick`] the key frames first — and every sound chunk
+    /// through the sound detector.
+    fn look_for_watermark(&self, path: &Path, mut decoder: Decoder, mut report: Report) -> Report {
+        // Only a moving picture has key frames to skip to; sound and stills take one pass.
+        let quick = self.scan_mode == ScanMode::Quick
+            && decoder.info().kind == MediaKind::Video
+            && decoder.info().video.is_some();
+        let seconds = video_seconds(decoder.info());
+        let mut scan = if quick {
+            VideoScan::KeyFrames
+        } else {
+            VideoScan::full(decoder.info())
+        };
         let mut detector = VideoDetector::new(&self.watermark_keys);
         let mut audio_detector = AudioDetector::new(&self.watermark_keys);
-        // The content's fingerprint, for the store lookup below, in the same pass.
-        let mut fingerprinter = self.store.as_ref().map(|_| Fingerprinter::new());
-        scan::scan(&mut decoder, &mut detector, |frame| {
+        // The content's fingerprint, for the store lookup below, in the same pass. Key
+        // frames alone leave gaps that must not pose as a still picture.
+        let mut fingerprinter = self.store.as_ref().map(|_| match scan {
+            VideoScan::KeyFrames => Fingerprinter::sparse(),
+            _ => Fingerprinter::new(),
+        });
+        scan::scan_frames(&mut decoder, &mut detector, scan, |frame| {
             if let MediaFrame::Audio(chunk) = frame {
                 audio_detector.add_chunk(chunk);
             }
@@ -136,20 +179,33 @@ impl Verifier {
                 }
             }
         });
-        let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
-        let video = has(|m| m.width.is_some()).then(|| {
-            let found = detector.result();
-            MarkResult {
-                detected: found.detected,
-                inconclusive: found.inconclusive,
-                p_value: found.p_value,
-                payload: found.payload.map(|p| p.clip_id_hex()),
-                key_id: found.key_id,
-                bit_error_estimate: found.bit_error_estimate,
-                frames_analysed: found.frames_analysed,
-                timeline: found.timeline,
+        drop(decoder);
+        let tests = if quick { QUICK_SCAN_TESTS } else { 1.0 };
+        let mut found = detector.result();
+        let mut passes = 1;
+        let mut print = fingerprinter.map(Fingerprinter::finish);
+        // Not proven by the key frames: the full scan, a second test (hence `tests`).
+        if quick && found.p_value * tests > DETECT_P {
+            if let Ok(mut decoder) = open_decoder(path) {
+                scan = VideoScan::full(decoder.info());
+                let mut detector = VideoDetector::new(&self.watermark_keys);
+                // The sound was heard in the first pass; this one adds the picture.
+                let mut pictures = print.as_ref().map(|_| Fingerprinter::new());
+                scan::scan_frames(&mut decoder, &mut detector, scan, |frame| {
+                    if let (Some(f), MediaFrame::Video(frame)) = (pictures.as_mut(), frame) {
+                        f.add_frame(frame);
+                    }
+                });
+                found = detector.result();
+                passes = 2;
+                if let (Some(print), Some(pictures)) = (print.as_mut(), pictures) {
+                    print.video = pictures.finish().video;
+                }
             }
-        });
+        }
+        let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
+        let video =
+            has(|m| m.width.is_some()).then(|| video_mark(found, tests, scan, passes, seconds));
         let audio = has(|m| m.sample_rate.is_some()).then(|| {
             let found = audio_detector.result();
             MarkResult {
@@ -161,6 +217,8 @@ impl Verifier {
                 bit_error_estimate: found.bit_error_estimate,
                 frames_analysed: found.windows_analysed,
                 timeline: found.timeline,
+                scan: None,
+                scan_passes: None,
             }
         });
         // The clip id of whichever mark decoded: a detected one first, then the stronger.
@@ -202,9 +260,20 @@ impl Verifier {
             clip_id: clip_id.clone(),
         });
         if let (true, Some(clip_id), Some(store), Some(print)) =
-            (detected, clip_id, &self.store, fingerprinter)
+            (detected, clip_id, &self.store, print)
         {
-            let recovered = recover::recover(&self.context, store, &clip_id, &print.finish());
+            // Key frames alone are usually too few to compare the picture with the sealed
+            // clip's: then the reference frames are decoded for the fingerprint alone.
+            let fuller = || {
+                (scan == VideoScan::KeyFrames)
+                    .then(|| picture_print(path))
+                    .flatten()
+                    .map(|pictures| Fingerprint {
+                        video: pictures.video,
+                        audio: print.audio.clone(),
+                    })
+            };
+            let recovered = recover::recover(&self.context, store, &clip_id, &print, fuller);
             report = explain_recovery(report, &recovered);
             report.recovered_manifest = Some(recovered);
         }
@@ -278,6 +347,70 @@ impl Verifier {
             }
         }
     }
+}
+
+/// The picture's evidence for the report. `tests`: how many tests the scan could have
+/// made (the p-value is multiplied by it, capped at 1, and the verdict follows that p).
+fn video_mark(
+    found: VideoDetection,
+    tests: f64,
+    scan: VideoScan,
+    passes: u8,
+    seconds: Option<usize>,
+) -> MarkResult {
+    let p_value = (found.p_value * tests).min(1.0);
+    // A payload is only read from a mark that is at least inconclusive.
+    let readable = p_value < INCONCLUSIVE_P;
+    let mut timeline = found.timeline;
+    // The seconds after the last analysed frame (a key frame) were not analysed either.
+    if let Some(seconds) = seconds.map(|s| s.min(MAX_TIMELINE_SECONDS)) {
+        if timeline.len() < seconds {
+            timeline.resize(seconds, None);
+        }
+    }
+    MarkResult {
+        detected: p_value <= DETECT_P,
+        inconclusive: p_value > DETECT_P && p_value < INCONCLUSIVE_P,
+        p_value,
+        payload: found.payload.filter(|_| readable).map(|p| p.clip_id_hex()),
+        key_id: found.key_id.filter(|_| readable),
+        bit_error_estimate: found.bit_error_estimate.filter(|_| readable),
+        frames_analysed: found.frames_analysed,
+        timeline,
+        scan: Some(scan),
+        scan_passes: Some(passes),
+    }
+}
+
+/// How many seconds the picture's timeline spans: up to the second of the last frame
+/// (frame count and rate), else of the duration.
+fn video_seconds(info: &hallmark_media::MediaInfo) -> Option<usize> {
+    let video = info.video.as_ref()?;
+    let (num, den) = video.frame_rate;
+    match video.frame_count_estimate {
+        Some(n) if n > 0 && num > 0 && den > 0 => {
+            let last_frame_s = (n - 1) as f64 * f64::from(den) / f64::from(num);
+            Some(last_frame_s.floor().min(MAX_TIMELINE_SECONDS as f64) as usize + 1)
+        }
+        _ => info
+            .duration_s
+            .filter(|d| d.is_finite() && *d > 0.0)
+            .map(|d| d.ceil().min(MAX_TIMELINE_SECONDS as f64) as usize),
+    }
+}
+
+/// The picture part of a fingerprint from the reference frames of the file at `path` (or
+/// every frame of a short clip): what the store compares; `None` if it cannot be read.
+fn picture_print(path: &Path) -> Option<Fingerprint> {
+    let mut decoder = open_decoder(path).ok()?;
+    decoder.select_video_frames(VideoScan::full(decoder.info()).selection());
+    let mut print = Fingerprinter::new();
+    while let Ok(Some(frame)) = decoder.next_frame() {
+        if let MediaFrame::Video(frame) = frame {
+            print.add_frame(&frame);
+        }
+    }
+    Some(print.finish())
 }
 
 /// The verdict and summary once the store has been asked about the watermark's clip id.

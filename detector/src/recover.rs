@@ -64,12 +64,15 @@ fn is_binding_failure(code: &str) -> bool {
         || code == "claim.hardBindings.missing"
 }
 
-/// Looks `clip_id` up in the store at `store_path` and compares the content.
+/// Looks `clip_id` up in the store at `store_path` and compares the content. `fuller` is
+/// asked for a fuller fingerprint of the upload when the picture could not be compared
+/// (a print from key frames alone); `None` keeps `upload`.
 pub fn recover(
     context: &Arc<c2pa::Context>,
     store_path: &Path,
     clip_id: &str,
     upload: &Fingerprint,
+    fuller: impl FnOnce() -> Option<Fingerprint>,
 ) -> RecoveredManifest {
     let mut out = RecoveredManifest {
         status: Recovery::NotFound,
@@ -99,7 +102,13 @@ pub fn recover(
     };
     out.manifest_id = Some(stored.manifest_id.clone());
     out.sealed_at = Some(stored.sealed_at.clone());
-    let similarity = stored.fingerprint.compare(upload);
+    let mut similarity = stored.fingerprint.compare(upload);
+    let sealed_has_picture = stored.fingerprint.video.iter().any(Option::is_some);
+    if similarity.video.is_none() && sealed_has_picture {
+        if let Some(fuller) = fuller() {
+            similarity = stored.fingerprint.compare(&fuller);
+        }
+    }
     out.similarity = Similarity {
         video: similarity.video,
         audio: similarity.audio,

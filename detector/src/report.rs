@@ -84,7 +84,7 @@ pub struct MarkResult {
     /// 1e-6 < p < 0.01: neither present nor absent.
     pub inconclusive: bool,
     /// Probability that unmarked content scores this high, counting every key, frame, scale
-    /// and shift tried (an upper bound).
+    /// and shift tried, and both passes of a quick scan (an upper bound).
     pub p_value: f64,
     pub payload: Option<String>,
     pub key_id: Option<u8>,
@@ -93,6 +93,29 @@ pub struct MarkResult {
     pub frames_analysed: u64,
     /// Per second: p-value of the mark in that second alone (null: no frame analysed).
     pub timeline: Vec<Option<f64>>,
+    /// Picture only: which frames the numbers above come from (`key-frames`: the timeline
+    /// has values only for seconds holding a key frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<VideoScan>,
+    /// Picture only: 1, or 2 when a quick scan's key frames did not prove the mark and the
+    /// full scan followed. A quick scan's p-value is doubled either way (two possible tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_passes: Option<u8>,
+}
+
+/// Which decoded frames of the picture the watermark statistics (p-value, payload,
+/// timeline) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VideoScan {
+    /// Key frames only (`verify --quick` when they sufficed): typically one frame every 1
+    /// to 10 s, so the timeline has values only for the seconds holding a key frame.
+    KeyFrames,
+    /// The frames other frames are predicted from (clips of 4 s or more): every second has
+    /// some, the non-reference B-frames are skipped.
+    ReferenceFrames,
+    /// Every frame (clips under 4 s, or of unknown length).
+    AllFrames,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

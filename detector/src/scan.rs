@@ -6,10 +6,11 @@
 use std::sync::mpsc::{sync_channel, Receiver};
 
 use candle_core::{Device, Tensor};
-use hallmark_media::{Decoder, MediaFrame, PixelLayout, VideoFrame};
+use hallmark_media::{Decoder, FrameSelection, MediaFrame, MediaInfo, PixelLayout, VideoFrame};
 use hallmark_watermark::{frame_luma, AnalysisGrid, VideoDetector};
 
 use crate::model::{self, Config, ResidualModel};
+use crate::VideoScan;
 
 /// One decoded frame's luma plane.
 struct Luma {
@@ -35,6 +36,27 @@ impl Luma {
 /// (see [`scan`]); shorter ones from every frame.
 pub const ALL_FRAMES_BELOW_S: f64 = 4.0;
 
+impl VideoScan {
+    /// What the full scan ([`scan`]) analyses of a clip: every frame of a clip shorter than
+    /// [`ALL_FRAMES_BELOW_S`] (or of unknown length), else its reference frames.
+    pub fn full(info: &MediaInfo) -> VideoScan {
+        if info.duration_s.is_some_and(|d| d >= ALL_FRAMES_BELOW_S) {
+            VideoScan::ReferenceFrames
+        } else {
+            VideoScan::AllFrames
+        }
+    }
+
+    /// The decoder setting that yields these frames.
+    pub fn selection(self) -> FrameSelection {
+        match self {
+            VideoScan::KeyFrames => FrameSelection::Key,
+            VideoScan::ReferenceFrames => FrameSelection::Reference,
+            VideoScan::AllFrames => FrameSelection::All,
+        }
+    }
+}
+
 /// Decodes `decoder`'s clip and feeds the video frames through the detection model (on
 /// [`model::default_device`]) into `detector`; every frame is first shown to `inspect`
 /// (audio, the fingerprint), on this thread.
@@ -45,16 +67,19 @@ pub const ALL_FRAMES_BELOW_S: f64 = 4.0;
 /// are a third to a half of the decoding work. The p-value stays what it says: it is
 /// computed on the frames actually analysed (`frames_analysed`), and which frames those are
 /// does not depend on the key.
-pub fn scan(
+pub fn scan(decoder: &mut Decoder, detector: &mut VideoDetector, inspect: impl FnMut(&MediaFrame)) {
+    let how = VideoScan::full(decoder.info());
+    scan_frames(decoder, detector, how, inspect);
+}
+
+/// [`scan`] over the frames `how` selects (from the decoder's next packet on).
+pub fn scan_frames(
     decoder: &mut Decoder,
     detector: &mut VideoDetector,
+    how: VideoScan,
     mut inspect: impl FnMut(&MediaFrame),
 ) {
-    let long = decoder
-        .info()
-        .duration_s
-        .is_some_and(|d| d >= ALL_FRAMES_BELOW_S);
-    decoder.skip_non_reference_frames(long);
+    decoder.select_video_frames(how.selection());
     let config = Config::default();
     let (tx, rx) = sync_channel::<Luma>(config.batch_size * 2);
     std::thread::scope(|s| {

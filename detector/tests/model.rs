@@ -271,3 +271,34 @@ fn scan_pipeline_equals_plain_path_over_files() {
         }
     }
 }
+
+#[test]
+fn key_frame_scan_equals_plain_path_over_the_key_frames() {
+    use hallmark_detector::{scan::scan_frames, VideoScan};
+    use hallmark_media::FrameSelection;
+    let k = key(7, 1);
+    let keys = std::slice::from_ref(&k);
+    let path = shared("video/bikes.mp4");
+    let mut d = Decoder::open(&path, PixelLayout::Yuv420p).unwrap();
+    let mut det = VideoDetector::new(keys);
+    scan_frames(&mut d, &mut det, VideoScan::KeyFrames, |_| {});
+    let via_model = det.result();
+
+    let mut d = Decoder::open(&path, PixelLayout::Yuv420p).unwrap();
+    d.select_video_frames(FrameSelection::Key);
+    let mut plain = VideoDetector::new(keys);
+    while let Some(f) = d.next_frame().unwrap() {
+        if let MediaFrame::Video(v) = f {
+            plain.add_frame(&v);
+        }
+    }
+    assert_eq!(via_model, plain.result());
+    // bikes.mp4 has key frames at 0, 1.2, 3.04, 5.48, 7.48 and 9.68 s: the timeline holds
+    // those seconds and nothing else (up to the last key frame).
+    assert_eq!(via_model.frames_analysed, 6);
+    let seen: Vec<usize> = (0..via_model.timeline.len())
+        .filter(|s| via_model.timeline[*s].is_some())
+        .collect();
+    assert_eq!(seen, [0, 1, 3, 5, 7, 9]);
+    assert!(!via_model.detected, "{via_model:?}");
+}

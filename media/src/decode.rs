@@ -39,6 +39,25 @@ pub struct Decoder {
     bad_reads_in_a_row: u32,
     decode_errors: u64,
     frames_out: u64,
+    selection: FrameSelection,
+}
+
+/// Which video frames a [`Decoder`] decodes ([`Decoder::select_video_frames`]): analysis
+/// that needs only some frames skips the decoding work of the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrameSelection {
+    /// Every frame.
+    #[default]
+    All,
+    /// Only frames that other frames are predicted from (FFmpeg's `skip_frame = nonref`):
+    /// in H.264/HEVC with B-frames the non-reference B-frames, typically a third to a half
+    /// of the frames and of the decoding work, are skipped. Intra-only codecs lose nothing.
+    Reference,
+    /// Only key frames (the container's sync samples; FFmpeg's `skip_frame = nokey`):
+    /// every other video packet is dropped before the decoder, so decoding costs only what
+    /// the key frames cost — typically one frame in every 1 to 10 seconds of an encoded
+    /// clip, every frame of an intra-only one.
+    Key,
 }
 
 struct VideoStream {
@@ -315,6 +334,7 @@ impl Decoder {
             bad_reads_in_a_row: 0,
             decode_errors: 0,
             frames_out: 0,
+            selection: FrameSelection::All,
         })
     }
 
@@ -331,14 +351,34 @@ impl Decoder {
     /// are simply not returned; everything else decodes exactly as before. For analysis
     /// that does not need every frame (watermark detection of a long clip); never for
     /// re-encoding. Decoders without the notion (intra-only codecs) return every frame.
+    /// Same as [`Decoder::select_video_frames`] with [`FrameSelection::Reference`] (or
+    /// [`FrameSelection::All`] for `false`).
     pub fn skip_non_reference_frames(&mut self, skip: bool) {
+        self.select_video_frames(if skip {
+            FrameSelection::Reference
+        } else {
+            FrameSelection::All
+        });
+    }
+
+    /// Which video frames to decode and return from the next packet on (see
+    /// [`FrameSelection`]); audio is not affected. For analysis only, never for re-encoding.
+    pub fn select_video_frames(&mut self, which: FrameSelection) {
+        use ffmpeg::codec::discard::Discard;
+        self.selection = which;
         if let Some(v) = self.video.as_mut() {
-            v.decoder.skip_frame(if skip {
-                ffmpeg::codec::discard::Discard::NonReference
-            } else {
-                ffmpeg::codec::discard::Discard::Default
+            v.decoder.skip_frame(match which {
+                FrameSelection::All => Discard::Default,
+                FrameSelection::Reference => Discard::NonReference,
+                // Non-key packets never reach the decoder (see `feed`).
+                FrameSelection::Key => Discard::Default,
             });
         }
+    }
+
+    /// The current [`FrameSelection`].
+    pub fn video_frame_selection(&self) -> FrameSelection {
+        self.selection
     }
 
     /// Number of packets the decoders rejected as corrupt and skipped so far
@@ -408,6 +448,9 @@ impl Decoder {
     fn feed(&mut self, packet: &Packet) -> Result<(), MediaError> {
         let idx = packet.stream();
         if self.video.as_ref().is_some_and(|v| v.index == idx) {
+            if self.selection == FrameSelection::Key {
+                return self.decode_key_frame(packet);
+            }
             let v = self.video.as_mut().expect("checked");
             match v.decoder.send_packet(packet) {
                 Ok(()) => {}
@@ -423,6 +466,31 @@ impl Decoder {
                 Err(e) => return Err(MediaError::decode(&self.path, "decoding audio", e)),
             }
             self.drain_audio()?;
+        }
+        Ok(())
+    }
+
+    /// Key frames only: a key packet is decoded on its own (the decoder drained and reset
+    /// after it), so that the frames skipped in between look like a fresh start, not like
+    /// lost reference frames (which H.264 decoders answer by dropping or patching frames).
+    /// Non-key packets are dropped.
+    fn decode_key_frame(&mut self, packet: &Packet) -> Result<(), MediaError> {
+        if !packet.is_key() {
+            return Ok(());
+        }
+        let v = self.video.as_mut().expect("called for the video stream");
+        match v.decoder.send_packet(packet) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::InvalidData) => self.decode_errors += 1,
+            Err(e) => return Err(MediaError::decode(&self.path, "decoding video", e)),
+        }
+        match v.decoder.send_eof() {
+            Ok(()) | Err(ffmpeg::Error::Eof) => {}
+            Err(e) => return Err(MediaError::decode(&self.path, "decoding video", e)),
+        }
+        self.drain_video()?;
+        if let Some(v) = self.video.as_mut() {
+            v.decoder.flush();
         }
         Ok(())
     }

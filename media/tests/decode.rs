@@ -1,7 +1,7 @@
 mod common;
 
 use common::{decode_all, media};
-use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout};
+use hallmark_media::{Decoder, FrameSelection, MediaFrame, MediaKind, PixelLayout};
 
 #[test]
 fn bigbuckbunny_info_and_frame_count() {
@@ -158,4 +158,60 @@ fn gray_png_decodes_to_gray_rgb() {
         .iter()
         .fold((255u8, 0u8), |(a, b), &v| (a.min(v), b.max(v)));
     assert!(max - min > 100);
+}
+
+/// Video frames (their timestamps) and the number of audio chunks, under one selection.
+fn decode_selected(rel: &str, which: FrameSelection) -> (Vec<f64>, usize) {
+    let mut dec = Decoder::open(&media(rel), PixelLayout::Yuv420p).unwrap();
+    dec.select_video_frames(which);
+    assert_eq!(dec.video_frame_selection(), which);
+    let (mut pts, mut audio) = (Vec::new(), 0);
+    while let Some(f) = dec.next_frame().unwrap() {
+        match f {
+            MediaFrame::Video(v) => pts.push(v.pts_s),
+            MediaFrame::Audio(_) => audio += 1,
+        }
+    }
+    (pts, audio)
+}
+
+#[test]
+fn frame_selection_decodes_key_reference_or_every_frame() {
+    // bikes.mp4: 250 frames; 135 that others are predicted from (its 75 I- and P-frames and
+    // the B-frames of its B-pyramid that other B-frames reference); 6 key frames (I-frames
+    // at 0, 1.2, 3.04, 5.48, 7.48 and 9.68 s per ffprobe).
+    let (all, _) = decode_selected("video/bikes.mp4", FrameSelection::All);
+    let (reference, _) = decode_selected("video/bikes.mp4", FrameSelection::Reference);
+    let (key, _) = decode_selected("video/bikes.mp4", FrameSelection::Key);
+    assert_eq!(all.len(), 250);
+    assert_eq!(reference.len(), 135);
+    let expected = [0.0, 1.2, 3.04, 5.48, 7.48, 9.68];
+    assert_eq!(key.len(), expected.len(), "{key:?}");
+    for (got, want) in key.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-6, "{key:?}");
+    }
+    // The selected frames are frames of the full decode, at the same times.
+    for t in reference.iter().chain(&key) {
+        assert!(all.iter().any(|a| (a - t).abs() < 1e-9), "{t}");
+    }
+    // A key frame decoded on its own is the very picture the full decode gives.
+    let pictures = |which: FrameSelection| {
+        let mut dec = Decoder::open(&media("video/bikes.mp4"), PixelLayout::Yuv420p).unwrap();
+        dec.select_video_frames(which);
+        let mut out = Vec::new();
+        while let Some(f) = dec.next_frame().unwrap() {
+            if let MediaFrame::Video(v) = f {
+                if key.iter().any(|t| (t - v.pts_s).abs() < 1e-9) {
+                    out.push(v.planes);
+                }
+            }
+        }
+        out
+    };
+    assert_eq!(pictures(FrameSelection::Key), pictures(FrameSelection::All));
+    // The sound is not affected.
+    let (v_all, a_all) = decode_selected("video/bigbuckbunny.mp4", FrameSelection::All);
+    let (v_key, a_key) = decode_selected("video/bigbuckbunny.mp4", FrameSelection::Key);
+    assert_eq!((v_all.len(), v_key), (132, vec![0.0]));
+    assert_eq!(a_key, a_all);
 }

@@ -160,11 +160,25 @@ pub struct Fingerprinter {
     next_video: usize,
     /// Sound: sum of squares and count in the window being filled, and its index.
     audio_window: (f64, usize, usize),
+    /// Picture samples between two frames stay empty instead of repeating the last frame.
+    sparse: bool,
 }
 
 impl Fingerprinter {
     pub fn new() -> Fingerprinter {
         Fingerprinter::default()
+    }
+
+    /// A fingerprinter for a picture seen only at some frames (key frames only): the
+    /// samples between two frames stay empty (`None`, not compared) instead of repeating
+    /// the last frame, which would claim seconds of still picture the clip does not have.
+    /// A comparison scores the picture only where eight seen samples line up with the
+    /// other clip's (the same minimum overlap as for any print).
+    pub fn sparse() -> Fingerprinter {
+        Fingerprinter {
+            sparse: true,
+            ..Fingerprinter::default()
+        }
     }
 
     /// Takes the first frame at or after each sampling instant; the rest cost nothing.
@@ -175,8 +189,12 @@ impl Fingerprinter {
         }
         let Some(cells) = grid(frame) else { return };
         // A gap in the frames (a variable frame rate) repeats the last sample, so that the
-        // sample index keeps meaning time.
-        let last = self.print.video.last().copied().flatten();
+        // sample index keeps meaning time; a sparse print leaves it empty.
+        let last = if self.sparse {
+            None
+        } else {
+            self.print.video.last().copied().flatten()
+        };
         self.print.video.resize(slot, last);
         self.print.video.push(Some(cells));
         self.next_video = slot + 1;
@@ -515,6 +533,42 @@ mod tests {
             sealed.compare(&Fingerprint::default()).decision(),
             ContentMatch::Unsure
         );
+    }
+
+    #[test]
+    fn a_sparse_print_compares_only_where_enough_frames_were_seen() {
+        let times = |n: usize| (0..n).map(|i| i as f64 * 0.25);
+        let sealed = print_of(times(40).map(|t| frame(160, 90, t, scene(t, 0.0))));
+        let sparse_of = |every: usize, other: bool| {
+            let mut fp = Fingerprinter::sparse();
+            for t in times(40).step_by(every) {
+                fp.add_frame(&if other {
+                    frame(160, 90, t, move |x, y| {
+                        (128.0 + 60.0 * (x * 9.0 - y * 6.0 + t * 2.0).sin() * (y * 4.0).cos()) as u8
+                    })
+                } else {
+                    frame(160, 90, t, scene(t, 0.0))
+                });
+            }
+            fp.finish()
+        };
+        // One frame every 5 s (long key-frame intervals): the gaps stay empty, not a still
+        // picture, so there is too little to score the picture.
+        let rare = sparse_of(20, false);
+        assert_eq!(rare.video.iter().flatten().count(), 2);
+        assert!(rare.video[1..20].iter().all(Option::is_none));
+        assert_eq!(sealed.compare(&rare).video, None);
+        // One frame a second: enough; the same content still matches, other content not.
+        let same = sealed.compare(&sparse_of(4, false)).video.unwrap();
+        assert!(same >= VIDEO_MATCH, "{same}");
+        let other = sealed.compare(&sparse_of(4, true)).video.unwrap();
+        assert!(other <= VIDEO_DIFFERENT, "{other}");
+        // Filled in the usual way, the same two frames would pose as a still picture.
+        let mut filled = Fingerprinter::new();
+        for t in times(40).step_by(20) {
+            filled.add_frame(&frame(160, 90, t, scene(t, 0.0)));
+        }
+        assert_eq!(filled.finish().video.iter().flatten().count(), 21);
     }
 
     #[test]

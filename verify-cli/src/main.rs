@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
-use hallmark_detector::{Target, Verdict, Verifier};
+use hallmark_detector::{ScanMode, Target, Verdict, Verifier};
 use hallmark_signer::{Home, SealOptions, SealProgress};
 
 /// Exit codes of `hallmark verify` (and of errors in every command).
@@ -242,6 +242,13 @@ struct VerifyArgs {
     /// Never colour the report.
     #[arg(long)]
     no_color: bool,
+    /// Faster watermark search (files without a valid manifest): decode only the picture's
+    /// key frames (typically one every 1 to 10 s), and the full scan only when they do not
+    /// prove the mark. Trades the per-second timeline: the picture's has values only for
+    /// the seconds holding a key frame (the rest null, "not analysed"); the p-value is
+    /// doubled for the second test it may make. The sound is analysed in full.
+    #[arg(long)]
+    quick: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -561,7 +568,12 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
     }
     let verifier = Verifier::new(&anchors)?
         .with_watermark_keys(home.watermark_keys()?)
-        .with_store(args.store.path(home));
+        .with_store(args.store.path(home))
+        .with_scan_mode(if args.quick {
+            ScanMode::Quick
+        } else {
+            ScanMode::Full
+        });
     let targets = collect_targets(&args)?;
     let color = !args.no_color
         && !args.json

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use hallmark_detector::{IngredientNode, Report, Verdict};
+use hallmark_detector::{IngredientNode, Report, Verdict, VideoScan};
 
 const RESET: &str = "\x1b[0m";
 
@@ -100,6 +100,10 @@ pub fn human(report: &Report, color: bool) -> String {
             "inconclusive"
         } else {
             "not found"
+        };
+        let unit = match mark.scan {
+            Some(VideoScan::KeyFrames) => "key frames",
+            _ => unit,
         };
         let _ = writeln!(
             out,

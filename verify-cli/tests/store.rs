@@ -33,8 +33,13 @@ fn a_stripped_and_reencoded_copy_gets_its_manifest_back() {
         "96k",
         copy.to_str().unwrap(),
     ]);
-    for file in [strip_manifest(sealed, "store-stripped.mp4"), copy] {
-        let (code, report) = verify_json(home.path(), &file, &[]);
+    // The quick scan too (key frames first): the picture is compared in full all the same.
+    let files = [strip_manifest(sealed, "store-stripped.mp4"), copy];
+    for (file, extra) in files
+        .iter()
+        .flat_map(|f| [(f, &[][..]), (f, &["--quick"][..])])
+    {
+        let (code, report) = verify_json(home.path(), file, extra);
         assert_eq!(report["verdict"], "watermarked", "{file:?}: {report:#}");
         assert_eq!(code, 3, "watermarked is not 'verified'");
         let recovered = &report["recovered_manifest"];
@@ -60,12 +65,14 @@ fn a_mark_on_other_content_does_not_borrow_the_manifest() {
     let (home, sealed) = sealed_clip();
     let clip_id = clip_id_of(sealed, home.path());
     let forged = mark_copied_onto_other_footage(home.path(), &clip_id, "store-forged.mp4");
-    let (code, report) = verify_json(home.path(), &forged, &[]);
-    assert_eq!(
-        report["watermark"]["clip_id"],
-        clip_id.as_str(),
-        "{report:#}"
-    );
+    for extra in [&[][..], &["--quick"][..]] {
+        let (code, report) = verify_json(home.path(), &forged, extra);
+        assert_mismatch(code, &report, &clip_id);
+    }
+}
+
+fn assert_mismatch(code: i32, report: &serde_json::Value, clip_id: &str) {
+    assert_eq!(report["watermark"]["clip_id"], clip_id, "{report:#}");
     assert_eq!(report["recovered_manifest"]["status"], "mismatch");
     assert!(report["recovered_manifest"]["c2pa"].is_null());
     assert!(
