@@ -213,7 +213,7 @@ struct SealArgs {
     #[arg(long, value_name = "T")]
     title: Option<String>,
     /// x264 constant rate factor for video (lower is better quality).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=51))]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(0..=51))]
     crf: u8,
     /// x264 preset (ultrafast … veryslow).
     #[arg(long, default_value = "medium")]
