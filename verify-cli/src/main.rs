@@ -158,11 +158,12 @@ struct GenerateArgs {
           value_parser = clap::value_parser!(u64).range(..=hallmark_generator::MAX_SEED))]
     seed: u64,
     /// x264 preset (ultrafast … veryslow). veryfast keeps a 720p clip's generation within
-    /// real time on two cores (medium needs ~2.5× the CPU for a ~15 % smaller file).
+    /// real time on two cores (medium needs ~2.5× the CPU).
     #[arg(long, default_value = "veryfast")]
     preset: String,
-    /// x264 constant rate factor for video (lower is better quality).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=51))]
+    /// x264 constant rate factor for video (lower is better quality). 16, as for seal: more
+    /// of the watermark survives the clip's own encode.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(0..=51))]
     crf: u8,
     #[command(flatten)]
     store: StoreArgs,
