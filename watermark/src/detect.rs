@@ -328,36 +328,16 @@ impl VideoDetector {
         Some(z_at(&f, key, (shift.1 % TILE) * TILE + shift.0 % TILE))
     }
 
-    /// Runs the registration search and the tests on everything added so far.
-    pub fn result(&self) -> VideoDetection {
-        let empty = VideoDetection {
-            detected: false,
-            inconclusive: false,
-            p_value: 1.0,
-            score: 0.0,
-            payload: None,
-            bit_error_estimate: None,
-            frames_analysed: self.frames,
-            timeline: Vec::new(),
-            key_id: None,
-            scale: None,
-            shift: None,
-        };
-        let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
-            return empty;
-        };
-        if self.keys.is_empty() {
-            return empty;
-        }
-        let (wa, ha) = (acc.wa, acc.ha);
-        let scales = scale_grid(wa.max(ha));
+    /// The registration search over one summed residual image: the best (z, key index,
+    /// scale index, shift, phase) over every key, scale on `scales`, phase and shift.
+    fn search(&self, img: &[f32], wa: usize, ha: usize, scales: &[f64]) -> Registration {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
         // Evaluates one (scale, phase): best (z, key index, shift).
         let evaluate = |si: usize, phase: (f64, f64), work: &mut Vec<C>| {
-            let f = fold(&acc.sum, wa, ha, scales[si], phase);
+            let f = fold(img, wa, ha, scales[si], phase);
             let mut z_hat: Vec<C> = f.iter().map(|&v| C { re: v, im: v * v }).collect();
             self.fft.run2d(&mut z_hat, false);
             let mut best = (f64::NEG_INFINITY, 0usize, 0usize);
@@ -376,7 +356,7 @@ impl VideoDetector {
         std::thread::scope(|sc| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
-                    let (scales, evaluate) = (&scales, &evaluate);
+                    let evaluate = &evaluate;
                     sc.spawn(move || {
                         let mut work = Vec::with_capacity(TILE * TILE);
                         (t..scales.len())
@@ -435,13 +415,75 @@ impl VideoDetector {
                 }
             }
         });
-        let (z, ki, si, d, phase) = best;
-        let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
-        let p_value = if z > 0.0 {
-            (hypotheses.ln() - z * z / 2.0).exp().min(1.0)
-        } else {
-            1.0
+        let (z, key, scale, shift, phase) = best;
+        Registration {
+            z,
+            key,
+            scale,
+            shift,
+            phase,
+        }
+    }
+
+    /// Runs the registration search and the tests on everything added so far.
+    pub fn result(&self) -> VideoDetection {
+        let empty = VideoDetection {
+            detected: false,
+            inconclusive: false,
+            p_value: 1.0,
+            score: 0.0,
+            payload: None,
+            bit_error_estimate: None,
+            frames_analysed: self.frames,
+            timeline: Vec::new(),
+            key_id: None,
+            scale: None,
+            shift: None,
         };
+        let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
+            return empty;
+        };
+        if self.keys.is_empty() {
+            return empty;
+        }
+        let (wa, ha) = (acc.wa, acc.ha);
+        let scales = scale_grid(wa.max(ha));
+        // The whole clip first; then, for clips of 4 s or more, its halves and quarters, so
+        // that foreign footage spliced around a marked stretch cannot drown the mark (each
+        // second's content adds to the fold's energy, marked or not). Which segments are
+        // tested depends only on the frames' times, never on the key: the family is the
+        // Bonferroni union of those tests, and once the whole clip alone proves the mark
+        // within it the segments are not searched (reporting family × p_whole, an upper bound).
+        let segments = segment_sums(acc);
+        let family = (1 + segments.len()) as f64;
+        let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
+        let p_of = |z: f64| {
+            if z > 0.0 {
+                (hypotheses.ln() - z * z / 2.0).exp().min(1.0)
+            } else {
+                1.0
+            }
+        };
+        let mut best = (self.search(&acc.sum, wa, ha, &scales), &acc.sum);
+        if family * p_of(best.0.z) > DETECT_P {
+            for segment in &segments {
+                let found = self.search(segment, wa, ha, &scales);
+                if found.z > best.0.z {
+                    best = (found, segment);
+                }
+            }
+        }
+        let (
+            Registration {
+                z,
+                key: ki,
+                scale: si,
+                shift: d,
+                phase,
+            },
+            summed,
+        ) = best;
+        let p_value = (family * p_of(z)).min(1.0);
         let (key_id, key) = (&self.keys[ki].0, &self.keys[ki].1);
         let s = scales[si];
 
@@ -457,7 +499,7 @@ impl VideoDetector {
             out.key_id = Some(*key_id);
             out.scale = Some(s);
             out.shift = Some((d % TILE, d / TILE));
-            let f = fold(&acc.sum, wa, ha, s, phase);
+            let f = fold(summed, wa, ha, s, phase);
             let (payload, ber) = decode_payload(&f, key, d);
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
@@ -475,6 +517,50 @@ impl VideoDetector {
         }
         out
     }
+}
+
+/// Where the search found the key's pattern best, and how well (z).
+struct Registration {
+    z: f64,
+    key: usize,
+    scale: usize,
+    shift: usize,
+    phase: (f64, f64),
+}
+
+/// Clips whose per-second sums span at least this many seconds are also searched in halves
+/// and quarters (see [`VideoDetector::result`]).
+pub const SEGMENTS_FROM_S: usize = 4;
+
+/// The summed residuals of the halves and quarters of the seconds `acc` holds per-second sums
+/// for (the first [`MAX_TIMELINE_SECONDS`]); segments without frames, or with every frame
+/// of the clip (nothing to gain over the whole), are left out.
+fn segment_sums(acc: &Accum) -> Vec<Vec<f32>> {
+    let Some(last) = acc.last_second else {
+        return Vec::new();
+    };
+    let n = (last + 1).min(MAX_TIMELINE_SECONDS);
+    if n < SEGMENTS_FROM_S {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for parts in [2, 4] {
+        for i in 0..parts {
+            let (from, to) = (i * n / parts, (i + 1) * n / parts);
+            let mut sum = vec![0.0f32; acc.wa * acc.ha];
+            let mut frames = 0;
+            for (img, count) in acc.buckets.range(from..to).map(|(_, b)| b) {
+                for (s, v) in sum.iter_mut().zip(img) {
+                    *s += v;
+                }
+                frames += count;
+            }
+            if frames > 0 && frames < acc.frames {
+                out.push(sum);
+            }
+        }
+    }
+    out
 }
 
 /// Soft payload decoding at a registration: per coded bit the normalised correlation of
