@@ -294,3 +294,44 @@ fn quick_scan_recovers_the_manifest_and_hears_the_same_sound() {
         "{quick:#}"
     );
 }
+
+/// Seven seconds of other footage, then the last three of the sealed clip: summed over the
+/// whole clip the foreign part drowned the mark (p 0.3–1 with four keys out of four); the
+/// default scan proves it from the clip's quarters and shows where it is.
+#[test]
+fn a_short_marked_stretch_after_long_foreign_footage_is_found() {
+    let (home, sealed, stripped) = sealed_bikes();
+    let clip_id = clip_id_of(sealed, home.path());
+    let file = scratch().join("splice-7-3.mp4");
+    let foreign = media("video/bigbuckbunny.mp4");
+    ffmpeg(&[
+        "-i",
+        foreign.to_str().unwrap(),
+        "-i",
+        stripped.to_str().unwrap(),
+        "-filter_complex",
+        "[0:v]loop=loop=1:size=133,trim=0:7,setpts=PTS-STARTPTS,scale=640:272,setsar=1,fps=25[a];\
+         [1:v]trim=7:10,setpts=PTS-STARTPTS,setsar=1,fps=25[b];\
+         [a][b]concat=n=2:v=1:a=0[v]",
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "18",
+        file.to_str().unwrap(),
+    ]);
+    let (_, report) = verify_json(home.path(), &file, &["--no-store"]);
+    let video = &report["watermark"]["video"];
+    assert_eq!(report["verdict"], "watermarked", "{report:#}");
+    assert_eq!(video["payload"], clip_id.as_str());
+    let line = timeline(video);
+    assert_eq!(line.len(), 10, "{video:#}");
+    for (second, p) in line[..7].iter().enumerate() {
+        assert!(p.is_none_or(|p| p > 1e-3), "second {second}: {video:#}");
+    }
+    let marked = line[7..].iter().flatten().filter(|p| **p < 1e-6).count();
+    assert!(marked >= 2, "{video:#}");
+}
