@@ -55,16 +55,7 @@ fn soft_binding(report: &serde_json::Value, alg: &str) -> Option<String> {
 fn audio_track_extracted_alone_still_names_the_clip() {
     let home = Home::with_keys("Sound Desk");
     let input = clip_with_music();
-    let sealed = scratch().join("sealed-music.mp4");
-    let r = home.run(&[
-        "seal",
-        input.to_str().unwrap(),
-        "-o",
-        sealed.to_str().unwrap(),
-        "--preset",
-        "ultrafast",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let sealed = home.seal(&input, "sealed-music.mp4", &["--preset", "ultrafast"]);
     let (_, report) = verify_json(home.path(), &sealed, &[]);
     let video_id = soft_binding(&report, "org.hallmark.watermark.video.1");
     let audio_id = soft_binding(&report, "org.hallmark.watermark.audio.1");
@@ -143,14 +134,7 @@ fn sealed_sound_file_without_its_manifest_is_watermarked() {
     ]);
     ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
-    let sealed = scratch().join("voice-sealed.m4a");
-    let r = home.run(&[
-        "seal",
-        voice.to_str().unwrap(),
-        "-o",
-        sealed.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let sealed = home.seal(&voice, "voice-sealed.m4a", &[]);
     let (code, report) = verify_json(home.path(), &sealed, &[]);
     assert_eq!((code, report["verdict"].as_str()), (0, Some("verified")));
     assert_eq!(

@@ -48,18 +48,7 @@ fn bounded_load_only_200_and_503() {
         "aac",
         big.to_str().unwrap(),
     ]);
-    let sealed = scratch().join("load.mp4");
-    let r = home.run(&[
-        "seal",
-        big.to_str().unwrap(),
-        "-o",
-        sealed.to_str().unwrap(),
-        "--preset",
-        "ultrafast",
-        "--crf",
-        "12",
-    ]);
-    assert!(r.status.success());
+    let sealed = home.seal(&big, "load.mp4", &["--preset", "ultrafast", "--crf", "12"]);
     // Half the clients upload it sealed (the manifest proves it), half with the manifest
     // stripped (the full watermark search in picture and sound, then the store lookup).
     let stripped = strip_manifest(&sealed, "load-stripped.mp4");

@@ -15,17 +15,11 @@ fn sealed_bikes() -> &'static (Home, PathBuf, PathBuf) {
     static SEALED: OnceLock<(Home, PathBuf, PathBuf)> = OnceLock::new();
     SEALED.get_or_init(|| {
         let home = Home::with_keys("Quick Scan");
-        let sealed = scratch().join("quick-bikes-sealed.mp4");
-        let input = media("video/bikes.mp4");
-        let r = home.run(&[
-            "seal",
-            input.to_str().unwrap(),
-            "-o",
-            sealed.to_str().unwrap(),
-            "--preset",
-            "veryfast",
-        ]);
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let sealed = home.seal(
+            &media("video/bikes.mp4"),
+            "quick-bikes-sealed.mp4",
+            &["--preset", "veryfast"],
+        );
         let stripped = strip_manifest(&sealed, "quick-bikes-stripped.mp4");
         (home, sealed, stripped)
     })

@@ -221,20 +221,17 @@ fn directory_gives_one_json_line_per_file_and_a_summary() {
 #[test]
 fn not_ai_declaration_is_reported() {
     let home = Home::with_keys("Camera Crew");
-    let out = scratch().join("not-ai.mp4");
-    let input = short_clip();
-    let r = home.run(&[
-        "seal",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--not-ai",
-        "--title",
-        "Street scene",
-        "--preset",
-        "ultrafast",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = home.seal(
+        &short_clip(),
+        "not-ai.mp4",
+        &[
+            "--not-ai",
+            "--title",
+            "Street scene",
+            "--preset",
+            "ultrafast",
+        ],
+    );
     let (_, r) = verify_json(home.path(), &out, &[]);
     assert_eq!(r["ai_generated"], false);
     assert_eq!(r["c2pa"]["title"], "Street scene");
@@ -245,16 +242,7 @@ fn not_ai_declaration_is_reported() {
 fn resealing_keeps_the_provenance_chain() {
     let (_, sealed) = sealed_clip();
     let editor = Home::with_keys("Second Editor");
-    let out = scratch().join("resealed.mp4");
-    let r = editor.run(&[
-        "seal",
-        sealed.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--preset",
-        "ultrafast",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = editor.seal(sealed, "resealed.mp4", &["--preset", "ultrafast"]);
     let (code, r) = verify_json(editor.path(), &out, &[]);
     assert_eq!(
         (code, r["verdict"].as_str().unwrap()),

@@ -112,6 +112,21 @@ impl Home {
     pub fn run(&self, args: &[&str]) -> Output {
         hallmark(self.path(), args)
     }
+
+    /// Seals `input` into `scratch()/name` with `extra` options; panics with seal's error
+    /// if it fails. Returns the sealed file.
+    pub fn seal(&self, input: &Path, name: &str, extra: &[&str]) -> PathBuf {
+        let out = scratch().join(name);
+        let mut args = vec!["seal", input.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let r = self.run(&args);
+        assert!(
+            r.status.success(),
+            "seal {input:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        out
+    }
 }
 
 /// A sealed copy of the short clip, made once per test binary with its home.
@@ -119,21 +134,7 @@ pub fn sealed_clip() -> &'static (Home, PathBuf) {
     static SEALED: OnceLock<(Home, PathBuf)> = OnceLock::new();
     SEALED.get_or_init(|| {
         let home = Home::with_keys("Test Newsroom");
-        let out = scratch().join("sealed.mp4");
-        let input = short_clip();
-        let r = home.run(&[
-            "seal",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--preset",
-            "ultrafast",
-        ]);
-        assert!(
-            r.status.success(),
-            "seal: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
+        let out = home.seal(&short_clip(), "sealed.mp4", &["--preset", "ultrafast"]);
         (home, out)
     })
 }
