@@ -136,6 +136,21 @@ impl StoreArgs {
     }
 }
 
+/// x264's presets, fastest first: checked when the arguments are parsed rather than when the
+/// encoder opens.
+const X264_PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
 #[derive(Args)]
 struct GenerateArgs {
     /// What the clip shows, e.g. "me on the beach at sunset with a glass of sparkling wine,
@@ -159,7 +174,7 @@ struct GenerateArgs {
     seed: u64,
     /// x264 preset (ultrafast … veryslow). veryfast keeps a 720p clip's generation within
     /// real time on two cores (medium needs ~2.5× the CPU).
-    #[arg(long, default_value = "veryfast")]
+    #[arg(long, default_value = "veryfast", value_parser = X264_PRESETS)]
     preset: String,
     /// x264 constant rate factor for video (lower is better quality). 16, as for seal: more
     /// of the watermark survives the clip's own encode.
@@ -217,7 +232,7 @@ struct SealArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(0..=51))]
     crf: u8,
     /// x264 preset (ultrafast … veryslow).
-    #[arg(long, default_value = "medium")]
+    #[arg(long, default_value = "medium", value_parser = X264_PRESETS)]
     preset: String,
     #[command(flatten)]
     store: StoreArgs,
