@@ -79,3 +79,61 @@ fn a_mark_made_with_one_key_is_not_found_with_another() {
         assert_eq!(r.payload, Some(payload(&a)));
     }
 }
+
+/// 9 s of other music, then the last 5 s of the marked music, as AAC: over the whole sound the
+/// foreign part diluted the mark (p 9e-15 and no payload before the sound's halves and
+/// quarters were searched too); now the payload comes back and the timeline shows where.
+#[test]
+fn a_marked_stretch_after_foreign_sound_keeps_its_payload() {
+    let dir = Scratch::new("splice");
+    let src = music(&dir);
+    let k = key(1, 3);
+    let m = mark(&dir, &src, &k, "marked.wav");
+    let foreign = dir.join("foreign.wav");
+    let music = shared("audio/music-introzik.ogg");
+    ffmpeg(&[
+        "-ss",
+        "120",
+        "-t",
+        "9",
+        "-i",
+        s(&music),
+        "-c:a",
+        "pcm_f32le",
+        s(&foreign),
+    ]);
+    let spliced = dir.join("spliced.m4a");
+    ffmpeg(&[
+        "-i",
+        s(&foreign),
+        "-ss",
+        "7",
+        "-i",
+        s(&m.path),
+        "-filter_complex",
+        "[0:a][1:a]concat=n=2:v=0:a=1[a]",
+        "-map",
+        "[a]",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        s(&spliced),
+    ]);
+    let r = detect(&spliced, std::slice::from_ref(&k));
+    println!(
+        "splice: z {:.1}, p {:.1e}, timeline {:?}",
+        r.score, r.p_value, r.timeline
+    );
+    assert!(r.detected, "{r:?}");
+    assert_eq!(r.payload, Some(payload(&k)), "{r:?}");
+    for (second, p) in r.timeline.iter().take(9).enumerate() {
+        assert!(p.is_none_or(|p| p > 1e-3), "foreign second {second}: {r:?}");
+    }
+    let marked = r.timeline[9..]
+        .iter()
+        .flatten()
+        .filter(|p| **p < 1e-3)
+        .count();
+    assert!(marked >= 2, "{r:?}");
+}
