@@ -38,7 +38,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use candle_transformers::models::stable_diffusion::{embeddings, unet_2d, vae};
-use hallmark_media::{AudioChunk, AudioInfo, MediaFrame, PixelLayout, VideoFrame, VideoInfo};
+use hallmark_media::{AudioInfo, MediaFrame, VideoInfo};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -2004,9 +2004,7 @@ pub(crate) struct Animation {
     fade_s: f64,
     options: GenerateOptions,
     synth: audio::Synth,
-    total_frames: u64,
-    next_index: u64,
-    audio_pending: Option<AudioChunk>,
+    frames: crate::FrameClock,
     scene: Scene,
 }
 
@@ -2051,17 +2049,15 @@ impl Animation {
             phases,
             dir,
             fade_s: (seg * 0.4).min(1.5),
+            frames: crate::FrameClock::new(&options, total_frames),
             options,
             synth,
-            total_frames,
-            next_index: 0,
-            audio_pending: None,
             scene,
         }
     }
 
     fn duration(&self) -> f64 {
-        self.total_frames as f64 / f64::from(self.options.fps)
+        self.frames.total() as f64 / f64::from(self.options.fps)
     }
 
     /// When each keyframe is fully on screen (middle of its segment).
@@ -2212,7 +2208,7 @@ impl Animation {
             width: self.options.width,
             height: self.options.height,
             frame_rate: (self.options.fps as i32, 1),
-            frame_count_estimate: Some(self.total_frames),
+            frame_count_estimate: Some(self.frames.total()),
             codec: "rawvideo".to_string(),
         }
     }
@@ -2239,43 +2235,15 @@ impl Animation {
         d
     }
 
-    fn sample_at(&self, frame: u64) -> u64 {
-        frame * u64::from(self.options.sample_rate) / u64::from(self.options.fps)
-    }
-
     /// Frame `i`, then the audio covering it; `None` when done.
     pub(crate) fn next_frame(&mut self) -> Option<MediaFrame> {
-        if let Some(chunk) = self.audio_pending.take() {
-            return Some(MediaFrame::Audio(chunk));
-        }
-        if self.next_index >= self.total_frames {
-            return None;
-        }
-        let i = self.next_index;
-        let pts = i as f64 / f64::from(self.options.fps);
-        let (w, h) = (self.options.width, self.options.height);
-        let mut planes: Vec<Vec<u8>> = VideoFrame::plane_sizes(w, h, PixelLayout::Yuv420p)
-            .into_iter()
-            .map(|n| vec![0u8; n])
-            .collect();
-        let (s0, s1) = (self.sample_at(i), self.sample_at(i + 1));
-        let mut samples = vec![0.0f32; ((s1 - s0) * 2) as usize];
-        self.synth.render(&mut samples);
-        self.render(pts, &mut planes);
-        self.audio_pending = Some(AudioChunk {
-            sample_rate: self.options.sample_rate,
-            channels: 2,
-            samples,
-            pts_s: s0 as f64 / f64::from(self.options.sample_rate),
-        });
-        self.next_index += 1;
-        Some(MediaFrame::Video(VideoFrame {
-            width: w,
-            height: h,
-            layout: PixelLayout::Yuv420p,
-            planes,
-            pts_s: pts,
-        }))
+        let mut job = match self.frames.next()? {
+            crate::Next::Ready(chunk) => return Some(chunk),
+            crate::Next::Paint(job) => job,
+        };
+        self.synth.render(&mut job.samples);
+        self.render(job.pts_s, &mut job.planes);
+        Some(self.frames.finish(job))
     }
 }
 

@@ -117,6 +117,93 @@ pub(crate) fn clip_seed(scene: &Scene, options: &GenerateOptions) -> u64 {
 
 /// Renders a [`Scene`]: video frames and audio chunks in presentation order.
 ///
+/// Paces both backends' output: frame `i` (pts `i / fps`), then the stereo sound covering
+/// `[i / fps, (i + 1) / fps)`, until `total` frames.
+pub(crate) struct FrameClock {
+    width: u32,
+    height: u32,
+    fps: u32,
+    sample_rate: u32,
+    total: u64,
+    next_index: u64,
+    audio_pending: Option<AudioChunk>,
+}
+
+/// What [`FrameClock::next`] hands out: a chunk ready to go, or a frame to paint.
+pub(crate) enum Next {
+    Ready(MediaFrame),
+    Paint(FrameJob),
+}
+
+/// Frame `pts_s`'s blank Yuv420p planes and its stereo sound buffer, to be filled.
+pub(crate) struct FrameJob {
+    pub pts_s: f64,
+    pub planes: Vec<Vec<u8>>,
+    pub samples: Vec<f32>,
+    sound_pts_s: f64,
+}
+
+impl FrameClock {
+    pub(crate) fn new(options: &GenerateOptions, total: u64) -> FrameClock {
+        FrameClock {
+            width: options.width,
+            height: options.height,
+            fps: options.fps,
+            sample_rate: options.sample_rate,
+            total,
+            next_index: 0,
+            audio_pending: None,
+        }
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    fn sample_at(&self, frame: u64) -> u64 {
+        frame * u64::from(self.sample_rate) / u64::from(self.fps)
+    }
+
+    /// The sound of the frame just painted, or the next frame to paint; `None` when done.
+    pub(crate) fn next(&mut self) -> Option<Next> {
+        if let Some(chunk) = self.audio_pending.take() {
+            return Some(Next::Ready(MediaFrame::Audio(chunk)));
+        }
+        if self.next_index >= self.total {
+            return None;
+        }
+        let i = self.next_index;
+        let (s0, s1) = (self.sample_at(i), self.sample_at(i + 1));
+        Some(Next::Paint(FrameJob {
+            pts_s: i as f64 / f64::from(self.fps),
+            planes: VideoFrame::plane_sizes(self.width, self.height, PixelLayout::Yuv420p)
+                .into_iter()
+                .map(|n| vec![0u8; n])
+                .collect(),
+            samples: vec![0.0f32; ((s1 - s0) * 2) as usize],
+            sound_pts_s: s0 as f64 / f64::from(self.sample_rate),
+        }))
+    }
+
+    /// The painted frame; its sound comes out of the next [`FrameClock::next`].
+    pub(crate) fn finish(&mut self, job: FrameJob) -> MediaFrame {
+        self.audio_pending = Some(AudioChunk {
+            sample_rate: self.sample_rate,
+            channels: 2,
+            samples: job.samples,
+            pts_s: job.sound_pts_s,
+        });
+        self.next_index += 1;
+        MediaFrame::Video(VideoFrame {
+            width: self.width,
+            height: self.height,
+            layout: PixelLayout::Yuv420p,
+            planes: job.planes,
+            pts_s: job.pts_s,
+        })
+    }
+}
+
 /// Crate-private on purpose: frames leave this crate only through [`generate_sealed`], so
 /// there is no way to write a generated clip that is not watermarked and signed.
 pub(crate) struct Generator {
@@ -124,9 +211,7 @@ pub(crate) struct Generator {
     options: GenerateOptions,
     renderer: render::Renderer,
     synth: audio::Synth,
-    total_frames: u64,
-    next_index: u64,
-    audio_pending: Option<AudioChunk>,
+    frames: FrameClock,
 }
 
 // Some accessors exist for the tests (burst times, toast time…).
@@ -149,12 +234,10 @@ impl Generator {
         );
         Ok(Generator {
             scene,
+            frames: FrameClock::new(&options, total_frames),
             options,
             renderer,
             synth,
-            total_frames,
-            next_index: 0,
-            audio_pending: None,
         })
     }
 
@@ -163,7 +246,7 @@ impl Generator {
             width: self.options.width,
             height: self.options.height,
             frame_rate: (self.options.fps as i32, 1),
-            frame_count_estimate: Some(self.total_frames),
+            frame_count_estimate: Some(self.frames.total()),
             codec: "rawvideo".to_string(),
         }
     }
@@ -178,7 +261,7 @@ impl Generator {
 
     /// `round(fps * duration_s)`.
     pub fn total_frames(&self) -> u64 {
-        self.total_frames
+        self.frames.total()
     }
 
     /// Firework explosion times in seconds (picture and sound both use them).
@@ -205,8 +288,8 @@ impl Generator {
             "width": self.options.width,
             "height": self.options.height,
             "fps": self.options.fps,
-            "frames": self.total_frames,
-            "duration_s": self.total_frames as f64 / f64::from(self.options.fps),
+            "frames": self.frames.total(),
+            "duration_s": self.frames.total() as f64 / f64::from(self.options.fps),
             "seed": self.options.seed,
             "sample_rate": self.options.sample_rate,
             "firework_bursts_s": self.burst_times(),
@@ -219,49 +302,21 @@ impl Generator {
         d
     }
 
-    fn sample_at(&self, frame: u64) -> u64 {
-        frame * u64::from(self.options.sample_rate) / u64::from(self.options.fps)
-    }
-
     /// The next video frame or audio chunk: frame `i` (pts `i / fps`) then the audio
     /// covering `[i / fps, (i + 1) / fps)`; `None` when done.
     pub fn next_frame(&mut self) -> Option<MediaFrame> {
-        if let Some(chunk) = self.audio_pending.take() {
-            return Some(MediaFrame::Audio(chunk));
-        }
-        if self.next_index >= self.total_frames {
-            return None;
-        }
-        let i = self.next_index;
-        let pts = i as f64 / f64::from(self.options.fps);
-        let (w, h) = (self.options.width, self.options.height);
-        let mut planes: Vec<Vec<u8>> = VideoFrame::plane_sizes(w, h, PixelLayout::Yuv420p)
-            .into_iter()
-            .map(|n| vec![0u8; n])
-            .collect();
+        let mut job = match self.frames.next()? {
+            Next::Ready(chunk) => return Some(chunk),
+            Next::Paint(job) => job,
+        };
         // The frame's audio is synthesised alongside the picture (sequential state, so
         // still deterministic), then handed out right after it.
-        let (s0, s1) = (self.sample_at(i), self.sample_at(i + 1));
-        let mut samples = vec![0.0f32; ((s1 - s0) * 2) as usize];
         let (renderer, synth) = (&mut self.renderer, &mut self.synth);
         rayon::join(
-            || renderer.render(pts, &mut planes),
-            || synth.render(&mut samples),
+            || renderer.render(job.pts_s, &mut job.planes),
+            || synth.render(&mut job.samples),
         );
-        self.audio_pending = Some(AudioChunk {
-            sample_rate: self.options.sample_rate,
-            channels: 2,
-            samples,
-            pts_s: s0 as f64 / f64::from(self.options.sample_rate),
-        });
-        self.next_index += 1;
-        Some(MediaFrame::Video(VideoFrame {
-            width: w,
-            height: h,
-            layout: PixelLayout::Yuv420p,
-            planes,
-            pts_s: pts,
-        }))
+        Some(self.frames.finish(job))
     }
 }
 
