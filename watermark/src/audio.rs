@@ -888,13 +888,7 @@ impl AudioDetector {
         let segments = self.segment_folds();
         let family = (1 + segments.len()) as f64;
         let hypotheses = (self.keys.len() * SYMBOL_PHASES * PERIOD_SYMBOLS) as f64;
-        let p_of = |z: f64| {
-            if z > 0.0 {
-                (hypotheses.ln() - z * z / 2.0).exp().min(1.0)
-            } else {
-                1.0
-            }
-        };
+        let p_of = |z: f64| crate::detect::search_p(hypotheses, z);
         let mut best = (self.search(&self.folds), &self.folds);
         // Segments are also searched when the whole proves the mark but its payload does not
         // decode (foreign sound dilutes the payload's chips too). Reporting family × p of

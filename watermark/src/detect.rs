@@ -457,13 +457,7 @@ impl VideoDetector {
         let segments = segment_sums(acc);
         let family = (1 + segments.len()) as f64;
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
-        let p_of = |z: f64| {
-            if z > 0.0 {
-                (hypotheses.ln() - z * z / 2.0).exp().min(1.0)
-            } else {
-                1.0
-            }
-        };
+        let p_of = |z: f64| search_p(hypotheses, z);
         let mut best = (self.search(&acc.sum, wa, ha, &scales), &acc.sum);
         if family * p_of(best.0.z) > DETECT_P {
             for segment in &segments {
@@ -516,6 +510,16 @@ impl VideoDetector {
                 .collect();
         }
         out
+    }
+}
+
+/// The Bonferroni bound over `hypotheses` tests of a normalised correlation `z` whose null
+/// tail is `P(z ≥ t) ≤ exp(−t²/2)` (Hoeffding): `min(1, hypotheses · exp(−z²/2))`.
+pub(crate) fn search_p(hypotheses: f64, z: f64) -> f64 {
+    if z > 0.0 {
+        (hypotheses.ln() - z * z / 2.0).exp().min(1.0)
+    } else {
+        1.0
     }
 }
 
