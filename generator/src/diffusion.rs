@@ -2204,21 +2204,11 @@ impl Animation {
     }
 
     pub(crate) fn video_info(&self) -> VideoInfo {
-        VideoInfo {
-            width: self.options.width,
-            height: self.options.height,
-            frame_rate: (self.options.fps as i32, 1),
-            frame_count_estimate: Some(self.frames.total()),
-            codec: "rawvideo".to_string(),
-        }
+        self.frames.video_info()
     }
 
     pub(crate) fn audio_info(&self) -> AudioInfo {
-        AudioInfo {
-            sample_rate: self.options.sample_rate,
-            channels: 2,
-            codec: "pcm_f32le".to_string(),
-        }
+        self.frames.audio_info()
     }
 
     /// The sound bed's scene and music, for the manifest.

@@ -160,6 +160,26 @@ impl FrameClock {
         self.total
     }
 
+    /// The raw picture stream handed to the sealing pipeline.
+    pub(crate) fn video_info(&self) -> VideoInfo {
+        VideoInfo {
+            width: self.width,
+            height: self.height,
+            frame_rate: (self.fps as i32, 1),
+            frame_count_estimate: Some(self.total),
+            codec: "rawvideo".to_string(),
+        }
+    }
+
+    /// The raw stereo sound stream handed to the sealing pipeline.
+    pub(crate) fn audio_info(&self) -> AudioInfo {
+        AudioInfo {
+            sample_rate: self.sample_rate,
+            channels: 2,
+            codec: "pcm_f32le".to_string(),
+        }
+    }
+
     fn sample_at(&self, frame: u64) -> u64 {
         frame * u64::from(self.sample_rate) / u64::from(self.fps)
     }
@@ -242,21 +262,11 @@ impl Generator {
     }
 
     pub fn video_info(&self) -> VideoInfo {
-        VideoInfo {
-            width: self.options.width,
-            height: self.options.height,
-            frame_rate: (self.options.fps as i32, 1),
-            frame_count_estimate: Some(self.frames.total()),
-            codec: "rawvideo".to_string(),
-        }
+        self.frames.video_info()
     }
 
     pub fn audio_info(&self) -> AudioInfo {
-        AudioInfo {
-            sample_rate: self.options.sample_rate,
-            channels: 2,
-            codec: "pcm_f32le".to_string(),
-        }
+        self.frames.audio_info()
     }
 
     /// `round(fps * duration_s)`.
