@@ -290,8 +290,9 @@ impl AnalysisGrid {
         whitened_residual(&self.downscale(y), self.wa, self.ha)
     }
 
-    /// Adds the analysis-grid signal `wm` (bilinearly upscaled) to the luma plane.
-    pub(crate) fn add_upscaled(&self, y: &mut [u8], wm: &[f32]) {
+    /// The analysis-grid signal `wm` bilinearly upscaled to the frame, into `out`
+    /// (`w·h` values, row-major).
+    pub(crate) fn upscale_into(&self, wm: &[f32], out: &mut [f32]) {
         let wa = self.wa;
         let mut row = vec![0f32; wa];
         for (yy, &(r0, r1, rw)) in self.row_taps.iter().enumerate() {
@@ -300,14 +301,81 @@ impl AnalysisGrid {
             for ((o, &p), &q) in row.iter_mut().zip(a).zip(b) {
                 *o = p * (1.0 - rw) + q * rw;
             }
-            let line = &mut y[yy * self.w..(yy + 1) * self.w];
+            let line = &mut out[yy * self.w..(yy + 1) * self.w];
             for (px, &(c0, c1, cw)) in line.iter_mut().zip(&self.col_taps) {
-                let d = row[c0 as usize] * (1.0 - cw) + row[c1 as usize] * cw;
-                // +0.5 and truncation instead of round(): no libm call per pixel; values
-                // below −0.5 truncate towards zero and are clamped to 0 all the same.
-                *px = ((*px as f32 + d + 0.5) as i32).clamp(0, 255) as u8;
+                *px = row[c0 as usize] * (1.0 - cw) + row[c1 as usize] * cw;
             }
         }
+    }
+}
+
+/// The mean SSIM (ffmpeg's form: 8×8 windows every 4 pixels) between a luma plane `y`
+/// and `y + k·d`, as a function of the mark's scale `k`, from per-window sums.
+pub(crate) struct SsimOfScale {
+    /// Per window: Σy, Σy², Σd, Σd², Σyd.
+    windows: Vec<[f64; 5]>,
+}
+
+impl SsimOfScale {
+    pub(crate) fn new(y: &[u8], d: &[f32], w: usize, h: usize) -> Self {
+        // Sums over 4×4 blocks, then 2×2 blocks of them form each 8×8 window.
+        let (bw, bh) = (w / 4, h / 4);
+        let mut blocks = vec![[0f64; 5]; bw * bh];
+        for r in 0..bh * 4 {
+            let row = &y[r * w..r * w + bw * 4];
+            let drow = &d[r * w..r * w + bw * 4];
+            let brow = &mut blocks[(r / 4) * bw..(r / 4 + 1) * bw];
+            for (b, (px, dx)) in brow
+                .iter_mut()
+                .zip(row.chunks_exact(4).zip(drow.chunks_exact(4)))
+            {
+                for (&p, &m) in px.iter().zip(dx) {
+                    let (p, m) = (f64::from(p), f64::from(m));
+                    b[0] += p;
+                    b[1] += p * p;
+                    b[2] += m;
+                    b[3] += m * m;
+                    b[4] += p * m;
+                }
+            }
+        }
+        let mut windows = Vec::with_capacity(bw.saturating_sub(1) * bh.saturating_sub(1));
+        for r in 0..bh.saturating_sub(1) {
+            for c in 0..bw.saturating_sub(1) {
+                let mut s = [0f64; 5];
+                for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let b = &blocks[(r + dr) * bw + c + dc];
+                    for i in 0..5 {
+                        s[i] += b[i];
+                    }
+                }
+                windows.push(s);
+            }
+        }
+        SsimOfScale { windows }
+    }
+
+    /// Mean SSIM with the mark scaled by `k` (1 when the frame is smaller than a window).
+    pub(crate) fn at(&self, k: f64) -> f64 {
+        if self.windows.is_empty() {
+            return 1.0;
+        }
+        const N: f64 = 64.0;
+        let c1 = (0.01f64 * 255.0).powi(2) * N * N;
+        let c2 = (0.03f64 * 255.0).powi(2) * N * N;
+        let total: f64 = self
+            .windows
+            .iter()
+            .map(|&[sa, saa, sd, sdd, sad]| {
+                let sb = sa + k * sd;
+                let sbb = saa + 2.0 * k * sad + k * k * sdd;
+                let sab = saa + k * sad;
+                let vars = N * (saa + sbb) - sa * sa - sb * sb;
+                let covar = N * sab - sa * sb;
+                (2.0 * sa * sb + c1) * (2.0 * covar + c2) / ((sa * sa + sb * sb + c1) * (vars + c2))
+            })
+            .sum();
+        total / self.windows.len() as f64
     }
 }
 

@@ -567,26 +567,22 @@ fn segment_sums(acc: &Accum) -> Vec<Vec<f32>> {
     out
 }
 
-/// Soft payload decoding at a registration: per coded bit the normalised correlation of
-/// its chips, then Viterbi and CRC. Returns the payload (if the CRC checks) and the raw
-/// coded-bit error estimate.
+/// Soft payload decoding at a registration: per coded bit the correlation of its chips
+/// with their signs, then Viterbi and CRC. The plain correlation is the maximum-likelihood
+/// metric when the chips' noise is alike (normalising each bit by its own energy, as
+/// before, shrank the most reliable bits: a 3 s crop + CRF 30 + darker copy decoded at
+/// coded BER 0.138 this way and not at 0.149 that way). Returns the payload (if the CRC
+/// checks) and the raw coded-bit error estimate.
 fn decode_payload(f: &[f64], key: &KeyPattern, shift: usize) -> (Option<Payload>, f64) {
     let (dy, dx) = (shift / TILE, shift % TILE);
-    let mut num = vec![0f64; code::CODED_BITS];
-    let mut den = vec![0f64; code::CODED_BITS];
+    let mut soft = vec![0f64; code::CODED_BITS];
     for j in 0..TILE * TILE {
         if let Some(k) = key.role[j] {
             let (jy, jx) = (j / TILE, j % TILE);
             let v = f[((jy + dy) % TILE) * TILE + (jx + dx) % TILE];
-            num[k as usize] += key.sign[j] as f64 * v;
-            den[k as usize] += v * v;
+            soft[k as usize] += key.sign[j] as f64 * v;
         }
     }
-    let soft: Vec<f64> = num
-        .iter()
-        .zip(&den)
-        .map(|(n, d)| if *d > 0.0 { n / d.sqrt() } else { 0.0 })
-        .collect();
     let info = code::viterbi(&soft);
     let recoded = code::encode(&info);
     let errors = recoded

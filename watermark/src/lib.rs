@@ -37,22 +37,33 @@ pub use detect::{
 };
 pub use key::{Payload, WatermarkError, WatermarkKey};
 
-use analysis::{texture_mask, Geometry, KeyPattern};
+use analysis::{texture_mask, Geometry, KeyPattern, SsimOfScale};
 use hallmark_media::{PixelLayout, VideoFrame};
 
 /// Default embedding strength: the target RMS of the watermark per frame in 8-bit luma
-/// levels on the analysis grid (2.7 ≈ PSNR 43 dB after the smooth upscale). The perceptual mask distributes it: ~0 on flat areas, most of
-/// it in texture; frames with little texture get less (see [`MAX_GAIN`]).
-pub const DEFAULT_STRENGTH: f32 = 2.7;
+/// levels on the analysis grid, before the frame's SSIM budget ([`MIN_FRAME_SSIM`]) takes
+/// its share (Big Buck Bunny then gets ≈ PSNR 43 dB). The perceptual mask distributes it: ~0 on flat areas, most of it in
+/// texture; frames with little texture get less (see [`MAX_GAIN`]).
+pub const DEFAULT_STRENGTH: f32 = 3.2;
 /// Cap on the gain applied to the texture mask (mask 1 ≈ ordinary texture). With the mask
 /// floor of 0.08 this keeps flat areas below half a level, i.e. untouched after rounding.
 pub const MAX_GAIN: f32 = 4.5;
+
+/// Least SSIM (luma, 8×8 windows every 4 pixels, as ffmpeg's `ssim`) of a marked frame
+/// against itself unmarked: frames whose texture cannot hide [`DEFAULT_STRENGTH`] get less.
+/// SSIM is what the texture mask (measured on the coarse analysis grid, smoothed over ~5
+/// chips) cannot see: it spills the mark into the flat windows beside edges, where SSIM's
+/// loss (≈ mark² / (2σ² + C2)) is highest. Before the encode's own share (at the seal's CRF
+/// 10, ≈ 0.004), so that the sealed clip stays ≥ 0.99 from the same encode unmarked.
+pub const MIN_FRAME_SSIM: f64 = 0.9945;
 
 /// Marks frames with one key and payload.
 pub struct VideoEmbedder {
     strength: f32,
     tile: Vec<f32>,
     geom: Option<Geometry>,
+    /// The upscaled mark of the current frame (per pixel, reused).
+    mark: Vec<f32>,
 }
 
 impl VideoEmbedder {
@@ -72,6 +83,7 @@ impl VideoEmbedder {
             strength,
             tile: pattern.embed_tile(&coded),
             geom: None,
+            mark: Vec::new(),
         }
     }
 
@@ -98,6 +110,31 @@ impl VideoEmbedder {
                 wm[i] = gain * mask[i] * trow[u % TILE];
             }
         }
-        g.add_upscaled(&mut frame.planes[0], &wm);
+        self.mark.resize(w * h, 0.0);
+        g.upscale_into(&wm, &mut self.mark);
+        let y = &mut frame.planes[0][..w * h];
+        // The frame's budget: the mark alone may cost it at most this much SSIM (an encode
+        // of the sealed clip adds about as much again, see README).
+        let ssim = SsimOfScale::new(y, &self.mark, w, h);
+        let mut k = 1.0f64;
+        if ssim.at(k) < MIN_FRAME_SSIM {
+            // SSIM falls monotonically with the scale here: bisect.
+            let mut lo = 0.0;
+            for _ in 0..12 {
+                let mid = 0.5 * (lo + k);
+                if ssim.at(mid) < MIN_FRAME_SSIM {
+                    k = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            k = lo;
+        }
+        let k = k as f32;
+        for (px, &d) in y.iter_mut().zip(&self.mark) {
+            // +0.5 and truncation instead of round(): no libm call per pixel; values
+            // below −0.5 truncate towards zero and are clamped to 0 all the same.
+            *px = ((*px as f32 + k * d + 0.5) as i32).clamp(0, 255) as u8;
+        }
     }
 }
