@@ -705,6 +705,57 @@ pub fn audio_framing() -> AudioFraming {
     }
 }
 
+/// The plain-Rust band-energy front end of [`AudioDetector::add_chunk`]: the energies of
+/// analysis frames ([`AudioFraming`]) with an f64 FFT, two real frames per complex FFT.
+pub struct AudioBandMeter {
+    meter: TileMeter,
+}
+
+impl Default for AudioBandMeter {
+    fn default() -> Self {
+        AudioBandMeter::new()
+    }
+}
+
+impl AudioBandMeter {
+    pub fn new() -> Self {
+        AudioBandMeter {
+            meter: TileMeter::new(band_edges()),
+        }
+    }
+
+    /// Replaces `energies` with those of `frames` (whole frames of [`AudioFraming`]'s
+    /// `frame_len`, one after the other): bands, then the total, frame after frame. An odd
+    /// last frame shares its FFT with silence.
+    pub fn measure(
+        &mut self,
+        frames: &[f32],
+        energies: &mut Vec<f64>,
+    ) -> Result<(), NotWholeFrames> {
+        if !frames.len().is_multiple_of(FFT_LEN) {
+            return Err(NotWholeFrames {
+                len: frames.len(),
+                per_frame: FFT_LEN,
+            });
+        }
+        let per_frame = self.meter.bands.len() + 1;
+        let n = frames.len() / FFT_LEN;
+        energies.clear();
+        energies.resize((n + n % 2) * per_frame, 0.0);
+        for (f, e) in frames
+            .chunks(2 * FFT_LEN)
+            .zip(energies.chunks_exact_mut(2 * per_frame))
+        {
+            let (ea, eb) = e.split_at_mut(per_frame);
+            let (fa, fb) = f.split_at(FFT_LEN);
+            let fb = fb.iter().copied().chain(std::iter::repeat(0.0));
+            self.meter.frames(fa.iter().copied(), fb, ea, eb);
+        }
+        energies.truncate(n * per_frame);
+        Ok(())
+    }
+}
+
 /// [`AudioDetector::add_frames`] or [`AudioDetector::add_band_energies`] was handed a slice
 /// that is not whole frames.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -726,7 +777,7 @@ pub struct AudioDetector {
     keys: Vec<(u8, AudioPattern)>,
     nb: usize,
     floors: Vec<f64>,
-    meter: TileMeter,
+    meter: AudioBandMeter,
     front: Option<DetFront>,
     /// Next pair of analysis frames to turn into tiles (frame m is centred at
     /// `m · DET_HOP + DET_HOP/2`).
@@ -766,7 +817,7 @@ impl AudioDetector {
                 .iter()
                 .map(|&(lo, hi)| floor_energy(hi - lo))
                 .collect(),
-            meter: TileMeter::new(bands),
+            meter: AudioBandMeter::new(),
             front: None,
             next: 0,
             written: 0,
@@ -804,31 +855,13 @@ impl AudioDetector {
     }
 
     /// Measures analysis frames from [`AudioDetector::take_frames`] with the plain-Rust FFT
-    /// (two frames per complex FFT, an odd last one with silence) and adds their energies
-    /// ([`AudioDetector::add_band_energies`]).
+    /// ([`AudioBandMeter`]) and adds their energies ([`AudioDetector::add_band_energies`]).
     pub fn add_frames(&mut self, frames: &[f32]) -> Result<(), NotWholeFrames> {
-        if !frames.len().is_multiple_of(FFT_LEN) {
-            return Err(NotWholeFrames {
-                len: frames.len(),
-                per_frame: FFT_LEN,
-            });
-        }
-        let per_frame = self.nb + 1;
-        let n = frames.len() / FFT_LEN;
         let mut energies = std::mem::take(&mut self.energy_buf);
-        energies.clear();
-        energies.resize((n + n % 2) * per_frame, 0.0);
-        for (f, e) in frames
-            .chunks(2 * FFT_LEN)
-            .zip(energies.chunks_exact_mut(2 * per_frame))
-        {
-            let (ea, eb) = e.split_at_mut(per_frame);
-            let (fa, fb) = f.split_at(FFT_LEN);
-            let fb = fb.iter().copied().chain(std::iter::repeat(0.0));
-            self.meter.frames(fa.iter().copied(), fb, ea, eb);
-        }
-        energies.truncate(n * per_frame);
-        let added = self.add_band_energies(&energies);
+        let added = self
+            .meter
+            .measure(frames, &mut energies)
+            .and_then(|()| self.add_band_energies(&energies));
         self.energy_buf = energies;
         added
     }
