@@ -966,8 +966,12 @@ impl AudioDetector {
             let slot = (self.written % DET_FRAMES_PER_TILE as u64) as usize;
             self.ring[slot].copy_from_slice(e);
             self.written += 1;
-            // Frames are turned into tiles two at a time, once both are in the ring (the
-            // plain front end measures them with one FFT), as the detector always has.
+            // Frames are turned into tiles two at a time, once both are in the ring, as the
+            // detector always has (the plain meter measures a pair with one FFT). So the
+            // tile ending at the first frame of a pair already holds the second in place of
+            // its oldest frame: each odd tile phase repeats the next even one (phase 15
+            // phase 0, one tile on). Kept so that results stay what they were; changing it
+            // changes the statistics.
             if self.written.is_multiple_of(2) {
                 self.tiles_of_pair();
             }
