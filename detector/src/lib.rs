@@ -1,6 +1,7 @@
 //! "Is this real?" — reads a file's C2PA provenance (and, with the watermark issue, hallmark's
 //! watermark) and turns it into a [`Verdict`] that never claims more than can be proven.
 
+pub mod audio_model;
 pub mod model;
 mod provenance;
 mod recover;
@@ -13,8 +14,7 @@ use std::sync::Arc;
 use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout};
 use hallmark_store::{Fingerprint, Fingerprinter};
 use hallmark_watermark::{
-    AudioDetector, VideoDetection, VideoDetector, WatermarkKey, DETECT_P, INCONCLUSIVE_P,
-    MAX_TIMELINE_SECONDS,
+    VideoDetection, VideoDetector, WatermarkKey, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS,
 };
 use serde_json::json;
 
@@ -148,7 +148,8 @@ impl Verifier {
     /// detector — the candle model in [`model`], batched, on [`model::default_device`], on a
     /// second thread; clips of 4 s or more without their non-reference frames (see
     /// [`scan::scan`]); in [`ScanMode::Quick`] the key frames first — and every sound chunk
-    /// through the sound detector.
+    /// through the sound detector, whose front end is the candle model in [`audio_model`]
+    /// ([`scan::AudioScan`]).
     fn look_for_watermark(&self, path: &Path, mut decoder: Decoder, mut report: Report) -> Report {
         // Only a moving picture has key frames to skip to; sound and stills take one pass.
         let quick = self.scan_mode == ScanMode::Quick
@@ -161,7 +162,8 @@ impl Verifier {
             VideoScan::full(decoder.info())
         };
         let mut detector = VideoDetector::new(&self.watermark_keys);
-        let mut audio_detector = AudioDetector::new(&self.watermark_keys);
+        // The sound's front end is the candle model in [`audio_model`], batched.
+        let mut audio_scan = scan::AudioScan::new(&self.watermark_keys);
         // The content's fingerprint, for the store lookup below, in the same pass. Key
         // frames alone leave gaps that must not pose as a still picture.
         let mut fingerprinter = self.store.as_ref().map(|_| match scan {
@@ -170,7 +172,7 @@ impl Verifier {
         });
         scan::scan_frames(&mut decoder, &mut detector, scan, |frame| {
             if let MediaFrame::Audio(chunk) = frame {
-                audio_detector.add_chunk(chunk);
+                audio_scan.add_chunk(chunk);
             }
             if let Some(f) = fingerprinter.as_mut() {
                 match frame {
@@ -205,11 +207,12 @@ impl Verifier {
                 }
             }
         }
+        let found_audio = audio_scan.finish();
         let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
         let video =
             has(|m| m.width.is_some()).then(|| video_mark(found, tests, scan, passes, seconds));
         let audio = has(|m| m.sample_rate.is_some()).then(|| {
-            let found = audio_detector.result();
+            let found = found_audio;
             MarkResult {
                 detected: found.detected,
                 inconclusive: found.inconclusive,

@@ -1,14 +1,20 @@
-//! Feeding a decoded clip through the detection model: the decoder runs on the calling
-//! thread, the model (and the watermark statistics) on a second one, joined by a bounded
-//! channel, so decoding and detection overlap and memory stays bounded (a few batches of
-//! luma planes).
+//! Feeding a decoded clip through the detection models. Picture: the decoder runs on the
+//! calling thread, the model (and the watermark statistics) on a second one, joined by a
+//! bounded channel, so decoding and detection overlap and memory stays bounded (a few
+//! batches of luma planes). Sound: [`AudioScan`] batches analysis frames through the sound
+//! model on the thread that hands it the chunks (the decoder's; it costs little there).
 
 use std::sync::mpsc::{sync_channel, Receiver};
 
 use candle_core::{Device, Tensor};
-use hallmark_media::{Decoder, FrameSelection, MediaFrame, MediaInfo, PixelLayout, VideoFrame};
-use hallmark_watermark::{frame_luma, AnalysisGrid, VideoDetector};
+use hallmark_media::{
+    AudioChunk, Decoder, FrameSelection, MediaFrame, MediaInfo, PixelLayout, VideoFrame,
+};
+use hallmark_watermark::{
+    frame_luma, AnalysisGrid, AudioDetection, AudioDetector, VideoDetector, WatermarkKey,
+};
 
+use crate::audio_model::{self, BandEnergyModel};
 use crate::model::{self, Config, ResidualModel};
 use crate::VideoScan;
 
@@ -162,4 +168,98 @@ fn residuals(
     let r = model.forward(&frames)?;
     let (wa, ha) = model.grid_size(w, h)?;
     Ok((model::to_host(&r)?, wa, ha))
+}
+
+/// The sound detector with its front end as the candle model: chunks are framed by the
+/// watermark crate (`AudioDetector::push_chunk` / `take_frames`: downmix, resampling to
+/// 16 kHz, 512-sample frames every 4 ms), measured [`audio_model::Config::batch_size`]
+/// frames at a time by [`BandEnergyModel`] and handed back as band energies
+/// (`add_band_energies`). Memory: one batch of frames plus the resampled chunk.
+///
+/// Should the model fail to build or to run a batch (a GPU error), that batch and the rest
+/// of the sound take the plain-Rust path (`AudioDetector::add_frames` / `add_chunk`),
+/// which computes the same energies with an FFT.
+pub struct AudioScan {
+    detector: AudioDetector,
+    model: Option<BandEnergyModel>,
+    batch_size: usize,
+    /// Frames taken, not yet measured (fewer than `batch_size`).
+    frames: Vec<f32>,
+}
+
+impl AudioScan {
+    /// A sound scan for any of `keys`, its model on [`model::default_device`].
+    pub fn new(keys: &[WatermarkKey]) -> AudioScan {
+        AudioScan::with_model(
+            keys,
+            audio_model::Config::default(),
+            model::default_device(),
+        )
+    }
+
+    /// A sound scan whose model has `config` and runs on `device`.
+    pub fn with_model(
+        keys: &[WatermarkKey],
+        config: audio_model::Config,
+        device: &Device,
+    ) -> AudioScan {
+        let batch_size = config.batch_size.max(1);
+        AudioScan {
+            detector: AudioDetector::new(keys),
+            model: BandEnergyModel::new(config, device).ok(),
+            batch_size,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Whether the candle model is (still) measuring the sound.
+    pub fn uses_model(&self) -> bool {
+        self.model.is_some()
+    }
+
+    /// Adds one chunk of decoded sound (any rate, any channel count; chunks whose format
+    /// differs from the first chunk's are ignored, as `AudioDetector::add_chunk` does).
+    pub fn add_chunk(&mut self, chunk: &AudioChunk) {
+        if self.model.is_none() {
+            self.detector.add_chunk(chunk);
+            return;
+        }
+        if !self.detector.push_chunk(chunk) {
+            return;
+        }
+        let frame_len = hallmark_watermark::audio_framing().frame_len;
+        loop {
+            let room = self.batch_size - self.frames.len() / frame_len;
+            if self.detector.take_frames(room, &mut self.frames) == 0 {
+                break;
+            }
+            if self.frames.len() / frame_len == self.batch_size {
+                self.flush();
+            }
+        }
+    }
+
+    /// Measures the frames held (a partial batch) and adds their energies.
+    fn flush(&mut self) {
+        if self.frames.is_empty() {
+            return;
+        }
+        let energies = self.model.as_ref().map(|m| m.energies(&self.frames));
+        // add_band_energies checks the length before it adds anything.
+        let added =
+            energies.is_some_and(|e| e.is_ok_and(|e| self.detector.add_band_energies(&e).is_ok()));
+        if !added {
+            self.model = None;
+            self.detector
+                .add_frames(&self.frames)
+                .expect("take_frames hands out whole frames");
+        }
+        self.frames.clear();
+    }
+
+    /// Measures what is held and runs the detector's tests on everything added.
+    pub fn finish(mut self) -> AudioDetection {
+        self.flush();
+        self.detector.result()
+    }
 }

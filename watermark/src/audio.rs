@@ -659,22 +659,131 @@ struct DetFront {
     x16: Vec<f32>,
     base: u64,
     have: u64,
+    /// Analysis frames handed out so far (frame m is centred at `m · DET_HOP + DET_HOP/2`).
+    framed: u64,
 }
 
 /// One symbol column kept for the timeline: symbol phase, column, phasors as f32 pairs.
 type SecondColumn = (u8, u8, Vec<[f32; 2]>);
 
+/// How [`AudioDetector`] measures sound, so that its band-energy front end can run
+/// elsewhere (`hallmark-detector` runs it as a candle model): analysis frame `m` holds the
+/// 16 kHz mono samples `m · hop + hop/2 − frame_len/2 ..` (silence before the start) from
+/// [`AudioDetector::push_chunk`] / [`AudioDetector::take_frames`]; its energies are
+/// `E_b = Σ_{k ∈ bands[b]} |X_k|²` for each band, then `Σ_{k ∈ total_bins} |X_k|²`, where
+/// `X = DFT(x · window)` (the product taken in f32, `X_k = Σ_j x_j w_j e^{−2πijk/frame_len}`),
+/// and they go to [`AudioDetector::add_band_energies`] in frame order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioFraming {
+    /// Samples per analysis frame at [`AUDIO_RATE`] (512, 32 ms).
+    pub frame_len: usize,
+    /// Samples between consecutive frames (64, 4 ms).
+    pub hop: usize,
+    /// The analysis window (Hann), `frame_len` values.
+    pub window: Vec<f32>,
+    /// The bands as half-open DFT bin ranges `[lo, hi)`, low to high.
+    pub bands: Vec<(usize, usize)>,
+    /// The bins of the total energy, half-open: every bin but DC and Nyquist.
+    pub total_bins: (usize, usize),
+}
+
+impl AudioFraming {
+    /// Energies per frame: the bands, then the total.
+    pub fn energies_per_frame(&self) -> usize {
+        self.bands.len() + 1
+    }
+}
+
+/// The detector's analysis framing ([`AudioFraming`]).
+pub fn audio_framing() -> AudioFraming {
+    AudioFraming {
+        frame_len: FFT_LEN,
+        hop: DET_HOP,
+        window: hann_pow(1.0),
+        bands: band_edges(),
+        total_bins: (1, FFT_LEN / 2),
+    }
+}
+
+/// The plain-Rust band-energy front end of [`AudioDetector::add_chunk`]: the energies of
+/// analysis frames ([`AudioFraming`]) with an f64 FFT, two real frames per complex FFT.
+pub struct AudioBandMeter {
+    meter: TileMeter,
+}
+
+impl Default for AudioBandMeter {
+    fn default() -> Self {
+        AudioBandMeter::new()
+    }
+}
+
+impl AudioBandMeter {
+    pub fn new() -> Self {
+        AudioBandMeter {
+            meter: TileMeter::new(band_edges()),
+        }
+    }
+
+    /// Replaces `energies` with those of `frames` (whole frames of [`AudioFraming`]'s
+    /// `frame_len`, one after the other): bands, then the total, frame after frame. An odd
+    /// last frame shares its FFT with silence.
+    pub fn measure(
+        &mut self,
+        frames: &[f32],
+        energies: &mut Vec<f64>,
+    ) -> Result<(), NotWholeFrames> {
+        if !frames.len().is_multiple_of(FFT_LEN) {
+            return Err(NotWholeFrames {
+                len: frames.len(),
+                per_frame: FFT_LEN,
+            });
+        }
+        let per_frame = self.meter.bands.len() + 1;
+        let n = frames.len() / FFT_LEN;
+        energies.clear();
+        energies.resize((n + n % 2) * per_frame, 0.0);
+        for (f, e) in frames
+            .chunks(2 * FFT_LEN)
+            .zip(energies.chunks_exact_mut(2 * per_frame))
+        {
+            let (ea, eb) = e.split_at_mut(per_frame);
+            let (fa, fb) = f.split_at(FFT_LEN);
+            let fb = fb.iter().copied().chain(std::iter::repeat(0.0));
+            self.meter.frames(fa.iter().copied(), fb, ea, eb);
+        }
+        energies.truncate(n * per_frame);
+        Ok(())
+    }
+}
+
+/// [`AudioDetector::add_frames`] or [`AudioDetector::add_band_energies`] was handed a slice
+/// that is not whole frames.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{len} values are not whole frames of {per_frame}")]
+pub struct NotWholeFrames {
+    pub len: usize,
+    pub per_frame: usize,
+}
+
 /// Accumulates the sound of one clip and tests it against a set of keys. Memory is
 /// bounded: one fold per time phase, plus the per-second timeline data of the first
 /// [`MAX_TIMELINE_SECONDS`] seconds.
+///
+/// [`AudioDetector::add_chunk`] does everything. Its front end can also be run elsewhere:
+/// [`AudioDetector::push_chunk`] + [`AudioDetector::take_frames`] give the analysis frames,
+/// [`AudioDetector::add_band_energies`] takes their energies ([`AudioFraming`]); `add_chunk`
+/// is exactly that with the plain-Rust FFT ([`AudioDetector::add_frames`]) in between.
 pub struct AudioDetector {
     keys: Vec<(u8, AudioPattern)>,
     nb: usize,
     floors: Vec<f64>,
-    meter: TileMeter,
+    meter: AudioBandMeter,
     front: Option<DetFront>,
-    /// Next pair of analysis frames (frame m is centred at `m · DET_HOP + DET_HOP/2`).
+    /// Next pair of analysis frames to turn into tiles (frame m is centred at
+    /// `m · DET_HOP + DET_HOP/2`).
     next: u64,
+    /// Analysis frames whose energies are in the ring (`next` or `next + 1`).
+    written: u64,
     /// Band energies of the last `DET_FRAMES_PER_TILE` frames (ring; total last).
     ring: Vec<Vec<f64>>,
     /// Per tile phase: band energies of the previous tile.
@@ -685,7 +794,13 @@ pub struct AudioDetector {
     seconds: BTreeMap<usize, Vec<SecondColumn>>,
     windows: u64,
     pts0: Option<f64>,
+    /// Scratch of the plain front end: frames and their energies.
+    frame_buf: Vec<f32>,
+    energy_buf: Vec<f64>,
 }
+
+/// Analysis frames the plain front end measures at a time (bounds its scratch memory).
+const PLAIN_FRAMES_PER_PASS: usize = 256;
 
 impl AudioDetector {
     /// A detector for any of `keys`.
@@ -702,24 +817,63 @@ impl AudioDetector {
                 .iter()
                 .map(|&(lo, hi)| floor_energy(hi - lo))
                 .collect(),
-            meter: TileMeter::new(bands),
+            meter: AudioBandMeter::new(),
             front: None,
             next: 0,
+            written: 0,
             ring: vec![vec![0.0; nb + 1]; DET_FRAMES_PER_TILE],
             prev: vec![None; DET_FRAMES_PER_TILE],
             folds: vec![vec![C::default(); nb * PERIOD_SYMBOLS]; SYMBOL_PHASES],
             seconds: BTreeMap::new(),
             windows: 0,
             pts0: None,
+            frame_buf: Vec::new(),
+            energy_buf: Vec::new(),
         }
     }
 
     /// Adds one chunk of decoded sound (any rate, any channel count). Chunks whose format
     /// differs from the first chunk's are ignored.
     pub fn add_chunk(&mut self, chunk: &AudioChunk) {
+        if !self.push_chunk(chunk) {
+            return;
+        }
+        let mut frames = std::mem::take(&mut self.frame_buf);
+        loop {
+            // Whole pairs only: the plain meter measures two frames with one FFT, so an odd
+            // frame waits for its partner in the next chunk.
+            let n = (self.frames_ready() & !1).min(PLAIN_FRAMES_PER_PASS);
+            if n == 0 {
+                break;
+            }
+            frames.clear();
+            self.take_frames(n, &mut frames);
+            self.add_frames(&frames)
+                .expect("take_frames hands out whole frames");
+        }
+        self.frame_buf = frames;
+    }
+
+    /// Measures analysis frames from [`AudioDetector::take_frames`] with the plain-Rust FFT
+    /// ([`AudioBandMeter`]) and adds their energies ([`AudioDetector::add_band_energies`]).
+    pub fn add_frames(&mut self, frames: &[f32]) -> Result<(), NotWholeFrames> {
+        let mut energies = std::mem::take(&mut self.energy_buf);
+        let added = self
+            .meter
+            .measure(frames, &mut energies)
+            .and_then(|()| self.add_band_energies(&energies));
+        self.energy_buf = energies;
+        added
+    }
+
+    /// The framing half of [`AudioDetector::add_chunk`]: downmixes the chunk and resamples
+    /// it to [`AUDIO_RATE`]; the analysis frames it completes then come out of
+    /// [`AudioDetector::take_frames`]. Returns false (and ignores the chunk) if its format
+    /// is malformed or differs from the first chunk's.
+    pub fn push_chunk(&mut self, chunk: &AudioChunk) -> bool {
         let ch = chunk.channels as usize;
         if ch == 0 || chunk.sample_rate == 0 || !chunk.samples.len().is_multiple_of(ch) {
-            return;
+            return false;
         }
         let front = self.front.get_or_insert_with(|| DetFront {
             rate: chunk.sample_rate,
@@ -728,9 +882,10 @@ impl AudioDetector {
             x16: Vec::new(),
             base: 0,
             have: 0,
+            framed: 0,
         });
         if front.rate != chunk.sample_rate || front.channels != ch {
-            return;
+            return false;
         }
         self.pts0.get_or_insert(chunk.pts_s);
         let mono: Vec<f32> = chunk
@@ -741,56 +896,103 @@ impl AudioDetector {
         let before = front.x16.len();
         front.down.push(&mono, &mut front.x16);
         front.have += (front.x16.len() - before) as u64;
-        self.run_frames();
+        true
     }
 
-    fn run_frames(&mut self) {
+    /// Analysis frames complete and not yet taken.
+    pub fn frames_ready(&self) -> usize {
+        let Some(front) = self.front.as_ref() else {
+            return 0;
+        };
+        // Frame m is complete once `m · DET_HOP + DET_HOP/2 + FFT_LEN/2 ≤ have`.
+        let end0 = (DET_HOP / 2 + FFT_LEN / 2) as u64;
+        let complete = match front.have.checked_sub(end0) {
+            Some(past) => past / DET_HOP as u64 + 1,
+            None => 0,
+        };
+        (complete - front.framed.min(complete)) as usize
+    }
+
+    /// Appends up to `max` complete analysis frames ([`AudioFraming`]: `frame_len` samples
+    /// each, not windowed) to `out`, in order; returns how many. Their energies must go to
+    /// [`AudioDetector::add_band_energies`] in the same order. The samples a frame no longer
+    /// needs are dropped, so memory stays bounded by what `push_chunk` was handed.
+    pub fn take_frames(&mut self, max: usize, out: &mut Vec<f32>) -> usize {
         let half = (FFT_LEN / 2) as i64;
-        let nb = self.nb;
-        loop {
-            let front = self.front.as_mut().expect("front");
-            // Two frames at a time: m = next and next + 1.
-            let centre = (self.next * DET_HOP as u64 + DET_HOP as u64 / 2) as i64;
-            if centre + DET_HOP as i64 + half > front.have as i64 {
+        let Some(front) = self.front.as_mut() else {
+            return 0;
+        };
+        let mut n = 0;
+        while n < max {
+            let centre = (front.framed * DET_HOP as u64 + DET_HOP as u64 / 2) as i64;
+            if centre + half > front.have as i64 {
                 break;
             }
             let start = centre - half - front.base as i64;
             let x = &front.x16;
-            let get = move |s: i64| {
-                (0..FFT_LEN as i64).map(move |i| {
-                    let t = s + i;
-                    if t < 0 {
-                        0.0
-                    } else {
-                        x[t as usize]
-                    }
-                })
-            };
-            let slot = (self.next % DET_FRAMES_PER_TILE as u64) as usize;
-            let (lo, hi) = self.ring.split_at_mut(slot + 1);
-            let (a, b) = (&mut lo[slot], &mut hi[0]);
-            a.iter_mut().for_each(|v| *v = 0.0);
-            b.iter_mut().for_each(|v| *v = 0.0);
-            self.meter
-                .frames(get(start), get(start + DET_HOP as i64), a, b);
-            let keep_from = centre + 2 * DET_HOP as i64 - half;
-            if keep_from > front.base as i64 {
-                let n = ((keep_from - front.base as i64) as usize).min(front.x16.len());
-                front.x16.drain(..n);
-                front.base += n as u64;
-            }
-            for _ in 0..2 {
-                self.next += 1;
-                if self.next >= DET_FRAMES_PER_TILE as u64 {
-                    // Frames next−16 ..= next−1 form tile k of tile phase (next−16) mod 16.
-                    let first = self.next - DET_FRAMES_PER_TILE as u64;
-                    let phase = (first % DET_FRAMES_PER_TILE as u64) as usize;
-                    let k = first / DET_FRAMES_PER_TILE as u64;
-                    let e: Vec<f64> = (0..nb)
-                        .map(|b| self.ring.iter().map(|r| r[b]).sum())
-                        .collect();
-                    self.push_tile(phase, k, e);
+            out.extend((start..start + FFT_LEN as i64).map(|t| {
+                if t < 0 {
+                    0.0
+                } else {
+                    x[t as usize]
                 }
+            }));
+            front.framed += 1;
+            n += 1;
+        }
+        let keep_from =
+            (front.framed * DET_HOP as u64 + DET_HOP as u64 / 2) as i64 - half - front.base as i64;
+        if keep_from > 0 {
+            let k = (keep_from as usize).min(front.x16.len());
+            front.x16.drain(..k);
+            front.base += k as u64;
+        }
+        n
+    }
+
+    /// The analysis half of [`AudioDetector::add_chunk`]: the energies of consecutive
+    /// analysis frames ([`AudioFraming`]: bands, then the total, frame after frame), in the
+    /// order [`AudioDetector::take_frames`] handed the frames out; any number of frames per
+    /// call.
+    pub fn add_band_energies(&mut self, energies: &[f64]) -> Result<(), NotWholeFrames> {
+        let per_frame = self.nb + 1;
+        if !energies.len().is_multiple_of(per_frame) {
+            return Err(NotWholeFrames {
+                len: energies.len(),
+                per_frame,
+            });
+        }
+        for e in energies.chunks_exact(per_frame) {
+            let slot = (self.written % DET_FRAMES_PER_TILE as u64) as usize;
+            self.ring[slot].copy_from_slice(e);
+            self.written += 1;
+            // Frames are turned into tiles two at a time, once both are in the ring, as the
+            // detector always has (the plain meter measures a pair with one FFT). So the
+            // tile ending at the first frame of a pair already holds the second in place of
+            // its oldest frame: each odd tile phase repeats the next even one (phase 15
+            // phase 0, one tile on). Kept so that results stay what they were; changing it
+            // changes the statistics.
+            if self.written.is_multiple_of(2) {
+                self.tiles_of_pair();
+            }
+        }
+        Ok(())
+    }
+
+    /// Tiles ending at frames `next` and `next + 1`, both in the ring.
+    fn tiles_of_pair(&mut self) {
+        let nb = self.nb;
+        for _ in 0..2 {
+            self.next += 1;
+            if self.next >= DET_FRAMES_PER_TILE as u64 {
+                // Frames next−16 ..= next−1 form tile k of tile phase (next−16) mod 16.
+                let first = self.next - DET_FRAMES_PER_TILE as u64;
+                let phase = (first % DET_FRAMES_PER_TILE as u64) as usize;
+                let k = first / DET_FRAMES_PER_TILE as u64;
+                let e: Vec<f64> = (0..nb)
+                    .map(|b| self.ring.iter().map(|r| r[b]).sum())
+                    .collect();
+                self.push_tile(phase, k, e);
             }
         }
     }
@@ -1112,6 +1314,50 @@ mod tests {
         }
         assert!(zero.iter().all(|v| v.abs() < 1e-9));
         assert!(eb[nb] > 0.0 && eb[nb] < ea[nb]);
+    }
+
+    #[test]
+    fn split_front_end_equals_add_chunk() {
+        let k = key(7);
+        let x = noise(44_100 * 2 * 6, 11, 0.2);
+        let chunks: Vec<AudioChunk> = x
+            .chunks(2 * 1000)
+            .map(|c| chunk(44_100, 2, c.to_vec()))
+            .collect();
+        let mut plain = AudioDetector::new(std::slice::from_ref(&k));
+        for c in &chunks {
+            plain.add_chunk(c);
+        }
+        // The same frames measured elsewhere (here: the plain meter, in pairs) and handed
+        // over in slices of 1, 2, 3, … frames, whatever the pairing.
+        let framing = audio_framing();
+        let per_frame = framing.energies_per_frame();
+        let mut split = AudioDetector::new(&[k]);
+        let mut meter = TileMeter::new(framing.bands.clone());
+        let (mut frames, mut energies) = (Vec::new(), Vec::new());
+        for c in &chunks {
+            assert!(split.push_chunk(c));
+            let n = split.frames_ready();
+            assert_eq!(split.take_frames(n, &mut frames), n);
+        }
+        assert_eq!(frames.len() % framing.frame_len, 0);
+        for pair in frames.chunks_exact(2 * FFT_LEN) {
+            let (mut ea, mut eb) = (vec![0.0; per_frame], vec![0.0; per_frame]);
+            let (a, b) = pair.split_at(FFT_LEN);
+            meter.frames(a.iter().copied(), b.iter().copied(), &mut ea, &mut eb);
+            energies.extend(ea.into_iter().chain(eb));
+        }
+        let mut rest = &energies[..];
+        let mut size = 1;
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at((size * per_frame).min(rest.len()));
+            split.add_band_energies(now).unwrap();
+            rest = later;
+            size += 1;
+        }
+        assert_eq!(split.result(), plain.result());
+        assert!(split.add_band_energies(&[0.0; 3]).is_err());
+        assert!(split.add_frames(&[0.0; 100]).is_err());
     }
 
     #[test]

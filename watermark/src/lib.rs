@@ -27,9 +27,9 @@ pub use analysis::{
     WHITEN_CLIP,
 };
 pub use audio::{
-    AudioDetection, AudioDetector, AudioEmbedder, AUDIO_BAND_HI_HZ, AUDIO_BAND_LO_HZ,
-    AUDIO_PERIOD_TILES, AUDIO_RATE, AUDIO_SNR_DB, AUDIO_STEP, AUDIO_TILE_SAMPLES,
-    DEFAULT_AUDIO_STRENGTH,
+    audio_framing, AudioBandMeter, AudioDetection, AudioDetector, AudioEmbedder, AudioFraming,
+    NotWholeFrames, AUDIO_BAND_HI_HZ, AUDIO_BAND_LO_HZ, AUDIO_PERIOD_TILES, AUDIO_RATE,
+    AUDIO_SNR_DB, AUDIO_STEP, AUDIO_TILE_SAMPLES, DEFAULT_AUDIO_STRENGTH,
 };
 pub use detect::{
     frame_luma, VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS,
