@@ -318,9 +318,10 @@ pub(crate) struct SsimOfScale {
 
 impl SsimOfScale {
     pub(crate) fn new(y: &[u8], d: &[f32], w: usize, h: usize) -> Self {
-        // Sums over 4×4 blocks, then 2×2 blocks of them form each 8×8 window.
+        // Sums over 4×4 blocks (f32: 16 terms each, exact enough), then 2×2 blocks of them
+        // form each 8×8 window (f64).
         let (bw, bh) = (w / 4, h / 4);
-        let mut blocks = vec![[0f64; 5]; bw * bh];
+        let mut blocks = vec![[0f32; 5]; bw * bh];
         for r in 0..bh * 4 {
             let row = &y[r * w..r * w + bw * 4];
             let drow = &d[r * w..r * w + bw * 4];
@@ -329,13 +330,17 @@ impl SsimOfScale {
                 .iter_mut()
                 .zip(row.chunks_exact(4).zip(drow.chunks_exact(4)))
             {
+                let mut s = [0f32; 5];
                 for (&p, &m) in px.iter().zip(dx) {
-                    let (p, m) = (f64::from(p), f64::from(m));
-                    b[0] += p;
-                    b[1] += p * p;
-                    b[2] += m;
-                    b[3] += m * m;
-                    b[4] += p * m;
+                    let p = f32::from(p);
+                    s[0] += p;
+                    s[1] += p * p;
+                    s[2] += m;
+                    s[3] += m * m;
+                    s[4] += p * m;
+                }
+                for (acc, v) in b.iter_mut().zip(s) {
+                    *acc += v;
                 }
             }
         }
@@ -344,15 +349,36 @@ impl SsimOfScale {
             for c in 0..bw.saturating_sub(1) {
                 let mut s = [0f64; 5];
                 for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                    let b = &blocks[(r + dr) * bw + c + dc];
-                    for i in 0..5 {
-                        s[i] += b[i];
+                    for (acc, &v) in s.iter_mut().zip(&blocks[(r + dr) * bw + c + dc]) {
+                        *acc += f64::from(v);
                     }
                 }
                 windows.push(s);
             }
         }
         SsimOfScale { windows }
+    }
+
+    /// The largest scale `k ≤ 1` of the mark whose mean SSIM is at least `target`. The
+    /// loss grows ≈ k², so the first guess is `√((1 − target)/(1 − S(1)))`, refined twice
+    /// the same way and then nudged down until the target holds.
+    pub(crate) fn largest_scale(&self, target: f64) -> f64 {
+        let loss = |k: f64| (1.0 - self.at(k)).max(1e-12);
+        let budget = 1.0 - target;
+        let mut k = 1.0f64;
+        let mut l = loss(k);
+        if l <= budget {
+            return k;
+        }
+        for _ in 0..3 {
+            k = (k * (budget / l).sqrt()).min(1.0);
+            l = loss(k);
+        }
+        while l > budget && k > 1e-3 {
+            k *= 0.98;
+            l = loss(k);
+        }
+        k
     }
 
     /// Mean SSIM with the mark scaled by `k` (1 when the frame is smaller than a window).
@@ -438,4 +464,79 @@ pub(crate) fn texture_mask(x: &[f32], w: usize, h: usize) -> Vec<f32> {
     act.iter()
         .map(|a| (a / ACT_REF).clamp(MASK_MIN, MASK_MAX))
         .collect()
+}
+
+#[cfg(test)]
+mod ssim_tests {
+    use super::*;
+
+    /// SSIM of `y` against `y + k·d` straight from the definition (8×8 windows every 4
+    /// pixels, as ffmpeg's `ssim` filter).
+    fn direct(y: &[u8], d: &[f32], w: usize, h: usize, k: f64) -> f64 {
+        let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+        let (mut total, mut n) = (0.0, 0);
+        for y0 in (0..h.saturating_sub(7)).step_by(4) {
+            for x0 in (0..w.saturating_sub(7)).step_by(4) {
+                let (mut sa, mut sb, mut saa, mut sbb, mut sab) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                for r in y0..y0 + 8 {
+                    for c in x0..x0 + 8 {
+                        let a = f64::from(y[r * w + c]);
+                        let b = a + k * f64::from(d[r * w + c]);
+                        (sa, sb, saa, sbb, sab) =
+                            (sa + a, sb + b, saa + a * a, sbb + b * b, sab + a * b);
+                    }
+                }
+                let (ma, mb) = (sa / 64.0, sb / 64.0);
+                let (va, vb, cov) = (
+                    saa / 64.0 - ma * ma,
+                    sbb / 64.0 - mb * mb,
+                    sab / 64.0 - ma * mb,
+                );
+                total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
+                    / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+                n += 1;
+            }
+        }
+        total / n as f64
+    }
+
+    #[test]
+    fn ssim_of_scale_matches_the_definition_and_meets_its_budget() {
+        let (w, h) = (70, 45); // not multiples of 4 or 8
+        let mut state = 7u32;
+        let mut next = || {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            state >> 16
+        };
+        // Texture on the left, flat on the right: the budget must bind somewhere.
+        let y: Vec<u8> = (0..w * h)
+            .map(|i| {
+                if i % w < w / 2 {
+                    (next() % 200) as u8 + 20
+                } else {
+                    128
+                }
+            })
+            .collect();
+        let d: Vec<f32> = (0..w * h).map(|_| (next() % 9) as f32 - 4.0).collect();
+        let s = SsimOfScale::new(&y, &d, w, h);
+        for k in [0.0, 0.3, 1.0] {
+            let (got, want) = (s.at(k), direct(&y, &d, w, h, k));
+            assert!((got - want).abs() < 1e-9, "k {k}: {got} vs {want}");
+        }
+        assert!(
+            s.at(1.0) < 0.99,
+            "the test mark must cost something: {}",
+            s.at(1.0)
+        );
+        let k = s.largest_scale(0.995);
+        assert!(k > 0.0 && k < 1.0, "k {k}");
+        assert!(s.at(k) >= 0.995, "budget broken: {}", s.at(k));
+        assert!(s.at(k * 1.05) < 0.995, "k {k} is not near the largest");
+        assert_eq!(
+            s.largest_scale(0.5),
+            1.0,
+            "a budget the mark meets leaves it whole"
+        );
+    }
 }

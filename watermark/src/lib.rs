@@ -115,22 +115,7 @@ impl VideoEmbedder {
         let y = &mut frame.planes[0][..w * h];
         // The frame's budget: the mark alone may cost it at most this much SSIM (an encode
         // of the sealed clip adds about as much again, see README).
-        let ssim = SsimOfScale::new(y, &self.mark, w, h);
-        let mut k = 1.0f64;
-        if ssim.at(k) < MIN_FRAME_SSIM {
-            // SSIM falls monotonically with the scale here: bisect.
-            let mut lo = 0.0;
-            for _ in 0..12 {
-                let mid = 0.5 * (lo + k);
-                if ssim.at(mid) < MIN_FRAME_SSIM {
-                    k = mid;
-                } else {
-                    lo = mid;
-                }
-            }
-            k = lo;
-        }
-        let k = k as f32;
+        let k = SsimOfScale::new(y, &self.mark, w, h).largest_scale(MIN_FRAME_SSIM) as f32;
         for (px, &d) in y.iter_mut().zip(&self.mark) {
             // +0.5 and truncation instead of round(): no libm call per pixel; values
             // below −0.5 truncate towards zero and are clamped to 0 all the same.
