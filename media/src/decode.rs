@@ -373,6 +373,13 @@ impl Decoder {
                 // Non-key packets never reach the decoder (see `feed`).
                 FrameSelection::Key => Discard::Default,
             });
+            // Analysis of the selected frames (not a faithful picture) skips the deblocking
+            // filter too: ≈ 17 % of an H.264 decode, and block edges are averaged away on
+            // the watermark's coarse analysis grid.
+            v.decoder.skip_loop_filter(match which {
+                FrameSelection::All => Discard::Default,
+                FrameSelection::Reference | FrameSelection::Key => Discard::All,
+            });
         }
     }
 

@@ -1098,7 +1098,7 @@ impl AudioDetector {
         let (z, ki, sphase, d) = best.0;
         let proven = family * p_of(z) <= DETECT_P
             && self
-                .decode(&self.folds[sphase], &self.keys[ki].1, d)
+                .decode(&self.folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
                 .0
                 .is_some();
         if !proven {
@@ -1123,7 +1123,7 @@ impl AudioDetector {
                 (start_symbols * SYM_TILES * AUDIO_TILE_SAMPLES + sphase * DET_HOP) as f64
                     / AUDIO_RATE as f64,
             );
-            let (payload, ber) = self.decode(&folds[sphase], key, d);
+            let (payload, ber) = self.decode(&folds[sphase], key, *key_id, d);
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
         }
@@ -1211,7 +1211,13 @@ impl AudioDetector {
 
     /// Soft payload decoding at a registration (Viterbi + CRC) and the raw coded-bit error
     /// estimate.
-    fn decode(&self, fold: &[C], key: &AudioPattern, d: usize) -> (Option<Payload>, f64) {
+    fn decode(
+        &self,
+        fold: &[C],
+        key: &AudioPattern,
+        key_id: u8,
+        d: usize,
+    ) -> (Option<Payload>, f64) {
         let nb = self.nb;
         let mut num = vec![0f64; code::CODED_BITS];
         let mut den = vec![0f64; code::CODED_BITS];
@@ -1232,17 +1238,8 @@ impl AudioDetector {
             .zip(&den)
             .map(|(n, d)| if *d > 0.0 { n / (0.5 * d).sqrt() } else { 0.0 })
             .collect();
-        let info = code::viterbi(&soft);
-        let recoded = code::encode(&info);
-        let errors = recoded
-            .iter()
-            .zip(&soft)
-            .filter(|(c, s)| (**c == 1) != (**s > 0.0))
-            .count();
-        (
-            code::parse_info(&info),
-            errors as f64 / code::CODED_BITS as f64,
-        )
+        let (payload, info) = code::decode(&soft, key_id);
+        (payload, code::coded_bit_errors(&info, &soft))
     }
 
     /// The sync z of key `key_index` at one fixed registration (no search): on unmarked

@@ -494,7 +494,7 @@ impl VideoDetector {
             out.scale = Some(s);
             out.shift = Some((d % TILE, d / TILE));
             let f = fold(summed, wa, ha, s, phase);
-            let (payload, ber) = decode_payload(&f, key, d);
+            let (payload, ber) = decode_payload(&f, key, *key_id, d);
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
         }
@@ -572,8 +572,8 @@ fn segment_sums(acc: &Accum) -> Vec<Vec<f32>> {
 /// metric when the chips' noise is alike (normalising each bit by its own energy, as
 /// before, shrank the most reliable bits: a 3 s crop + CRF 30 + darker copy decoded at
 /// coded BER 0.138 this way and not at 0.149 that way). Returns the payload (if the CRC
-/// checks) and the raw coded-bit error estimate.
-fn decode_payload(f: &[f64], key: &KeyPattern, shift: usize) -> (Option<Payload>, f64) {
+/// checks, list-decoded: `code::decode`) and the raw coded-bit error estimate.
+fn decode_payload(f: &[f64], key: &KeyPattern, key_id: u8, shift: usize) -> (Option<Payload>, f64) {
     let (dy, dx) = (shift / TILE, shift % TILE);
     let mut soft = vec![0f64; code::CODED_BITS];
     for j in 0..TILE * TILE {
@@ -583,15 +583,6 @@ fn decode_payload(f: &[f64], key: &KeyPattern, shift: usize) -> (Option<Payload>
             soft[k as usize] += key.sign[j] as f64 * v;
         }
     }
-    let info = code::viterbi(&soft);
-    let recoded = code::encode(&info);
-    let errors = recoded
-        .iter()
-        .zip(&soft)
-        .filter(|(c, s)| (**c == 1) != (**s > 0.0))
-        .count();
-    (
-        code::parse_info(&info),
-        errors as f64 / code::CODED_BITS as f64,
-    )
+    let (payload, info) = code::decode(&soft, key_id);
+    (payload, code::coded_bit_errors(&info, &soft))
 }
