@@ -52,6 +52,8 @@ pub enum FrameSelection {
     /// Only frames that other frames are predicted from (FFmpeg's `skip_frame = nonref`):
     /// in H.264/HEVC with B-frames the non-reference B-frames, typically a third to a half
     /// of the frames and of the decoding work, are skipped. Intra-only codecs lose nothing.
+    /// The deblocking filter is skipped as well (`skip_loop_filter = all`): these pictures
+    /// are for analysis, not display.
     Reference,
     /// Only key frames (the container's sync samples; FFmpeg's `skip_frame = nokey`):
     /// every other video packet is dropped before the decoder, so decoding costs only what
@@ -373,12 +375,12 @@ impl Decoder {
                 // Non-key packets never reach the decoder (see `feed`).
                 FrameSelection::Key => Discard::Default,
             });
-            // Analysis of the selected frames (not a faithful picture) skips the deblocking
-            // filter too: ≈ 17 % of an H.264 decode, and block edges are averaged away on
-            // the watermark's coarse analysis grid.
+            // The reference-frame analysis skips the deblocking filter too: ≈ 17 % of an
+            // H.264 decode, and block edges are averaged away on the watermark's coarse
+            // analysis grid. Key frames (few) stay the very pictures of a full decode.
             v.decoder.skip_loop_filter(match which {
-                FrameSelection::All => Discard::Default,
-                FrameSelection::Reference | FrameSelection::Key => Discard::All,
+                FrameSelection::Reference => Discard::All,
+                FrameSelection::All | FrameSelection::Key => Discard::Default,
             });
         }
     }

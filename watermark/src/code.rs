@@ -95,7 +95,9 @@ pub(crate) fn coded_bit_errors(info: &[u8], soft: &[f64]) -> f64 {
 /// Paths the list Viterbi decoder keeps per state (see [`decode`]).
 pub(crate) const LIST: usize = 16;
 
-/// The most likely info bits for these soft coded bits (positive = 1), zero-tailed trellis.
+/// The most likely info bits for these soft coded bits (positive = 1), zero-tailed trellis
+/// (what [`decode`] tries first).
+#[cfg(test)]
 pub(crate) fn viterbi(soft: &[f64]) -> Vec<u8> {
     list_viterbi(soft, 1).swap_remove(0)
 }
