@@ -779,11 +779,9 @@ pub struct AudioDetector {
     floors: Vec<f64>,
     meter: AudioBandMeter,
     front: Option<DetFront>,
-    /// Next pair of analysis frames to turn into tiles (frame m is centred at
+    /// Analysis frames whose energies have been added (frame m is centred at
     /// `m · DET_HOP + DET_HOP/2`).
     next: u64,
-    /// Analysis frames whose energies are in the ring (`next` or `next + 1`).
-    written: u64,
     /// Band energies of the last `DET_FRAMES_PER_TILE` frames (ring; total last).
     ring: Vec<Vec<f64>>,
     /// Per tile phase: band energies of the previous tile.
@@ -820,7 +818,6 @@ impl AudioDetector {
             meter: AudioBandMeter::new(),
             front: None,
             next: 0,
-            written: 0,
             ring: vec![vec![0.0; nb + 1]; DET_FRAMES_PER_TILE],
             prev: vec![None; DET_FRAMES_PER_TILE],
             folds: vec![vec![C::default(); nb * PERIOD_SYMBOLS]; SYMBOL_PHASES],
@@ -962,30 +959,17 @@ impl AudioDetector {
                 per_frame,
             });
         }
-        for e in energies.chunks_exact(per_frame) {
-            let slot = (self.written % DET_FRAMES_PER_TILE as u64) as usize;
-            self.ring[slot].copy_from_slice(e);
-            self.written += 1;
-            // Frames are turned into tiles two at a time, once both are in the ring, as the
-            // detector always has (the plain meter measures a pair with one FFT). So the
-            // tile ending at the first frame of a pair already holds the second in place of
-            // its oldest frame: each odd tile phase repeats the next even one (phase 15
-            // phase 0, one tile on). Kept so that results stay what they were; changing it
-            // changes the statistics.
-            if self.written.is_multiple_of(2) {
-                self.tiles_of_pair();
-            }
-        }
-        Ok(())
-    }
-
-    /// Tiles ending at frames `next` and `next + 1`, both in the ring.
-    fn tiles_of_pair(&mut self) {
         let nb = self.nb;
-        for _ in 0..2 {
+        for e in energies.chunks_exact(per_frame) {
+            let slot = (self.next % DET_FRAMES_PER_TILE as u64) as usize;
+            self.ring[slot].copy_from_slice(e);
             self.next += 1;
+            // Every frame closes a tile: frames next−16 ..= next−1 form tile k of tile
+            // phase (next−16) mod 16, so the 16 time grids 4 ms apart are all distinct.
+            // (Until 2026-12-02 frames were turned into tiles in pairs, after both were in
+            // the ring, and each odd phase repeated the next even one: 8 distinct grids,
+            // 8 ms apart, while the p-value counted 16.)
             if self.next >= DET_FRAMES_PER_TILE as u64 {
-                // Frames next−16 ..= next−1 form tile k of tile phase (next−16) mod 16.
                 let first = self.next - DET_FRAMES_PER_TILE as u64;
                 let phase = (first % DET_FRAMES_PER_TILE as u64) as usize;
                 let k = first / DET_FRAMES_PER_TILE as u64;
@@ -995,6 +979,7 @@ impl AudioDetector {
                 self.push_tile(phase, k, e);
             }
         }
+        Ok(())
     }
 
     /// A new tile `k` of tile phase `phase`: with tile k−1 it forms a symbol column of the
