@@ -3,8 +3,10 @@
 //!
 //! * [`VideoEmbedder`] adds a keyed, texture-masked ±1 tile (64×64 chips on a fixed
 //!   128-row analysis grid, repeated over the frame and scaled up to the frame size) to the
-//!   luma of every frame. A quarter of the chips form the *sync* pattern (presence test and
-//!   registration); the rest carry the convolutionally coded payload.
+//!   luma of every frame, scaled down where needed to keep each frame's SSIM against
+//!   itself unmarked at [`MIN_FRAME_SSIM`]. A quarter of the chips form the *sync*
+//!   pattern (presence test and registration); the rest carry the convolutionally coded
+//!   payload.
 //! * [`VideoDetector`] box-downscales each frame to the analysis grid, whitens it, and sums
 //!   the residuals over the clip. At the end it folds the sum modulo the tile at every
 //!   candidate scale, finds the best cyclic shift by FFT cross-correlation with the sync
@@ -42,8 +44,9 @@ use hallmark_media::{PixelLayout, VideoFrame};
 
 /// Default embedding strength: the target RMS of the watermark per frame in 8-bit luma
 /// levels on the analysis grid, before the frame's SSIM budget ([`MIN_FRAME_SSIM`]) takes
-/// its share (Big Buck Bunny then gets ≈ PSNR 43 dB). The perceptual mask distributes it: ~0 on flat areas, most of it in
-/// texture; frames with little texture get less (see [`MAX_GAIN`]).
+/// its share (Big Buck Bunny then gets ≈ PSNR 44 dB). The perceptual mask distributes it:
+/// ~0 on flat areas, most of it in texture; frames with little texture get less (see
+/// [`MAX_GAIN`]).
 pub const DEFAULT_STRENGTH: f32 = 3.2;
 /// Cap on the gain applied to the texture mask (mask 1 ≈ ordinary texture). With the mask
 /// floor of 0.08 this keeps flat areas below half a level, i.e. untouched after rounding.
