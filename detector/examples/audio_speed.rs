@@ -15,14 +15,8 @@ use hallmark_detector::scan::AudioScan;
 use hallmark_media::{AudioChunk, Decoder, MediaFrame, PixelLayout};
 use hallmark_watermark::{AudioBandMeter, AudioDetector, WatermarkKey};
 
-/// User + system CPU seconds of this process so far.
-fn cpu_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
-}
+mod common;
+use common::cpu_s;
 
 /// Median wall and CPU ms per second of sound over 5 runs of `f`.
 fn timed(label: &str, seconds: f64, mut f: impl FnMut()) {

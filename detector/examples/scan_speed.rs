@@ -12,14 +12,8 @@ use hallmark_detector::VideoScan;
 use hallmark_media::{Decoder, FrameSelection, MediaFrame, PixelLayout};
 use hallmark_watermark::{VideoDetector, WatermarkKey};
 
-/// User + system CPU seconds of this process so far.
-fn cpu_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
-}
+mod common;
+use common::cpu_s;
 
 fn timed<T>(label: &str, f: impl FnOnce() -> T) -> T {
     let (t, c) = (Instant::now(), cpu_s());

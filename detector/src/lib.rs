@@ -162,7 +162,6 @@ impl Verifier {
             VideoScan::full(decoder.info())
         };
         let mut detector = VideoDetector::new(&self.watermark_keys);
-        // The sound's front end is the candle model in [`audio_model`], batched.
         let mut audio_scan = scan::AudioScan::new(&self.watermark_keys);
         // The content's fingerprint, for the store lookup below, in the same pass. Key
         // frames alone leave gaps that must not pose as a still picture.
@@ -207,12 +206,11 @@ impl Verifier {
                 }
             }
         }
-        let found_audio = audio_scan.finish();
         let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
         let video =
             has(|m| m.width.is_some()).then(|| video_mark(found, tests, scan, passes, seconds));
         let audio = has(|m| m.sample_rate.is_some()).then(|| {
-            let found = found_audio;
+            let found = audio_scan.finish();
             MarkResult {
                 detected: found.detected,
                 inconclusive: found.inconclusive,

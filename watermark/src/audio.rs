@@ -1223,8 +1223,7 @@ impl AudioDetector {
             .zip(&den)
             .map(|(n, d)| if *d > 0.0 { n / (0.5 * d).sqrt() } else { 0.0 })
             .collect();
-        let (payload, info) = code::decode(&soft, key_id);
-        (payload, code::coded_bit_errors(&info, &soft))
+        code::decode(&soft, key_id)
     }
 
     /// The sync z of key `key_index` at one fixed registration (no search): on unmarked

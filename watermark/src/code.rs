@@ -83,7 +83,7 @@ pub(crate) fn encode(info: &[u8]) -> Vec<u8> {
 
 /// Fraction of coded bits whose hard decision (`soft > 0` = 1) disagrees with `info`
 /// re-encoded.
-pub(crate) fn coded_bit_errors(info: &[u8], soft: &[f64]) -> f64 {
+fn coded_bit_errors(info: &[u8], soft: &[f64]) -> f64 {
     let errors = encode(info)
         .iter()
         .zip(soft)
@@ -157,17 +157,19 @@ pub(crate) fn list_viterbi(soft: &[f64], list: usize) -> Vec<Vec<u8>> {
 /// the next of the [`LIST`] best paths whose CRC checks *and* whose key id is `key_id`
 /// (the key that registered the mark), so a runner-up is accepted only past 16 + 8 check
 /// bits (a wrong path passes with probability ≤ 15·2⁻²⁴ ≈ 1e-6). Returns the payload and
-/// the info bits it came from (the best path when none checks).
-pub(crate) fn decode(soft: &[f64], key_id: u8) -> (Option<Payload>, Vec<u8>) {
+/// the coded-bit error estimate of the path it came from (the best path when none checks).
+pub(crate) fn decode(soft: &[f64], key_id: u8) -> (Option<Payload>, f64) {
     let paths = list_viterbi(soft, LIST);
     for (rank, info) in paths.iter().enumerate() {
         if let Some(p) = parse_info(info) {
             if rank == 0 || p.key_id == key_id {
-                return (Some(p), info.clone());
+                return (Some(p), coded_bit_errors(info, soft));
             }
         }
     }
-    let best = paths.into_iter().next().unwrap_or_default();
+    let best = paths
+        .first()
+        .map_or(0.0, |info| coded_bit_errors(info, soft));
     (None, best)
 }
 

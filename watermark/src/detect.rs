@@ -583,6 +583,5 @@ fn decode_payload(f: &[f64], key: &KeyPattern, key_id: u8, shift: usize) -> (Opt
             soft[k as usize] += key.sign[j] as f64 * v;
         }
     }
-    let (payload, info) = code::decode(&soft, key_id);
-    (payload, code::coded_bit_errors(&info, &soft))
+    code::decode(&soft, key_id)
 }
