@@ -184,9 +184,14 @@ impl Marked {
 /// Marks `src` chunk by chunk (as the decoder hands them out) and writes it as 32-bit float
 /// WAV into `dir`.
 pub fn mark(dir: &Scratch, src: &Path, k: &WatermarkKey, name: &str) -> Marked {
+    mark_with(dir, src, k, payload(k), name)
+}
+
+/// [`mark`] with a payload of one's own.
+pub fn mark_with(dir: &Scratch, src: &Path, k: &WatermarkKey, p: Payload, name: &str) -> Marked {
     let chunks = decode(src);
     let (original, rate, channels) = samples(&chunks);
-    let mut e = AudioEmbedder::new(k, payload(k), 0.0);
+    let mut e = AudioEmbedder::new(k, p, 0.0);
     let started = std::time::Instant::now();
     let mut marked = Vec::with_capacity(original.len());
     for c in chunks {
