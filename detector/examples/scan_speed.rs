@@ -63,7 +63,7 @@ fn main() {
     let mut det = VideoDetector::new(std::slice::from_ref(&key));
     timed("scan: decode + model (skips as it does)", || {
         let mut d = Decoder::open(&path, PixelLayout::Yuv420p).expect("open");
-        hallmark_detector::scan::scan(&mut d, &mut det, |_| {});
+        hallmark_detector::scan::scan(&mut d, &mut det, None, |_| {});
     });
     let r = timed("result()", || det.result());
     println!(
@@ -73,7 +73,7 @@ fn main() {
     let mut keyframes = VideoDetector::new(std::slice::from_ref(&key));
     timed("scan key frames: decode + model", || {
         let mut d = Decoder::open(&path, PixelLayout::Yuv420p).expect("open");
-        scan_frames(&mut d, &mut keyframes, VideoScan::KeyFrames, |_| {});
+        scan_frames(&mut d, &mut keyframes, VideoScan::KeyFrames, None, |_| {});
     });
     let r = timed("result() of the key frames", || keyframes.result());
     println!(

@@ -165,26 +165,33 @@ impl Verifier {
         let mut audio_scan = scan::AudioScan::new(&self.watermark_keys);
         // The content's fingerprint, for the store lookup below, in the same pass. Key
         // frames alone leave gaps that must not pose as a still picture.
-        let mut fingerprinter = self.store.as_ref().map(|_| match scan {
+        let mut pictures = self.store.as_ref().map(|_| match scan {
             VideoScan::KeyFrames => Fingerprinter::sparse(),
             _ => Fingerprinter::new(),
         });
-        scan::scan_frames(&mut decoder, &mut detector, scan, |frame| {
-            if let MediaFrame::Audio(chunk) = frame {
-                audio_scan.add_chunk(chunk);
-            }
-            if let Some(f) = fingerprinter.as_mut() {
-                match frame {
-                    MediaFrame::Video(frame) => f.add_frame(frame),
-                    MediaFrame::Audio(chunk) => f.add_audio(chunk),
+        let mut sound = self.store.as_ref().map(|_| Fingerprinter::new());
+        scan::scan_frames(
+            &mut decoder,
+            &mut detector,
+            scan,
+            pictures.as_mut(),
+            |frame| {
+                if let MediaFrame::Audio(chunk) = frame {
+                    audio_scan.add_chunk(chunk);
+                    if let Some(f) = sound.as_mut() {
+                        f.add_audio(chunk);
+                    }
                 }
-            }
-        });
+            },
+        );
         drop(decoder);
         let tests = if quick { QUICK_SCAN_TESTS } else { 1.0 };
         let mut found = detector.result();
         let mut passes = 1;
-        let mut print = fingerprinter.map(Fingerprinter::finish);
+        let mut print = pictures.zip(sound).map(|(pictures, sound)| Fingerprint {
+            video: pictures.finish().video,
+            audio: sound.finish().audio,
+        });
         // Not proven by the key frames, or proven without a readable clip id (one or two
         // key frames of a short, heavily compressed copy): the full scan, a second test
         // (hence `tests`; the doubled p bounds both passes whatever decided the second).
@@ -194,11 +201,7 @@ impl Verifier {
                 let mut detector = VideoDetector::new(&self.watermark_keys);
                 // The sound was heard in the first pass; this one adds the picture.
                 let mut pictures = print.as_ref().map(|_| Fingerprinter::new());
-                scan::scan_frames(&mut decoder, &mut detector, scan, |frame| {
-                    if let (Some(f), MediaFrame::Video(frame)) = (pictures.as_mut(), frame) {
-                        f.add_frame(frame);
-                    }
-                });
+                scan::scan_frames(&mut decoder, &mut detector, scan, pictures.as_mut(), |_| {});
                 found = detector.result();
                 passes = 2;
                 if let (Some(print), Some(pictures)) = (print.as_mut(), pictures) {

@@ -14,6 +14,8 @@ use hallmark_watermark::{
     frame_luma, AnalysisGrid, AudioDetection, AudioDetector, VideoDetector, WatermarkKey,
 };
 
+use hallmark_store::Fingerprinter;
+
 use crate::audio_model::{self, BandEnergyModel};
 use crate::model::{self, Config, ResidualModel};
 use crate::VideoScan;
@@ -64,8 +66,9 @@ impl VideoScan {
 }
 
 /// Decodes `decoder`'s clip and feeds the video frames through the detection model (on
-/// [`model::default_device`]) into `detector`; every frame is first shown to `inspect`
-/// (audio, the fingerprint), on this thread.
+/// [`model::default_device`]) into `detector`, and into `pictures` (the picture half of a
+/// fingerprint) when given; frames decoded on this thread — every sound chunk, and the
+/// video frames of the first part (below) — are first shown to `inspect`.
 ///
 /// A clip of [`ALL_FRAMES_BELOW_S`] or more is decoded without its non-reference frames
 /// (typically the B-frames no other frame predicts from; nothing is skipped in streams
@@ -73,39 +76,107 @@ impl VideoScan {
 /// are a third to a half of the decoding work. The p-value stays what it says: it is
 /// computed on the frames actually analysed (`frames_analysed`), and which frames those are
 /// does not depend on the key.
-pub fn scan(decoder: &mut Decoder, detector: &mut VideoDetector, inspect: impl FnMut(&MediaFrame)) {
+pub fn scan(
+    decoder: &mut Decoder,
+    detector: &mut VideoDetector,
+    pictures: Option<&mut Fingerprinter>,
+    inspect: impl FnMut(&MediaFrame),
+) {
     let how = VideoScan::full(decoder.info());
-    scan_frames(decoder, detector, how, inspect);
+    scan_frames(decoder, detector, how, pictures, inspect);
 }
 
+/// Neither part of a split clip is shorter than this (see [`scan_frames`]).
+pub const MIN_SPLIT_PART_S: f64 = 1.0;
+
 /// [`scan`] over the frames `how` selects (from the decoder's next packet on).
+///
+/// A reference-frame scan with two or more cores is split in two at the key frame nearest
+/// before the middle of the clip (when both parts are at least [`MIN_SPLIT_PART_S`]): a
+/// second decoder, picture only, takes the clip from that key frame on, on its own thread,
+/// while `decoder` stops its picture there and goes on with the sound. A chain of
+/// reference frames is decoded nearly one frame at a time however many threads the decoder
+/// has (each frame waits for the one it is predicted from), while two chains from two key
+/// frames run side by side. Every analysed frame is still analysed exactly once: the first
+/// part ends before the key frame's time, the second drops anything stamped before it.
 pub fn scan_frames(
     decoder: &mut Decoder,
     detector: &mut VideoDetector,
     how: VideoScan,
+    mut pictures: Option<&mut Fingerprinter>,
     mut inspect: impl FnMut(&MediaFrame),
 ) {
     decoder.select_video_frames(how.selection());
+    let later = (how == VideoScan::ReferenceFrames)
+        .then(|| second_part(decoder))
+        .flatten();
+    if let Some((_, from_s)) = &later {
+        decoder.end_video_at(*from_s);
+    }
     let config = Config::default();
     let (tx, rx) = sync_channel::<Luma>(config.batch_size * 2);
+    let print_later = pictures.is_some();
     std::thread::scope(|s| {
         let worker = s.spawn(|| run_model(rx, detector, config, model::default_device()));
-        while let Ok(Some(frame)) = decoder.next_frame() {
-            inspect(&frame);
-            match frame {
-                MediaFrame::Video(frame) => {
+        let later = later.map(|(mut later, from_s)| {
+            let tx = tx.clone();
+            s.spawn(move || {
+                let mut print = print_later.then(Fingerprinter::new);
+                while let Ok(Some(frame)) = later.next_frame() {
+                    let MediaFrame::Video(frame) = frame else {
+                        continue;
+                    };
+                    if frame.pts_s < from_s {
+                        continue; // a leading picture of an open GOP: the first part's
+                    }
+                    if let Some(p) = print.as_mut() {
+                        p.add_frame(&frame);
+                    }
                     if let Some(luma) = Luma::of(frame) {
                         if tx.send(luma).is_err() {
                             break;
                         }
                     }
                 }
-                MediaFrame::Audio(_) => {}
+                print
+            })
+        });
+        while let Ok(Some(frame)) = decoder.next_frame() {
+            inspect(&frame);
+            if let MediaFrame::Video(frame) = frame {
+                if let Some(p) = pictures.as_mut() {
+                    p.add_frame(&frame);
+                }
+                if let Some(luma) = Luma::of(frame) {
+                    if tx.send(luma).is_err() {
+                        break;
+                    }
+                }
             }
         }
         drop(tx);
+        if let Some(later) = later {
+            let print = later.join().expect("second decoding thread panicked");
+            if let (Some(p), Some(print)) = (pictures, print) {
+                p.append_video(print);
+            }
+        }
         worker.join().expect("detection thread panicked");
     });
+}
+
+/// A second decoder on `first`'s file, picture only, started at the key frame at or
+/// before the middle of the clip, and that key frame's time; `None` where a split would
+/// not pay (one core, a short clip, no key frame in the right place, no seeking).
+fn second_part(first: &Decoder) -> Option<(Decoder, f64)> {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return None;
+    }
+    let duration = first.info().duration_s?;
+    let mut later = Decoder::open(first.path(), PixelLayout::Yuv420p).ok()?;
+    later.select_video_frames(FrameSelection::Reference);
+    let from_s = later.start_video_at_key_frame(duration / 2.0).ok()??;
+    (from_s >= MIN_SPLIT_PART_S && from_s <= duration - MIN_SPLIT_PART_S).then_some((later, from_s))
 }
 
 /// Batches frames of one size and runs them through the model.

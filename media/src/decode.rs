@@ -40,6 +40,9 @@ pub struct Decoder {
     decode_errors: u64,
     frames_out: u64,
     selection: FrameSelection,
+    /// Video packets stamped at or after this (stream time base) are dropped: a second
+    /// decoder takes the clip from there ([`Decoder::end_video_at`]).
+    video_end_ts: Option<i64>,
 }
 
 /// Which video frames a [`Decoder`] decodes ([`Decoder::select_video_frames`]): analysis
@@ -337,7 +340,52 @@ impl Decoder {
             decode_errors: 0,
             frames_out: 0,
             selection: FrameSelection::All,
+            video_end_ts: None,
         })
+    }
+
+    /// Makes this decoder a picture-only one that starts at the last key frame at or
+    /// before `t_s` (seconds, as frames are stamped): the sound is dropped, the input is
+    /// sought, and packets are read up to that key frame, which is decoded next. Returns
+    /// its time, or `None` (decoder unchanged but for the sound) if the file has no video
+    /// or cannot seek there. For splitting an analysis between two decoders (with
+    /// [`Decoder::end_video_at`] on the first); frames before the returned time may still
+    /// come out (leading pictures of an open GOP) and are the caller's to drop.
+    pub fn start_video_at_key_frame(&mut self, t_s: f64) -> Result<Option<f64>, MediaError> {
+        self.audio = None;
+        let Some(index) = self.video.as_ref().map(|v| v.index) else {
+            return Ok(None);
+        };
+        let target = ((t_s + self.offset_s) * f64::from(ffi::AV_TIME_BASE)) as i64;
+        if self.input.seek(target, ..target).is_err() {
+            return Ok(None);
+        }
+        let time_base = self.video.as_ref().map_or(0.0, |v| v.time_base);
+        // Nothing reaches a decoder before the key frame, so it starts clean.
+        for _ in 0..10_000 {
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) if packet.stream() == index && packet.is_key() => {
+                    let Some(ts) = packet.pts().or(packet.dts()) else {
+                        return Ok(None);
+                    };
+                    self.feed(&packet)?;
+                    return Ok(Some(ts as f64 * time_base - self.offset_s));
+                }
+                Ok(()) | Err(ffmpeg::Error::InvalidData) => {}
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Stops decoding video at `t_s` (seconds, as frames are stamped): video packets
+    /// stamped at or after it are dropped from now on; the sound is unaffected. See
+    /// [`Decoder::start_video_at_key_frame`].
+    pub fn end_video_at(&mut self, t_s: f64) {
+        if let Some(v) = self.video.as_ref() {
+            self.video_end_ts = Some(((t_s + self.offset_s) / v.time_base).round() as i64);
+        }
     }
 
     pub fn info(&self) -> &MediaInfo {
@@ -457,6 +505,11 @@ impl Decoder {
     fn feed(&mut self, packet: &Packet) -> Result<(), MediaError> {
         let idx = packet.stream();
         if self.video.as_ref().is_some_and(|v| v.index == idx) {
+            if let Some(end) = self.video_end_ts {
+                if packet.pts().or(packet.dts()).is_none_or(|ts| ts >= end) {
+                    return Ok(());
+                }
+            }
             if self.selection == FrameSelection::Key {
                 return self.decode_key_frame(packet);
             }

@@ -233,6 +233,25 @@ impl Fingerprinter {
         self.print.audio.push(level_db(sum / n as f64));
     }
 
+    /// Takes the picture samples of `later`, which saw the same clip's frames from some
+    /// point after this one's last frame on (a second decoder analysing the clip's second
+    /// half): as if its frames had come here, in order. Its sound is ignored.
+    pub fn append_video(&mut self, later: Fingerprinter) {
+        let from = self.next_video.max(self.print.video.len());
+        let mut last = if self.sparse {
+            None
+        } else {
+            self.print.video.last().copied().flatten()
+        };
+        for (slot, sample) in later.print.video.into_iter().enumerate().skip(from) {
+            let sample = sample.or(if self.sparse { None } else { last });
+            self.print.video.resize(slot, last);
+            self.print.video.push(sample);
+            last = sample;
+        }
+        self.next_video = self.next_video.max(later.next_video);
+    }
+
     pub fn finish(mut self) -> Fingerprint {
         self.close_audio_window();
         self.print
@@ -478,6 +497,25 @@ mod tests {
             fp.add_frame(&f);
         }
         fp.finish()
+    }
+
+    /// Two fingerprinters over the two halves of a clip (with a gap between their frames,
+    /// as a reference-frame scan has) make the same print as one over all of it.
+    #[test]
+    fn a_second_half_appended_equals_one_pass() {
+        let frames = |r: std::ops::Range<usize>| {
+            r.filter(|i| i % 3 != 2 && *i != 49)
+                .map(|i| frame(64, 48, i as f64 / 25.0, scene(i as f64 / 10.0, 1.0)))
+        };
+        let whole = print_of(frames(0..250));
+        for split in [1, 48, 50, 130, 249] {
+            let mut first = Fingerprinter::new();
+            frames(0..split).for_each(|f| first.add_frame(&f));
+            let mut second = Fingerprinter::new();
+            frames(split..250).for_each(|f| second.add_frame(&f));
+            first.append_video(second);
+            assert_eq!(first.finish(), whole, "split at frame {split}");
+        }
     }
 
     #[test]
