@@ -1410,9 +1410,11 @@ fn build_unet_with_bias(
 
 impl DiffusionModel {
     /// Checks `dir`, loads the tokenizer and the three networks, hashes the weights. On
-    /// the GPU when built with the `cuda` feature and one is present, else on the CPU.
+    /// the GPU when built with the `cuda` feature and one can be opened, else on the CPU.
     pub fn load(dir: &Path, cancel: &AtomicBool) -> Result<DiffusionModel> {
-        let device = Device::cuda_if_available(0).map_err(candle_err("opening the GPU"))?;
+        // `cuda_if_available` only asks whether the feature is on: with no GPU (or no
+        // driver) it is an error, so fall back here as `hallmark_detector` does.
+        let device = Device::cuda_if_available(0).unwrap_or(Device::Cpu);
         Self::load_on(dir, device, cancel)
     }
 
