@@ -92,7 +92,7 @@ pub const MIN_SPLIT_PART_S: f64 = 1.0;
 /// [`scan`] over the frames `how` selects (from the decoder's next packet on).
 ///
 /// A reference-frame scan with two or more cores is split in two at the key frame nearest
-/// before the middle of the clip (when both parts are at least [`MIN_SPLIT_PART_S`]): a
+/// the middle of the clip (when both parts are at least [`MIN_SPLIT_PART_S`]): a
 /// second decoder, picture only, takes the clip from that key frame on, on its own thread,
 /// while `decoder` stops its picture there and goes on with the sound. A chain of
 /// reference frames is decoded nearly one frame at a time however many threads the decoder
@@ -165,18 +165,26 @@ pub fn scan_frames(
     });
 }
 
-/// A second decoder on `first`'s file, picture only, started at the key frame at or
-/// before the middle of the clip, and that key frame's time; `None` where a split would
-/// not pay (one core, a short clip, no key frame in the right place, no seeking).
+/// A second decoder on `first`'s file, picture only, started at the key frame nearest the
+/// middle of the clip (the last one before it or the first one after it), and that key
+/// frame's time; `None` where a split would not pay (one core, a short clip, no key frame
+/// in the right place, no seeking).
 fn second_part(first: &Decoder) -> Option<(Decoder, f64)> {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         return None;
     }
     let duration = first.info().duration_s?;
-    let mut later = Decoder::open(first.path(), PixelLayout::Yuv420p).ok()?;
-    later.select_video_frames(FrameSelection::Reference);
-    let from_s = later.start_video_at_key_frame(duration / 2.0).ok()??;
-    (from_s >= MIN_SPLIT_PART_S && from_s <= duration - MIN_SPLIT_PART_S).then_some((later, from_s))
+    let middle = duration / 2.0;
+    [false, true]
+        .into_iter()
+        .filter_map(|after| {
+            let mut later = Decoder::open(first.path(), PixelLayout::Yuv420p).ok()?;
+            later.select_video_frames(FrameSelection::Reference);
+            let from_s = later.start_video_at_key_frame(middle, after).ok()??;
+            (from_s >= MIN_SPLIT_PART_S && from_s <= duration - MIN_SPLIT_PART_S)
+                .then_some((later, from_s))
+        })
+        .min_by(|a, b| (a.1 - middle).abs().total_cmp(&(b.1 - middle).abs()))
 }
 
 /// Batches frames of one size and runs them through the model.

@@ -345,19 +345,29 @@ impl Decoder {
     }
 
     /// Makes this decoder a picture-only one that starts at the last key frame at or
-    /// before `t_s` (seconds, as frames are stamped): the sound is dropped, the input is
+    /// before `t_s` (seconds, as frames are stamped), or with `after` the first one at or
+    /// after it: the sound is dropped, the input is
     /// sought, and packets are read up to that key frame, which is decoded next. Returns
     /// its time, or `None` (decoder unchanged but for the sound) if the file has no video
     /// or cannot seek there. For splitting an analysis between two decoders (with
     /// [`Decoder::end_video_at`] on the first); frames before the returned time may still
     /// come out (leading pictures of an open GOP) and are the caller's to drop.
-    pub fn start_video_at_key_frame(&mut self, t_s: f64) -> Result<Option<f64>, MediaError> {
+    pub fn start_video_at_key_frame(
+        &mut self,
+        t_s: f64,
+        after: bool,
+    ) -> Result<Option<f64>, MediaError> {
         self.audio = None;
         let Some(index) = self.video.as_ref().map(|v| v.index) else {
             return Ok(None);
         };
         let target = ((t_s + self.offset_s) * f64::from(ffi::AV_TIME_BASE)) as i64;
-        if self.input.seek(target, ..target).is_err() {
+        let sought = if after {
+            self.input.seek(target, target..)
+        } else {
+            self.input.seek(target, ..target)
+        };
+        if sought.is_err() {
             return Ok(None);
         }
         let time_base = self.video.as_ref().map_or(0.0, |v| v.time_base);
