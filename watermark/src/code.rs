@@ -229,18 +229,10 @@ mod tests {
         assert_eq!(parse_info(&bad), None);
     }
 
-    /// At a noise level where the best path is often wrong, the list decoder recovers more
-    /// payloads, never a wrong one, and takes a runner-up only with the right key id.
-    #[test]
-    fn list_decoding_recovers_more_and_checks_the_key_id() {
-        let p = Payload {
-            clip_id: 0x0123_4567_89ab_cdef,
-            key_id: 7,
-        };
-        let coded = encode(&info_bits(&p));
-        let mut state = 99u64;
-        let mut gauss = || {
-            // Sum of 12 uniforms − 6: close enough to N(0, 1) for a test.
+    /// A seeded source of roughly N(0, 1) noise (the sum of 12 uniforms − 6: close enough
+    /// for a test).
+    fn gaussian(mut state: u64) -> impl FnMut() -> f64 {
+        move || {
             (0..12)
                 .map(|_| {
                     state = state
@@ -250,7 +242,19 @@ mod tests {
                 })
                 .sum::<f64>()
                 - 6.0
+        }
+    }
+
+    /// At a noise level where the best path is often wrong, the list decoder recovers more
+    /// payloads, never a wrong one, and takes a runner-up only with the right key id.
+    #[test]
+    fn list_decoding_recovers_more_and_checks_the_key_id() {
+        let p = Payload {
+            clip_id: 0x0123_4567_89ab_cdef,
+            key_id: 7,
         };
+        let coded = encode(&info_bits(&p));
+        let mut gauss = gaussian(99);
         let (mut best_ok, mut list_ok, mut runner_up) = (0, 0, 0);
         for _ in 0..300 {
             let soft: Vec<f64> = coded
@@ -288,18 +292,7 @@ mod tests {
             key_id: 0xa5,
         };
         let coded = encode(&info_bits(&p));
-        let mut state = 7u64;
-        let mut gauss = || {
-            (0..12)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (state >> 11) as f64 / (1u64 << 53) as f64
-                })
-                .sum::<f64>()
-                - 6.0
-        };
+        let mut gauss = gaussian(7);
         let (mut free, mut forced, mut decoded) = (0, 0, 0);
         for _ in 0..300 {
             let soft: Vec<f64> = coded
