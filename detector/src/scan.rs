@@ -4,7 +4,7 @@
 //! batches of luma planes). Sound: [`AudioScan`] batches analysis frames through the sound
 //! model on the thread that hands it the chunks (the decoder's; it costs little there).
 
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use candle_core::{Device, Tensor};
 use hallmark_media::{
@@ -129,13 +129,8 @@ pub fn scan_frames(
                     if frame.pts_s < from_s {
                         continue; // a leading picture of an open GOP: the first part's
                     }
-                    if let Some(p) = print.as_mut() {
-                        p.add_frame(&frame);
-                    }
-                    if let Some(luma) = Luma::of(frame) {
-                        if tx.send(luma).is_err() {
-                            break;
-                        }
+                    if !analyse(frame, print.as_mut(), &tx) {
+                        break;
                     }
                 }
                 print
@@ -144,13 +139,8 @@ pub fn scan_frames(
         while let Ok(Some(frame)) = decoder.next_frame() {
             inspect(&frame);
             if let MediaFrame::Video(frame) = frame {
-                if let Some(p) = pictures.as_mut() {
-                    p.add_frame(&frame);
-                }
-                if let Some(luma) = Luma::of(frame) {
-                    if tx.send(luma).is_err() {
-                        break;
-                    }
+                if !analyse(frame, pictures.as_deref_mut(), &tx) {
+                    break;
                 }
             }
         }
@@ -163,6 +153,15 @@ pub fn scan_frames(
         }
         worker.join().expect("detection thread panicked");
     });
+}
+
+/// One decoded frame into the picture fingerprint (when kept) and on to the model thread;
+/// false once that thread is gone.
+fn analyse(frame: VideoFrame, print: Option<&mut Fingerprinter>, tx: &SyncSender<Luma>) -> bool {
+    if let Some(p) = print {
+        p.add_frame(&frame);
+    }
+    Luma::of(frame).is_none_or(|luma| tx.send(luma).is_ok())
 }
 
 /// A second decoder on `first`'s file, picture only, started at the key frame nearest the

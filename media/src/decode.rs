@@ -358,7 +358,7 @@ impl Decoder {
         after: bool,
     ) -> Result<Option<f64>, MediaError> {
         self.audio = None;
-        let Some(index) = self.video.as_ref().map(|v| v.index) else {
+        let Some((index, time_base)) = self.video.as_ref().map(|v| (v.index, v.time_base)) else {
             return Ok(None);
         };
         let target = ((t_s + self.offset_s) * f64::from(ffi::AV_TIME_BASE)) as i64;
@@ -370,7 +370,6 @@ impl Decoder {
         if sought.is_err() {
             return Ok(None);
         }
-        let time_base = self.video.as_ref().map_or(0.0, |v| v.time_base);
         // Nothing reaches a decoder before the key frame, so it starts clean.
         for _ in 0..10_000 {
             let mut packet = Packet::empty();
