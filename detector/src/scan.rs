@@ -112,6 +112,9 @@ pub fn scan_frames(
         .flatten();
     if let Some((_, from_s)) = &later {
         decoder.end_video_at(*from_s);
+        // Two decoders share the cores: one thread each (see `set_video_threads`). A
+        // decoder that has already started keeps its threads.
+        let _ = decoder.set_video_threads(1);
     }
     let config = Config::default();
     let (tx, rx) = sync_channel::<Luma>(config.batch_size * 2);
@@ -179,6 +182,7 @@ fn second_part(first: &Decoder) -> Option<(Decoder, f64)> {
         .filter_map(|after| {
             let mut later = Decoder::open(first.path(), PixelLayout::Yuv420p).ok()?;
             later.select_video_frames(FrameSelection::Reference);
+            later.set_video_threads(1).ok()?;
             let from_s = later.start_video_at_key_frame(middle, after).ok()??;
             (from_s >= MIN_SPLIT_PART_S && from_s <= duration - MIN_SPLIT_PART_S)
                 .then_some((later, from_s))

@@ -215,3 +215,31 @@ fn frame_selection_decodes_key_reference_or_every_frame() {
     assert_eq!((v_all.len(), v_key), (132, vec![0.0]));
     assert_eq!(a_key, a_all);
 }
+
+#[test]
+fn one_decoding_thread_gives_the_same_pictures_and_only_before_decoding() {
+    let pictures = |threads: Option<usize>| {
+        let mut dec = Decoder::open(&media("video/bikes.mp4"), PixelLayout::Yuv420p).unwrap();
+        dec.select_video_frames(FrameSelection::Reference);
+        if let Some(n) = threads {
+            dec.set_video_threads(n).unwrap();
+        }
+        // The selection survives the decoder being reopened.
+        assert_eq!(dec.video_frame_selection(), FrameSelection::Reference);
+        let mut out = Vec::new();
+        while let Some(f) = dec.next_frame().unwrap() {
+            if let MediaFrame::Video(v) = f {
+                out.push((v.pts_s, v.planes));
+            }
+        }
+        assert!(
+            dec.set_video_threads(1).is_err(),
+            "the thread count is fixed once decoding has started"
+        );
+        out
+    };
+    let default = pictures(None);
+    let one = pictures(Some(1));
+    assert_eq!(default.len(), 135);
+    assert!(default == one, "frame threading changes nothing decoded");
+}

@@ -541,3 +541,45 @@ fn decoder_and_encoder_are_send() {
     assert_send::<Encoder>();
     assert_send::<hallmark_media::MediaError>();
 }
+
+/// Picture types of `path`'s video frames in decode order, per ffprobe.
+fn picture_types(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries"])
+        .args(["frame=pict_type", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (installed with ffmpeg by scripts/setup)");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .chars()
+        .filter(|c| c.is_ascii_uppercase())
+        .collect()
+}
+
+#[test]
+fn h264_b_frames_are_never_references() {
+    // A verifier that decodes reference frames only then decodes exactly the I- and
+    // P-frames (x264's default B-pyramid would make some B-frames references too).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.mp4");
+    let settings = fast();
+    transcode(
+        &media("video/bigbuckbunny.mp4"),
+        &out,
+        OutputFormat::Mp4,
+        PixelLayout::Yuv420p,
+        &settings,
+    );
+    let types = picture_types(&out);
+    let b_frames = types.matches('B').count();
+    assert!(b_frames > 20, "the encode has B-frames: {types}");
+    let mut dec = Decoder::open(&out, PixelLayout::Yuv420p).unwrap();
+    dec.select_video_frames(hallmark_media::FrameSelection::Reference);
+    let mut reference = 0;
+    while let Some(f) = dec.next_frame().unwrap() {
+        reference += usize::from(matches!(f, MediaFrame::Video(_)));
+    }
+    assert_eq!(reference, types.len() - b_frames, "{types}");
+}

@@ -206,6 +206,8 @@ fn soft_binding_resolution_api_serves_the_stored_manifest() {
     assert_eq!(r["verdict"], "watermarked", "{r:#}");
     assert_eq!(r["recovered_manifest"]["status"], "recovered");
     assert_eq!(r["recovered_manifest"]["manifest_id"], manifest_id);
+    // The page's default is the quick scan: the key frames proved the mark.
+    assert_eq!(r["watermark"]["video"]["scan"], "key-frames", "{r:#}");
 
     let answer = get(
         &server.addr,
@@ -246,4 +248,26 @@ fn soft_binding_resolution_api_serves_the_stored_manifest() {
 
     let (status, _, _) = get_bytes(&server.addr, "/manifests/urn:c2pa:no-such-manifest");
     assert_eq!(status, 404);
+}
+
+#[test]
+fn full_scan_gives_every_second_of_the_picture() {
+    let (home, sealed) = sealed_clip();
+    let stripped = strip_manifest(sealed, "serve-full-scan.mp4");
+    let bytes = std::fs::read(&stripped).unwrap();
+    let server = Server::start(home.path(), &["--full-scan"]);
+    let (status, r) = upload(&server.addr, "stripped.mp4", &bytes);
+    assert_eq!(status, 200);
+    assert_eq!(r["verdict"], "watermarked", "{r:#}");
+    let video = &r["watermark"]["video"];
+    // A 2 s clip: every frame (clips of 4 s or more: their reference frames).
+    assert_eq!(video["scan"], "all-frames", "{r:#}");
+    let timeline = video["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 2, "{r:#}");
+    assert!(
+        timeline
+            .iter()
+            .all(|p| p.as_f64().is_some_and(|p| p < 1e-3)),
+        "every second analysed and marked: {r:#}"
+    );
 }
