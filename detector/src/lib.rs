@@ -162,53 +162,75 @@ impl Verifier {
             VideoScan::full(decoder.info())
         };
         let mut detector = VideoDetector::new(&self.watermark_keys);
-        let mut audio_scan = scan::AudioScan::new(&self.watermark_keys);
+        let mut hearing = Some(Hearing::new(&self.watermark_keys, self.store.is_some()));
         // The content's fingerprint, for the store lookup below, in the same pass. Key
         // frames alone leave gaps that must not pose as a still picture.
         let mut pictures = self.store.as_ref().map(|_| match scan {
             VideoScan::KeyFrames => Fingerprinter::sparse(),
             _ => Fingerprinter::new(),
         });
-        let mut sound = self.store.as_ref().map(|_| Fingerprinter::new());
-        scan::scan_frames(
-            &mut decoder,
-            &mut detector,
-            scan,
-            pictures.as_mut(),
-            |frame| {
-                if let MediaFrame::Audio(chunk) = frame {
-                    audio_scan.add_chunk(chunk);
-                    if let Some(f) = sound.as_mut() {
-                        f.add_audio(chunk);
-                    }
-                }
-            },
-        );
-        drop(decoder);
         let tests = if quick { QUICK_SCAN_TESTS } else { 1.0 };
-        let mut found = detector.result();
         let mut passes = 1;
-        let mut print = pictures.zip(sound).map(|(pictures, sound)| Fingerprint {
-            video: pictures.finish().video,
-            audio: sound.finish().audio,
-        });
-        // Not proven by the key frames, or proven without a readable clip id (one or two
-        // key frames of a short, heavily compressed copy): the full scan, a second test
-        // (hence `tests`; the doubled p bounds both passes whatever decided the second).
-        if quick && (found.p_value * tests > DETECT_P || found.payload.is_none()) {
-            if let Ok(mut decoder) = open_decoder(path) {
-                scan = VideoScan::full(decoder.info());
-                let mut detector = VideoDetector::new(&self.watermark_keys);
-                // The sound was heard in the first pass; this one adds the picture.
-                let mut pictures = print.as_ref().map(|_| Fingerprinter::new());
-                scan::scan_frames(&mut decoder, &mut detector, scan, pictures.as_mut(), |_| {});
-                found = detector.result();
-                passes = 2;
-                if let (Some(print), Some(pictures)) = (print.as_mut(), pictures) {
-                    print.video = pictures.finish().video;
+        // The quick scan hears the sound on a decoder and a thread of its own, beside the
+        // picture's one or two passes: the key-frame pass is then not held up by the sound,
+        // and a full second pass does not come on top of it. (The full scan hears it on
+        // its first decoder, beside the second decoder's picture.)
+        let sound_only = (quick && decoder.info().audio.is_some())
+            .then(|| open_decoder(path).ok())
+            .flatten();
+        let found = std::thread::scope(|s| {
+            let apart = sound_only.map(|mut sound_only| {
+                decoder.skip_audio();
+                sound_only.skip_video();
+                let mut heard = hearing.take().expect("the sound is heard once");
+                s.spawn(move || {
+                    heard.hear_all(&mut sound_only);
+                    heard
+                })
+            });
+            scan::scan_frames(
+                &mut decoder,
+                &mut detector,
+                scan,
+                pictures.as_mut(),
+                |frame| {
+                    if let (MediaFrame::Audio(chunk), Some(h)) = (frame, hearing.as_mut()) {
+                        h.add(chunk);
+                    }
+                },
+            );
+            drop(decoder);
+            let mut found = detector.result();
+            // Not proven by the key frames, or proven without a readable clip id (one or
+            // two key frames of a short, heavily compressed copy): the full scan, a second
+            // test (hence `tests`; the doubled p bounds both passes whatever decided the
+            // second).
+            if quick && (found.p_value * tests > DETECT_P || found.payload.is_none()) {
+                if let Ok(mut decoder) = open_decoder(path) {
+                    decoder.skip_audio(); // heard already, or being heard
+                    scan = VideoScan::full(decoder.info());
+                    let mut detector = VideoDetector::new(&self.watermark_keys);
+                    if pictures.is_some() {
+                        pictures = Some(Fingerprinter::new());
+                    }
+                    scan::scan_frames(&mut decoder, &mut detector, scan, pictures.as_mut(), |_| {});
+                    found = detector.result();
+                    passes = 2;
                 }
             }
-        }
+            if let Some(apart) = apart {
+                hearing = Some(apart.join().expect("sound thread panicked"));
+            }
+            found
+        });
+        let hearing = hearing.expect("the sound was heard");
+        let print = pictures
+            .zip(hearing.print)
+            .map(|(pictures, sound)| Fingerprint {
+                video: pictures.finish().video,
+                audio: sound.finish().audio,
+            });
+        let audio_scan = hearing.scan;
         let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
         let video =
             has(|m| m.width.is_some()).then(|| video_mark(found, tests, scan, passes, seconds));
@@ -557,6 +579,38 @@ fn check_readable(path: &Path) -> Result<(), String> {
 
 /// Opens the file's streams, which tells readable media from the rest (this decodes the
 /// first frames).
+/// The sound's part of a watermark search: every chunk through the sound detector and,
+/// with a store, into the sound's fingerprint.
+struct Hearing {
+    scan: scan::AudioScan,
+    print: Option<Fingerprinter>,
+}
+
+impl Hearing {
+    fn new(keys: &[WatermarkKey], fingerprint: bool) -> Hearing {
+        Hearing {
+            scan: scan::AudioScan::new(keys),
+            print: fingerprint.then(Fingerprinter::new),
+        }
+    }
+
+    fn add(&mut self, chunk: &hallmark_media::AudioChunk) {
+        self.scan.add_chunk(chunk);
+        if let Some(f) = self.print.as_mut() {
+            f.add_audio(chunk);
+        }
+    }
+
+    /// Every sound chunk `decoder` has left.
+    fn hear_all(&mut self, decoder: &mut Decoder) {
+        while let Ok(Some(frame)) = decoder.next_frame() {
+            if let MediaFrame::Audio(chunk) = frame {
+                self.add(&chunk);
+            }
+        }
+    }
+}
+
 fn open_decoder(path: &Path) -> Result<Decoder, String> {
     Decoder::open(path, PixelLayout::Yuv420p)
         .map_err(|e| format!("not a media file that can be read: {e}"))

@@ -365,7 +365,7 @@ impl Decoder {
         t_s: f64,
         after: bool,
     ) -> Result<Option<f64>, MediaError> {
-        self.audio = None;
+        self.skip_audio();
         let Some((index, time_base)) = self.video.as_ref().map(|v| (v.index, v.time_base)) else {
             return Ok(None);
         };
@@ -394,6 +394,17 @@ impl Decoder {
             }
         }
         Ok(None)
+    }
+
+    /// Decodes the picture only from the next packet on: sound packets are read past, not
+    /// decoded (another decoder may be hearing the sound).
+    pub fn skip_audio(&mut self) {
+        self.audio = None;
+    }
+
+    /// Decodes the sound only from the next packet on: picture packets are read past.
+    pub fn skip_video(&mut self) {
+        self.video = None;
     }
 
     /// Decodes the picture on `threads` threads (0: FFmpeg's choice, one per core — the

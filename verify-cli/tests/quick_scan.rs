@@ -126,6 +126,16 @@ fn an_unmarked_clip_falls_back_to_the_full_scan_with_a_doubled_p() {
     );
     assert_doubled(pf, pq);
     assert!(pq > 0.01, "unmarked footage must not look marked: {pq}");
+
+    // With sound (2 s of Big Buck Bunny, unmarked): the quick scan hears it on a decoder of
+    // its own beside both passes, and hears what the full scan hears.
+    let clip = short_clip();
+    let (_, full) = verify_json(home.path(), &clip, &[]);
+    let (_, quick) = verify_json(home.path(), &clip, &["--quick"]);
+    assert_eq!(quick["watermark"]["video"]["scan_passes"], 2, "{quick:#}");
+    assert!(quick["watermark"]["audio"].is_object(), "{quick:#}");
+    assert_eq!(quick["watermark"]["audio"], full["watermark"]["audio"]);
+    assert_eq!(quick["watermark"]["audio"]["detected"], false);
 }
 
 /// The quick scan's p is the full scan's doubled, capped at 1 (to the last bits: the same
