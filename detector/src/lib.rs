@@ -162,6 +162,11 @@ impl Verifier {
             VideoScan::full(decoder.info())
         };
         let mut detector = VideoDetector::new(&self.watermark_keys);
+        if quick {
+            // The key frames only decide whether the full scan (which tests the clip's
+            // halves and quarters too) must follow.
+            detector = detector.whole_clip_only();
+        }
         let mut hearing = Some(Hearing::new(&self.watermark_keys, self.store.is_some()));
         // The content's fingerprint, for the store lookup below, in the same pass. Key
         // frames alone leave gaps that must not pose as a still picture.

@@ -69,6 +69,8 @@ pub struct VideoDetector {
     frames: u64,
     frame_step: u64,
     seen: u64,
+    /// Test the whole clip only, not also its halves and quarters.
+    whole_clip_only: bool,
 }
 
 /// The luma plane the detector analyses: the Y plane of a `Yuv420p` frame, or BT.601
@@ -227,7 +229,17 @@ impl VideoDetector {
             frames: 0,
             frame_step: 1,
             seen: 0,
+            whole_clip_only: false,
         }
+    }
+
+    /// Tests the whole clip only, not also its halves and quarters (see
+    /// [`VideoDetector::result`]): for a sparse sample of a clip's frames (its key frames)
+    /// whose result only decides whether a full scan must follow — the full scan searches
+    /// the segments itself. Saves six registration searches where the mark is not found.
+    pub fn whole_clip_only(mut self) -> Self {
+        self.whole_clip_only = true;
+        self
     }
 
     /// Analyse only every `step`-th frame handed to [`VideoDetector::add_frame`] or
@@ -454,7 +466,11 @@ impl VideoDetector {
         // tested depends only on the frames' times, never on the key: the family is the
         // Bonferroni union of those tests, and once the whole clip alone proves the mark
         // within it the segments are not searched (reporting family × p_whole, an upper bound).
-        let segments = segment_sums(acc);
+        let segments = if self.whole_clip_only {
+            Vec::new()
+        } else {
+            segment_sums(acc)
+        };
         let family = (1 + segments.len()) as f64;
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(hypotheses, z);

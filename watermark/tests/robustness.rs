@@ -246,3 +246,26 @@ fn survives_real_h264() {
     println!("unmarked H.264: z={:.2} p={:.3}", r.score, r.p_value);
     assert!(!r.detected);
 }
+
+#[test]
+fn the_whole_clip_alone_is_one_test_instead_of_seven() {
+    // 5 s (≥ 4 s: the halves and quarters are tested too, unless the whole clip alone proves
+    // the mark — then the p-value is the whole clip's times the family of tests).
+    let k = key(2, 5);
+    let frames = mark(&decode(&shared("video/bigbuckbunny.mp4"), 125), &k);
+    let family = detect(&frames, std::slice::from_ref(&k));
+    let mut d = VideoDetector::new(std::slice::from_ref(&k)).whole_clip_only();
+    for f in &frames {
+        d.add_frame(f);
+    }
+    let whole = d.result();
+    assert_found("all segments", &family, &k);
+    assert_found("whole clip only", &whole, &k);
+    assert_eq!(whole.score, family.score);
+    let tests = family.p_value / whole.p_value;
+    assert!(
+        tests >= 3.0 && (tests - tests.round()).abs() < 1e-9,
+        "the family counts the segments, the whole clip alone one test: {tests}"
+    );
+    assert_eq!(whole.timeline, family.timeline);
+}
