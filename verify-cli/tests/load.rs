@@ -1,6 +1,7 @@
 //! A bounded load test of `hallmark serve` over loopback: only 200s and 503s, bounded server
 //! memory, and the server still answers afterwards. CI runs a short version; `scripts/loadtest`
-//! runs 32 clients for 60 s (LOAD_CLIENTS, LOAD_SECONDS) and prints the numbers.
+//! runs 32 clients for 60 s (LOAD_CLIENTS, LOAD_SECONDS) and prints the numbers;
+//! LOAD_SERVE_ARGS adds arguments to `hallmark serve` (e.g. `--full-scan`).
 
 mod common;
 
@@ -63,7 +64,9 @@ fn bounded_load_only_200_and_503() {
         (request(&stripped), "watermarked"),
     ];
     let clip_kb = std::fs::metadata(&sealed).unwrap().len() / 1024;
-    let server = Server::start(home.path(), &[]);
+    let serve_args = std::env::var("LOAD_SERVE_ARGS").unwrap_or_default();
+    let serve_args: Vec<&str> = serve_args.split_whitespace().collect();
+    let server = Server::start(home.path(), &serve_args);
     let addr = server.addr.clone();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let pid = server.child.id();
@@ -128,7 +131,12 @@ fn bounded_load_only_200_and_503() {
             .unwrap_or(0)
     };
     println!(
-        "load: {clients} clients, {seconds} s, {} KB clip (half sealed, half stripped): {} ok ({:.1}/s), {busy} busy (503), {} failed; ok latency p50 {} ms, p99 {} ms; server peak RSS {} MB",
+        "load: serve {}, {clients} clients, {seconds} s, {} KB clip (half sealed, half stripped): {} ok ({:.1}/s), {busy} busy (503), {} failed; ok latency p50 {} ms, p99 {} ms; server peak RSS {} MB",
+        if serve_args.is_empty() {
+            "(defaults)".to_string()
+        } else {
+            serve_args.join(" ")
+        },
         clip_kb,
         ok.len(),
         ok.len() as f64 / seconds as f64,
