@@ -582,8 +582,6 @@ fn check_readable(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens the file's streams, which tells readable media from the rest (this decodes the
-/// first frames).
 /// The sound's part of a watermark search: every chunk through the sound detector and,
 /// with a store, into the sound's fingerprint.
 struct Hearing {
@@ -616,6 +614,7 @@ impl Hearing {
     }
 }
 
+/// Opens the file's streams, which tells readable media from the rest.
 fn open_decoder(path: &Path) -> Result<Decoder, String> {
     Decoder::open(path, PixelLayout::Yuv420p)
         .map_err(|e| format!("not a media file that can be read: {e}"))

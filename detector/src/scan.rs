@@ -112,9 +112,9 @@ pub fn scan_frames(
         .flatten();
     if let Some((_, from_s)) = &later {
         decoder.end_video_at(*from_s);
-        // Two decoders share the cores: one thread each (see `set_video_threads`). A
+        // Two decoders share the cores: half of them each (see `set_video_threads`). A
         // decoder that has already started keeps its threads.
-        let _ = decoder.set_video_threads(1);
+        let _ = decoder.set_video_threads(threads_per_part());
     }
     let config = Config::default();
     let (tx, rx) = sync_channel::<Luma>(config.batch_size * 2);
@@ -167,6 +167,12 @@ fn analyse(frame: VideoFrame, print: Option<&mut Fingerprinter>, tx: &SyncSender
     Luma::of(frame).is_none_or(|luma| tx.send(luma).is_ok())
 }
 
+/// Decoding threads for each of the two parts of a split scan: half the cores (one each on
+/// two cores, where FFmpeg's automatic frame threading would run four threads on two).
+fn threads_per_part() -> usize {
+    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+}
+
 /// A second decoder on `first`'s file, picture only, started at the key frame nearest the
 /// middle of the clip (the last one before it or the first one after it), and that key
 /// frame's time; `None` where a split would not pay (one core, a short clip, no key frame
@@ -182,7 +188,7 @@ fn second_part(first: &Decoder) -> Option<(Decoder, f64)> {
         .filter_map(|after| {
             let mut later = Decoder::open(first.path(), PixelLayout::Yuv420p).ok()?;
             later.select_video_frames(FrameSelection::Reference);
-            later.set_video_threads(1).ok()?;
+            later.set_video_threads(threads_per_part()).ok()?;
             let from_s = later.start_video_at_key_frame(middle, after).ok()??;
             (from_s >= MIN_SPLIT_PART_S && from_s <= duration - MIN_SPLIT_PART_S)
                 .then_some((later, from_s))

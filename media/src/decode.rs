@@ -43,7 +43,7 @@ pub struct Decoder {
     /// Video packets stamped at or after this (stream time base) are dropped: a second
     /// decoder takes the clip from there ([`Decoder::end_video_at`]).
     video_end_ts: Option<i64>,
-    /// A video packet has reached the decoder (its thread count is fixed from then on).
+    /// A video packet has been read (the decoder's thread count is fixed from then on).
     video_started: bool,
 }
 
@@ -408,15 +408,15 @@ impl Decoder {
     }
 
     /// Decodes the picture on `threads` threads (0: FFmpeg's choice, one per core — the
-    /// default). Where several decoders already share the cores (a clip split between
-    /// decoders), one thread each saves frame threading's overhead (≈ 10 % of the CPU
-    /// time of an H.264 decode). Only before the first video packet (also before
+    /// default). Where several decoders share the cores (a clip split between decoders),
+    /// fewer threads each save frame threading's overhead (on 2 cores, one thread each:
+    /// ≈ 10 % of the CPU time of an H.264 decode). Only before the first video packet (also before
     /// [`Decoder::start_video_at_key_frame`]); refused after it.
     pub fn set_video_threads(&mut self, threads: usize) -> Result<(), MediaError> {
         if self.video_started {
             return Err(MediaError::invalid(
-                "video decoder",
-                "the thread count can only be set before decoding starts",
+                "video thread count",
+                "it can only be set before decoding starts",
             ));
         }
         let Some(v) = self.video.as_mut() else {

@@ -236,7 +236,8 @@ impl VideoDetector {
     /// Tests the whole clip only, not also its halves and quarters (see
     /// [`VideoDetector::result`]): for a sparse sample of a clip's frames (its key frames)
     /// whose result only decides whether a full scan must follow — the full scan searches
-    /// the segments itself. Saves six registration searches where the mark is not found.
+    /// the segments itself. Saves up to six registration searches (clips of 4 s or more)
+    /// where the mark is not found.
     pub fn whole_clip_only(mut self) -> Self {
         self.whole_clip_only = true;
         self
