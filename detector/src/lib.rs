@@ -64,6 +64,18 @@ pub enum ScanMode {
     Quick,
 }
 
+/// How far a file's watermark search has come ([`Verifier::verify_with_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchProgress {
+    /// The pass under way: [`VideoScan::KeyFrames`] (a quick scan's first), or the full
+    /// scan's frames.
+    pub scan: VideoScan,
+    /// Seconds of the picture analysed so far (both parts of a split scan together).
+    pub done_s: f64,
+    /// The clip's length, where the container says.
+    pub total_s: Option<f64>,
+}
+
 /// The p-value of a quick scan is that of one of two possible tests: doubled.
 const QUICK_SCAN_TESTS: f64 = 2.0;
 
@@ -125,6 +137,17 @@ impl Verifier {
     }
 
     pub fn verify(&self, target: &Target) -> Report {
+        self.verify_with_progress(target, &|_| {})
+    }
+
+    /// [`Verifier::verify`], telling `progress` how far the watermark search has come (it
+    /// is called from the scan's threads, after every analysed frame; never for a file
+    /// whose manifest settles the verdict).
+    pub fn verify_with_progress(
+        &self,
+        target: &Target,
+        progress: &(dyn Fn(SearchProgress) + Sync),
+    ) -> Report {
         let (report, decoder) = self.verify_provenance(target);
         // A valid manifest already proves the origin; the mark matters when it is missing or
         // broken. An unreadable file has neither picture nor sound to look at.
@@ -139,7 +162,7 @@ impl Verifier {
         }
         let decoder = decoder.or_else(|| open_decoder(&target.path).ok());
         match decoder {
-            Some(decoder) => self.look_for_watermark(&target.path, decoder, report),
+            Some(decoder) => self.look_for_watermark(&target.path, decoder, report, progress),
             None => report,
         }
     }
@@ -150,12 +173,28 @@ impl Verifier {
     /// [`scan::scan`]); in [`ScanMode::Quick`] the key frames first — and every sound chunk
     /// through the sound detector, whose front end is the candle model in [`audio_model`]
     /// ([`scan::AudioScan`]).
-    fn look_for_watermark(&self, path: &Path, mut decoder: Decoder, mut report: Report) -> Report {
+    fn look_for_watermark(
+        &self,
+        path: &Path,
+        mut decoder: Decoder,
+        mut report: Report,
+        progress: &(dyn Fn(SearchProgress) + Sync),
+    ) -> Report {
         // Only a moving picture has key frames to skip to; sound and stills take one pass.
         let quick = self.scan_mode == ScanMode::Quick
             && decoder.info().kind == MediaKind::Video
             && decoder.info().video.is_some();
         let seconds = video_seconds(decoder.info());
+        let total_s = decoder.info().duration_s;
+        let tell = |scan: VideoScan| {
+            move |done_s: f64| {
+                progress(SearchProgress {
+                    scan,
+                    done_s,
+                    total_s,
+                })
+            }
+        };
         let mut scan = if quick {
             VideoScan::KeyFrames
         } else {
@@ -193,11 +232,12 @@ impl Verifier {
                     heard
                 })
             });
-            scan::scan_frames(
+            scan::scan_frames_with_progress(
                 &mut decoder,
                 &mut detector,
                 scan,
                 pictures.as_mut(),
+                Some(&tell(scan)),
                 |frame| {
                     if let (MediaFrame::Audio(chunk), Some(h)) = (frame, hearing.as_mut()) {
                         h.add(chunk);
@@ -218,7 +258,14 @@ impl Verifier {
                     if pictures.is_some() {
                         pictures = Some(Fingerprinter::new());
                     }
-                    scan::scan_frames(&mut decoder, &mut detector, scan, pictures.as_mut(), |_| {});
+                    scan::scan_frames_with_progress(
+                        &mut decoder,
+                        &mut detector,
+                        scan,
+                        pictures.as_mut(),
+                        Some(&tell(scan)),
+                        |_| {},
+                    );
                     found = detector.result();
                     passes = 2;
                 }

@@ -103,7 +103,23 @@ pub fn scan_frames(
     decoder: &mut Decoder,
     detector: &mut VideoDetector,
     how: VideoScan,
+    pictures: Option<&mut Fingerprinter>,
+    inspect: impl FnMut(&MediaFrame),
+) {
+    scan_frames_with_progress(decoder, detector, how, pictures, None, inspect);
+}
+
+/// Told how far a scan has come: the seconds of the clip's picture analysed so far (both
+/// parts of a split scan together), after each analysed frame, from the model's thread.
+pub type ScanProgress<'a> = &'a (dyn Fn(f64) + Sync);
+
+/// [`scan_frames`], telling `progress` how far it has come.
+pub fn scan_frames_with_progress(
+    decoder: &mut Decoder,
+    detector: &mut VideoDetector,
+    how: VideoScan,
     mut pictures: Option<&mut Fingerprinter>,
+    progress: Option<ScanProgress>,
     mut inspect: impl FnMut(&MediaFrame),
 ) {
     decoder.select_video_frames(how.selection());
@@ -119,8 +135,12 @@ pub fn scan_frames(
     let config = Config::default();
     let (tx, rx) = sync_channel::<Luma>(config.batch_size * 2);
     let print_later = pictures.is_some();
+    let split_s = later.as_ref().map(|(_, from_s)| *from_s);
     std::thread::scope(|s| {
-        let worker = s.spawn(|| run_model(rx, detector, config, model::default_device()));
+        let worker = s.spawn(|| {
+            let covered = progress.map(|report| Coverage::new(split_s, report));
+            run_model(rx, detector, config, model::default_device(), covered)
+        });
         let later = later.map(|(mut later, from_s)| {
             let tx = tx.clone();
             s.spawn(move || {
@@ -196,12 +216,52 @@ fn second_part(first: &Decoder) -> Option<(Decoder, f64)> {
         .min_by(|a, b| (a.1 - middle).abs().total_cmp(&(b.1 - middle).abs()))
 }
 
+/// How much of the clip's time the analysed frames cover: the first part from 0, a split
+/// scan's second part from its key frame on (its frames come interleaved with the first's).
+struct Coverage<'a> {
+    split_s: Option<f64>,
+    first: f64,
+    second: f64,
+    report: ScanProgress<'a>,
+}
+
+impl<'a> Coverage<'a> {
+    fn new(split_s: Option<f64>, report: ScanProgress<'a>) -> Coverage<'a> {
+        Coverage {
+            split_s,
+            first: 0.0,
+            second: 0.0,
+            report,
+        }
+    }
+
+    fn frame_at(&mut self, pts_s: f64) {
+        if !pts_s.is_finite() {
+            return;
+        }
+        match self.split_s {
+            Some(split) if pts_s >= split => self.second = self.second.max(pts_s - split),
+            _ => self.first = self.first.max(pts_s),
+        }
+        (self.report)(self.first + self.second);
+    }
+}
+
 /// Batches frames of one size and runs them through the model.
-fn run_model(rx: Receiver<Luma>, detector: &mut VideoDetector, config: Config, device: &Device) {
+fn run_model(
+    rx: Receiver<Luma>,
+    detector: &mut VideoDetector,
+    config: Config,
+    device: &Device,
+    mut covered: Option<Coverage>,
+) {
     let batch_size = config.batch_size;
     let mut model = ResidualModel::new(config, device).ok();
     let mut batch: Vec<Luma> = Vec::with_capacity(batch_size);
     for luma in rx {
+        if let Some(c) = covered.as_mut() {
+            c.frame_at(luma.pts_s);
+        }
         if batch
             .first()
             .is_some_and(|f| (f.w, f.h) != (luma.w, luma.h))

@@ -367,3 +367,41 @@ fn a_split_scan_fingerprints_the_picture_like_one_pass() {
     }
     assert_eq!(split.finish().video, one.finish().video);
 }
+
+/// `verify_with_progress` tells how far the watermark search has come, after every analysed
+/// frame: bikes.mp4 (10 s, unmarked, no manifest), split at 5.48 s between two decoders.
+#[test]
+fn the_search_tells_how_far_it_has_come() {
+    use hallmark_detector::{ScanMode, SearchProgress, Target, Verifier, VideoScan};
+    let path = shared("video/bikes.mp4");
+    let verifier = Verifier::new(&[])
+        .unwrap()
+        .with_watermark_keys(vec![key(7, 1)]);
+    let run = |verifier: &Verifier| {
+        let seen = std::sync::Mutex::new(Vec::<SearchProgress>::new());
+        let report =
+            verifier.verify_with_progress(&Target::file(&path), &|p| seen.lock().unwrap().push(p));
+        let analysed = report.watermark.unwrap().video.unwrap().frames_analysed as usize;
+        (seen.into_inner().unwrap(), analysed)
+    };
+
+    let (seen, analysed) = run(&verifier);
+    assert_eq!(seen.len(), analysed, "one report per analysed frame");
+    assert!(seen.iter().all(|p| p.scan == VideoScan::ReferenceFrames));
+    assert!(seen.iter().all(|p| (p.total_s.unwrap() - 10.0).abs() < 0.1));
+    assert!(seen.windows(2).all(|w| w[1].done_s >= w[0].done_s));
+    let last = seen.last().unwrap().done_s;
+    assert!(last > 9.0 && last <= 10.0, "both parts counted: {last}");
+
+    // The quick scan: its key frames first (they prove nothing here), then the full scan.
+    let (seen, _) = run(&verifier.with_scan_mode(ScanMode::Quick));
+    let keys = seen
+        .iter()
+        .take_while(|p| p.scan == VideoScan::KeyFrames)
+        .count();
+    assert_eq!(keys, 6, "bikes.mp4 has 6 key frames");
+    assert!(seen[keys..]
+        .iter()
+        .all(|p| p.scan == VideoScan::ReferenceFrames));
+    assert!(seen.last().unwrap().done_s > 9.0);
+}

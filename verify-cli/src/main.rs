@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
-use hallmark_detector::{ScanMode, Target, Verdict, Verifier};
+use hallmark_detector::{ScanMode, SearchProgress, Target, Verdict, Verifier, VideoScan};
 use hallmark_signer::{Home, SealOptions, SealProgress};
 
 /// Exit codes of `hallmark verify` (and of errors in every command).
@@ -77,6 +77,9 @@ enum Command {
     ///   watermarked      no valid manifest, hallmark's watermark found
     ///   no-provenance    readable media without a C2PA manifest
     ///   error            the file could not be read
+    ///
+    /// A watermark search that takes over a second shows its progress on stderr (terminals
+    /// only; never mixed into --json output).
     ///
     /// Exit code: 0 every file verified; 1 any tampered; 2 usage or read error; 3 otherwise.
     #[command(verbatim_doc_comment)]
@@ -608,7 +611,12 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
     let mut counts = [0usize; Verdict::ALL.len()];
     for target in &targets {
         let report = match target {
-            Ok(target) => verifier.verify(target),
+            Ok(target) => {
+                let bar = SearchBar::new(&target.path);
+                let report = verifier.verify_with_progress(target, &|p| bar.report(p));
+                bar.finish();
+                report
+            }
             Err((path, message)) => {
                 hallmark_detector::Report::error(path.display().to_string(), message.clone())
             }
@@ -630,6 +638,69 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
         report::summary(&counts, targets.len(), args.json);
     }
     Ok(exit_code(&counts))
+}
+
+/// One file's watermark search on stderr: drawn on a terminal only, and only once the
+/// search has taken a second (most files are answered before that).
+struct SearchBar {
+    name: String,
+    started: std::time::Instant,
+    visible: bool,
+    /// The pass shown and its bar (a quick scan's full pass gets a bar of its own).
+    bar: std::sync::Mutex<Option<(VideoScan, indicatif::ProgressBar)>>,
+}
+
+impl SearchBar {
+    fn new(path: &Path) -> SearchBar {
+        SearchBar {
+            name: path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            ),
+            started: std::time::Instant::now(),
+            visible: std::io::stderr().is_terminal(),
+            bar: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn report(&self, p: SearchProgress) {
+        let Some(total_s) = p.total_s.filter(|t| *t > 0.0) else {
+            return;
+        };
+        if !self.visible || self.started.elapsed() < std::time::Duration::from_secs(1) {
+            return;
+        }
+        let mut shown = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if shown.as_ref().is_none_or(|(scan, _)| *scan != p.scan) {
+            if let Some((_, old)) = shown.take() {
+                old.finish_and_clear();
+            }
+            let bar = indicatif::ProgressBar::new((total_s * 10.0).round() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {wide_msg} [{bar:24}] {percent:>3}% {elapsed}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            let pass = match p.scan {
+                VideoScan::KeyFrames => "its key frames",
+                _ => "every second",
+            };
+            bar.set_message(format!("{}: watermark, {pass}", self.name));
+            *shown = Some((p.scan, bar));
+        }
+        if let Some((_, bar)) = shown.as_ref() {
+            bar.set_position((p.done_s * 10.0).round() as u64);
+        }
+    }
+
+    fn finish(&self) {
+        let shown = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((_, bar)) = shown {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn parse_size(text: &str) -> std::result::Result<u64, String> {
