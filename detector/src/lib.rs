@@ -70,7 +70,8 @@ pub struct SearchProgress {
     /// The pass under way: [`VideoScan::KeyFrames`] (a quick scan's first), or the full
     /// scan's frames.
     pub scan: VideoScan,
-    /// Seconds of the picture analysed so far (both parts of a split scan together).
+    /// How far into the clip the pass has come, in seconds (both parts of a split scan
+    /// together).
     pub done_s: f64,
     /// The clip's length, where the container says.
     pub total_s: Option<f64>,
@@ -141,8 +142,8 @@ impl Verifier {
     }
 
     /// [`Verifier::verify`], telling `progress` how far the watermark search has come (it
-    /// is called from the scan's threads, after every analysed frame; never for a file
-    /// whose manifest settles the verdict).
+    /// is called from the scan's model thread as each picture frame reaches it; never for
+    /// a file whose manifest settles the verdict, nor for sound-only files).
     pub fn verify_with_progress(
         &self,
         target: &Target,

@@ -109,9 +109,9 @@ pub fn scan_frames(
     scan_frames_with_progress(decoder, detector, how, pictures, None, inspect);
 }
 
-/// Told how far a scan has come: the seconds of the clip's picture analysed so far (both
-/// parts of a split scan together), after each analysed frame, from the model's thread.
-pub type ScanProgress<'a> = &'a (dyn Fn(f64) + Sync);
+/// Told how far a scan has come: the stretch of the clip's picture covered so far, in
+/// seconds (both parts of a split scan together), as each frame reaches the model's thread.
+pub type ProgressFn<'a> = &'a (dyn Fn(f64) + Sync);
 
 /// [`scan_frames`], telling `progress` how far it has come.
 pub fn scan_frames_with_progress(
@@ -119,7 +119,7 @@ pub fn scan_frames_with_progress(
     detector: &mut VideoDetector,
     how: VideoScan,
     mut pictures: Option<&mut Fingerprinter>,
-    progress: Option<ScanProgress>,
+    progress: Option<ProgressFn>,
     mut inspect: impl FnMut(&MediaFrame),
 ) {
     decoder.select_video_frames(how.selection());
@@ -222,11 +222,11 @@ struct Coverage<'a> {
     split_s: Option<f64>,
     first: f64,
     second: f64,
-    report: ScanProgress<'a>,
+    report: ProgressFn<'a>,
 }
 
 impl<'a> Coverage<'a> {
-    fn new(split_s: Option<f64>, report: ScanProgress<'a>) -> Coverage<'a> {
+    fn new(split_s: Option<f64>, report: ProgressFn<'a>) -> Coverage<'a> {
         Coverage {
             split_s,
             first: 0.0,

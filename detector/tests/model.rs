@@ -389,17 +389,30 @@ fn the_search_tells_how_far_it_has_come() {
     assert_eq!(seen.len(), analysed, "one report per analysed frame");
     assert!(seen.iter().all(|p| p.scan == VideoScan::ReferenceFrames));
     assert!(seen.iter().all(|p| (p.total_s.unwrap() - 10.0).abs() < 0.1));
-    assert!(seen.windows(2).all(|w| w[1].done_s >= w[0].done_s));
+    assert!(seen.iter().all(|p| p.done_s <= p.total_s.unwrap()));
+    // Steady: the two parts' frames come interleaved, each adds its own stretch (the second
+    // part counted from its key frame at 5.48 s, not from 0), so no report jumps ahead.
+    assert!(seen[..4].iter().all(|p| p.done_s < 1.0), "{:?}", &seen[..4]);
+    assert!(
+        seen.windows(2)
+            .all(|w| (0.0..0.5).contains(&(w[1].done_s - w[0].done_s))),
+        "{seen:?}"
+    );
+    let middle = seen[seen.len() / 2].done_s;
+    assert!((3.5..6.5).contains(&middle), "{middle}");
     let last = seen.last().unwrap().done_s;
     assert!(last > 9.0 && last <= 10.0, "both parts counted: {last}");
 
-    // The quick scan: its key frames first (they prove nothing here), then the full scan.
+    // The quick scan: its key frames first (they prove nothing here), then the full scan
+    // from the start.
     let (seen, _) = run(&verifier.with_scan_mode(ScanMode::Quick));
     let keys = seen
         .iter()
         .take_while(|p| p.scan == VideoScan::KeyFrames)
         .count();
     assert_eq!(keys, 6, "bikes.mp4 has 6 key frames");
+    assert!(seen.len() > keys + 100, "the full pass reports too");
+    assert!(seen[keys].done_s < 1.0);
     assert!(seen[keys..]
         .iter()
         .all(|p| p.scan == VideoScan::ReferenceFrames));

@@ -78,8 +78,8 @@ enum Command {
     ///   no-provenance    readable media without a C2PA manifest
     ///   error            the file could not be read
     ///
-    /// A watermark search that takes over a second shows its progress on stderr (terminals
-    /// only; never mixed into --json output).
+    /// A picture's watermark search that takes over a second shows its progress on stderr
+    /// (terminals only; never mixed into --json output).
     ///
     /// Exit code: 0 every file verified; 1 any tampered; 2 usage or read error; 3 otherwise.
     #[command(verbatim_doc_comment)]
@@ -684,8 +684,8 @@ impl SearchBar {
                 .progress_chars("=> "),
             );
             let pass = match p.scan {
-                VideoScan::KeyFrames => "its key frames",
-                _ => "every second",
+                VideoScan::KeyFrames => "key frames",
+                _ => "full scan",
             };
             bar.set_message(format!("{}: watermark, {pass}", self.name));
             *shown = Some((p.scan, bar));
