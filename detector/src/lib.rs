@@ -168,19 +168,110 @@ impl Verifier {
         }
     }
 
-    /// Decodes the clip from `decoder` (opened on the report's file) through the picture
-    /// detector — the candle model in [`model`], batched, on [`model::default_device`], on a
-    /// second thread; clips of 4 s or more without their non-reference frames (see
-    /// [`scan::scan`]); in [`ScanMode::Quick`] the key frames first — and every sound chunk
-    /// through the sound detector, whose front end is the candle model in [`audio_model`]
-    /// ([`scan::AudioScan`]).
+    /// The watermark's part of the report of a file without a valid manifest: the marks'
+    /// evidence ([`Verifier::gather_evidence`]) as `watermark`, the verdict `watermarked`
+    /// where a mark is proven, and with a store the manifest recovered by its clip id.
     fn look_for_watermark(
         &self,
         path: &Path,
-        mut decoder: Decoder,
+        decoder: Decoder,
         mut report: Report,
         progress: &(dyn Fn(SearchProgress) + Sync),
     ) -> Report {
+        let Evidence {
+            video,
+            scan,
+            audio_scan,
+            print,
+        } = self.gather_evidence(path, decoder, progress);
+        let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
+        let video = has(|m| m.width.is_some()).then_some(video);
+        let audio = has(|m| m.sample_rate.is_some()).then(|| {
+            let found = audio_scan.finish();
+            MarkResult {
+                detected: found.detected,
+                inconclusive: found.inconclusive,
+                p_value: found.p_value,
+                payload: found.payload.map(|p| p.clip_id_hex()),
+                key_id: found.key_id,
+                bit_error_estimate: found.bit_error_estimate,
+                frames_analysed: found.windows_analysed,
+                timeline: found.timeline,
+                scan: None,
+                scan_passes: None,
+            }
+        });
+        // The clip id of whichever mark decoded: a detected one first, then the stronger.
+        let best = [video.as_ref(), audio.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter(|m| m.payload.is_some())
+            .min_by(|a, b| {
+                b.detected
+                    .cmp(&a.detected)
+                    .then(a.p_value.total_cmp(&b.p_value))
+            });
+        let clip_id = best.and_then(|m| m.payload.clone());
+        let detected: Vec<(&str, &MarkResult)> = [("picture", &video), ("sound", &audio)]
+            .into_iter()
+            .filter_map(|(what, m)| m.as_ref().filter(|m| m.detected).map(|m| (what, m)))
+            .collect();
+        if !detected.is_empty() && report.verdict == Verdict::NoProvenance {
+            let place = detected
+                .iter()
+                .map(|(what, m)| format!("in the {what} (p = {:.1e})", m.p_value))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let key_id = detected
+                .iter()
+                .find_map(|(_, m)| m.key_id)
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "?".into());
+            report.verdict = Verdict::Watermarked;
+            report.summary = format!(
+                "Watermarked: no C2PA manifest, but hallmark's invisible watermark is {place}{}. It was sealed by a hallmark signer holding watermark key {key_id}; the manifest itself is not here, so who signed it and what it said are not proven.",
+                clip_id.as_deref().map(|c| format!(", clip id {c}")).unwrap_or_default(),
+            );
+        }
+        let detected = !detected.is_empty();
+        report.watermark = Some(WatermarkReport {
+            video,
+            audio,
+            clip_id: clip_id.clone(),
+        });
+        if let (true, Some(clip_id), Some(store), Some(print)) =
+            (detected, clip_id, &self.store, print)
+        {
+            // Key frames alone are usually too few to compare the picture with the sealed
+            // clip's: then the reference frames are decoded for the fingerprint alone.
+            let fuller = || {
+                (scan == VideoScan::KeyFrames)
+                    .then(|| picture_print(path))
+                    .flatten()
+                    .map(|pictures| Fingerprint {
+                        video: pictures.video,
+                        audio: print.audio.clone(),
+                    })
+            };
+            let recovered = recover::recover(&self.context, store, &clip_id, &print, fuller);
+            report = explain_recovery(report, &recovered);
+            report.recovered_manifest = Some(recovered);
+        }
+        report
+    }
+
+    /// Decodes the clip from `decoder` (opened on `path`) through the picture detector — the
+    /// candle model in [`model`], batched, on [`model::default_device`], on a second thread;
+    /// clips of 4 s or more without their non-reference frames (see [`scan::scan`]); in
+    /// [`ScanMode::Quick`] the key frames first — and every sound chunk through the sound
+    /// detector, whose front end is the candle model in [`audio_model`]
+    /// ([`scan::AudioScan`]); with a store, fingerprints the content on the way.
+    fn gather_evidence(
+        &self,
+        path: &Path,
+        mut decoder: Decoder,
+        progress: &(dyn Fn(SearchProgress) + Sync),
+    ) -> Evidence {
         // Only a moving picture has key frames to skip to; sound and stills take one pass.
         let quick = self.scan_mode == ScanMode::Quick
             && decoder.info().kind == MediaKind::Video
@@ -283,82 +374,12 @@ impl Verifier {
                 video: pictures.finish().video,
                 audio: sound.finish().audio,
             });
-        let audio_scan = hearing.scan;
-        let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
-        let video =
-            has(|m| m.width.is_some()).then(|| video_mark(found, tests, scan, passes, seconds));
-        let audio = has(|m| m.sample_rate.is_some()).then(|| {
-            let found = audio_scan.finish();
-            MarkResult {
-                detected: found.detected,
-                inconclusive: found.inconclusive,
-                p_value: found.p_value,
-                payload: found.payload.map(|p| p.clip_id_hex()),
-                key_id: found.key_id,
-                bit_error_estimate: found.bit_error_estimate,
-                frames_analysed: found.windows_analysed,
-                timeline: found.timeline,
-                scan: None,
-                scan_passes: None,
-            }
-        });
-        // The clip id of whichever mark decoded: a detected one first, then the stronger.
-        let best = [video.as_ref(), audio.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter(|m| m.payload.is_some())
-            .min_by(|a, b| {
-                b.detected
-                    .cmp(&a.detected)
-                    .then(a.p_value.total_cmp(&b.p_value))
-            });
-        let clip_id = best.and_then(|m| m.payload.clone());
-        let detected: Vec<(&str, &MarkResult)> = [("picture", &video), ("sound", &audio)]
-            .into_iter()
-            .filter_map(|(what, m)| m.as_ref().filter(|m| m.detected).map(|m| (what, m)))
-            .collect();
-        if !detected.is_empty() && report.verdict == Verdict::NoProvenance {
-            let place = detected
-                .iter()
-                .map(|(what, m)| format!("in the {what} (p = {:.1e})", m.p_value))
-                .collect::<Vec<_>>()
-                .join(" and ");
-            let key_id = detected
-                .iter()
-                .find_map(|(_, m)| m.key_id)
-                .map(|k| k.to_string())
-                .unwrap_or_else(|| "?".into());
-            report.verdict = Verdict::Watermarked;
-            report.summary = format!(
-                "Watermarked: no C2PA manifest, but hallmark's invisible watermark is {place}{}. It was sealed by a hallmark signer holding watermark key {key_id}; the manifest itself is not here, so who signed it and what it said are not proven.",
-                clip_id.as_deref().map(|c| format!(", clip id {c}")).unwrap_or_default(),
-            );
+        Evidence {
+            video: video_mark(found, tests, scan, passes, seconds),
+            scan,
+            audio_scan: hearing.scan,
+            print,
         }
-        let detected = !detected.is_empty();
-        report.watermark = Some(WatermarkReport {
-            video,
-            audio,
-            clip_id: clip_id.clone(),
-        });
-        if let (true, Some(clip_id), Some(store), Some(print)) =
-            (detected, clip_id, &self.store, print)
-        {
-            // Key frames alone are usually too few to compare the picture with the sealed
-            // clip's: then the reference frames are decoded for the fingerprint alone.
-            let fuller = || {
-                (scan == VideoScan::KeyFrames)
-                    .then(|| picture_print(path))
-                    .flatten()
-                    .map(|pictures| Fingerprint {
-                        video: pictures.video,
-                        audio: print.audio.clone(),
-                    })
-            };
-            let recovered = recover::recover(&self.context, store, &clip_id, &print, fuller);
-            report = explain_recovery(report, &recovered);
-            report.recovered_manifest = Some(recovered);
-        }
-        report
     }
 
     /// The C2PA verdict, and the decoder if one had to be opened to reach it (reused by the
@@ -628,6 +649,17 @@ fn check_readable(path: &Path) -> Result<(), String> {
     }
     std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     Ok(())
+}
+
+/// What a file's picture and sound say, before it is put into words.
+struct Evidence {
+    video: MarkResult,
+    /// The frames the picture's result comes from.
+    scan: VideoScan,
+    /// Finished only for a file with sound.
+    audio_scan: scan::AudioScan,
+    /// The content's fingerprint, with a store.
+    print: Option<Fingerprint>,
 }
 
 /// The sound's part of a watermark search: every chunk through the sound detector and,
