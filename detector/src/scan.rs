@@ -206,9 +206,13 @@ fn second_part(first: &Decoder) -> Option<(Decoder, f64)> {
     [false, true]
         .into_iter()
         .filter_map(|after| {
-            let mut later = Decoder::open(first.path(), PixelLayout::Yuv420p).ok()?;
+            let mut later = Decoder::open_with_video_threads(
+                first.path(),
+                PixelLayout::Yuv420p,
+                threads_per_part(),
+            )
+            .ok()?;
             later.select_video_frames(FrameSelection::Reference);
-            later.set_video_threads(threads_per_part()).ok()?;
             let from_s = later.start_video_at_key_frame(middle, after).ok()??;
             (from_s >= MIN_SPLIT_PART_S && from_s <= duration - MIN_SPLIT_PART_S)
                 .then_some((later, from_s))

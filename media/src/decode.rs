@@ -115,6 +115,24 @@ fn set_auto_threads(ctx: &mut ffmpeg::codec::Context) {
     set_threads(ctx, 0);
 }
 
+/// The decoder of video stream `st` of `path`, frame-threaded on `threads` threads (0:
+/// FFmpeg picks).
+fn open_video_decoder(
+    path: &Path,
+    st: &ffmpeg::format::stream::Stream,
+    threads: usize,
+) -> Result<ffmpeg::decoder::Video, MediaError> {
+    let par = st.parameters();
+    let codec_name = par.id().name().to_string();
+    let mut ctx = ffmpeg::codec::Context::from_parameters(par)
+        .map_err(|e| MediaError::decode(path, "reading video stream parameters", e))?;
+    set_threads(&mut ctx, threads);
+    let mut dec = ctx.decoder();
+    dec.set_packet_time_base(st.time_base());
+    dec.video()
+        .map_err(|e| MediaError::decode(path, format!("opening the {codec_name} video decoder"), e))
+}
+
 /// Frame threading on `count` threads (0: FFmpeg picks, one per core).
 fn set_threads(ctx: &mut ffmpeg::codec::Context, count: usize) {
     ctx.set_threading(threading::Config {
@@ -127,6 +145,16 @@ fn set_threads(ctx: &mut ffmpeg::codec::Context, count: usize) {
 impl Decoder {
     /// Open `path` and prepare to decode video frames into `layout`.
     pub fn open(path: &Path, layout: PixelLayout) -> Result<Decoder, MediaError> {
+        Decoder::open_with_video_threads(path, layout, 0)
+    }
+
+    /// [`Decoder::open`], the picture decoded on `video_threads` threads (0: FFmpeg's
+    /// choice, one per core; see [`Decoder::set_video_threads`]).
+    pub fn open_with_video_threads(
+        path: &Path,
+        layout: PixelLayout,
+        video_threads: usize,
+    ) -> Result<Decoder, MediaError> {
         crate::init();
         let meta =
             std::fs::metadata(path).map_err(|e| MediaError::io(path, "could not open", e))?;
@@ -201,16 +229,8 @@ impl Decoder {
         let mut video_info = None;
         if let Some((idx, _)) = video_idx {
             let st = input.stream(idx).expect("stream index from iteration");
-            let par = st.parameters();
-            let codec_name = par.id().name().to_string();
-            let mut ctx = ffmpeg::codec::Context::from_parameters(par)
-                .map_err(|e| MediaError::decode(path, "reading video stream parameters", e))?;
-            set_auto_threads(&mut ctx);
-            let mut dec = ctx.decoder();
-            dec.set_packet_time_base(st.time_base());
-            let decoder = dec.video().map_err(|e| {
-                MediaError::decode(path, format!("opening the {codec_name} video decoder"), e)
-            })?;
+            let codec_name = st.parameters().id().name().to_string();
+            let decoder = open_video_decoder(path, &st, video_threads)?;
             let rate = if rational_ok(st.avg_frame_rate()) {
                 st.avg_frame_rate()
             } else if rational_ok(st.rate()) {
@@ -426,14 +446,7 @@ impl Decoder {
             .input
             .stream(v.index)
             .expect("the video stream's index is the input's");
-        let mut ctx = ffmpeg::codec::Context::from_parameters(st.parameters())
-            .map_err(|e| MediaError::decode(&self.path, "reading video stream parameters", e))?;
-        set_threads(&mut ctx, threads);
-        let mut dec = ctx.decoder();
-        dec.set_packet_time_base(st.time_base());
-        v.decoder = dec
-            .video()
-            .map_err(|e| MediaError::decode(&self.path, "reopening the video decoder", e))?;
+        v.decoder = open_video_decoder(&self.path, &st, threads)?;
         self.select_video_frames(self.selection);
         Ok(())
     }

@@ -218,8 +218,11 @@ fn frame_selection_decodes_key_reference_or_every_frame() {
 
 #[test]
 fn one_decoding_thread_gives_the_same_pictures_and_only_before_decoding() {
-    let pictures = |threads: Option<usize>| {
-        let mut dec = Decoder::open(&media("video/bikes.mp4"), PixelLayout::Yuv420p).unwrap();
+    // (threads set after opening, threads given at opening)
+    let pictures = |threads: Option<usize>, at_open: usize| {
+        let path = media("video/bikes.mp4");
+        let mut dec =
+            Decoder::open_with_video_threads(&path, PixelLayout::Yuv420p, at_open).unwrap();
         dec.select_video_frames(FrameSelection::Reference);
         if let Some(n) = threads {
             dec.set_video_threads(n).unwrap();
@@ -236,10 +239,15 @@ fn one_decoding_thread_gives_the_same_pictures_and_only_before_decoding() {
         );
         out
     };
-    let default = pictures(None);
-    let one = pictures(Some(1));
+    let default = pictures(None, 0);
+    let one = pictures(Some(1), 0);
+    let one_at_open = pictures(None, 1);
     assert_eq!(default.len(), 135);
     // Same frames, same pixels: the reopened decoder kept the selection (reference frames,
     // no deblocking) and decodes exactly as before.
     assert!(default == one, "frame threading changes nothing decoded");
+    assert!(
+        default == one_at_open,
+        "nor does a thread count given at opening"
+    );
 }
