@@ -180,10 +180,10 @@ impl Verifier {
     ) -> Report {
         let Evidence {
             video,
-            scan,
             audio_scan,
             print,
         } = self.gather_evidence(path, decoder, progress);
+        let key_frames_only = video.scan == Some(VideoScan::KeyFrames);
         let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
         let video = has(|m| m.width.is_some()).then_some(video);
         let audio = has(|m| m.sample_rate.is_some()).then(|| {
@@ -245,7 +245,7 @@ impl Verifier {
             // Key frames alone are usually too few to compare the picture with the sealed
             // clip's: then the reference frames are decoded for the fingerprint alone.
             let fuller = || {
-                (scan == VideoScan::KeyFrames)
+                key_frames_only
                     .then(|| picture_print(path))
                     .flatten()
                     .map(|pictures| Fingerprint {
@@ -376,7 +376,6 @@ impl Verifier {
             });
         Evidence {
             video: video_mark(found, tests, scan, passes, seconds),
-            scan,
             audio_scan: hearing.scan,
             print,
         }
@@ -654,8 +653,6 @@ fn check_readable(path: &Path) -> Result<(), String> {
 /// What a file's picture and sound say, before it is put into words.
 struct Evidence {
     video: MarkResult,
-    /// The frames the picture's result comes from.
-    scan: VideoScan,
     /// Finished only for a file with sound.
     audio_scan: scan::AudioScan,
     /// The content's fingerprint, with a store.

@@ -190,7 +190,11 @@ fn analyse(frame: VideoFrame, print: Option<&mut Fingerprinter>, tx: &SyncSender
 /// Decoding threads for each of the two parts of a split scan: half the cores (one each on
 /// two cores, where FFmpeg's automatic frame threading would run four threads on two).
 fn threads_per_part() -> usize {
-    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+    (cores() / 2).max(1)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A second decoder on `first`'s file, picture only, started at the key frame nearest the
@@ -198,7 +202,7 @@ fn threads_per_part() -> usize {
 /// frame's time; `None` where a split would not pay (one core, a short clip, no key frame
 /// in the right place, no seeking).
 fn second_part(first: &Decoder) -> Option<(Decoder, f64)> {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+    if cores() < 2 {
         return None;
     }
     let duration = first.info().duration_s?;
