@@ -245,6 +245,14 @@ mod tests {
         }
     }
 
+    /// `coded` as ±1 soft bits with `sigma` times `noise` added to each.
+    fn noisy(coded: &[u8], sigma: f64, noise: &mut impl FnMut() -> f64) -> Vec<f64> {
+        coded
+            .iter()
+            .map(|&c| if c == 1 { 1.0 } else { -1.0 } + sigma * noise())
+            .collect()
+    }
+
     /// At a noise level where the best path is often wrong, the list decoder recovers more
     /// payloads, never a wrong one, and takes a runner-up only with the right key id.
     #[test]
@@ -257,10 +265,7 @@ mod tests {
         let mut gauss = gaussian(99);
         let (mut best_ok, mut list_ok, mut runner_up) = (0, 0, 0);
         for _ in 0..300 {
-            let soft: Vec<f64> = coded
-                .iter()
-                .map(|&c| if c == 1 { 1.0 } else { -1.0 } + 0.9 * gauss())
-                .collect();
+            let soft = noisy(&coded, 0.9, &mut gauss);
             let plain = parse_info(&viterbi(&soft));
             let (listed, _) = decode(&soft, p.key_id);
             let (other_key, _) = decode(&soft, p.key_id ^ 1);
@@ -295,10 +300,7 @@ mod tests {
         let mut gauss = gaussian(7);
         let (mut free, mut forced, mut decoded) = (0, 0, 0);
         for _ in 0..300 {
-            let soft: Vec<f64> = coded
-                .iter()
-                .map(|&c| if c == 1 { 1.0 } else { -1.0 } + 1.0 * gauss())
-                .collect();
+            let soft = noisy(&coded, 1.0, &mut gauss);
             let paths = list_viterbi(&soft, LIST_KNOWN_KEY, Some(p.key_id));
             assert!(paths
                 .iter()
