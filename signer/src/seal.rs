@@ -192,10 +192,16 @@ pub fn seal(
         info.video.is_some() && matches!(format.kind(), MediaKind::Video | MediaKind::Image);
     let marks_audio =
         info.audio.is_some() && matches!(format.kind(), MediaKind::Video | MediaKind::Audio);
-    let payload = (marks_video || marks_audio).then(|| Payload {
-        clip_id: rand::random(),
-        key_id: identity.watermark_key().key_id(),
-    });
+    // The mark carries the AI declaration too (the clip id's top bit).
+    let payload = (marks_video || marks_audio)
+        .then(|| {
+            Payload::fresh(
+                identity.watermark_key().key_id(),
+                options.ai_generated || matches!(origin, Origin::Generated),
+            )
+        })
+        .transpose()
+        .map_err(|e| SignerError::Unsupported(format!("no clip id: {e}")))?;
     let key = identity.watermark_key();
     let mut embedder = payload
         .filter(|_| marks_video)

@@ -98,6 +98,11 @@ impl fmt::Debug for WatermarkKey {
 }
 
 /// What the watermark carries: a 64-bit clip id and the id of the key that marked it.
+///
+/// The clip id's top bit is the seal's AI declaration ([`Payload::AI_BIT`]), so the mark
+/// alone, with no manifest and no store, says whether the content was sealed as
+/// AI-generated; the other 63 bits are random. The channel code is unchanged (64 + 8 bits
+/// + CRC), so robustness is exactly that of the 64-bit id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Payload {
     pub clip_id: u64,
@@ -105,6 +110,29 @@ pub struct Payload {
 }
 
 impl Payload {
+    /// The clip id bit that declares the content AI-generated.
+    pub const AI_BIT: u64 = 1 << 63;
+
+    /// A payload for a new seal: 63 random bits from the OS, and the AI declaration.
+    pub fn fresh(key_id: u8, ai_generated: bool) -> Result<Payload, WatermarkError> {
+        let mut bytes = [0u8; 8];
+        getrandom::getrandom(&mut bytes).map_err(|e| WatermarkError::Random(e.to_string()))?;
+        let random = u64::from_le_bytes(bytes) & !Self::AI_BIT;
+        Ok(Payload {
+            clip_id: if ai_generated {
+                random | Self::AI_BIT
+            } else {
+                random
+            },
+            key_id,
+        })
+    }
+
+    /// Whether the seal declared the content AI-generated (the clip id's top bit).
+    pub fn ai_generated(&self) -> bool {
+        self.clip_id & Self::AI_BIT != 0
+    }
+
     /// The clip id as manifests' soft bindings and reports write it: 16 lowercase hex digits.
     pub fn clip_id_hex(&self) -> String {
         format!("{:016x}", self.clip_id)
@@ -168,5 +196,25 @@ mod tests {
         assert!(!dbg.contains(&secret_hex[..16]));
         assert!(!dbg.contains(&format!("{:?}", &b[1..5])));
         assert_ne!(WatermarkKey::generate(7).unwrap(), k);
+    }
+
+    #[test]
+    fn a_fresh_payload_carries_its_ai_declaration_in_the_top_bit() {
+        for ai in [true, false] {
+            let ids: Vec<u64> = (0..64)
+                .map(|_| {
+                    let p = Payload::fresh(3, ai).unwrap();
+                    assert_eq!(p.ai_generated(), ai);
+                    assert_eq!(p.key_id, 3);
+                    p.clip_id
+                })
+                .collect();
+            // The other 63 bits are random: 64 draws are distinct and use low bits too.
+            let distinct: std::collections::HashSet<_> = ids.iter().collect();
+            assert_eq!(distinct.len(), ids.len());
+            assert!(ids.iter().any(|id| id & 1 == 1) && ids.iter().any(|id| id & 1 == 0));
+        }
+        assert!(Payload { clip_id: u64::MAX, key_id: 0 }.ai_generated());
+        assert!(!Payload { clip_id: u64::MAX >> 1, key_id: 0 }.ai_generated());
     }
 }
