@@ -7,6 +7,8 @@ mod provenance;
 mod recover;
 mod report;
 pub mod scan;
+pub mod verdict;
+mod words;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,12 +19,15 @@ use hallmark_watermark::{
     VideoDetection, VideoDetector, WatermarkKey, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS,
 };
 use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use verdict::{Evidence, ManifestEvidence, ManifestFacts, MarkEvidence, MarkState, StoreEvidence};
 
 pub use provenance::UNTRUSTED;
 pub use recover::{RecoveredManifest, Recovery, Similarity};
 pub use report::{
-    ActionSummary, C2paReport, IngredientNode, MarkResult, MediaSummary, Report, SoftBinding,
-    StatusDetail, Verdict, VideoScan, WatermarkReport, SCHEMA,
+    ActionSummary, Audit, C2paReport, Coverage, IngredientNode, MarkResult, MediaSummary, Report,
+    SoftBinding, StatusDetail, Verdict, VideoScan, WatermarkReport, SCHEMA,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +88,8 @@ const QUICK_SCAN_TESTS: f64 = 2.0;
 /// Verifies files against a fixed set of trust anchors. Cheap to share across threads.
 pub struct Verifier {
     context: Arc<c2pa::Context>,
+    /// SHA-256 of each trust anchor certificate (DER), for the audit fields.
+    trust_anchors_sha256: Vec<String>,
     watermark_keys: Vec<WatermarkKey>,
     store: Option<PathBuf>,
     scan_mode: ScanMode,
@@ -111,14 +118,15 @@ impl Verifier {
             .map_err(|e| DetectorError::Trust(e.to_string()))?;
         Ok(Verifier {
             context: context.into_shared(),
+            trust_anchors_sha256: certificate_hashes(&anchors)?,
             watermark_keys: Vec::new(),
             store: None,
             scan_mode: ScanMode::Full,
         })
     }
 
-    /// Also look for hallmark's watermark made with any of `keys` in files that have no
-    /// valid manifest.
+    /// Look for hallmark's watermark made with any of `keys` in every file's picture and
+    /// sound, whatever its manifest says.
     pub fn with_watermark_keys(mut self, keys: Vec<WatermarkKey>) -> Verifier {
         self.watermark_keys = keys;
         self
@@ -143,107 +151,96 @@ impl Verifier {
 
     /// [`Verifier::verify`], telling `progress` how far the watermark search has come (it
     /// is called from the scan's model thread as each picture frame reaches it; never for
-    /// a file whose manifest settles the verdict, nor for sound-only files).
+    /// sound-only files).
+    ///
+    /// Every piece of evidence is gathered first — the manifest validated, each stream's
+    /// mark (looked for whatever the manifest says), the store's answer — and the verdict
+    /// is then decided once, by [`verdict::decide`].
     pub fn verify_with_progress(
         &self,
         target: &Target,
         progress: &(dyn Fn(SearchProgress) + Sync),
     ) -> Report {
-        let (report, decoder) = self.verify_provenance(target);
-        // A valid manifest already proves the origin; the mark matters when it is missing or
-        // broken. An unreadable file has neither picture nor sound to look at.
-        if self.watermark_keys.is_empty()
-            || !matches!(report.verdict, Verdict::NoProvenance | Verdict::Tampered)
-            || report
-                .media
-                .as_ref()
-                .is_none_or(|m| m.width.is_none() && m.sample_rate.is_none())
-        {
-            return report;
+        let mut report = Report::new(target.path.display().to_string());
+        report.audit = Some(self.audit(&target.path));
+        if let Err(message) = check_readable(&target.path) {
+            return fail(report, message);
         }
-        let decoder = decoder.or_else(|| open_decoder(&target.path).ok());
-        match decoder {
-            Some(decoder) => self.look_for_watermark(&target.path, decoder, report, progress),
-            None => report,
-        }
-    }
-
-    /// The watermark's part of the report of a file without a valid manifest: the marks'
-    /// evidence ([`Verifier::gather_evidence`]) as `watermark`, the verdict `watermarked`
-    /// where a mark is proven, and with a store the manifest recovered by its clip id.
-    fn look_for_watermark(
-        &self,
-        path: &Path,
-        decoder: Decoder,
-        mut report: Report,
-        progress: &(dyn Fn(SearchProgress) + Sync),
-    ) -> Report {
-        let Evidence {
-            video,
-            audio_scan,
-            print,
-        } = self.gather_evidence(path, decoder, progress);
-        let key_frames_only = video.scan == Some(VideoScan::KeyFrames);
+        // Headers only: cheap, and enough to describe the file.
+        report.media = hallmark_media::probe(&target.path)
+            .ok()
+            .map(summarise_media);
+        let (manifest, manifest_error) = self.read_manifest(target, &mut report);
+        let decoder = open_decoder(&target.path);
         let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
-        let video = has(|m| m.width.is_some()).then_some(video);
-        let audio = has(|m| m.sample_rate.is_some()).then(|| {
-            let found = audio_scan.finish();
-            MarkResult {
-                detected: found.detected,
-                inconclusive: found.inconclusive,
-                p_value: found.p_value,
-                payload: found.payload.map(|p| p.clip_id_hex()),
-                key_id: found.key_id,
-                bit_error_estimate: found.bit_error_estimate,
-                frames_analysed: found.windows_analysed,
-                timeline: found.timeline,
-                scan: None,
-                scan_passes: None,
+        let (has_picture, has_sound) =
+            (has(|m| m.width.is_some()), has(|m| m.sample_rate.is_some()));
+        let media_readable = decoder.is_ok() && (has_picture || has_sound);
+        // A trusted hallmark manifest names the clip its mark must carry: the key frames
+        // usually show it, and the full scan follows if they do not.
+        let trusted_hallmark = matches!(&manifest, ManifestEvidence::Read(f)
+            if f.integrity_failures.is_empty() && f.credential.is_none() && f.names_hallmark_mark);
+        let mode = if trusted_hallmark {
+            ScanMode::Quick
+        } else {
+            self.scan_mode
+        };
+        let mut print = None;
+        let mut key_frames_only = false;
+        match decoder {
+            Ok(decoder) if media_readable && !self.watermark_keys.is_empty() => {
+                let marks = self.gather_evidence(&target.path, decoder, mode, progress);
+                key_frames_only = marks.video.scan == Some(VideoScan::KeyFrames);
+                print = marks.print;
+                let video = has_picture.then_some(marks.video);
+                let audio = has_sound.then(|| audio_mark(marks.audio_scan.finish()));
+                let clip_id = [video.as_ref(), audio.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m.payload.is_some())
+                    .min_by(|a, b| {
+                        b.detected
+                            .cmp(&a.detected)
+                            .then(a.p_value.total_cmp(&b.p_value))
+                    })
+                    .and_then(|m| m.payload.clone());
+                report.coverage = Some(Coverage {
+                    decode_errors: 0,
+                    picture_seconds_analysed: video.as_ref().map(analysed_seconds),
+                    sound_seconds_analysed: audio.as_ref().map(analysed_seconds),
+                    duration_s: report.media.as_ref().and_then(|m| m.duration_s),
+                });
+                report.watermark = Some(WatermarkReport {
+                    video,
+                    audio,
+                    clip_id,
+                });
             }
-        });
-        // The clip id of whichever mark decoded: a detected one first, then the stronger.
-        let best = [video.as_ref(), audio.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter(|m| m.payload.is_some())
-            .min_by(|a, b| {
-                b.detected
-                    .cmp(&a.detected)
-                    .then(a.p_value.total_cmp(&b.p_value))
-            });
-        let clip_id = best.and_then(|m| m.payload.clone());
-        let detected: Vec<(&str, &MarkResult)> = [("picture", &video), ("sound", &audio)]
-            .into_iter()
-            .filter_map(|(what, m)| m.as_ref().filter(|m| m.detected).map(|m| (what, m)))
-            .collect();
-        if !detected.is_empty() && report.verdict == Verdict::NoProvenance {
-            let place = detected
-                .iter()
-                .map(|(what, m)| format!("in the {what} (p = {:.1e})", m.p_value))
-                .collect::<Vec<_>>()
-                .join(" and ");
-            let key_id = detected
-                .iter()
-                .find_map(|(_, m)| m.key_id)
-                .map(|k| k.to_string())
-                .unwrap_or_else(|| "?".into());
-            report.verdict = Verdict::Watermarked;
-            report.summary = format!(
-                "Watermarked: no C2PA manifest, but hallmark's invisible watermark is {place}{}. It was sealed by a hallmark signer holding watermark key {key_id}; the manifest itself is not here, so who signed it and what it said are not proven.",
-                clip_id.as_deref().map(|c| format!(", clip id {c}")).unwrap_or_default(),
-            );
+            Err(e) if report.error.is_none() => report.error = Some(e),
+            _ => {}
         }
-        let detected = !detected.is_empty();
-        report.watermark = Some(WatermarkReport {
-            video,
-            audio,
-            clip_id: clip_id.clone(),
+        if let Some(e) = manifest_error {
+            report.error = Some(e);
+        }
+        // The store: asked about the clip id of a detected mark.
+        let detected_clip = report.watermark.as_ref().and_then(|w| {
+            [w.video.as_ref(), w.audio.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter(|m| m.detected)
+                .find_map(|m| m.payload.clone())
         });
-        if let (true, Some(clip_id), Some(store), Some(print)) =
-            (detected, clip_id, &self.store, print)
-        {
+        // An intact manifest that names the clip already says what the store would.
+        let accounted = |clip: &String| {
+            matches!(&manifest, ManifestEvidence::Read(f)
+                if f.integrity_failures.is_empty()
+                    && f.accounted_clip_ids.iter().any(|a| a.eq_ignore_ascii_case(clip)))
+        };
+        let detected_clip = detected_clip.filter(|c| !accounted(c));
+        if let (Some(clip_id), Some(store), Some(print)) = (detected_clip, &self.store, print) {
             // Key frames alone are usually too few to compare the picture with the sealed
             // clip's: then the reference frames are decoded for the fingerprint alone.
+            let path = &target.path;
             let fuller = || {
                 key_frames_only
                     .then(|| picture_print(path))
@@ -253,11 +250,72 @@ impl Verifier {
                         audio: print.audio.clone(),
                     })
             };
-            let recovered = recover::recover(&self.context, store, &clip_id, &print, fuller);
-            report = explain_recovery(report, &recovered);
-            report.recovered_manifest = Some(recovered);
+            report.recovered_manifest = Some(recover::recover(
+                &self.context,
+                store,
+                &clip_id,
+                &print,
+                fuller,
+            ));
         }
-        report
+        let evidence = Evidence {
+            manifest,
+            media_readable,
+            picture: has_picture
+                .then(|| mark_evidence(report.watermark.as_ref().and_then(|w| w.video.as_ref()))),
+            sound: has_sound
+                .then(|| mark_evidence(report.watermark.as_ref().and_then(|w| w.audio.as_ref()))),
+            store: report.recovered_manifest.as_ref().map(store_evidence),
+        };
+        let judgement = verdict::decide(&evidence);
+        words::fill(report, &evidence, judgement)
+    }
+
+    /// Reads and validates the file's C2PA data into `report.c2pa`; the manifest's part
+    /// of the evidence, and an error message when the data is there but unreadable.
+    fn read_manifest(
+        &self,
+        target: &Target,
+        report: &mut Report,
+    ) -> (ManifestEvidence, Option<String>) {
+        match provenance::read(
+            &self.context,
+            &target.path,
+            target.sidecar.as_deref(),
+            &target.fragments,
+        ) {
+            provenance::Outcome::Read(c2pa) => {
+                report.c2pa = *c2pa;
+                (ManifestEvidence::Read(facts(&report.c2pa)), None)
+            }
+            provenance::Outcome::Remote(url) => {
+                report.c2pa.present = true;
+                report.c2pa.remote_manifest_url = Some(url);
+                (ManifestEvidence::Remote, None)
+            }
+            provenance::Outcome::Absent | provenance::Outcome::Unsupported => {
+                (ManifestEvidence::Absent, None)
+            }
+            provenance::Outcome::Unreadable(e) => (
+                ManifestEvidence::Unreadable,
+                Some(format!("its C2PA data could not be parsed: {e}")),
+            ),
+        }
+    }
+
+    /// What this report was made with.
+    fn audit(&self, path: &Path) -> Audit {
+        Audit {
+            file_sha256: file_sha256(path),
+            hallmark_version: env!("CARGO_PKG_VERSION"),
+            verified_at: now_rfc3339(),
+            trust_anchors_sha256: self.trust_anchors_sha256.clone(),
+            watermark_keys: self
+                .watermark_keys
+                .iter()
+                .map(WatermarkKey::fingerprint)
+                .collect(),
+        }
     }
 
     /// Decodes the clip from `decoder` (opened on `path`) through the picture detector — the
@@ -270,10 +328,11 @@ impl Verifier {
         &self,
         path: &Path,
         mut decoder: Decoder,
+        mode: ScanMode,
         progress: &(dyn Fn(SearchProgress) + Sync),
-    ) -> Evidence {
+    ) -> Marks {
         // Only a moving picture has key frames to skip to; sound and stills take one pass.
-        let quick = self.scan_mode == ScanMode::Quick
+        let quick = mode == ScanMode::Quick
             && decoder.info().kind == MediaKind::Video
             && decoder.info().video.is_some();
         let seconds = video_seconds(decoder.info());
@@ -374,78 +433,10 @@ impl Verifier {
                 video: pictures.finish().video,
                 audio: sound.finish().audio,
             });
-        Evidence {
+        Marks {
             video: video_mark(found, tests, scan, passes, seconds),
             audio_scan: hearing.scan,
             print,
-        }
-    }
-
-    /// The C2PA verdict, and the decoder if one had to be opened to reach it (reused by the
-    /// watermark search so the file is not opened twice).
-    fn verify_provenance(&self, target: &Target) -> (Report, Option<Decoder>) {
-        let mut report = Report::new(target.path.display().to_string());
-        if let Err(message) = check_readable(&target.path) {
-            return (fail(report, message), None);
-        }
-        // Headers only: cheap, and enough to describe the file.
-        report.media = hallmark_media::probe(&target.path)
-            .ok()
-            .map(summarise_media);
-        match provenance::read(
-            &self.context,
-            &target.path,
-            target.sidecar.as_deref(),
-            &target.fragments,
-        ) {
-            provenance::Outcome::Read(c2pa, ai) => {
-                report.c2pa = *c2pa;
-                report.ai_generated = ai;
-                let report = judge(report);
-                if matches!(report.verdict, Verdict::Verified | Verdict::ValidUntrusted) {
-                    // The signed hash covers the media: it is exactly what was signed.
-                    return (report, None);
-                }
-                match open_decoder(&target.path) {
-                    // A truncated or corrupt file is unreadable first; its manifest's findings
-                    // stay in the report.
-                    Err(e) => {
-                        let message = format!("{e} (its C2PA manifest: {})", report.summary);
-                        let failed = Report {
-                            c2pa: report.c2pa,
-                            ..fail(Report::new(report.file), message)
-                        };
-                        (failed, None)
-                    }
-                    Ok(decoder) => (report, Some(decoder)),
-                }
-            }
-            provenance::Outcome::Remote(url) => match open_decoder(&target.path) {
-                Ok(decoder) => {
-                    report.c2pa.present = true;
-                    report.c2pa.remote_manifest_url = Some(url.clone());
-                    report.verdict = Verdict::NoProvenance;
-                    report.summary = format!(
-                        "No provenance in the file: its manifest is stored remotely at {url}, which hallmark does not fetch. Download it and verify with --sidecar."
-                    );
-                    (report, Some(decoder))
-                }
-                Err(e) => (fail(report, e), None),
-            },
-            provenance::Outcome::Absent | provenance::Outcome::Unsupported => {
-                match open_decoder(&target.path) {
-                    Ok(decoder) => {
-                        report.verdict = Verdict::NoProvenance;
-                        report.summary =
-                            "No provenance: the file carries no C2PA manifest, so nothing about its origin can be proven.".into();
-                        (report, Some(decoder))
-                    }
-                    Err(e) => (fail(report, e), None),
-                }
-            }
-            provenance::Outcome::Unreadable(e) => {
-                (fail(report, format!("could not be parsed: {e}")), None)
-            }
         }
     }
 }
@@ -469,14 +460,18 @@ fn video_mark(
             timeline.resize(seconds, None);
         }
     }
+    let detected = p_value <= DETECT_P;
+    let payload = found.payload.filter(|_| readable);
     MarkResult {
-        detected: p_value <= DETECT_P,
+        detected,
         inconclusive: p_value > DETECT_P && p_value < INCONCLUSIVE_P,
         p_value,
-        payload: found.payload.filter(|_| readable).map(|p| p.clip_id_hex()),
+        payload: payload.map(|p| p.clip_id_hex()),
+        ai_generated: payload.map(|p| p.ai_generated()),
         key_id: found.key_id.filter(|_| readable),
         bit_error_estimate: found.bit_error_estimate.filter(|_| readable),
         frames_analysed: found.frames_analysed,
+        marked: marked_cells(detected, &timeline),
         timeline,
         scan: Some(scan),
         scan_passes: Some(passes),
@@ -514,128 +509,136 @@ fn picture_print(path: &Path) -> Option<Fingerprint> {
     Some(print.finish())
 }
 
-/// The verdict and summary once the store has been asked about the watermark's clip id.
-fn explain_recovery(mut report: Report, recovered: &RecoveredManifest) -> Report {
-    let clip = &recovered.clip_id;
-    let similarity = [
-        recovered
-            .similarity
-            .video
-            .map(|s| format!("picture {s:.2}")),
-        recovered.similarity.audio.map(|s| format!("sound {s:.2}")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(", ");
-    match recovered.status {
-        Recovery::Recovered => {
-            let Some(c2pa) = &recovered.c2pa else {
-                return report;
-            };
-            let signer = c2pa
-                .issuer
-                .clone()
-                .or_else(|| c2pa.common_name.clone())
-                .unwrap_or_else(|| "an unknown signer".into());
-            let trust = match c2pa.validation_state.as_deref() {
-                Some("Trusted") => format!("signed by {signer}, a trusted signer"),
-                Some("Valid") => format!("signed by {signer}, who is not on your trust list"),
-                _ => format!(
-                    "but that manifest fails validation ({})",
-                    c2pa.failures.join(", ")
-                ),
-            };
-            let ai = match recovered.ai_generated {
-                Some(true) => " It declares the content AI-generated.",
-                Some(false) => " It declares the content not AI-generated.",
-                None => "",
-            };
-            let marks: Vec<(&str, f64)> = report
-                .watermark
-                .as_ref()
-                .map(|w| {
-                    [("picture", w.video.as_ref()), ("sound", w.audio.as_ref())]
-                        .into_iter()
-                        .filter_map(|(what, m)| m.filter(|m| m.detected).map(|m| (what, m.p_value)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let place = marks
-                .iter()
-                .map(|(what, p)| format!("in the {what} (p = {p:.1e})"))
-                .collect::<Vec<_>>()
-                .join(" and ");
-            if report.verdict != Verdict::Watermarked {
-                // A tampered file keeps its verdict: say where its original is, claim nothing.
-                report.summary.push_str(&format!(
-                    " Its watermark (clip {clip}) leads to the manifest store, which holds that clip's manifest, {trust}: the content was sealed, but this file is not what was signed."
-                ));
-                return report;
-            }
-            report.summary = format!(
-                "Watermarked, manifest recovered: the file has no valid C2PA manifest, but hallmark's invisible watermark is {place}, clip id {clip}, and the manifest store holds that clip's manifest, {trust}; this content matches the sealed clip ({similarity}).{ai} The file's bytes are not the signed ones (re-encoded or stripped), so the watermark and the fingerprint, not the manifest's hash, tie it to that manifest."
-            );
-            if c2pa.validation_state.as_deref() != Some("Invalid") && report.ai_generated.is_none()
-            {
-                report.ai_generated = recovered.ai_generated;
-            }
-        }
-        Recovery::Mismatch => {
-            report.verdict = Verdict::Tampered;
-            report.summary = format!(
-                "Mismatch: the file carries hallmark's watermark for clip {clip}, but its content is not that clip ({similarity}; different content scores picture ≤ {:.2} or sound ≤ {:.2}). The mark was copied onto other content, or the content was changed beyond recognition; the clip's manifest does not describe this file.",
-                hallmark_store::VIDEO_DIFFERENT,
-                hallmark_store::AUDIO_DIFFERENT,
-            );
-        }
-        Recovery::Unconfirmed => {
-            report.summary.push_str(&format!(
-                " The manifest store knows clip {clip}, but this content could not be confirmed to be that clip ({similarity}), so its manifest is not attached."
-            ));
-        }
-        Recovery::NotFound | Recovery::StoreError => {}
-    }
-    report
-}
-
-fn judge(mut report: Report) -> Report {
-    let c = &report.c2pa;
-    let state = c.validation_state.as_deref().unwrap_or("Invalid");
-    let signer = c
-        .issuer
-        .clone()
-        .or_else(|| c.common_name.clone())
-        .unwrap_or_else(|| "an unknown signer".into());
-    // Fail closed: only an explicit Trusted state with no failure at all is `verified`.
-    let (verdict, summary) = if state == "Trusted" && c.failures.is_empty() {
-        (Verdict::Verified, format!("Verified: signed by {signer}, a trusted signer, and the content is unchanged since signing."))
-    } else if state != "Invalid" && provenance::is_untrusted_only(&c.failures) {
-        (Verdict::ValidUntrusted, format!("Valid but untrusted: the manifest is intact and the content unchanged since signing, but the signer ({signer}) is not on your trust list, so who signed it is not proven."))
-    } else {
-        let codes: Vec<&str> = c
-            .failures
-            .iter()
-            .map(String::as_str)
-            .filter(|f| *f != UNTRUSTED)
-            .collect();
-        let codes = if codes.is_empty() {
-            "validation failed".to_string()
-        } else {
-            codes.join(", ")
-        };
-        (Verdict::Tampered, format!("Tampered: the file has a C2PA manifest that fails validation ({codes}); the file or its manifest changed after signing."))
-    };
-    report.verdict = verdict;
-    report.summary = summary;
-    report
-}
-
 fn fail(report: Report, message: String) -> Report {
     Report {
         media: report.media,
+        audit: report.audit,
         ..Report::error(report.file, message)
     }
+}
+
+/// The manifest's part of the evidence.
+fn facts(c2pa: &C2paReport) -> ManifestFacts {
+    let (mut integrity_failures, mut credential) = ManifestFacts::classify(&c2pa.failures);
+    // Fail closed: a state the failures do not explain is taken at its word.
+    match c2pa.validation_state.as_deref() {
+        Some("Trusted") => {}
+        Some("Valid") => {
+            credential = credential.or(Some(verdict::CredentialProblem::Untrusted));
+        }
+        _ if integrity_failures.is_empty() && credential.is_none() => {
+            integrity_failures.push("validation failed".into());
+        }
+        _ => {}
+    }
+    ManifestFacts {
+        integrity_failures,
+        credential,
+        declares_ai: provenance::declared_ai(c2pa),
+        accounted_clip_ids: provenance::accounted_clip_ids(c2pa),
+        names_hallmark_mark: provenance::names_hallmark_mark(c2pa),
+    }
+}
+
+/// One stream's mark as evidence (`None`: the stream was not analysed).
+fn mark_evidence(mark: Option<&MarkResult>) -> MarkEvidence {
+    let Some(m) = mark else {
+        return MarkEvidence {
+            state: MarkState::NotAnalysed,
+            clip_id: None,
+            ai_generated: None,
+            analysed_s: 0.0,
+        };
+    };
+    MarkEvidence {
+        state: if m.detected {
+            MarkState::Detected
+        } else if m.inconclusive {
+            MarkState::Inconclusive
+        } else {
+            MarkState::NotFound
+        },
+        clip_id: m.payload.clone(),
+        ai_generated: m.ai_generated,
+        analysed_s: analysed_seconds(m),
+    }
+}
+
+/// Seconds of a stream that had something analysed (timeline cells with a value).
+fn analysed_seconds(m: &MarkResult) -> f64 {
+    m.timeline.iter().filter(|p| p.is_some()).count() as f64
+}
+
+/// The store's answer as evidence.
+fn store_evidence(r: &RecoveredManifest) -> StoreEvidence {
+    let stored = r.c2pa.as_ref().map(facts);
+    StoreEvidence {
+        status: r.status,
+        credential: stored
+            .as_ref()
+            .filter(|f| f.integrity_failures.is_empty())
+            .map(|f| f.credential),
+        declares_ai: stored.and_then(|f| f.declares_ai),
+    }
+}
+
+/// Per timeline cell: marked where the whole stream's test proved the mark and the cell
+/// agrees (its own p ≤ 1e-3), analysed otherwise.
+fn marked_cells(detected: bool, timeline: &[Option<f64>]) -> Vec<Option<bool>> {
+    timeline
+        .iter()
+        .map(|p| p.map(|p| detected && p <= MARKED_SECOND_P))
+        .collect()
+}
+
+/// A second's own p-value at or below which it is drawn marked (when the whole stream's
+/// mark is proven).
+const MARKED_SECOND_P: f64 = 1e-3;
+
+/// The sound's evidence for the report.
+fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
+    MarkResult {
+        detected: found.detected,
+        inconclusive: found.inconclusive,
+        p_value: found.p_value,
+        payload: found.payload.map(|p| p.clip_id_hex()),
+        ai_generated: found.payload.map(|p| p.ai_generated()),
+        key_id: found.key_id,
+        bit_error_estimate: found.bit_error_estimate,
+        frames_analysed: found.windows_analysed,
+        marked: marked_cells(found.detected, &found.timeline),
+        timeline: found.timeline,
+        scan: None,
+        scan_passes: None,
+    }
+}
+
+/// SHA-256 of the file (hex); `None` if it cannot be read.
+fn file_sha256(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hash = Sha256::new();
+    std::io::copy(&mut file, &mut hash).ok()?;
+    Some(hex(&hash.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of the DER of every certificate in the PEM text.
+fn certificate_hashes(pems: &str) -> Result<Vec<String>, DetectorError> {
+    let blocks = pem::parse_many(pems).map_err(|e| DetectorError::Trust(e.to_string()))?;
+    Ok(blocks
+        .iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| hex(&Sha256::digest(b.contents())))
+        .collect())
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn check_readable(path: &Path) -> Result<(), String> {
@@ -651,7 +654,7 @@ fn check_readable(path: &Path) -> Result<(), String> {
 }
 
 /// What a file's picture and sound say, before it is put into words.
-struct Evidence {
+struct Marks {
     video: MarkResult,
     /// Finished only for a file with sound.
     audio_scan: scan::AudioScan,

@@ -22,7 +22,7 @@ const AI_SOURCE_TYPES: [&str; 2] = [
 /// What reading a file's C2PA data gave.
 pub enum Outcome {
     /// A manifest store was read (valid or not).
-    Read(Box<C2paReport>, Option<bool>),
+    Read(Box<C2paReport>),
     /// No C2PA data in the file.
     Absent,
     /// The file only points at a remote manifest, which we do not fetch.
@@ -55,11 +55,7 @@ pub fn read(
         reader.with_file(path)
     };
     match result {
-        Ok(reader) => {
-            let report = summarise(&reader);
-            let ai = ai_generated(&report);
-            Outcome::Read(Box::new(report), ai)
-        }
+        Ok(reader) => Outcome::Read(Box::new(summarise(&reader))),
         Err(c2pa::Error::JumbfNotFound) | Err(c2pa::Error::ProvenanceMissing) => Outcome::Absent,
         Err(c2pa::Error::RemoteManifestUrl(url)) | Err(c2pa::Error::RemoteManifestFetch(url)) => {
             Outcome::Remote(url)
@@ -141,6 +137,50 @@ fn summarise(reader: &Reader) -> C2paReport {
         report.ingredients = ingredient_tree(reader, manifest, &mut seen, 0);
     }
     report
+}
+
+/// The soft bindings a manifest declares.
+fn soft_bindings_of(manifest: &Manifest) -> Vec<SoftBinding> {
+    manifest
+        .assertions()
+        .iter()
+        .filter(|a| a.label() == "c2pa.soft-binding")
+        .filter_map(|a| a.value().ok().map(soft_binding))
+        .collect()
+}
+
+/// Clip ids of hallmark marks a manifest accounts for: its own soft bindings and those of
+/// its ingredients' manifests, at any depth.
+pub fn accounted_clip_ids(report: &C2paReport) -> Vec<String> {
+    fn hallmark(bindings: &[SoftBinding], out: &mut Vec<String>) {
+        for b in bindings
+            .iter()
+            .filter(|b| b.alg.starts_with(crate::verdict::HALLMARK_BINDING_PREFIX))
+        {
+            out.extend(b.values.iter().cloned());
+        }
+    }
+    fn walk(nodes: &[IngredientNode], out: &mut Vec<String>) {
+        for n in nodes {
+            hallmark(&n.soft_bindings, out);
+            walk(&n.ingredients, out);
+        }
+    }
+    let mut out = Vec::new();
+    hallmark(&report.soft_bindings, &mut out);
+    walk(&report.ingredients, &mut out);
+    out
+}
+
+/// Whether the manifest (or an ingredient's) names any hallmark mark.
+pub fn names_hallmark_mark(report: &C2paReport) -> bool {
+    let hallmark = |b: &SoftBinding| b.alg.starts_with(crate::verdict::HALLMARK_BINDING_PREFIX);
+    fn any(nodes: &[IngredientNode], f: &dyn Fn(&SoftBinding) -> bool) -> bool {
+        nodes
+            .iter()
+            .any(|n| n.soft_bindings.iter().any(f) || any(&n.ingredients, f))
+    }
+    report.soft_bindings.iter().any(hallmark) || any(&report.ingredients, &hallmark)
 }
 
 fn claim_generator(manifest: &Manifest) -> Option<String> {
@@ -230,6 +270,7 @@ fn ingredient_tree(
                 manifest: label.clone(),
                 issuer: child.and_then(|m| m.issuer()),
                 claim_generator: child.and_then(claim_generator),
+                soft_bindings: child.map(soft_bindings_of).unwrap_or_default(),
                 ingredients: Vec::new(),
             };
             if let (Some(label), Some(child)) = (label, child) {
@@ -247,6 +288,12 @@ pub(crate) fn ai_generated(report: &C2paReport) -> Option<bool> {
     if report.validation_state.as_deref() == Some("Invalid") {
         return None;
     }
+    declared_ai(report)
+}
+
+/// What the manifest declares about AI, whether or not it validated (the verdict decides
+/// what that is worth).
+pub(crate) fn declared_ai(report: &C2paReport) -> Option<bool> {
     let is_ai = |t: &str| {
         AI_SOURCE_TYPES
             .iter()
@@ -269,10 +316,6 @@ pub(crate) fn ai_generated(report: &C2paReport) -> Option<bool> {
     None
 }
 
-pub fn is_untrusted_only(failures: &[String]) -> bool {
-    failures.iter().all(|f| f == UNTRUSTED)
-}
-
 /// Reads a manifest store on its own (as kept in hallmark's manifest store), without the
 /// asset it was signed for: its signature, certificate and trust are checked; the hash of
 /// the asset cannot be, and is not claimed.
@@ -280,11 +323,7 @@ pub fn read_store_bytes(context: &std::sync::Arc<c2pa::Context>, manifest: &[u8]
     match Reader::from_shared_context(context)
         .with_stream("application/c2pa", std::io::Cursor::new(manifest))
     {
-        Ok(reader) => {
-            let report = summarise(&reader);
-            let ai = ai_generated(&report);
-            Outcome::Read(Box::new(report), ai)
-        }
+        Ok(reader) => Outcome::Read(Box::new(summarise(&reader))),
         Err(e) => Outcome::Unreadable(e.to_string()),
     }
 }

@@ -125,7 +125,7 @@ pub fn recover(
         }
     }
     match provenance::read_store_bytes(context, &stored.manifest) {
-        Outcome::Read(mut c2pa, _) => {
+        Outcome::Read(mut c2pa) => {
             c2pa.failures.retain(|code| !is_binding_failure(code));
             c2pa.failure_details
                 .retain(|d| !is_binding_failure(&d.code));

@@ -2,8 +2,12 @@
 
 use serde::Serialize;
 
-/// Version of the JSON schema. Bump on any incompatible change.
-pub const SCHEMA: &str = "hallmark.verify/1";
+use crate::verdict::{AiClaim, Conflict, CredentialProblem, Stream};
+
+/// Version of the JSON schema. Bump on any incompatible change. 2: the `credential-problem`
+/// and `contradicted` verdicts, the mark consulted beside every manifest, `ai_generated`
+/// `false` only from a trusted signer, per-stream proof, coverage and audit fields.
+pub const SCHEMA: &str = "hallmark.verify/2";
 
 /// What can be proven about a file's origin. Ordered from best to worst news.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -13,8 +17,18 @@ pub enum Verdict {
     Verified,
     /// Valid manifest and content hash matches, but the signer is not trusted.
     ValidUntrusted,
-    /// A manifest is present but fails validation (other than an untrusted signer), or the
-    /// watermark names a sealed clip whose fingerprint this content does not match.
+    /// The content and the manifest are unchanged since signing, but the signer's
+    /// credential has a problem (expired without a trusted time-stamp, revoked, unfit for
+    /// C2PA, unsupported algorithm): who signed it is not proven. `credential_problem` says
+    /// which.
+    CredentialProblem,
+    /// The manifest is intact, but the file carries a hallmark mark it does not account
+    /// for, or it denies the AI that the mark or the store declares: the manifest hides an
+    /// earlier seal (`conflicts` says how).
+    Contradicted,
+    /// A manifest is present but the content or the manifest changed after signing (hash,
+    /// signature or claim integrity), or the watermark names a sealed clip whose
+    /// fingerprint this content does not match.
     Tampered,
     /// No valid manifest, but hallmark's watermark is present (watermark issue).
     Watermarked,
@@ -29,6 +43,8 @@ impl Verdict {
         match self {
             Verdict::Verified => "verified",
             Verdict::ValidUntrusted => "valid-untrusted",
+            Verdict::CredentialProblem => "credential-problem",
+            Verdict::Contradicted => "contradicted",
             Verdict::Tampered => "tampered",
             Verdict::Watermarked => "watermarked",
             Verdict::NoProvenance => "no-provenance",
@@ -36,9 +52,11 @@ impl Verdict {
         }
     }
 
-    pub const ALL: [Verdict; 6] = [
+    pub const ALL: [Verdict; 8] = [
         Verdict::Verified,
         Verdict::ValidUntrusted,
+        Verdict::CredentialProblem,
+        Verdict::Contradicted,
         Verdict::Tampered,
         Verdict::Watermarked,
         Verdict::NoProvenance,
@@ -51,19 +69,65 @@ pub struct Report {
     pub schema: &'static str,
     pub file: String,
     pub verdict: Verdict,
-    /// true / false when a valid manifest says so; null when unknown.
+    /// What is wrong with the signer's credential, when the manifest has such a failure
+    /// (`untrusted` for `valid-untrusted`; the family for `credential-problem`; also set
+    /// beside `tampered` when both are wrong).
+    pub credential_problem: Option<CredentialProblem>,
+    /// `true` when any intact manifest admits it, or the mark or the store declares it;
+    /// `false` only when a trusted signer says so and nothing says otherwise; null when
+    /// unknown. `ai_evidence` lists every statement and which counted.
     pub ai_generated: Option<bool>,
+    pub ai_evidence: Vec<AiClaim>,
+    /// Streams whose origin is proven: all of them for a manifest that binds the file, the
+    /// streams holding a detected mark otherwise.
+    pub proven_streams: Vec<Stream>,
+    /// One stream carries a clip's mark and the other clearly does not (or another
+    /// clip's): picture and sound come from different sources.
+    pub different_sources: bool,
+    /// Why the verdict is `contradicted`.
+    pub conflicts: Vec<Conflict>,
     /// The verdict in plain words.
     pub summary: String,
     pub c2pa: C2paReport,
-    /// hallmark's watermark, when it was looked for (files without a valid manifest); null
-    /// when it was not.
+    /// hallmark's watermark, looked for in every readable picture and sound whatever the
+    /// manifest says; null when it could not be (no watermark key, or unreadable media).
     pub watermark: Option<WatermarkReport>,
     /// What the manifest store said about the watermark's clip id (null when no clip id
     /// was decoded or no store was given).
     pub recovered_manifest: Option<crate::RecoveredManifest>,
     pub media: Option<MediaSummary>,
+    /// How much of the file was analysed.
+    pub coverage: Option<Coverage>,
+    /// What the report was made with, for whoever has to check it later.
+    pub audit: Option<Audit>,
     pub error: Option<String>,
+}
+
+/// How much of the file the watermark search saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Coverage {
+    /// Packets that failed to decode (skipped; the search went on).
+    pub decode_errors: u64,
+    /// Seconds of the picture analysed (with at least one analysed frame).
+    pub picture_seconds_analysed: Option<f64>,
+    /// Seconds of the sound analysed.
+    pub sound_seconds_analysed: Option<f64>,
+    /// The file's length, as its container says.
+    pub duration_s: Option<f64>,
+}
+
+/// The inputs of a report, so that it can be audited.
+#[derive(Debug, Clone, Serialize)]
+pub struct Audit {
+    /// SHA-256 of the file's bytes (hex).
+    pub file_sha256: Option<String>,
+    pub hallmark_version: &'static str,
+    /// When the verification ran (RFC 3339, UTC).
+    pub verified_at: String,
+    /// SHA-256 of each trust anchor's DER certificate (hex).
+    pub trust_anchors_sha256: Vec<String>,
+    /// The watermark keys consulted (their public fingerprints).
+    pub watermark_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,12 +151,21 @@ pub struct MarkResult {
     /// and shift tried, and both passes of a quick scan (an upper bound).
     pub p_value: f64,
     pub payload: Option<String>,
+    /// The payload's AI declaration (the clip id's top bit), when it decoded.
+    pub ai_generated: Option<bool>,
     pub key_id: Option<u8>,
     pub bit_error_estimate: Option<f64>,
     /// Video frames, or 64 ms windows of sound, analysed.
     pub frames_analysed: u64,
-    /// Per second: p-value of the mark in that second alone (null: no frame analysed).
+    /// Per second: a single-test p-value of the mark in that second at the whole
+    /// stream's registration (null: nothing analysed). The registration is chosen on the
+    /// same data, so on unmarked content these are biased low: they locate a proven mark
+    /// and mean nothing when it is not detected — read `marked` instead.
     pub timeline: Vec<Option<f64>>,
+    /// Per timeline second: `true` where the whole-stream test proved the mark and that
+    /// second agrees with it (its own p ≤ 1e-3), `false` where it was analysed, null where
+    /// nothing was. Never `true` on a stream whose mark is not detected.
+    pub marked: Vec<Option<bool>>,
     /// Picture only: which frames the numbers above come from (`key-frames`: the timeline
     /// has values only for seconds holding a key frame).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -171,6 +244,8 @@ pub struct IngredientNode {
     pub manifest: Option<String>,
     pub issuer: Option<String>,
     pub claim_generator: Option<String>,
+    /// The soft bindings the ingredient's manifest declares.
+    pub soft_bindings: Vec<SoftBinding>,
     pub ingredients: Vec<IngredientNode>,
 }
 
@@ -205,12 +280,19 @@ impl Report {
             schema: SCHEMA,
             file,
             verdict: Verdict::Error,
+            credential_problem: None,
             ai_generated: None,
+            ai_evidence: Vec::new(),
+            proven_streams: Vec::new(),
+            different_sources: false,
+            conflicts: Vec::new(),
             summary: String::new(),
             c2pa: C2paReport::default(),
             watermark: None,
             recovered_manifest: None,
             media: None,
+            coverage: None,
+            audit: None,
             error: None,
         }
     }

@@ -1,18 +1,42 @@
 //! The human-readable verification report.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use hallmark_detector::{IngredientNode, Report, Verdict, VideoScan};
+use hallmark_detector::verdict::AiSource;
+use hallmark_detector::{IngredientNode, MarkResult, Report, Verdict, VideoScan};
 
 const RESET: &str = "\x1b[0m";
 
 fn colour(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Verified => "\x1b[1;32m",
-        Verdict::ValidUntrusted | Verdict::Watermarked => "\x1b[1;33m",
-        Verdict::Tampered | Verdict::Error => "\x1b[1;31m",
+        Verdict::ValidUntrusted | Verdict::CredentialProblem | Verdict::Watermarked => "\x1b[1;33m",
+        Verdict::Tampered | Verdict::Contradicted | Verdict::Error => "\x1b[1;31m",
         Verdict::NoProvenance => "\x1b[1m",
     }
+}
+
+/// Any string that came from a file, made safe to print on a terminal: control characters
+/// (escape sequences, carriage returns, new lines…) and the bidirectional overrides that
+/// reorder what a reader sees are written as `\u{…}` escapes. The JSON keeps them exact.
+pub fn safe(text: &str) -> Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Verdict in plain words on the first line, then the details that back it.
@@ -27,15 +51,33 @@ pub fn human(report: &Report, color: bool) -> String {
         out,
         "{on}{}{off}  {}",
         report.verdict.as_str().to_uppercase(),
-        report.file
+        safe(&report.file)
     );
-    let _ = writeln!(out, "  {}", report.summary);
-    let ai = match report.ai_generated {
-        Some(true) => "yes (declared in a valid manifest)",
-        Some(false) => "no (declared in a valid manifest)",
-        None => "unknown",
+    let _ = writeln!(out, "  {}", safe(&report.summary));
+    let _ = writeln!(out, "  AI-generated:    {}", ai_words(report));
+    if let Some(problem) = report.credential_problem {
+        let _ = writeln!(out, "  {:<16} {}", "Credential:", problem.words());
+    }
+    let proven = match report.proven_streams.as_slice() {
+        [] => "nothing".to_string(),
+        streams => {
+            let by = match report.verdict {
+                Verdict::Watermarked | Verdict::Contradicted => "by the watermark",
+                _ => "by the manifest",
+            };
+            format!(
+                "{} {by}",
+                streams
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )
+        }
     };
-    let _ = writeln!(out, "  AI-generated:    {ai}");
+    if report.verdict != Verdict::Error {
+        let _ = writeln!(out, "  {:<16} {proven}", "Proven:");
+    }
     let c = &report.c2pa;
     if report.verdict == Verdict::Tampered {
         let _ = writeln!(
@@ -46,12 +88,17 @@ pub fn human(report: &Report, color: bool) -> String {
     if c.present {
         let field = |out: &mut String, name: &str, value: &Option<String>| {
             if let Some(v) = value {
-                let _ = writeln!(out, "  {name:<16} {v}");
+                let _ = writeln!(out, "  {name:<16} {}", safe(v));
             }
         };
         field(&mut out, "C2PA state:", &c.validation_state);
         if !c.failures.is_empty() {
-            let _ = writeln!(out, "  {:<16} {}", "Failures:", c.failures.join(", "));
+            let _ = writeln!(
+                out,
+                "  {:<16} {}",
+                "Failures:",
+                safe(&c.failures.join(", "))
+            );
         }
         field(&mut out, "Signer:", &c.issuer);
         field(&mut out, "Common name:", &c.common_name);
@@ -69,15 +116,15 @@ pub fn human(report: &Report, color: bool) -> String {
         field(&mut out, "Source type:", &c.digital_source_type);
         if !c.actions.is_empty() {
             let actions: Vec<&str> = c.actions.iter().map(|a| a.action.as_str()).collect();
-            let _ = writeln!(out, "  {:<16} {}", "Actions:", actions.join(", "));
+            let _ = writeln!(out, "  {:<16} {}", "Actions:", safe(&actions.join(", ")));
         }
         for binding in &c.soft_bindings {
             let _ = writeln!(
                 out,
                 "  {:<16} {} = {}",
                 "Soft binding:",
-                binding.alg,
-                binding.values.join(", ")
+                safe(&binding.alg),
+                safe(&binding.values.join(", "))
             );
         }
         if !c.ingredients.is_empty() {
@@ -107,14 +154,36 @@ pub fn human(report: &Report, color: bool) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<16} {state} in the {what} (p = {:.1e}, {} {unit}){}",
+            "  {:<16} {state} in the {what} (p = {:.1e}, {} {unit}){}{}",
             "Watermark:",
             mark.p_value,
             mark.frames_analysed,
             mark.payload
                 .as_ref()
                 .map(|c| format!(", clip id {c}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            marked_seconds(mark)
+        );
+    }
+    if let Some(c) = &report.coverage {
+        let mut parts = Vec::new();
+        if let Some(s) = c.picture_seconds_analysed {
+            parts.push(format!("picture {s:.0} s"));
+        }
+        if let Some(s) = c.sound_seconds_analysed {
+            parts.push(format!("sound {s:.0} s"));
+        }
+        let of = c
+            .duration_s
+            .map(|d| format!(" of {d:.1} s"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<16} {}{of}; {} decode error{}",
+            "Analysed:",
+            parts.join(", "),
+            c.decode_errors,
+            if c.decode_errors == 1 { "" } else { "s" }
         );
     }
     if let Some(m) = &report.media {
@@ -128,9 +197,66 @@ pub fn human(report: &Report, color: bool) -> String {
         if let Some(d) = m.duration_s {
             let _ = write!(desc, ", {d:.2} s");
         }
-        let _ = writeln!(out, "  {:<16} {desc}", "Media:");
+        let _ = writeln!(out, "  {:<16} {}", "Media:", safe(&desc));
+    }
+    if let Some(e) = report
+        .error
+        .as_ref()
+        .filter(|_| report.verdict != Verdict::Error)
+    {
+        let _ = writeln!(out, "  {:<16} {}", "Note:", safe(e));
     }
     out
+}
+
+/// The AI line: what is known, and on whose word.
+fn ai_words(report: &Report) -> String {
+    let source = |s: AiSource| match s {
+        AiSource::TrustedManifest => "a trusted manifest",
+        AiSource::UntrustedManifest => "the manifest (signer not trusted)",
+        AiSource::PictureMark => "the watermark in the picture",
+        AiSource::SoundMark => "the watermark in the sound",
+        AiSource::StoredManifest => "the recovered manifest",
+    };
+    let by = |ai: bool| {
+        report
+            .ai_evidence
+            .iter()
+            .filter(|c| c.counts && c.ai_generated == ai)
+            .map(|c| source(c.source))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match report.ai_generated {
+        Some(true) => format!("yes (declared by {})", by(true)),
+        Some(false) => format!("no (declared by {})", by(false)),
+        None => {
+            let claims: Vec<&str> = report
+                .ai_evidence
+                .iter()
+                .filter(|c| !c.ai_generated)
+                .map(|c| source(c.source))
+                .collect();
+            if claims.is_empty() {
+                "unknown".into()
+            } else {
+                format!(
+                    "unknown ({} claims it is not; only a trusted signer's word is taken)",
+                    claims.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Where the timeline shows the mark: ", marked in 3 s of 10 analysed".
+fn marked_seconds(mark: &MarkResult) -> String {
+    let analysed = mark.marked.iter().filter(|m| m.is_some()).count();
+    let marked = mark.marked.iter().filter(|m| **m == Some(true)).count();
+    if marked == 0 {
+        return String::new();
+    }
+    format!(", marked in {marked} of {analysed} analysed seconds")
 }
 
 fn tree(out: &mut String, nodes: &[IngredientNode], depth: usize) {
@@ -139,12 +265,12 @@ fn tree(out: &mut String, nodes: &[IngredientNode], depth: usize) {
             out,
             "{:indent$}- {} [{}] {}{}",
             "",
-            node.title.as_deref().unwrap_or("(untitled)"),
+            safe(node.title.as_deref().unwrap_or("(untitled)")),
             node.relationship,
-            node.format.as_deref().unwrap_or(""),
+            safe(node.format.as_deref().unwrap_or("")),
             node.issuer
                 .as_ref()
-                .map(|i| format!(", signed by {i}"))
+                .map(|i| format!(", signed by {}", safe(i)))
                 .unwrap_or_default(),
             indent = depth * 2
         );

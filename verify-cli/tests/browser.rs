@@ -24,9 +24,10 @@ fn no_manifest() -> Value {
            "manifest_count": 0})
 }
 
-fn mark(timeline: Value) -> Value {
+fn mark(timeline: Value, marked: Value) -> Value {
     json!({"detected": true, "inconclusive": false, "p_value": 1e-12, "payload": "0123456789abcdef",
-           "key_id": 3, "bit_error_estimate": 0.02, "frames_analysed": 96, "timeline": timeline})
+           "key_id": 3, "bit_error_estimate": 0.02, "frames_analysed": 96, "timeline": timeline,
+           "marked": marked})
 }
 
 fn text<'a>(line: &'a Value, path: &[&str]) -> &'a str {
@@ -58,11 +59,12 @@ fn page_renders_what_can_be_proven_about_each_file() {
     let sound_and_hostile = fake(
         &dir,
         "hostile.json",
-        json!({"schema": "hallmark.verify/1", "file": format!("{hostile}.mp4"), "verdict": "watermarked",
+        json!({"schema": "hallmark.verify/2", "file": format!("{hostile}.mp4"), "verdict": "watermarked",
                "ai_generated": null, "summary": "<script>window.__xss=2</script>",
+               "proven_streams": ["picture", "sound"], "ai_evidence": [{"source": hostile, "ai_generated": false, "counts": false}],
                "c2pa": no_manifest(),
-               "watermark": {"video": mark(json!([1e-5, 1e-4, 0.2, 0.3, null])),
-                             "audio": mark(json!([1e-6, 1e-5, 0.5, 0.02, 1e-4])),
+               "watermark": {"video": mark(json!([1e-5, 1e-4, 0.2, 0.3, null]), json!([true, true, false, false, null])),
+                             "audio": mark(json!([1e-6, 1e-5, 0.5, 0.02, 1e-4]), json!([true, true, false, false, true])),
                              "clip_id": hostile},
                "recovered_manifest": {"status": "not-found", "clip_id": hostile, "manifest_id": null,
                    "sealed_at": null, "similarity": {"video": null, "audio": null},
@@ -214,7 +216,7 @@ fn page_renders_what_can_be_proven_about_each_file() {
     // The sound was analysed too (this clip's sound is quiet: its mark is not proven there).
     let cells = &stripped["timeline"]["sound"];
     assert_eq!(
-        ["on", "weak", "off", "none"]
+        ["on", "off", "none"]
             .iter()
             .map(|k| cells[k].as_u64().unwrap())
             .sum::<u64>(),
@@ -224,6 +226,14 @@ fn page_renders_what_can_be_proven_about_each_file() {
     assert!(text(stripped, &["cards", "watermark"]).contains("In the sound"));
 
     assert!(unmarked["recovered_status"].is_null());
+    // Its timeline used to light second 0 "present" beside "Watermark: not found".
+    for medium in ["picture", "sound"] {
+        assert_eq!(
+            unmarked["timeline"][medium]["on"],
+            json!(0),
+            "nothing drawn marked on unmarked content: {unmarked:#}"
+        );
+    }
     assert!(text(unmarked, &["cards", "watermark"]).contains("not found"));
 
     assert!(text(broken, &["text"]).contains("could not be read"));
@@ -238,11 +248,12 @@ fn page_renders_what_can_be_proven_about_each_file() {
     assert!(text(mismatch, &["cards", "recovered"]).contains("Warning"));
     assert!(!text(mismatch, &["cards", "recovered"]).contains("Test Newsroom"));
 
-    // The sound timeline is drawn like the picture's; hostile strings stay text.
+    // The sound timeline is drawn like the picture's, from the report's `marked` cells (not
+    // from the per-second p-values); hostile strings stay text.
     let sound = &hostile["timeline"]["sound"];
     assert_eq!(
-        (&sound["on"], &sound["weak"], &sound["off"]),
-        (&json!(3), &json!(1), &json!(1)),
+        (&sound["on"], &sound["off"], &sound["none"]),
+        (&json!(3), &json!(2), &json!(0)),
         "{hostile:#}"
     );
     assert_eq!(hostile["recovered_status"], "not-found");

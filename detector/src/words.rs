@@ -1,0 +1,385 @@
+//! The judgement put into the report, and into plain words. Nothing is decided here:
+//! [`crate::verdict::decide`] has done that.
+
+use crate::recover::{RecoveredManifest, Recovery};
+use crate::report::{MarkResult, Report, Verdict};
+use crate::verdict::{
+    AiSource, Conflict, CredentialProblem, Evidence, Judgement, ManifestEvidence, Stream,
+};
+
+/// `report` with the judgement's fields and its summary.
+pub fn fill(mut report: Report, evidence: &Evidence, j: Judgement) -> Report {
+    report.verdict = j.verdict;
+    report.credential_problem = j.credential_problem;
+    report.ai_generated = j.ai_generated;
+    report.summary = summary(&report, evidence, &j);
+    report.ai_evidence = j.ai_evidence;
+    report.proven_streams = j.proven_streams;
+    report.different_sources = j.different_sources;
+    report.conflicts = j.conflicts;
+    if report.verdict == Verdict::Error && report.error.is_none() {
+        report.error = Some("the file is neither readable media nor a C2PA asset".into());
+    }
+    if report.verdict != Verdict::Error {
+        report.error = None;
+    }
+    report
+}
+
+fn signer(report: &Report) -> String {
+    let c = &report.c2pa;
+    c.issuer
+        .clone()
+        .or_else(|| c.common_name.clone())
+        .unwrap_or_else(|| "an unknown signer".into())
+}
+
+fn mark(report: &Report, stream: Stream) -> Option<&MarkResult> {
+    let w = report.watermark.as_ref()?;
+    match stream {
+        Stream::Picture => w.video.as_ref(),
+        Stream::Sound => w.audio.as_ref(),
+    }
+}
+
+/// "the picture", "the sound", "the picture and the sound".
+fn streams_words(streams: &[Stream]) -> String {
+    streams
+        .iter()
+        .map(|s| format!("the {}", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// Where the detected marks are: "in the picture (p = 1e-30) and in the sound (p = …)".
+fn places(report: &Report) -> (Vec<Stream>, String) {
+    let found: Vec<(Stream, f64)> = [Stream::Picture, Stream::Sound]
+        .into_iter()
+        .filter_map(|s| {
+            mark(report, s)
+                .filter(|m| m.detected)
+                .map(|m| (s, m.p_value))
+        })
+        .collect();
+    let words = found
+        .iter()
+        .map(|(s, p)| format!("in the {} (p = {p:.1e})", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    (found.into_iter().map(|(s, _)| s).collect(), words)
+}
+
+fn summary(report: &Report, evidence: &Evidence, j: &Judgement) -> String {
+    let signer = signer(report);
+    let clip = report.watermark.as_ref().and_then(|w| w.clip_id.clone());
+    let (marked, place) = places(report);
+    let recovered = report.recovered_manifest.as_ref();
+    let mut out = match j.verdict {
+        Verdict::Verified => format!(
+            "Verified: signed by {signer}, a trusted signer, and the content is unchanged since signing."
+        ),
+        Verdict::ValidUntrusted => format!(
+            "Valid but untrusted: the manifest is intact and the content unchanged since signing, but the signer ({signer}) is not on your trust list, so who signed it is not proven."
+        ),
+        Verdict::CredentialProblem => format!(
+            "Credential problem: the manifest is intact and the content unchanged since signing, but {}, so who signed it ({signer}) is not proven. This is not tampering.",
+            j.credential_problem
+                .map(CredentialProblem::words)
+                .unwrap_or("the signer's credential could not be validated")
+        ),
+        Verdict::Contradicted => contradicted(report, j, &signer),
+        Verdict::Tampered => tampered(report, evidence, recovered, clip.as_deref()),
+        Verdict::Watermarked => watermarked(report, &place, clip.as_deref(), recovered),
+        Verdict::NoProvenance => no_provenance(report),
+        Verdict::Error => format!(
+            "Error: {}",
+            report
+                .error
+                .as_deref()
+                .unwrap_or("the file is neither readable media nor a C2PA asset")
+        ),
+    };
+    let manifest_binds = matches!(
+        j.verdict,
+        Verdict::Verified | Verdict::ValidUntrusted | Verdict::CredentialProblem
+    );
+    if manifest_binds {
+        if !marked.is_empty() {
+            out.push_str(&format!(
+                " hallmark's mark {place} agrees with it{}.",
+                clip.as_deref()
+                    .map(|c| format!(" (clip {c})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(ManifestEvidence::Read(f)) = Some(&evidence.manifest) {
+            if f.declares_ai == Some(false) && j.ai_generated.is_none() {
+                out.push_str(&format!(
+                    " It says the content is not AI-generated: that is {signer}'s claim, not proven."
+                ));
+            }
+        }
+        if !evidence.media_readable {
+            out.push_str(
+                " The picture and sound could not be decoded, so no watermark was looked for.",
+            );
+        }
+    }
+    if j.different_sources {
+        out.push_str(&different_sources(report));
+    }
+    if j.verdict != Verdict::Contradicted
+        && j.ai_evidence
+            .iter()
+            .any(|c| c.counts && matches!(c.source, AiSource::PictureMark | AiSource::SoundMark))
+        && !manifest_binds
+    {
+        out.push_str(" The mark declares the content AI-generated.");
+    }
+    out
+}
+
+fn contradicted(report: &Report, j: &Judgement, signer: &str) -> String {
+    let trust = match report.credential_problem {
+        None => "a trusted signer",
+        Some(CredentialProblem::Untrusted) => "not on your trust list",
+        Some(_) => "whose credential has a problem",
+    };
+    let declares = match j.ai_evidence.iter().find(|c| {
+        matches!(
+            c.source,
+            AiSource::TrustedManifest | AiSource::UntrustedManifest
+        )
+    }) {
+        Some(c) if !c.ai_generated => "says the content is not AI-generated",
+        Some(_) => "declares the content AI-generated",
+        None => "says nothing about AI",
+    };
+    let (marked, _) = places(report);
+    let clip = report.watermark.as_ref().and_then(|w| w.clip_id.clone());
+    let sealed_ai = j.ai_evidence.iter().any(|c| {
+        c.ai_generated
+            && c.counts
+            && !matches!(
+                c.source,
+                AiSource::TrustedManifest | AiSource::UntrustedManifest
+            )
+    });
+    let by = report
+        .recovered_manifest
+        .as_ref()
+        .filter(|r| r.status == Recovery::Recovered)
+        .map(|r| {
+            let who = r
+                .c2pa
+                .as_ref()
+                .and_then(|c| c.issuer.clone().or_else(|| c.common_name.clone()))
+                .unwrap_or_else(|| "an unknown signer".into());
+            format!(
+                " by {who}{}",
+                r.sealed_at
+                    .as_deref()
+                    .map(|t| format!(" on {t}"))
+                    .unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let mut out = format!(
+        "Contradicted: this file's manifest, signed by {signer} ({trust}), {declares}; but {} carries hallmark's mark{}, sealed{}{by}.",
+        streams_words(&marked),
+        clip.as_deref().map(|c| format!(" of clip {c}")).unwrap_or_default(),
+        if sealed_ai { " as AI-generated" } else { "" },
+    );
+    for conflict in &j.conflicts {
+        match conflict {
+            Conflict::UnaccountedMark { .. } => {
+                if !out.contains("does not account") {
+                    out.push_str(" The manifest does not account for that mark (no soft binding or ingredient names the clip): it hides an earlier seal.");
+                }
+            }
+            Conflict::DeniesAi { .. } => out.push_str(
+                " The manifest denies the AI that the mark or the manifest store declares.",
+            ),
+        }
+    }
+    out
+}
+
+fn tampered(
+    report: &Report,
+    evidence: &Evidence,
+    recovered: Option<&RecoveredManifest>,
+    clip: Option<&str>,
+) -> String {
+    if !matches!(evidence.manifest, ManifestEvidence::Read(_)) {
+        // No manifest of its own: the mark was copied onto other content.
+        let similarity = recovered.map(similarity_words).unwrap_or_default();
+        return format!(
+            "Mismatch: the file carries hallmark's watermark for clip {}, but its content is not that clip ({similarity}; different content scores picture ≤ {:.2} or sound ≤ {:.2}). The mark was copied onto other content, or the content was changed beyond recognition; the clip's manifest does not describe this file.",
+            clip.unwrap_or("?"),
+            hallmark_store::VIDEO_DIFFERENT,
+            hallmark_store::AUDIO_DIFFERENT,
+        );
+    }
+    let c = &report.c2pa;
+    let codes: Vec<&str> = c
+        .failures
+        .iter()
+        .map(String::as_str)
+        .filter(|f| CredentialProblem::of_code(f).is_none())
+        .collect();
+    let codes = if codes.is_empty() {
+        "validation failed".to_string()
+    } else {
+        codes.join(", ")
+    };
+    let mut out = format!("Tampered: the file has a C2PA manifest that fails validation ({codes}); the file or its manifest changed after signing.");
+    if let Some(problem) = report.credential_problem {
+        out.push_str(&format!(" Besides, {}.", problem.words()));
+    }
+    if let Some(r) = recovered.filter(|r| r.status == Recovery::Recovered) {
+        out.push_str(&format!(
+            " Its watermark (clip {}) leads to the manifest store, which holds that clip's manifest, {}: the content was sealed, but this file is not what was signed.",
+            r.clip_id,
+            stored_trust(r)
+        ));
+    } else if let Some(clip) = clip.filter(|_| !places(report).0.is_empty()) {
+        out.push_str(&format!(
+            " It carries hallmark's watermark (clip {clip}) {}.",
+            places(report).1
+        ));
+    }
+    out
+}
+
+fn watermarked(
+    report: &Report,
+    place: &str,
+    clip: Option<&str>,
+    recovered: Option<&RecoveredManifest>,
+) -> String {
+    if let Some(r) = recovered.filter(|r| r.status == Recovery::Recovered && r.c2pa.is_some()) {
+        let ai = match r.ai_generated {
+            Some(true) => " It declares the content AI-generated.",
+            Some(false) => " It declares the content not AI-generated.",
+            None => "",
+        };
+        return format!(
+            "Watermarked, manifest recovered: the file has no valid C2PA manifest, but hallmark's invisible watermark is {place}, clip id {}, and the manifest store holds that clip's manifest, {}; this content matches the sealed clip ({}).{ai} The file's bytes are not the signed ones (re-encoded or stripped), so the watermark and the fingerprint, not the manifest's hash, tie it to that manifest.",
+            r.clip_id,
+            stored_trust(r),
+            similarity_words(r),
+        );
+    }
+    let key_id = [Stream::Picture, Stream::Sound]
+        .into_iter()
+        .filter_map(|s| mark(report, s).filter(|m| m.detected))
+        .find_map(|m| m.key_id)
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| "?".into());
+    let mut out = format!(
+        "Watermarked: no C2PA manifest, but hallmark's invisible watermark is {place}{}. It was sealed by a hallmark signer holding watermark key {key_id}; the manifest itself is not here, so who signed it and what it said are not proven.",
+        clip.map(|c| format!(", clip id {c}")).unwrap_or_default(),
+    );
+    match recovered.map(|r| r.status) {
+        Some(Recovery::Unconfirmed) => out.push_str(&format!(
+            " The manifest store knows clip {}, but this content could not be confirmed to be that clip ({}), so its manifest is not attached.",
+            clip.unwrap_or("?"),
+            recovered.map(similarity_words).unwrap_or_default()
+        )),
+        _ => {}
+    }
+    out
+}
+
+fn no_provenance(report: &Report) -> String {
+    if let Some(url) = &report.c2pa.remote_manifest_url {
+        return format!(
+            "No provenance in the file: its manifest is stored remotely at {url}, which hallmark does not fetch. Download it and verify with --sidecar."
+        );
+    }
+    let searched = report
+        .watermark
+        .as_ref()
+        .is_some_and(|w| w.video.is_some() || w.audio.is_some());
+    let inconclusive: Vec<Stream> = [Stream::Picture, Stream::Sound]
+        .into_iter()
+        .filter(|s| mark(report, *s).is_some_and(|m| m.inconclusive))
+        .collect();
+    let mut out = if searched {
+        "No provenance: the file carries no C2PA manifest and no hallmark watermark was found, so nothing about its origin can be proven.".to_string()
+    } else {
+        "No provenance: the file carries no C2PA manifest, so nothing about its origin can be proven.".to_string()
+    };
+    if !inconclusive.is_empty() {
+        out.push_str(&format!(
+            " A weak trace of the mark in {} is inconclusive: it proves nothing.",
+            streams_words(&inconclusive)
+        ));
+    }
+    out
+}
+
+fn different_sources(report: &Report) -> String {
+    let with: Vec<Stream> = [Stream::Picture, Stream::Sound]
+        .into_iter()
+        .filter(|s| mark(report, *s).is_some_and(|m| m.detected))
+        .collect();
+    if with.len() == 2 {
+        let clip = |s| {
+            mark(report, s)
+                .and_then(|m| m.payload.clone())
+                .unwrap_or_default()
+        };
+        return format!(
+            " The picture carries the mark of clip {} and the sound that of clip {}: they come from different sources.",
+            clip(Stream::Picture),
+            clip(Stream::Sound)
+        );
+    }
+    let Some(&proven) = with.first() else {
+        return String::new();
+    };
+    let other = match proven {
+        Stream::Picture => Stream::Sound,
+        Stream::Sound => Stream::Picture,
+    };
+    let seconds = mark(report, other)
+        .map(|m| m.timeline.iter().filter(|p| p.is_some()).count())
+        .unwrap_or(0);
+    format!(
+        " Only the {} is proven: the {}, {seconds} s of it analysed, shows no sign of the mark, so picture and sound come from different sources.",
+        proven.as_str(),
+        other.as_str()
+    )
+}
+
+fn similarity_words(r: &RecoveredManifest) -> String {
+    [
+        r.similarity.video.map(|s| format!("picture {s:.2}")),
+        r.similarity.audio.map(|s| format!("sound {s:.2}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+fn stored_trust(r: &RecoveredManifest) -> String {
+    let Some(c2pa) = &r.c2pa else {
+        return "which could not be read".into();
+    };
+    let signer = c2pa
+        .issuer
+        .clone()
+        .or_else(|| c2pa.common_name.clone())
+        .unwrap_or_else(|| "an unknown signer".into());
+    match c2pa.validation_state.as_deref() {
+        Some("Trusted") => format!("signed by {signer}, a trusted signer"),
+        Some("Valid") => format!("signed by {signer}, who is not on your trust list"),
+        _ => format!(
+            "but that manifest fails validation ({})",
+            c2pa.failures.join(", ")
+        ),
+    }
+}
