@@ -274,8 +274,8 @@ pub struct Judgement {
     /// Streams whose origin the verdict's evidence proves: every stream for a manifest
     /// that binds the file; the streams holding a detected mark otherwise.
     pub proven_streams: Vec<Stream>,
-    /// One stream carries a clip's mark and the other clearly does not (or another
-    /// clip's): the file's picture and sound come from different sources.
+    /// The sound carries a clip's mark and the picture clearly does not, or the two carry
+    /// different clips: the file's picture and sound come from different sources.
     pub different_sources: bool,
     pub conflicts: Vec<Conflict>,
 }
@@ -363,10 +363,12 @@ pub fn decide(e: &Evidence) -> Judgement {
     }
 
     // Streams: one carries a clip's mark, the other clearly does not (or another clip's).
+    // Only the picture's absence is clear: every sealed frame carries its mark, while quiet
+    // or narrow-band sound may not show a mark it carries (a sealed clip's soft intro
+    // scores p ≈ 0.6), so a sound without it is not called another source.
     let different_sources = match (&e.picture, &e.sound) {
         (Some(p), Some(s)) => {
-            (p.detected() && s.clearly_absent())
-                || (s.detected() && p.clearly_absent())
+            (s.detected() && p.clearly_absent())
                 || (p.detected()
                     && s.detected()
                     && p.clip_id.is_some()
@@ -835,6 +837,18 @@ mod tests {
                 sound: mark(Detected, Some(X), 12.0),
                 ..row(
                     "sealed sound under other footage",
+                    M::Absent,
+                    V::Watermarked,
+                )
+            },
+            Row {
+                ai: Some(true),
+                proven: &[P],
+                different: false,
+                picture: mark(Detected, Some(X), 30.0),
+                sound: mark(NotFound, None, 30.0),
+                ..row(
+                    "a sound without the mark is not called another source (quiet sound hides it)",
                     M::Absent,
                     V::Watermarked,
                 )
