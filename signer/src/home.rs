@@ -23,6 +23,11 @@ pub struct Config {
     /// whose marks `verify` looks for, besides this home's own `keys/watermark.key`.
     #[serde(default)]
     pub watermark_keys: Vec<PathBuf>,
+    /// RFC 3161 time-stamp authority every `seal` and `generate` asks for a trusted time
+    /// (`--tsa URL` overrides it). A seal asked to be time-stamped fails rather than go
+    /// without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsa_url: Option<String>,
 }
 
 impl Home {

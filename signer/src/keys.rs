@@ -67,6 +67,11 @@ pub struct SigningIdentity {
     watermark: WatermarkKey,
     /// Where sealed clips are recorded (durable credentials); `None`: nowhere.
     store: Option<PathBuf>,
+    /// RFC 3161 time-stamp authority asked for a trusted signing time; `None`: none.
+    tsa_url: Option<String>,
+    /// Watermark keys whose marks a `--not-ai` seal looks for in its input (by default the
+    /// identity's own).
+    known_marks: Vec<WatermarkKey>,
 }
 
 impl std::fmt::Debug for SigningIdentity {
@@ -100,16 +105,59 @@ impl SigningIdentity {
         self
     }
 
+    /// Watermark keys whose marks sealing an input as not AI-generated looks for: a mark
+    /// made with one of them that declares AI makes the seal refuse.
+    pub fn known_marks(&self) -> &[WatermarkKey] {
+        &self.known_marks
+    }
+
+    /// Looks for marks of `keys` (e.g. `Home::watermark_keys`: this home's and those its
+    /// config lists) instead of the identity's own key alone.
+    pub fn with_known_marks(mut self, keys: Vec<WatermarkKey>) -> SigningIdentity {
+        if !keys.is_empty() {
+            self.known_marks = keys;
+        }
+        self
+    }
+
+    /// The RFC 3161 time-stamp authority every seal asks for a trusted signing time.
+    pub fn tsa_url(&self) -> Option<&str> {
+        self.tsa_url.as_deref()
+    }
+
+    /// Asks `tsa_url` (an `http://` or `https://` URL) for a trusted time stamp of every
+    /// signature (`None`: none). Sealing fails, writing nothing, when it cannot get one.
+    pub fn with_tsa(mut self, tsa_url: Option<String>) -> Result<SigningIdentity, SignerError> {
+        if let Some(url) = &tsa_url {
+            crate::seal::tsa_address(url)?;
+        }
+        self.tsa_url = tsa_url;
+        Ok(self)
+    }
+
     pub(crate) fn c2pa_signer(&self) -> c2pa::CallbackSigner {
         use ed25519_dalek::Signer as _;
         let key = self.key.clone();
-        c2pa::CallbackSigner::new(
+        let signer = c2pa::CallbackSigner::new(
             move |_ctx, data: &[u8]| Ok(key.sign(data).to_bytes().to_vec()),
             c2pa::SigningAlg::Ed25519,
             self.cert_pem.as_bytes().to_vec(),
-        )
+        );
+        match &self.tsa_url {
+            Some(url) => {
+                let mut signer = signer.set_tsa_url(url.clone());
+                // The time-stamp token carries the authority's signature and certificates.
+                signer.reserve_size += TIMESTAMP_RESERVE;
+                signer
+            }
+            None => signer,
+        }
     }
 }
+
+/// Room in the signature box for an RFC 3161 time-stamp token (its CMS signature and the
+/// authority's certificate chain: typically 2 to 6 KB).
+const TIMESTAMP_RESERVE: usize = 16 * 1024;
 
 /// What `ensure_identity` did.
 #[derive(Debug)]
@@ -194,8 +242,10 @@ pub fn load_identity(home: &Home) -> Result<SigningIdentity, SignerError> {
     Ok(SigningIdentity {
         key,
         cert_pem,
+        known_marks: vec![watermark.clone()],
         watermark,
         store: Some(home.store_path()),
+        tsa_url: None,
     })
 }
 

@@ -42,6 +42,10 @@ pub enum SignerError {
     Interrupted,
     #[error("{0}; no output was written")]
     Store(#[from] hallmark_store::StoreError),
+    #[error("time-stamp authority {url}: {reason}; no output was written (a seal asked to be time-stamped is never written without its time stamp)")]
+    Timestamp { url: String, reason: String },
+    #[error("{0}; no output was written")]
+    Refused(String),
 }
 
 impl SignerError {

@@ -227,6 +227,12 @@ enum BackendArg {
 struct SealArgs {
     /// Input media (video, audio or still image; anything FFmpeg reads).
     input: PathBuf,
+    /// Ask this RFC 3161 time-stamp authority for a trusted signing time (e.g.
+    /// http://timestamp.digicert.com): the seal then stays valid after the signing
+    /// certificate expires. Overrides `tsa_url` in the home's config.toml. If the authority
+    /// cannot be reached, nothing is written.
+    #[arg(long, value_name = "URL")]
+    tsa: Option<String>,
     /// Output file; its extension picks the format.
     #[arg(short, long, value_name = "OUT")]
     output: PathBuf,
@@ -260,6 +266,12 @@ struct VerifyArgs {
     json: bool,
     /// Extra trusted root certificates (PEM). Repeatable. The home dir's config adds its own.
     #[arg(long = "trust-anchors", value_name = "PEM")]
+    /// Ask this RFC 3161 time-stamp authority for a trusted signing time (e.g.
+    /// http://timestamp.digicert.com): the seal then stays valid after the signing
+    /// certificate expires. Overrides `tsa_url` in the home's config.toml. If the authority
+    /// cannot be reached, nothing is written.
+    #[arg(long, value_name = "URL")]
+    tsa: Option<String>,
     trust_anchors: Vec<PathBuf>,
     /// Sidecar manifest store (.c2pa) for the single FILE given.
     #[arg(long, value_name = "C2PA")]
@@ -395,7 +407,9 @@ fn generate(home: &Home, args: GenerateArgs) -> Result<u8> {
             })
         }
     };
-    let identity = identity(home)?.with_store(args.store.path(home));
+    let identity = identity(home)?
+        .with_store(args.store.path(home))
+        .with_tsa(tsa_url(home, args.tsa)?)?;
     let options = hallmark_generator::GenerateOptions {
         width: args.size.0,
         height: args.size.1,
@@ -508,7 +522,13 @@ fn generate_progress(
 }
 
 fn seal(home: &Home, args: SealArgs) -> Result<u8> {
-    let identity = identity(home)?.with_store(args.store.path(home));
+    let mut identity = identity(home)?
+        .with_store(args.store.path(home))
+        .with_tsa(tsa_url(home, args.tsa)?)?;
+    if args.not_ai {
+        // Refused if the input carries a mark declaring AI, by any key this home knows.
+        identity = identity.with_known_marks(home.watermark_keys()?);
+    }
     let options = SealOptions {
         ai_generated: !args.not_ai,
         title: args.title,
@@ -519,6 +539,14 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
             ..Default::default()
         },
     };
+/// The time-stamp authority to ask: `--tsa`, else the home config's `tsa_url`.
+fn tsa_url(home: &Home, flag: Option<String>) -> Result<Option<String>> {
+    Ok(match flag {
+        Some(url) => Some(url),
+        None => home.config()?.tsa_url,
+    })
+}
+
     let cancel = interrupt_flag()?;
     let bar = progress_bar("encoding");
     let mut on_progress = seal_progress(&bar);
@@ -561,6 +589,9 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+    if let Some(url) = identity.tsa_url() {
+        eprintln!("Time-stamped by {url}");
+    }
 fn progress_bar(stage: &'static str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
