@@ -331,10 +331,13 @@ pub fn decide(e: &Evidence) -> Judgement {
         }
     }
     // The store is asked about a detected mark's clip id; without one it has nothing to say.
+    // Beside a manifest of the file's own that failed, the stored manifest describes the
+    // original, not these changed bytes: nothing of it is claimed.
+    let own_manifest_broken = facts.is_some() && intact.is_none();
     if let Some(store) = e
         .store
         .as_ref()
-        .filter(|s| s.recovered_valid() && !detected.is_empty())
+        .filter(|s| s.recovered_valid() && !detected.is_empty() && !own_manifest_broken)
     {
         if let Some(ai) = store.declares_ai {
             let trusted = store.credential == Some(None);
@@ -751,6 +754,17 @@ mod tests {
                 ..row(
                     "a failed manifest stays tampered on undecodable media",
                     broken(&["assertion.dataHash.mismatch"]),
+                    V::Tampered,
+                )
+            },
+            Row {
+                ai: None,
+                sound: None,
+                picture: mark(Detected, Some(Y), 10.0),
+                store: store(Recovery::Recovered, Some(None), Some(true)),
+                ..row(
+                    "tampered: the stored manifest describes the original, not these bytes",
+                    broken(&["assertion.bmffHash.mismatch"]),
                     V::Tampered,
                 )
             },

@@ -39,6 +39,17 @@ fn assert_clean_error(what: &str, out: &std::process::Output) {
 fn verify_rejects_bad_files_with_exit_2() {
     let home = Home::empty();
     for (what, file) in bad_files() {
+        if what == "truncated MP4" {
+            // Its manifest is still read, and its hash no longer matches: a file cut short
+            // after signing has changed, whether or not FFmpeg can decode what is left.
+            let (code, r) = verify_json(home.path(), &file, &[]);
+            assert_eq!(
+                (code, r["verdict"].as_str()),
+                (1, Some("tampered")),
+                "{r:#}"
+            );
+            continue;
+        }
         let (code, r) = verify_json(home.path(), &file, &[]);
         assert_eq!(code, 2, "{what}: {r:#}");
         assert_eq!(r["verdict"], "error", "{what}");

@@ -59,7 +59,11 @@ fn valid_jpegs_are_valid_untrusted() {
         r["c2pa"]["digital_source_type"],
         "http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicMedia"
     );
-    assert_eq!(r["ai_generated"], false);
+    // An untrusted signer's "not AI" is its claim, not a fact (schema 2).
+    assert!(r["ai_generated"].is_null(), "{r:#}");
+    assert_eq!(r["ai_evidence"][0]["source"], "untrusted-manifest", "{r:#}");
+    assert_eq!(r["ai_evidence"][0]["ai_generated"], false);
+    assert_eq!(r["ai_evidence"][0]["counts"], false);
     let r = check("CA.jpg", &[], "valid-untrusted", Some("Valid"), &[]);
     assert!(
         !r["c2pa"]["ingredients"].as_array().unwrap().is_empty(),

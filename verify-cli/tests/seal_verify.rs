@@ -12,7 +12,7 @@ fn sealed_clip_is_valid_untrusted_without_our_root() {
     let (code, r) = verify_json(stranger.path(), sealed, &[]);
     assert_eq!(r["verdict"], "valid-untrusted", "{r:#}");
     assert_eq!(code, 3);
-    assert_eq!(r["schema"], "hallmark.verify/1");
+    assert_eq!(r["schema"], "hallmark.verify/2");
     assert_eq!(r["c2pa"]["present"], true);
     assert_eq!(r["c2pa"]["validation_state"], "Valid");
     assert_eq!(
@@ -86,11 +86,20 @@ fn one_flipped_media_byte_is_tampered() {
         strings(&r["c2pa"]["failures"]).contains(&"assertion.bmffHash.mismatch".to_string()),
         "{r:#}"
     );
-    assert_eq!(
-        r["ai_generated"],
-        serde_json::Value::Null,
-        "claims of a failed manifest are not reported as facts"
-    );
+    // Claims of a failed manifest are not reported as facts: what is known about AI comes
+    // from the mark, which carries the seal's declaration.
+    assert_eq!(ai_sources(&r), vec!["picture-mark"], "{r:#}");
+    assert_eq!(r["ai_generated"], true, "{r:#}");
+}
+
+/// Where the report's statements about AI came from.
+fn ai_sources(r: &serde_json::Value) -> Vec<String> {
+    r["ai_evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["source"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[test]
@@ -128,11 +137,9 @@ fn stripped_manifest_leaves_the_watermark() {
     assert_eq!(video["detected"], true);
     assert!(video["p_value"].as_f64().unwrap() <= 1e-6);
     assert_eq!(r["watermark"]["clip_id"], clip_id.as_str());
-    assert_eq!(
-        r["ai_generated"],
-        serde_json::Value::Null,
-        "the claim left with the manifest"
-    );
+    // The manifest's claim left with it; the mark's own AI declaration stayed.
+    assert_eq!(r["ai_generated"], true, "{r:#}");
+    assert_eq!(ai_sources(&r), vec!["picture-mark"], "{r:#}");
 }
 
 #[test]

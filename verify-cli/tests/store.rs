@@ -152,7 +152,14 @@ fn a_tampered_file_stays_tampered_when_its_clip_is_in_the_store() {
     let summary = report["summary"].as_str().unwrap();
     assert!(summary.starts_with("Tampered"), "{summary}");
     assert!(summary.contains("not what was signed"), "{summary}");
-    // Nothing from the stored manifest is claimed for these bytes.
-    assert!(report["ai_generated"].is_null(), "{report:#}");
+    // Nothing from the stored or the failed manifest is claimed for these bytes: only the
+    // mark's own AI declaration.
+    let sources: Vec<&str> = report["ai_evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["source"].as_str())
+        .collect();
+    assert_eq!(sources, vec!["picture-mark"], "{report:#}");
     assert_eq!(report["recovered_manifest"]["status"], "recovered");
 }
