@@ -281,13 +281,12 @@ fn watermarked(
         "Watermarked: no C2PA manifest, but hallmark's invisible watermark is {place}{}. It was sealed by a hallmark signer holding watermark key {key_id}; the manifest itself is not here, so who signed it and what it said are not proven.",
         clip.map(|c| format!(", clip id {c}")).unwrap_or_default(),
     );
-    match recovered.map(|r| r.status) {
-        Some(Recovery::Unconfirmed) => out.push_str(&format!(
+    if let Some(r) = recovered.filter(|r| r.status == Recovery::Unconfirmed) {
+        out.push_str(&format!(
             " The manifest store knows clip {}, but this content could not be confirmed to be that clip ({}), so its manifest is not attached.",
             clip.unwrap_or("?"),
-            recovered.map(similarity_words).unwrap_or_default()
-        )),
-        _ => {}
+            similarity_words(r)
+        ));
     }
     out
 }
