@@ -135,7 +135,7 @@ impl SigningIdentity {
         Ok(self)
     }
 
-    pub(crate) fn c2pa_signer(&self) -> c2pa::CallbackSigner {
+    pub(crate) fn c2pa_signer(&self) -> TimedSigner {
         use ed25519_dalek::Signer as _;
         let key = self.key.clone();
         let signer = c2pa::CallbackSigner::new(
@@ -143,7 +143,7 @@ impl SigningIdentity {
             c2pa::SigningAlg::Ed25519,
             self.cert_pem.as_bytes().to_vec(),
         );
-        match &self.tsa_url {
+        TimedSigner(match &self.tsa_url {
             Some(url) => {
                 let mut signer = signer.set_tsa_url(url.clone());
                 // The time-stamp token carries the authority's signature and certificates.
@@ -151,7 +151,63 @@ impl SigningIdentity {
                 signer
             }
             None => signer,
-        }
+        })
+    }
+}
+
+/// How long signing waits for the time-stamp authority's answer.
+pub(crate) const TSA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The Ed25519 `CallbackSigner`, whose time-stamp request (the SDK's own,
+/// `default_rfc3161_request`) is bounded by [`TSA_TIMEOUT`] and never skipped: the SDK's
+/// default gives up silently (no time stamp) when it cannot build the request, and its HTTP
+/// agent has no timeout.
+pub(crate) struct TimedSigner(c2pa::CallbackSigner);
+
+impl c2pa::Signer for TimedSigner {
+    fn sign(&self, data: &[u8]) -> c2pa::Result<Vec<u8>> {
+        c2pa::Signer::sign(&self.0, data)
+    }
+
+    fn alg(&self) -> c2pa::SigningAlg {
+        c2pa::Signer::alg(&self.0)
+    }
+
+    fn certs(&self) -> c2pa::Result<Vec<Vec<u8>>> {
+        c2pa::Signer::certs(&self.0)
+    }
+
+    fn reserve_size(&self) -> usize {
+        c2pa::Signer::reserve_size(&self.0)
+    }
+
+    fn time_authority_url(&self) -> Option<String> {
+        c2pa::Signer::time_authority_url(&self.0)
+    }
+
+    fn send_timestamp_request(&self, message: &[u8]) -> Option<c2pa::Result<Vec<u8>>> {
+        use c2pa::crypto::time_stamp::{default_rfc3161_request, TimeStampError};
+        let url = self.time_authority_url()?;
+        let body = match self.timestamp_request_body(message) {
+            Ok(body) => body,
+            Err(e) => return Some(Err(e)),
+        };
+        let message = message.to_vec();
+        let (answer, answered) = std::sync::mpsc::channel();
+        // On its own thread so that an authority that never answers cannot hold the seal;
+        // the thread is left to the process's exit then.
+        std::thread::spawn(move || {
+            let context = c2pa::Context::new();
+            let _ = answer.send(default_rfc3161_request(
+                &url, None, &body, &message, &context,
+            ));
+        });
+        Some(match answered.recv_timeout(TSA_TIMEOUT) {
+            Ok(reply) => reply.map_err(c2pa::Error::from),
+            Err(_) => Err(c2pa::Error::from(TimeStampError::HttpConnectionError(
+                format!("no answer within {} s", TSA_TIMEOUT.as_secs()),
+            ))),
+        })
     }
 }
 

@@ -267,6 +267,38 @@ fn d_authority_refusing_at_signing_time_fails_the_seal_and_writes_nothing() {
 }
 
 #[test]
+fn d_authority_that_never_answers_fails_the_seal_after_its_timeout() {
+    // Accepts the connection and the query, then says nothing: the seal gives up after 20 s
+    // instead of hanging.
+    let tsa = Tsa::start_with(tsa::Mode::Silent, None);
+    let home = Home::with_keys("Silent TSA");
+    let dir = out_dir("silent");
+    let out = dir.join("x.mp4");
+    let started = std::time::Instant::now();
+    let r = home.run(&[
+        "seal",
+        tiny_clip().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--tsa",
+        &tsa.url,
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(
+        tsa.requests() >= 1,
+        "the authority was never asked: {stderr}"
+    );
+    assert!(stderr.contains("no answer within 20 s"), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(90),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(listing(&dir).is_empty(), "left {:?}", listing(&dir));
+}
+
+#[test]
 fn d_invalid_tsa_url_is_refused_before_anything_is_done() {
     let home = Home::with_keys("Bad URL");
     let dir = out_dir("bad-url");

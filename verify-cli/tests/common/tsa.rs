@@ -20,6 +20,8 @@ pub enum Mode {
     Working,
     /// Accepts connections but answers every query with `503 Service Unavailable`.
     Failing,
+    /// Accepts connections, reads the query, and never answers (until dropped).
+    Silent,
 }
 
 pub struct Tsa {
@@ -162,8 +164,11 @@ impl Tsa {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
-                    let n = requests.fetch_add(1, Ordering::SeqCst);
-                    let _ = serve(stream, &dir, n, mode, clock.as_deref(), &issued);
+                    if mode == Mode::Silent {
+                        hold(stream, &stop, &requests);
+                        continue;
+                    }
+                    let _ = serve(stream, &dir, &requests, mode, clock.as_deref(), &issued);
                 }
             })
         };
@@ -183,7 +188,8 @@ impl Tsa {
         self.dir.path().join("ca.pem")
     }
 
-    /// Requests received so far.
+    /// HTTP requests received so far (bare connections, like the seal's reachability check,
+    /// do not count).
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
@@ -217,6 +223,30 @@ pub fn down_url() -> String {
     format!("http://{addr}/tsa")
 }
 
+/// Reads what the client sends and keeps the connection open without a word until `stop`.
+fn hold(mut stream: TcpStream, stop: &AtomicBool, requests: &AtomicUsize) {
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(100)));
+    let mut buf = [0u8; 4096];
+    let mut counted = false;
+    while !stop.load(Ordering::SeqCst) {
+        match stream.read(&mut buf) {
+            Ok(0) => break, // the client gave up
+            Ok(_) => {
+                if !counted {
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    counted = true;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+}
+
 fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -230,7 +260,7 @@ fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8]
 fn serve(
     mut stream: TcpStream,
     dir: &Path,
-    n: usize,
+    requests: &AtomicUsize,
     mode: Mode,
     clock: Option<&str>,
     issued: &Mutex<Vec<String>>,
@@ -238,7 +268,10 @@ fn serve(
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
+    if reader.read_line(&mut request_line)? == 0 {
+        return Ok(()); // a bare connection (the seal's reachability check): not a request
+    }
+    let n = requests.fetch_add(1, Ordering::SeqCst);
     let mut content_length = None;
     let mut chunked = false;
     let mut content_type = String::new();
