@@ -26,8 +26,8 @@ use verdict::{Evidence, ManifestEvidence, ManifestFacts, MarkEvidence, MarkState
 pub use provenance::UNTRUSTED;
 pub use recover::{RecoveredManifest, Recovery, Similarity};
 pub use report::{
-    ActionSummary, Audit, C2paReport, Coverage, IngredientNode, MarkResult, MediaSummary, Report,
-    SoftBinding, StatusDetail, Verdict, VideoScan, WatermarkReport, SCHEMA,
+    ActionSummary, Audit, C2paReport, Coverage, IngredientNode, KeyIdentity, MarkResult,
+    MediaSummary, Report, SoftBinding, StatusDetail, Verdict, VideoScan, WatermarkReport, SCHEMA,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,8 @@ pub struct Verifier {
     /// SHA-256 of each trust anchor certificate (DER), for the audit fields.
     trust_anchors_sha256: Vec<String>,
     watermark_keys: Vec<WatermarkKey>,
+    /// The organisation holding each of `watermark_keys`, where known.
+    key_owners: Vec<Option<String>>,
     store: Option<PathBuf>,
     scan_mode: ScanMode,
 }
@@ -120,6 +122,7 @@ impl Verifier {
             context: context.into_shared(),
             trust_anchors_sha256: certificate_hashes(&anchors)?,
             watermark_keys: Vec::new(),
+            key_owners: Vec::new(),
             store: None,
             scan_mode: ScanMode::Full,
         })
@@ -128,8 +131,39 @@ impl Verifier {
     /// Look for hallmark's watermark made with any of `keys` in every file's picture and
     /// sound, whatever its manifest says.
     pub fn with_watermark_keys(mut self, keys: Vec<WatermarkKey>) -> Verifier {
+        self.key_owners = vec![None; keys.len()];
         self.watermark_keys = keys;
         self
+    }
+
+    /// [`Verifier::with_watermark_keys`], each key with the organisation that holds it
+    /// (shown in the report beside the key's id).
+    pub fn with_named_watermark_keys(
+        mut self,
+        keys: Vec<(WatermarkKey, Option<String>)>,
+    ) -> Verifier {
+        (self.watermark_keys, self.key_owners) = keys.into_iter().unzip();
+        self
+    }
+
+    /// The key a mark's short id (the payload's byte) names: the one key with that id, or
+    /// `None` when none or several share it (the detector tried every key; the short id
+    /// alone cannot tell those apart).
+    fn key_identity(&self, short_id: Option<u8>) -> Option<KeyIdentity> {
+        let short_id = short_id?;
+        let mut candidates = self
+            .watermark_keys
+            .iter()
+            .zip(&self.key_owners)
+            .filter(|(k, _)| k.key_id() == short_id);
+        let (key, owner) = candidates.next()?;
+        if candidates.next().is_some() {
+            return None;
+        }
+        Some(KeyIdentity {
+            id: key.fingerprint(),
+            organisation: owner.clone(),
+        })
     }
 
     /// Recover stripped manifests from the manifest store at `store` (by the watermark's
@@ -192,8 +226,11 @@ impl Verifier {
                 let marks = self.gather_evidence(&target.path, decoder, mode, progress);
                 key_frames_only = marks.video.scan == Some(VideoScan::KeyFrames);
                 print = marks.print;
-                let video = has_picture.then_some(marks.video);
-                let audio = has_sound.then(|| audio_mark(marks.audio_scan.finish()));
+                let mut video = has_picture.then_some(marks.video);
+                let mut audio = has_sound.then(|| audio_mark(marks.audio_scan.finish()));
+                for m in [video.as_mut(), audio.as_mut()].into_iter().flatten() {
+                    m.key = self.key_identity(m.key_id);
+                }
                 let clip_id = [video.as_ref(), audio.as_ref()]
                     .into_iter()
                     .flatten()
@@ -469,6 +506,7 @@ fn video_mark(
         payload: payload.map(|p| p.clip_id_hex()),
         ai_generated: payload.map(|p| p.ai_generated()),
         key_id: found.key_id.filter(|_| readable),
+        key: None,
         bit_error_estimate: found.bit_error_estimate.filter(|_| readable),
         frames_analysed: found.frames_analysed,
         marked: marked_cells(detected, &timeline),
@@ -604,6 +642,7 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         payload: found.payload.map(|p| p.clip_id_hex()),
         ai_generated: found.payload.map(|p| p.ai_generated()),
         key_id: found.key_id,
+        key: None,
         bit_error_estimate: found.bit_error_estimate,
         frames_analysed: found.windows_analysed,
         marked: marked_cells(found.detected, &found.timeline),

@@ -153,7 +153,11 @@ pub struct MarkResult {
     pub payload: Option<String>,
     /// The payload's AI declaration (the clip id's top bit), when it decoded.
     pub ai_generated: Option<bool>,
+    /// The payload's one-byte key id: it only narrows down which key marked the content.
     pub key_id: Option<u8>,
+    /// The key that marked it, when the verifier holds exactly one key with that short id:
+    /// its 64-bit id (the key's public fingerprint) and the organisation holding it.
+    pub key: Option<KeyIdentity>,
     pub bit_error_estimate: Option<f64>,
     /// Video frames, or 64 ms windows of sound, analysed.
     pub frames_analysed: u64,
@@ -174,6 +178,15 @@ pub struct MarkResult {
     /// full scan followed. A quick scan's p-value is doubled either way (two possible tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan_passes: Option<u8>,
+}
+
+/// A watermark key, named.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyIdentity {
+    /// The key's public fingerprint: 16 hex digits (64 bits) of SHA-256 of the secret.
+    pub id: String,
+    /// Who holds it, as the verifier's config says.
+    pub organisation: Option<String>,
 }
 
 /// Which decoded frames of the picture the watermark statistics (p-value, payload,

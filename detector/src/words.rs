@@ -271,14 +271,25 @@ fn watermarked(
             similarity_words(r),
         );
     }
-    let key_id = [Stream::Picture, Stream::Sound]
+    let detected = [Stream::Picture, Stream::Sound]
         .into_iter()
-        .filter_map(|s| mark(report, s).filter(|m| m.detected))
-        .find_map(|m| m.key_id)
-        .map(|k| k.to_string())
+        .filter_map(|s| mark(report, s).filter(|m| m.detected));
+    let key = detected
+        .clone()
+        .find_map(|m| m.key.as_ref())
+        .map(|k| match &k.organisation {
+            Some(org) => format!("{} ({org})", k.id),
+            None => k.id.clone(),
+        })
+        .or_else(|| {
+            detected
+                .clone()
+                .find_map(|m| m.key_id)
+                .map(|k| format!("with short id {k}"))
+        })
         .unwrap_or_else(|| "?".into());
     let mut out = format!(
-        "Watermarked: no C2PA manifest, but hallmark's invisible watermark is {place}{}. It was sealed by a hallmark signer holding watermark key {key_id}; the manifest itself is not here, so who signed it and what it said are not proven.",
+        "Watermarked: no C2PA manifest, but hallmark's invisible watermark is {place}{}. It was sealed by a hallmark signer holding watermark key {key}; the manifest itself is not here, so who signed it and what it said are not proven.",
         clip.map(|c| format!(", clip id {c}")).unwrap_or_default(),
     );
     if let Some(r) = recovered.filter(|r| r.status == Recovery::Unconfirmed) {

@@ -154,13 +154,24 @@ pub fn human(report: &Report, color: bool) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<16} {state} in the {what} (p = {:.1e}, {} {unit}){}{}",
+            "  {:<16} {state} in the {what} (p = {:.1e}, {} {unit}){}{}{}",
             "Watermark:",
             mark.p_value,
             mark.frames_analysed,
             mark.payload
                 .as_ref()
                 .map(|c| format!(", clip id {c}"))
+                .unwrap_or_default(),
+            mark.key
+                .as_ref()
+                .map(|k| format!(
+                    ", key {}{}",
+                    k.id,
+                    k.organisation
+                        .as_ref()
+                        .map(|o| format!(" ({})", safe(o)))
+                        .unwrap_or_default()
+                ))
                 .unwrap_or_default(),
             marked_seconds(mark)
         );
