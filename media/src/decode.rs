@@ -37,7 +37,9 @@ pub struct Decoder {
     flushed: bool,
     finished: bool,
     bad_reads_in_a_row: u32,
-    decode_errors: u64,
+    /// Packets (or frames) of each stream the decoders could not decode, skipped.
+    video_errors: u64,
+    audio_errors: u64,
     frames_out: u64,
     selection: FrameSelection,
     /// Video packets stamped at or after this (stream time base) are dropped: a second
@@ -364,7 +366,8 @@ impl Decoder {
             flushed: false,
             finished: false,
             bad_reads_in_a_row: 0,
-            decode_errors: 0,
+            video_errors: 0,
+            audio_errors: 0,
             frames_out: 0,
             selection: FrameSelection::All,
             video_end_ts: None,
@@ -406,7 +409,7 @@ impl Decoder {
                     let Some(ts) = packet.pts().or(packet.dts()) else {
                         return Ok(None);
                     };
-                    self.feed(&packet)?;
+                    self.feed(&packet);
                     return Ok(Some(ts as f64 * time_base - self.offset_s));
                 }
                 Ok(()) | Err(ffmpeg::Error::InvalidData) => {}
@@ -510,10 +513,28 @@ impl Decoder {
         self.selection
     }
 
-    /// Number of packets the decoders rejected as corrupt and skipped so far
-    /// (FFmpeg's own tolerance for damaged streams).
+    /// Number of packets (and decoded frames) the decoders rejected as corrupt and skipped
+    /// so far, picture and sound together: [`Decoder::video_decode_errors`] +
+    /// [`Decoder::audio_decode_errors`]. A packet that fails to decode — whatever FFmpeg
+    /// says about it (invalid data, "not yet implemented" for a garbled AAC frame, …) — is
+    /// counted and skipped, and decoding goes on with the next packets: a corrupt stretch
+    /// in the middle of a file loses that stretch, not the rest. Only reading the file
+    /// (packets that cannot be read at all, an I/O error) ends [`Decoder::next_frame`] with
+    /// an error.
     pub fn decode_errors(&self) -> u64 {
-        self.decode_errors
+        self.video_errors + self.audio_errors
+    }
+
+    /// Picture packets (or decoded pictures that could not be converted) skipped as corrupt
+    /// so far (see [`Decoder::decode_errors`]).
+    pub fn video_decode_errors(&self) -> u64 {
+        self.video_errors
+    }
+
+    /// Sound packets (or decoded chunks that could not be converted) skipped as corrupt so
+    /// far (see [`Decoder::decode_errors`]).
+    pub fn audio_decode_errors(&self) -> u64 {
+        self.audio_errors
     }
 
     /// Next video frame or audio chunk in file order; `Ok(None)` at the end.
@@ -541,7 +562,7 @@ impl Decoder {
             match packet.read(&mut self.input) {
                 Ok(()) => {
                     self.bad_reads_in_a_row = 0;
-                    self.feed(&packet)?;
+                    self.feed(&packet);
                 }
                 Err(ffmpeg::Error::Eof) => {
                     if self.bad_reads_in_a_row > 0 {
@@ -552,7 +573,7 @@ impl Decoder {
                             "the file ends with unreadable data (truncated or corrupt)",
                         ));
                     }
-                    self.flush()?;
+                    self.flush();
                     self.flushed = true;
                 }
                 Err(ffmpeg::Error::InvalidData) => {
@@ -574,95 +595,77 @@ impl Decoder {
         }
     }
 
-    fn feed(&mut self, packet: &Packet) -> Result<(), MediaError> {
+    fn feed(&mut self, packet: &Packet) {
         let idx = packet.stream();
         if self.video.as_ref().is_some_and(|v| v.index == idx) {
             self.video_started = true;
             if let Some(end) = self.video_end_ts {
                 if packet.pts().or(packet.dts()).is_none_or(|ts| ts >= end) {
-                    return Ok(());
+                    return;
                 }
             }
             if self.selection == FrameSelection::Key {
                 return self.decode_key_frame(packet);
             }
             let v = self.video.as_mut().expect("checked");
-            match v.decoder.send_packet(packet) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::InvalidData) => self.decode_errors += 1,
-                Err(e) => return Err(MediaError::decode(&self.path, "decoding video", e)),
+            // A packet the decoder refuses is skipped (see `decode_errors`); a full
+            // decoder (EAGAIN, which `drain_video` empties) cannot happen here since every
+            // packet is followed by a drain.
+            if v.decoder.send_packet(packet).is_err() {
+                self.video_errors += 1;
             }
-            self.drain_video()?;
+            self.drain_video();
         } else if self.audio.as_ref().is_some_and(|a| a.index == idx) {
             let a = self.audio.as_mut().expect("checked");
-            match a.decoder.send_packet(packet) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::InvalidData) => self.decode_errors += 1,
-                Err(e) => return Err(MediaError::decode(&self.path, "decoding audio", e)),
+            if a.decoder.send_packet(packet).is_err() {
+                self.audio_errors += 1;
             }
-            self.drain_audio()?;
+            self.drain_audio();
         }
-        Ok(())
     }
 
     /// Key frames only: a key packet is decoded on its own (the decoder drained and reset
     /// after it), so that the frames skipped in between look like a fresh start, not like
     /// lost reference frames (which H.264 decoders answer by dropping or patching frames).
     /// Non-key packets are dropped.
-    fn decode_key_frame(&mut self, packet: &Packet) -> Result<(), MediaError> {
+    fn decode_key_frame(&mut self, packet: &Packet) {
         if !packet.is_key() {
-            return Ok(());
+            return;
         }
         let v = self.video.as_mut().expect("called for the video stream");
-        match v.decoder.send_packet(packet) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::InvalidData) => self.decode_errors += 1,
-            Err(e) => return Err(MediaError::decode(&self.path, "decoding video", e)),
+        if v.decoder.send_packet(packet).is_err() {
+            self.video_errors += 1;
         }
         match v.decoder.send_eof() {
             Ok(()) | Err(ffmpeg::Error::Eof) => {}
-            Err(e) => return Err(MediaError::decode(&self.path, "decoding video", e)),
+            Err(_) => self.video_errors += 1,
         }
-        self.drain_video()?;
+        self.drain_video();
         if let Some(v) = self.video.as_mut() {
             v.decoder.flush();
         }
-        Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), MediaError> {
+    fn flush(&mut self) {
         if let Some(v) = self.video.as_mut() {
             match v.decoder.send_eof() {
                 Ok(()) | Err(ffmpeg::Error::Eof) => {}
-                Err(e) => {
-                    return Err(MediaError::decode(
-                        &self.path,
-                        "flushing the video decoder",
-                        e,
-                    ))
-                }
+                Err(_) => self.video_errors += 1,
             }
-            self.drain_video()?;
+            self.drain_video();
         }
         if let Some(a) = self.audio.as_mut() {
             match a.decoder.send_eof() {
                 Ok(()) | Err(ffmpeg::Error::Eof) => {}
-                Err(e) => {
-                    return Err(MediaError::decode(
-                        &self.path,
-                        "flushing the audio decoder",
-                        e,
-                    ))
-                }
+                Err(_) => self.audio_errors += 1,
             }
-            self.drain_audio()?;
+            self.drain_audio();
         }
-        Ok(())
     }
 
-    fn drain_video(&mut self) -> Result<(), MediaError> {
+    fn drain_video(&mut self) {
         let Some(v) = self.video.as_mut() else {
-            return Ok(());
+            return;
         };
         let mut errors_here = 0u32;
         loop {
@@ -680,30 +683,29 @@ impl Decoder {
                         v.frame_dur_s
                     };
                     v.next_pts_s = Some(pts_s + dur_s);
-                    let vf =
-                        to_video_frame(&f, self.layout, pts_s, &mut v.scaler).map_err(|r| {
-                            MediaError::decode_msg(&self.path, "converting a video frame", r)
-                        })?;
-                    self.queue.push_back(MediaFrame::Video(vf));
+                    // A picture that cannot be converted (a damaged stream's odd frame) is
+                    // skipped like an undecodable packet.
+                    match to_video_frame(&f, self.layout, pts_s, &mut v.scaler) {
+                        Ok(vf) => self.queue.push_back(MediaFrame::Video(vf)),
+                        Err(_) => self.video_errors += 1,
+                    }
                 }
                 Err(ffmpeg::Error::Eof) => break,
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::error::EAGAIN => break,
-                Err(ffmpeg::Error::InvalidData) => {
-                    self.decode_errors += 1;
+                Err(_) => {
+                    self.video_errors += 1;
                     errors_here += 1;
                     if errors_here > MAX_BAD_READS_IN_A_ROW {
                         break;
                     }
                 }
-                Err(e) => return Err(MediaError::decode(&self.path, "decoding video", e)),
             }
         }
-        Ok(())
     }
 
-    fn drain_audio(&mut self) -> Result<(), MediaError> {
+    fn drain_audio(&mut self) {
         let Some(a) = self.audio.as_mut() else {
-            return Ok(());
+            return;
         };
         let mut errors_here = 0u32;
         loop {
@@ -721,19 +723,19 @@ impl Decoder {
                         a.decoder.rate()
                     };
                     if channels == 0 || rate == 0 {
-                        return Err(MediaError::decode_msg(
-                            &self.path,
-                            "decoding audio",
-                            "decoded audio has no channel count or sample rate",
-                        ));
+                        // Decoded sound without a channel count or sample rate: skipped.
+                        self.audio_errors += 1;
+                        continue;
                     }
                     let pts_s = match f.timestamp() {
                         Some(ts) => ts as f64 * a.time_base - self.offset_s,
                         None => a.next_pts_s.unwrap_or(0.0),
                     };
                     a.next_pts_s = Some(pts_s + f.samples() as f64 / f64::from(rate));
-                    let samples = convert::audio_frame_to_f32(&f, usize::from(channels))
-                        .map_err(|r| MediaError::decode_msg(&self.path, "converting audio", r))?;
+                    let Ok(samples) = convert::audio_frame_to_f32(&f, usize::from(channels)) else {
+                        self.audio_errors += 1;
+                        continue;
+                    };
                     if samples.is_empty() {
                         continue;
                     }
@@ -746,17 +748,15 @@ impl Decoder {
                 }
                 Err(ffmpeg::Error::Eof) => break,
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::error::EAGAIN => break,
-                Err(ffmpeg::Error::InvalidData) => {
-                    self.decode_errors += 1;
+                Err(_) => {
+                    self.audio_errors += 1;
                     errors_here += 1;
                     if errors_here > MAX_BAD_READS_IN_A_ROW {
                         break;
                     }
                 }
-                Err(e) => return Err(MediaError::decode(&self.path, "decoding audio", e)),
             }
         }
-        Ok(())
     }
 }
 
