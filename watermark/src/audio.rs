@@ -30,11 +30,11 @@
 
 mod resample;
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::f64::consts::{PI, SQRT_2};
 
 use crate::code;
-use crate::detect::{DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS};
+use crate::detect::{segment_windows, TimeBins, DETECT_P, INCONCLUSIVE_P};
 use crate::fft::{Fft, C};
 use crate::key::{Payload, WatermarkKey};
 use hallmark_media::AudioChunk;
@@ -642,8 +642,16 @@ pub struct AudioDetection {
     pub bit_error_estimate: Option<f64>,
     /// 64 ms analysis windows (tiles in time) analysed.
     pub windows_analysed: u64,
-    /// Per second: single-test p-value of the sync correlation at the registration.
+    /// Per bin of [`AudioDetection::timeline_bin_s`] seconds (bin `i` is `[i·w, (i+1)·w)`
+    /// of the sound's time), up to the bin of the last analysed symbol: single-test p-value
+    /// of the sync correlation at the registration; `None` where nothing was analysed.
     pub timeline: Vec<Option<f64>>,
+    /// Width of the timeline's bins in seconds: 1 for sound up to
+    /// [`AUDIO_MAX_TIMELINE_BINS`] s, else the power of two that keeps them within it.
+    pub timeline_bin_s: f64,
+    /// The tests `p_value` is corrected for on top of the offset search: the whole sound
+    /// plus every segment that may be searched ([`crate::segment_windows`]).
+    pub family_size: usize,
     /// Key id of the best-matching key (set when `p_value < INCONCLUSIVE_P`).
     pub key_id: Option<u8>,
     /// Registration: where the pattern's period starts, seconds from the start of the
@@ -663,8 +671,70 @@ struct DetFront {
     framed: u64,
 }
 
-/// One symbol column kept for the timeline: symbol phase, column, phasors as f32 pairs.
-type SecondColumn = (u8, u8, Vec<[f32; 2]>);
+/// Most timeline bins an [`AudioDetector`] keeps (memory: the 32 folds of one bin, ≈ 180 kB,
+/// so ≤ 23 MB). Bins are one second wide until the sound reaches past the last of them;
+/// then neighbouring bins are merged in pairs (2 s, 4 s, …), so they always cover all of it.
+pub const AUDIO_MAX_TIMELINE_BINS: usize = 128;
+
+/// One timeline bin of the sound: per symbol phase the fold of the symbols in it (phasors
+/// as f32 pairs, `col * bands + band`; empty until a symbol of that phase comes), and how
+/// many symbol columns it holds.
+#[derive(Default)]
+struct AudioBin {
+    folds: Vec<Vec<[f32; 2]>>,
+    columns: u64,
+}
+
+impl AudioBin {
+    fn add_column(&mut self, sphase: usize, col: usize, phasors: &[C]) {
+        let nb = phasors.len();
+        if self.folds.is_empty() {
+            self.folds = vec![Vec::new(); SYMBOL_PHASES];
+        }
+        let fold = &mut self.folds[sphase];
+        if fold.is_empty() {
+            *fold = vec![[0.0; 2]; nb * PERIOD_SYMBOLS];
+        }
+        for (b, p) in phasors.iter().enumerate() {
+            let v = &mut fold[col * nb + b];
+            v[0] += p.re as f32;
+            v[1] += p.im as f32;
+        }
+        self.columns += 1;
+    }
+
+    fn merge(&mut self, other: AudioBin) {
+        if self.folds.is_empty() {
+            *self = other;
+            return;
+        }
+        for (a, b) in self.folds.iter_mut().zip(other.folds) {
+            if a.is_empty() {
+                *a = b;
+            } else {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    x[0] += y[0];
+                    x[1] += y[1];
+                }
+            }
+        }
+        self.columns += other.columns;
+    }
+
+    /// Adds this bin's fold of symbol phase `sphase` to `into`; whether it held any.
+    fn add_fold_to(&self, sphase: usize, into: &mut [C]) -> bool {
+        match self.folds.get(sphase) {
+            Some(f) if !f.is_empty() => {
+                for (c, v) in into.iter_mut().zip(f) {
+                    c.re += v[0] as f64;
+                    c.im += v[1] as f64;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
 
 /// How [`AudioDetector`] measures sound, so that its band-energy front end can run
 /// elsewhere (`hallmark-detector` runs it as a candle model): analysis frame `m` holds the
@@ -766,8 +836,8 @@ pub struct NotWholeFrames {
 }
 
 /// Accumulates the sound of one clip and tests it against a set of keys. Memory is
-/// bounded: one fold per time phase, plus the per-second timeline data of the first
-/// [`MAX_TIMELINE_SECONDS`] seconds.
+/// bounded: one fold per time phase, plus the folds of at most
+/// [`AUDIO_MAX_TIMELINE_BINS`] timeline bins, which cover the whole sound.
 ///
 /// [`AudioDetector::add_chunk`] does everything. Its front end can also be run elsewhere:
 /// [`AudioDetector::push_chunk`] + [`AudioDetector::take_frames`] give the analysis frames,
@@ -788,8 +858,8 @@ pub struct AudioDetector {
     prev: Vec<Option<Vec<f64>>>,
     /// Per symbol phase: the folded phasors (`col * bands + band`).
     folds: Vec<Vec<C>>,
-    /// Per second: every symbol column analysed in it.
-    seconds: BTreeMap<usize, Vec<SecondColumn>>,
+    /// Per timeline bin: the folds of the symbols analysed in it.
+    bins: TimeBins<AudioBin>,
     windows: u64,
     pts0: Option<f64>,
     /// Scratch of the plain front end: frames and their energies.
@@ -821,7 +891,7 @@ impl AudioDetector {
             ring: vec![vec![0.0; nb + 1]; DET_FRAMES_PER_TILE],
             prev: vec![None; DET_FRAMES_PER_TILE],
             folds: vec![vec![C::default(); nb * PERIOD_SYMBOLS]; SYMBOL_PHASES],
-            seconds: BTreeMap::new(),
+            bins: TimeBins::new(AUDIO_MAX_TIMELINE_BINS),
             windows: 0,
             pts0: None,
             frame_buf: Vec::new(),
@@ -1015,14 +1085,9 @@ impl AudioDetector {
         let t = (first as f64 * AUDIO_TILE_SAMPLES as f64 + (phase * DET_HOP) as f64)
             / AUDIO_RATE as f64
             + self.pts0.unwrap_or(0.0).max(0.0);
-        let sec = t.floor() as usize;
-        if sec < MAX_TIMELINE_SECONDS {
-            self.seconds.entry(sec).or_default().push((
-                sphase as u8,
-                col as u8,
-                v.iter().map(|c| [c.re as f32, c.im as f32]).collect(),
-            ));
-        }
+        self.bins
+            .bin_of(t, AudioBin::merge)
+            .add_column(sphase, col, &v);
     }
 
     /// z of the sync correlation, `Σ Re(Φ·e^{−iθ}) / √(½ Σ|Φ|²)` over the sync symbols,
@@ -1060,23 +1125,26 @@ impl AudioDetector {
             bit_error_estimate: None,
             windows_analysed: self.windows,
             timeline: Vec::new(),
+            timeline_bin_s: self.bins.width_s(),
+            family_size: 1,
             key_id: None,
             offset_s: None,
         };
         if self.keys.is_empty() || self.windows == 0 {
             return out;
         }
-        // The whole sound first; then, for 4 s or more, its halves and quarters, so that
-        // foreign sound spliced around a marked stretch cannot drown the mark (as for the
-        // picture: `crate::detect::SEGMENTS_FROM_S`). The segments depend only on the sound's
-        // length, never on the key; p is the Bonferroni bound over the tests run, and once
-        // the whole sound proves the mark within that family, payload decoded, the segments
-        // are not searched.
-        let segments = self.segment_folds();
+        // The whole sound first; then, for 4 s or more, segments of it (halves, quarters, …
+        // and the windows between them: `crate::segment_windows`, as for the picture), so
+        // that foreign sound spliced around a marked stretch cannot drown the mark. The
+        // segments depend only on the sound's length, never on the key; p is the Bonferroni
+        // bound over every segment that may be searched, and once the whole sound proves the
+        // mark within that family, payload decoded, the segments are not searched.
+        let segments = self.segments();
         let family = (1 + segments.len()) as f64;
+        out.family_size = 1 + segments.len();
         let hypotheses = (self.keys.len() * SYMBOL_PHASES * PERIOD_SYMBOLS) as f64;
         let p_of = |z: f64| crate::detect::search_p(hypotheses, z);
-        let mut best = (self.search(&self.folds), &self.folds);
+        let mut best = (self.search(&self.folds), Cow::Borrowed(&self.folds));
         // Segments are also searched when the whole proves the mark but its payload does not
         // decode (foreign sound dilutes the payload's chips too). Reporting family × p of
         // whatever was searched stays a valid bound whatever decided the search.
@@ -1087,10 +1155,11 @@ impl AudioDetector {
                 .0
                 .is_some();
         if !proven {
-            for folds in &segments {
-                let found = self.search(folds);
+            for &(from, to) in &segments {
+                let folds = self.segment_folds(from, to);
+                let found = self.search(&folds);
                 if found.0 > best.0 .0 {
-                    best = (found, folds);
+                    best = (found, Cow::Owned(folds));
                 }
             }
         }
@@ -1112,23 +1181,14 @@ impl AudioDetector {
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
         }
-        if let Some((&last, _)) = self.seconds.last_key_value() {
-            let nb = self.nb;
-            out.timeline = (0..=last)
-                .map(|sec| {
-                    let cols = self.seconds.get(&sec)?;
-                    let mut fold = vec![C::default(); nb * PERIOD_SYMBOLS];
-                    let mut any = false;
-                    for (ph, col, v) in cols {
-                        if *ph as usize == sphase {
-                            any = true;
-                            for (b, p) in v.iter().enumerate() {
-                                fold[*col as usize * nb + b].re += p[0] as f64;
-                                fold[*col as usize * nb + b].im += p[1] as f64;
-                            }
-                        }
-                    }
-                    any.then(|| {
+        let nb = self.nb;
+        out.timeline = (0..self.bins.len())
+            .map(|i| {
+                let mut fold = vec![C::default(); nb * PERIOD_SYMBOLS];
+                self.bins
+                    .get(i)
+                    .is_some_and(|bin| bin.add_fold_to(sphase, &mut fold))
+                    .then(|| {
                         let z = self.z_at(&fold, key, d);
                         if z <= 0.0 {
                             1.0
@@ -1136,9 +1196,8 @@ impl AudioDetector {
                             (-z * z / 2.0).exp()
                         }
                     })
-                })
-                .collect();
-        }
+            })
+            .collect();
         out
     }
 
@@ -1159,39 +1218,29 @@ impl AudioDetector {
         best
     }
 
-    /// The folds of the halves and quarters of the seconds kept for the timeline (the
-    /// first [`MAX_TIMELINE_SECONDS`]), for sound of 4 s or more; segments without columns,
-    /// or with every kept column, are left out.
-    fn segment_folds(&self) -> Vec<Vec<Vec<C>>> {
-        let Some((&last, _)) = self.seconds.last_key_value() else {
-            return Vec::new();
-        };
-        let n = (last + 1).min(MAX_TIMELINE_SECONDS);
-        if n < crate::detect::SEGMENTS_FROM_S {
-            return Vec::new();
-        }
-        let nb = self.nb;
-        let all: usize = self.seconds.values().map(Vec::len).sum();
-        let mut out = Vec::new();
-        for parts in [2, 4] {
-            for i in 0..parts {
-                let (from, to) = (i * n / parts, (i + 1) * n / parts);
-                let mut folds = vec![vec![C::default(); nb * PERIOD_SYMBOLS]; SYMBOL_PHASES];
-                let mut columns = 0;
-                for (sphase, col, v) in self.seconds.range(from..to).flat_map(|(_, c)| c) {
-                    let fold = &mut folds[*sphase as usize];
-                    for (b, p) in v.iter().enumerate() {
-                        fold[*col as usize * nb + b].re += p[0] as f64;
-                        fold[*col as usize * nb + b].im += p[1] as f64;
-                    }
-                    columns += 1;
-                }
-                if columns > 0 && columns < all {
-                    out.push(folds);
-                }
+    /// The segments searched when the whole sound does not prove the mark
+    /// ([`crate::segment_windows`] over the timeline's bins), as ranges of bins; segments
+    /// without symbols, or with every symbol, are left out.
+    fn segments(&self) -> Vec<(usize, usize)> {
+        let all: u64 = self.bins.range(0, usize::MAX).map(|b| b.columns).sum();
+        segment_windows(self.bins.len(), self.bins.width_s())
+            .into_iter()
+            .filter(|&(from, to)| {
+                let columns: u64 = self.bins.range(from, to).map(|b| b.columns).sum();
+                columns > 0 && columns < all
+            })
+            .collect()
+    }
+
+    /// The folds (one per symbol phase) of the timeline bins `[from, to)`.
+    fn segment_folds(&self, from: usize, to: usize) -> Vec<Vec<C>> {
+        let mut folds = vec![vec![C::default(); self.nb * PERIOD_SYMBOLS]; SYMBOL_PHASES];
+        for bin in self.bins.range(from, to) {
+            for (sphase, fold) in folds.iter_mut().enumerate() {
+                bin.add_fold_to(sphase, fold);
             }
         }
-        out
+        folds
     }
 
     /// Soft payload decoding at a registration (Viterbi + CRC) and the raw coded-bit error

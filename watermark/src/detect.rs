@@ -18,8 +18,14 @@ pub const INCONCLUSIVE_P: f64 = 0.01;
 /// grid) searched. 0.866 is a crop to 75 % of the area, 0.707 a crop to half the area.
 pub const SCALE_MIN: f64 = 0.65;
 pub const SCALE_MAX: f64 = 1.25;
-/// Per-second timeline entries kept (memory: one analysis-grid image per second).
-pub const MAX_TIMELINE_SECONDS: usize = 300;
+/// Most timeline bins a detector keeps (per analysis-grid size; memory: one analysis-grid
+/// image per bin, ≈ 117 kB at 16:9, so ≤ 60 MB). Bins are one second wide until a frame falls
+/// past the last of them; then neighbouring bins are merged in pairs (2 s, 4 s, …) as often
+/// as needed, so the bins always cover the whole clip ([`VideoDetection::timeline_bin_s`]).
+pub const MAX_TIMELINE_BINS: usize = 512;
+/// The longest clip (seconds) whose timeline bins are one second wide: longer clips get wider
+/// bins, never a shorter timeline.
+pub const MAX_TIMELINE_SECONDS: usize = MAX_TIMELINE_BINS;
 
 /// The outcome of [`VideoDetector::result`].
 #[derive(Debug, Clone, PartialEq)]
@@ -39,9 +45,17 @@ pub struct VideoDetection {
     /// codeword (a raw channel bit-error estimate); `None` if no decoding was attempted.
     pub bit_error_estimate: Option<f64>,
     pub frames_analysed: u64,
-    /// Per second of the clip: single-test p-value of the sync correlation at the clip's
-    /// registration; `None` where no frame was analysed.
+    /// Per bin of [`VideoDetection::timeline_bin_s`] seconds from the clip's start (bin `i`
+    /// is `[i·w, (i+1)·w)`), up to the bin of the last analysed frame: single-test p-value of
+    /// the sync correlation at the clip's registration; `None` where no frame was analysed.
     pub timeline: Vec<Option<f64>>,
+    /// Width of the timeline's bins in seconds: 1 for clips up to [`MAX_TIMELINE_SECONDS`],
+    /// else the power of two that keeps them within [`MAX_TIMELINE_BINS`].
+    pub timeline_bin_s: f64,
+    /// The tests `p_value` is corrected for on top of the registration search: the whole
+    /// clip plus every segment that may be searched ([`segment_windows`]; 1 with
+    /// [`VideoDetector::whole_clip_only`]).
+    pub family_size: usize,
     /// Key id of the key that matched best (set when `p_value < INCONCLUSIVE_P`).
     pub key_id: Option<u8>,
     /// Registration: scale and cyclic shift (dx, dy) of the best match.
@@ -55,8 +69,84 @@ struct Accum {
     ha: usize,
     sum: Vec<f32>,
     frames: u64,
-    buckets: BTreeMap<usize, (Vec<f32>, u64)>,
-    last_second: Option<usize>,
+    /// Per timeline bin: the summed residuals and their frame count.
+    bins: TimeBins<(Vec<f32>, u64)>,
+}
+
+/// Sums of what was added at given times, per time bin. Bins are one second wide until a
+/// time falls past the first `max` of them; then neighbouring bins are merged in pairs
+/// (2 s, 4 s, …) as often as needed, so the bins always cover everything added and there
+/// are never more than `max`. Which bin a value ends in depends only on its time and on the
+/// latest time added, not on the order of the additions.
+pub(crate) struct TimeBins<V> {
+    max: usize,
+    width_s: f64,
+    bins: BTreeMap<usize, V>,
+}
+
+impl<V> TimeBins<V> {
+    pub(crate) fn new(max: usize) -> Self {
+        TimeBins {
+            max: max.max(1),
+            width_s: 1.0,
+            bins: BTreeMap::new(),
+        }
+    }
+
+    /// The width of the bins in seconds (a power of two).
+    pub(crate) fn width_s(&self) -> f64 {
+        self.width_s
+    }
+
+    /// The bin holding time `t_s` (seconds; a non-finite or negative time counts as 0), the
+    /// bins first widened (pairs merged with `merge`) until it is one of the first `max`.
+    pub(crate) fn bin_of(&mut self, t_s: f64, merge: impl Fn(&mut V, V)) -> &mut V
+    where
+        V: Default,
+    {
+        let t = if t_s.is_finite() { t_s.max(0.0) } else { 0.0 };
+        let index = loop {
+            let i = (t / self.width_s).floor();
+            if i < self.max as f64 {
+                break i as usize;
+            }
+            self.width_s *= 2.0;
+            for (i, v) in std::mem::take(&mut self.bins) {
+                match self.bins.entry(i / 2) {
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(v);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut e) => merge(e.get_mut(), v),
+                }
+            }
+        };
+        self.bins.entry(index).or_default()
+    }
+
+    /// Bins from the first to the last one holding anything (0 when empty).
+    pub(crate) fn len(&self) -> usize {
+        self.bins.last_key_value().map_or(0, |(&i, _)| i + 1)
+    }
+
+    pub(crate) fn get(&self, index: usize) -> Option<&V> {
+        self.bins.get(&index)
+    }
+
+    /// The bins in `[from, to)` that hold anything.
+    pub(crate) fn range(&self, from: usize, to: usize) -> impl Iterator<Item = &V> {
+        self.bins.range(from..to).map(|(_, v)| v)
+    }
+}
+
+/// Adds `b` to `a` element by element (`a` empty: takes `b`).
+pub(crate) fn add_into(a: &mut Vec<f32>, b: &[f32]) {
+    if a.is_empty() {
+        a.extend_from_slice(b);
+    } else {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+    }
 }
 
 /// Accumulates frames of one clip and tests them against a set of keys.
@@ -301,8 +391,7 @@ impl VideoDetector {
                     ha,
                     sum: vec![0.0; wa * ha],
                     frames: 0,
-                    buckets: BTreeMap::new(),
-                    last_second: None,
+                    bins: TimeBins::new(MAX_TIMELINE_BINS),
                 });
                 self.accs.len() - 1
             }
@@ -313,22 +402,12 @@ impl VideoDetector {
         }
         acc.frames += 1;
         self.frames += 1;
-        let sec = if pts_s.is_finite() {
-            pts_s.max(0.0).floor() as usize
-        } else {
-            0
-        };
-        acc.last_second = Some(acc.last_second.map_or(sec, |l| l.max(sec)));
-        if sec < MAX_TIMELINE_SECONDS {
-            let b = acc
-                .buckets
-                .entry(sec)
-                .or_insert_with(|| (vec![0.0; r.len()], 0));
-            for (s, v) in b.0.iter_mut().zip(r) {
-                *s += v;
-            }
-            b.1 += 1;
-        }
+        let bin = acc.bins.bin_of(pts_s, |a, b| {
+            add_into(&mut a.0, &b.0);
+            a.1 += b.1;
+        });
+        add_into(&mut bin.0, r);
+        bin.1 += 1;
     }
 
     /// The normalised sync correlation (z) of key `key_index` at one fixed registration,
@@ -449,6 +528,8 @@ impl VideoDetector {
             bit_error_estimate: None,
             frames_analysed: self.frames,
             timeline: Vec::new(),
+            timeline_bin_s: 1.0,
+            family_size: 1,
             key_id: None,
             scale: None,
             shift: None,
@@ -461,26 +542,38 @@ impl VideoDetector {
         }
         let (wa, ha) = (acc.wa, acc.ha);
         let scales = scale_grid(wa.max(ha));
-        // The whole clip first; then, for clips of 4 s or more, its halves and quarters, so
-        // that foreign footage spliced around a marked stretch cannot drown the mark (each
-        // second's content adds to the fold's energy, marked or not). Which segments are
-        // tested depends only on the frames' times, never on the key: the family is the
-        // Bonferroni union of those tests, and once the whole clip alone proves the mark
-        // within it the segments are not searched (reporting family × p_whole, an upper bound).
-        let segments = if self.whole_clip_only {
+        // The whole clip first; then, for clips of 4 s or more, segments of it (halves,
+        // quarters, … with windows half a segment apart: `segment_windows`), so that foreign
+        // footage spliced around a marked stretch cannot drown the mark (each second's
+        // content adds to the fold's energy, marked or not). Which segments are tested
+        // depends only on the frames' times, never on the key: the family is the Bonferroni
+        // union of those tests, and once the whole clip alone proves the mark within it the
+        // segments are not searched (reporting family × p_whole, an upper bound).
+        let segments: Vec<(usize, usize)> = if self.whole_clip_only {
             Vec::new()
         } else {
-            segment_sums(acc)
+            segment_windows(acc.bins.len(), acc.bins.width_s())
+                .into_iter()
+                .filter(|&(from, to)| {
+                    let frames: u64 = acc.bins.range(from, to).map(|b| b.1).sum();
+                    frames > 0 && frames < acc.frames
+                })
+                .collect()
         };
         let family = (1 + segments.len()) as f64;
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(hypotheses, z);
-        let mut best = (self.search(&acc.sum, wa, ha, &scales), &acc.sum);
+        let whole = self.search(&acc.sum, wa, ha, &scales);
+        let mut best = (whole, Cow::Borrowed(&acc.sum[..]));
         if family * p_of(best.0.z) > DETECT_P {
-            for segment in &segments {
-                let found = self.search(segment, wa, ha, &scales);
+            for &(from, to) in &segments {
+                let mut sum = vec![0.0f32; wa * ha];
+                for (img, _) in acc.bins.range(from, to) {
+                    add_into(&mut sum, img);
+                }
+                let found = self.search(&sum, wa, ha, &scales);
                 if found.z > best.0.z {
-                    best = (found, segment);
+                    best = (found, Cow::Owned(sum));
                 }
             }
         }
@@ -504,28 +597,27 @@ impl VideoDetector {
             p_value,
             score: z,
             frames_analysed: self.frames,
+            timeline_bin_s: acc.bins.width_s(),
+            family_size: 1 + segments.len(),
             ..empty
         };
         if p_value < INCONCLUSIVE_P {
             out.key_id = Some(*key_id);
             out.scale = Some(s);
             out.shift = Some((d % TILE, d / TILE));
-            let f = fold(summed, wa, ha, s, phase);
+            let f = fold(&summed, wa, ha, s, phase);
             let (payload, ber) = decode_payload(&f, key, *key_id, d);
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
         }
-        if let Some(last) = acc.last_second {
-            let n = (last + 1).min(MAX_TIMELINE_SECONDS);
-            out.timeline = (0..n)
-                .map(|sec| {
-                    acc.buckets.get(&sec).map(|(img, _)| {
-                        let f = fold(img, wa, ha, s, phase);
-                        single_p(z_at(&f, key, d))
-                    })
+        out.timeline = (0..acc.bins.len())
+            .map(|i| {
+                acc.bins.get(i).map(|(img, _)| {
+                    let f = fold(img, wa, ha, s, phase);
+                    single_p(z_at(&f, key, d))
                 })
-                .collect();
-        }
+            })
+            .collect();
         out
     }
 }
@@ -549,35 +641,49 @@ struct Registration {
     phase: (f64, f64),
 }
 
-/// Clips whose per-second sums span at least this many seconds are also searched in halves
-/// and quarters (see [`VideoDetector::result`]).
+/// Clips whose timeline bins span at least this many seconds are also searched in segments
+/// (see [`segment_windows`]).
 pub const SEGMENTS_FROM_S: usize = 4;
+/// No segment is shorter than this (seconds).
+pub const MIN_SEGMENT_S: f64 = 1.0;
 
-/// The summed residuals of the halves and quarters of the seconds `acc` holds per-second sums
-/// for (the first [`MAX_TIMELINE_SECONDS`]); segments without frames, or with every frame
-/// of the clip (nothing to gain over the whole), are left out.
-fn segment_sums(acc: &Accum) -> Vec<Vec<f32>> {
-    let Some(last) = acc.last_second else {
-        return Vec::new();
-    };
-    let n = (last + 1).min(MAX_TIMELINE_SECONDS);
-    if n < SEGMENTS_FROM_S {
-        return Vec::new();
+/// How many levels of segments (halves, quarters, eighths, sixteenths) a clip whose timeline
+/// spans `span_s` seconds is searched in: none under [`SEGMENTS_FROM_S`]; down to quarters
+/// under 60 s, eighths under 10 min, sixteenths beyond (so a clip's shortest segment is at
+/// most a sixteenth of it, and an hour needs at most 57 searches); never a segment shorter
+/// than [`MIN_SEGMENT_S`].
+pub fn segment_levels(span_s: f64) -> u32 {
+    if span_s.is_nan() || span_s < SEGMENTS_FROM_S as f64 {
+        return 0;
     }
-    let mut out = Vec::new();
-    for parts in [2, 4] {
-        for i in 0..parts {
-            let (from, to) = (i * n / parts, (i + 1) * n / parts);
-            let mut sum = vec![0.0f32; acc.wa * acc.ha];
-            let mut frames = 0;
-            for (img, count) in acc.buckets.range(from..to).map(|(_, b)| b) {
-                for (s, v) in sum.iter_mut().zip(img) {
-                    *s += v;
-                }
-                frames += count;
-            }
-            if frames > 0 && frames < acc.frames {
-                out.push(sum);
+    let cap = if span_s < 60.0 {
+        2
+    } else if span_s < 600.0 {
+        3
+    } else {
+        4
+    };
+    let fit = (span_s / MIN_SEGMENT_S).log2().floor().min(64.0) as u32;
+    cap.min(fit)
+}
+
+/// The segments a clip of `bins` timeline bins of `bin_s` seconds is searched in when the
+/// whole clip does not prove the mark, as ranges `[from, to)` of bin indices: at each level
+/// `ℓ` of [`segment_levels`], windows of `bins/2^ℓ` bins every half window (the halves and
+/// the middle half, the quarters and the three between them, …: `2^(ℓ+1) − 1` windows), so
+/// that a marked stretch of up to half a window lies wholly inside one window of that level
+/// wherever it is. Windows that are empty or the whole clip are left out, as are repeats.
+/// Depends only on the timeline's extent (the frames' times), never on a key: at most 3, 10,
+/// 25 or 56 windows for 1 to 4 levels.
+pub fn segment_windows(bins: usize, bin_s: f64) -> Vec<(usize, usize)> {
+    let levels = segment_levels(bins as f64 * bin_s);
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for level in 1..=levels {
+        let steps = 1usize << (level + 1);
+        for i in 0..steps - 1 {
+            let (from, to) = (i * bins / steps, (i + 2) * bins / steps);
+            if to > from && (from, to) != (0, bins) && !out.contains(&(from, to)) {
+                out.push((from, to));
             }
         }
     }
