@@ -4,6 +4,7 @@
 //! batches of luma planes). Sound: [`AudioScan`] batches analysis frames through the sound
 //! model on the thread that hands it the chunks (the decoder's; it costs little there).
 
+use std::collections::BTreeSet;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use candle_core::{Device, Tensor};
@@ -65,6 +66,29 @@ impl VideoScan {
     }
 }
 
+/// How much of a clip's picture a scan got through: what [`scan`] and [`scan_frames`] return.
+/// A packet the decoder cannot decode is counted and skipped (the scan goes on with the next
+/// ones: a corrupt stretch in the middle leaves the rest analysed); only an error that ends
+/// the decoding itself (the file unreadable from some point on) stops the scan early.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScanCoverage {
+    /// Packets (picture and sound) the decoders rejected as corrupt and skipped, both
+    /// parts of a split scan together.
+    pub decode_errors: u64,
+    /// Picture frames handed to the detector.
+    pub frames_analysed: u64,
+    /// Seconds of the picture with at least one analysed frame (second `k` is
+    /// `[k, k+1)` of the frames' times): the whole clip's length, rounded up, when nothing
+    /// was lost and every second has a frame the scan selects (a key-frame scan covers
+    /// only the seconds its key frames fall in).
+    pub seconds_analysed: f64,
+    /// The file's length in seconds, when its container says (`MediaInfo::duration_s`).
+    pub total_s: Option<f64>,
+    /// The error that ended the decoding before the end of the file, if one did (what
+    /// follows it was not analysed).
+    pub stopped_by: Option<String>,
+}
+
 /// Decodes `decoder`'s clip and feeds the video frames through the detection model (on
 /// [`model::default_device`]) into `detector`, and into `pictures` (the picture half of a
 /// fingerprint) when given; frames decoded on this thread — every sound chunk, and the
@@ -81,9 +105,9 @@ pub fn scan(
     detector: &mut VideoDetector,
     pictures: Option<&mut Fingerprinter>,
     inspect: impl FnMut(&MediaFrame),
-) {
+) -> ScanCoverage {
     let how = VideoScan::full(decoder.info());
-    scan_frames(decoder, detector, how, pictures, inspect);
+    scan_frames(decoder, detector, how, pictures, inspect)
 }
 
 /// Neither part of a split clip is shorter than this (see [`scan_frames`]).
@@ -105,8 +129,8 @@ pub fn scan_frames(
     how: VideoScan,
     pictures: Option<&mut Fingerprinter>,
     inspect: impl FnMut(&MediaFrame),
-) {
-    scan_frames_with_progress(decoder, detector, how, pictures, None, inspect);
+) -> ScanCoverage {
+    scan_frames_with_progress(decoder, detector, how, pictures, None, inspect)
 }
 
 /// Told how far a scan has come: the stretch of the clip's picture covered so far, in
@@ -121,7 +145,8 @@ pub fn scan_frames_with_progress(
     mut pictures: Option<&mut Fingerprinter>,
     progress: Option<ProgressFn>,
     mut inspect: impl FnMut(&MediaFrame),
-) {
+) -> ScanCoverage {
+    let errors_before = decoder.decode_errors();
     decoder.select_video_frames(how.selection());
     let later = (how == VideoScan::ReferenceFrames)
         .then(|| second_part(decoder))
@@ -136,6 +161,10 @@ pub fn scan_frames_with_progress(
     let (tx, rx) = sync_channel::<Luma>(config.batch_size * 2);
     let print_later = pictures.is_some();
     let split_s = later.as_ref().map(|(_, from_s)| *from_s);
+    let mut coverage = ScanCoverage {
+        total_s: decoder.info().duration_s,
+        ..ScanCoverage::default()
+    };
     std::thread::scope(|s| {
         let worker = s.spawn(|| {
             let covered = progress.map(|report| Coverage::new(split_s, report));
@@ -145,7 +174,12 @@ pub fn scan_frames_with_progress(
             let tx = tx.clone();
             s.spawn(move || {
                 let mut print = print_later.then(Fingerprinter::new);
-                while let Ok(Some(frame)) = later.next_frame() {
+                let stopped_by = loop {
+                    let frame = match later.next_frame() {
+                        Ok(Some(frame)) => frame,
+                        Ok(None) => break None,
+                        Err(e) => break Some(e.to_string()),
+                    };
                     let MediaFrame::Video(frame) = frame else {
                         continue;
                     };
@@ -153,29 +187,42 @@ pub fn scan_frames_with_progress(
                         continue; // a leading picture of an open GOP: the first part's
                     }
                     if !analyse(frame, print.as_mut(), &tx) {
-                        break;
+                        break None;
                     }
-                }
-                print
+                };
+                (print, later.decode_errors(), stopped_by)
             })
         });
-        while let Ok(Some(frame)) = decoder.next_frame() {
+        let stopped_by = loop {
+            let frame = match decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break None,
+                Err(e) => break Some(e.to_string()),
+            };
             inspect(&frame);
             if let MediaFrame::Video(frame) = frame {
                 if !analyse(frame, pictures.as_deref_mut(), &tx) {
-                    break;
+                    break None;
                 }
             }
-        }
+        };
         drop(tx);
+        coverage.decode_errors = decoder.decode_errors().saturating_sub(errors_before);
+        coverage.stopped_by = stopped_by;
         if let Some(later) = later {
-            let print = later.join().expect("second decoding thread panicked");
+            let (print, errors, stopped_by) =
+                later.join().expect("second decoding thread panicked");
             if let (Some(p), Some(print)) = (pictures, print) {
                 p.append_video(print);
             }
+            coverage.decode_errors += errors;
+            coverage.stopped_by = coverage.stopped_by.take().or(stopped_by);
         }
-        worker.join().expect("detection thread panicked");
+        let (frames, seconds) = worker.join().expect("detection thread panicked");
+        coverage.frames_analysed = frames;
+        coverage.seconds_analysed = seconds as f64;
     });
+    coverage
 }
 
 /// One decoded frame into the picture fingerprint (when kept) and on to the model thread;
@@ -255,20 +302,28 @@ impl<'a> Coverage<'a> {
     }
 }
 
-/// Batches frames of one size and runs them through the model.
+/// Batches frames of one size and runs them through the model; returns how many frames
+/// it analysed and in how many distinct seconds (see [`ScanCoverage::seconds_analysed`]).
 fn run_model(
     rx: Receiver<Luma>,
     detector: &mut VideoDetector,
     config: Config,
     device: &Device,
     mut covered: Option<Coverage>,
-) {
+) -> (u64, usize) {
     let batch_size = config.batch_size;
     let mut model = ResidualModel::new(config, device).ok();
     let mut batch: Vec<Luma> = Vec::with_capacity(batch_size);
+    let mut frames = 0u64;
+    // One entry per second that had a frame: at most one per frame, a few kB per hour.
+    let mut seconds = BTreeSet::new();
     for luma in rx {
         if let Some(c) = covered.as_mut() {
             c.frame_at(luma.pts_s);
+        }
+        frames += 1;
+        if luma.pts_s.is_finite() {
+            seconds.insert(luma.pts_s.max(0.0).floor() as u64);
         }
         if batch
             .first()
@@ -282,6 +337,7 @@ fn run_model(
         }
     }
     flush(&mut model, &mut batch, detector);
+    (frames, seconds.len())
 }
 
 /// Runs one batch through the model into the detector. Should the model fail (a GPU
@@ -341,6 +397,11 @@ pub struct AudioScan {
     batch_size: usize,
     /// Frames taken, not yet measured (fewer than `batch_size`).
     frames: Vec<f32>,
+    /// The format (rate, channels) of the first well-formed chunk: later chunks must match.
+    format: Option<(u32, u16)>,
+    /// Seconds of sound in the chunks taken, and chunks refused.
+    seconds_heard: f64,
+    chunks_ignored: u64,
 }
 
 impl AudioScan {
@@ -365,7 +426,35 @@ impl AudioScan {
             model: BandEnergyModel::new(config, device).ok(),
             batch_size,
             frames: Vec::new(),
+            format: None,
+            seconds_heard: 0.0,
+            chunks_ignored: 0,
         }
+    }
+
+    /// Seconds of sound handed to the detector so far: the chunks it took, by their sample
+    /// count (a stretch the decoder skipped as corrupt is not in them).
+    pub fn seconds_heard(&self) -> f64 {
+        self.seconds_heard
+    }
+
+    /// Chunks refused so far: malformed, or of another format than the first chunk's.
+    pub fn chunks_ignored(&self) -> u64 {
+        self.chunks_ignored
+    }
+
+    /// Whether the detector takes `chunk` (the rule of `AudioDetector::push_chunk`), and
+    /// counts it.
+    fn take(&mut self, chunk: &AudioChunk) -> bool {
+        let ch = usize::from(chunk.channels);
+        let well_formed = ch > 0 && chunk.sample_rate > 0 && chunk.samples.len().is_multiple_of(ch);
+        let format = (chunk.sample_rate, chunk.channels);
+        if !well_formed || *self.format.get_or_insert(format) != format {
+            self.chunks_ignored += 1;
+            return false;
+        }
+        self.seconds_heard += (chunk.samples.len() / ch) as f64 / f64::from(chunk.sample_rate);
+        true
     }
 
     /// Whether the candle model is (still) measuring the sound.
@@ -376,6 +465,9 @@ impl AudioScan {
     /// Adds one chunk of decoded sound (any rate, any channel count; chunks whose format
     /// differs from the first chunk's are ignored, as `AudioDetector::add_chunk` does).
     pub fn add_chunk(&mut self, chunk: &AudioChunk) {
+        if !self.take(chunk) {
+            return;
+        }
         if self.model.is_none() {
             self.detector.add_chunk(chunk);
             return;
