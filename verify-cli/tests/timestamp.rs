@@ -201,6 +201,14 @@ fn c_time_stamp_from_an_untrusted_authority_does_not_outlive_the_certificate() {
     // the SDK ignores the time stamp (timeStamp.untrusted) and judges the certificate at
     // the current time, so 3 years later it has expired.
     let s = sealed();
+    let (_, now) = verify_at(s.home.path(), None, &[], &s.stamped);
+    eprintln!(
+        "time stamp from an untrusted authority, today: verdict {}, c2pa.failures = {:?}, signing_time = {}",
+        now["verdict"],
+        common::strings(&now["c2pa"]["failures"]),
+        now["c2pa"]["signing_time"]
+    );
+    assert_eq!(now["verdict"], "verified", "{now:#}");
     let (_, report) = verify_at(s.home.path(), Some(LATER), &[], &s.stamped);
     eprintln!(
         "time stamp from an untrusted authority, 3 years later: c2pa.failures = {:?}",
