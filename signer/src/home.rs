@@ -19,15 +19,45 @@ pub struct Config {
     /// PEM files (absolute, or relative to the home dir) whose certificates the verifier trusts.
     #[serde(default)]
     pub trust_anchors: Vec<PathBuf>,
-    /// Watermark key files (absolute, or relative to the home dir) of other hallmark signers
-    /// whose marks `verify` looks for, besides this home's own `keys/watermark.key`.
+    /// Watermark keys of other hallmark signers whose marks `verify` looks for, besides this
+    /// home's own `keys/watermark.key`: a key file's path (absolute, or relative to the home
+    /// dir), or `{ path = "...", organisation = "Studio" }` to name who holds it (reports
+    /// show the name beside the key's 64-bit id).
     #[serde(default)]
-    pub watermark_keys: Vec<PathBuf>,
+    pub watermark_keys: Vec<WatermarkKeyEntry>,
     /// RFC 3161 time-stamp authority every `seal` and `generate` asks for a trusted time
     /// (`--tsa URL` overrides it). A seal asked to be time-stamped fails rather than go
     /// without.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsa_url: Option<String>,
+}
+
+/// One entry of `watermark_keys` in `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum WatermarkKeyEntry {
+    /// A key file.
+    Path(PathBuf),
+    /// A key file and the organisation that holds it.
+    Named {
+        path: PathBuf,
+        organisation: Option<String>,
+    },
+}
+
+impl WatermarkKeyEntry {
+    pub fn path(&self) -> &Path {
+        match self {
+            WatermarkKeyEntry::Path(p) | WatermarkKeyEntry::Named { path: p, .. } => p,
+        }
+    }
+
+    pub fn organisation(&self) -> Option<&str> {
+        match self {
+            WatermarkKeyEntry::Path(_) => None,
+            WatermarkKeyEntry::Named { organisation, .. } => organisation.as_deref(),
+        }
+    }
 }
 
 impl Home {
@@ -106,18 +136,32 @@ impl Home {
     /// Every watermark key `verify` should look for: this home's own (if it has one; verifying
     /// never creates keys) and those listed in the config.
     pub fn watermark_keys(&self) -> Result<Vec<hallmark_watermark::WatermarkKey>, SignerError> {
+        Ok(self
+            .named_watermark_keys()?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    /// [`Home::watermark_keys`], each with the organisation that holds it: this home's own
+    /// key is held by the organisation of its signing certificate; a configured key by the
+    /// `organisation` its entry names.
+    pub fn named_watermark_keys(
+        &self,
+    ) -> Result<Vec<(hallmark_watermark::WatermarkKey, Option<String>)>, SignerError> {
         let own = self.keys_dir().join(crate::keys::WATERMARK_KEY);
-        let mut paths: Vec<PathBuf> = own.exists().then_some(own).into_iter().collect();
-        paths.extend(
-            self.config()?
-                .watermark_keys
-                .iter()
-                .map(|p| self.resolve_path(p)),
-        );
-        paths
-            .iter()
-            .map(|p| crate::keys::read_watermark_key(p))
-            .collect()
+        let mut out = Vec::new();
+        if own.exists() {
+            out.push((
+                crate::keys::read_watermark_key(&own)?,
+                crate::keys::own_organisation(self),
+            ));
+        }
+        for entry in self.config()?.watermark_keys {
+            let key = crate::keys::read_watermark_key(&self.resolve_path(entry.path()))?;
+            out.push((key, entry.organisation().map(str::to_owned)));
+        }
+        Ok(out)
     }
 
     /// Concatenated PEM text of every trust anchor in the config. A listed file that is

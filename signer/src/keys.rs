@@ -409,3 +409,13 @@ fn make_signer(
 fn cert_err(e: rcgen::Error) -> SignerError {
     SignerError::Keys(format!("certificate generation failed: {e}"))
 }
+
+/// The organisation named in this home's signing certificate (`keygen --org`), which holds
+/// its watermark key too; `None` without a readable certificate.
+pub(crate) fn own_organisation(home: &Home) -> Option<String> {
+    let pem = std::fs::read(home.keys_dir().join(SIGNER_CERT)).ok()?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let org = cert.subject().iter_organization().next()?.as_str().ok()?;
+    Some(org.to_owned())
+}

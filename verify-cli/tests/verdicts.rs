@@ -314,3 +314,57 @@ fn hex(bytes: &[u8]) -> String {
 fn pem_der(text: &str) -> Vec<u8> {
     pem::parse(text).expect("a PEM certificate").into_contents()
 }
+
+/// Keys have names: a mark is reported with its key's 64-bit id and the organisation that
+/// holds it (the home's own: its certificate's; a configured one: its config entry's). Two
+/// keys sharing the payload's one-byte id are not told apart by it: no name is guessed.
+#[test]
+fn the_key_that_marked_a_clip_is_named() {
+    let (studio, sealed) = studio_clip();
+    let (_, own) = verify_json(studio.path(), sealed, &["--no-store"]);
+    let key = &own["watermark"]["video"]["key"];
+    assert_eq!(key["organisation"], "Studio", "{own:#}");
+    let id = key["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 16, "a 64-bit id: {id}");
+    assert_eq!(own["audit"]["watermark_keys"][0], id.as_str());
+
+    // A newsroom that looks for the studio's marks, named in its config.
+    let stripped = strip_manifest(sealed, "named-key-stripped.mp4");
+    let key_file = studio.path().join("keys/watermark.key");
+    let newsroom = Home::empty();
+    let config = format!(
+        "watermark_keys = [{{ path = {:?}, organisation = \"Studio Pictures Ltd\" }}]\n",
+        key_file.to_str().unwrap()
+    );
+    std::fs::write(newsroom.path().join("config.toml"), &config).unwrap();
+    let (_, r) = verify_json(newsroom.path(), &stripped, &["--no-store"]);
+    assert_eq!(r["verdict"], "watermarked", "{r:#}");
+    assert_eq!(r["watermark"]["video"]["key"]["id"], id.as_str(), "{r:#}");
+    assert_eq!(
+        r["watermark"]["video"]["key"]["organisation"],
+        "Studio Pictures Ltd"
+    );
+    let summary = r["summary"].as_str().unwrap();
+    assert!(summary.contains("Studio Pictures Ltd"), "{summary}");
+
+    // A second key with the same one-byte id (another secret): the short id no longer
+    // names one key, so the report names none (the payload's key_id stays).
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let short_id = &text.trim()[..2];
+    let twin = newsroom.path().join("twin.key");
+    std::fs::write(&twin, format!("{short_id}{}\n", "ab".repeat(32))).unwrap();
+    std::fs::write(
+        newsroom.path().join("config.toml"),
+        format!(
+            "watermark_keys = [{{ path = {:?}, organisation = \"Studio Pictures Ltd\" }}, {:?}]\n",
+            key_file.to_str().unwrap(),
+            twin.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (_, r) = verify_json(newsroom.path(), &stripped, &["--no-store"]);
+    assert_eq!(r["verdict"], "watermarked", "{r:#}");
+    assert!(r["watermark"]["video"]["key"].is_null(), "{r:#}");
+    assert!(r["watermark"]["video"]["key_id"].is_u64());
+    assert_eq!(r["audit"]["watermark_keys"].as_array().unwrap().len(), 2);
+}
