@@ -392,3 +392,55 @@ fn generate_asks_the_authority_too() {
     let (_, report) = verify_at(home.path(), Some(LATER), &[&tsa.root_pem()], &out);
     assert_eq!(report["verdict"], "verified", "{report:#}");
 }
+
+#[test]
+fn c2patool_accepts_the_time_stamp() {
+    // The outside judge (c2patool 0.27.22, its own SDK version) trusting the home's root and
+    // the authority's: the time stamp is validated and trusted, and its time is the one shown.
+    let s = sealed();
+    let anchors = scratch().join("stamped-anchors.pem");
+    std::fs::write(
+        &anchors,
+        format!(
+            "{}{}",
+            std::fs::read_to_string(s.home.root_cert()).unwrap(),
+            std::fs::read_to_string(s.tsa.root_pem()).unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("c2patool")
+        .arg(&s.stamped)
+        .args(["trust", "--trust_anchors"])
+        .arg(&anchors)
+        .output()
+        .expect("c2patool (installed by scripts/setup)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["validation_state"], "Trusted", "{report:#}");
+    let codes = |kind: &str| -> Vec<String> {
+        report["validation_results"]["activeManifest"][kind]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["code"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(codes("failure").is_empty(), "{report:#}");
+    let success = codes("success");
+    for code in ["timeStamp.validated", "timeStamp.trusted"] {
+        assert!(success.iter().any(|c| c == code), "no {code}: {report:#}");
+    }
+    let active = report["active_manifest"].as_str().unwrap();
+    let time = report["manifests"][active]["signature_info"]["time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no signing time: {report:#}"));
+    assert!(
+        s.tsa.issued().iter().any(|t| epoch_s(t) == epoch_s(time)),
+        "c2patool's signing time {time} is none of the authority's {:?}",
+        s.tsa.issued()
+    );
+}
