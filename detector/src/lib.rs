@@ -226,6 +226,8 @@ impl Verifier {
                 let marks = self.gather_evidence(&target.path, decoder, mode, progress);
                 key_frames_only = marks.video.scan == Some(VideoScan::KeyFrames);
                 print = marks.print;
+                let covered = marks.covered;
+                let sound_s = marks.audio_scan.seconds_heard();
                 let mut video = has_picture.then_some(marks.video);
                 let mut audio = has_sound.then(|| audio_mark(marks.audio_scan.finish()));
                 for m in [video.as_mut(), audio.as_mut()].into_iter().flatten() {
@@ -242,10 +244,13 @@ impl Verifier {
                     })
                     .and_then(|m| m.payload.clone());
                 report.coverage = Some(Coverage {
-                    decode_errors: 0,
-                    picture_seconds_analysed: video.as_ref().map(analysed_seconds),
-                    sound_seconds_analysed: audio.as_ref().map(analysed_seconds),
-                    duration_s: report.media.as_ref().and_then(|m| m.duration_s),
+                    decode_errors: covered.decode_errors,
+                    picture_seconds_analysed: video.as_ref().map(|_| covered.seconds_analysed),
+                    sound_seconds_analysed: audio.as_ref().map(|_| sound_s),
+                    duration_s: covered
+                        .total_s
+                        .or(report.media.as_ref().and_then(|m| m.duration_s)),
+                    decoding_stopped: covered.stopped_by,
                 });
                 report.watermark = Some(WatermarkReport {
                     video,
@@ -417,10 +422,10 @@ impl Verifier {
                 let mut heard = hearing.take().expect("the sound is heard once");
                 s.spawn(move || {
                     heard.hear_all(&mut sound_only);
-                    heard
+                    (heard, sound_only.decode_errors())
                 })
             });
-            scan::scan_frames_with_progress(
+            let mut covered = scan::scan_frames_with_progress(
                 &mut decoder,
                 &mut detector,
                 scan,
@@ -446,7 +451,9 @@ impl Verifier {
                     if pictures.is_some() {
                         pictures = Some(Fingerprinter::new());
                     }
-                    scan::scan_frames_with_progress(
+                    // The full pass decodes every key frame again: its coverage is the
+                    // picture's.
+                    covered = scan::scan_frames_with_progress(
                         &mut decoder,
                         &mut detector,
                         scan,
@@ -459,10 +466,13 @@ impl Verifier {
                 }
             }
             if let Some(apart) = apart {
-                hearing = Some(apart.join().expect("sound thread panicked"));
+                let (heard, errors) = apart.join().expect("sound thread panicked");
+                hearing = Some(heard);
+                covered.decode_errors += errors;
             }
-            found
+            (found, covered)
         });
+        let (found, covered) = found;
         let hearing = hearing.expect("the sound was heard");
         let print = pictures
             .zip(hearing.print)
@@ -474,6 +484,7 @@ impl Verifier {
             video: video_mark(found, tests, scan, passes, seconds),
             audio_scan: hearing.scan,
             print,
+            covered,
         }
     }
 }
@@ -699,6 +710,8 @@ struct Marks {
     audio_scan: scan::AudioScan,
     /// The content's fingerprint, with a store.
     print: Option<Fingerprint>,
+    /// How much was decoded and analysed.
+    covered: scan::ScanCoverage,
 }
 
 /// The sound's part of a watermark search: every chunk through the sound detector and,

@@ -114,6 +114,9 @@ pub struct Coverage {
     pub sound_seconds_analysed: Option<f64>,
     /// The file's length, as its container says.
     pub duration_s: Option<f64>,
+    /// The error that ended decoding before the end of the file, if one did: what follows
+    /// it was not analysed.
+    pub decoding_stopped: Option<String>,
 }
 
 /// The inputs of a report, so that it can be audited.

@@ -128,6 +128,22 @@ fn summary(report: &Report, evidence: &Evidence, j: &Judgement) -> String {
     if j.different_sources {
         out.push_str(&different_sources(report));
     }
+    if let Some(c) = report
+        .coverage
+        .as_ref()
+        .filter(|_| j.verdict != Verdict::Error)
+    {
+        if c.decoding_stopped.is_some() {
+            out.push_str(" Decoding stopped at an error before the end of the file: what follows was not analysed.");
+        } else if c.decode_errors > 0 {
+            out.push_str(&format!(
+                " {} packet{} could not be decoded and {} skipped; the rest was analysed.",
+                c.decode_errors,
+                if c.decode_errors == 1 { "" } else { "s" },
+                if c.decode_errors == 1 { "was" } else { "were" },
+            ));
+        }
+    }
     if j.verdict != Verdict::Contradicted
         && j.ai_evidence
             .iter()

@@ -196,6 +196,14 @@ pub fn human(report: &Report, color: bool) -> String {
             c.decode_errors,
             if c.decode_errors == 1 { "" } else { "s" }
         );
+        if let Some(e) = &c.decoding_stopped {
+            let _ = writeln!(
+                out,
+                "  {:<16} decoding stopped before the end: {}",
+                "",
+                safe(e)
+            );
+        }
     }
     if let Some(m) = &report.media {
         let mut desc = format!("{} ({})", m.kind, m.container);
