@@ -898,3 +898,41 @@ fn now_rfc3339() -> String {
 pub(crate) fn c2pa_err(e: c2pa::Error) -> SignerError {
     SignerError::C2pa(e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tsa_address;
+
+    #[test]
+    fn tsa_urls_give_host_and_port() {
+        let ok = |url: &str| tsa_address(url).unwrap();
+        assert_eq!(
+            ok("http://tsa.example.com/tsr"),
+            ("tsa.example.com".into(), 80)
+        );
+        assert_eq!(
+            ok("https://tsa.example.com"),
+            ("tsa.example.com".into(), 443)
+        );
+        assert_eq!(
+            ok("http://127.0.0.1:8318/x?y#z"),
+            ("127.0.0.1".into(), 8318)
+        );
+        assert_eq!(
+            ok("http://user:pw@tsa.example.com:81/"),
+            ("tsa.example.com".into(), 81)
+        );
+        assert_eq!(ok("http://[::1]:9000/tsa"), ("::1".into(), 9000));
+        assert_eq!(ok("https://[2001:db8::1]/tsa"), ("2001:db8::1".into(), 443));
+        for bad in [
+            "ftp://tsa.example.com",
+            "tsa.example.com",
+            "http://",
+            "http:///tsa",
+            "http://tsa.example.com:http/",
+            "http://[::1/tsa",
+        ] {
+            assert!(tsa_address(bad).is_err(), "{bad} accepted");
+        }
+    }
+}
