@@ -708,3 +708,78 @@ fn decode_payload(f: &[f64], key: &KeyPattern, key_id: u8, shift: usize) -> (Opt
     }
     code::decode(&soft, key_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_windows_cover_every_short_stretch_and_depend_on_the_length_only() {
+        // Below 4 s nothing; then at most 3 + 7 (+ 15 (+ 31)) windows by length.
+        assert!(segment_windows(3, 1.0).is_empty());
+        assert_eq!(segment_windows(4, 1.0).len(), 7);
+        assert_eq!(segment_windows(59, 1.0).len(), 10);
+        assert_eq!(segment_windows(420, 1.0).len(), 25);
+        assert_eq!(segment_windows(450, 8.0).len(), 56);
+        for (bins, bin_s) in [
+            (4, 1.0),
+            (5, 1.0),
+            (59, 1.0),
+            (61, 1.0),
+            (420, 1.0),
+            (450, 8.0),
+        ] {
+            let windows = segment_windows(bins, bin_s);
+            assert!(windows
+                .iter()
+                .all(|&(a, b)| a < b && b <= bins && (a, b) != (0, bins)));
+            let mut unique = windows.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), windows.len(), "repeats for {bins} bins");
+            // Every stretch of up to half the shortest window lies wholly inside a window.
+            let levels = segment_levels(bins as f64 * bin_s);
+            let half = bins >> (levels + 1);
+            for from in 0..bins.saturating_sub(half) {
+                let to = from + half.max(1);
+                assert!(
+                    windows.iter().any(|&(a, b)| a <= from && to <= b),
+                    "{bins} bins: [{from}, {to}) in no window of {windows:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn time_bins_widen_in_pairs_whatever_the_order() {
+        let merge = |a: &mut u64, b: u64| *a += b;
+        let times: Vec<f64> = (0..3000).map(|i| i as f64 * 0.37).collect();
+        let mut forward = TimeBins::new(16);
+        for &t in &times {
+            *forward.bin_of(t, merge) += 1;
+        }
+        let mut backward = TimeBins::new(16);
+        for &t in times.iter().rev() {
+            *backward.bin_of(t, merge) += 1;
+        }
+        // 3000 · 0.37 s ≈ 1110 s in ≤ 16 bins: 128 s each (64 s would need 18).
+        assert_eq!(forward.width_s(), 128.0);
+        assert_eq!(forward.len(), 9);
+        assert_eq!(backward.width_s(), forward.width_s());
+        for i in 0..forward.len() {
+            assert_eq!(forward.get(i), backward.get(i), "bin {i}");
+            let expected = times
+                .iter()
+                .filter(|t| (**t / 128.0).floor() as usize == i)
+                .count() as u64;
+            assert_eq!(forward.get(i), Some(&expected), "bin {i}");
+        }
+        // Bad times count as 0; a huge one widens the bins but never panics.
+        let mut odd = TimeBins::new(4);
+        *odd.bin_of(f64::NAN, merge) += 1;
+        *odd.bin_of(-5.0, merge) += 1;
+        *odd.bin_of(f64::MAX, merge) += 1;
+        assert_eq!(odd.get(0), Some(&2));
+        assert!(odd.len() <= 4 && odd.width_s().is_finite());
+    }
+}
