@@ -338,6 +338,25 @@ impl Verifier {
             provenance::Outcome::Absent | provenance::Outcome::Unsupported => {
                 (ManifestEvidence::Absent, None)
             }
+            provenance::Outcome::Revoked => {
+                // Nothing else of the manifest was read: only that its signer is revoked.
+                let code = "signingCredential.ocsp.revoked".to_string();
+                report.c2pa.present = true;
+                report.c2pa.validation_state = Some("Invalid".into());
+                report.c2pa.failures = vec![code.clone()];
+                report.c2pa.failure_details = vec![StatusDetail {
+                    code,
+                    explanation: Some(
+                        "a stapled OCSP response says the signing certificate was revoked".into(),
+                    ),
+                    url: None,
+                }];
+                let facts = ManifestFacts {
+                    credential: Some(verdict::CredentialProblem::Revoked),
+                    ..Default::default()
+                };
+                (ManifestEvidence::Read(facts), None)
+            }
             provenance::Outcome::Unreadable(e) => (
                 ManifestEvidence::Unreadable,
                 Some(format!("its C2PA data could not be parsed: {e}")),

@@ -29,6 +29,10 @@ pub enum Outcome {
     Remote(String),
     /// The SDK does not handle this format at all.
     Unsupported,
+    /// The SDK stopped reading because a stapled OCSP response says the signing
+    /// certificate was revoked (0.90.22 reports no failure code for it: the reader fails
+    /// with `CertificateTrustError`, which only its OCSP check raises).
+    Revoked,
     /// The file or its manifest could not be parsed.
     Unreadable(String),
 }
@@ -61,6 +65,7 @@ pub fn read(
             Outcome::Remote(url)
         }
         Err(c2pa::Error::UnsupportedType) => Outcome::Unsupported,
+        Err(c2pa::Error::CertificateTrustError(_)) => Outcome::Revoked,
         Err(e) => Outcome::Unreadable(e.to_string()),
     }
 }

@@ -30,11 +30,12 @@ pub enum CredentialProblem {
     /// The certificate had expired when verified, with no trusted time-stamp proving the
     /// signature was made while it was valid.
     Expired,
-    /// The signature's algorithm is not supported (or deprecated).
+    /// The signature's algorithm is not supported (or deprecated): the signature cannot
+    /// be checked at all.
     UnsupportedAlgorithm,
     /// The certificate is malformed or unfit for C2PA signing (chain, EKU, key usage, CA).
     InvalidCredential,
-    /// The certificate was revoked.
+    /// The certificate was revoked (a stapled OCSP response says so).
     Revoked,
 }
 
@@ -69,6 +70,16 @@ impl CredentialProblem {
             CredentialProblem::InvalidCredential => "invalid-credential",
             CredentialProblem::Revoked => "revoked",
         }
+    }
+
+    /// Whether the signature itself could be checked despite the problem: then the manifest
+    /// and the content are known to be unchanged since signing. A revoked certificate stops
+    /// the SDK before it checks anything; an unsupported algorithm cannot be checked.
+    pub fn signature_checked(self) -> bool {
+        !matches!(
+            self,
+            CredentialProblem::Revoked | CredentialProblem::UnsupportedAlgorithm
+        )
     }
 
     /// What the problem means, in a sentence's middle.
@@ -122,7 +133,13 @@ impl ManifestFacts {
     pub fn classify(failures: &[String]) -> (Vec<String>, Option<CredentialProblem>) {
         let mut integrity = Vec::new();
         let mut credential = None;
+        // A signature made with an algorithm the SDK cannot check is also reported as a
+        // signature mismatch: that is the same problem, not a second one.
+        let unsupported = failures.iter().any(|c| c == "algorithm.unsupported");
         for code in failures {
+            if unsupported && code == "claimSignature.mismatch" {
+                continue;
+            }
             match CredentialProblem::of_code(code) {
                 Some(p) => credential = credential.max(Some(p)),
                 None => integrity.push(code.clone()),
@@ -957,7 +974,7 @@ mod tests {
     #[test]
     fn failure_codes_fall_into_families() {
         let codes = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let cases: [(&[&str], &[&str], Option<Cp>); 9] = [
+        let cases: [(&[&str], &[&str], Option<Cp>); 11] = [
             (&["signingCredential.untrusted"], &[], Some(Cp::Untrusted)),
             (&["signingCredential.expired"], &[], Some(Cp::Expired)),
             (
@@ -986,6 +1003,20 @@ mod tests {
                 Some(Cp::Expired),
             ),
             (&["general.error"], &["general.error"], None),
+            (
+                &["algorithm.unsupported", "claimSignature.mismatch"],
+                &[],
+                Some(Cp::UnsupportedAlgorithm),
+            ),
+            (
+                &[
+                    "assertion.dataHash.mismatch",
+                    "algorithm.unsupported",
+                    "claimSignature.mismatch",
+                ],
+                &["assertion.dataHash.mismatch"],
+                Some(Cp::UnsupportedAlgorithm),
+            ),
         ];
         for (failures, integrity, credential) in cases {
             let (i, c) = ManifestFacts::classify(&codes(failures));

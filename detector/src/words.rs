@@ -81,12 +81,17 @@ fn summary(report: &Report, evidence: &Evidence, j: &Judgement) -> String {
         Verdict::ValidUntrusted => format!(
             "Valid but untrusted: the manifest is intact and the content unchanged since signing, but the signer ({signer}) is not on your trust list, so who signed it is not proven."
         ),
-        Verdict::CredentialProblem => format!(
-            "Credential problem: the manifest is intact and the content unchanged since signing, but {}, so who signed it ({signer}) is not proven. This is not tampering.",
-            j.credential_problem
-                .map(CredentialProblem::words)
-                .unwrap_or("the signer's credential could not be validated")
-        ),
+        Verdict::CredentialProblem => match j.credential_problem {
+            Some(p) if !p.signature_checked() => format!(
+                "Credential problem: {}, so the signature could not be relied on: who signed it ({signer}) and whether the manifest or content changed are not proven. Nothing shows tampering either.",
+                p.words()
+            ),
+            p => format!(
+                "Credential problem: the manifest is intact and the content unchanged since signing, but {}, so who signed it ({signer}) is not proven. This is not tampering.",
+                p.map(CredentialProblem::words)
+                    .unwrap_or("the signer's credential could not be validated")
+            ),
+        },
         Verdict::Contradicted => contradicted(report, j, &signer),
         Verdict::Tampered => tampered(report, evidence, recovered, clip.as_deref()),
         Verdict::Watermarked => watermarked(report, &place, clip.as_deref(), recovered),

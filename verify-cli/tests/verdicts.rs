@@ -368,3 +368,34 @@ fn the_key_that_marked_a_clip_is_named() {
     assert!(r["watermark"]["video"]["key_id"].is_u64());
     assert_eq!(r["audit"]["watermark_keys"].as_array().unwrap().len(), 2);
 }
+
+/// Silent gaps: the scan stopped at the first decode error and said nothing. Now a corrupt
+/// stretch in the middle is counted, skipped, and the rest still analysed.
+#[test]
+fn a_corrupt_stretch_is_counted_and_the_rest_analysed() {
+    let (studio, sealed) = studio_clip();
+    let stripped = strip_manifest(sealed, "corrupt-source.mp4");
+    let mut bytes = std::fs::read(&stripped).unwrap();
+    let (start, len) = mdat_range(&bytes);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for b in &mut bytes[start + len * 45 / 100..start + len * 55 / 100] {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        *b = seed as u8;
+    }
+    let corrupt = scratch().join("corrupt-middle.mp4");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let (_, r) = verify_json(studio.path(), &corrupt, &["--no-store"]);
+    assert_eq!(r["verdict"], "watermarked", "{r:#}");
+    let c = &r["coverage"];
+    assert!(c["decode_errors"].as_u64().unwrap() > 0, "{r:#}");
+    assert!(c["decoding_stopped"].is_null(), "{r:#}");
+    // Past the corrupt tenth: most of the 8 s still analysed.
+    assert!(
+        c["picture_seconds_analysed"].as_f64().unwrap() >= 6.0,
+        "{r:#}"
+    );
+    let summary = r["summary"].as_str().unwrap();
+    assert!(summary.contains("could not be decoded"), "{summary}");
+}
