@@ -69,19 +69,31 @@ enum Command {
     Seal(SealArgs),
     /// Verify files or directories (recursively) and say what can be proven about their origin.
     ///
-    /// Verdicts:
-    ///   verified         valid manifest, signer trusted, content unchanged since signing
-    ///   valid-untrusted  valid manifest, content unchanged, but the signer is not on your
-    ///                    trust list: who signed it is not proven
-    ///   tampered         a manifest is present but fails validation
-    ///   watermarked      no valid manifest, hallmark's watermark found
-    ///   no-provenance    readable media without a C2PA manifest
-    ///   error            the file could not be read
+    /// Every file's picture and sound are searched for hallmark's watermark (with every
+    /// watermark key of the home), whatever its manifest says; then one verdict:
+    ///   verified            valid manifest, signer trusted, content unchanged since signing
+    ///   valid-untrusted     valid manifest, content unchanged, but the signer is not on
+    ///                       your trust list: who signed it is not proven
+    ///   credential-problem  content and manifest unchanged, but the signer's certificate
+    ///                       expired (no trusted time-stamp), was revoked, is unfit for
+    ///                       C2PA or uses an unsupported algorithm: not tampering
+    ///   contradicted        an intact manifest, but the file carries a hallmark mark the
+    ///                       manifest does not account for, or it denies the AI the mark
+    ///                       declares: it hides an earlier seal
+    ///   tampered            the content or the manifest changed after signing
+    ///   watermarked         no valid manifest, hallmark's watermark found
+    ///   no-provenance       readable media without a C2PA manifest or mark
+    ///   error               the file could not be read
+    ///
+    /// AI-generated: yes when any intact manifest, the mark or the store declares it; no
+    /// only when a trusted signer says so; otherwise unknown. Strings from files are
+    /// printed with control characters escaped (--json keeps them exact).
     ///
     /// A picture's watermark search that takes over a second shows its progress on stderr
     /// (terminals only; never mixed into --json output).
     ///
-    /// Exit code: 0 every file verified; 1 any tampered; 2 usage or read error; 3 otherwise.
+    /// Exit code: 0 every file verified; 1 any tampered or contradicted; 2 usage or read
+    /// error; 3 otherwise.
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
     /// Serve the drag-and-drop verification page and its JSON API.
@@ -215,6 +227,12 @@ struct GenerateArgs {
     /// Diffusion: sampling steps per keyframe (turbo models: 1 to 4).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
     steps: u32,
+    /// Ask this RFC 3161 time-stamp authority for a trusted signing time (e.g.
+    /// http://timestamp.digicert.com): the seal then stays valid after the signing
+    /// certificate expires. Overrides `tsa_url` in the home's config.toml. If the authority
+    /// cannot be reached, nothing is written.
+    #[arg(long, value_name = "URL")]
+    tsa: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -227,12 +245,6 @@ enum BackendArg {
 struct SealArgs {
     /// Input media (video, audio or still image; anything FFmpeg reads).
     input: PathBuf,
-    /// Ask this RFC 3161 time-stamp authority for a trusted signing time (e.g.
-    /// http://timestamp.digicert.com): the seal then stays valid after the signing
-    /// certificate expires. Overrides `tsa_url` in the home's config.toml. If the authority
-    /// cannot be reached, nothing is written.
-    #[arg(long, value_name = "URL")]
-    tsa: Option<String>,
     /// Output file; its extension picks the format.
     #[arg(short, long, value_name = "OUT")]
     output: PathBuf,
@@ -254,6 +266,12 @@ struct SealArgs {
     preset: String,
     #[command(flatten)]
     store: StoreArgs,
+    /// Ask this RFC 3161 time-stamp authority for a trusted signing time (e.g.
+    /// http://timestamp.digicert.com): the seal then stays valid after the signing
+    /// certificate expires. Overrides `tsa_url` in the home's config.toml. If the authority
+    /// cannot be reached, nothing is written.
+    #[arg(long, value_name = "URL")]
+    tsa: Option<String>,
 }
 
 #[derive(Args)]
@@ -261,17 +279,11 @@ struct VerifyArgs {
     /// Files or directories to verify.
     #[arg(required = true, value_name = "FILE|DIR")]
     paths: Vec<PathBuf>,
-    /// One JSON object per file (schema hallmark.verify/1), then a summary line when several.
+    /// One JSON object per file (schema hallmark.verify/2), then a summary line when several.
     #[arg(long)]
     json: bool,
     /// Extra trusted root certificates (PEM). Repeatable. The home dir's config adds its own.
     #[arg(long = "trust-anchors", value_name = "PEM")]
-    /// Ask this RFC 3161 time-stamp authority for a trusted signing time (e.g.
-    /// http://timestamp.digicert.com): the seal then stays valid after the signing
-    /// certificate expires. Overrides `tsa_url` in the home's config.toml. If the authority
-    /// cannot be reached, nothing is written.
-    #[arg(long, value_name = "URL")]
-    tsa: Option<String>,
     trust_anchors: Vec<PathBuf>,
     /// Sidecar manifest store (.c2pa) for the single FILE given.
     #[arg(long, value_name = "C2PA")]
@@ -282,9 +294,9 @@ struct VerifyArgs {
     /// Never colour the report.
     #[arg(long)]
     no_color: bool,
-    /// Faster watermark search (files without a valid manifest): decode only the picture's
-    /// key frames (typically one every 1 to 10 s), and the full scan only when they do not
-    /// prove the mark. Trades the per-second timeline: the picture's has values only for
+    /// Faster watermark search: decode only the picture's key frames (typically one every
+    /// 1 to 10 s), and the full scan only when they do not prove the mark (a file whose
+    /// trusted hallmark manifest names its clip always gets this scan). Trades the per-second timeline: the picture's has values only for
     /// the seconds holding a key frame (the rest null, "not analysed"); the p-value is
     /// doubled for the second test it may make. The sound is analysed in full.
     #[arg(long)]
@@ -521,6 +533,14 @@ fn generate_progress(
     }
 }
 
+/// The time-stamp authority to ask: `--tsa`, else the home config's `tsa_url`.
+fn tsa_url(home: &Home, flag: Option<String>) -> Result<Option<String>> {
+    Ok(match flag {
+        Some(url) => Some(url),
+        None => home.config()?.tsa_url,
+    })
+}
+
 fn seal(home: &Home, args: SealArgs) -> Result<u8> {
     let mut identity = identity(home)?
         .with_store(args.store.path(home))
@@ -539,14 +559,6 @@ fn seal(home: &Home, args: SealArgs) -> Result<u8> {
             ..Default::default()
         },
     };
-/// The time-stamp authority to ask: `--tsa`, else the home config's `tsa_url`.
-fn tsa_url(home: &Home, flag: Option<String>) -> Result<Option<String>> {
-    Ok(match flag {
-        Some(url) => Some(url),
-        None => home.config()?.tsa_url,
-    })
-}
-
     let cancel = interrupt_flag()?;
     let bar = progress_bar("encoding");
     let mut on_progress = seal_progress(&bar);
@@ -577,6 +589,9 @@ fn tsa_url(home: &Home, flag: Option<String>) -> Result<Option<String>> {
         t.encode_s,
         t.sign_s,
     );
+    if let Some(url) = identity.tsa_url() {
+        eprintln!("Time-stamped by {url}");
+    }
     Ok(exit::VERIFIED)
 }
 
@@ -589,9 +604,6 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-    if let Some(url) = identity.tsa_url() {
-        eprintln!("Time-stamped by {url}");
-    }
 fn progress_bar(stage: &'static str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
@@ -626,7 +638,7 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
         bail!("--sidecar and --fragment apply to exactly one FILE");
     }
     let verifier = Verifier::new(&anchors)?
-        .with_watermark_keys(home.watermark_keys()?)
+        .with_named_watermark_keys(home.named_watermark_keys()?)
         .with_store(args.store.path(home))
         .with_scan_mode(if args.quick {
             ScanMode::Quick
