@@ -16,7 +16,7 @@ use std::sync::Arc;
 use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout};
 use hallmark_store::{Fingerprint, Fingerprinter};
 use hallmark_watermark::{
-    VideoDetection, VideoDetector, WatermarkKey, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS,
+    VideoDetection, VideoDetector, WatermarkKey, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_BINS,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -515,16 +515,18 @@ fn video_mark(
     tests: f64,
     scan: VideoScan,
     passes: u8,
-    seconds: Option<usize>,
+    seconds: Option<f64>,
 ) -> MarkResult {
     let p_value = (found.p_value * tests).min(1.0);
     // A payload is only read from a mark that is at least inconclusive.
     let readable = p_value < INCONCLUSIVE_P;
     let mut timeline = found.timeline;
-    // The seconds after the last analysed frame (a key frame) were not analysed either.
-    if let Some(seconds) = seconds.map(|s| s.min(MAX_TIMELINE_SECONDS)) {
-        if timeline.len() < seconds {
-            timeline.resize(seconds, None);
+    // The bins after the last analysed frame (a key frame) were not analysed either.
+    let bin_s = found.timeline_bin_s;
+    if let Some(seconds) = seconds.filter(|_| bin_s > 0.0) {
+        let bins = ((seconds / bin_s).ceil() as usize).min(MAX_TIMELINE_BINS);
+        if timeline.len() < bins {
+            timeline.resize(bins, None);
         }
     }
     let detected = p_value <= DETECT_P;
@@ -541,25 +543,23 @@ fn video_mark(
         frames_analysed: found.frames_analysed,
         marked: marked_cells(detected, &timeline),
         timeline,
+        timeline_bin_s: bin_s,
         scan: Some(scan),
         scan_passes: Some(passes),
     }
 }
 
-/// How many seconds the picture's timeline spans: up to the second of the last frame
-/// (frame count and rate), else of the duration.
-fn video_seconds(info: &hallmark_media::MediaInfo) -> Option<usize> {
+/// How many seconds the picture's timeline spans: up to the end of the second of the last
+/// frame (frame count and rate), else the duration.
+fn video_seconds(info: &hallmark_media::MediaInfo) -> Option<f64> {
     let video = info.video.as_ref()?;
     let (num, den) = video.frame_rate;
     match video.frame_count_estimate {
         Some(n) if n > 0 && num > 0 && den > 0 => {
             let last_frame_s = (n - 1) as f64 * f64::from(den) / f64::from(num);
-            Some(last_frame_s.floor().min(MAX_TIMELINE_SECONDS as f64) as usize + 1)
+            Some(last_frame_s.floor() + 1.0)
         }
-        _ => info
-            .duration_s
-            .filter(|d| d.is_finite() && *d > 0.0)
-            .map(|d| d.ceil().min(MAX_TIMELINE_SECONDS as f64) as usize),
+        _ => info.duration_s.filter(|d| d.is_finite() && *d > 0.0),
     }
 }
 
@@ -632,9 +632,9 @@ fn mark_evidence(mark: Option<&MarkResult>) -> MarkEvidence {
     }
 }
 
-/// Seconds of a stream that had something analysed (timeline cells with a value).
+/// Seconds of a stream that had something analysed (timeline bins with a value).
 fn analysed_seconds(m: &MarkResult) -> f64 {
-    m.timeline.iter().filter(|p| p.is_some()).count() as f64
+    m.timeline.iter().filter(|p| p.is_some()).count() as f64 * m.timeline_bin_s
 }
 
 /// The store's answer as evidence.
@@ -677,6 +677,7 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         frames_analysed: found.windows_analysed,
         marked: marked_cells(found.detected, &found.timeline),
         timeline: found.timeline,
+        timeline_bin_s: found.timeline_bin_s,
         scan: None,
         scan_passes: None,
     }

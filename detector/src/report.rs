@@ -173,6 +173,9 @@ pub struct MarkResult {
     /// second agrees with it (its own p ≤ 1e-3), `false` where it was analysed, null where
     /// nothing was. Never `true` on a stream whose mark is not detected.
     pub marked: Vec<Option<bool>>,
+    /// Width in seconds of each `timeline` / `marked` cell: 1, or a power of two for long
+    /// files (the cells always cover the whole stream in bounded memory).
+    pub timeline_bin_s: f64,
     /// Picture only: which frames the numbers above come from (`key-frames`: the timeline
     /// has values only for seconds holding a key frame).
     #[serde(skip_serializing_if = "Option::is_none")]

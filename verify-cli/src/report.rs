@@ -270,12 +270,13 @@ fn ai_words(report: &Report) -> String {
 
 /// Where the timeline shows the mark: ", marked in 3 s of 10 analysed".
 fn marked_seconds(mark: &MarkResult) -> String {
-    let analysed = mark.marked.iter().filter(|m| m.is_some()).count();
-    let marked = mark.marked.iter().filter(|m| **m == Some(true)).count();
-    if marked == 0 {
+    let bin = mark.timeline_bin_s;
+    let analysed = mark.marked.iter().filter(|m| m.is_some()).count() as f64 * bin;
+    let marked = mark.marked.iter().filter(|m| **m == Some(true)).count() as f64 * bin;
+    if marked == 0.0 {
         return String::new();
     }
-    format!(", marked in {marked} of {analysed} analysed seconds")
+    format!(", marked in {marked:.0} of {analysed:.0} analysed seconds")
 }
 
 fn tree(out: &mut String, nodes: &[IngredientNode], depth: usize) {

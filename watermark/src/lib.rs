@@ -34,8 +34,8 @@ pub use audio::{
     AUDIO_SNR_DB, AUDIO_STEP, AUDIO_TILE_SAMPLES, DEFAULT_AUDIO_STRENGTH,
 };
 pub use detect::{
-    frame_luma, VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_SECONDS,
-    SCALE_MAX, SCALE_MIN,
+    frame_luma, VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_BINS,
+    MAX_TIMELINE_SECONDS, SCALE_MAX, SCALE_MIN,
 };
 pub use key::{Payload, WatermarkError, WatermarkKey};
 
