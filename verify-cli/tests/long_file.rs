@@ -159,4 +159,9 @@ fn a_sealed_clip_at_the_end_of_a_long_file_is_found_and_the_whole_file_covered()
         .as_f64()
         .expect("picture coverage");
     assert!(seen >= duration.floor(), "{seen} of {duration} s: {report}");
+    let heard = coverage["sound_seconds_analysed"]
+        .as_f64()
+        .expect("sound coverage");
+    assert!(heard >= duration - 0.5, "{heard} of {duration} s: {report}");
+    assert!(coverage["decoding_stopped"].is_null(), "{report}");
 }
