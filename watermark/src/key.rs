@@ -214,7 +214,15 @@ mod tests {
             assert_eq!(distinct.len(), ids.len());
             assert!(ids.iter().any(|id| id & 1 == 1) && ids.iter().any(|id| id & 1 == 0));
         }
-        assert!(Payload { clip_id: u64::MAX, key_id: 0 }.ai_generated());
-        assert!(!Payload { clip_id: u64::MAX >> 1, key_id: 0 }.ai_generated());
+        assert!(Payload {
+            clip_id: u64::MAX,
+            key_id: 0
+        }
+        .ai_generated());
+        assert!(!Payload {
+            clip_id: u64::MAX >> 1,
+            key_id: 0
+        }
+        .ai_generated());
     }
 }
