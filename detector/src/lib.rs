@@ -146,23 +146,14 @@ impl Verifier {
         self
     }
 
-    /// The key a mark's short id (the payload's byte) names: the one key with that id, or
-    /// `None` when none or several share it (the detector tried every key; the short id
-    /// alone cannot tell those apart).
-    fn key_identity(&self, short_id: Option<u8>) -> Option<KeyIdentity> {
-        let short_id = short_id?;
-        let mut candidates = self
-            .watermark_keys
-            .iter()
-            .zip(&self.key_owners)
-            .filter(|(k, _)| k.key_id() == short_id);
-        let (key, owner) = candidates.next()?;
-        if candidates.next().is_some() {
-            return None;
-        }
+    /// The key that matched: the detectors tried every key the verifier holds and say
+    /// which (the payload's one-byte id only narrows the candidates down).
+    fn key_identity(&self, index: Option<usize>) -> Option<KeyIdentity> {
+        let index = index?;
+        let key = self.watermark_keys.get(index)?;
         Some(KeyIdentity {
             id: key.fingerprint(),
-            organisation: owner.clone(),
+            organisation: self.key_owners.get(index).cloned().flatten(),
         })
     }
 
@@ -231,7 +222,7 @@ impl Verifier {
                 let mut video = has_picture.then_some(marks.video);
                 let mut audio = has_sound.then(|| audio_mark(marks.audio_scan.finish()));
                 for m in [video.as_mut(), audio.as_mut()].into_iter().flatten() {
-                    m.key = self.key_identity(m.key_id);
+                    m.key = self.key_identity(m.key_index);
                 }
                 let clip_id = [video.as_ref(), audio.as_ref()]
                     .into_iter()
@@ -539,6 +530,7 @@ fn video_mark(
         ai_generated: payload.map(|p| p.ai_generated()),
         key_id: found.key_id.filter(|_| readable),
         key: None,
+        key_index: found.key_index.filter(|_| readable),
         bit_error_estimate: found.bit_error_estimate.filter(|_| readable),
         frames_analysed: found.frames_analysed,
         marked: marked_cells(detected, &timeline),
@@ -673,6 +665,7 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         ai_generated: found.payload.map(|p| p.ai_generated()),
         key_id: found.key_id,
         key: None,
+        key_index: found.key_index,
         bit_error_estimate: found.bit_error_estimate,
         frames_analysed: found.windows_analysed,
         marked: marked_cells(found.detected, &found.timeline),

@@ -158,9 +158,13 @@ pub struct MarkResult {
     pub ai_generated: Option<bool>,
     /// The payload's one-byte key id: it only narrows down which key marked the content.
     pub key_id: Option<u8>,
-    /// The key that marked it, when the verifier holds exactly one key with that short id:
-    /// its 64-bit id (the key's public fingerprint) and the organisation holding it.
+    /// The key that marked it — every key the verifier holds was tried, so keys sharing the
+    /// short id are told apart: its 64-bit id (the key's public fingerprint) and the
+    /// organisation holding it.
     pub key: Option<KeyIdentity>,
+    /// Which of the verifier's keys matched (not in the JSON: `key` names it).
+    #[serde(skip)]
+    pub key_index: Option<usize>,
     pub bit_error_estimate: Option<f64>,
     /// Video frames, or 64 ms windows of sound, analysed.
     pub frames_analysed: u64,

@@ -317,7 +317,7 @@ fn pem_der(text: &str) -> Vec<u8> {
 
 /// Keys have names: a mark is reported with its key's 64-bit id and the organisation that
 /// holds it (the home's own: its certificate's; a configured one: its config entry's). Two
-/// keys sharing the payload's one-byte id are not told apart by it: no name is guessed.
+/// keys sharing the payload's one-byte id are both tried, and the one that matched is named.
 #[test]
 fn the_key_that_marked_a_clip_is_named() {
     let (studio, sealed) = studio_clip();
@@ -347,8 +347,8 @@ fn the_key_that_marked_a_clip_is_named() {
     let summary = r["summary"].as_str().unwrap();
     assert!(summary.contains("Studio Pictures Ltd"), "{summary}");
 
-    // A second key with the same one-byte id (another secret): the short id no longer
-    // names one key, so the report names none (the payload's key_id stays).
+    // A second key with the same one-byte id (another secret), listed first: the short id
+    // no longer names one key, but every key is tried and the one that matched is named.
     let text = std::fs::read_to_string(&key_file).unwrap();
     let short_id = &text.trim()[..2];
     let twin = newsroom.path().join("twin.key");
@@ -356,16 +356,23 @@ fn the_key_that_marked_a_clip_is_named() {
     std::fs::write(
         newsroom.path().join("config.toml"),
         format!(
-            "watermark_keys = [{{ path = {:?}, organisation = \"Studio Pictures Ltd\" }}, {:?}]\n",
-            key_file.to_str().unwrap(),
-            twin.to_str().unwrap()
+            "watermark_keys = [{:?}, {{ path = {:?}, organisation = \"Studio Pictures Ltd\" }}]\n",
+            twin.to_str().unwrap(),
+            key_file.to_str().unwrap()
         ),
     )
     .unwrap();
     let (_, r) = verify_json(newsroom.path(), &stripped, &["--no-store"]);
     assert_eq!(r["verdict"], "watermarked", "{r:#}");
-    assert!(r["watermark"]["video"]["key"].is_null(), "{r:#}");
-    assert!(r["watermark"]["video"]["key_id"].is_u64());
+    assert_eq!(r["watermark"]["video"]["key"]["id"], id.as_str(), "{r:#}");
+    assert_eq!(
+        r["watermark"]["video"]["key"]["organisation"],
+        "Studio Pictures Ltd"
+    );
+    assert_eq!(
+        r["watermark"]["video"]["key_id"].as_u64(),
+        u64::from_str_radix(short_id, 16).ok()
+    );
     assert_eq!(r["audit"]["watermark_keys"].as_array().unwrap().len(), 2);
 }
 

@@ -654,6 +654,9 @@ pub struct AudioDetection {
     pub family_size: usize,
     /// Key id of the best-matching key (set when `p_value < INCONCLUSIVE_P`).
     pub key_id: Option<u8>,
+    /// Which of the keys the detector was given matched best (set with `key_id`): keys that
+    /// share a one-byte id are told apart by it, each having been tried.
+    pub key_index: Option<usize>,
     /// Registration: where the pattern's period starts, seconds from the start of the
     /// analysed sound, modulo the period (set when `p_value < INCONCLUSIVE_P`).
     pub offset_s: Option<f64>,
@@ -1128,6 +1131,7 @@ impl AudioDetector {
             timeline_bin_s: self.bins.width_s(),
             family_size: 1,
             key_id: None,
+            key_index: None,
             offset_s: None,
         };
         if self.keys.is_empty() || self.windows == 0 {
@@ -1172,6 +1176,7 @@ impl AudioDetector {
         let (key_id, key) = (&self.keys[ki].0, &self.keys[ki].1);
         if p_value < INCONCLUSIVE_P {
             out.key_id = Some(*key_id);
+            out.key_index = Some(ki);
             let start_symbols = (PERIOD_SYMBOLS - d) % PERIOD_SYMBOLS;
             out.offset_s = Some(
                 (start_symbols * SYM_TILES * AUDIO_TILE_SAMPLES + sphase * DET_HOP) as f64

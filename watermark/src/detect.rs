@@ -58,6 +58,9 @@ pub struct VideoDetection {
     pub family_size: usize,
     /// Key id of the key that matched best (set when `p_value < INCONCLUSIVE_P`).
     pub key_id: Option<u8>,
+    /// Which of the keys the detector was given matched best (set with `key_id`): keys that
+    /// share a one-byte id are told apart by it, each having been tried.
+    pub key_index: Option<usize>,
     /// Registration: scale and cyclic shift (dx, dy) of the best match.
     pub scale: Option<f64>,
     pub shift: Option<(usize, usize)>,
@@ -531,6 +534,7 @@ impl VideoDetector {
             timeline_bin_s: 1.0,
             family_size: 1,
             key_id: None,
+            key_index: None,
             scale: None,
             shift: None,
         };
@@ -603,6 +607,7 @@ impl VideoDetector {
         };
         if p_value < INCONCLUSIVE_P {
             out.key_id = Some(*key_id);
+            out.key_index = Some(ki);
             out.scale = Some(s);
             out.shift = Some((d % TILE, d / TILE));
             let f = fold(&summed, wa, ha, s, phase);
