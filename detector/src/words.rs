@@ -27,10 +27,12 @@ pub fn fill(mut report: Report, evidence: &Evidence, j: Judgement) -> Report {
 }
 
 fn signer(report: &Report) -> String {
-    let c = &report.c2pa;
-    c.issuer
-        .clone()
-        .or_else(|| c.common_name.clone())
+    signer_of(Some(&report.c2pa))
+}
+
+/// Who signed a manifest, as its certificate names them.
+fn signer_of(c: Option<&crate::report::C2paReport>) -> String {
+    c.and_then(|c| c.issuer.clone().or_else(|| c.common_name.clone()))
         .unwrap_or_else(|| "an unknown signer".into())
 }
 
@@ -191,11 +193,7 @@ fn contradicted(report: &Report, j: &Judgement, signer: &str) -> String {
         .as_ref()
         .filter(|r| r.status == Recovery::Recovered)
         .map(|r| {
-            let who = r
-                .c2pa
-                .as_ref()
-                .and_then(|c| c.issuer.clone().or_else(|| c.common_name.clone()))
-                .unwrap_or_else(|| "an unknown signer".into());
+            let who = signer_of(r.c2pa.as_ref());
             format!(
                 " by {who}{}",
                 r.sealed_at
@@ -400,11 +398,7 @@ fn stored_trust(r: &RecoveredManifest) -> String {
     let Some(c2pa) = &r.c2pa else {
         return "which could not be read".into();
     };
-    let signer = c2pa
-        .issuer
-        .clone()
-        .or_else(|| c2pa.common_name.clone())
-        .unwrap_or_else(|| "an unknown signer".into());
+    let signer = signer_of(Some(c2pa));
     match c2pa.validation_state.as_deref() {
         Some("Trusted") => format!("signed by {signer}, a trusted signer"),
         Some("Valid") => format!("signed by {signer}, who is not on your trust list"),

@@ -131,6 +131,40 @@ struct ServeArgs {
     /// complete).
     #[arg(long)]
     full_scan: bool,
+    /// Seconds a client has to send a request's head (a kept-alive connection is closed
+    /// after as long idle).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    header_timeout: u64,
+    /// Seconds an upload may send nothing (at its start or between two chunks); after them
+    /// it must have kept up --min-upload-rate on average, or it is cut off (408).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    upload_grace: u64,
+    /// Slowest accepted upload, bytes per second (e.g. 16K).
+    #[arg(long, default_value = "16K", value_parser = parse_size, value_name = "SIZE")]
+    min_upload_rate: u64,
+    /// Seconds within which an upload must be complete.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    upload_deadline: u64,
+    /// Uploads one client (IPv4 address, IPv6 /64) may have in progress at once; 0: any.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    per_client_uploads: usize,
+    /// Uploads one client may start per minute; 0: any.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    per_client_rate: u32,
+    /// Temporary disk all uploads in progress may hold together (503 beyond), e.g. 2G; at
+    /// least --max-upload.
+    #[arg(long, default_value = "2G", value_parser = parse_size, value_name = "SIZE")]
+    max_temp_disk: u64,
+    /// Answer everyone with the full evidence: exact p-values, per-second timelines, bit
+    /// error estimates, the watermark keys' fingerprints. By default the public gets the
+    /// verdict and the p-value rounded up to its power of ten (the fine read-outs would let
+    /// anyone tune an edit that removes or forges the mark).
+    #[arg(long)]
+    full_evidence: bool,
+    /// A file holding an API token (one line, at least 16 characters): callers sending
+    /// `Authorization: Bearer TOKEN` get the full evidence.
+    #[arg(long, value_name = "PATH")]
+    api_token_file: Option<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -771,11 +805,31 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
     // Workers are this same binary, verifying one file each with this home's trust anchors.
     let exe = std::env::current_exe().context("locating the hallmark binary for workers")?;
     home.trust_anchor_pems()?; // fail now, not on the first upload, if the config is broken
-    let store = args.store.path(home);
+
+    // Workers run in the upload directory: every path they are given must be absolute.
+    let absolute = |path: &std::path::Path| {
+        std::path::absolute(path).with_context(|| format!("locating {}", path.display()))
+    };
+    let store = args.store.path(home).map(|p| absolute(&p)).transpose()?;
     if let Some(path) = &store {
         // Fail now if it is not a store; a missing one is fine (nothing sealed yet).
         hallmark_store::ManifestStore::open_existing(path)?;
     }
+    let api_token = match &args.api_token_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the API token from {}", path.display()))?;
+            let token = text.trim().to_string();
+            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                bail!(
+                    "the API token in {} must be one line of at least 16 characters without spaces",
+                    path.display()
+                );
+            }
+            Some(token)
+        }
+    };
     let config = hallmark_web::ServeConfig {
         listen: args.listen,
         max_upload: args.max_upload,
@@ -787,11 +841,22 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
         queue: args.queue,
         analysis_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         worker_memory: args.worker_memory,
+        header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+        upload_grace: std::time::Duration::from_secs(args.upload_grace.max(1)),
+        min_upload_rate: args.min_upload_rate,
+        upload_deadline: std::time::Duration::from_secs(args.upload_deadline.max(1)),
+        per_client_uploads: args.per_client_uploads,
+        per_client_rate: args.per_client_rate,
+        max_temp_disk: args.max_temp_disk,
+        temp_dir: None,
+        max_connections: 512,
+        full_evidence: args.full_evidence,
+        api_token,
         worker: {
             let mut worker: Vec<std::ffi::OsString> = vec![
                 exe.into(),
                 "--home".into(),
-                home.dir().into(),
+                absolute(home.dir())?.into(),
                 "verify".into(),
                 "--json".into(),
             ];

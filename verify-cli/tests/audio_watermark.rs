@@ -6,40 +6,9 @@ mod common;
 use common::*;
 use std::path::PathBuf;
 
-/// 12 s of Big Buck Bunny (looped, 640x360) with a minute-in excerpt of the shared music
-/// as its sound track.
+/// 12 s of Big Buck Bunny with music.
 fn clip_with_music() -> PathBuf {
-    let out = scratch().join("bbb-music-12s.mp4");
-    let video = media("video/bigbuckbunny.mp4");
-    let music = media("audio/music-introzik.ogg");
-    ffmpeg(&[
-        "-stream_loop",
-        "2",
-        "-i",
-        video.to_str().unwrap(),
-        "-ss",
-        "60",
-        "-i",
-        music.to_str().unwrap(),
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-t",
-        "12",
-        "-vf",
-        "scale=640:360",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "160k",
-        out.to_str().unwrap(),
-    ]);
-    out
+    footage_with_music("video/bigbuckbunny.mp4", 12, "bbb-music-12s.mp4")
 }
 
 fn soft_binding(report: &serde_json::Value, alg: &str) -> Option<String> {

@@ -85,27 +85,8 @@ fn page_renders_what_can_be_proven_about_each_file() {
     let plan_path = dir.join("plan.json");
     std::fs::write(&plan_path, plan.to_string()).unwrap();
 
-    let server = Server::start(home.path(), &[]);
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-verify/e2e");
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let out = Command::new("node")
-        .arg(e2e.join("drop.mjs"))
-        .arg(server.url())
-        .arg(&shots)
-        .arg(&plan_path)
-        .output()
-        .expect("node (setup installs playwright-core in web-verify/e2e)");
-    drop(server);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    // The operator's view: the full evidence (the public summary is checked below).
+    let lines = drive(home.path(), &["--full-evidence"], &plan_path);
     let verdicts: Vec<&str> = lines.iter().filter_map(|l| l["verdict"].as_str()).collect();
     assert_eq!(
         verdicts,
@@ -274,9 +255,90 @@ fn page_renders_what_can_be_proven_about_each_file() {
     assert_eq!(log["page_errors"], json!([]), "script errors");
     for shot in ["sealed.mp4", "stripped.mp4", "mismatch", "broken.mp4"] {
         for size in ["phone", "desktop"] {
-            assert!(shots.join(format!("{shot}-{size}.png")).exists());
+            assert!(shots().join(format!("{shot}-{size}.png")).exists());
         }
     }
+}
+
+fn shots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-screenshots")
+}
+
+/// Runs the plan through chromium against `hallmark serve EXTRA`; one JSON line per file,
+/// then the log line.
+fn drive(home: &Path, extra: &[&str], plan: &Path) -> Vec<Value> {
+    let server = Server::start(home, extra);
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-verify/e2e");
+    std::fs::create_dir_all(shots()).unwrap();
+    let out = Command::new("node")
+        .arg(e2e.join("drop.mjs"))
+        .arg(server.url())
+        .arg(shots())
+        .arg(plan)
+        .output()
+        .expect("node (setup installs playwright-core in web-verify/e2e)");
+    drop(server);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The public's view (the server's default): the verdict and what is proven, each p-value as
+/// an upper bound, no timeline and no detector read-outs; the page says why. It runs under the
+/// server's content security policy, with no script error.
+#[test]
+fn page_renders_the_public_summary() {
+    let (home, sealed) = sealed_clip();
+    let dir = scratch().join("browser-summary");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stripped = strip_manifest(sealed, "summary-stripped.mp4");
+    let plan = json!([
+        {"file": stripped, "via": "keyboard", "shot": "summary-stripped"},
+        {"file": short_clip(), "via": "drop", "shot": "summary-unmarked"},
+    ]);
+    let plan_path = dir.join("plan.json");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let lines = drive(home.path(), &[], &plan_path);
+    let [stripped, unmarked, log] = &lines[..] else {
+        panic!("{lines:#?}")
+    };
+    assert_eq!(stripped["verdict"], "watermarked", "{stripped:#}");
+    assert_eq!(unmarked["verdict"], "no-provenance", "{unmarked:#}");
+    assert_eq!(stripped["recovered_status"], "recovered", "{stripped:#}");
+    assert!(
+        text(stripped, &["text"]).contains("Proven:"),
+        "{stripped:#}"
+    );
+    let card = text(stripped, &["cards", "watermark"]);
+    for needle in [
+        "present",
+        "p-value ≤ 1e-",
+        "rounded up to a power of ten by this server",
+        "kept for its operator",
+        "key frames only",
+    ] {
+        assert!(card.contains(needle), "{needle}: {card}");
+    }
+    assert!(!card.contains("Bit error estimate"), "{card}");
+    for line in [stripped, unmarked] {
+        for medium in ["picture", "sound"] {
+            assert!(
+                line["timeline"][medium].is_null(),
+                "no timeline drawn from a summary: {line:#}"
+            );
+        }
+        assert_eq!(line["focused_after"], "H2", "{line:#}");
+        assert_eq!(line["work_hidden"], true, "{line:#}");
+    }
+    assert!(text(unmarked, &["cards", "watermark"]).contains("not found"));
+    assert_eq!(log["external"], json!([]), "{log:#}");
+    assert_eq!(log["page_errors"], json!([]), "script errors: {log:#}");
 }
 
 fn hostile_text() -> &'static str {

@@ -36,6 +36,21 @@ fn api_gives_the_verify_report_without_paths() {
         !r.to_string().contains("/tmp"),
         "no server path echoed: {r}"
     );
+    // The public answer: the verdict, the mark's p-value as its power of ten, no timeline.
+    assert_eq!(r["evidence"], "summary", "{r:#}");
+    let video = &r["watermark"]["video"];
+    assert_eq!(video["detected"], true, "{r:#}");
+    let p = video["p_value"].as_f64().unwrap();
+    let power = 10f64.powf(p.log10().round());
+    assert!((p / power - 1.0).abs() < 1e-9, "{p:e}: {r:#}");
+    // The summary's words round it the same way.
+    let summary = r["summary"].as_str().unwrap();
+    assert!(summary.contains(&format!("p ≤ {power:e}")), "{summary}");
+    assert!(!summary.contains("p = "), "{summary}");
+    assert!(video.get("timeline").is_none() && video.get("marked").is_none());
+    assert!(video.get("bit_error_estimate").is_none());
+    assert!(r["audit"].get("watermark_keys").is_none(), "{r:#}");
+    assert!(r["audit"]["file_sha256"].is_string(), "{r:#}");
 
     let mut tampered = bytes.clone();
     let n = tampered.len();
@@ -106,31 +121,32 @@ fn page_is_served_with_no_external_requests() {
 }
 
 #[test]
-fn full_queue_answers_503_with_retry_after() {
+fn a_stalled_upload_holds_no_analysis_slot() {
     let home = Home::empty();
     let server = Server::start(home.path(), &["--workers", "1", "--queue", "0"]);
-    // Hold the only slot: send headers and part of the body, then stall.
+    // Headers and part of the body, then a stall: the only worker stays free.
     let (head, body) = verify_request("slow.mp4", &vec![7u8; 100_000]);
     let mut slow = TcpStream::connect(&server.addr).unwrap();
     slow.write_all(head.as_bytes()).unwrap();
     slow.write_all(&body[..1000]).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let (head2, body2) = verify_request("second.jpg", b"x");
-    let mut raw = head2.into_bytes();
-    raw.extend_from_slice(&body2);
-    let answer = http(&server.addr, &raw);
-    assert_eq!(answer.status, 503, "{}", answer.head);
-    assert!(answer.head.to_ascii_lowercase().contains("retry-after: 5"));
-    // Once the slow upload finishes, the slot is free again.
-    slow.write_all(&body[1000..]).unwrap();
-    let mut rest = Vec::new();
-    slow.read_to_end(&mut rest).unwrap();
-    let (status, _) = upload(
+    let started = std::time::Instant::now();
+    let (status, r) = upload(
         &server.addr,
-        "third.jpg",
+        "second.jpg",
         &std::fs::read(fixture("C.jpg")).unwrap(),
     );
-    assert_eq!(status, 200);
+    assert_eq!(
+        (status, r["verdict"].as_str()),
+        (200, Some("valid-untrusted")),
+        "{r:#}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    // The slow upload, once complete, is analysed too.
+    slow.write_all(&body[1000..]).unwrap();
+    let mut rest = String::new();
+    slow.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
 }
 
 #[test]
@@ -255,10 +271,11 @@ fn full_scan_gives_every_second_of_the_picture() {
     let (home, sealed) = sealed_clip();
     let stripped = strip_manifest(sealed, "serve-full-scan.mp4");
     let bytes = std::fs::read(&stripped).unwrap();
-    let server = Server::start(home.path(), &["--full-scan"]);
+    let server = Server::start(home.path(), &["--full-scan", "--full-evidence"]);
     let (status, r) = upload(&server.addr, "stripped.mp4", &bytes);
     assert_eq!(status, 200);
     assert_eq!(r["verdict"], "watermarked", "{r:#}");
+    assert_eq!(r["evidence"], "full", "{r:#}");
     let video = &r["watermark"]["video"];
     // A 2 s clip: every frame (clips of 4 s or more: their reference frames).
     assert_eq!(video["scan"], "all-frames", "{r:#}");
@@ -270,4 +287,126 @@ fn full_scan_gives_every_second_of_the_picture() {
             .all(|p| p.as_f64().is_some_and(|p| p < 1e-3)),
         "every second analysed and marked: {r:#}"
     );
+}
+
+#[test]
+fn no_answer_names_the_server() {
+    // The server's temp dir, home and store all have names of their own, so that any trace of
+    // them in an answer is found.
+    let (home, sealed) = sealed_clip();
+    let tmp = scratch().join("serve-private-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let store = scratch().join("serve-private-store.sqlite");
+    let server = Server::start_with_env(
+        home.path(),
+        &["--max-upload", "8M", "--store", store.to_str().unwrap()],
+        &[("TMPDIR", &tmp)],
+    );
+    let good = std::fs::read(sealed).unwrap();
+    let stripped = std::fs::read(strip_manifest(sealed, "serve-private-stripped.mp4")).unwrap();
+    let mut answers = vec![];
+    let mut ask = |what: &str, raw: Vec<u8>| {
+        let answer = http(&server.addr, &raw);
+        answers.push((what.to_string(), answer));
+        answers.last().map(|(_, a)| a.status).unwrap()
+    };
+    let post = |name: &str, bytes: &[u8]| {
+        let (head, body) = verify_request(name, bytes);
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(&body);
+        raw
+    };
+    let get = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes()
+    };
+    assert_eq!(ask("good file", post("good.mp4", &good)), 200);
+    assert_eq!(
+        ask("broken file", post("broken.mp4", b"definitely not a video")),
+        200
+    );
+    assert_eq!(
+        ask("broken picture", post("broken.jpg", &good[..5000])),
+        200
+    );
+    assert_eq!(ask("too big", post("big.mp4", &vec![0u8; 9 << 20])), 413);
+    assert_eq!(ask("not multipart", b"POST /api/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello".to_vec()), 400);
+    assert_eq!(ask("page", get("/")), 200);
+    assert_eq!(ask("no such page", get("/etc/passwd")), 404);
+    // Now the store breaks (not a database): lookups fail, and say so without its path.
+    std::fs::write(&store, b"this is not an SQLite database, it is a text file").unwrap();
+    let (_, original) = verify_json(home.path(), sealed, &[]);
+    let id = original["c2pa"]["active_manifest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let clip = original["c2pa"]["soft_bindings"][0]["values"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let by_binding = format!("/matches/byBinding?alg=org.hallmark.watermark.video.1&value={clip}");
+    assert_eq!(ask("byBinding, broken store", get(&by_binding)), 500);
+    assert_eq!(
+        ask("manifest, broken store", get(&format!("/manifests/{id}"))),
+        500
+    );
+    assert_eq!(
+        ask(
+            "stripped file, broken store",
+            post("stripped.mp4", &stripped)
+        ),
+        200
+    );
+    let stripped_report: serde_json::Value =
+        serde_json::from_str(&answers.last().unwrap().1.body).unwrap();
+    assert_eq!(
+        stripped_report["recovered_manifest"]["status"], "store-error",
+        "{stripped_report:#}"
+    );
+
+    let user = std::env::var("USER")
+        .ok()
+        .or_else(|| {
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        })
+        .filter(|u| !u.is_empty())
+        .unwrap();
+    let secrets = [
+        tmp.to_string_lossy().into_owned(),
+        home.path().to_string_lossy().into_owned(),
+        store.to_string_lossy().into_owned(),
+        std::env::var("HOME").unwrap(),
+        format!("/{user}"),
+        "/tmp".to_string(),
+        "hallmark-upload-".to_string(),
+        "hallmark-serve-".to_string(),
+        "serve-private".to_string(),
+        "target/release".to_string(),
+    ];
+    for (what, answer) in &answers {
+        let text = format!("{}\n{}", answer.head, answer.body);
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what}: names {secret}: {text}"
+            );
+        }
+        // The user name as a word of its own (a file's text may contain it inside a word).
+        // The page is built into the binary, the same for every server (its CSS says `:root`).
+        if what == "page" {
+            continue;
+        }
+        let words = text.split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-');
+        assert!(
+            !words.into_iter().any(|w| w == user),
+            "{what}: names the user {user}: {text}"
+        );
+    }
+    // The errors say what happened, in the uploader's terms.
+    let broken: serde_json::Value = serde_json::from_str(&answers[1].1.body).unwrap();
+    assert_eq!(broken["verdict"], "error");
+    assert!(broken["error"].as_str().unwrap().len() > 10, "{broken:#}");
 }

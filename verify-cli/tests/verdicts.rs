@@ -8,44 +8,11 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// 8 s of bikes.mp4 (640x360) with a music excerpt as its sound: both marks prove
-/// themselves after sealing.
+/// 8 s of bikes.mp4 with music: both marks prove themselves after sealing.
 fn clip_with_music() -> PathBuf {
     static CLIP: OnceLock<PathBuf> = OnceLock::new();
-    CLIP.get_or_init(|| {
-        let out = scratch().join("bikes-music-8s.mp4");
-        let video = media("video/bikes.mp4");
-        let music = media("audio/music-introzik.ogg");
-        ffmpeg(&[
-            "-stream_loop",
-            "3",
-            "-i",
-            video.to_str().unwrap(),
-            "-ss",
-            "60",
-            "-i",
-            music.to_str().unwrap(),
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-t",
-            "8",
-            "-vf",
-            "scale=640:360",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "160k",
-            out.to_str().unwrap(),
-        ]);
-        out
-    })
-    .clone()
+    CLIP.get_or_init(|| footage_with_music("video/bikes.mp4", 8, "bikes-music-8s.mp4"))
+        .clone()
 }
 
 /// The AI clip sealed by the "Studio" home, once per test binary.

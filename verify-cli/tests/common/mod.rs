@@ -232,12 +232,18 @@ pub struct Server {
 
 impl Server {
     pub fn start(home: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(home, extra, &[])
+    }
+
+    /// As `start`, with environment variables set for the server (e.g. its `TMPDIR`).
+    pub fn start_with_env(home: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_hallmark"))
             .arg("--home")
             .arg(home)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -383,5 +389,43 @@ pub fn mark_copied_onto_other_footage(home: &Path, clip_id: &str, name: &str) ->
         }
     }
     encoder.finish().unwrap();
+    out
+}
+
+/// `seconds` of the shared video `video` (looped, 640x360) with a minute-in excerpt of the
+/// shared music as its sound track, as `name` in the scratch directory: loud, broadband
+/// sound whose mark proves itself after sealing.
+pub fn footage_with_music(video: &str, seconds: u32, name: &str) -> PathBuf {
+    let out = scratch().join(name);
+    let video = media(video);
+    let music = media("audio/music-introzik.ogg");
+    let seconds = seconds.to_string();
+    ffmpeg(&[
+        "-stream_loop",
+        "-1",
+        "-i",
+        video.to_str().unwrap(),
+        "-ss",
+        "60",
+        "-i",
+        music.to_str().unwrap(),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-t",
+        &seconds,
+        "-vf",
+        "scale=640:360",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "160k",
+        out.to_str().unwrap(),
+    ]);
     out
 }
