@@ -372,12 +372,6 @@ async fn verify(State(state): State<Arc<AppState>>, request: Request) -> Respons
         .map(|c| c.0.ip())
         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
     let client = ClientKey::of(peer);
-    if let Err(wait) = state.clients.check_rate(client) {
-        return busy(
-            wait,
-            "too many uploads from your address; wait before sending another",
-        );
-    }
     // Refuse at once what could not be analysed anyway (the client keeps its bandwidth).
     if state.pending.load(Ordering::SeqCst) >= state.queue_limit() {
         return full_queue();
@@ -388,6 +382,13 @@ async fn verify(State(state): State<Arc<AppState>>, request: Request) -> Respons
             "too many uploads at once from your address; wait for one to finish",
         );
     };
+    // The rate counts the uploads a client starts: refusals above cost it nothing.
+    if let Err(wait) = state.clients.check_rate(client) {
+        return busy(
+            wait,
+            "too many uploads from your address; wait before sending another",
+        );
+    }
     let max_body = config.max_upload + FORM_OVERHEAD;
     let declared = request
         .headers()
