@@ -43,6 +43,8 @@ pub(crate) const PAGE: &str = include_str!("page.html");
 const FORM_OVERHEAD: u64 = 64 * 1024;
 /// Bytes of all fields other than `file` together (they are read and thrown away).
 const OTHER_FIELDS_LIMIT: u64 = 16 * 1024;
+/// Soft-binding lookups a client may make per upload it may start (per minute).
+const LOOKUPS_PER_UPLOAD: u32 = 10;
 /// `Retry-After` of a full server, in seconds.
 const RETRY_AFTER_BUSY: u64 = 5;
 
@@ -139,6 +141,8 @@ struct AppState {
     /// Complete uploads waiting for a worker or being analysed.
     pending: AtomicUsize,
     clients: ClientLimits,
+    /// The soft-binding lookups' own rate (cheap, but each reads the store).
+    lookups: ClientLimits,
     disk: DiskBudget,
     /// Private directory (0700) of the uploads in progress; removed when the server stops.
     uploads: tempfile::TempDir,
@@ -183,6 +187,10 @@ impl AppState {
             running: Semaphore::new(config.workers.max(1)),
             pending: AtomicUsize::new(0),
             clients: ClientLimits::new(config.per_client_uploads, config.per_client_rate),
+            lookups: ClientLimits::new(
+                0,
+                config.per_client_rate.saturating_mul(LOOKUPS_PER_UPLOAD),
+            ),
             disk: DiskBudget::new(config.max_temp_disk),
             uploads,
             scrub,
@@ -314,6 +322,25 @@ fn busy(retry_after: Duration, message: &str) -> Response {
     response
 }
 
+/// Who sent a request: its peer's address as [`serve`] recorded it (all the same without).
+fn client_of(extensions: &axum::http::Extensions) -> ClientKey {
+    ClientKey::of(
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+    )
+}
+
+/// `503` when the client has made its share of soft-binding lookups this minute.
+fn lookup_refused(state: &AppState, extensions: &axum::http::Extensions) -> Option<Response> {
+    state
+        .lookups
+        .check_rate(client_of(extensions))
+        .err()
+        .map(|wait| busy(wait, "too many lookups from your address; wait a little"))
+}
+
 /// A complete upload's place among those waiting for or being analysed.
 struct Pending<'a>(&'a AtomicUsize);
 
@@ -366,12 +393,7 @@ async fn verify(State(state): State<Arc<AppState>>, request: Request) -> Respons
         Some(false) => Evidence::Summary,
         None => return wrong_token(),
     };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let client = ClientKey::of(peer);
+    let client = client_of(request.extensions());
     // Refuse at once what could not be analysed anyway (the client keeps its bandwidth).
     if state.pending.load(Ordering::SeqCst) >= state.queue_limit() {
         return full_queue();
@@ -467,8 +489,12 @@ struct BindingQuery {
 /// `GET /matches/byBinding?alg=…&value=…` → `{"matches": [{"manifestId": …}]}`.
 async fn matches_by_binding(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     Query(query): Query<BindingQuery>,
 ) -> Response {
+    if let Some(refused) = lookup_refused(&state, &extensions) {
+        return refused;
+    }
     let (Some(alg), Some(value)) = (query.alg, query.value) else {
         return problem(
             StatusCode::BAD_REQUEST,
@@ -491,8 +517,12 @@ async fn matches_by_binding(
 /// `GET /manifests/{id}` → the manifest store bytes (`application/c2pa`).
 async fn manifest_by_id(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
+    if let Some(refused) = lookup_refused(&state, &extensions) {
+        return refused;
+    }
     match with_store(&state, move |store| store.get(&id)).await {
         Ok(Some(stored)) => (
             [(header::CONTENT_TYPE, "application/c2pa")],

@@ -354,6 +354,19 @@ fn one_client_gets_its_share_of_uploads_and_of_the_rate() {
     // One upload every 10 s: the next in at most 10.
     let retry: u64 = answer.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=10).contains(&retry), "{retry}");
+    // Soft-binding lookups have a rate of their own: ten per upload, 60 a minute here.
+    let lookup = || {
+        send(
+            addr,
+            b"GET /matches/byBinding?alg=a&value=b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    };
+    for i in 0..60 {
+        assert_eq!(lookup().status, 200, "{i}");
+    }
+    let refused = lookup();
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.header("retry-after").is_some());
 }
 
 #[test]
