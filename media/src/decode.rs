@@ -98,6 +98,129 @@ pub(crate) fn is_image_demuxer(name: &str) -> bool {
     name == "image2" || name.ends_with("_pipe") || name == "image2pipe"
 }
 
+/// Characters that make FFmpeg's `image2` demuxer read a sequence of *other* files
+/// (`frame%03d.png`, globs): a file named with one of them is never opened as `image2`.
+const PATTERN_CHARS: &[char] = &['%', '*', '?', '[', ']', '{', '}'];
+
+/// The demuxers [`crate::ACCEPTED_FORMATS`] allows for this file: `image2` (FFmpeg's
+/// demuxer for a single JPEG, among others) only when the name holds no pattern.
+fn format_whitelist(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let mut list: Vec<&str> = crate::ACCEPTED_FORMATS.to_vec();
+    if !name.contains(PATTERN_CHARS) {
+        list.push("image2");
+    }
+    list.join(",")
+}
+
+/// Why a demuxer hallmark does not accept is refused, in words.
+fn refusal_reason(format: &str) -> &'static str {
+    match format {
+        "hls" | "dash" | "concat" | "imf" | "webm_dash_manifest" | "ffmetadata" => {
+            "playlists may point at other files"
+        }
+        "image2" => "a file name with a pattern (%d, *, ?) stands for other files",
+        _ => "hallmark opens only the audio, video and image formats it supports",
+    }
+}
+
+/// Whether a demuxer name (FFmpeg's, possibly a comma-separated list of aliases such as
+/// `mov,mp4,m4a,3gp,3g2,mj2`) is on the comma-separated `whitelist`.
+fn on_list(name: &str, whitelist: &str) -> bool {
+    name.split(',')
+        .any(|n| whitelist.split(',').any(|w| w == n))
+}
+
+/// The demuxer FFmpeg would pick for `path` (named `url`), from its name and first bytes
+/// read here (no FFmpeg I/O): to say which format a refused file asked for.
+fn guess_format(path: &Path, url: &std::ffi::CStr) -> Option<String> {
+    use std::io::Read;
+    const PROBE_BYTES: usize = 1 << 16;
+    let mut buf = Vec::with_capacity(PROBE_BYTES + ffi::AVPROBE_PADDING_SIZE as usize);
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(PROBE_BYTES as u64).read_to_end(&mut buf);
+    }
+    let len = buf.len();
+    buf.resize(len + ffi::AVPROBE_PADDING_SIZE as usize, 0);
+    // SAFETY: the probe data points at live buffers (padded as FFmpeg requires); the
+    // returned format is a static FFmpeg table entry.
+    unsafe {
+        let mut best: (i32, *const ffi::AVInputFormat) = (0, std::ptr::null());
+        for (opened, size) in [(0, 0), (1, len)] {
+            let pd = ffi::AVProbeData {
+                filename: url.as_ptr(),
+                buf: buf.as_mut_ptr(),
+                buf_size: size as i32,
+                mime_type: std::ptr::null(),
+            };
+            let mut score = 0;
+            let f = ffi::av_probe_input_format3(&pd, opened, &mut score);
+            if !f.is_null() && score > best.0 {
+                best = (score, f);
+            }
+        }
+        (!best.1.is_null()).then(|| {
+            std::ffi::CStr::from_ptr((*best.1).name)
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+}
+
+/// Opens `path` with libavformat (headers only: `avformat_open_input`), narrowly: only the
+/// demuxers of [`crate::ACCEPTED_FORMATS`] (FFmpeg's `format_whitelist`) and only the `file`
+/// protocol (`protocol_whitelist`), so that a file cannot make FFmpeg read other files
+/// (playlists, concat lists, image-sequence patterns) or reach anything else. A file of
+/// another format is refused with [`MediaError::Refused`], before anything but its name and
+/// first bytes has been read. The caller owns the returned context (`avformat_close_input`).
+pub(crate) fn open_format_context(path: &Path) -> Result<*mut ffi::AVFormatContext, MediaError> {
+    let url = convert::file_url(path).map_err(|r| MediaError::unreadable(path, r))?;
+    let c_url =
+        std::ffi::CString::new(url).map_err(|_| MediaError::unreadable(path, "bad path"))?;
+    let whitelist = format_whitelist(path);
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("format_whitelist", &whitelist);
+    options.set("protocol_whitelist", "file");
+    // Belt and braces: even as `image2`, the name is taken as it is, never as a pattern.
+    options.set("pattern_type", "none");
+    // SAFETY: plain libavformat calls; the dictionary is handed back and freed, and the
+    // context is either returned to the caller or freed by FFmpeg on failure.
+    unsafe {
+        let mut raw = options.disown();
+        let mut ctx: *mut ffi::AVFormatContext = std::ptr::null_mut();
+        let res = ffi::avformat_open_input(&mut ctx, c_url.as_ptr(), std::ptr::null(), &mut raw);
+        drop(ffmpeg::Dictionary::own(raw));
+        if res < 0 {
+            if let Some(format) = guess_format(path, &c_url).filter(|f| !on_list(f, &whitelist)) {
+                return Err(MediaError::Refused {
+                    path: path.to_path_buf(),
+                    reason: refusal_reason(&format).to_string(),
+                    format,
+                });
+            }
+            return Err(MediaError::unreadable(
+                path,
+                describe_open_error(ffmpeg::Error::from(res)),
+            ));
+        }
+        // FFmpeg checked the whitelist; checked again here so that no path forgets it.
+        let name = std::ffi::CStr::from_ptr((*(*ctx).iformat).name).to_string_lossy();
+        if !on_list(&name, &whitelist) {
+            let format = name.into_owned();
+            ffi::avformat_close_input(&mut ctx);
+            return Err(MediaError::Refused {
+                path: path.to_path_buf(),
+                reason: refusal_reason(&format).to_string(),
+                format,
+            });
+        }
+        Ok(ctx)
+    }
+}
+
 fn describe_open_error(e: ffmpeg::Error) -> String {
     match e {
         ffmpeg::Error::InvalidData => {
@@ -166,9 +289,22 @@ impl Decoder {
         if meta.len() == 0 {
             return Err(MediaError::unreadable(path, "file is empty"));
         }
-        let url = convert::file_url(path).map_err(|r| MediaError::unreadable(path, r))?;
-        let input = ffmpeg::format::input(&url)
-            .map_err(|e| MediaError::unreadable(path, describe_open_error(e)))?;
+        let input = {
+            let mut ctx = open_format_context(path)?;
+            // SAFETY: `ctx` is an open input context we own; on failure it is closed here,
+            // on success `Input` closes it when dropped.
+            unsafe {
+                let res = ffi::avformat_find_stream_info(ctx, std::ptr::null_mut());
+                if res < 0 {
+                    ffi::avformat_close_input(&mut ctx);
+                    return Err(MediaError::unreadable(
+                        path,
+                        describe_open_error(ffmpeg::Error::from(res)),
+                    ));
+                }
+                ffmpeg::format::context::Input::wrap(ctx)
+            }
+        };
 
         let container = input.format().name().to_string();
         let image_demuxer = is_image_demuxer(&container);

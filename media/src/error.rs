@@ -15,6 +15,16 @@ pub enum MediaError {
     #[error("could not read media {}: {reason}", path.display())]
     Unreadable { path: PathBuf, reason: String },
 
+    /// The file is of a format hallmark does not open (a playlist, a concat list, an image
+    /// sequence pattern, …: formats that may make FFmpeg read other files), or asks for a
+    /// protocol other than a local file. Nothing past its first bytes was read.
+    #[error("could not read media {}: format {format} is not accepted: {reason}", path.display())]
+    Refused {
+        path: PathBuf,
+        format: String,
+        reason: String,
+    },
+
     /// The container opened but holds no audio or video stream we can use.
     #[error("could not read media {}: no audio or video stream", path.display())]
     NoStream { path: PathBuf },

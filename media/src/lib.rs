@@ -30,6 +30,67 @@ pub use encode::{jpeg_thumbnail, EncodeSettings, Encoder, OutputFormat};
 pub use error::MediaError;
 pub use probe::probe;
 
+/// The FFmpeg demuxers hallmark opens ([`Decoder::open`], [`probe`]): the containers of the
+/// video, sound and still formats it reads. Everything else is refused
+/// ([`MediaError::Refused`]) before FFmpeg reads past a file's first bytes — above all the
+/// formats that make FFmpeg open *other* files (HLS and DASH playlists, `concat` lists, IMF,
+/// image-sequence patterns) or devices. `image2` (FFmpeg's demuxer for a single JPEG, among
+/// others) is accepted too, but only for a file whose name holds no pattern (`%`, `*`, `?`,
+/// `[`, `{`). Only the `file` protocol is allowed.
+pub const ACCEPTED_FORMATS: &[&str] = &[
+    // Video containers.
+    "mov",
+    "mp4",
+    "m4a",
+    "3gp",
+    "3g2",
+    "mj2",
+    "matroska",
+    "webm",
+    "avi",
+    "mpegts",
+    "mpeg",
+    "flv",
+    "ogg",
+    "asf",
+    "ivf",
+    "m4v",
+    "yuv4mpegpipe",
+    // Sound.
+    "wav",
+    "w64",
+    "mp3",
+    "aac",
+    "flac",
+    "aiff",
+    "caf",
+    "ac3",
+    "eac3",
+    "wv",
+    "au",
+    // Stills.
+    "png_pipe",
+    "apng",
+    "jpeg_pipe",
+    "jpegls_pipe",
+    "jpegxl_pipe",
+    "webp_pipe",
+    "gif",
+    "gif_pipe",
+    "tiff_pipe",
+    "bmp_pipe",
+    "svg_pipe",
+    "qoi_pipe",
+    "pam_pipe",
+    "pbm_pipe",
+    "pgm_pipe",
+    "ppm_pipe",
+    "j2k_pipe",
+    "dpx_pipe",
+    "exr_pipe",
+    "psd_pipe",
+];
+
 /// Initialise FFmpeg once (idempotent, thread-safe) and quiet its own logging
 /// to `AV_LOG_FATAL`: every failure is reported through [`MediaError`] anyway, and a damaged
 /// stream must not spray decoder messages over a report.

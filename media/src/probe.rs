@@ -9,7 +9,7 @@ use std::ptr;
 use ffmpeg::ffi;
 use ffmpeg_next as ffmpeg;
 
-use crate::{convert, AudioInfo, MediaError, MediaInfo, MediaKind, VideoInfo};
+use crate::{AudioInfo, MediaError, MediaInfo, MediaKind, VideoInfo};
 
 /// Reads container headers only. Fields the headers do not carry are left out; a file this
 /// accepts may still fail to decode (use [`crate::Decoder::open`] to know that).
@@ -19,18 +19,9 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     if meta.is_dir() {
         return Err(MediaError::unreadable(path, "is a directory"));
     }
-    let url = convert::file_url(path).map_err(|r| MediaError::unreadable(path, r))?;
-    let c_url =
-        std::ffi::CString::new(url).map_err(|_| MediaError::unreadable(path, "bad path"))?;
+    let mut ctx = crate::decode::open_format_context(path)?;
     // SAFETY: plain libavformat calls; the context is closed on every path below.
     unsafe {
-        let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
-        if ffi::avformat_open_input(&mut ctx, c_url.as_ptr(), ptr::null(), ptr::null_mut()) < 0 {
-            return Err(MediaError::unreadable(
-                path,
-                "not a media file FFmpeg can read",
-            ));
-        }
         // Raw streams (MP3, PNG…) leave sizes and rates to the analysis that decodes a little.
         if incomplete(ctx) && ffi::avformat_find_stream_info(ctx, ptr::null_mut()) < 0 {
             ffi::avformat_close_input(&mut ctx);
