@@ -121,3 +121,66 @@ fn seal_refuses_them_too() {
         assert!(!out.exists(), "{name}: {} written", out.display());
     }
 }
+
+/// `hallmark verify --json FILE` under GNU time: (report, peak RSS in bytes, seconds).
+fn verify_measured(home: &Path, file: &Path) -> (serde_json::Value, u64, f64) {
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kb %M"])
+        .arg(env!("CARGO_BIN_EXE_hallmark"))
+        .arg("--home")
+        .arg(home)
+        .args(["verify", "--json", "--no-store"])
+        .arg(file)
+        .env_remove("HALLMARK_HOME")
+        .output()
+        .expect("GNU time (installed by scripts/setup)");
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let kb: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kb "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory in {stderr}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(stdout.lines().next().expect("a report")).unwrap();
+    (report, kb * 1024, seconds)
+}
+
+#[test]
+fn extreme_shapes_are_analysed_within_bounds() {
+    // A 4096×16 strip would get a 32768-column analysis grid (16 MB per image, ≈ 21 000
+    // scales to search) without the grid's cap; a 16×4096 needle a one-column one.
+    let (home, _) = sealed_clip();
+    for size in ["4096x16", "16x4096"] {
+        let clip = scratch().join(format!("strip-{size}.mp4"));
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=25:duration=10"),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            clip.to_str().unwrap(),
+        ]);
+        let (r, peak, seconds) = verify_measured(home.path(), &clip);
+        assert_eq!(r["verdict"], "no-provenance", "{size}: {r:#}");
+        let (w, h) = size.split_once('x').unwrap();
+        assert_eq!(r["media"]["width"].to_string(), w, "{size}");
+        assert_eq!(r["media"]["height"].to_string(), h, "{size}");
+        let video = &r["watermark"]["video"];
+        assert_eq!(video["detected"], false, "{size}");
+        assert!(
+            video["frames_analysed"].as_u64().unwrap() >= 200,
+            "{size}: {video}"
+        );
+        assert!(peak < 1 << 30, "{size}: peak memory {} MB", peak >> 20);
+        assert!(seconds < 60.0, "{size}: {seconds:.1} s");
+        eprintln!("{size}: {seconds:.2} s, peak {} MB", peak >> 20);
+    }
+}

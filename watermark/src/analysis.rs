@@ -5,8 +5,16 @@ use crate::fft::{Fft, C};
 use crate::key::WatermarkKey;
 
 /// Rows of the analysis grid. Analysis pixels are square, so a frame of `w×h` maps to
-/// `ceil(w·ANALYSIS_ROWS/h) × ANALYSIS_ROWS`, independent of the frame's resolution.
+/// `ceil(w·ANALYSIS_ROWS/h) × ANALYSIS_ROWS`, independent of the frame's resolution — up to
+/// [`MAX_GRID_ASPECT`]: wider frames get wider analysis pixels instead of more columns.
 pub const ANALYSIS_ROWS: usize = 128;
+/// The analysis grid is at most this many times as wide as it is tall (4:1, 512 × 128 at
+/// [`ANALYSIS_ROWS`]): a frame wider than that (a 4096×16 strip would otherwise get a
+/// 32768-column grid, 16 MB per analysis image and a scale search of ≈ 21 000 scales) is
+/// binned onto `MAX_GRID_ASPECT·rows` columns of analysis pixels that are wider than tall.
+/// Embedder and detector share the grid, so such frames are still marked and found; frames
+/// up to 4:1 (every common format, 32:9 included) are unaffected.
+pub const MAX_GRID_ASPECT: usize = 4;
 /// Side of the keyed tile (analysis pixels), repeated over the whole frame.
 pub const TILE: usize = 64;
 /// Chips of the tile that carry the sync (presence) pattern; the rest carry payload.
@@ -156,14 +164,18 @@ impl AnalysisGrid {
         Self::with_rows(w, h, ANALYSIS_ROWS)
     }
 
-    /// A grid of `rows` rows (the watermark itself always uses [`ANALYSIS_ROWS`]).
+    /// A grid of `rows` rows (the watermark itself always uses [`ANALYSIS_ROWS`]), at most
+    /// [`MAX_GRID_ASPECT`]` · rows` columns wide.
     pub fn with_rows(w: usize, h: usize, rows: usize) -> Self {
         let (w, h, rows) = (w.max(1), h.max(1), rows.max(1));
         let f = rows as f64 / h as f64;
         let ha = rows;
-        let wa = ((w as f64 * f).ceil() as usize).max(1);
+        let square = ((w as f64 * f).ceil() as usize).max(1);
+        let wa = square.min(MAX_GRID_ASPECT.saturating_mul(rows));
+        // Horizontal frame→grid factor: `f` (square analysis pixels) unless capped.
+        let fx = if wa < square { wa as f64 / w as f64 } else { f };
         let colbin: Vec<u32> = (0..w)
-            .map(|x| (((x as f64 + 0.5) * f) as usize).min(wa - 1) as u32)
+            .map(|x| (((x as f64 + 0.5) * fx) as usize).min(wa - 1) as u32)
             .collect();
         let rowbin: Vec<u32> = (0..h)
             .map(|y| (((y as f64 + 0.5) * f) as usize).min(ha - 1) as u32)
@@ -189,9 +201,9 @@ impl AnalysisGrid {
             colbin,
             rowbin,
             inv_count,
-            col_taps: taps(w, wa, f),
+            col_taps: taps(w, wa, fx),
             row_taps: taps(h, ha, f),
-            up_col: taps(wa, w, 1.0 / f),
+            up_col: taps(wa, w, 1.0 / fx),
             up_row: taps(ha, h, 1.0 / f),
         }
     }
@@ -464,6 +476,45 @@ pub(crate) fn texture_mask(x: &[f32], w: usize, h: usize) -> Vec<f32> {
     act.iter()
         .map(|a| (a / ACT_REF).clamp(MASK_MIN, MASK_MAX))
         .collect()
+}
+
+#[cfg(test)]
+mod grid_tests {
+    use super::*;
+
+    #[test]
+    fn the_grid_is_capped_at_four_to_one_and_unchanged_below() {
+        // Common shapes keep square analysis pixels.
+        for (w, h, wa) in [
+            (1280, 720, 228),
+            (1920, 1080, 228),
+            (3840, 1080, 456),
+            (720, 1280, 72),
+        ] {
+            assert_eq!(AnalysisGrid::new(w, h).grid_size(), (wa, 128), "{w}x{h}");
+        }
+        // A strip: 512 columns (not 32768), every frame column in a bin, bins monotone.
+        for (w, h) in [(4096, 16), (8192, 512), (100_000, 128)] {
+            let g = AnalysisGrid::new(w, h);
+            assert_eq!(
+                g.grid_size(),
+                (MAX_GRID_ASPECT * ANALYSIS_ROWS, 128),
+                "{w}x{h}"
+            );
+            let bins = g.column_bins();
+            assert_eq!(bins.len(), w);
+            assert!(bins.windows(2).all(|p| p[0] <= p[1]), "{w}x{h}");
+            assert_eq!(
+                *bins.last().unwrap() as usize,
+                g.grid_size().0 - 1,
+                "{w}x{h}"
+            );
+            let flat = g.downscale(&vec![77u8; w * h]);
+            assert!(flat.iter().all(|&v| (v - 77.0).abs() < 1e-3), "{w}x{h}");
+        }
+        // A tall needle: one column.
+        assert_eq!(AnalysisGrid::new(16, 4096).grid_size(), (1, 128));
+    }
 }
 
 #[cfg(test)]

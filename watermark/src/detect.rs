@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::analysis::{AnalysisGrid, KeyPattern, TILE};
+use crate::analysis::{AnalysisGrid, KeyPattern, ANALYSIS_ROWS, MAX_GRID_ASPECT, TILE};
 use crate::code;
 use crate::fft::{Fft, C};
 use crate::key::{Payload, WatermarkKey};
@@ -26,6 +26,15 @@ pub const MAX_TIMELINE_BINS: usize = 512;
 /// The longest clip (seconds) whose timeline bins are one second wide: longer clips get wider
 /// bins, never a shorter timeline.
 pub const MAX_TIMELINE_SECONDS: usize = MAX_TIMELINE_BINS;
+
+/// Longest image side the scale grid is made fine enough for ([`scale_grid`]): the widest
+/// analysis grid, so at most ≈ 340 scales are searched whatever the frame's shape.
+const MAX_SEARCH_LEN: usize = MAX_GRID_ASPECT * ANALYSIS_ROWS;
+/// Most analysis-grid sizes whose running sums a detector keeps at once (a file whose frames
+/// change size keeps one set of sums per size, each up to `MAX_TIMELINE_BINS + 1` analysis
+/// images): a further size replaces the one with the fewest frames, so a file cannot grow
+/// the detector's memory by changing its frame size over and over.
+pub const MAX_GRID_SIZES: usize = 3;
 
 /// The outcome of [`VideoDetector::result`].
 #[derive(Debug, Clone, PartialEq)]
@@ -293,7 +302,9 @@ fn single_p(z: f64) -> f64 {
 /// The candidate scales for an analysis image whose longer side is `len`: a geometric
 /// grid fine enough that the fold drifts by at most ¼ chip at the image border.
 pub(crate) fn scale_grid(len: usize) -> Vec<f64> {
-    let step = 1.0 + 1.0 / len.max(16) as f64;
+    // Grids are at most MAX_GRID_ASPECT·ANALYSIS_ROWS wide (`AnalysisGrid`); a residual
+    // handed in from elsewhere never gets a finer (longer) search than that either.
+    let step = 1.0 + 1.0 / len.clamp(16, MAX_SEARCH_LEN) as f64;
     let mut v = Vec::new();
     let mut s = SCALE_MIN;
     while s <= SCALE_MAX {
@@ -376,6 +387,7 @@ impl VideoDetector {
         }
         if grid_w == 0
             || grid_h == 0
+            || grid_w > MAX_GRID_ASPECT.saturating_mul(grid_h)
             || residual.len() != grid_w * grid_h
             || !residual.iter().all(|v| v.is_finite())
         {
@@ -389,6 +401,12 @@ impl VideoDetector {
         let idx = match self.accs.iter().position(|a| a.wa == wa && a.ha == ha) {
             Some(i) => i,
             None => {
+                if self.accs.len() >= MAX_GRID_SIZES {
+                    // The sums with the fewest frames (the oldest of equals) make room.
+                    if let Some(i) = (0..self.accs.len()).min_by_key(|&i| self.accs[i].frames) {
+                        self.accs.remove(i);
+                    }
+                }
                 self.accs.push(Accum {
                     wa,
                     ha,
@@ -753,6 +771,58 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Textured frames (a fixed pseudo-random luma) of `w×h`.
+    fn textured(w: u32, h: u32, seed: u32) -> VideoFrame {
+        let mut f = VideoFrame::black(w, h, PixelLayout::Yuv420p, 0.0);
+        let mut state = seed;
+        for p in f.planes[0].iter_mut() {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *p = 40 + (state >> 16) as u8 % 160;
+        }
+        f
+    }
+
+    #[test]
+    fn a_strip_is_searched_on_the_capped_grid_and_its_mark_found() {
+        let key = WatermarkKey::generate(1).unwrap();
+        let payload = Payload {
+            clip_id: 0x0123_4567_89ab_cdef,
+            key_id: key.key_id(),
+        };
+        let mut emb = crate::VideoEmbedder::new(&key, payload, crate::DEFAULT_STRENGTH);
+        let mut det = VideoDetector::new(std::slice::from_ref(&key));
+        // 16:1, 256 rows: a 2048-column grid uncapped.
+        for i in 0..6 {
+            let mut f = textured(4096, 256, i + 1);
+            f.pts_s = i as f64 / 25.0;
+            emb.embed(&mut f);
+            det.add_frame(&f);
+        }
+        assert_eq!(det.accs.len(), 1);
+        assert_eq!((det.accs[0].wa, det.accs[0].ha), (512, 128));
+        let r = det.result();
+        assert!(r.detected, "p {}", r.p_value);
+        assert_eq!(r.payload, Some(payload));
+        // The search's size is that of a 4:1 grid's.
+        assert_eq!(scale_grid(32768).len(), scale_grid(512).len());
+        assert!(scale_grid(512).len() < 400);
+    }
+
+    #[test]
+    fn frames_of_ever_new_sizes_keep_few_sums() {
+        let key = WatermarkKey::generate(1).unwrap();
+        let mut det = VideoDetector::new(std::slice::from_ref(&key));
+        // A steady size with many frames, interleaved with a new size every frame.
+        for i in 0..40u32 {
+            det.add_frame(&textured(320, 240, 1));
+            det.add_frame(&textured(64 + 8 * i, 480, 2));
+            assert!(det.accs.len() <= MAX_GRID_SIZES);
+        }
+        let steady = det.accs.iter().find(|a| a.wa == 171).expect("kept");
+        assert_eq!(steady.frames, 40);
+        assert_eq!(det.frames, 80);
     }
 
     #[test]
