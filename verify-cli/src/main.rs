@@ -115,7 +115,8 @@ struct ServeArgs {
     /// Analyses running at once [default: number of CPU cores].
     #[arg(long)]
     workers: Option<usize>,
-    /// Uploads that may wait for a worker before the server answers 503.
+    /// Complete uploads that may wait for a worker before the server answers 503 (an upload
+    /// in progress holds no place).
     #[arg(long, default_value_t = 16)]
     queue: usize,
     /// Time limit of one analysis, in seconds.
