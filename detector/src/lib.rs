@@ -304,6 +304,16 @@ impl Verifier {
         words::fill(report, &evidence, judgement)
     }
 
+    /// A report of verdict `error` for `target` saying `message`, audited as
+    /// [`Verifier::verify`]'s reports are (the file's SHA-256 where it is a regular file
+    /// that can be read): for a file whose analysis could not finish — a worker process
+    /// stopped over its time or memory budget, or crashed.
+    pub fn error_report(&self, target: &Target, message: String) -> Report {
+        let mut report = Report::error(target.path.display().to_string(), message);
+        report.audit = Some(self.audit(&target.path));
+        report
+    }
+
     /// Reads and validates the file's C2PA data into `report.c2pa`; the manifest's part
     /// of the evidence, and an error message when the data is there but unreadable.
     fn read_manifest(
@@ -676,8 +686,12 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
     }
 }
 
-/// SHA-256 of the file (hex); `None` if it cannot be read.
+/// SHA-256 of the file (hex); `None` if it cannot be read or is not a regular file (a FIFO
+/// would block the open, a device such as /dev/zero never end).
 fn file_sha256(path: &Path) -> Option<String> {
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
     let mut file = std::fs::File::open(path).ok()?;
     let mut hash = Sha256::new();
     std::io::copy(&mut file, &mut hash).ok()?;

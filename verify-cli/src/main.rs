@@ -336,9 +336,44 @@ struct VerifyArgs {
     /// doubled for the second test it may make. The sound is analysed in full.
     #[arg(long)]
     quick: bool,
+    /// Time budget of one file, in seconds (0: none). A batch (several files, or a directory)
+    /// is verified in a worker process: a file over its budget is stopped and reported as an
+    /// error, the worker is replaced and the batch goes on. A single FILE is verified in this
+    /// process unless --file-timeout or --file-memory is given. [default: 300]
+    #[arg(long, value_name = "SECS")]
+    file_timeout: Option<u64>,
+    /// Memory (address space) budget of the worker verifying a file, e.g. 4G (0: none); see
+    /// --file-timeout. [default: 4G]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_or_zero)]
+    file_memory: Option<u64>,
+    /// Verify a batch in this process, without a worker: no per-file budgets (a file that
+    /// hangs or crashes stops the batch). For files you trust.
+    #[arg(long, conflicts_with_all = ["file_timeout", "file_memory"])]
+    in_process: bool,
+    /// Internal: this process is the worker of another `hallmark verify`, verifying the files
+    /// named on its stdin (json, human or human-color: see `verify_as_worker`).
+    #[arg(long, hide = true, value_name = "MODE")]
+    worker: Option<WorkerMode>,
+    /// Internal, for tests of the worker budgets: KIND=NAME makes the worker for the file
+    /// named NAME panic, hang or exhaust its memory (KIND: panic, hang, memory). Honoured by
+    /// worker processes only.
+    #[arg(long, hide = true, value_name = "KIND=NAME")]
+    fault_injection: Vec<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
+
+/// What a worker prints per file besides its JSON line ([`VerifyArgs::worker`]).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WorkerMode {
+    Json,
+    Human,
+    HumanColor,
+}
+
+/// Default per-file budgets of a batch ([`VerifyArgs::file_timeout`], `file_memory`).
+const DEFAULT_FILE_TIMEOUT_S: u64 = 300;
+const DEFAULT_FILE_MEMORY: u64 = 4 << 30;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -685,28 +720,37 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
         && !args.json
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
+    if let Some(mode) = args.worker {
+        return verify_as_worker(&verifier, &args, mode);
+    }
+    // A batch, or a file given a budget: each file in a worker process of its own.
+    let isolate = !args.in_process
+        && (targets.len() > 1 || args.file_timeout.is_some() || args.file_memory.is_some());
+    let workers = isolate
+        .then(|| Workers::new(home, &args, color))
+        .transpose()?;
 
     let mut counts = [0usize; Verdict::ALL.len()];
     for target in &targets {
-        let report = match target {
-            Ok(target) => {
+        let (verdict, text) = match (target, &workers) {
+            (Ok(target), Some(workers)) => workers.verify(&verifier, target, args.json)?,
+            (Ok(target), None) => {
                 let bar = SearchBar::new(&target.path);
                 let report = verifier.verify_with_progress(target, &|p| bar.report(p));
                 bar.finish();
-                report
+                render(&report, args.json, color)?
             }
-            Err((path, message)) => {
-                hallmark_detector::Report::error(path.display().to_string(), message.clone())
-            }
+            (Err((path, message)), _) => render(
+                &hallmark_detector::Report::error(path.display().to_string(), message.clone()),
+                args.json,
+                color,
+            )?,
         };
-        counts[Verdict::ALL
-            .iter()
-            .position(|v| *v == report.verdict)
-            .unwrap_or(0)] += 1;
+        counts[Verdict::ALL.iter().position(|v| *v == verdict).unwrap_or(0)] += 1;
         if args.json {
-            println!("{}", serde_json::to_string(&report)?);
+            println!("{text}");
         } else {
-            print!("{}", report::human(&report, color));
+            print!("{text}");
             if targets.len() > 1 {
                 println!();
             }
@@ -716,6 +760,447 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
         report::summary(&counts, targets.len(), args.json);
     }
     Ok(exit_code(&counts))
+}
+
+/// A report's verdict and its text: the JSON line (without its newline), or the human report.
+fn render(
+    report: &hallmark_detector::Report,
+    json: bool,
+    color: bool,
+) -> Result<(Verdict, String)> {
+    let text = if json {
+        serde_json::to_string(report)?
+    } else {
+        report::human(report, color)
+    };
+    Ok((report.verdict, text))
+}
+
+/// Lines a worker writes on stderr to move its parent's progress bar:
+/// `PROGRESS_LINE <scan> <done_s> <total_s>` (scan: key-frames or full; total: `-` unknown).
+const PROGRESS_LINE: &str = "hallmark-worker-progress";
+
+/// `verify --worker MODE -`: verifies the files whose paths come on stdin (one a line, the
+/// path's bytes in hex), one after the other, in this process; per file its JSON line and,
+/// in the human modes, a second line: the human report as a JSON string. The search's
+/// progress goes to stderr as [`PROGRESS_LINE`]s.
+fn verify_as_worker(verifier: &Verifier, args: &VerifyArgs, mode: WorkerMode) -> Result<u8> {
+    use std::io::{BufRead as _, Write as _};
+    for line in std::io::stdin().lock().lines() {
+        let bytes = unhex(line?.trim()).context("a worker reads one hex path a line")?;
+        let path =
+            PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for fault in &args.fault_injection {
+            match fault.split_once('=') {
+                Some((kind, file)) if file == name => inject_fault(kind),
+                Some(_) => {}
+                None => bail!("--fault-injection takes KIND=NAME"),
+            }
+        }
+        let target = Target {
+            path,
+            sidecar: args.sidecar.clone(),
+            fragments: args.fragment.clone(),
+        };
+        let report = verifier.verify_with_progress(&target, &|p: SearchProgress| {
+            let scan = if p.scan == VideoScan::KeyFrames {
+                "key-frames"
+            } else {
+                "full"
+            };
+            let total = p.total_s.map_or("-".to_string(), |t| t.to_string());
+            eprintln!("{PROGRESS_LINE} {scan} {} {total}", p.done_s);
+        });
+        let mut out = serde_json::to_string(&report)?;
+        out.push('\n');
+        if mode != WorkerMode::Json {
+            let human = report::human(&report, mode == WorkerMode::HumanColor);
+            out.push_str(&serde_json::to_string(&human)?);
+            out.push('\n');
+        }
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(out.as_bytes())?;
+        stdout.flush()?;
+    }
+    Ok(exit::VERIFIED)
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    text.len().is_multiple_of(2).then_some(())?;
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The test-only faults of `--fault-injection` (worker processes only): what a hostile file
+/// could make the analysis do, on demand.
+fn inject_fault(kind: &str) {
+    match kind {
+        "panic" => panic!("fault injection: panic"),
+        "hang" => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
+        "memory" => {
+            // Touched 64 MB blocks until the address-space budget stops the process.
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            loop {
+                held.push(vec![1u8; 64 << 20]);
+                std::hint::black_box(&held);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Verifies files one by one in a worker process (this binary, `verify --worker`), under a
+/// wall-clock budget per file and an address-space budget: a file that hangs, exhausts the
+/// memory or crashes the analysis is reported as an `error`, its worker is ended, and the
+/// batch goes on with a fresh one. One worker serves file after file while all goes well,
+/// so a batch pays one process start (≈ 0.1 s), not one per file.
+struct Workers {
+    exe: PathBuf,
+    /// The worker's arguments.
+    args: Vec<std::ffi::OsString>,
+    timeout: Option<std::time::Duration>,
+    memory: Option<u64>,
+    /// Lines per file: the JSON report, and the human report in the human modes.
+    lines: usize,
+    running: std::cell::RefCell<Option<Worker>>,
+}
+
+/// A running worker: its stdin, its stdout's lines (`None`: closed) and its stderr's state.
+struct Worker {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<Option<String>>,
+    stderr: Arc<std::sync::Mutex<WorkerStderr>>,
+    stderr_done: std::thread::JoinHandle<()>,
+}
+
+/// What a worker's stderr says about the file in hand: progress for its bar, and the rest.
+#[derive(Default)]
+struct WorkerStderr {
+    bar: Option<Arc<SearchBar>>,
+    kept: String,
+}
+
+impl Workers {
+    fn new(home: &Home, args: &VerifyArgs, color: bool) -> Result<Workers> {
+        let exe = std::env::current_exe().context("locating the hallmark binary for workers")?;
+        let home_dir = std::path::absolute(home.dir())
+            .with_context(|| format!("locating {}", home.dir().display()))?;
+        let mode = match (args.json, color) {
+            (true, _) => "json",
+            (false, true) => "human-color",
+            (false, false) => "human",
+        };
+        let mut w: Vec<std::ffi::OsString> = vec![
+            "--home".into(),
+            home_dir.into(),
+            "verify".into(),
+            "--worker".into(),
+            mode.into(),
+        ];
+        if args.quick {
+            w.push("--quick".into());
+        }
+        if args.store.no_store {
+            w.push("--no-store".into());
+        } else if let Some(store) = &args.store.store {
+            w.extend(["--store".into(), store.into()]);
+        }
+        for pem in &args.trust_anchors {
+            w.extend(["--trust-anchors".into(), pem.into()]);
+        }
+        if let Some(sidecar) = &args.sidecar {
+            w.extend(["--sidecar".into(), sidecar.into()]);
+        }
+        for fragment in &args.fragment {
+            w.extend(["--fragment".into(), fragment.into()]);
+        }
+        for fault in &args.fault_injection {
+            w.extend(["--fault-injection".into(), fault.into()]);
+        }
+        w.push("-".into());
+        let timeout = args.file_timeout.unwrap_or(DEFAULT_FILE_TIMEOUT_S);
+        let memory = args.file_memory.unwrap_or(DEFAULT_FILE_MEMORY);
+        Ok(Workers {
+            exe,
+            args: w,
+            timeout: (timeout > 0).then(|| std::time::Duration::from_secs(timeout)),
+            memory: (memory > 0).then_some(memory),
+            lines: if args.json { 1 } else { 2 },
+            running: std::cell::RefCell::new(None),
+        })
+    }
+
+    fn start(&self) -> std::io::Result<Worker> {
+        let mut command = std::process::Command::new(&self.exe);
+        command
+            .args(&self.args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(bytes) = self.memory {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || limit_address_space(bytes));
+            }
+        }
+        let mut child = command.spawn()?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other("no pipes to the worker"));
+        };
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(Some(line)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(None);
+        });
+        let state = Arc::new(std::sync::Mutex::new(WorkerStderr::default()));
+        let shared = Arc::clone(&state);
+        let stderr_done = std::thread::spawn(move || relay_stderr(stderr, &shared));
+        Ok(Worker {
+            child,
+            stdin,
+            lines,
+            stderr: state,
+            stderr_done,
+        })
+    }
+
+    /// One file's verdict and text (as [`render`]), from the worker — or an `error` report
+    /// saying why the worker gave none.
+    fn verify(
+        &self,
+        verifier: &Verifier,
+        target: &Target,
+        json: bool,
+    ) -> Result<(Verdict, String)> {
+        use std::io::Write as _;
+        let failed = |message: String| render(&verifier.error_report(target, message), json, false);
+        let mut running = self.running.borrow_mut();
+        if running.is_none() {
+            match self.start() {
+                Ok(w) => *running = Some(w),
+                Err(e) => return failed(format!("the analysis worker could not start: {e}")),
+            }
+        }
+        let worker = running.as_mut().expect("just started");
+        let bar = Arc::new(SearchBar::new(&target.path));
+        {
+            let mut state = worker.stderr.lock().unwrap_or_else(|e| e.into_inner());
+            state.bar = Some(Arc::clone(&bar));
+            state.kept.clear();
+        }
+        let request = format!(
+            "{}\n",
+            hex_of(std::os::unix::ffi::OsStrExt::as_bytes(
+                target.path.as_os_str()
+            ))
+        );
+        let sent = worker
+            .stdin
+            .write_all(request.as_bytes())
+            .and_then(|()| worker.stdin.flush());
+        let deadline = self.timeout.map(|t| std::time::Instant::now() + t);
+        let mut lines = Vec::new();
+        let mut outcome = sent.map_err(|_| Stop::Exited);
+        while outcome.is_ok() && lines.len() < self.lines {
+            let next = match deadline {
+                Some(d) => worker
+                    .lines
+                    .recv_timeout(d.saturating_duration_since(std::time::Instant::now()))
+                    .map_err(|e| match e {
+                        std::sync::mpsc::RecvTimeoutError::Timeout => Stop::TimedOut,
+                        std::sync::mpsc::RecvTimeoutError::Disconnected => Stop::Exited,
+                    }),
+                None => worker.lines.recv().map_err(|_| Stop::Exited),
+            };
+            match next {
+                Ok(Some(line)) => lines.push(line),
+                Ok(None) => outcome = Err(Stop::Exited),
+                Err(stop) => outcome = Err(stop),
+            }
+        }
+        bar.finish();
+        let verdict = lines
+            .first()
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .and_then(|v| v.get("verdict").cloned())
+            .and_then(|v| {
+                Verdict::ALL
+                    .iter()
+                    .copied()
+                    .find(|x| serde_json::to_value(x).ok().as_ref() == Some(&v))
+            });
+        if let (Ok(()), Some(verdict)) = (&outcome, verdict) {
+            let text = if json {
+                lines.swap_remove(0)
+            } else {
+                serde_json::from_str::<String>(&lines[1]).unwrap_or_default()
+            };
+            return Ok((verdict, text));
+        }
+        // The worker is done for: ended (over its time budget) or ended by itself.
+        let Some(mut worker) = running.take() else {
+            return failed("the analysis worker stopped".into());
+        };
+        let timed_out = matches!(outcome, Err(Stop::TimedOut));
+        if timed_out {
+            let _ = worker.child.kill();
+        }
+        drop(worker.stdin);
+        let status = worker.child.wait();
+        let _ = worker.stderr_done.join();
+        if timed_out {
+            let secs = self.timeout.map_or(0, |t| t.as_secs());
+            return failed(format!(
+                "analysis stopped: over its time budget of {secs} s (--file-timeout)"
+            ));
+        }
+        let errors =
+            std::mem::take(&mut worker.stderr.lock().unwrap_or_else(|e| e.into_inner()).kept);
+        // Rust's allocation failure, the C library's, the dynamic loader's.
+        let out_of_memory = [
+            "memory allocation of",
+            "Cannot allocate memory",
+            "out of memory",
+            "failed to map segment",
+        ]
+        .iter()
+        .any(|m| errors.contains(m));
+        if out_of_memory {
+            let budget = self
+                .memory
+                .map_or(String::new(), |m| format!(" of {} MB", m >> 20));
+            return failed(format!(
+                "analysis stopped: over its memory budget{budget} (--file-memory)"
+            ));
+        }
+        let how = match status {
+            Ok(status) => match (
+                status.code(),
+                std::os::unix::process::ExitStatusExt::signal(&status),
+            ) {
+                (Some(code), _) => format!("exit code {code}"),
+                (None, Some(signal)) => format!("signal {signal}"),
+                _ => "no report".into(),
+            },
+            Err(e) => e.to_string(),
+        };
+        failed(format!(
+            "the analysis crashed ({how}); the file may be malformed"
+        ))
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if let Some(worker) = self.running.get_mut().take() {
+            drop(worker.stdin); // end of input: the worker exits
+            let mut child = worker.child;
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Why a worker gave no report.
+enum Stop {
+    TimedOut,
+    Exited,
+}
+
+/// Reads a worker's stderr to its end: progress lines move the bar of the file in hand; the
+/// rest (a panic's or an allocation failure's message) is kept for it, the last 64 KB.
+fn relay_stderr(stderr: std::process::ChildStderr, state: &std::sync::Mutex<WorkerStderr>) {
+    use std::io::BufRead as _;
+    for line in std::io::BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rest) = line.strip_prefix(PROGRESS_LINE) {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if let (Some(bar), [scan, done, total]) = (state.bar.as_ref(), &f[..]) {
+                bar.report(SearchProgress {
+                    scan: if *scan == "key-frames" {
+                        VideoScan::KeyFrames
+                    } else {
+                        VideoScan::ReferenceFrames
+                    },
+                    done_s: done.parse().unwrap_or(0.0),
+                    total_s: total.parse().ok(),
+                });
+            }
+            continue;
+        }
+        state.kept.push_str(&line);
+        state.kept.push('\n');
+        if state.kept.len() > 64 << 10 {
+            let cut = state.kept.len() - (32 << 10);
+            let cut = (cut..state.kept.len())
+                .find(|&i| state.kept.is_char_boundary(i))
+                .unwrap_or(0);
+            state.kept.drain(..cut);
+        }
+    }
+}
+
+/// Caps this process's address space (`setrlimit(RLIMIT_AS)`), in a worker between fork and
+/// exec. Declared here from the C library std already links (one call does not need the
+/// `libc` crate).
+#[cfg(target_os = "linux")]
+fn limit_address_space(bytes: u64) -> std::io::Result<()> {
+    #[repr(C)]
+    struct Rlimit {
+        cur: u64,
+        max: u64,
+    }
+    unsafe extern "C" {
+        fn setrlimit(resource: i32, limit: *const Rlimit) -> i32;
+    }
+    const RLIMIT_AS: i32 = 9;
+    let limit = Rlimit {
+        cur: bytes,
+        max: bytes,
+    };
+    // SAFETY: a plain system call on a valid struct of the kernel's layout (two u64).
+    if unsafe { setrlimit(RLIMIT_AS, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn limit_address_space(_bytes: u64) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// [`parse_size`], or 0 (no budget).
+fn parse_size_or_zero(text: &str) -> std::result::Result<u64, String> {
+    if text.trim() == "0" {
+        Ok(0)
+    } else {
+        parse_size(text)
+    }
 }
 
 /// One file's watermark search on stderr: drawn on a terminal only, and only once the
