@@ -1370,7 +1370,7 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
 fn exit_code(counts: &[usize]) -> u8 {
     let count = |v: Verdict| counts[Verdict::ALL.iter().position(|x| *x == v).unwrap_or(0)];
     let total: usize = counts.iter().sum();
-    if count(Verdict::Tampered) > 0 {
+    if count(Verdict::Tampered) > 0 || count(Verdict::Contradicted) > 0 {
         exit::TAMPERED
     } else if count(Verdict::Error) > 0 {
         exit::ERROR
