@@ -30,7 +30,28 @@ pub struct Config {
     /// without.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsa_url: Option<String>,
+    /// The manifest store (absolute, or relative to the home dir) instead of the home's
+    /// `manifests.sqlite`: a verifier home (`hallmark verifier-home`) names the signing
+    /// home's store here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<PathBuf>,
 }
+
+/// What [`Home::make_verifier_home`] put in the verifier home.
+#[derive(Debug, Clone, Default)]
+pub struct VerifierHomeReport {
+    /// Each trust anchor: where it came from, where it went.
+    pub trust_anchors: Vec<(PathBuf, PathBuf)>,
+    /// Each watermark key: where it came from, where it went, who holds it.
+    pub watermark_keys: Vec<(PathBuf, PathBuf, Option<String>)>,
+    /// The store the verifier home's config names (`None`: none).
+    pub store: Option<PathBuf>,
+    pub config: PathBuf,
+}
+
+/// The private signing keys a home may hold: anyone who can read one can sign manifests
+/// that verify as this home's.
+pub const PRIVATE_SIGNING_KEYS: [&str; 2] = ["signer.key", "root-ca.key"];
 
 /// One entry of `watermark_keys` in `config.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -85,9 +106,141 @@ impl Home {
         self.dir.join("keys")
     }
 
-    /// The manifest store sealing records into and `verify` recovers from.
+    /// The manifest store sealing records into and `verify` recovers from: the config's
+    /// `store`, else `manifests.sqlite` in the home (a config that cannot be read counts as
+    /// naming none; every command that reads the config reports it).
     pub fn store_path(&self) -> PathBuf {
-        self.dir.join(hallmark_store::STORE_FILE)
+        match self.config().ok().and_then(|c| c.store) {
+            Some(store) => self.resolve_path(&store),
+            None => self.dir.join(hallmark_store::STORE_FILE),
+        }
+    }
+
+    /// The private signing keys present in this home (`keys/signer.key`, `keys/root-ca.key`).
+    pub fn private_signing_keys(&self) -> Vec<PathBuf> {
+        PRIVATE_SIGNING_KEYS
+            .iter()
+            .map(|name| self.keys_dir().join(name))
+            .filter(|path| path.symlink_metadata().is_ok())
+            .collect()
+    }
+
+    /// Makes a *verifier home* in `out` (which must not exist, or be an empty directory):
+    /// copies of this home's trust anchors (`trust/`) and, unless `watermark_keys` is false,
+    /// of every watermark key verify looks for (`watermark-keys/`, each with its
+    /// organisation), and a `config.toml` naming them and the store (`store`, or this home's).
+    /// No private signing key goes there. The watermark keys are secret (whoever holds one
+    /// can forge that mark): the copies are mode 0600, and the directory 0700.
+    pub fn make_verifier_home(
+        &self,
+        out: &Path,
+        store: Option<PathBuf>,
+        watermark_keys: bool,
+    ) -> Result<VerifierHomeReport, SignerError> {
+        let config = self.config()?;
+        // Read everything first: a broken signing home leaves no half-made verifier home.
+        let mut anchors = Vec::new();
+        for p in &config.trust_anchors {
+            let from = self.resolve_path(p);
+            let pem = fs::read(&from).map_err(|e| SignerError::io(&from, e))?;
+            anchors.push((from, pem));
+        }
+        let mut keys = Vec::new();
+        if watermark_keys {
+            let own = self.keys_dir().join(crate::keys::WATERMARK_KEY);
+            let mut sources: Vec<(PathBuf, Option<String>)> = Vec::new();
+            if own.exists() {
+                sources.push((own, crate::keys::own_organisation(self)));
+            }
+            for entry in &config.watermark_keys {
+                sources.push((
+                    self.resolve_path(entry.path()),
+                    entry.organisation().map(str::to_owned),
+                ));
+            }
+            for (from, organisation) in sources {
+                crate::keys::read_watermark_key(&from)?; // a key, not any file
+                let bytes = fs::read(&from).map_err(|e| SignerError::io(&from, e))?;
+                keys.push((from, bytes, organisation));
+            }
+        }
+        let store = store.unwrap_or_else(|| self.store_path());
+        let store = std::path::absolute(&store).map_err(|e| SignerError::io(&store, e))?;
+
+        match fs::read_dir(out) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(SignerError::Home(format!(
+                        "{} already exists and is not empty; nothing was written (choose a new directory)",
+                        out.display()
+                    )));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(out).map_err(|e| SignerError::io(out, e))?
+            }
+            Err(e) => return Err(SignerError::io(out, e)),
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(out, fs::Permissions::from_mode(0o700))
+                .map_err(|e| SignerError::io(out, e))?;
+        }
+        let verifier = Home {
+            dir: out.to_path_buf(),
+        };
+        let mut report = VerifierHomeReport::default();
+        let mut new_config = Config {
+            store: Some(store.clone()),
+            ..Config::default()
+        };
+        let unique = |dir: &str, from: &Path, i: usize, ext: &str| {
+            let stem = from
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|s| {
+                    s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                })
+                .unwrap_or("file");
+            PathBuf::from(dir).join(format!("{i:02}-{stem}.{ext}"))
+        };
+        if !anchors.is_empty() {
+            let dir = out.join("trust");
+            fs::create_dir_all(&dir).map_err(|e| SignerError::io(&dir, e))?;
+        }
+        for (i, (from, pem)) in anchors.into_iter().enumerate() {
+            let rel = unique("trust", &from, i + 1, "pem");
+            crate::fsutil::write_atomic(&out.join(&rel), &pem, 0o644)?;
+            report.trust_anchors.push((from, out.join(&rel)));
+            new_config.trust_anchors.push(rel);
+        }
+        if !keys.is_empty() {
+            let dir = out.join("watermark-keys");
+            fs::create_dir_all(&dir).map_err(|e| SignerError::io(&dir, e))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                    .map_err(|e| SignerError::io(&dir, e))?;
+            }
+        }
+        for (i, (from, bytes, organisation)) in keys.into_iter().enumerate() {
+            let rel = unique("watermark-keys", &from, i + 1, "key");
+            crate::fsutil::write_atomic(&out.join(&rel), &bytes, 0o600)?;
+            report
+                .watermark_keys
+                .push((from, out.join(&rel), organisation.clone()));
+            new_config.watermark_keys.push(WatermarkKeyEntry::Named {
+                path: rel,
+                organisation,
+            });
+        }
+        verifier.save_config(&new_config)?;
+        report.store = Some(store);
+        report.config = verifier.config_path();
+        Ok(report)
     }
 
     pub fn config_path(&self) -> PathBuf {

@@ -9,7 +9,7 @@ pub mod seal;
 use std::path::{Path, PathBuf};
 
 pub use fsutil::write_atomic;
-pub use home::{Config, Home, WatermarkKeyEntry};
+pub use home::{Config, Home, VerifierHomeReport, WatermarkKeyEntry, PRIVATE_SIGNING_KEYS};
 pub use keys::{
     ensure_identity, ensure_watermark_key, keygen, load_identity, Identity, KeyFiles,
     SigningIdentity,

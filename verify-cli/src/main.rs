@@ -98,10 +98,36 @@ enum Command {
     Verify(VerifyArgs),
     /// Serve the drag-and-drop verification page and its JSON API.
     ///
-    /// GET / (the page), POST /api/verify (multipart field "file" → the same JSON as
-    /// `verify --json`, with `--quick` unless --full-scan), GET /healthz. Each upload is
-    /// analysed in a separate worker process with a time and memory limit, then deleted.
+    /// GET / (the page), POST /api/verify (multipart field "file" → the JSON of `verify
+    /// --json`, with `--quick` unless --full-scan; for the public reduced to the verdict and
+    /// each p-value's order of magnitude unless --full-evidence or a bearer token), GET
+    /// /healthz, the C2PA soft-binding lookups. Each upload is analysed in a separate worker
+    /// process with a time and memory limit, then deleted.
     Serve(ServeArgs),
+    /// Make a verifier home in OUT_DIR from this (signing) home: what `verify` and `serve`
+    /// need, and no private signing key.
+    ///
+    /// Copies the trust anchors (PEM) and the watermark keys `verify` looks for (this home's
+    /// own and the config's, with their organisations), and writes a config.toml naming them
+    /// and the manifest store (this home's, or --store PATH). `serve` refuses a home holding
+    /// keys/signer.key or keys/root-ca.key: run it with `--home OUT_DIR`.
+    ///
+    /// The watermark keys are secret too: whoever holds one can forge that mark (not a
+    /// signed manifest). A verifier that need not find hallmark's own marks can go without
+    /// (--no-watermark-keys). OUT_DIR must not exist or be empty; nothing is overwritten.
+    VerifierHome(VerifierHomeArgs),
+}
+
+#[derive(Args)]
+struct VerifierHomeArgs {
+    /// The directory to make (must not exist, or be empty).
+    out_dir: PathBuf,
+    /// The manifest store the verifier home names [default: the signing home's].
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
+    /// Copy no watermark key: the verifier cannot find hallmark's marks, and cannot forge one.
+    #[arg(long)]
+    no_watermark_keys: bool,
 }
 
 #[derive(Args)]
@@ -383,6 +409,7 @@ fn main() -> ExitCode {
         Command::Seal(args) => home(&cli.home).and_then(|h| seal(&h, args)),
         Command::Verify(args) => home(&cli.home).and_then(|h| verify(&h, args)),
         Command::Serve(args) => home(&cli.home).and_then(|h| serve(&h, args)),
+        Command::VerifierHome(args) => home(&cli.home).and_then(|h| verifier_home(&h, args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -1285,6 +1312,38 @@ fn parse_size(text: &str) -> std::result::Result<u64, String> {
     n.checked_mul(factor)
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("size out of range: {text:?}"))
+}
+
+fn verifier_home(home: &Home, args: VerifierHomeArgs) -> Result<u8> {
+    let report = home
+        .make_verifier_home(&args.out_dir, args.store, !args.no_watermark_keys)
+        .with_context(|| format!("making the verifier home {}", args.out_dir.display()))?;
+    eprintln!(
+        "hallmark: verifier home {} (no private signing key):",
+        args.out_dir.display()
+    );
+    for (from, to) in &report.trust_anchors {
+        eprintln!("  trust anchor  {} <- {}", to.display(), from.display());
+    }
+    if report.trust_anchors.is_empty() {
+        eprintln!("  no trust anchor (the signing home lists none)");
+    }
+    for (from, to, organisation) in &report.watermark_keys {
+        eprintln!(
+            "  watermark key {} <- {} ({}; SECRET: it can forge this mark)",
+            to.display(),
+            from.display(),
+            organisation.as_deref().unwrap_or("no organisation named")
+        );
+    }
+    if report.watermark_keys.is_empty() {
+        eprintln!("  no watermark key: hallmark's marks will not be found");
+    }
+    if let Some(store) = &report.store {
+        eprintln!("  manifest store {}", store.display());
+    }
+    eprintln!("  config {}", report.config.display());
+    Ok(exit::VERIFIED)
 }
 
 fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
