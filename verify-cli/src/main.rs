@@ -1349,6 +1349,24 @@ fn verifier_home(home: &Home, args: VerifierHomeArgs) -> Result<u8> {
 fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
     // Workers are this same binary, verifying one file each with this home's trust anchors.
     let exe = std::env::current_exe().context("locating the hallmark binary for workers")?;
+    // An upload that exploits a decoder runs code in a worker: the worker's home must not
+    // hold what forges a manifest.
+    let signing_keys = home.private_signing_keys();
+    if !signing_keys.is_empty() {
+        let names: Vec<String> = signing_keys
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        bail!(
+            "refusing to serve from {}: it holds private signing keys ({}), which the analysis \
+             workers could read (one exploited upload would forge \"verified\" manifests). \
+             Make a verifier home (trust anchors, watermark keys, the store; no signing key) \
+             and serve from it:\n  hallmark --home {} verifier-home DIR\n  hallmark --home DIR serve",
+            home.dir().display(),
+            names.join(", "),
+            home.dir().display()
+        );
+    }
     home.trust_anchor_pems()?; // fail now, not on the first upload, if the config is broken
 
     // Workers run in the upload directory: every path they are given must be absolute.

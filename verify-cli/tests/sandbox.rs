@@ -102,3 +102,34 @@ fn verifier_home_verifies_without_the_signing_keys() {
     let config = std::fs::read_to_string(bare.join("config.toml")).unwrap();
     assert!(config.contains("/nonexistent/store.sqlite"), "{config}");
 }
+
+#[test]
+fn serve_refuses_a_home_with_signing_keys() {
+    let home = Home::with_keys("Test Newsroom");
+    let out = home.run(&["serve", "--listen", "127.0.0.1:0"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("signer.key") && said.contains("root-ca.key"),
+        "{said}"
+    );
+    assert!(said.contains("verifier-home DIR"), "{said}");
+
+    // One private key is enough to refuse.
+    std::fs::remove_file(home.path().join("keys/signer.key")).unwrap();
+    let out = home.run(&["serve", "--listen", "127.0.0.1:0"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("root-ca.key") && !said.contains("signer.key"),
+        "{said}"
+    );
+
+    // The verifier home made from it serves.
+    let server = Server::start(home.path(), &[]);
+    let answer = http(
+        &server.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.head);
+}

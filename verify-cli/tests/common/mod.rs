@@ -228,6 +228,20 @@ pub struct Server {
     pub child: std::process::Child,
     /// `127.0.0.1:PORT`
     pub addr: String,
+    /// The verifier home the server runs from (`serve` refuses a signing home).
+    pub verifier_home: tempfile::TempDir,
+}
+
+/// `hallmark verifier-home` of `home` in a new temp dir (its store: `home`'s).
+pub fn verifier_home(home: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hallmark(home, &["verifier-home", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "verifier-home: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
 }
 
 impl Server {
@@ -236,11 +250,13 @@ impl Server {
     }
 
     /// As `start`, with environment variables set for the server (e.g. its `TMPDIR`).
+    /// `home` is a signing home: the server runs from a verifier home made from it.
     pub fn start_with_env(home: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
         use std::io::BufRead;
+        let verifier_home = verifier_home(home);
         let mut child = Command::new(env!("CARGO_BIN_EXE_hallmark"))
             .arg("--home")
-            .arg(home)
+            .arg(verifier_home.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .envs(env.iter().map(|(k, v)| (*k, *v)))
@@ -259,7 +275,11 @@ impl Server {
             .trim_end_matches('/')
             .to_string();
         assert!(addr.starts_with("127.0.0.1:"), "{line}");
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            verifier_home,
+        }
     }
 
     pub fn url(&self) -> String {
