@@ -192,6 +192,11 @@ struct ServeArgs {
     /// `Authorization: Bearer TOKEN` get the full evidence.
     #[arg(long, value_name = "PATH")]
     api_token_file: Option<PathBuf>,
+    /// Run the analysis workers without their bubblewrap sandbox (only the process limits).
+    /// UNSAFE on the open internet: a worker exploited by an upload could read everything the
+    /// server's user can (the verifier home's watermark keys included) and use the network.
+    #[arg(long)]
+    no_sandbox: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -1393,8 +1398,33 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
             Some(token)
         }
     };
+    let home_dir = absolute(home.dir())?;
+    let sandbox = if args.no_sandbox {
+        eprintln!("hallmark: warning: --no-sandbox: the analysis workers are not sandboxed");
+        None
+    } else {
+        // The worker reads its binary, the verifier home, and what the config names outside it.
+        let config = home.config()?;
+        let mut read_only = vec![exe.clone(), home_dir.clone()];
+        let named = config
+            .trust_anchors
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(config.watermark_keys.iter().map(|k| k.path()));
+        for path in named {
+            let path = absolute(&home_dir.join(path))?;
+            if !path.starts_with(&home_dir) && !read_only.contains(&path) {
+                read_only.push(path);
+            }
+        }
+        Some(
+            hallmark_web::Sandbox::detect(read_only, store.clone())
+                .map_err(|e| anyhow::anyhow!("cannot start the analysis workers' sandbox: {e}"))?,
+        )
+    };
     let config = hallmark_web::ServeConfig {
         listen: args.listen,
+        sandbox,
         max_upload: args.max_upload,
         workers: args.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -1419,7 +1449,7 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
             let mut worker: Vec<std::ffi::OsString> = vec![
                 exe.into(),
                 "--home".into(),
-                absolute(home.dir())?.into(),
+                home_dir.into(),
                 "verify".into(),
                 "--json".into(),
             ];

@@ -133,3 +133,247 @@ fn serve_refuses_a_home_with_signing_keys() {
     );
     assert_eq!(answer.status, 200, "{}", answer.head);
 }
+
+/// A probe run as the worker would be: `sh -c SCRIPT sh ./INPUT`, in the sandbox (or not),
+/// with the limits a worker gets. Returns (success, stdout, stderr).
+fn probe(
+    script: &str,
+    input: &Path,
+    sandbox: Option<&hallmark_web::Sandbox>,
+) -> (bool, String, String) {
+    let limits = hallmark_web::WorkerLimits {
+        cpu_seconds: 30,
+        memory: 1 << 30,
+        file_size: 1 << 20,
+        open_files: 64,
+    };
+    let args = ["-c".into(), script.into(), "sh".into()];
+    let mut command =
+        hallmark_web::worker_command("/bin/sh".as_ref(), &args, input, sandbox, &limits).unwrap();
+    let out = command.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A host laid out as a server's: a signing home with its keys, a verifier home made from it,
+/// a store beside the keys, an upload directory holding two uploads.
+struct Host {
+    _dir: tempfile::TempDir,
+    signing_key: std::path::PathBuf,
+    verifier: std::path::PathBuf,
+    store: std::path::PathBuf,
+    uploads: std::path::PathBuf,
+    input: std::path::PathBuf,
+    other_upload: std::path::PathBuf,
+}
+
+fn host() -> Host {
+    let dir = tempfile::tempdir().unwrap();
+    let signing = dir.path().join("signing");
+    std::fs::create_dir_all(signing.join("keys")).unwrap();
+    let signing_key = signing.join("keys/signer.key");
+    std::fs::write(&signing_key, "SIGNING-KEY-SECRET\n").unwrap();
+    let store = signing.join("manifests.sqlite");
+    std::fs::write(&store, "STORE-BYTES\n").unwrap();
+    let verifier = dir.path().join("verifier");
+    std::fs::create_dir_all(&verifier).unwrap();
+    std::fs::write(verifier.join("config.toml"), "VERIFIER-CONFIG\n").unwrap();
+    let uploads = dir.path().join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    let input = uploads.join(".tmp-upload.mp4");
+    std::fs::write(&input, "THE-UPLOAD\n").unwrap();
+    let other_upload = uploads.join(".tmp-someone-else.mp4");
+    std::fs::write(&other_upload, "SOMEONE-ELSES-UPLOAD\n").unwrap();
+    Host {
+        _dir: dir,
+        signing_key,
+        verifier,
+        store,
+        uploads,
+        input,
+        other_upload,
+    }
+}
+
+fn sandbox(host: &Host) -> hallmark_web::Sandbox {
+    hallmark_web::Sandbox::detect(vec![host.verifier.clone()], Some(host.store.clone()))
+        .unwrap_or_else(|e| panic!("{e} (scripts/setup installs bubblewrap)"))
+}
+
+#[test]
+fn a_worker_reads_its_input_home_and_store_but_no_key_nor_other_upload() {
+    let host = host();
+    let script = format!(
+        "cat \"$1\"; cat {verifier}/config.toml; cat {store}; \
+         cat {key} && echo KEY-READ; cat {other} && echo OTHER-READ; \
+         ls {signing_dir} {uploads}; id -u",
+        verifier = host.verifier.display(),
+        store = host.store.display(),
+        key = host.signing_key.display(),
+        other = host.other_upload.display(),
+        signing_dir = host.signing_key.parent().unwrap().display(),
+        uploads = host.uploads.display(),
+    );
+    // Unsandboxed, the same probe reads everything: what the sandbox takes away.
+    let (_, open, _) = probe(&script, &host.input, None);
+    assert!(
+        open.contains("SIGNING-KEY-SECRET") && open.contains("KEY-READ"),
+        "{open}"
+    );
+    assert!(open.contains("SOMEONE-ELSES-UPLOAD"), "{open}");
+
+    let (_, out, err) = probe(&script, &host.input, Some(&sandbox(&host)));
+    assert!(out.contains("THE-UPLOAD"), "{out}\n{err}");
+    assert!(out.contains("VERIFIER-CONFIG"), "{out}\n{err}");
+    assert!(out.contains("STORE-BYTES"), "{out}\n{err}");
+    assert!(
+        !out.contains("SIGNING-KEY-SECRET") && !out.contains("KEY-READ"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("SOMEONE-ELSES") && !out.contains("OTHER-READ"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("signer.key") && !out.contains("someone-else"),
+        "{out}"
+    );
+    assert!(err.contains("No such file"), "{err}");
+    assert_eq!(out.lines().last(), Some("65534"), "{out}");
+}
+
+#[test]
+fn a_worker_cannot_reach_the_network() {
+    let host = host();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let script = format!("exec bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port} && echo CONNECTED'");
+    let accepted = |listener: &std::net::TcpListener| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        listener.accept().is_ok()
+    };
+    // Unsandboxed, the probe connects.
+    let (ok, out, err) = probe(&script, &host.input, None);
+    assert!(ok && out.contains("CONNECTED"), "{out}\n{err}");
+    assert!(accepted(&listener));
+
+    let (ok, out, err) = probe(&script, &host.input, Some(&sandbox(&host)));
+    assert!(!ok && !out.contains("CONNECTED"), "{out}\n{err}");
+    assert!(
+        !accepted(&listener),
+        "the sandboxed worker reached the server's loopback"
+    );
+}
+
+#[test]
+fn a_worker_writes_only_its_scratch_space() {
+    let host = host();
+    let outside = tempfile::tempdir().unwrap();
+    let script = format!(
+        "echo x > scratch-file && echo SCRATCH-OK; \
+         echo x > {outside}/escaped && echo OUTSIDE-WRITTEN; \
+         echo x > {verifier}/written && echo HOME-WRITTEN; \
+         echo x > {store} && echo STORE-WRITTEN; \
+         echo x > \"$1\" && echo INPUT-WRITTEN; \
+         head -c 2000000 /dev/zero > big || echo FILE-SIZE-LIMITED",
+        outside = outside.path().display(),
+        verifier = host.verifier.display(),
+        store = host.store.display(),
+    );
+    let (_, out, err) = probe(&script, &host.input, Some(&sandbox(&host)));
+    assert!(out.contains("SCRATCH-OK"), "{out}\n{err}");
+    for written in [
+        "OUTSIDE-WRITTEN",
+        "HOME-WRITTEN",
+        "STORE-WRITTEN",
+        "INPUT-WRITTEN",
+    ] {
+        assert!(!out.contains(written), "{written}: {out}\n{err}");
+    }
+    assert!(out.contains("FILE-SIZE-LIMITED"), "{out}\n{err}");
+    assert!(!outside.path().join("escaped").exists());
+    assert!(!host.verifier.join("written").exists());
+    assert_eq!(
+        std::fs::read_to_string(&host.store).unwrap(),
+        "STORE-BYTES\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&host.input).unwrap(),
+        "THE-UPLOAD\n"
+    );
+    assert!(!host.uploads.join("scratch-file").exists());
+}
+
+#[test]
+fn a_worker_runs_under_its_process_limits() {
+    let host = host();
+    let (ok, out, err) = probe("cat /proc/self/limits", &host.input, Some(&sandbox(&host)));
+    assert!(ok, "{err}");
+    let limit = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| {
+                l[name.len()..]
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(limit("Max cpu time"), "30 35", "{out}");
+    assert_eq!(
+        limit("Max address space"),
+        format!("{0} {0}", 1u64 << 30),
+        "{out}"
+    );
+    assert_eq!(
+        limit("Max file size"),
+        format!("{0} {0}", 1u64 << 20),
+        "{out}"
+    );
+    assert_eq!(limit("Max open files"), "64 64", "{out}");
+}
+
+#[test]
+fn serve_refuses_to_start_without_bubblewrap_unless_told() {
+    let home = Home::with_keys("Test Newsroom");
+    let verifier = verifier_home(home.path());
+    let empty = tempfile::tempdir().unwrap();
+    let serve = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hallmark"))
+            .arg("--home")
+            .arg(verifier.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("PATH", empty.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = serve(&[]).wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("bubblewrap") && said.contains("--no-sandbox"),
+        "{said}"
+    );
+
+    // --no-sandbox serves, and says it is unsandboxed.
+    let mut child = serve(&["--no-sandbox"]);
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    for _ in 0..2 {
+        std::io::BufRead::read_line(&mut stderr, &mut said).unwrap();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        said.contains("not sandboxed") && said.contains("serving on"),
+        "{said}"
+    );
+}

@@ -8,7 +8,9 @@
 //!   an analysis slot is taken only once the upload is complete, so slow clients hold none;
 //!   beyond the limits: `503` + `Retry-After`;
 //! - each analysis runs in a separate worker process (`hallmark verify --json`) under a time
-//!   and memory limit, so a decoder crash or hang cannot take the server down;
+//!   and memory limit, so a decoder crash or hang cannot take the server down, and in a
+//!   sandbox ([`Sandbox`], bubblewrap) that holds only what verifying needs: no network, no
+//!   file of the host but the system's libraries, the verifier home, the store and its input;
 //! - answers name no server path, and give the public the verdict without the detector's fine
 //!   read-outs (`full_evidence` or the API token for those);
 //! - security headers (CSP by hash of the page's own script and style) on every answer.
@@ -16,6 +18,7 @@
 mod admission;
 mod evidence;
 mod policy;
+mod sandbox;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ use tokio::sync::Semaphore;
 
 use admission::{ClientKey, ClientLimits, DiskBudget, DiskUse, Late, Meter, Pace};
 pub use evidence::{round_up_to_power_of_ten, Evidence, Scrubber};
+pub use sandbox::{worker_command, Sandbox, WorkerLimits, SCRATCH};
 
 pub(crate) const PAGE: &str = include_str!("page.html");
 
@@ -62,6 +66,8 @@ pub struct ServeConfig {
     /// Address-space limit of a worker process, in bytes.
     pub worker_memory: u64,
     pub worker: Vec<std::ffi::OsString>,
+    /// The sandbox each worker runs in (`None`: none, only the process limits).
+    pub sandbox: Option<Sandbox>,
     /// The manifest store behind the soft-binding resolution API (`None`: it answers that
     /// nothing is known).
     pub store: Option<PathBuf>,
@@ -101,6 +107,7 @@ impl ServeConfig {
             analysis_timeout: Duration::from_secs(120),
             worker_memory: 4 << 30,
             worker,
+            sandbox: None,
             store: None,
             header_timeout: Duration::from_secs(10),
             upload_grace: Duration::from_secs(10),
@@ -459,6 +466,7 @@ async fn verify(State(state): State<Arc<AppState>>, request: Request) -> Respons
         .scrub
         .clone()
         .path(upload.file.path(), &upload.name)
+        .text(&format!("{SCRATCH}/{}", upload.file_name()), &upload.name)
         .text(&format!("./{}", upload.file_name()), &upload.name)
         .text(&upload.file_name(), &upload.name);
     let report = evidence::publish(report, &scrub, evidence);
@@ -704,35 +712,38 @@ async fn analyse(config: &ServeConfig, upload: &Upload<'_>) -> (StatusCode, Valu
             error("no worker configured"),
         );
     };
-    // The worker runs in the upload directory and is given the file's name only, so that what
-    // it says about the file names no directory of this server.
-    let (dir, file) = match (upload.file.path().parent(), upload.file.path().file_name()) {
-        (Some(dir), Some(file)) => (dir, Path::new(".").join(file)),
-        _ => return (StatusCode::INTERNAL_SERVER_ERROR, error("internal error")),
+    // The worker runs in its scratch directory (or the upload directory, unsandboxed) and is
+    // given the file's name only, so that what it says about the file names no directory of
+    // this server.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let limits = WorkerLimits {
+        // Every core busy for the whole time limit, and a little more: the wall clock below
+        // ends an analysis first; this bounds one that escapes it.
+        cpu_seconds: config
+            .analysis_timeout
+            .as_secs()
+            .max(1)
+            .saturating_mul(threads)
+            + 5,
+        memory: config.worker_memory,
+        ..WorkerLimits::default()
     };
-    let mut command = tokio::process::Command::new(program);
+    let command = match worker_command(
+        program,
+        args,
+        upload.file.path(),
+        config.sandbox.as_ref(),
+        &limits,
+    ) {
+        Ok(command) => command,
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, error("internal error")),
+    };
+    let mut command = tokio::process::Command::from(command);
     command
-        .args(args)
-        .arg(file)
-        .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    let memory = config.worker_memory;
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: memory as libc::rlim_t,
-                rlim_max: memory as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let child = match command.spawn() {
         Ok(child) => child,
         Err(_) => {
