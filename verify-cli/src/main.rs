@@ -1424,7 +1424,6 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
     };
     let config = hallmark_web::ServeConfig {
         listen: args.listen,
-        sandbox,
         max_upload: args.max_upload,
         workers: args.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -1456,12 +1455,17 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
             if !args.full_scan {
                 worker.push("--quick".into());
             }
-            match &store {
+            // Sandboxed, the worker sees the store where the sandbox shows it.
+            let inside = sandbox
+                .as_ref()
+                .and_then(hallmark_web::Sandbox::store_inside);
+            match inside.as_ref().or(store.as_ref()) {
                 Some(path) => worker.extend(["--store".into(), path.into()]),
                 None => worker.push("--no-store".into()),
             }
             worker
         },
+        sandbox,
         store,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -206,12 +206,16 @@ fn sandbox(host: &Host) -> hallmark_web::Sandbox {
 #[test]
 fn a_worker_reads_its_input_home_and_store_but_no_key_nor_other_upload() {
     let host = host();
+    let sandbox = sandbox(&host);
+    let inside = sandbox.store_inside().unwrap();
+    assert!(inside.starts_with(hallmark_web::STORE_DIR));
     let script = format!(
-        "cat \"$1\"; cat {verifier}/config.toml; cat {store}; \
+        "cat \"$1\"; cat {verifier}/config.toml; cat {store} {inside}; \
          cat {key} && echo KEY-READ; cat {other} && echo OTHER-READ; \
          ls {signing_dir} {uploads}; id -u",
         verifier = host.verifier.display(),
         store = host.store.display(),
+        inside = inside.display(),
         key = host.signing_key.display(),
         other = host.other_upload.display(),
         signing_dir = host.signing_key.parent().unwrap().display(),
@@ -225,7 +229,7 @@ fn a_worker_reads_its_input_home_and_store_but_no_key_nor_other_upload() {
     );
     assert!(open.contains("SOMEONE-ELSES-UPLOAD"), "{open}");
 
-    let (_, out, err) = probe(&script, &host.input, Some(&sandbox(&host)));
+    let (_, out, err) = probe(&script, &host.input, Some(&sandbox));
     assert!(out.contains("THE-UPLOAD"), "{out}\n{err}");
     assert!(out.contains("VERIFIER-CONFIG"), "{out}\n{err}");
     assert!(out.contains("STORE-BYTES"), "{out}\n{err}");
@@ -273,18 +277,21 @@ fn a_worker_cannot_reach_the_network() {
 fn a_worker_writes_only_its_scratch_space() {
     let host = host();
     let outside = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(&host);
     let script = format!(
         "echo x > scratch-file && echo SCRATCH-OK; \
          echo x > {outside}/escaped && echo OUTSIDE-WRITTEN; \
          echo x > {verifier}/written && echo HOME-WRITTEN; \
          echo x > {store} && echo STORE-WRITTEN; \
+         echo x > {inside} && echo STORE-WRITTEN; \
          echo x > \"$1\" && echo INPUT-WRITTEN; \
          head -c 2000000 /dev/zero > big || echo FILE-SIZE-LIMITED",
         outside = outside.path().display(),
         verifier = host.verifier.display(),
         store = host.store.display(),
+        inside = sandbox.store_inside().unwrap().display(),
     );
-    let (_, out, err) = probe(&script, &host.input, Some(&sandbox(&host)));
+    let (_, out, err) = probe(&script, &host.input, Some(&sandbox));
     assert!(out.contains("SCRATCH-OK"), "{out}\n{err}");
     for written in [
         "OUTSIDE-WRITTEN",
@@ -376,4 +383,35 @@ fn serve_refuses_to_start_without_bubblewrap_unless_told() {
         said.contains("not sandboxed") && said.contains("serving on"),
         "{said}"
     );
+}
+
+/// The worker finds the store wherever it lies: here inside the verifier home itself, which
+/// is read-only in the sandbox (SQLite reads it from the sandbox's own store directory).
+#[test]
+fn a_sandboxed_worker_recovers_a_manifest_from_a_store_in_the_verifier_home() {
+    let (home, sealed) = sealed_clip();
+    let verifier = tempfile::tempdir().unwrap();
+    let store = verifier.path().join("copy.sqlite");
+    let made = home.run(&[
+        "verifier-home",
+        verifier.path().to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    std::fs::copy(home.path().join("manifests.sqlite"), &store).unwrap();
+    let server = Server::start_from(verifier, &[], &[]);
+    let stripped = strip_manifest(sealed, "sandbox-stripped.mp4");
+    let (head, body) = verify_request("stripped.mp4", &std::fs::read(stripped).unwrap());
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(&body);
+    let answer = http(&server.addr, &raw);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let r: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(r["recovered_manifest"]["status"], "recovered", "{r:#}");
+    assert!(!answer.body.contains(hallmark_web::STORE_DIR), "{r:#}");
 }

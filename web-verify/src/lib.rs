@@ -38,7 +38,7 @@ use tokio::sync::Semaphore;
 
 use admission::{ClientKey, ClientLimits, DiskBudget, DiskUse, Late, Meter, Pace};
 pub use evidence::{round_up_to_power_of_ten, Evidence, Scrubber};
-pub use sandbox::{worker_command, Sandbox, WorkerLimits, SCRATCH};
+pub use sandbox::{worker_command, Sandbox, WorkerLimits, SCRATCH, STORE_DIR};
 
 pub(crate) const PAGE: &str = include_str!("page.html");
 
@@ -179,6 +179,9 @@ impl AppState {
             if let Some(dir) = store.parent() {
                 scrub = scrub.path(dir, ".");
             }
+        }
+        if let Some(inside) = config.sandbox.as_ref().and_then(Sandbox::store_inside) {
+            scrub = scrub.path(&inside, "the manifest store");
         }
         // The worker's command line: its binary and its home (the server's user's files).
         for arg in &config.worker {

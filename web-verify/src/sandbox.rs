@@ -3,7 +3,7 @@
 //! An upload that exploits a decoder runs code in its worker. The worker therefore sees a file
 //! system of its own: the system's libraries (`/usr` and its links), the few files of `/etc` the
 //! dynamic linker reads, its own binary and the verifier home (read-only), the manifest store
-//! (read-only), its one input (read-only) and a small writable scratch space (`/scratch`, its
+//! (read-only, in [`STORE_DIR`]), its one input (read-only) and a small writable scratch space (`/scratch`, its
 //! working directory, and `/tmp`: memory file systems of `file_size` bytes each). Nothing else
 //! of the host exists there: no home directory, no signing key, no other upload. It has no
 //! network (its own empty network namespace), its own PID, IPC and UTS namespaces, no
@@ -53,10 +53,15 @@ pub struct Sandbox {
     /// binary, the verifier home). Absolute paths.
     pub read_only: Vec<PathBuf>,
     /// The manifest store (SQLite): the file and its `-wal` / `-shm` companions are bound
-    /// read-only at the same path, in an otherwise empty directory (not the directory
-    /// itself: a store beside a signing home's `keys/` must not bring them along).
+    /// read-only into [`STORE_DIR`], an otherwise empty directory of the sandbox's own (not
+    /// the store's directory: a store beside a signing home's `keys/` must not bring them
+    /// along). The worker is to be given [`Sandbox::store_inside`].
     pub store: Option<PathBuf>,
 }
+
+/// Where the sandbox shows the manifest store (a memory file system, so that SQLite may make
+/// its lock files beside the read-only store).
+pub const STORE_DIR: &str = "/run/hallmark-store";
 
 /// Process limits of a worker (each 0: not set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +88,12 @@ impl Default for WorkerLimits {
 }
 
 impl Sandbox {
+    /// The store's path inside the sandbox: what the worker's `--store` names.
+    pub fn store_inside(&self) -> Option<PathBuf> {
+        let name = self.store.as_ref()?.file_name()?;
+        Some(Path::new(STORE_DIR).join(name))
+    }
+
     /// A sandbox with `bwrap` from `PATH`, checked to work here: it runs
     /// `true` (from `/usr/bin`) in the same confinement a worker gets. The error says what is
     /// missing and how to install it.
@@ -237,20 +248,18 @@ fn bwrap_args(
         os("--tmpfs"),
         os("/tmp"),
     ]);
-    if let Some(store) = &sandbox.store {
-        if let Some(parent) = store.parent() {
-            // An empty directory holding only the store's files (SQLite may make its
-            // lock files there, in memory; the store itself stays read-only).
-            push(&[os("--size"), os(&size), os("--tmpfs"), parent.as_os_str()]);
-        }
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = store.as_os_str().to_os_string();
-            path.push(suffix);
-            push(&[os("--ro-bind-try"), &path, &path]);
-        }
-    }
     for path in &sandbox.read_only {
         push(&[os("--ro-bind"), path.as_os_str(), path.as_os_str()]);
+    }
+    if let (Some(store), Some(inside)) = (&sandbox.store, sandbox.store_inside()) {
+        push(&[os("--size"), os(&size), os("--tmpfs"), os(STORE_DIR)]);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut from = store.as_os_str().to_os_string();
+            from.push(suffix);
+            let mut to = inside.as_os_str().to_os_string();
+            to.push(suffix);
+            push(&[os("--ro-bind-try"), &from, &to]);
+        }
     }
     let mut inside = PathBuf::from(SCRATCH);
     inside.push(name);

@@ -252,8 +252,16 @@ impl Server {
     /// As `start`, with environment variables set for the server (e.g. its `TMPDIR`).
     /// `home` is a signing home: the server runs from a verifier home made from it.
     pub fn start_with_env(home: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
+        Server::start_from(verifier_home(home), extra, env)
+    }
+
+    /// `serve` run from this verifier home itself.
+    pub fn start_from(
+        verifier_home: tempfile::TempDir,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Server {
         use std::io::BufRead;
-        let verifier_home = verifier_home(home);
         let mut child = Command::new(env!("CARGO_BIN_EXE_hallmark"))
             .arg("--home")
             .arg(verifier_home.path())
