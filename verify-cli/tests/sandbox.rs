@@ -415,3 +415,50 @@ fn a_sandboxed_worker_recovers_a_manifest_from_a_store_in_the_verifier_home() {
     assert_eq!(r["recovered_manifest"]["status"], "recovered", "{r:#}");
     assert!(!answer.body.contains(hallmark_web::STORE_DIR), "{r:#}");
 }
+
+/// Processes whose command line holds `marker`.
+fn processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(marker))
+        .count()
+}
+
+/// Ending the worker command (as the server does at its time limit, or by dying) ends what
+/// runs in the sandbox.
+#[test]
+fn a_killed_worker_leaves_nothing_running() {
+    let host = host();
+    let seconds = format!("{}", 3000 + std::process::id() % 1000);
+    let marker = format!("sleep {seconds}");
+    let limits = hallmark_web::WorkerLimits::default();
+    let args = ["-c".into(), format!("{marker}; true").into(), "sh".into()];
+    let sandbox = sandbox(&host);
+    let mut command = hallmark_web::worker_command(
+        "/bin/sh".as_ref(),
+        &args,
+        &host.input,
+        Some(&sandbox),
+        &limits,
+    )
+    .unwrap();
+    let mut child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while processes_with(&marker) < 2 && started.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The shell and its sleep (bwrap's own command line holds the marker too).
+    assert!(processes_with(&marker) >= 2, "the probe did not start");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ended = std::time::Instant::now();
+    while processes_with(&marker) > 0 && ended.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        processes_with(&marker),
+        0,
+        "the sandboxed worker outlived its command"
+    );
+}
