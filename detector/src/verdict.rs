@@ -315,7 +315,12 @@ pub fn decide(e: &Evidence) -> Judgement {
         ManifestEvidence::Read(f) => Some(f),
         _ => None,
     };
-    let intact = facts.filter(|f| f.intact());
+    // A manifest whose signature could not be checked at all (revoked: the SDK stopped;
+    // unsupported algorithm) proves nothing, not even that it is intact, and shows no
+    // tampering either.
+    let unverifiable =
+        facts.filter(|f| f.intact() && f.credential.is_some_and(|c| !c.signature_checked()));
+    let intact = facts.filter(|f| f.intact() && unverifiable.is_none());
 
     // AI: every statement, then what may decide.
     let mut ai_evidence = Vec::new();
@@ -350,7 +355,7 @@ pub fn decide(e: &Evidence) -> Judgement {
     // The store is asked about a detected mark's clip id; without one it has nothing to say.
     // Beside a manifest of the file's own that failed, the stored manifest describes the
     // original, not these changed bytes: nothing of it is claimed.
-    let own_manifest_broken = facts.is_some() && intact.is_none();
+    let own_manifest_broken = facts.is_some() && intact.is_none() && unverifiable.is_none();
     if let Some(store) = e
         .store
         .as_ref()
@@ -440,6 +445,7 @@ pub fn decide(e: &Evidence) -> Judgement {
 
     let credential_problem = facts.and_then(|f| f.credential);
     let verdict = match (&e.manifest, intact) {
+        (ManifestEvidence::Read(_), None) if unverifiable.is_some() => Verdict::CredentialProblem,
         // Content or claim changed: whatever else is known.
         (ManifestEvidence::Read(_), None) => Verdict::Tampered,
         (ManifestEvidence::Read(_), Some(_)) if !conflicts.is_empty() => Verdict::Contradicted,
@@ -456,6 +462,10 @@ pub fn decide(e: &Evidence) -> Judgement {
         _ => Verdict::NoProvenance,
     };
     let proven_streams = match verdict {
+        // Only the marks speak beside a manifest whose signature could not be checked.
+        Verdict::CredentialProblem if unverifiable.is_some() => {
+            detected.iter().map(|(s, _)| *s).collect()
+        }
         Verdict::Verified | Verdict::ValidUntrusted | Verdict::CredentialProblem => streams,
         Verdict::Watermarked | Verdict::Contradicted => detected.iter().map(|(s, _)| *s).collect(),
         _ => Vec::new(),
@@ -710,7 +720,7 @@ mod tests {
             },
             Row {
                 ai: None,
-                proven: &[P, S],
+                proven: &[],
                 problem: Some(Cp::Revoked),
                 ..row(
                     "revoked, 'not AI' not taken",
@@ -728,11 +738,33 @@ mod tests {
                 )
             },
             Row {
-                proven: &[P, S],
+                proven: &[],
                 problem: Some(Cp::UnsupportedAlgorithm),
                 ..row(
                     "unsupported algorithm",
                     manifest(Some(Cp::UnsupportedAlgorithm), None, &[]),
+                    V::CredentialProblem,
+                )
+            },
+            Row {
+                ai: Some(true),
+                sound: None,
+                proven: &[P],
+                problem: Some(Cp::Revoked),
+                picture: mark(Detected, Some(X), 10.0),
+                ..row(
+                    "revoked: nothing of the manifest is checked, so nothing contradicts it; the mark speaks",
+                    manifest(Some(Cp::Revoked), None, &[]),
+                    V::CredentialProblem,
+                )
+            },
+            Row {
+                ai: None,
+                proven: &[],
+                problem: Some(Cp::UnsupportedAlgorithm),
+                ..row(
+                    "unsupported algorithm: its admission proves nothing either",
+                    manifest(Some(Cp::UnsupportedAlgorithm), Some(true), &[]),
                     V::CredentialProblem,
                 )
             },

@@ -110,13 +110,21 @@ fn summary(report: &Report, evidence: &Evidence, j: &Judgement) -> String {
         j.verdict,
         Verdict::Verified | Verdict::ValidUntrusted | Verdict::CredentialProblem
     );
+    let checked = j
+        .credential_problem
+        .is_none_or(CredentialProblem::signature_checked);
     if manifest_binds {
-        if !marked.is_empty() {
+        let clip_words = clip
+            .as_deref()
+            .map(|c| format!(" (clip {c})"))
+            .unwrap_or_default();
+        if !marked.is_empty() && checked {
             out.push_str(&format!(
-                " hallmark's mark {place} agrees with it{}.",
-                clip.as_deref()
-                    .map(|c| format!(" (clip {c})"))
-                    .unwrap_or_default()
+                " hallmark's mark {place} agrees with it{clip_words}."
+            ));
+        } else if !marked.is_empty() {
+            out.push_str(&format!(
+                " hallmark's mark is {place}{clip_words}: a hallmark signer sealed this content; the manifest cannot say more."
             ));
         }
         if let Some(ManifestEvidence::Read(f)) = Some(&evidence.manifest) {
