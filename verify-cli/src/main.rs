@@ -362,22 +362,22 @@ struct VerifyArgs {
     no_color: bool,
     /// Faster watermark search: decode only the picture's key frames (typically one every
     /// 1 to 10 s), and the full scan only when they do not prove the mark (a file whose
-    /// trusted hallmark manifest names its clip always gets this scan). Trades the per-second timeline: the picture's has values only for
-    /// the seconds holding a key frame (the rest null, "not analysed"); the p-value is
+    /// trusted hallmark manifest names its clip always gets this scan). Trades the
+    /// per-second timeline: the picture's has values only for the seconds holding a key frame (the rest null, "not analysed"); the p-value is
     /// doubled for the second test it may make. The sound is analysed in full.
     #[arg(long)]
     quick: bool,
     /// Time budget of one file, in seconds (0: none). A batch (several files, or a directory)
     /// is verified in a worker process: a file over its budget is stopped and reported as an
-    /// error, the worker is replaced and the batch goes on. A single FILE is verified in this
-    /// process unless --file-timeout or --file-memory is given. [default: 300]
+    /// error, the worker is replaced and the batch goes on. A single FILE is verified in a
+    /// forked copy of this process under the same budgets. [default: 300]
     #[arg(long, value_name = "SECS")]
     file_timeout: Option<u64>,
-    /// Memory (address space) budget of the worker verifying a file, e.g. 4G (0: none); see
+    /// Memory (address space) budget of the process verifying a file, e.g. 4G (0: none); see
     /// --file-timeout. [default: 4G]
     #[arg(long, value_name = "SIZE", value_parser = parse_size_or_zero)]
     file_memory: Option<u64>,
-    /// Verify a batch in this process, without a worker: no per-file budgets (a file that
+    /// Verify in this process, without a worker or a fork: no per-file budgets (a file that
     /// hangs or crashes stops the batch). For files you trust.
     #[arg(long, conflicts_with_all = ["file_timeout", "file_memory"])]
     in_process: bool,
@@ -387,7 +387,7 @@ struct VerifyArgs {
     worker: Option<WorkerMode>,
     /// Internal, for tests of the worker budgets: KIND=NAME makes the worker for the file
     /// named NAME panic, hang or exhaust its memory (KIND: panic, hang, memory). Honoured by
-    /// worker processes only.
+    /// worker processes and a single file's forked child only.
     #[arg(long, hide = true, value_name = "KIND=NAME")]
     fault_injection: Vec<String>,
     #[command(flatten)]
@@ -755,17 +755,24 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
     if let Some(mode) = args.worker {
         return verify_as_worker(&verifier, &args, mode);
     }
-    // A batch, or a file given a budget: each file in a worker process of its own.
-    let isolate = !args.in_process
-        && (targets.len() > 1 || args.file_timeout.is_some() || args.file_memory.is_some());
+    // A batch: its files in a worker process under the file budgets. A single file: in a
+    // forked copy of this process under the same budgets (a fork costs about a millisecond;
+    // a worker's start-up would cost a single quick verify a third of its time).
+    let isolate = !args.in_process && targets.len() > 1;
     let workers = isolate
         .then(|| Workers::new(home, &args, color))
         .transpose()?;
+    let fork_one = !args.in_process && targets.len() == 1;
 
     let mut counts = [0usize; Verdict::ALL.len()];
     for target in &targets {
         let (verdict, text) = match (target, &workers) {
             (Ok(target), Some(workers)) => workers.verify(&verifier, target, args.json)?,
+            (Ok(target), None) if fork_one => match verify_forked(&verifier, target, &args, color)?
+            {
+                Some(answer) => answer,
+                None => verify_here(&verifier, target, &args, color)?,
+            },
             (Ok(target), None) => {
                 let bar = SearchBar::new(&target.path);
                 let report = verifier.verify_with_progress(target, &|p| bar.report(p));
@@ -792,6 +799,177 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
         report::summary(&counts, targets.len(), args.json);
     }
     Ok(exit_code(&counts))
+}
+
+/// One file verified in this process, with its progress bar.
+fn verify_here(
+    verifier: &Verifier,
+    target: &Target,
+    args: &VerifyArgs,
+    color: bool,
+) -> Result<(Verdict, String)> {
+    let bar = SearchBar::new(&target.path);
+    let report = verifier.verify_with_progress(target, &|p| bar.report(p));
+    bar.finish();
+    render(&report, args.json, color)
+}
+
+/// One file verified in a forked child of this process under the file budgets
+/// (`--file-timeout`, `--file-memory`): a hang, a memory blow-up or a crash is that file's
+/// `error`, not the end of `hallmark verify`. The child inherits the verifier already set up
+/// and draws its own progress bar; it sends back the verdict and the rendered report through
+/// a pipe. `None` when this process is not single-threaded (a fork would then be unsafe):
+/// the caller verifies in-process.
+fn verify_forked(
+    verifier: &Verifier,
+    target: &Target,
+    args: &VerifyArgs,
+    color: bool,
+) -> Result<Option<(Verdict, String)>> {
+    use std::io::{Read as _, Write as _};
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    if threads != 1 {
+        return Ok(None);
+    }
+    let timeout = args.file_timeout.unwrap_or(DEFAULT_FILE_TIMEOUT_S);
+    let memory = args.file_memory.unwrap_or(DEFAULT_FILE_MEMORY);
+    let failed = |message: String| {
+        render(&verifier.error_report(target, message), args.json, color).map(Some)
+    };
+    let (mut reader, mut writer) = std::io::pipe().context("a pipe to the analysis")?;
+    // SAFETY: this process has a single thread (checked above), so the child may run any
+    // code; it leaves with `_exit`, never returning into the caller's frames.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return failed(format!(
+            "the analysis could not start: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if pid == 0 {
+        drop(reader);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if memory > 0 {
+                // Never above a limit this process already runs under (serve's workers do).
+                let mut current = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                // SAFETY: getrlimit writes the struct it is given.
+                let known = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut current) } == 0;
+                let cap = if known {
+                    current.rlim_cur.min(current.rlim_max)
+                } else {
+                    u64::MAX
+                };
+                if memory < cap {
+                    limit_address_space(memory)?;
+                }
+            }
+            let name = target
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            for fault in &args.fault_injection {
+                if let Some((kind, file)) = fault.split_once('=') {
+                    if file == name {
+                        inject_fault(kind);
+                    }
+                }
+            }
+            let bar = SearchBar::new(&target.path);
+            let mut report = verifier.verify_with_progress(target, &|p| bar.report(p));
+            bar.finish();
+            // FFmpeg and the C2PA SDK report a refused allocation as an ordinary error.
+            if let Some(e) = report
+                .error
+                .clone()
+                .filter(|e| memory > 0 && out_of_memory(e))
+            {
+                report = verifier.error_report(
+                    target,
+                    format!(
+                        "analysis stopped: over its memory budget of {} MB (--file-memory): {e}",
+                        memory >> 20
+                    ),
+                );
+            }
+            let (verdict, text) =
+                render(&report, args.json, color).map_err(std::io::Error::other)?;
+            writer.write_all(format!("{}\n{text}", verdict.as_str()).as_bytes())?;
+            writer.flush()
+        }));
+        // SAFETY: ends the child without running the parent's destructors or atexit hooks.
+        unsafe {
+            libc::_exit(if matches!(outcome, Ok(Ok(()))) {
+                0
+            } else {
+                101
+            })
+        }
+    }
+    drop(writer);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let _ = reader.read_to_string(&mut answer);
+        let _ = tx.send(answer);
+    });
+    let answer = match timeout {
+        0 => rx.recv().ok(),
+        secs => match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+            Ok(answer) => Some(answer),
+            Err(_) => {
+                // SAFETY: `pid` is our own child, not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                None
+            }
+        },
+    };
+    let mut status = 0;
+    // SAFETY: reaps our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let Some(answer) = answer else {
+        return failed(format!(
+            "analysis stopped: over its time budget of {timeout} s (--file-timeout)"
+        ));
+    };
+    if let Some((verdict, text)) = answer.split_once('\n') {
+        if let Some(verdict) = Verdict::ALL.iter().find(|v| v.as_str() == verdict) {
+            return Ok(Some((*verdict, text.to_owned())));
+        }
+    }
+    // No report: killed by a signal (an allocation over the budget aborts), or a crash.
+    if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGABRT && memory > 0 {
+        return failed(format!(
+            "analysis stopped: over its memory budget of {} MB (--file-memory), or aborted",
+            memory >> 20
+        ));
+    }
+    let how = if libc::WIFSIGNALED(status) {
+        format!("signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("exit code {}", libc::WEXITSTATUS(status))
+    };
+    failed(format!(
+        "the analysis crashed ({how}); the file may be malformed"
+    ))
+}
+
+/// Whether an error text says memory ran out: Rust's allocation failure, the C library's,
+/// the dynamic loader's.
+fn out_of_memory(text: &str) -> bool {
+    [
+        "memory allocation of",
+        "Cannot allocate memory",
+        "out of memory",
+        "failed to map segment",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
 }
 
 /// A report's verdict and its text: the JSON line (without its newline), or the human report.
@@ -1112,16 +1290,7 @@ impl Workers {
         }
         let errors =
             std::mem::take(&mut worker.stderr.lock().unwrap_or_else(|e| e.into_inner()).kept);
-        // Rust's allocation failure, the C library's, the dynamic loader's.
-        let out_of_memory = [
-            "memory allocation of",
-            "Cannot allocate memory",
-            "out of memory",
-            "failed to map segment",
-        ]
-        .iter()
-        .any(|m| errors.contains(m));
-        if out_of_memory {
+        if out_of_memory(&errors) {
             let budget = self
                 .memory
                 .map_or(String::new(), |m| format!(" of {} MB", m >> 20));

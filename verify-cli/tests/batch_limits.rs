@@ -212,3 +212,40 @@ fn a_fifo_named_like_a_clip_does_not_hang_the_batch() {
         assert!(took < Duration::from_secs(30), "{mode}: {took:?}");
     }
 }
+
+/// A single file gets the same budgets, in a forked child of `hallmark verify` (no second
+/// start-up): a crash, a hang and a memory blow-up are that file's `error`, exit 2, and a
+/// clean file's report is what the in-process path gives.
+#[test]
+fn a_single_file_is_verified_under_the_budgets_too() {
+    let clip = batch().join("b.mp4");
+    let path = clip.to_str().unwrap();
+    for (fault, extra, message) in [
+        ("panic=b.mp4", vec![], "the analysis crashed"),
+        (
+            "hang=b.mp4",
+            vec!["--file-timeout", "3"],
+            "over its time budget of 3 s",
+        ),
+        (
+            "memory=b.mp4",
+            vec!["--file-memory", "1G"],
+            "over its memory budget of 1024 MB",
+        ),
+    ] {
+        let mut args = vec!["--fault-injection", fault];
+        args.extend(extra);
+        args.push(path);
+        let (code, reports, _, took) = verify_batch(&args);
+        let r = &reports[0];
+        assert_eq!(r["verdict"], "error", "{fault}: {r:#}");
+        let error = r["error"].as_str().unwrap_or_default();
+        assert!(error.contains(message), "{fault}: {error}");
+        assert_eq!(r["audit"]["file_sha256"], sha256(&clip), "{fault}");
+        assert_eq!(code, 2, "{fault}");
+        assert!(took < Duration::from_secs(60), "{fault}: {took:?}");
+    }
+    let (_, forked, _, _) = verify_batch(&[path]);
+    let want = in_process().iter().find(|w| w["file"] == path).unwrap();
+    assert_eq!(timeless(forked[0].clone()), timeless(want.clone()));
+}
