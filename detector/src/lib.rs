@@ -204,7 +204,7 @@ impl Verifier {
         // A trusted hallmark manifest names the clip its mark must carry: the key frames
         // usually show it, and the full scan follows if they do not.
         let trusted_hallmark = matches!(&manifest, ManifestEvidence::Read(f)
-            if f.integrity_failures.is_empty() && f.credential.is_none() && f.names_hallmark_mark);
+            if f.intact() && f.credential.is_none() && f.names_hallmark_mark);
         let mode = if trusted_hallmark {
             ScanMode::Quick
         } else {
@@ -264,11 +264,7 @@ impl Verifier {
                 .find_map(|m| m.payload.clone())
         });
         // An intact manifest that names the clip already says what the store would.
-        let accounted = |clip: &String| {
-            matches!(&manifest, ManifestEvidence::Read(f)
-                if f.integrity_failures.is_empty()
-                    && f.accounted_clip_ids.iter().any(|a| a.eq_ignore_ascii_case(clip)))
-        };
+        let accounted = |clip: &String| matches!(&manifest, ManifestEvidence::Read(f) if f.intact() && f.accounts_for(clip));
         let detected_clip = detected_clip.filter(|c| !accounted(c));
         if let (Some(clip_id), Some(store), Some(print)) = (detected_clip, &self.store, print) {
             // Key frames alone are usually too few to compare the picture with the sealed

@@ -148,8 +148,17 @@ impl ManifestFacts {
         (integrity, credential)
     }
 
-    fn intact(&self) -> bool {
+    /// No failure says the content or the manifest changed.
+    pub fn intact(&self) -> bool {
         self.integrity_failures.is_empty()
+    }
+
+    /// The manifest names hallmark's clip `clip_id` (its own soft bindings or an
+    /// ingredient's).
+    pub fn accounts_for(&self, clip_id: &str) -> bool {
+        self.accounted_clip_ids
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(clip_id))
     }
 }
 
@@ -411,10 +420,7 @@ pub fn decide(e: &Evidence) -> Judgement {
     if let Some(f) = intact {
         for (stream, m) in &detected {
             let accounted = match &m.clip_id {
-                Some(id) => f
-                    .accounted_clip_ids
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(id)),
+                Some(id) => f.accounts_for(id),
                 // An unreadable clip id cannot be checked against a manifest that names
                 // hallmark marks; one that names none does not account for any.
                 None => f.names_hallmark_mark,

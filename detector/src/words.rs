@@ -270,11 +270,13 @@ fn tampered(
             r.clip_id,
             stored_trust(r)
         ));
-    } else if let Some(clip) = clip.filter(|_| !places(report).0.is_empty()) {
-        out.push_str(&format!(
-            " It carries hallmark's watermark (clip {clip}) {}.",
-            places(report).1
-        ));
+    } else {
+        let (marked, place) = places(report);
+        if let Some(clip) = clip.filter(|_| !marked.is_empty()) {
+            out.push_str(&format!(
+                " It carries hallmark's watermark (clip {clip}) {place}."
+            ));
+        }
     }
     out
 }

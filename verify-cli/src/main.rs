@@ -773,12 +773,7 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
                 Some(answer) => answer,
                 None => verify_here(&verifier, target, &args, color)?,
             },
-            (Ok(target), None) => {
-                let bar = SearchBar::new(&target.path);
-                let report = verifier.verify_with_progress(target, &|p| bar.report(p));
-                bar.finish();
-                render(&report, args.json, color)?
-            }
+            (Ok(target), None) => verify_here(&verifier, target, &args, color)?,
             (Err((path, message)), _) => render(
                 &hallmark_detector::Report::error(path.display().to_string(), message.clone()),
                 args.json,
@@ -808,10 +803,15 @@ fn verify_here(
     args: &VerifyArgs,
     color: bool,
 ) -> Result<(Verdict, String)> {
+    render(&verify_with_bar(verifier, target), args.json, color)
+}
+
+/// One file's report, its search's progress drawn on stderr ([`SearchBar`]).
+fn verify_with_bar(verifier: &Verifier, target: &Target) -> hallmark_detector::Report {
     let bar = SearchBar::new(&target.path);
     let report = verifier.verify_with_progress(target, &|p| bar.report(p));
     bar.finish();
-    render(&report, args.json, color)
+    report
 }
 
 /// One file verified in a forked child of this process under the file budgets
@@ -852,21 +852,7 @@ fn verify_forked(
         drop(reader);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if memory > 0 {
-                // Never above a limit this process already runs under (serve's workers do).
-                let mut current = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                // SAFETY: getrlimit writes the struct it is given.
-                let known = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut current) } == 0;
-                let cap = if known {
-                    current.rlim_cur.min(current.rlim_max)
-                } else {
-                    u64::MAX
-                };
-                if memory < cap {
-                    limit_address_space(memory)?;
-                }
+                limit_address_space(memory)?;
             }
             let name = target
                 .path
@@ -880,9 +866,7 @@ fn verify_forked(
                     }
                 }
             }
-            let bar = SearchBar::new(&target.path);
-            let mut report = verifier.verify_with_progress(target, &|p| bar.report(p));
-            bar.finish();
+            let mut report = verify_with_bar(verifier, target);
             // FFmpeg and the C2PA SDK report a refused allocation as an ordinary error.
             if let Some(e) = report
                 .error
@@ -1368,30 +1352,26 @@ fn relay_stderr(stderr: std::process::ChildStderr, state: &std::sync::Mutex<Work
 /// Caps this process's address space (`setrlimit(RLIMIT_AS)`), in a worker between fork and
 /// exec. Declared here from the C library std already links (one call does not need the
 /// `libc` crate).
-#[cfg(target_os = "linux")]
+/// Caps this process's address space at `bytes` (`setrlimit(RLIMIT_AS)`), never above a
+/// limit it already runs under (`serve`'s workers have one): lowers, never raises.
 fn limit_address_space(bytes: u64) -> std::io::Result<()> {
-    #[repr(C)]
-    struct Rlimit {
-        cur: u64,
-        max: u64,
-    }
-    unsafe extern "C" {
-        fn setrlimit(resource: i32, limit: *const Rlimit) -> i32;
-    }
-    const RLIMIT_AS: i32 = 9;
-    let limit = Rlimit {
-        cur: bytes,
-        max: bytes,
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    // SAFETY: a plain system call on a valid struct of the kernel's layout (two u64).
-    if unsafe { setrlimit(RLIMIT_AS, &limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    // SAFETY: plain system calls on a struct of the kernel's layout; async-signal-safe, so
+    // also fit for a child between fork and exec.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_AS, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let bytes = bytes.min(limit.rlim_cur).min(limit.rlim_max);
+        limit.rlim_cur = bytes;
+        limit.rlim_max = bytes;
+        if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
     }
-    Ok(())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn limit_address_space(_bytes: u64) -> std::io::Result<()> {
     Ok(())
 }
 
