@@ -13,6 +13,7 @@ import importlib.metadata as md
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -114,6 +115,23 @@ def decode(path, every):
     return np.array(got), spent
 
 
+def apply_attack(src, dst, ffargs, bg):
+    """One line of attacks.txt, as scripts/bench-common.sh's bench_apply runs it: {w} {h} are src's
+    size, {bg} other footage, " >> " separates successive ffmpeg runs. Split on plain spaces only:
+    a no-break space belongs to a filter's text."""
+    w, h, _, _ = probe(src)
+    ffargs = ffargs.replace("{w}", str(w)).replace("{h}", str(h)).replace("{bg}", bg)
+    runs = ffargs.split(" >> ")
+    root, ext = os.path.splitext(dst)
+    cur = src
+    for i, run in enumerate(runs):
+        out = dst if i == len(runs) - 1 else "%s.run%d%s" % (root, i + 1, ext)
+        subprocess.run(FF + ["-i", cur] + [a for a in run.split(" ") if a] + [out], check=True)
+        if cur != src:
+            os.remove(cur)
+        cur = out
+
+
 def binom_tail(k, n=NBITS):
     """P(at least k of n fair coin flips agree): the chance an unrelated clip's vote matches this well."""
     return sum(math.comb(n, i) for i in range(k, n + 1)) / 2.0 ** n
@@ -155,11 +173,13 @@ def quality(marked, plain, out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--src", default="bench-out/watermark/source.mp4")
+    ap.add_argument("--src", default="bench-out/clips/bbb.mp4")
     ap.add_argument("--out", default="bench-out/peer")
     ap.add_argument("--every", type=int, default=int(os.environ.get("PEER_EVERY", "5")),
                     help="decode every k-th frame of each clip (default 5: 6 frames/s)")
     ap.add_argument("--attacks", default="scripts/attacks.txt")
+    ap.add_argument("--only", default="", help="only the attacks whose name matches this regular expression")
+    ap.add_argument("--bg", default="bench-out/clips/bikes.mp4", help="other footage, for {bg} (picture-in-picture)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
@@ -172,18 +192,19 @@ def main():
     q = quality(marked, plain, args.out)
 
     attacks = []
-    for line in open(args.attacks):
+    for line in open(args.attacks, encoding="utf-8"):
         line = line.rstrip("\n")
         if line and not line.startswith("#"):
             name, ext, ffargs = line.split("|", 2)
-            attacks.append((name, ext, ffargs.split()))
+            if re.search(args.only, name, re.IGNORECASE):
+                attacks.append((name, ext, ffargs))
 
     rows, dec_frames, dec_spent = [], 0, 0.0
     for name, ext, ffargs in attacks:
         res = {}
         for which, inp in (("marked", marked), ("plain", plain)):
             dst = os.path.join(args.out, "%s.%s" % ("attacked" if which == "marked" else "attacked-plain", ext))
-            subprocess.run(FF + ["-i", inp] + ffargs + [dst], check=True)
+            apply_attack(inp, dst, ffargs, args.bg)
             got, s = decode(dst, args.every)
             dec_frames += len(got)
             dec_spent += s

@@ -16,10 +16,10 @@ use crate::{AudioChunk, AudioInfo, MediaError, MediaKind, PixelLayout, VideoFram
 /// Quality knobs for [`Encoder`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodeSettings {
-    /// x264 constant rate factor (0–51, lower is better). Default 10: sealing is done once,
-    /// at master quality, and a finer encode keeps more of the watermark for a given
-    /// visibility and adds less of its own noise to the sealed clip's distance from the
-    /// unmarked encode (see hallmark-watermark's README).
+    /// x264 constant rate factor (0–51, lower is better). Default 18, ordinary delivery
+    /// quality: what the mark costs is judged against a plain encode at the same CRF and
+    /// preset (scripts/bench-invisibility), so a finer default only made files larger.
+    /// 0 is lossless ([`EncodeSettings::lossless`]).
     pub crf: u8,
     /// x264 preset (`ultrafast` … `veryslow`). Default `"medium"`.
     pub preset: String,
@@ -30,9 +30,25 @@ pub struct EncodeSettings {
 impl Default for EncodeSettings {
     fn default() -> Self {
         EncodeSettings {
-            crf: 10,
+            crf: Self::DEFAULT_CRF,
             preset: "medium".to_string(),
             audio_bitrate: 192_000,
+        }
+    }
+}
+
+impl EncodeSettings {
+    /// The default x264 CRF (see [`EncodeSettings::crf`]).
+    pub const DEFAULT_CRF: u8 = 18;
+
+    /// Lossless video: x264 at CRF 0 with 8-bit 4:2:0 is QP 0, so a yuv420p frame of the
+    /// encoder's size decodes back bit for bit (the picture is not scaled or converted).
+    /// Used to measure what the watermark alone changes. Files are large: ≈ 10× CRF 18's.
+    pub fn lossless() -> Self {
+        EncodeSettings {
+            crf: 0,
+            preset: "ultrafast".to_string(),
+            ..EncodeSettings::default()
         }
     }
 }
@@ -1146,6 +1162,68 @@ pub fn jpeg_thumbnail(frame: &VideoFrame, max_w: u32, max_h: u32) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Decoder, MediaFrame};
+
+    /// The first `n` pictures of `path`, as yuv420p.
+    fn pictures(path: &Path, n: usize) -> (VideoInfo, Vec<VideoFrame>) {
+        let mut dec = Decoder::open(path, PixelLayout::Yuv420p).expect("open");
+        let info = dec.info().video.clone().expect("a video stream");
+        let mut out = Vec::new();
+        while out.len() < n {
+            match dec.next_frame().expect("decode") {
+                Some(MediaFrame::Video(v)) => out.push(v),
+                Some(MediaFrame::Audio(_)) => {}
+                None => break,
+            }
+        }
+        (info, out)
+    }
+
+    /// Encodes `frames` with `settings` and decodes them back.
+    fn round_trip(
+        info: &VideoInfo,
+        frames: &[VideoFrame],
+        settings: &EncodeSettings,
+    ) -> Vec<VideoFrame> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("round-trip.mp4");
+        let mut enc =
+            Encoder::create(&out, OutputFormat::Mp4, Some(info), None, settings).expect("create");
+        for f in frames {
+            enc.write_video(f).expect("encode");
+        }
+        enc.finish().expect("finish");
+        pictures(&out, frames.len() + 1).1
+    }
+
+    #[test]
+    fn lossless_settings_give_back_every_pixel() {
+        // Real camera footage (../shared/media), 640x272: even, so nothing is scaled.
+        let bikes =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/media/video/bikes.mp4");
+        let (info, frames) = pictures(&bikes, 12);
+        assert_eq!(frames.len(), 12);
+        let back = round_trip(&info, &frames, &EncodeSettings::lossless());
+        assert_eq!(back.len(), frames.len());
+        for (i, (a, b)) in frames.iter().zip(&back).enumerate() {
+            assert_eq!((a.width, a.height), (b.width, b.height), "frame {i}");
+            assert!(
+                a.planes == b.planes,
+                "frame {i} changed in a lossless round trip"
+            );
+        }
+        // The default is a lossy delivery encode: the same check must see it change pixels.
+        let lossy = round_trip(&info, &frames, &EncodeSettings::default());
+        assert!(frames.iter().zip(&lossy).any(|(a, b)| a.planes != b.planes));
+    }
+
+    #[test]
+    fn default_is_delivery_quality() {
+        let d = EncodeSettings::default();
+        assert!((18..=20).contains(&d.crf), "crf {}", d.crf);
+        assert_eq!(d.crf, EncodeSettings::DEFAULT_CRF);
+        assert_eq!(EncodeSettings::lossless().crf, 0);
+    }
 
     #[test]
     fn time_base_is_exact_and_fine() {
