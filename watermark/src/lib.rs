@@ -21,6 +21,7 @@ mod analysis;
 mod audio;
 mod code;
 mod detect;
+mod dwtdct;
 mod fft;
 mod key;
 
@@ -37,6 +38,7 @@ pub use detect::{
     frame_luma, VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_BINS,
     MAX_TIMELINE_SECONDS, SCALE_MAX, SCALE_MIN,
 };
+pub use dwtdct::{ThirdPartyDetector, ThirdPartyMark, THIRD_PARTY_DETECT_P, THIRD_PARTY_TESTS};
 pub use key::{Payload, WatermarkError, WatermarkKey};
 
 use analysis::{texture_mask, Geometry, KeyPattern, SsimOfScale};
