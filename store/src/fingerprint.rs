@@ -152,6 +152,53 @@ impl Fingerprint {
     }
 }
 
+/// Picture samples of a stored clip that get content keys: every second one (2 a second),
+/// for its first five minutes. An upload probes with every sample it has, so one of its
+/// samples falls within an eighth of a second of a keyed one wherever it starts.
+const KEYED_STRIDE: usize = 2;
+const KEYED_SAMPLES: usize = 600;
+/// Picture samples of an upload that probe the index (its first minute).
+const PROBE_SAMPLES: usize = 240;
+
+impl Fingerprint {
+    /// The short perceptual hashes under which a stored clip is indexed, for finding it by
+    /// its content without comparing an upload with every stored fingerprint: for each keyed
+    /// picture sample, the signs of its whole-frame 8×8 view (brightness and contrast
+    /// cancel), 64 bits cut into two 32-bit bands, each band a key (band number in the
+    /// high bits). A re-encoded or resized copy keeps most signs, so some band of some
+    /// sample survives whole; a clip that shares a key is only a candidate, which the full
+    /// [`Fingerprint::compare`] then confirms or not.
+    pub fn content_keys(&self) -> Vec<i64> {
+        keys_of(
+            self.video
+                .iter()
+                .step_by(KEYED_STRIDE)
+                .take(KEYED_SAMPLES / KEYED_STRIDE),
+        )
+    }
+
+    /// The keys an upload looks for (every picture sample of its first minute).
+    pub fn probe_keys(&self) -> Vec<i64> {
+        keys_of(self.video.iter().take(PROBE_SAMPLES))
+    }
+}
+
+fn keys_of<'a>(samples: impl Iterator<Item = &'a Option<[u8; FULL_CELLS]>>) -> Vec<i64> {
+    let mut keys: Vec<i64> = samples
+        .filter_map(|s| s.as_ref().and_then(|c| view(c, (0.0, 0.0, 1.0))))
+        .flat_map(|v| {
+            let bits = v
+                .iter()
+                .enumerate()
+                .fold(0u64, |acc, (i, x)| acc | (u64::from(*x > 0.0) << i));
+            [bits & 0xffff_ffff, (1 << 32) | (bits >> 32)].map(|k| k as i64)
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 /// Builds a [`Fingerprint`] from frames and sound as they stream past.
 #[derive(Debug, Default)]
 pub struct Fingerprinter {

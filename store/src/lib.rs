@@ -1,15 +1,22 @@
 //! Durable credentials: the manifest store. Sealing records each clip's signed C2PA
 //! manifest store, its soft bindings (the watermark's clip id) and a perceptual
-//! [`Fingerprint`] of its content in an embedded SQLite database. When a platform strips the
-//! manifest, the watermark still carries the clip id; the verifier looks it up here and
-//! recovers the manifest — but only for content whose fingerprint matches, so a mark copied
-//! onto other footage cannot borrow someone else's credentials.
+//! [`Fingerprint`] of its content. When a platform strips the manifest, the watermark still
+//! carries the clip id; the verifier looks it up here and recovers the manifest — but only
+//! for content whose fingerprint matches, so a mark copied onto other footage cannot borrow
+//! someone else's credentials.
 //!
-//! The same store answers the C2PA soft-binding resolution API (`hallmark serve`).
+//! Two backends, one schema and one behaviour: an embedded SQLite file (the default, one
+//! machine) and PostgreSQL (`postgres://…` or `postgresql://…` where a path is expected),
+//! which several sealing hosts and `hallmark serve` replicas share. Each applies the same
+//! numbered migrations when opened for writing.
+//!
+//! The same store answers the C2PA soft-binding resolution API (`hallmark serve`),
+//! by binding and by content ([`ManifestStore::find_by_content`]).
 
 mod fingerprint;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -22,6 +29,12 @@ pub use fingerprint::{
 /// File name of the store in hallmark's home directory.
 pub const STORE_FILE: &str = "manifests.sqlite";
 
+/// The schema version this build writes (see `MIGRATIONS`).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Candidates of a content search that get the full comparison, at most.
+const CONTENT_CANDIDATES: i64 = 24;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("manifest store {path}: {source}")]
@@ -29,6 +42,13 @@ pub enum StoreError {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("manifest store {store}: {source}")]
+    Postgres {
+        /// The URL without its password.
+        store: String,
+        #[source]
+        source: postgres::Error,
     },
     #[error("manifest store {path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -52,55 +72,152 @@ pub struct StoredManifest {
     pub sealed_at: String,
 }
 
+/// A stored clip whose content matches an upload ([`ManifestStore::find_by_content`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContentMatchFound {
+    pub manifest_id: String,
+    pub similarity: Similarity,
+    /// The measured similarity as 0–100: the lowest score of the media compared.
+    pub score: u8,
+}
+
+/// Whether `location` names a PostgreSQL store (`postgres://…`, `postgresql://…`) rather
+/// than a SQLite file.
+pub fn is_url(location: &Path) -> bool {
+    location
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
+}
+
+/// `location` fit to print: a URL loses its password.
+pub fn display_location(location: &Path) -> String {
+    let text = location.to_string_lossy();
+    if !is_url(location) {
+        return text.into_owned();
+    }
+    // postgres://user:password@host/… → postgres://user:***@host/…
+    match (text.find("://"), text.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &text[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &text[..scheme + 3],
+                    &userinfo[..colon],
+                    &text[at..]
+                ),
+                None => text.into_owned(),
+            }
+        }
+        _ => text.into_owned(),
+    }
+}
+
+enum Backend {
+    Sqlite(Connection),
+    /// A mutex, not a `RefCell`: the client needs `&mut` for every query, and the store is
+    /// handed between threads (serve's blocking pool).
+    Postgres(Mutex<postgres::Client>),
+}
+
 /// The store. Cheap to open; one connection per thread.
 pub struct ManifestStore {
-    conn: Connection,
+    backend: Backend,
     path: PathBuf,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS manifests (
-    manifest_id TEXT PRIMARY KEY,
-    clip_id TEXT NOT NULL,
-    format TEXT NOT NULL,
-    manifest BLOB NOT NULL,
-    fingerprint BLOB NOT NULL,
-    sealed_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS manifests_by_clip ON manifests (clip_id);
-CREATE TABLE IF NOT EXISTS bindings (
-    alg TEXT NOT NULL,
-    value TEXT NOT NULL,
-    manifest_id TEXT NOT NULL REFERENCES manifests (manifest_id),
-    PRIMARY KEY (alg, value, manifest_id)
-);
-";
+/// The schema, one migration per version; version N is `MIGRATIONS[N - 1]`. SQLite keeps
+/// its version in `PRAGMA user_version`, PostgreSQL in `hallmark_schema`. Version 1 is the
+/// first release's schema (`IF NOT EXISTS`: a store made before versions were counted
+/// has it already); version 2 adds the content index, filled from the stored
+/// fingerprints by [`backfill_content_keys`].
+const SQLITE_MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS manifests (
+        manifest_id TEXT PRIMARY KEY,
+        clip_id TEXT NOT NULL,
+        format TEXT NOT NULL,
+        manifest BLOB NOT NULL,
+        fingerprint BLOB NOT NULL,
+        sealed_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS manifests_by_clip ON manifests (clip_id);
+    CREATE TABLE IF NOT EXISTS bindings (
+        alg TEXT NOT NULL,
+        value TEXT NOT NULL,
+        manifest_id TEXT NOT NULL REFERENCES manifests (manifest_id),
+        PRIMARY KEY (alg, value, manifest_id)
+    );",
+    // `seq` is the manifest's rowid: keys are many per clip, and an integer keeps them small.
+    "CREATE TABLE content_keys (key INTEGER NOT NULL, seq INTEGER NOT NULL);
+    CREATE INDEX content_keys_by_key ON content_keys (key);
+    CREATE INDEX content_keys_by_seq ON content_keys (seq);",
+];
+
+const POSTGRES_MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE manifests (
+        manifest_id TEXT PRIMARY KEY,
+        clip_id TEXT NOT NULL,
+        format TEXT NOT NULL,
+        manifest BYTEA NOT NULL,
+        fingerprint BYTEA NOT NULL,
+        sealed_at TEXT NOT NULL
+    );
+    CREATE INDEX manifests_by_clip ON manifests (clip_id);
+    CREATE TABLE bindings (
+        alg TEXT NOT NULL,
+        value TEXT NOT NULL,
+        manifest_id TEXT NOT NULL REFERENCES manifests (manifest_id) ON DELETE CASCADE,
+        PRIMARY KEY (alg, value, manifest_id)
+    );",
+    "ALTER TABLE manifests ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;
+    CREATE TABLE content_keys (key BIGINT NOT NULL, seq BIGINT NOT NULL);
+    CREATE INDEX content_keys_by_key ON content_keys (key);
+    CREATE INDEX content_keys_by_seq ON content_keys (seq);",
+];
+
+/// Serialises migrations of one PostgreSQL database among hosts opening it at once
+/// (`pg_advisory_xact_lock`): an arbitrary constant, "hallmark" in ASCII.
+const MIGRATION_LOCK: i64 = 0x68616c6c6d61726b;
 
 impl ManifestStore {
-    /// Opens the store at `path` for writing, creating it if needed.
-    pub fn open(path: &Path) -> Result<ManifestStore, StoreError> {
-        let store = Self::connect(path, OpenFlags::default())?;
+    /// Opens the store at `location` (a SQLite file, or a PostgreSQL URL) for writing,
+    /// creating it and bringing its schema up to date if needed.
+    pub fn open(location: &Path) -> Result<ManifestStore, StoreError> {
+        if is_url(location) {
+            let mut store = Self::connect_postgres(location)?;
+            store.migrate_postgres()?;
+            return Ok(store);
+        }
+        let store = Self::connect(location, OpenFlags::default())?;
         store
-            .conn
+            .sqlite()
             // WAL: a verifier (or `hallmark serve`) reading while a seal writes never waits.
             .pragma_update(None, "journal_mode", "WAL")
-            .and_then(|_| store.conn.execute_batch(SCHEMA))
             .map_err(|e| store.err(e))?;
+        store.migrate_sqlite()?;
         Ok(store)
     }
 
-    /// Opens an existing store read-only; `Ok(None)` if there is none at `path`.
-    pub fn open_existing(path: &Path) -> Result<Option<ManifestStore>, StoreError> {
-        if !path.exists() {
+    /// Opens an existing store read-only; `Ok(None)` if there is none at `location` (no
+    /// file; a PostgreSQL database where nothing was sealed yet).
+    pub fn open_existing(location: &Path) -> Result<Option<ManifestStore>, StoreError> {
+        if is_url(location) {
+            let store = Self::connect_postgres(location)?;
+            let exists: bool = store
+                .pg(|c| c.query_one("SELECT to_regclass('manifests') IS NOT NULL", &[]))?
+                .get(0);
+            return Ok(exists.then_some(store));
+        }
+        if !location.exists() {
             return Ok(None);
         }
         let store = Self::connect(
-            path,
+            location,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         // A file that is not a hallmark store fails here, with its name, not on first use.
         store
-            .conn
+            .sqlite()
             .query_row("SELECT count(*) FROM manifests", [], |_| Ok(()))
             .map_err(|e| store.err(e))?;
         Ok(Some(store))
@@ -114,13 +231,55 @@ impl ManifestStore {
         let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(sqlite)?;
         Ok(ManifestStore {
-            conn,
+            backend: Backend::Sqlite(conn),
             path: path.to_path_buf(),
         })
     }
 
+    fn connect_postgres(url: &Path) -> Result<ManifestStore, StoreError> {
+        let shown = display_location(url);
+        let text = url.to_str().unwrap_or_default();
+        let mut config: postgres::Config = text.parse().map_err(|source| StoreError::Postgres {
+            store: shown.clone(),
+            source,
+        })?;
+        if config.get_connect_timeout().is_none() {
+            // A store that does not answer fails the command, it does not hang it.
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("hallmark");
+        }
+        let client = config
+            .connect(postgres::NoTls)
+            .map_err(|source| StoreError::Postgres {
+                store: shown.clone(),
+                source,
+            })?;
+        Ok(ManifestStore {
+            backend: Backend::Postgres(Mutex::new(client)),
+            path: url.to_path_buf(),
+        })
+    }
+
+    /// The store's location: a file path, or the URL it was opened with.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Which backend holds the store: `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    fn sqlite(&self) -> &Connection {
+        match &self.backend {
+            Backend::Sqlite(conn) => conn,
+            Backend::Postgres(_) => unreachable!("a SQLite call on a PostgreSQL store"),
+        }
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -130,14 +289,193 @@ impl ManifestStore {
         }
     }
 
+    fn pg_err(&self, source: postgres::Error) -> StoreError {
+        StoreError::Postgres {
+            store: display_location(&self.path),
+            source,
+        }
+    }
+
+    /// Runs `f` with the PostgreSQL client.
+    fn pg<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let Backend::Postgres(client) = &self.backend else {
+            unreachable!("a PostgreSQL call on a SQLite store")
+        };
+        let mut client = client.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut client).map_err(|e| self.pg_err(e))
+    }
+
+    fn corrupt(&self, manifest_id: &str) -> StoreError {
+        StoreError::Invalid {
+            path: PathBuf::from(display_location(&self.path)),
+            message: format!("the fingerprint of {manifest_id} is corrupt"),
+        }
+    }
+
+    fn migrate_sqlite(&self) -> Result<(), StoreError> {
+        let conn = self.sqlite();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if version > SCHEMA_VERSION {
+            return Err(self.newer(version));
+        }
+        for (i, migration) in SQLITE_MIGRATIONS.iter().enumerate() {
+            let to = i as i64 + 1;
+            if version >= to {
+                continue;
+            }
+            // One transaction per step (IMMEDIATE: two sealing processes do not race).
+            let run = || -> rusqlite::Result<()> {
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                let now: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                if now < to {
+                    conn.execute_batch(migration)?;
+                    if to == 2 {
+                        let prints = {
+                            let mut stmt =
+                                conn.prepare("SELECT rowid, fingerprint FROM manifests")?;
+                            let rows = stmt
+                                .query_map([], |r| {
+                                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                                })?
+                                .collect::<Result<Vec<_>, _>>()?;
+                            rows
+                        };
+                        for (seq, bytes) in prints {
+                            let keys = Fingerprint::from_bytes(&bytes)
+                                .map(|p| p.content_keys())
+                                .unwrap_or_default();
+                            insert_keys_sqlite(conn, seq, &keys)?;
+                        }
+                    }
+                    conn.pragma_update(None, "user_version", to)?;
+                }
+                conn.execute_batch("COMMIT")
+            };
+            if let Err(e) = run() {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(self.err(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn migrate_postgres(&mut self) -> Result<(), StoreError> {
+        let newer = |v| self.newer(v);
+        let found = self.pg(|c| {
+            let mut tx = c.transaction()?;
+            // Hosts opening a new database at once: one migrates, the others wait for it.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS hallmark_schema (
+                    version BIGINT PRIMARY KEY,
+                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )?;
+            let version: i64 = tx
+                .query_one("SELECT coalesce(max(version), 0) FROM hallmark_schema", &[])?
+                .get(0);
+            if version > SCHEMA_VERSION {
+                return Ok(Some(version));
+            }
+            for (i, migration) in POSTGRES_MIGRATIONS.iter().enumerate() {
+                let to = i as i64 + 1;
+                if version >= to {
+                    continue;
+                }
+                tx.batch_execute(migration)?;
+                if to == 2 {
+                    let rows = tx.query("SELECT seq, fingerprint FROM manifests", &[])?;
+                    for row in rows {
+                        let keys = Fingerprint::from_bytes(row.get(1))
+                            .map(|p| p.content_keys())
+                            .unwrap_or_default();
+                        insert_keys_postgres(&mut tx, row.get(0), &keys)?;
+                    }
+                }
+                tx.execute("INSERT INTO hallmark_schema (version) VALUES ($1)", &[&to])?;
+            }
+            tx.commit()?;
+            Ok(None)
+        })?;
+        match found {
+            Some(version) => Err(newer(version)),
+            None => Ok(()),
+        }
+    }
+
+    fn newer(&self, version: i64) -> StoreError {
+        StoreError::Invalid {
+            path: PathBuf::from(display_location(&self.path)),
+            message: format!(
+                "its schema is version {version}, newer than this hallmark's ({SCHEMA_VERSION}): update hallmark"
+            ),
+        }
+    }
+
     /// Records a sealed clip (replacing an earlier record of the same manifest id).
     pub fn insert(&mut self, record: &StoredManifest) -> Result<(), StoreError> {
+        let print = record.fingerprint.to_bytes();
+        let keys = record.fingerprint.content_keys();
+        if let Backend::Postgres(_) = self.backend {
+            return self.pg(|c| {
+                let mut tx = c.transaction()?;
+                tx.execute(
+                    "DELETE FROM content_keys WHERE seq IN
+                     (SELECT seq FROM manifests WHERE manifest_id = $1)",
+                    &[&record.manifest_id],
+                )?;
+                tx.execute(
+                    "DELETE FROM bindings WHERE manifest_id = $1",
+                    &[&record.manifest_id],
+                )?;
+                let seq: i64 = tx
+                    .query_one(
+                        "INSERT INTO manifests (manifest_id, clip_id, format, manifest, fingerprint, sealed_at)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (manifest_id) DO UPDATE SET clip_id = EXCLUDED.clip_id,
+                           format = EXCLUDED.format, manifest = EXCLUDED.manifest,
+                           fingerprint = EXCLUDED.fingerprint, sealed_at = EXCLUDED.sealed_at
+                         RETURNING seq",
+                        &[
+                            &record.manifest_id,
+                            &record.clip_id,
+                            &record.format,
+                            &record.manifest,
+                            &print,
+                            &record.sealed_at,
+                        ],
+                    )?
+                    .get(0);
+                for (alg, value) in &record.bindings {
+                    tx.execute(
+                        "INSERT INTO bindings (alg, value, manifest_id) VALUES ($1, $2, $3)
+                         ON CONFLICT DO NOTHING",
+                        &[alg, value, &record.manifest_id],
+                    )?;
+                }
+                insert_keys_postgres(&mut tx, seq, &keys)?;
+                tx.commit()
+            });
+        }
         let path = self.path.clone();
         let sqlite = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(sqlite)?;
+        let Backend::Sqlite(conn) = &mut self.backend else {
+            unreachable!()
+        };
+        let tx = conn.transaction().map_err(sqlite)?;
+        tx.execute(
+            "DELETE FROM content_keys WHERE seq IN
+             (SELECT rowid FROM manifests WHERE manifest_id = ?1)",
+            params![record.manifest_id],
+        )
+        .map_err(sqlite)?;
         tx.execute(
             "DELETE FROM bindings WHERE manifest_id = ?1",
             params![record.manifest_id],
@@ -151,11 +489,12 @@ impl ManifestStore {
                 record.clip_id,
                 record.format,
                 record.manifest,
-                record.fingerprint.to_bytes(),
+                print,
                 record.sealed_at
             ],
         )
         .map_err(sqlite)?;
+        let seq = tx.last_insert_rowid();
         for (alg, value) in &record.bindings {
             tx.execute(
                 "INSERT OR IGNORE INTO bindings (alg, value, manifest_id) VALUES (?1, ?2, ?3)",
@@ -163,36 +502,69 @@ impl ManifestStore {
             )
             .map_err(sqlite)?;
         }
+        insert_keys_sqlite(&tx, seq, &keys).map_err(sqlite)?;
         tx.commit().map_err(sqlite)
     }
 
-    /// Manifest ids whose soft binding `alg` has `value` (newest first).
-    pub fn find_by_binding(&self, alg: &str, value: &str) -> Result<Vec<String>, StoreError> {
+    /// Manifest ids whose soft binding `alg` has `value` (newest first), at most `limit`.
+    pub fn find_by_binding_limited(
+        &self,
+        alg: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        if let Backend::Postgres(_) = self.backend {
+            let rows = self.pg(|c| {
+                c.query(
+                    "SELECT b.manifest_id FROM bindings b JOIN manifests m USING (manifest_id)
+                     WHERE b.alg = $1 AND b.value = $2 ORDER BY m.sealed_at DESC LIMIT $3",
+                    &[&alg, &value, &limit],
+                )
+            })?;
+            return Ok(rows.iter().map(|r| r.get(0)).collect());
+        }
         let mut stmt = self
-            .conn
+            .sqlite()
             .prepare(
                 "SELECT b.manifest_id FROM bindings b JOIN manifests m USING (manifest_id)
-                 WHERE b.alg = ?1 AND b.value = ?2 ORDER BY m.sealed_at DESC",
+                 WHERE b.alg = ?1 AND b.value = ?2 ORDER BY m.sealed_at DESC LIMIT ?3",
             )
             .map_err(|e| self.err(e))?;
         let ids = stmt
-            .query_map(params![alg, value], |row| row.get(0))
+            .query_map(params![alg, value, limit], |row| row.get(0))
             .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
             .map_err(|e| self.err(e))?;
         Ok(ids)
     }
 
+    /// Manifest ids whose soft binding `alg` has `value` (newest first).
+    pub fn find_by_binding(&self, alg: &str, value: &str) -> Result<Vec<String>, StoreError> {
+        self.find_by_binding_limited(alg, value, usize::MAX)
+    }
+
     /// The newest record for a watermark clip id (16 hex digits, any case).
     pub fn find_by_clip_id(&self, clip_id: &str) -> Result<Option<StoredManifest>, StoreError> {
-        let id: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT manifest_id FROM manifests WHERE clip_id = ?1 ORDER BY sealed_at DESC LIMIT 1",
-                params![clip_id.to_ascii_lowercase()],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
+        let clip_id = clip_id.to_ascii_lowercase();
+        let id: Option<String> = if let Backend::Postgres(_) = self.backend {
+            self.pg(|c| {
+                c.query_opt(
+                    "SELECT manifest_id FROM manifests WHERE clip_id = $1
+                     ORDER BY sealed_at DESC LIMIT 1",
+                    &[&clip_id],
+                )
+            })?
+            .map(|r| r.get(0))
+        } else {
+            self.sqlite()
+                .query_row(
+                    "SELECT manifest_id FROM manifests WHERE clip_id = ?1 ORDER BY sealed_at DESC LIMIT 1",
+                    params![clip_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?
+        };
         match id {
             Some(id) => self.get(&id),
             None => Ok(None),
@@ -200,39 +572,54 @@ impl ManifestStore {
     }
 
     pub fn get(&self, manifest_id: &str) -> Result<Option<StoredManifest>, StoreError> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT clip_id, format, manifest, fingerprint, sealed_at FROM manifests WHERE manifest_id = ?1",
-                params![manifest_id],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, Vec<u8>>(2)?,
-                        row.get::<_, Vec<u8>>(3)?,
-                        row.get::<_, String>(4)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
+        type Row = (String, String, Vec<u8>, Vec<u8>, String);
+        let (row, bindings): (Option<Row>, Vec<(String, String)>) = if let Backend::Postgres(_) =
+            self.backend
+        {
+            self.pg(|c| {
+                let row = c
+                    .query_opt(
+                        "SELECT clip_id, format, manifest, fingerprint, sealed_at
+                             FROM manifests WHERE manifest_id = $1",
+                        &[&manifest_id],
+                    )?
+                    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
+                let bindings = c
+                    .query(
+                        "SELECT alg, value FROM bindings WHERE manifest_id = $1 ORDER BY alg",
+                        &[&manifest_id],
+                    )?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                Ok((row, bindings))
+            })?
+        } else {
+            let conn = self.sqlite();
+            let row = conn
+                    .query_row(
+                        "SELECT clip_id, format, manifest, fingerprint, sealed_at FROM manifests WHERE manifest_id = ?1",
+                        params![manifest_id],
+                        |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                        },
+                    )
+                    .optional()
+                    .map_err(|e| self.err(e))?;
+            let mut stmt = conn
+                .prepare("SELECT alg, value FROM bindings WHERE manifest_id = ?1 ORDER BY alg")
+                .map_err(|e| self.err(e))?;
+            let bindings = stmt
+                .query_map(params![manifest_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .and_then(|rows| rows.collect::<Result<Vec<(String, String)>, _>>())
+                .map_err(|e| self.err(e))?;
+            (row, bindings)
+        };
         let Some((clip_id, format, manifest, fingerprint, sealed_at)) = row else {
             return Ok(None);
         };
         let fingerprint =
-            Fingerprint::from_bytes(&fingerprint).ok_or_else(|| StoreError::Invalid {
-                path: self.path.clone(),
-                message: format!("the fingerprint of {manifest_id} is corrupt"),
-            })?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT alg, value FROM bindings WHERE manifest_id = ?1 ORDER BY alg")
-            .map_err(|e| self.err(e))?;
-        let bindings = stmt
-            .query_map(params![manifest_id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .and_then(|rows| rows.collect::<Result<Vec<(String, String)>, _>>())
-            .map_err(|e| self.err(e))?;
+            Fingerprint::from_bytes(&fingerprint).ok_or_else(|| self.corrupt(manifest_id))?;
         Ok(Some(StoredManifest {
             manifest_id: manifest_id.to_owned(),
             clip_id,
@@ -243,65 +630,122 @@ impl ManifestStore {
             sealed_at,
         }))
     }
+
+    /// The stored clips whose content is `upload`'s, best first, at most `max_results`.
+    /// Found without comparing `upload` with every stored fingerprint: the clips sharing
+    /// the most content keys with it ([`Fingerprint::probe_keys`]; an index lookup) are the
+    /// candidates, and only they get the full comparison; a candidate counts when the
+    /// comparison says `Same`. A stored clip without picture (sound only) has no keys and
+    /// is not found this way.
+    pub fn find_by_content(
+        &self,
+        upload: &Fingerprint,
+        max_results: usize,
+    ) -> Result<Vec<ContentMatchFound>, StoreError> {
+        let keys = upload.probe_keys();
+        if keys.is_empty() || max_results == 0 {
+            return Ok(Vec::new());
+        }
+        let candidates: Vec<(String, Vec<u8>)> = if let Backend::Postgres(_) = self.backend {
+            self.pg(|c| {
+                let rows = c.query(
+                    "SELECT m.manifest_id, m.fingerprint FROM manifests m JOIN
+                       (SELECT seq, count(*) AS votes FROM content_keys WHERE key = ANY($1)
+                        GROUP BY seq ORDER BY votes DESC, seq DESC LIMIT $2) v USING (seq)
+                     ORDER BY v.votes DESC, m.seq DESC",
+                    &[&keys, &CONTENT_CANDIDATES],
+                )?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            })?
+        } else {
+            let list = keys
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            // The keys are integers we made: inlined, not bound (one statement of any length).
+            let sql = format!(
+                "SELECT m.manifest_id, m.fingerprint FROM manifests m JOIN
+                   (SELECT seq, count(*) AS votes FROM content_keys WHERE key IN ({list})
+                    GROUP BY seq ORDER BY votes DESC, seq DESC LIMIT {CONTENT_CANDIDATES}) v
+                   ON m.rowid = v.seq
+                 ORDER BY v.votes DESC, m.rowid DESC"
+            );
+            let mut stmt = self.sqlite().prepare(&sql).map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| self.err(e))?;
+            rows
+        };
+        let mut found = Vec::new();
+        for (manifest_id, bytes) in candidates {
+            let print =
+                Fingerprint::from_bytes(&bytes).ok_or_else(|| self.corrupt(&manifest_id))?;
+            let similarity = print.compare(upload);
+            if similarity.decision() != ContentMatch::Same {
+                continue;
+            }
+            let score = [similarity.video, similarity.audio]
+                .into_iter()
+                .flatten()
+                .fold(1.0f64, f64::min);
+            found.push(ContentMatchFound {
+                manifest_id,
+                similarity,
+                score: (score * 100.0).round().clamp(0.0, 100.0) as u8,
+            });
+        }
+        found.sort_by_key(|m| std::cmp::Reverse(m.score));
+        found.truncate(max_results);
+        Ok(found)
+    }
+}
+
+/// The fingerprint of a media file's first `seconds` (picture and sound), decoded with
+/// hallmark's narrow FFmpeg (only the accepted formats, local files only). For untrusted
+/// files, call it where a crash or a hang costs nothing (`hallmark serve` does in its
+/// sandboxed worker).
+pub fn fingerprint_file(path: &Path, seconds: f64) -> Result<Fingerprint, String> {
+    use hallmark_media::{Decoder, MediaFrame, PixelLayout};
+    hallmark_media::init();
+    let mut decoder = Decoder::open(path, PixelLayout::Yuv420p).map_err(|e| e.to_string())?;
+    let mut print = Fingerprinter::new();
+    while let Some(frame) = decoder.next_frame().map_err(|e| e.to_string())? {
+        if frame.pts_s() > seconds {
+            break;
+        }
+        match frame {
+            MediaFrame::Video(v) => print.add_frame(&v),
+            MediaFrame::Audio(a) => print.add_audio(&a),
+        }
+    }
+    Ok(print.finish())
+}
+
+fn insert_keys_sqlite(conn: &Connection, seq: i64, keys: &[i64]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached("INSERT INTO content_keys (key, seq) VALUES (?1, ?2)")?;
+    for key in keys {
+        stmt.execute(params![key, seq])?;
+    }
+    Ok(())
+}
+
+fn insert_keys_postgres(
+    tx: &mut postgres::Transaction<'_>,
+    seq: i64,
+    keys: &[i64],
+) -> Result<(), postgres::Error> {
+    tx.execute(
+        "INSERT INTO content_keys (key, seq) SELECT unnest($1::bigint[]), $2",
+        &[&keys, &seq],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(id: &str, clip: &str, sealed_at: &str) -> StoredManifest {
-        StoredManifest {
-            manifest_id: id.into(),
-            clip_id: clip.into(),
-            bindings: vec![
-                ("org.hallmark.watermark.audio.1".into(), clip.into()),
-                ("org.hallmark.watermark.video.1".into(), clip.into()),
-            ],
-            format: "video/mp4".into(),
-            manifest: vec![1, 2, 3, id.len() as u8],
-            fingerprint: Fingerprint {
-                video: vec![None, Some([3; 256])],
-                audio: vec![-20.0, -21.5],
-            },
-            sealed_at: sealed_at.into(),
-        }
-    }
-
-    #[test]
-    fn records_round_trip_and_resolve_by_binding() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(STORE_FILE);
-        assert!(ManifestStore::open_existing(&path).unwrap().is_none());
-        let mut store = ManifestStore::open(&path).unwrap();
-        let a = record("urn:c2pa:a", "00000000000000aa", "2026-11-25T10:00:00Z");
-        let b = record("urn:c2pa:b", "00000000000000aa", "2026-11-25T11:00:00Z");
-        store.insert(&a).unwrap();
-        store.insert(&b).unwrap();
-        store.insert(&a).unwrap(); // idempotent
-        drop(store);
-
-        let store = ManifestStore::open_existing(&path).unwrap().unwrap();
-        assert_eq!(store.get("urn:c2pa:a").unwrap(), Some(a));
-        assert_eq!(store.get("urn:c2pa:none").unwrap(), None);
-        assert_eq!(
-            store
-                .find_by_binding("org.hallmark.watermark.video.1", "00000000000000aa")
-                .unwrap(),
-            vec!["urn:c2pa:b".to_string(), "urn:c2pa:a".to_string()]
-        );
-        assert!(store
-            .find_by_binding("org.hallmark.watermark.video.1", "00000000000000ab")
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            store
-                .find_by_clip_id("00000000000000AA")
-                .unwrap()
-                .unwrap()
-                .manifest_id,
-            "urn:c2pa:b"
-        );
-    }
 
     #[test]
     fn a_file_that_is_not_a_store_is_named_in_the_error() {

@@ -1,0 +1,370 @@
+//! The store's behaviour, the same suite against both backends: an embedded SQLite file and
+//! PostgreSQL. The PostgreSQL half needs `HALLMARK_TEST_POSTGRES` (a URL of a server where it
+//! may create databases); `scripts/test` starts a throw-away cluster and always sets it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hallmark_store::{
+    fingerprint_file, Fingerprint, ManifestStore, StoredManifest, SCHEMA_VERSION, STORE_FILE,
+};
+
+const MEDIA: &str = "../../shared/media/video";
+
+/// A fresh, empty database on the test server, as a store location; `None` (said loudly)
+/// without a server.
+fn fresh_postgres(name: &str) -> Option<PathBuf> {
+    let Ok(url) = std::env::var("HALLMARK_TEST_POSTGRES") else {
+        eprintln!(
+            "\n*** SKIPPED the PostgreSQL half of {name}: HALLMARK_TEST_POSTGRES is not set \
+             (scripts/test starts a throw-away cluster and sets it) ***\n"
+        );
+        return None;
+    };
+    let db = format!(
+        "t_{}_{}_{}",
+        name,
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("test server");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .expect("create database");
+    // The URL's database is its last path segment (before any ?query).
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    let slash = base.rfind('/').expect("a URL with a database");
+    let mut out = format!("{}/{db}", &base[..slash]);
+    if !query.is_empty() {
+        out = format!("{out}?{query}");
+    }
+    Some(PathBuf::from(out))
+}
+
+fn fresh_sqlite(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join(STORE_FILE)
+}
+
+fn record(id: &str, clip: &str, sealed_at: &str, fingerprint: Fingerprint) -> StoredManifest {
+    StoredManifest {
+        manifest_id: id.into(),
+        clip_id: clip.into(),
+        bindings: vec![
+            ("org.hallmark.watermark.audio.1".into(), clip.into()),
+            ("org.hallmark.watermark.video.1".into(), clip.into()),
+        ],
+        format: "video/mp4".into(),
+        manifest: vec![1, 2, 3, id.len() as u8],
+        fingerprint,
+        sealed_at: sealed_at.into(),
+    }
+}
+
+/// A deterministic pseudo-random picture print (xorshift): other content.
+fn noise_print(seed: u64, samples: usize) -> Fingerprint {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    Fingerprint {
+        video: (0..samples)
+            .map(|_| {
+                let mut cells = [0u8; 256];
+                for c in cells.iter_mut() {
+                    *c = (next() % 256) as u8;
+                }
+                Some(cells)
+            })
+            .collect(),
+        audio: Vec::new(),
+    }
+}
+
+fn round_trip(location: &Path) {
+    assert!(ManifestStore::open_existing(location).unwrap().is_none());
+    let print = Fingerprint {
+        video: vec![None, Some([3; 256])],
+        audio: vec![-20.0, -21.5],
+    };
+    let mut store = ManifestStore::open(location).unwrap();
+    let a = record(
+        "urn:c2pa:a",
+        "00000000000000aa",
+        "2026-11-25T10:00:00Z",
+        print.clone(),
+    );
+    let b = record(
+        "urn:c2pa:b",
+        "00000000000000aa",
+        "2026-11-25T11:00:00Z",
+        print,
+    );
+    store.insert(&a).unwrap();
+    store.insert(&b).unwrap();
+    store.insert(&a).unwrap(); // idempotent
+    drop(store);
+
+    let store = ManifestStore::open_existing(location).unwrap().unwrap();
+    assert_eq!(store.get("urn:c2pa:a").unwrap(), Some(a));
+    assert_eq!(store.get("urn:c2pa:none").unwrap(), None);
+    let video = "org.hallmark.watermark.video.1";
+    assert_eq!(
+        store.find_by_binding(video, "00000000000000aa").unwrap(),
+        vec!["urn:c2pa:b".to_string(), "urn:c2pa:a".to_string()]
+    );
+    assert_eq!(
+        store
+            .find_by_binding_limited(video, "00000000000000aa", 1)
+            .unwrap(),
+        vec!["urn:c2pa:b".to_string()]
+    );
+    assert!(store
+        .find_by_binding(video, "00000000000000ab")
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .find_by_clip_id("00000000000000AA")
+            .unwrap()
+            .unwrap()
+            .manifest_id,
+        "urn:c2pa:b"
+    );
+}
+
+#[test]
+fn records_round_trip_and_resolve_by_binding_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    round_trip(&fresh_sqlite(&dir));
+}
+
+#[test]
+fn records_round_trip_and_resolve_by_binding_postgres() {
+    if let Some(url) = fresh_postgres("round_trip") {
+        round_trip(&url);
+    }
+}
+
+/// What one host records, another host's connection reads at once (the store they share).
+#[test]
+fn a_record_written_through_one_connection_is_read_through_another_postgres() {
+    let Some(url) = fresh_postgres("two_hosts") else {
+        return;
+    };
+    let mut sealing_host = ManifestStore::open(&url).unwrap();
+    let serving_host = ManifestStore::open_existing(&url).unwrap().unwrap();
+    assert!(serving_host
+        .find_by_clip_id("00000000000000cc")
+        .unwrap()
+        .is_none());
+    sealing_host
+        .insert(&record(
+            "urn:c2pa:c",
+            "00000000000000cc",
+            "2026-12-03T10:00:00Z",
+            noise_print(1, 8),
+        ))
+        .unwrap();
+    let found = serving_host.find_by_clip_id("00000000000000cc").unwrap();
+    assert_eq!(found.unwrap().manifest_id, "urn:c2pa:c");
+    assert_eq!(serving_host.backend(), "postgres");
+}
+
+/// Hosts that open a new database at the same moment migrate it once, without error.
+#[test]
+fn concurrent_opens_migrate_once_postgres() {
+    let Some(url) = fresh_postgres("concurrent") else {
+        return;
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || ManifestStore::open(&url).map(|_| ()))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let mut client = postgres::Client::connect(url.to_str().unwrap(), postgres::NoTls).unwrap();
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM hallmark_schema ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+}
+
+/// A store made before the content index existed (schema 1, user_version 0) gets it, filled
+/// from its fingerprints, when it is next opened for writing.
+#[test]
+fn an_old_sqlite_store_is_migrated_and_its_clips_found_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fresh_sqlite(&dir);
+    let print = noise_print(7, 20);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE manifests (manifest_id TEXT PRIMARY KEY, clip_id TEXT NOT NULL,
+               format TEXT NOT NULL, manifest BLOB NOT NULL, fingerprint BLOB NOT NULL,
+               sealed_at TEXT NOT NULL);
+             CREATE TABLE bindings (alg TEXT NOT NULL, value TEXT NOT NULL,
+               manifest_id TEXT NOT NULL, PRIMARY KEY (alg, value, manifest_id));",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO manifests VALUES ('urn:c2pa:old', '00000000000000dd', 'video/mp4', x'01', ?1, '2026-01-01T00:00:00Z')",
+            [print.to_bytes()],
+        )
+        .unwrap();
+    }
+    ManifestStore::open(&path).unwrap();
+    let store = ManifestStore::open_existing(&path).unwrap().unwrap();
+    let found = store.find_by_content(&print, 10).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].manifest_id, "urn:c2pa:old");
+    assert_eq!(found[0].score, 100);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(args)
+        .status()
+        .expect("ffmpeg (scripts/setup installs it)");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+/// The real clips of ../shared/media among many other stored clips: a re-encoded, resized
+/// and darkened copy of one is found by its content alone, with its measured similarity;
+/// content the store does not hold finds nothing.
+fn finds_real_clips_by_content(location: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let media = Path::new(env!("CARGO_MANIFEST_DIR")).join(MEDIA);
+    let bbb = media.join("bigbuckbunny.mp4");
+    let bikes = media.join("bikes.mp4");
+    let carphone = media.join("carphone_pristine.mp4");
+    let mut store = ManifestStore::open(location).unwrap();
+    for (i, clip) in [&bbb, &bikes].iter().enumerate() {
+        let print = fingerprint_file(clip, 600.0).unwrap();
+        store
+            .insert(&record(
+                &format!("urn:c2pa:real-{i}"),
+                &format!("{i:016x}"),
+                "2026-12-03T10:00:00Z",
+                print,
+            ))
+            .unwrap();
+    }
+    // Others: 500 clips of other content, 5 s each.
+    for i in 0..500u64 {
+        store
+            .insert(&record(
+                &format!("urn:c2pa:other-{i}"),
+                &format!("{:016x}", 1000 + i),
+                "2026-12-03T09:00:00Z",
+                noise_print(100 + i, 20),
+            ))
+            .unwrap();
+    }
+    let copy = dir.path().join("copy.mp4");
+    ffmpeg(&[
+        "-i",
+        bbb.to_str().unwrap(),
+        "-vf",
+        "scale=640:-2,eq=brightness=-0.08",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "32",
+        "-c:a",
+        "aac",
+        copy.to_str().unwrap(),
+    ]);
+    let upload = fingerprint_file(&copy, 600.0).unwrap();
+    let found = store.find_by_content(&upload, 10).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].manifest_id, "urn:c2pa:real-0");
+    assert!(
+        (75..=100).contains(&found[0].score),
+        "the measured similarity: {found:?}"
+    );
+    assert!(found[0].score < 100 || found[0].similarity.video.unwrap() > 0.995);
+
+    let excerpt = dir.path().join("excerpt.mp4");
+    ffmpeg(&[
+        "-ss",
+        "1",
+        "-i",
+        bikes.to_str().unwrap(),
+        "-t",
+        "4",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "28",
+        excerpt.to_str().unwrap(),
+    ]);
+    let found = store
+        .find_by_content(&fingerprint_file(&excerpt, 600.0).unwrap(), 10)
+        .unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|m| m.manifest_id.as_str())
+            .collect::<Vec<_>>(),
+        ["urn:c2pa:real-1"]
+    );
+
+    let unknown = fingerprint_file(&carphone, 600.0).unwrap();
+    assert!(store.find_by_content(&unknown, 10).unwrap().is_empty());
+    assert!(store
+        .find_by_content(&Fingerprint::default(), 10)
+        .unwrap()
+        .is_empty());
+    assert!(store.find_by_content(&upload, 0).unwrap().is_empty());
+}
+
+#[test]
+fn finds_real_clips_by_content_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    finds_real_clips_by_content(&fresh_sqlite(&dir));
+}
+
+#[test]
+fn finds_real_clips_by_content_postgres() {
+    if let Some(url) = fresh_postgres("content") {
+        finds_real_clips_by_content(&url);
+    }
+}
+
+/// A server that is not there fails clearly, naming the store but not its password.
+#[test]
+fn an_unreachable_postgres_fails_with_the_url_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgresql://hallmark:s3cret@{}/hallmark?connect_timeout=2",
+        dir.path().to_str().unwrap().replace('/', "%2F")
+    );
+    let err = ManifestStore::open_existing(Path::new(&url))
+        .err()
+        .expect("no server there");
+    let text = err.to_string();
+    assert!(text.contains("postgresql://hallmark:***@"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    let err = ManifestStore::open(Path::new("postgres://bad url with spaces"))
+        .err()
+        .expect("not a URL");
+    assert!(err.to_string().contains("manifest store"), "{err}");
+}
