@@ -244,8 +244,8 @@ fn block_vote(ll: &[f32; 16]) -> f32 {
 /// generator, and tests each message ([`ThirdPartyDetector::result`]).
 #[derive(Debug, Clone)]
 pub struct ThirdPartyDetector {
-    /// `sums[known][matrix][bit]`.
-    sums: Vec<[Vec<f64>; MATRICES]>,
+    /// `sums[known][matrix]`.
+    sums: Vec<[BitSums; MATRICES]>,
     frames: usize,
 }
 
@@ -267,7 +267,7 @@ impl ThirdPartyDetector {
                 .iter()
                 .map(|k| {
                     let n = k.message.bits().len();
-                    [vec![0.0; n], vec![0.0; n]]
+                    [BitSums::new(n), BitSums::new(n)]
                 })
                 .collect(),
             frames: 0,
@@ -292,31 +292,30 @@ impl ThirdPartyDetector {
         if bw == 0 || bh == 0 {
             return;
         }
-        // votes[convention][matrix] for the block at hand.
-        let mut votes = [[0f32; MATRICES]; 3];
+        // votes[convention * MATRICES + matrix][block].
+        let blocks = bw * bh;
+        let mut votes = vec![0f32; 3 * MATRICES * blocks];
         let mut ll = [[[0f32; 16]; MATRICES]; 3];
         for by in 0..bh {
             for bx in 0..bw {
                 match frame.layout {
-                    PixelLayout::Yuv420p => {
-                        block_ll_yuv(frame, w, bx, by, &mut ll);
-                    }
-                    PixelLayout::Rgb24 => {
-                        block_ll_rgb(&frame.planes[0], w, bx, by, &mut ll);
-                    }
+                    PixelLayout::Yuv420p => block_ll_yuv(frame, w, bx, by, &mut ll),
+                    PixelLayout::Rgb24 => block_ll_rgb(&frame.planes[0], w, bx, by, &mut ll),
                 }
                 for c in 0..3 {
                     for m in 0..MATRICES {
-                        votes[c][m] = block_vote(&ll[c][m]);
+                        votes[(c * MATRICES + m) * blocks + by * bw + bx] = block_vote(&ll[c][m]);
                     }
                 }
-                let num = by * bw + bx;
-                for (known, sums) in KNOWN.iter().zip(self.sums.iter_mut()) {
-                    let c = known.convention.index();
-                    for m in 0..MATRICES {
-                        let n = sums[m].len();
-                        sums[m][num % n] += f64::from(votes[c][m]);
-                    }
+            }
+        }
+        let mut local = Vec::new();
+        for (i, votes) in votes.chunks_exact_mut(blocks).enumerate() {
+            subtract_local_mean(votes, bw, bh, &mut local);
+            let (c, m) = (i / MATRICES, i % MATRICES);
+            for (known, sums) in KNOWN.iter().zip(self.sums.iter_mut()) {
+                if known.convention.index() == c {
+                    sums[m].add_frame(votes);
                 }
             }
         }
@@ -327,9 +326,7 @@ impl ThirdPartyDetector {
     pub fn merge(&mut self, other: ThirdPartyDetector) {
         for (mine, theirs) in self.sums.iter_mut().zip(other.sums) {
             for (a, b) in mine.iter_mut().zip(theirs) {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
+                a.merge(b);
             }
         }
         self.frames += other.frames;
@@ -347,7 +344,7 @@ impl ThirdPartyDetector {
             let message = known.message.bits();
             let null = rank_sum_tail(i);
             for sums in &self.sums[i] {
-                let (w, matching) = rank_sum(sums, &message);
+                let (w, matching) = rank_sum(sums.combined(), &message);
                 let p_raw = null.get(w).copied().unwrap_or(0.0);
                 let p_value = (p_raw * THIRD_PARTY_TESTS as f64).min(1.0);
                 let mark = ThirdPartyMark {
@@ -369,6 +366,125 @@ impl ThirdPartyDetector {
         }
         best.sort_by(|a, b| a.p_value.total_cmp(&b.p_value));
         best
+    }
+}
+
+/// One message's votes per bit, over frames.
+///
+/// Frames are not equally informative: an H.264 B-frame keeps almost nothing of the mark,
+/// its I- and P-frames most of it. Each frame's bit sums are therefore divided by their
+/// noise level `σ` (what independent votes would give: `sqrt(Σ vote² / len)`) and weighted
+/// by its estimated signal-to-noise ratio, `sqrt(max(0, var(sums)/σ² − 1))`: the spread of
+/// its bit sums beyond what noise explains. Both depend on the frame's sums only through
+/// symmetric functions (not on which bit is which), so bit positions interchangeable in
+/// every frame stay interchangeable in the weighted total, and the rank test stays exact;
+/// identical frames get identical weights, so repeating a frame changes no rank. When no
+/// frame shows any excess spread, the plain sums are used.
+#[derive(Debug, Clone)]
+struct BitSums {
+    weighted: Vec<f64>,
+    plain: Vec<f64>,
+    weight: f64,
+    frame: Vec<f64>,
+}
+
+impl BitSums {
+    fn new(n: usize) -> BitSums {
+        BitSums {
+            weighted: vec![0.0; n],
+            plain: vec![0.0; n],
+            weight: 0.0,
+            frame: vec![0.0; n],
+        }
+    }
+
+    /// Adds one frame's votes, block `num` to bit `num % len`.
+    fn add_frame(&mut self, votes: &[f32]) {
+        let n = self.plain.len();
+        self.frame.iter_mut().for_each(|x| *x = 0.0);
+        let mut energy = 0f64;
+        for (num, &v) in votes.iter().enumerate() {
+            let v = f64::from(v);
+            self.frame[num % n] += v;
+            energy += v * v;
+        }
+        let noise = energy / n as f64;
+        let mean = self.frame.iter().sum::<f64>() / n as f64;
+        let spread = self.frame.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        let w = if noise > 0.0 {
+            (spread / noise - 1.0).max(0.0).sqrt() / noise.sqrt()
+        } else {
+            0.0
+        };
+        for ((acc, plain), &x) in self
+            .weighted
+            .iter_mut()
+            .zip(&mut self.plain)
+            .zip(&self.frame)
+        {
+            *acc += w * x;
+            *plain += x;
+        }
+        self.weight += w;
+    }
+
+    fn merge(&mut self, other: BitSums) {
+        for (a, b) in self.weighted.iter_mut().zip(other.weighted) {
+            *a += b;
+        }
+        for (a, b) in self.plain.iter_mut().zip(other.plain) {
+            *a += b;
+        }
+        self.weight += other.weight;
+    }
+
+    fn combined(&self) -> &[f64] {
+        if self.weight > 0.0 {
+            &self.weighted
+        } else {
+            &self.plain
+        }
+    }
+}
+
+/// Half-width of the neighbourhood whose mean vote is taken off each block's vote.
+const LOCAL_RADIUS: usize = 2;
+
+/// Takes off each block's vote the mean vote of the other blocks within
+/// [`LOCAL_RADIUS`] of it (fewer at the edges). Flat or smoothly shaded chroma gives every
+/// block of a region the same residue, hence the same vote whatever the mark; where a bit's
+/// blocks line up with such regions (a frame `k·len` blocks wide gives each bit whole
+/// columns), the raw sums would follow the picture, not the mark. The mark itself changes
+/// from block to block with the bit, so it stays.
+fn subtract_local_mean(votes: &mut [f32], bw: usize, bh: usize, sums: &mut Vec<f64>) {
+    // Box sums by an integral image over (bw + 1) × (bh + 1).
+    sums.clear();
+    sums.resize((bw + 1) * (bh + 1), 0.0);
+    for y in 0..bh {
+        let mut row = 0f64;
+        for x in 0..bw {
+            row += f64::from(votes[y * bw + x]);
+            sums[(y + 1) * (bw + 1) + x + 1] = sums[y * (bw + 1) + x + 1] + row;
+        }
+    }
+    for y in 0..bh {
+        let (y0, y1) = (
+            y.saturating_sub(LOCAL_RADIUS),
+            (y + LOCAL_RADIUS + 1).min(bh),
+        );
+        for x in 0..bw {
+            let (x0, x1) = (
+                x.saturating_sub(LOCAL_RADIUS),
+                (x + LOCAL_RADIUS + 1).min(bw),
+            );
+            let at = |yy: usize, xx: usize| sums[yy * (bw + 1) + xx];
+            let total = at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0);
+            let count = (y1 - y0) * (x1 - x0);
+            let v = &mut votes[y * bw + x];
+            if count > 1 {
+                *v -= ((total - f64::from(*v)) / (count - 1) as f64) as f32;
+            }
+        }
     }
 }
 
