@@ -32,7 +32,8 @@ pub struct Config {
     pub tsa_url: Option<String>,
     /// The manifest store (absolute, or relative to the home dir) instead of the home's
     /// `manifests.sqlite`: a verifier home (`hallmark verifier-home`) names the signing
-    /// home's store here.
+    /// home's store here. A `postgres://…` URL names a PostgreSQL store that several hosts
+    /// share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<PathBuf>,
 }
@@ -111,6 +112,8 @@ impl Home {
     /// naming none; every command that reads the config reports it).
     pub fn store_path(&self) -> PathBuf {
         match self.config().ok().and_then(|c| c.store) {
+            // A PostgreSQL URL (`postgres://…`) is a location, not a path under the home.
+            Some(store) if hallmark_store::is_url(&store) => store,
             Some(store) => self.resolve_path(&store),
             None => self.dir.join(hallmark_store::STORE_FILE),
         }
@@ -165,7 +168,11 @@ impl Home {
             }
         }
         let store = store.unwrap_or_else(|| self.store_path());
-        let store = std::path::absolute(&store).map_err(|e| SignerError::io(&store, e))?;
+        let store = if hallmark_store::is_url(&store) {
+            store
+        } else {
+            std::path::absolute(&store).map_err(|e| SignerError::io(&store, e))?
+        };
 
         match fs::read_dir(out) {
             Ok(mut entries) => {

@@ -126,6 +126,30 @@ impl Fingerprint {
         out
     }
 
+    /// [`Fingerprint::to_bytes`] as lowercase hex digits: how a worker process hands a
+    /// fingerprint to its parent (`hallmark fingerprint`).
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write;
+        self.to_bytes().iter().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+    }
+
+    /// The inverse of [`Fingerprint::to_hex`]; `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<Fingerprint> {
+        let text = text.as_bytes();
+        if text.len() % 2 != 0 {
+            return None;
+        }
+        let digit = |c: u8| (c as char).to_digit(16);
+        let bytes = text
+            .chunks_exact(2)
+            .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
+            .collect::<Option<Vec<u8>>>()?;
+        Fingerprint::from_bytes(&bytes)
+    }
+
     pub fn from_bytes(bytes: &[u8]) -> Option<Fingerprint> {
         let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
         let mut take = |n: usize| -> Option<&[u8]> {
@@ -563,6 +587,17 @@ mod tests {
             first.append_video(second);
             assert_eq!(first.finish(), whole, "split at frame {split}");
         }
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_garbage() {
+        let print = Fingerprint {
+            video: vec![Some([7; FULL_CELLS]), None],
+            audio: vec![-3.5],
+        };
+        assert_eq!(Fingerprint::from_hex(&print.to_hex()), Some(print.clone()));
+        assert_eq!(Fingerprint::from_hex(&print.to_hex()[1..]), None);
+        assert_eq!(Fingerprint::from_hex("zz"), None);
     }
 
     #[test]

@@ -113,6 +113,28 @@ pub fn display_location(location: &Path) -> String {
     }
 }
 
+/// The directories of the unix sockets a PostgreSQL URL connects through (empty for a file
+/// store, or a URL of TCP hosts only): what a sandbox without network must show its worker.
+pub fn socket_dirs(location: &Path) -> Vec<PathBuf> {
+    if !is_url(location) {
+        return Vec::new();
+    }
+    let Some(config) = location
+        .to_str()
+        .and_then(|s| s.parse::<postgres::Config>().ok())
+    else {
+        return Vec::new();
+    };
+    config
+        .get_hosts()
+        .iter()
+        .filter_map(|host| match host {
+            postgres::config::Host::Unix(dir) => Some(dir.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 enum Backend {
     Sqlite(Connection),
     /// A mutex, not a `RefCell`: the client needs `&mut` for every query, and the store is

@@ -116,6 +116,15 @@ enum Command {
     /// signed manifest). A verifier that need not find hallmark's own marks can go without
     /// (--no-watermark-keys). OUT_DIR must not exist or be empty; nothing is overwritten.
     VerifierHome(VerifierHomeArgs),
+    /// Internal: `serve`'s worker for POST /matches/byContent. Prints FILE's perceptual
+    /// fingerprint as one JSON line: {"fingerprint": HEX} or {"error": MESSAGE}.
+    #[command(hide = true)]
+    Fingerprint {
+        file: PathBuf,
+        /// Seconds of FILE fingerprinted.
+        #[arg(long, default_value_t = 120.0)]
+        seconds: f64,
+    },
 }
 
 #[derive(Args)]
@@ -415,6 +424,14 @@ fn main() -> ExitCode {
         Command::Verify(args) => home(&cli.home).and_then(|h| verify(&h, args)),
         Command::Serve(args) => home(&cli.home).and_then(|h| serve(&h, args)),
         Command::VerifierHome(args) => home(&cli.home).and_then(|h| verifier_home(&h, args)),
+        Command::Fingerprint { file, seconds } => {
+            let line = match hallmark_store::fingerprint_file(&file, seconds) {
+                Ok(print) => serde_json::json!({"fingerprint": print.to_hex()}),
+                Err(e) => serde_json::json!({"error": e}),
+            };
+            println!("{line}");
+            Ok(exit::VERIFIED)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -1527,7 +1544,11 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
     let absolute = |path: &std::path::Path| {
         std::path::absolute(path).with_context(|| format!("locating {}", path.display()))
     };
-    let store = args.store.path(home).map(|p| absolute(&p)).transpose()?;
+    let store = args
+        .store
+        .path(home)
+        .map(|p| if hallmark_store::is_url(&p) { Ok(p) } else { absolute(&p) })
+        .transpose()?;
     if let Some(path) = &store {
         // Fail now if it is not a store; a missing one is fine (nothing sealed yet).
         hallmark_store::ManifestStore::open_existing(path)?;
@@ -1566,8 +1587,22 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
                 read_only.push(path);
             }
         }
+        // A PostgreSQL store is reached through its unix socket's directory, bound in
+        // read-only (the worker still has no network); a file store is bound itself.
+        let file_store = store.clone().filter(|p| !hallmark_store::is_url(p));
+        if let Some(url) = store.as_ref().filter(|p| hallmark_store::is_url(p)) {
+            let dirs = hallmark_store::socket_dirs(url);
+            if dirs.is_empty() {
+                bail!(
+                    "the sandboxed workers have no network: name the PostgreSQL store by \
+                     its unix socket (e.g. postgresql://user@%2Frun%2Fpostgresql/db), or \
+                     pass --no-sandbox (unsafe on the open internet)"
+                );
+            }
+            read_only.extend(dirs);
+        }
         Some(
-            hallmark_web::Sandbox::detect(read_only, store.clone())
+            hallmark_web::Sandbox::detect(read_only, file_store)
                 .map_err(|e| anyhow::anyhow!("cannot start the analysis workers' sandbox: {e}"))?,
         )
     };

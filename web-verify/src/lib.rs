@@ -19,6 +19,7 @@ mod admission;
 mod evidence;
 mod policy;
 mod sandbox;
+mod soft_binding;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -228,10 +229,8 @@ pub fn router(config: ServeConfig) -> Result<Router, ServeError> {
 }
 
 fn routes(state: Arc<AppState>) -> Router {
-    let soft_binding = Router::new()
-        .route("/matches/byBinding", get(matches_by_binding))
-        .route("/manifests/{id}", get(manifest_by_id))
-        .layer(axum::middleware::map_response(policy::any_origin));
+    // C2PA Soft Binding Resolution API 1.0 over the manifest store (soft_binding.rs).
+    let soft_binding = soft_binding::routes();
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -489,92 +488,6 @@ fn disk_full() -> Response {
         Duration::from_secs(RETRY_AFTER_BUSY),
         "busy: this server's space for uploads in progress is full; try again shortly",
     )
-}
-
-#[derive(serde::Deserialize)]
-struct BindingQuery {
-    alg: Option<String>,
-    value: Option<String>,
-}
-
-/// `GET /matches/byBinding?alg=…&value=…` → `{"matches": [{"manifestId": …}]}`.
-async fn matches_by_binding(
-    State(state): State<Arc<AppState>>,
-    extensions: axum::http::Extensions,
-    Query(query): Query<BindingQuery>,
-) -> Response {
-    if let Some(refused) = lookup_refused(&state, &extensions) {
-        return refused;
-    }
-    let (Some(alg), Some(value)) = (query.alg, query.value) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "give the soft binding as ?alg=ALGORITHM&value=VALUE",
-        );
-    };
-    let found = with_store(&state, move |store| store.find_by_binding(&alg, &value)).await;
-    match found {
-        Ok(ids) => Json(json!({
-            "matches": ids
-                .into_iter()
-                .map(|id| json!({"manifestId": id, "similarityScore": 100}))
-                .collect::<Vec<_>>()
-        }))
-        .into_response(),
-        Err(response) => response,
-    }
-}
-
-/// `GET /manifests/{id}` → the manifest store bytes (`application/c2pa`).
-async fn manifest_by_id(
-    State(state): State<Arc<AppState>>,
-    extensions: axum::http::Extensions,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
-    if let Some(refused) = lookup_refused(&state, &extensions) {
-        return refused;
-    }
-    match with_store(&state, move |store| store.get(&id)).await {
-        Ok(Some(stored)) => (
-            [(header::CONTENT_TYPE, "application/c2pa")],
-            stored.manifest,
-        )
-            .into_response(),
-        Ok(None) => problem(StatusCode::NOT_FOUND, "no manifest with this id"),
-        Err(response) => response,
-    }
-}
-
-/// Runs a store query off the async threads. No store (none configured, or nothing sealed
-/// yet) reads as empty.
-async fn with_store<T: Default + Send + 'static>(
-    state: &AppState,
-    query: impl FnOnce(&hallmark_store::ManifestStore) -> Result<T, hallmark_store::StoreError>
-        + Send
-        + 'static,
-) -> Result<T, Response> {
-    let Some(path) = state.config.store.clone() else {
-        return Ok(T::default());
-    };
-    let result = tokio::task::spawn_blocking(move || {
-        match hallmark_store::ManifestStore::open_existing(&path)? {
-            Some(store) => query(&store),
-            None => Ok(T::default()),
-        }
-    })
-    .await;
-    match result {
-        Ok(Ok(found)) => Ok(found),
-        // The message would name a server path: keep it in the server's log only.
-        Ok(Err(e)) => {
-            log(&e.to_string());
-            Err(problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the manifest store could not be read",
-            ))
-        }
-        Err(_) => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
-    }
 }
 
 struct Upload<'a> {
