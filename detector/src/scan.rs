@@ -21,6 +21,10 @@ use crate::audio_model::{self, BandEnergyModel};
 use crate::model::{self, Config, ResidualModel};
 use crate::VideoScan;
 
+// Declared here rather than in lib.rs: the scan is what feeds it.
+#[path = "third_party.rs"]
+pub mod third_party;
+
 /// One decoded frame's luma plane.
 struct Luma {
     w: usize,
@@ -87,6 +91,10 @@ pub struct ScanCoverage {
     /// The error that ended the decoding before the end of the file, if one did (what
     /// follows it was not analysed).
     pub stopped_by: Option<String>,
+    /// Other generators' default watermarks, tested on a sample of the analysed frames
+    /// ([`third_party`]): one entry per known generator, most significant first; empty
+    /// when no picture frame was analysed.
+    pub third_party: Vec<hallmark_watermark::ThirdPartyMark>,
 }
 
 /// Decodes `decoder`'s clip and feeds the video frames through the detection model (on
@@ -174,6 +182,7 @@ pub fn scan_frames_with_progress(
             let tx = tx.clone();
             s.spawn(move || {
                 let mut print = print_later.then(Fingerprinter::new);
+                let mut sampled = third_party::Sampler::new();
                 let stopped_by = loop {
                     let frame = match later.next_frame() {
                         Ok(Some(frame)) => frame,
@@ -186,13 +195,14 @@ pub fn scan_frames_with_progress(
                     if frame.pts_s < from_s {
                         continue; // a leading picture of an open GOP: the first part's
                     }
-                    if !analyse(frame, print.as_mut(), &tx) {
+                    if !analyse(frame, print.as_mut(), &mut sampled, &tx) {
                         break None;
                     }
                 };
-                (print, later.decode_errors(), stopped_by)
+                (print, later.decode_errors(), stopped_by, sampled)
             })
         });
+        let mut sampled = third_party::Sampler::new();
         let stopped_by = loop {
             let frame = match decoder.next_frame() {
                 Ok(Some(frame)) => frame,
@@ -201,7 +211,7 @@ pub fn scan_frames_with_progress(
             };
             inspect(&frame);
             if let MediaFrame::Video(frame) = frame {
-                if !analyse(frame, pictures.as_deref_mut(), &tx) {
+                if !analyse(frame, pictures.as_deref_mut(), &mut sampled, &tx) {
                     break None;
                 }
             }
@@ -210,14 +220,16 @@ pub fn scan_frames_with_progress(
         coverage.decode_errors = decoder.decode_errors().saturating_sub(errors_before);
         coverage.stopped_by = stopped_by;
         if let Some(later) = later {
-            let (print, errors, stopped_by) =
+            let (print, errors, stopped_by, later_sampled) =
                 later.join().expect("second decoding thread panicked");
+            sampled.merge(later_sampled);
             if let (Some(p), Some(print)) = (pictures, print) {
                 p.append_video(print);
             }
             coverage.decode_errors += errors;
             coverage.stopped_by = coverage.stopped_by.take().or(stopped_by);
         }
+        coverage.third_party = sampled.finish();
         let (frames, seconds) = worker.join().expect("detection thread panicked");
         coverage.frames_analysed = frames;
         coverage.seconds_analysed = seconds as f64;
@@ -225,12 +237,18 @@ pub fn scan_frames_with_progress(
     coverage
 }
 
-/// One decoded frame into the picture fingerprint (when kept) and on to the model thread;
-/// false once that thread is gone.
-fn analyse(frame: VideoFrame, print: Option<&mut Fingerprinter>, tx: &SyncSender<Luma>) -> bool {
+/// One decoded frame into the picture fingerprint (when kept), past the third-party
+/// sampler and on to the model thread; false once that thread is gone.
+fn analyse(
+    frame: VideoFrame,
+    print: Option<&mut Fingerprinter>,
+    sampled: &mut third_party::Sampler,
+    tx: &SyncSender<Luma>,
+) -> bool {
     if let Some(p) = print {
         p.add_frame(&frame);
     }
+    sampled.offer(&frame);
     Luma::of(frame).is_none_or(|luma| tx.send(luma).is_ok())
 }
 

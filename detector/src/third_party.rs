@@ -1,0 +1,109 @@
+//! Third-party marks in what a scan decodes: the default `dwtDct` watermarks of open
+//! generators (Stable Diffusion 1.x/2.x, SDXL, Stable Video Diffusion, FLUX.1), found by
+//! [`hallmark_watermark::ThirdPartyDetector`]. The scan ([`crate::scan`]) offers every
+//! frame it analyses to a [`Sampler`], which keeps [`SAMPLES_PER_S`] of them per second of
+//! picture (a still: its one frame), and reports [`ThirdPartyMark`]s in
+//! [`crate::scan::ScanCoverage::third_party`].
+//!
+//! A detected mark says the picture carries that generator's fixed, public message in the
+//! package's layout, at `p_value` (family-wise over every generator convention tried). Its
+//! absence proves nothing: the mark is optional in those tools, and crops, rescaling and
+//! strong compression remove it.
+
+use hallmark_media::VideoFrame;
+use hallmark_watermark::{ThirdPartyDetector, ThirdPartyMark};
+
+/// Frames per second of picture the third-party detector gets. The mark is in every frame
+/// of a generated clip; a few frames a second carry as much of it as the clip's
+/// compression leaves, at a small share of the decoding's cost (a 1080p frame takes a few
+/// milliseconds).
+pub const SAMPLES_PER_S: f64 = 4.0;
+
+/// Frames without a usable timestamp: one in this many is taken.
+const EVERY_NTH_UNTIMED: u64 = 8;
+
+/// Picks the frames of a scan for the third-party detector and holds its sums.
+#[derive(Debug, Clone, Default)]
+pub struct Sampler {
+    detector: ThirdPartyDetector,
+    /// The time from which the next frame is taken.
+    next_s: Option<f64>,
+    untimed: u64,
+}
+
+impl Sampler {
+    pub fn new() -> Sampler {
+        Sampler::default()
+    }
+
+    /// Takes `frame` into the detector when it is due: the first frame, then the first
+    /// frame at or after each `1 / SAMPLES_PER_S` step (frames out of order or repeated
+    /// times are skipped until the clock passes the step).
+    pub fn offer(&mut self, frame: &VideoFrame) {
+        let t = frame.pts_s;
+        if !t.is_finite() {
+            if self.untimed % EVERY_NTH_UNTIMED == 0 {
+                self.detector.add_frame(frame);
+            }
+            self.untimed += 1;
+            return;
+        }
+        if self.next_s.is_some_and(|next| t < next) {
+            return;
+        }
+        self.detector.add_frame(frame);
+        let step = 1.0 / SAMPLES_PER_S;
+        // The next step after t on a grid from 0, so the pace does not drift.
+        self.next_s = Some(((t / step).floor() + 1.0) * step);
+    }
+
+    /// Adds what another sampler took (the second part of a split scan).
+    pub fn merge(&mut self, other: Sampler) {
+        self.detector.merge(other.detector);
+    }
+
+    /// Frames taken so far.
+    pub fn frames(&self) -> usize {
+        self.detector.frames()
+    }
+
+    /// Every known generator's mark tested on the frames taken (empty when none was).
+    pub fn finish(&self) -> Vec<ThirdPartyMark> {
+        self.detector.result()
+    }
+}
+
+/// The third-party marks of one decoded still.
+pub fn still_marks(frame: &VideoFrame) -> Vec<ThirdPartyMark> {
+    let mut detector = ThirdPartyDetector::new();
+    detector.add_frame(frame);
+    detector.result()
+}
+
+/// The marks found (`detected`), most significant first.
+pub fn detected(marks: &[ThirdPartyMark]) -> Vec<&ThirdPartyMark> {
+    marks.iter().filter(|m| m.detected).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hallmark_media::PixelLayout;
+
+    #[test]
+    fn samples_a_few_frames_a_second() {
+        let mut s = Sampler::new();
+        // 30 fps for 2 s, timestamps a little jittered.
+        for i in 0..60 {
+            let f = VideoFrame::black(64, 64, PixelLayout::Yuv420p, i as f64 / 30.0 + 1e-4);
+            s.offer(&f);
+        }
+        assert_eq!(s.frames(), 8);
+        // A still: its one frame.
+        let mut still = Sampler::new();
+        still.offer(&VideoFrame::black(64, 64, PixelLayout::Yuv420p, 0.0));
+        assert_eq!(still.frames(), 1);
+        // A flat frame matches nothing.
+        assert!(detected(&still.finish()).is_empty());
+    }
+}
