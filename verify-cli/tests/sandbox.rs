@@ -146,6 +146,7 @@ fn probe(
         memory: 1 << 30,
         file_size: 1 << 20,
         open_files: 64,
+        processes: 48,
     };
     let args = ["-c".into(), script.into(), "sh".into()];
     let mut command =
@@ -181,6 +182,14 @@ fn host() -> Host {
     let verifier = dir.path().join("verifier");
     std::fs::create_dir_all(&verifier).unwrap();
     std::fs::write(verifier.join("config.toml"), "VERIFIER-CONFIG\n").unwrap();
+    // A key only its owner may read, as the verifier home keeps its watermark keys.
+    std::fs::create_dir_all(verifier.join("keys")).unwrap();
+    std::fs::write(verifier.join("keys/watermark.key"), "WATERMARK-KEY\n").unwrap();
+    std::fs::set_permissions(
+        verifier.join("keys/watermark.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let uploads = dir.path().join("uploads");
     std::fs::create_dir_all(&uploads).unwrap();
     let input = uploads.join(".tmp-upload.mp4");
@@ -210,9 +219,9 @@ fn a_worker_reads_its_input_home_and_store_but_no_key_nor_other_upload() {
     let inside = sandbox.store_inside().unwrap();
     assert!(inside.starts_with(hallmark_web::STORE_DIR));
     let script = format!(
-        "cat \"$1\"; cat {verifier}/config.toml; cat {store} {inside}; \
+        "cat \"$1\"; cat {verifier}/config.toml {verifier}/keys/watermark.key; cat {store} {inside}; \
          cat {key} && echo KEY-READ; cat {other} && echo OTHER-READ; \
-         ls {signing_dir} {uploads}; id -u",
+         ls {signing_dir} {uploads}; test -r /etc/ld.so.cache && echo LINKER-CACHE; id -u",
         verifier = host.verifier.display(),
         store = host.store.display(),
         inside = inside.display(),
@@ -232,6 +241,8 @@ fn a_worker_reads_its_input_home_and_store_but_no_key_nor_other_upload() {
     let (_, out, err) = probe(&script, &host.input, Some(&sandbox));
     assert!(out.contains("THE-UPLOAD"), "{out}\n{err}");
     assert!(out.contains("VERIFIER-CONFIG"), "{out}\n{err}");
+    assert!(out.contains("WATERMARK-KEY"), "{out}\n{err}");
+    assert!(out.contains("LINKER-CACHE"), "{out}\n{err}");
     assert!(out.contains("STORE-BYTES"), "{out}\n{err}");
     assert!(
         !out.contains("SIGNING-KEY-SECRET") && !out.contains("KEY-READ"),
@@ -344,6 +355,15 @@ fn a_worker_runs_under_its_process_limits() {
         "{out}"
     );
     assert_eq!(limit("Max open files"), "64 64", "{out}");
+    // A user's process limit counts all its processes: set only for a host user of its own.
+    if running_as_root() {
+        assert_eq!(limit("Max processes"), "48 48", "{out}");
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: a plain system call.
+    unsafe { libc::geteuid() == 0 }
 }
 
 #[test]
@@ -425,40 +445,129 @@ fn processes_with(marker: &str) -> usize {
         .count()
 }
 
+/// The processes that run exactly `sleep SECONDS`.
+fn sleepers(seconds: &str) -> Vec<u32> {
+    let wanted = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            (cmdline == wanted.as_bytes()).then_some(pid)
+        })
+        .collect()
+}
+
+/// A sandboxed `sleep SECONDS` (unique to this test run), started and seen running.
+fn sandboxed_sleep(host: &Host) -> (std::process::Child, String, u32) {
+    let seconds = format!("{}", 3000 + std::process::id() % 1000 + rand_offset());
+    let args = [
+        "-c".into(),
+        format!("sleep {seconds}; true").into(),
+        "sh".into(),
+    ];
+    let mut command = hallmark_web::worker_command(
+        "/bin/sh".as_ref(),
+        &args,
+        &host.input,
+        Some(&sandbox(host)),
+        &hallmark_web::WorkerLimits::default(),
+    )
+    .unwrap();
+    let child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    // Wait for the sleep itself: bwrap and the shell carry the number in their command lines
+    // long before it runs.
+    while sleepers(&seconds).is_empty() && started.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pids = sleepers(&seconds);
+    assert_eq!(pids.len(), 1, "the probe did not start: {pids:?}");
+    (child, seconds, pids[0])
+}
+
+/// Distinct numbers for the tests of one run that sleep at the same time.
+fn rand_offset() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    1000 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Ending the worker command (as the server does at its time limit, or by dying) ends what
 /// runs in the sandbox.
 #[test]
 fn a_killed_worker_leaves_nothing_running() {
     let host = host();
-    let seconds = format!("{}", 3000 + std::process::id() % 1000);
+    let (mut child, seconds, _) = sandboxed_sleep(&host);
     let marker = format!("sleep {seconds}");
-    let limits = hallmark_web::WorkerLimits::default();
-    let args = ["-c".into(), format!("{marker}; true").into(), "sh".into()];
-    let sandbox = sandbox(&host);
-    let mut command = hallmark_web::worker_command(
-        "/bin/sh".as_ref(),
-        &args,
-        &host.input,
-        Some(&sandbox),
-        &limits,
-    )
-    .unwrap();
-    let mut child = command.spawn().unwrap();
-    let started = std::time::Instant::now();
-    while processes_with(&marker) < 2 && started.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    // The shell and its sleep (bwrap's own command line holds the marker too).
-    assert!(processes_with(&marker) >= 2, "the probe did not start");
     child.kill().unwrap();
     child.wait().unwrap();
     let ended = std::time::Instant::now();
-    while processes_with(&marker) > 0 && ended.elapsed().as_secs() < 5 {
+    while (processes_with(&marker) > 0 || !sleepers(&seconds).is_empty())
+        && ended.elapsed().as_secs() < 5
+    {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(
-        processes_with(&marker),
-        0,
+        (processes_with(&marker), sleepers(&seconds).len()),
+        (0, 0),
         "the sandboxed worker outlived its command"
     );
+}
+
+/// Started by root, a worker is a host user of its own, seen from outside the sandbox:
+/// uid and gid 65534, no groups, no capabilities of any kind, no way to gain one.
+#[test]
+fn a_worker_started_by_root_is_a_host_user_of_its_own() {
+    if !running_as_root() {
+        eprintln!("skipped: only a server started as root gives its workers a user of their own");
+        return;
+    }
+    let host = host();
+    let (mut child, _, pid) = sandboxed_sleep(&host);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), "65534 65534 65534 65534", "{status}");
+    assert_eq!(field("Gid:"), "65534 65534 65534 65534", "{status}");
+    assert_eq!(field("Groups:"), "", "{status}");
+    for caps in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(field(caps), "0000000000000000", "{caps} {status}");
+    }
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    // The upload was handed to it; nothing else of the host's was.
+    let meta = std::fs::metadata(&host.input).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+    let key = std::fs::metadata(&host.signing_key).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&key), 0);
+}
+
+/// A fork bomb in a worker started by root meets its process limit.
+#[test]
+fn a_worker_started_by_root_cannot_fork_without_bound() {
+    if !running_as_root() {
+        eprintln!("skipped: the process limit is set only for a worker's user of its own");
+        return;
+    }
+    let host = host();
+    // 100 background sleeps under a limit of 48 processes for the user.
+    let script =
+        "i=0; while [ $i -lt 100 ]; do (sleep 20 &) 2>/dev/null || { echo LIMITED; break; }; \
+                  i=$((i+1)); done; echo STARTED $i";
+    let (_, out, err) = probe(script, &host.input, Some(&sandbox(&host)));
+    assert!(out.contains("LIMITED"), "{out}\n{err}");
+    let started: usize = out
+        .split_whitespace()
+        .skip_while(|w| *w != "STARTED")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
+    assert!(started < 48, "{out}");
 }

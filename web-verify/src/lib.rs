@@ -39,7 +39,9 @@ use tokio::sync::Semaphore;
 
 use admission::{ClientKey, ClientLimits, DiskBudget, DiskUse, Late, Meter, Pace};
 pub use evidence::{round_up_to_power_of_ten, Evidence, Scrubber};
-pub use sandbox::{worker_command, Sandbox, WorkerLimits, SCRATCH, STORE_DIR};
+pub use sandbox::{
+    worker_command, HostUser, Sandbox, WorkerLimits, SCRATCH, STORE_DIR, WORKER_UID,
+};
 
 pub(crate) const PAGE: &str = include_str!("page.html");
 
@@ -642,6 +644,9 @@ async fn analyse(config: &ServeConfig, upload: &Upload<'_>) -> (StatusCode, Valu
             .saturating_mul(threads)
             + 5,
         memory: config.worker_memory,
+        // The kernel counts a user's processes and threads together, and all workers share
+        // theirs: room for every worker's decoder and analysis threads, not for a fork bomb.
+        processes: (config.workers.max(1) as u64).saturating_mul((16 * threads).max(256)),
         ..WorkerLimits::default()
     };
     let command = match worker_command(

@@ -7,9 +7,21 @@
 //! working directory, and `/tmp`: memory file systems of `file_size` bytes each). Nothing else
 //! of the host exists there: no home directory, no signing key, no other upload. It has no
 //! network (its own empty network namespace), its own PID, IPC and UTS namespaces, no
-//! capabilities, a clean environment, runs as uid/gid 65534 in its own user namespace, and dies
-//! with the server. The process limits (CPU time, address space, file size, open files) are
-//! set before `bwrap` starts, and hold for everything it runs.
+//! capabilities, a clean environment, and dies with the server. The process limits (CPU time,
+//! address space, file size, open files; processes too when it has a user of its own) are set
+//! before `bwrap` starts, and hold for everything it runs.
+//!
+//! Whose the worker is depends on who starts it:
+//! - **the server runs as root**: the worker is a separate host user, uid/gid 65534
+//!   (`nobody`), with no groups, no capabilities (bounding set emptied) and `no_new_privs`,
+//!   switched by `setpriv` (util-linux) inside the sandbox that `bwrap` built with root's
+//!   rights, without a user namespace. Even an escape from its mount namespace meets files as
+//!   `nobody`, not as root, and a fork bomb meets RLIMIT_NPROC. Since `nobody` may not read the
+//!   verifier home's files (its keys are 0600), the small files the worker reads (config, trust
+//!   anchors, watermark keys) are *copied* into the sandbox (`--ro-bind-data`, mode 0444);
+//!   the upload is handed to the worker's user; the store must be world-readable.
+//! - **an unprivileged server**: the worker runs in a user namespace of its own as uid/gid
+//!   65534 there (mapped to the server's user outside: a host user of its own needs root).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -57,7 +69,28 @@ pub struct Sandbox {
     /// the store's directory: a store beside a signing home's `keys/` must not bring them
     /// along). The worker is to be given [`Sandbox::store_inside`].
     pub store: Option<PathBuf>,
+    /// The host user the worker runs as (only when the server runs as root; see the module's
+    /// documentation). `None`: the server's own user, in a user namespace.
+    pub host_user: Option<HostUser>,
 }
+
+/// A host user of the worker's own, and the `setpriv` that switches to it.
+#[derive(Debug, Clone)]
+pub struct HostUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// `setpriv` (util-linux).
+    pub setpriv: PathBuf,
+}
+
+/// `nobody`: the worker's user when the server runs as root.
+pub const WORKER_UID: u32 = 65534;
+
+/// Files of the verifier home larger than this are not copied into the sandbox (the home
+/// holds a config, PEM certificates and 32-byte keys; anything larger is not the worker's).
+const MAX_COPIED_FILE: u64 = 1 << 20;
+/// At most this many files are copied from the verifier home.
+const MAX_COPIED_FILES: usize = 64;
 
 /// Where the sandbox shows the manifest store (a memory file system, so that SQLite may make
 /// its lock files beside the read-only store).
@@ -74,6 +107,10 @@ pub struct WorkerLimits {
     pub file_size: u64,
     /// RLIMIT_NOFILE, open file descriptors.
     pub open_files: u64,
+    /// RLIMIT_NPROC, processes and threads of the worker's user (all its workers together:
+    /// the kernel counts per user). Set only when the worker has a host user of its own
+    /// ([`Sandbox::host_user`]): for the server's own user it would count the server too.
+    pub processes: u64,
 }
 
 impl Default for WorkerLimits {
@@ -83,6 +120,7 @@ impl Default for WorkerLimits {
             memory: 4 << 30,
             file_size: 64 << 20,
             open_files: 256,
+            processes: 0,
         }
     }
 }
@@ -105,11 +143,42 @@ impl Sandbox {
              read and reach everything the server can)"
                 .to_string()
         })?;
+        // SAFETY: a plain system call.
+        let host_user = if unsafe { libc::geteuid() } == 0 {
+            let setpriv = find_in_path("setpriv").ok_or_else(|| {
+                "setpriv (util-linux) is not installed: run as root, the analysis workers switch \
+                 to their own user with it. Install util-linux, or run the server as an \
+                 unprivileged user"
+                    .to_string()
+            })?;
+            Some(HostUser {
+                uid: WORKER_UID,
+                gid: WORKER_UID,
+                setpriv,
+            })
+        } else {
+            None
+        };
         let sandbox = Sandbox {
             bwrap,
             read_only,
             store,
+            host_user,
         };
+        if let (Some(user), Some(store)) = (&sandbox.host_user, &sandbox.store) {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(store) {
+                if meta.permissions().mode() & 0o004 == 0 {
+                    return Err(format!(
+                        "the manifest store {} is not readable by the analysis workers' user \
+                         (uid {}): make it world-readable (chmod o+r; its records are public \
+                         through the soft-binding API anyway)",
+                        store.display(),
+                        user.uid
+                    ));
+                }
+            }
+        }
         let probe = tempfile::Builder::new()
             .prefix("hallmark-sandbox-probe-")
             .tempfile()
@@ -151,7 +220,8 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 /// The command that runs `program args… ./NAME` on `input` (NAME: its file name), in the
 /// sandbox when there is one (input bound read-only into `/scratch`, the working directory),
 /// else in `input`'s directory; with `limits` set in the child before it starts. The caller
-/// sets stdin/stdout/stderr.
+/// sets stdin/stdout/stderr. With a host user of its own, the input is handed to that user
+/// (it must read it).
 pub fn worker_command(
     program: &OsStr,
     args: &[OsString],
@@ -165,6 +235,7 @@ pub fn worker_command(
             "the worker's input has no file name",
         ));
     };
+    let mut inherited: Vec<std::os::fd::OwnedFd> = Vec::new();
     let mut command = match sandbox {
         None => {
             let mut command = std::process::Command::new(program);
@@ -176,16 +247,48 @@ pub fn worker_command(
         }
         Some(sandbox) => {
             let mut command = std::process::Command::new(&sandbox.bwrap);
-            command.args(bwrap_args(sandbox, limits, input, name)?);
-            command.arg("--").arg(program).args(args);
+            command.args(bwrap_args(sandbox, limits, input, name, &mut inherited)?);
+            command.arg("--");
+            if let Some(user) = &sandbox.host_user {
+                std::os::unix::fs::chown(input, Some(user.uid), Some(user.gid))?;
+                command.arg(&user.setpriv).args([
+                    "--reuid",
+                    &user.uid.to_string(),
+                    "--regid",
+                    &user.gid.to_string(),
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--bounding-set=-all",
+                    "--no-new-privs",
+                    "--",
+                ]);
+            }
+            command.arg(program).args(args);
             command.arg(Path::new(".").join(name));
             command
         }
     };
-    let limits = *limits;
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    let limits = WorkerLimits {
+        processes: match sandbox.and_then(|s| s.host_user.as_ref()) {
+            Some(_) => limits.processes,
+            None => 0,
+        },
+        ..*limits
+    };
+    // SAFETY: fcntl and setrlimit are async-signal-safe; nothing else runs between fork and
+    // exec. The files `bwrap` copies into the sandbox are passed open (they are close-on-exec
+    // in this process, so no other child gets them; bwrap closes them once read); the
+    // closure owns them, so they stay open as long as the command.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, move || set_limits(&limits));
+        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+            for fd in &inherited {
+                use std::os::fd::AsRawFd;
+                if libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            set_limits(&limits)
+        });
     }
     Ok(command)
 }
@@ -195,21 +298,44 @@ fn bwrap_args(
     limits: &WorkerLimits,
     input: &Path,
     name: &OsStr,
+    inherited: &mut Vec<std::os::fd::OwnedFd>,
 ) -> std::io::Result<Vec<OsString>> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&OsStr]| a.extend(items.iter().map(|s| s.to_os_string()));
     let os = OsStr::new;
+    match &sandbox.host_user {
+        // bwrap keeps root's rights to build the sandbox (no user namespace: in one, only root
+        // would be mapped); inside, setpriv needs only these three to become the worker's user
+        // and then drops them too.
+        Some(_) => push(&[
+            os("--unshare-ipc"),
+            os("--unshare-pid"),
+            os("--unshare-net"),
+            os("--unshare-uts"),
+            os("--unshare-cgroup-try"),
+            os("--cap-drop"),
+            os("ALL"),
+            os("--cap-add"),
+            os("CAP_SETUID"),
+            os("--cap-add"),
+            os("CAP_SETGID"),
+            os("--cap-add"),
+            os("CAP_SETPCAP"),
+        ]),
+        None => push(&[
+            os("--unshare-all"),
+            os("--unshare-user"),
+            os("--uid"),
+            os("65534"),
+            os("--gid"),
+            os("65534"),
+            os("--cap-drop"),
+            os("ALL"),
+        ]),
+    }
     push(&[
-        os("--unshare-all"),
-        os("--unshare-user"),
-        os("--uid"),
-        os("65534"),
-        os("--gid"),
-        os("65534"),
         os("--die-with-parent"),
         os("--new-session"),
-        os("--cap-drop"),
-        os("ALL"),
         os("--clearenv"),
         os("--setenv"),
         os("PATH"),
@@ -222,6 +348,11 @@ fn bwrap_args(
         if let Some(value) = std::env::var_os(var) {
             push(&[os("--setenv"), os(var), &value]);
         }
+    }
+    if sandbox.host_user.is_some() {
+        // Before anything is bound in them: see `made` below.
+        push(&[os("--perms"), os("0755"), os("--dir"), os("/etc")]);
+        push(&[os("--perms"), os("0755"), os("--dir"), os("/etc/ssl")]);
     }
     for dir in SYSTEM_DIRS {
         let path = Path::new(dir);
@@ -238,6 +369,12 @@ fn bwrap_args(
         push(&[os("--ro-bind-try"), os(file), os(file)]);
     }
     let size = limits.file_size.max(1 << 20).to_string();
+    // The worker's own writable places; with a host user of its own they are made by root,
+    // so open to all (no one else is in there).
+    let writable = match sandbox.host_user {
+        Some(_) => "1777",
+        None => "0700",
+    };
     push(&[
         os("--proc"),
         os("/proc"),
@@ -245,14 +382,73 @@ fn bwrap_args(
         os("/dev"),
         os("--size"),
         os(&size),
+        os("--perms"),
+        os(writable),
         os("--tmpfs"),
         os("/tmp"),
     ]);
+    let store_files: Vec<PathBuf> = sandbox
+        .store
+        .iter()
+        .flat_map(|store| {
+            ["", "-wal", "-shm"].map(|suffix| {
+                let mut path = store.as_os_str().to_os_string();
+                path.push(suffix);
+                PathBuf::from(path)
+            })
+        })
+        .collect();
+    // bwrap makes a bound file's missing parents 0700 (root's, with a host user of its own):
+    // they are made first, traversable.
+    let mut made: Vec<PathBuf> = ["/tmp", "/etc", "/etc/ssl"].map(PathBuf::from).to_vec();
     for path in &sandbox.read_only {
-        push(&[os("--ro-bind"), path.as_os_str(), path.as_os_str()]);
+        match sandbox.host_user {
+            None => push(&[os("--ro-bind"), path.as_os_str(), path.as_os_str()]),
+            Some(_) => {
+                for (file, copy) in readable_files(path, &store_files)? {
+                    let mut parents: Vec<&Path> = file
+                        .ancestors()
+                        .skip(1)
+                        .take_while(|p| p.parent().is_some())
+                        .collect();
+                    parents.reverse();
+                    for dir in parents {
+                        let system = SYSTEM_DIRS.iter().any(|d| dir.starts_with(d));
+                        if !system && !made.iter().any(|m| m == dir) {
+                            made.push(dir.to_path_buf());
+                            push(&[os("--perms"), os("0755"), os("--dir"), dir.as_os_str()]);
+                        }
+                    }
+                    if copy {
+                        let fd = std::fs::File::open(&file)?;
+                        let number = {
+                            use std::os::fd::AsRawFd;
+                            fd.as_raw_fd().to_string()
+                        };
+                        inherited.push(fd.into());
+                        push(&[
+                            os("--perms"),
+                            os("0444"),
+                            os("--ro-bind-data"),
+                            os(&number),
+                            file.as_os_str(),
+                        ]);
+                    } else {
+                        push(&[os("--ro-bind"), file.as_os_str(), file.as_os_str()]);
+                    }
+                }
+            }
+        }
     }
     if let (Some(store), Some(inside)) = (&sandbox.store, sandbox.store_inside()) {
-        push(&[os("--size"), os(&size), os("--tmpfs"), os(STORE_DIR)]);
+        push(&[
+            os("--size"),
+            os(&size),
+            os("--perms"),
+            os(writable),
+            os("--tmpfs"),
+            os(STORE_DIR),
+        ]);
         for suffix in ["", "-wal", "-shm"] {
             let mut from = store.as_os_str().to_os_string();
             from.push(suffix);
@@ -267,7 +463,7 @@ fn bwrap_args(
         os("--size"),
         os(&size),
         os("--perms"),
-        os("0700"),
+        os(writable),
         os("--tmpfs"),
         os(SCRATCH),
         os("--ro-bind"),
@@ -277,6 +473,34 @@ fn bwrap_args(
         os(SCRATCH),
     ]);
     Ok(a)
+}
+
+/// What a worker with a host user of its own gets of `path` (a read-only entry): each file,
+/// and whether it is copied in (small, non-executable: the worker's user may not be allowed to
+/// read the original) or bound (the binary: it must be world-readable and executable, as
+/// installed binaries are). The store and its companions are skipped: they have their place.
+fn readable_files(path: &Path, skip: &[PathBuf]) -> std::io::Result<Vec<(PathBuf, bool)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut pending = vec![(path.to_path_buf(), 0)];
+    while let Some((path, depth)) = pending.pop() {
+        let meta = std::fs::metadata(&path)?;
+        if meta.is_dir() {
+            if depth < 4 {
+                for entry in std::fs::read_dir(&path)? {
+                    pending.push((entry?.path(), depth + 1));
+                }
+            }
+        } else if meta.is_file() && !skip.contains(&path) {
+            if meta.permissions().mode() & 0o111 != 0 {
+                out.push((path, false));
+            } else if meta.len() <= MAX_COPIED_FILE && out.len() < MAX_COPIED_FILES {
+                out.push((path, true));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// In the child, between fork and exec.
@@ -304,5 +528,6 @@ fn set_limits(limits: &WorkerLimits) -> std::io::Result<()> {
     set(libc::RLIMIT_AS, limits.memory, limits.memory)?;
     set(libc::RLIMIT_FSIZE, limits.file_size, limits.file_size)?;
     set(libc::RLIMIT_NOFILE, limits.open_files, limits.open_files)?;
+    set(libc::RLIMIT_NPROC, limits.processes, limits.processes)?;
     Ok(())
 }
