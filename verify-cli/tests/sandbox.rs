@@ -571,3 +571,32 @@ fn a_worker_started_by_root_cannot_fork_without_bound() {
         .unwrap_or(usize::MAX);
     assert!(started < 48, "{out}");
 }
+
+/// Started by root, the workers' user must be able to read the store: said at start-up, not
+/// found out upload by upload.
+#[test]
+fn a_store_the_workers_user_cannot_read_is_refused_at_start() {
+    if !running_as_root() {
+        eprintln!("skipped: only a server started as root gives its workers a user of their own");
+        return;
+    }
+    let host = host();
+    std::fs::set_permissions(
+        &host.store,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let refused =
+        hallmark_web::Sandbox::detect(vec![host.verifier.clone()], Some(host.store.clone()))
+            .expect_err("a 0600 store was accepted");
+    assert!(
+        refused.contains("not readable") && refused.contains("chmod o+r"),
+        "{refused}"
+    );
+    std::fs::set_permissions(
+        &host.store,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    sandbox(&host);
+}
