@@ -478,7 +478,7 @@ fn bwrap_args(
 /// What a worker with a host user of its own gets of `path` (a read-only entry): each file,
 /// and whether it is copied in (small, non-executable: the worker's user may not be allowed to
 /// read the original) or bound (the binary: it must be world-readable and executable, as
-/// installed binaries are). The store and its companions are skipped: they have their place.
+/// installed binaries are; a unix socket). The store and its companions are skipped: they have their place.
 fn readable_files(path: &Path, skip: &[PathBuf]) -> std::io::Result<Vec<(PathBuf, bool)>> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
@@ -491,6 +491,9 @@ fn readable_files(path: &Path, skip: &[PathBuf]) -> std::io::Result<Vec<(PathBuf
                     pending.push((entry?.path(), depth + 1));
                 }
             }
+        } else if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+            // A PostgreSQL store's socket: bound (its mode lets any user connect).
+            out.push((path, false));
         } else if meta.is_file() && !skip.contains(&path) {
             if meta.permissions().mode() & 0o111 != 0 {
                 out.push((path, false));
