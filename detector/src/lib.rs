@@ -2,11 +2,14 @@
 //! watermark) and turns it into a [`Verdict`] that never claims more than can be proven.
 
 pub mod audio_model;
+pub mod keyframes;
+pub mod metadata;
 pub mod model;
 mod provenance;
 mod recover;
 mod report;
 pub mod scan;
+pub mod signals;
 pub mod verdict;
 mod words;
 
@@ -21,7 +24,10 @@ use hallmark_watermark::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use verdict::{Evidence, ManifestEvidence, ManifestFacts, MarkEvidence, MarkState, StoreEvidence};
+use verdict::{
+    AiAdmission, AiSource, Evidence, ManifestEvidence, ManifestFacts, MarkEvidence, MarkState,
+    StoreEvidence,
+};
 
 pub use provenance::UNTRUSTED;
 pub use recover::{RecoveredManifest, Recovery, Similarity};
@@ -29,6 +35,7 @@ pub use report::{
     ActionSummary, Audit, C2paReport, Coverage, IngredientNode, KeyIdentity, MarkResult,
     MediaSummary, Report, SoftBinding, StatusDetail, Verdict, VideoScan, WatermarkReport, SCHEMA,
 };
+pub use signals::{Signal, SignalKind, Strength};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectorError {
@@ -95,6 +102,8 @@ pub struct Verifier {
     key_owners: Vec<Option<String>>,
     store: Option<PathBuf>,
     scan_mode: ScanMode,
+    /// Where `verify --keyframes` writes a video's key frames.
+    keyframes_dir: Option<PathBuf>,
 }
 
 impl Verifier {
@@ -125,6 +134,7 @@ impl Verifier {
             key_owners: Vec::new(),
             store: None,
             scan_mode: ScanMode::Full,
+            keyframes_dir: None,
         })
     }
 
@@ -170,6 +180,13 @@ impl Verifier {
         self
     }
 
+    /// Write each video's key frames that start a scene into `dir` (which must exist) as
+    /// JPEG, for reverse image search, and list them in the report ([`keyframes::write`]).
+    pub fn with_keyframes_dir(mut self, dir: Option<PathBuf>) -> Verifier {
+        self.keyframes_dir = dir;
+        self
+    }
+
     pub fn verify(&self, target: &Target) -> Report {
         self.verify_with_progress(target, &|_| {})
     }
@@ -201,6 +218,30 @@ impl Verifier {
         let (has_picture, has_sound) =
             (has(|m| m.width.is_some()), has(|m| m.sample_rate.is_some()));
         let media_readable = decoder.is_ok() && (has_picture || has_sound);
+        // The container's tags (an MP4's ©too) and the file's own metadata: claims only.
+        let tags = decoder
+            .as_ref()
+            .map(Decoder::container_tags)
+            .unwrap_or_default();
+        let stills_or_unknown = !report
+            .media
+            .as_ref()
+            .is_some_and(|m| m.kind == "video" || m.kind == "audio");
+        let metadata = metadata::read(
+            &target.path,
+            &tags,
+            if stills_or_unknown {
+                metadata::HEAD_BYTES
+            } else {
+                metadata::MEDIA_HEAD_BYTES
+            },
+        );
+        // A format hallmark knows that FFmpeg cannot decode (HEIF, AVIF, PDF…) — but never
+        // one FFmpeg was forbidden to open (a playlist, a pattern name): that stays refused.
+        let refused = matches!(&decoder, Err(e) if e.contains("is not accepted"));
+        let recognised_format = (!media_readable && !refused)
+            .then(|| recognise_format(&target.path))
+            .flatten();
         // A trusted hallmark manifest names the clip its mark must carry: the key frames
         // usually show it, and the full scan follows if they do not.
         let trusted_hallmark = matches!(&manifest, ManifestEvidence::Read(f)
@@ -212,12 +253,24 @@ impl Verifier {
         };
         let mut print = None;
         let mut key_frames_only = false;
+        // Other generators' default marks, scored by the scan on the frames it sampled.
+        let mut third_party = Vec::new();
         match decoder {
             Ok(decoder) if media_readable && !self.watermark_keys.is_empty() => {
                 let marks = self.gather_evidence(&target.path, decoder, mode, progress);
                 key_frames_only = marks.video.scan == Some(VideoScan::KeyFrames);
                 print = marks.print;
                 let covered = marks.covered;
+                third_party = scan::third_party::detected(&covered.third_party)
+                    .into_iter()
+                    .map(|m| signals::ThirdPartyFinding {
+                        generator: m.generator.to_string(),
+                        message: m.message.to_string(),
+                        matching_bits: m.matching_bits,
+                        bits: m.bits,
+                        p_value: m.p_value,
+                    })
+                    .collect();
                 let sound_s = marks.audio_scan.seconds_heard();
                 let mut video = has_picture.then_some(marks.video);
                 let mut audio = has_sound.then(|| audio_mark(marks.audio_scan.finish()));
@@ -287,6 +340,21 @@ impl Verifier {
                 fuller,
             ));
         }
+        let mut admissions: Vec<AiAdmission> = third_party
+            .iter()
+            .map(|t| AiAdmission {
+                source: AiSource::ThirdPartyMark,
+                found_in: format!("{}'s default watermark in the picture", t.generator),
+            })
+            .collect();
+        admissions.extend(
+            signals::metadata_admissions(&metadata)
+                .into_iter()
+                .map(|found_in| AiAdmission {
+                    source: AiSource::Metadata,
+                    found_in,
+                }),
+        );
         let evidence = Evidence {
             manifest,
             media_readable,
@@ -295,9 +363,25 @@ impl Verifier {
             sound: has_sound
                 .then(|| mark_evidence(report.watermark.as_ref().and_then(|w| w.audio.as_ref()))),
             store: report.recovered_manifest.as_ref().map(store_evidence),
+            admissions,
+            recognised_format,
         };
         let judgement = verdict::decide(&evidence);
-        words::fill(report, &evidence, judgement)
+        let mut report = words::fill(report, &evidence, judgement, &third_party, &metadata);
+        if let Some(dir) = &self.keyframes_dir {
+            if media_readable && report.media.as_ref().is_some_and(|m| m.kind == "video") {
+                match keyframes::write(&target.path, dir) {
+                    Ok(images) => report.keyframes = Some(images),
+                    Err(e) => {
+                        report.keyframes = Some(Vec::new());
+                        report
+                            .summary
+                            .push_str(&format!(" Its key frames could not be written: {e}."));
+                    }
+                }
+            }
+        }
+        report
     }
 
     /// A report of verdict `error` for `target` saying `message`, audited as
@@ -767,6 +851,42 @@ impl Hearing {
             }
         }
     }
+}
+
+/// What the file is by its first bytes, for the formats hallmark knows but FFmpeg may not
+/// decode (stills and documents the C2PA world signs): "HEIF", "AVIF", "PDF"…
+fn recognise_format(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(8192)
+        .read_to_end(&mut head)
+        .ok()?;
+    let name = match infer::get(&head).map(|t| t.mime_type()) {
+        Some("image/heif" | "image/heif-sequence" | "image/heic" | "image/heic-sequence") => "HEIF",
+        Some("image/avif") => "AVIF",
+        Some("application/pdf") => "PDF",
+        Some("image/tiff") => "TIFF (or DNG)",
+        Some("image/gif") => "GIF",
+        Some("image/webp") => "WebP",
+        Some("image/jxl") => "JPEG XL",
+        Some("image/jpeg") => "JPEG",
+        Some("image/png") => "PNG",
+        _ => {
+            // SVG is text: an XML document whose root is <svg>.
+            let text = String::from_utf8_lossy(&head);
+            let text = text.trim_start_matches('\u{feff}').trim_start();
+            if (text.starts_with("<?xml") || text.starts_with("<svg") || text.starts_with("<!--"))
+                && text.contains("<svg")
+            {
+                "SVG"
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(name.to_string())
 }
 
 /// Opens the file's streams, which tells readable media from the rest.

@@ -6,7 +6,9 @@ use crate::verdict::{AiClaim, Conflict, CredentialProblem, Stream};
 
 /// Version of the JSON schema. Bump on any incompatible change. 2: the `credential-problem`
 /// and `contradicted` verdicts, the mark consulted beside every manifest, `ai_generated`
-/// `false` only from a trusted signer, per-stream proof, coverage and audit fields.
+/// `false` only from a trusted signer, per-stream proof, coverage and audit fields. Added
+/// since, compatibly (new fields only): `signals`, `keyframes` (when asked for), the AI
+/// sources `third-party-mark` and `metadata` with `found_in`.
 pub const SCHEMA: &str = "hallmark.verify/2";
 
 /// What can be proven about a file's origin. Ordered from best to worst news.
@@ -86,6 +88,10 @@ pub struct Report {
     pub different_sources: bool,
     /// Why the verdict is `contradicted`.
     pub conflicts: Vec<Conflict>,
+    /// Every provenance signal found — the manifest, hallmark's marks, other generators'
+    /// marks, the metadata — strongest first, each with what it says, how strong it is and
+    /// where it was found. Empty: no signal at all (which is no evidence the content is real).
+    pub signals: Vec<crate::signals::Signal>,
     /// The verdict in plain words.
     pub summary: String,
     pub c2pa: C2paReport,
@@ -101,6 +107,10 @@ pub struct Report {
     /// What the report was made with, for whoever has to check it later.
     pub audit: Option<Audit>,
     pub error: Option<String>,
+    /// The key frames written for reverse image search (`verify --keyframes DIR`); absent
+    /// when not asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyframes: Option<Vec<crate::keyframes::KeyFrameImage>>,
 }
 
 /// How much of the file the watermark search saw.
@@ -309,6 +319,7 @@ impl Report {
             proven_streams: Vec::new(),
             different_sources: false,
             conflicts: Vec::new(),
+            signals: Vec::new(),
             summary: String::new(),
             c2pa: C2paReport::default(),
             watermark: None,
@@ -317,6 +328,7 @@ impl Report {
             coverage: None,
             audit: None,
             error: None,
+            keyframes: None,
         }
     }
 }

@@ -229,6 +229,12 @@ pub struct Evidence {
     pub sound: Option<MarkEvidence>,
     /// The store's answer (`None`: no store, or no clip id to ask about).
     pub store: Option<StoreEvidence>,
+    /// Admissions of AI by other generators' marks and by the file's metadata.
+    pub admissions: Vec<AiAdmission>,
+    /// What the file is, by its bytes, where FFmpeg cannot decode it but the format is one
+    /// hallmark knows (HEIF, AVIF, PDF…): such a file without a manifest has no provenance,
+    /// it is not an error.
+    pub recognised_format: Option<String>,
 }
 
 /// A stream of the file.
@@ -263,16 +269,35 @@ pub enum AiSource {
     SoundMark,
     /// The manifest recovered from the store for the mark's clip id.
     StoredManifest,
+    /// Another generator's default invisible mark, detected in the picture.
+    ThirdPartyMark,
+    /// The file's metadata (EXIF, XMP, PNG text, container tags): an unauthenticated claim,
+    /// counted only as an admission.
+    Metadata,
 }
 
 /// One statement about whether the content is AI-generated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AiClaim {
     pub source: AiSource,
     pub ai_generated: bool,
     /// Whether this statement decided the report's `ai_generated` (an untrusted denial
     /// never does).
     pub counts: bool,
+    /// Which mark or metadata field, for the sources that are not unique in a file
+    /// (`third-party-mark`, `metadata`): e.g. "EXIF Software (FLUX (Black Forest Labs))".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_in: Option<String>,
+}
+
+/// An admission of AI from outside C2PA and hallmark's marks: another generator's mark
+/// ([`AiSource::ThirdPartyMark`]) or the file's metadata ([`AiSource::Metadata`]). Such
+/// signals can only make `ai_generated` true: a missing admission proves nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiAdmission {
+    pub source: AiSource,
+    /// Which mark or field said so.
+    pub found_in: String,
 }
 
 /// Why a valid manifest and the marks disagree.
@@ -344,6 +369,7 @@ pub fn decide(e: &Evidence) -> Judgement {
                 source,
                 ai_generated: ai,
                 counts: ai || source == AiSource::TrustedManifest,
+                found_in: None,
             });
         }
     }
@@ -358,6 +384,7 @@ pub fn decide(e: &Evidence) -> Judgement {
                 source,
                 ai_generated: ai,
                 counts: ai,
+                found_in: None,
             });
         }
     }
@@ -376,8 +403,18 @@ pub fn decide(e: &Evidence) -> Judgement {
                 source: AiSource::StoredManifest,
                 ai_generated: ai,
                 counts: ai || trusted,
+                found_in: None,
             });
         }
+    }
+    // Other generators' marks and the metadata: admissions only (never "not AI").
+    for a in &e.admissions {
+        ai_evidence.push(AiClaim {
+            source: a.source,
+            ai_generated: true,
+            counts: true,
+            found_in: Some(a.found_in.clone()),
+        });
     }
     let says_ai = ai_evidence.iter().any(|c| c.counts && c.ai_generated);
     let ai_generated = if says_ai {
@@ -432,14 +469,16 @@ pub fn decide(e: &Evidence) -> Judgement {
                 });
             }
         }
+        // Only hallmark's own evidence contradicts a manifest: another generator's mark or
+        // the metadata may make the content AI, but the verdict stays the manifest's.
         if f.declares_ai == Some(false) {
             if let Some(by) = ai_evidence
                 .iter()
                 .find(|c| {
                     c.ai_generated
-                        && !matches!(
+                        && matches!(
                             c.source,
-                            AiSource::TrustedManifest | AiSource::UntrustedManifest
+                            AiSource::PictureMark | AiSource::SoundMark | AiSource::StoredManifest
                         )
                 })
                 .map(|c| c.source)
@@ -464,7 +503,7 @@ pub fn decide(e: &Evidence) -> Judgement {
         _ if mark_copied => Verdict::Tampered,
         _ if !detected.is_empty() => Verdict::Watermarked,
         (ManifestEvidence::Unreadable, _) => Verdict::Error,
-        _ if !e.media_readable => Verdict::Error,
+        _ if !e.media_readable && e.recognised_format.is_none() => Verdict::Error,
         _ => Verdict::NoProvenance,
     };
     let proven_streams = match verdict {
@@ -549,6 +588,8 @@ mod tests {
         ai: Option<bool>,
         proven: &'static [Stream],
         different: bool,
+        admissions: Vec<AiAdmission>,
+        recognised: Option<&'static str>,
     }
 
     fn row(name: &'static str, manifest: ManifestEvidence, verdict: Verdict) -> Row {
@@ -564,7 +605,16 @@ mod tests {
             ai: None,
             proven: &[],
             different: false,
+            admissions: Vec::new(),
+            recognised: None,
         }
+    }
+
+    fn admitted(source: AiSource) -> Vec<AiAdmission> {
+        vec![AiAdmission {
+            source,
+            found_in: "EXIF Software".into(),
+        }]
     }
 
     #[test]
@@ -962,6 +1012,60 @@ mod tests {
                     V::NoProvenance,
                 )
             },
+            // Other signals: admissions of AI, never a verdict of their own.
+            Row {
+                ai: Some(true),
+                admissions: admitted(AiSource::Metadata),
+                ..row(
+                    "metadata admits AI: still no provenance",
+                    M::Absent,
+                    V::NoProvenance,
+                )
+            },
+            Row {
+                ai: Some(true),
+                admissions: admitted(AiSource::ThirdPartyMark),
+                ..row(
+                    "another generator's mark: AI, no provenance",
+                    M::Absent,
+                    V::NoProvenance,
+                )
+            },
+            Row {
+                ai: Some(true),
+                proven: &[P, S],
+                admissions: admitted(AiSource::Metadata),
+                ..row(
+                    "metadata admits AI beside a trusted 'not AI': AI, and no contradiction",
+                    manifest(None, Some(false), &[]),
+                    V::Verified,
+                )
+            },
+            Row {
+                readable: false,
+                picture: None,
+                sound: None,
+                recognised: Some("HEIF"),
+                ..row(
+                    "a format FFmpeg cannot decode, recognised, unsigned",
+                    M::Absent,
+                    V::NoProvenance,
+                )
+            },
+            Row {
+                readable: false,
+                picture: None,
+                sound: None,
+                recognised: Some("PDF"),
+                problem: Some(Cp::Untrusted),
+                proven: &[],
+                ai: Some(true),
+                ..row(
+                    "a signed document FFmpeg cannot decode: its manifest speaks",
+                    manifest(Some(Cp::Untrusted), Some(true), &[]),
+                    V::ValidUntrusted,
+                )
+            },
         ];
         for r in rows {
             let e = Evidence {
@@ -970,6 +1074,8 @@ mod tests {
                 picture: r.picture,
                 sound: r.sound,
                 store: r.store,
+                admissions: r.admissions,
+                recognised_format: r.recognised.map(str::to_owned),
             };
             let j = decide(&e);
             assert_eq!(j.verdict, r.verdict, "{}: verdict", r.name);

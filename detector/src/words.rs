@@ -1,17 +1,27 @@
 //! The judgement put into the report, and into plain words. Nothing is decided here:
 //! [`crate::verdict::decide`] has done that.
 
+use crate::metadata::{self, Says};
 use crate::recover::{RecoveredManifest, Recovery};
 use crate::report::{MarkResult, Report, Verdict};
+use crate::signals::{self, SignalKind, ThirdPartyFinding};
 use crate::verdict::{
     AiSource, Conflict, CredentialProblem, Evidence, Judgement, ManifestEvidence, Stream,
 };
 
-/// `report` with the judgement's fields and its summary.
-pub fn fill(mut report: Report, evidence: &Evidence, j: Judgement) -> Report {
+/// `report` with the judgement's fields, its signals (the ones in it, other generators'
+/// marks `third_party` and the `metadata` findings) and its summary.
+pub fn fill(
+    mut report: Report,
+    evidence: &Evidence,
+    j: Judgement,
+    third_party: &[ThirdPartyFinding],
+    metadata: &[metadata::Finding],
+) -> Report {
     report.verdict = j.verdict;
     report.credential_problem = j.credential_problem;
     report.ai_generated = j.ai_generated;
+    report.signals = signals::collect(&report, third_party, metadata);
     report.summary = summary(&report, evidence, &j);
     report.ai_evidence = j.ai_evidence;
     report.proven_streams = j.proven_streams;
@@ -97,7 +107,7 @@ fn summary(report: &Report, evidence: &Evidence, j: &Judgement) -> String {
         Verdict::Contradicted => contradicted(report, j, &signer),
         Verdict::Tampered => tampered(report, evidence, recovered, clip.as_deref()),
         Verdict::Watermarked => watermarked(report, &place, clip.as_deref(), recovered),
-        Verdict::NoProvenance => no_provenance(report),
+        Verdict::NoProvenance => no_provenance(report, evidence),
         Verdict::Error => format!(
             "Error: {}",
             report
@@ -135,9 +145,14 @@ fn summary(report: &Report, evidence: &Evidence, j: &Judgement) -> String {
             }
         }
         if !evidence.media_readable {
-            out.push_str(
-                " The picture and sound could not be decoded, so no watermark was looked for.",
-            );
+            match &evidence.recognised_format {
+                Some(format) => out.push_str(&format!(
+                    " hallmark cannot decode this {format} file, so no watermark was looked for in it."
+                )),
+                None => out.push_str(
+                    " The picture and sound could not be decoded, so no watermark was looked for.",
+                ),
+            }
         }
     }
     if j.different_sources {
@@ -166,6 +181,61 @@ fn summary(report: &Report, evidence: &Evidence, j: &Judgement) -> String {
         && !manifest_binds
     {
         out.push_str(" The mark declares the content AI-generated.");
+    }
+    if j.verdict != Verdict::Error {
+        out.push_str(&other_signals(report));
+    }
+    out
+}
+
+/// The signals below the verdict's own evidence — other generators' marks, the metadata —
+/// in words, each with what it is worth.
+fn other_signals(report: &Report) -> String {
+    let mut out = String::new();
+    for s in report
+        .signals
+        .iter()
+        .filter(|s| s.kind == SignalKind::ThirdPartyWatermark)
+    {
+        out.push_str(&format!(
+            " The picture carries {}'s default invisible watermark (p = {:.1e}): it went through that generator's code, or someone added its open-source mark; counted as AI-generated.",
+            s.names.as_deref().unwrap_or("an open generator"),
+            s.p_value.unwrap_or(1.0),
+        ));
+    }
+    let claims: Vec<&signals::Signal> = report
+        .signals
+        .iter()
+        .filter(|s| s.kind == SignalKind::Metadata)
+        .collect();
+    let quote = |s: &signals::Signal| {
+        let value = s.value.as_deref().unwrap_or_default();
+        match &s.names {
+            Some(n) if !value.contains(n.as_str()) => format!("{} \"{value}\" ({n})", s.found_in),
+            _ => format!("{} \"{value}\"", s.found_in),
+        }
+    };
+    let ai: Vec<String> = claims
+        .iter()
+        .filter(|s| s.says == Says::AiGenerated)
+        .map(|s| quote(s))
+        .collect();
+    if !ai.is_empty() {
+        out.push_str(&format!(
+            " Its metadata says it is AI-generated ({}): an unauthenticated claim, taken as the admission it is.",
+            ai.join("; ")
+        ));
+    }
+    let rest: Vec<String> = claims
+        .iter()
+        .filter(|s| s.says != Says::AiGenerated)
+        .map(|s| format!("{}: {}", s.says.words(), quote(s)))
+        .collect();
+    if !rest.is_empty() {
+        out.push_str(&format!(
+            " Its metadata claims it was {}. Anyone can write such claims: they prove nothing.",
+            rest.join("; ")
+        ));
     }
     out
 }
@@ -331,7 +401,7 @@ fn watermarked(
     out
 }
 
-fn no_provenance(report: &Report) -> String {
+fn no_provenance(report: &Report, evidence: &Evidence) -> String {
     if let Some(url) = &report.c2pa.remote_manifest_url {
         return format!(
             "No provenance in the file: its manifest is stored remotely at {url}, which hallmark does not fetch. Download it and verify with --sidecar."
@@ -345,11 +415,25 @@ fn no_provenance(report: &Report) -> String {
         .into_iter()
         .filter(|s| mark(report, *s).is_some_and(|m| m.inconclusive))
         .collect();
-    let mut out = if searched {
+    let mut out = if report.signals.is_empty() {
+        format!(
+            "No provenance signal found: no C2PA manifest{}, no other generator's watermark and no metadata saying how it was made. That is not evidence that the content is real: detectors that guess lose about half their AUC on content from the wild (Deepfake-Eval-2024), so hallmark does not guess.",
+            if searched { ", no hallmark watermark" } else { "" }
+        )
+    } else if searched {
         "No provenance: the file carries no C2PA manifest and no hallmark watermark was found, so nothing about its origin can be proven.".to_string()
     } else {
         "No provenance: the file carries no C2PA manifest, so nothing about its origin can be proven.".to_string()
     };
+    if let Some(format) = evidence
+        .recognised_format
+        .as_deref()
+        .filter(|_| !evidence.media_readable)
+    {
+        out.push_str(&format!(
+            " hallmark cannot decode this {format} file, so no watermark was looked for in it."
+        ));
+    }
     if !inconclusive.is_empty() {
         out.push_str(&format!(
             " A weak trace of the mark in {} is inconclusive: it proves nothing.",

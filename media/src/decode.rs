@@ -49,6 +49,11 @@ pub struct Decoder {
     video_started: bool,
 }
 
+/// At most this many metadata tags are read from a file ([`Decoder::container_tags`]).
+pub const MAX_TAGS: usize = 256;
+/// Each tag's key and value is cut to this many bytes.
+pub const MAX_TAG_BYTES: usize = 1024;
+
 /// Which video frames a [`Decoder`] decodes ([`Decoder::select_video_frames`]): analysis
 /// that needs only some frames skips the decoding work of the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -605,6 +610,29 @@ impl Decoder {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The container's metadata tags, then its streams' (FFmpeg's names: an MP4's `©too`
+    /// is `encoder`): untrusted text, so at most [`MAX_TAGS`] of them, each key and value
+    /// cut to [`MAX_TAG_BYTES`] bytes (at a character boundary).
+    pub fn container_tags(&self) -> Vec<(String, String)> {
+        let cut = |s: &str| {
+            let mut end = s.len().min(MAX_TAG_BYTES);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].to_string()
+        };
+        let streams = self.input.streams().map(|st| st.metadata().to_owned());
+        std::iter::once(self.input.metadata().to_owned())
+            .chain(streams)
+            .flat_map(|d| {
+                d.iter()
+                    .map(|(k, v)| (cut(k), cut(v)))
+                    .collect::<Vec<_>>()
+            })
+            .take(MAX_TAGS)
+            .collect()
     }
 
     /// Skip decoding the video frames that no other frame references (in H.264/HEVC with

@@ -376,6 +376,11 @@ struct VerifyArgs {
     /// doubled for the second test it may make. The sound is analysed in full.
     #[arg(long)]
     quick: bool,
+    /// Write each video's key frames that start a scene as JPEG into DIR (created if
+    /// needed), for reverse image search, named `<file>-t<hh>h<mm>m<ss.mmm>s.jpg` by their
+    /// time, and list them in the report (`keyframes` in the JSON).
+    #[arg(long, value_name = "DIR")]
+    keyframes: Option<PathBuf>,
     /// Time budget of one file, in seconds (0: none). A batch (several files, or a directory)
     /// is verified in a worker process: a file over its budget is stopped and reported as an
     /// error, the worker is replaced and the batch goes on. A single FILE is verified in a
@@ -756,9 +761,14 @@ fn verify(home: &Home, args: VerifyArgs) -> Result<u8> {
     {
         bail!("--sidecar and --fragment apply to exactly one FILE");
     }
+    if let Some(dir) = &args.keyframes {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the key frames' directory {}", dir.display()))?;
+    }
     let verifier = Verifier::new(&anchors)?
         .with_named_watermark_keys(home.named_watermark_keys()?)
         .with_store(args.store.path(home))
+        .with_keyframes_dir(args.keyframes.clone())
         .with_scan_mode(if args.quick {
             ScanMode::Quick
         } else {
@@ -1123,6 +1133,9 @@ impl Workers {
         ];
         if args.quick {
             w.push("--quick".into());
+        }
+        if let Some(dir) = &args.keyframes {
+            w.extend(["--keyframes".into(), dir.into()]);
         }
         if args.store.no_store {
             w.push("--no-store".into());
@@ -1587,19 +1600,19 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
                 read_only.push(path);
             }
         }
-        // A PostgreSQL store is reached through its unix socket's directory, bound in
-        // read-only (the worker still has no network); a file store is bound itself.
+        // A PostgreSQL store is reached through its unix socket, bound in (the worker still
+        // has no network); a file store is bound itself.
         let file_store = store.clone().filter(|p| !hallmark_store::is_url(p));
         if let Some(url) = store.as_ref().filter(|p| hallmark_store::is_url(p)) {
-            let dirs = hallmark_store::socket_dirs(url);
-            if dirs.is_empty() {
+            let sockets = hallmark_store::socket_paths(url);
+            if sockets.is_empty() {
                 bail!(
                     "the sandboxed workers have no network: name the PostgreSQL store by \
                      its unix socket (e.g. postgresql://user@%2Frun%2Fpostgresql/db), or \
                      pass --no-sandbox (unsafe on the open internet)"
                 );
             }
-            read_only.extend(dirs);
+            read_only.extend(sockets);
         }
         Some(
             hallmark_web::Sandbox::detect(read_only, file_store)

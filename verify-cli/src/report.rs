@@ -3,8 +3,10 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use hallmark_detector::verdict::AiSource;
-use hallmark_detector::{IngredientNode, MarkResult, Report, Verdict, VideoScan};
+use hallmark_detector::verdict::{AiClaim, AiSource};
+use hallmark_detector::{
+    IngredientNode, MarkResult, Report, Signal, SignalKind, Verdict, VideoScan,
+};
 
 const RESET: &str = "\x1b[0m";
 
@@ -77,6 +79,7 @@ pub fn human(report: &Report, color: bool) -> String {
     };
     if report.verdict != Verdict::Error {
         let _ = writeln!(out, "  {:<16} {proven}", "Proven:");
+        signals(&mut out, &report.signals);
     }
     let c = &report.c2pa;
     if report.verdict == Verdict::Tampered {
@@ -225,24 +228,79 @@ pub fn human(report: &Report, color: bool) -> String {
     {
         let _ = writeln!(out, "  {:<16} {}", "Note:", safe(e));
     }
+    if let Some(frames) = &report.keyframes {
+        let _ = writeln!(
+            out,
+            "  {:<16} {} written for reverse image search",
+            "Key frames:",
+            frames.len()
+        );
+        for f in frames {
+            let _ = writeln!(out, "    {:>9.3} s  {}", f.time_s, safe(&f.path));
+        }
+    }
     out
+}
+
+/// The signals, one row each, strongest first (the report's order), each with what it
+/// does not prove; or that none was found, and what that means.
+fn signals(out: &mut String, signals: &[Signal]) {
+    if signals.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<16} none found (no manifest, no known watermark, no metadata about origin) — not evidence that the content is real",
+            "Signals:"
+        );
+        return;
+    }
+    let _ = writeln!(out, "  Signals (strongest first):");
+    for s in signals {
+        let kind = match s.kind {
+            SignalKind::C2pa => "C2PA manifest",
+            SignalKind::HallmarkWatermark => "hallmark watermark",
+            SignalKind::ThirdPartyWatermark => "other generator's watermark",
+            SignalKind::Metadata => "metadata",
+        };
+        let strength = match s.p_value {
+            Some(p) => format!("{}, p = {p:.1e}", s.strength.words()),
+            None => s.strength.words().to_string(),
+        };
+        let mut line = format!("{kind} says {}", s.says.words());
+        if let Some(n) = &s.names {
+            let _ = write!(line, " — {}", safe(n));
+        }
+        let _ = write!(line, " [{strength}; in {}]", safe(&s.found_in));
+        if let Some(v) = &s.value {
+            let _ = write!(line, ": {}", safe(v));
+        }
+        let _ = writeln!(out, "    - {line}");
+        let _ = writeln!(out, "      does not prove: {}", safe(&s.does_not_prove));
+    }
 }
 
 /// The AI line: what is known, and on whose word.
 fn ai_words(report: &Report) -> String {
-    let source = |s: AiSource| match s {
-        AiSource::TrustedManifest => "a trusted manifest",
-        AiSource::UntrustedManifest => "the manifest (signer not trusted)",
-        AiSource::PictureMark => "the watermark in the picture",
-        AiSource::SoundMark => "the watermark in the sound",
-        AiSource::StoredManifest => "the recovered manifest",
+    let source = |c: &AiClaim| -> String {
+        let what = match c.source {
+            AiSource::TrustedManifest => "a trusted manifest",
+            AiSource::UntrustedManifest => "the manifest (signer not trusted)",
+            AiSource::PictureMark => "the watermark in the picture",
+            AiSource::SoundMark => "the watermark in the sound",
+            AiSource::StoredManifest => "the recovered manifest",
+            AiSource::ThirdPartyMark => "another generator's watermark",
+            AiSource::Metadata => "the metadata, unauthenticated",
+        };
+        match &c.found_in {
+            Some(at) => format!("{what}: {}", safe(at)),
+            None => what.to_string(),
+        }
     };
     let by = |ai: bool| {
         report
             .ai_evidence
             .iter()
             .filter(|c| c.counts && c.ai_generated == ai)
-            .map(|c| source(c.source))
+            .map(source)
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -250,11 +308,11 @@ fn ai_words(report: &Report) -> String {
         Some(true) => format!("yes (declared by {})", by(true)),
         Some(false) => format!("no (declared by {})", by(false)),
         None => {
-            let claims: Vec<&str> = report
+            let claims: Vec<String> = report
                 .ai_evidence
                 .iter()
                 .filter(|c| !c.ai_generated)
-                .map(|c| source(c.source))
+                .map(source)
                 .collect();
             if claims.is_empty() {
                 "unknown".into()
