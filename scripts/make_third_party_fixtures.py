@@ -97,10 +97,14 @@ def flux(rgb):
     return (127.5 * (x + 1.0)).astype(np.uint8)  # cli.py: .byte()
 
 
-def write_still(name, rgb):
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+def write_still(name, mark, photo_name):
+    """The photo marked at 256x256 (the package's least size) as PNG, and marked at 512x512 (SD
+    1.x's own size) as a JPEG at quality 90 (libjpeg, 4:2:0, as cv2 and PIL write it): the mark
+    survives quality 90 only with enough 8x8 blocks per bit (testdata/README.md, watermark/README.md)."""
+    bgr = np.ascontiguousarray(mark(photo(photo_name, 256))[:, :, ::-1])
     cv2.imwrite(os.path.join(OUT, name + ".png"), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    cv2.imwrite(os.path.join(OUT, name + "-q90.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    bgr = np.ascontiguousarray(mark(photo(photo_name, 512))[:, :, ::-1])
+    cv2.imwrite(os.path.join(OUT, name + "-512-q90.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 def package_decode(path, kind, length):
@@ -130,11 +134,14 @@ def svd_clip(name, seconds=2, fps=7, w=320, h=256):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    write_still("sd1-chelsea", sd_txt2img(photo("chelsea.png"), "StableDiffusionV1"))
-    write_still("sd2-coffee", sd_txt2img(photo("coffee.png"), "SDV2"))
-    write_still("sdxl-astronaut", sdxl_generative_models(photo("astronaut.png")))
-    write_still("sdxl-diffusers-motorcycle", sdxl_diffusers(photo("motorcycle_left.png")))
-    write_still("flux-rocket", flux(photo("rocket.jpg")))
+    for f in os.listdir(OUT):
+        if f.endswith((".png", ".jpg", ".mp4")):
+            os.remove(os.path.join(OUT, f))
+    write_still("sd1-chelsea", lambda rgb: sd_txt2img(rgb, "StableDiffusionV1"), "chelsea.png")
+    write_still("sd2-coffee", lambda rgb: sd_txt2img(rgb, "SDV2"), "coffee.png")
+    write_still("sdxl-astronaut", sdxl_generative_models, "astronaut.png")
+    write_still("sdxl-diffusers-motorcycle", sdxl_diffusers, "motorcycle_left.png")
+    write_still("flux-rocket", flux, "rocket.jpg")
     n = svd_clip("svd-bbb")
     print("svd-bbb.mp4: %d frames" % n)
     got = package_decode(os.path.join(OUT, "sd1-chelsea.png"), "bytes", 136)

@@ -228,6 +228,12 @@ impl ChromaMap {
 
 /// The soft vote of one block: `−sin(2π·r/36)` of the residue `r` of its largest LL
 /// magnitude (positions 1..16, first on ties, as numpy's `argmax`).
+///
+/// Below one step (only in the float conventions, whose neutral chroma is 0) the
+/// magnitude itself is the mark: 9 or 27 from nearly nothing. Compression pulls such a
+/// lone peak back towards its flat surroundings, to 27·α and 9·α with α well below 1
+/// (≈ 0.3 at JPEG quality 90), where the periodic vote would read both as 0; there the vote
+/// is linear in the magnitude, `|v|/18 − 1`, which keeps a 1 above a 0 whatever α.
 fn block_vote(ll: &[f32; 16]) -> f32 {
     let mut best = ll[1].abs();
     for v in &ll[2..] {
@@ -235,6 +241,9 @@ fn block_vote(ll: &[f32; 16]) -> f32 {
         if a > best {
             best = a;
         }
+    }
+    if best < STEP {
+        return best / (STEP / 2.0) - 1.0;
     }
     let r = best % STEP;
     -(std::f32::consts::TAU * r / STEP).sin()
@@ -507,9 +516,8 @@ fn block_ll_yuv(
             let v = f32::from(cr[row + j]) - 128.0;
             for c in CONVENTIONS {
                 let neutral = c.neutral();
-                for m in 0..MATRICES {
-                    let (a, b) = map.coef[c.index()][m];
-                    ll[c.index()][m][i * BLOCK + j] = 2.0 * (neutral + a * u + b * v);
+                for (block, &(a, b)) in ll[c.index()].iter_mut().zip(&map.coef[c.index()]) {
+                    block[i * BLOCK + j] = 2.0 * (neutral + a * u + b * v);
                 }
             }
         }
@@ -544,10 +552,10 @@ fn block_ll_rgb(rgb: &[u8], w: usize, bx: usize, by: usize, ll: &mut [[[f32; 16]
                     sums[2] += 0.492 * (rf - ys) + 0.5;
                 }
             }
-            for c in 0..3 {
-                for m in 0..MATRICES {
+            for (conv, sum) in ll.iter_mut().zip(sums) {
+                for block in conv.iter_mut() {
                     // Haar LL: (a + b + c + d) / 2.
-                    ll[c][m][i * BLOCK + j] = sums[c] / 2.0;
+                    block[i * BLOCK + j] = sum / 2.0;
                 }
             }
         }

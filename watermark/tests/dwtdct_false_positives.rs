@@ -82,7 +82,8 @@ fn to_yuv420(f: &VideoFrame) -> VideoFrame {
     for y in 0..h {
         for x in 0..w {
             let (r, g, b) = px(x, y);
-            yp[y * w + x] = (16.0 + 219.0 / 255.0 * (0.299 * r + 0.587 * g + 0.114 * b)).round() as u8;
+            yp[y * w + x] =
+                (16.0 + 219.0 / 255.0 * (0.299 * r + 0.587 * g + 0.114 * b)).round() as u8;
         }
     }
     let (mut u, mut v) = (vec![0u8; cw * ch], vec![0u8; cw * ch]);
