@@ -106,4 +106,37 @@ mod tests {
         // A flat frame matches nothing.
         assert!(detected(&still.finish()).is_empty());
     }
+
+    fn scanned(rel: &str) -> crate::scan::ScanCoverage {
+        hallmark_media::init();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(rel);
+        let mut decoder = hallmark_media::Decoder::open(&path, PixelLayout::Yuv420p)
+            .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let key = hallmark_watermark::WatermarkKey::generate(1).expect("a key");
+        let mut video = hallmark_watermark::VideoDetector::new(&[key]);
+        crate::scan::scan(&mut decoder, &mut video, None, |_| {})
+    }
+
+    #[test]
+    fn the_scan_reports_third_party_marks() {
+        // A generated clip: the scan's sample of its frames (4 a second of 7).
+        let clip = scanned("testdata/third-party/svd-bbb.mp4");
+        let found = detected(&clip.third_party);
+        assert_eq!(found.len(), 1, "{:#?}", clip.third_party);
+        assert_eq!(found[0].generator, "SDXL / Stable Video Diffusion");
+        assert_eq!(found[0].message, "0xB3EC907BB19E");
+        assert_eq!(found[0].frames, 8);
+        // A still, decoded to 4:2:0 as the scan does it.
+        let still = scanned("testdata/third-party/sd1-chelsea.png");
+        let found = detected(&still.third_party);
+        assert_eq!(found.len(), 1, "{:#?}", still.third_party);
+        assert_eq!(found[0].generator, "Stable Diffusion 1.x");
+        assert_eq!(found[0].frames, 1);
+        // The unmarked original: every generator scored, none found.
+        let original = scanned("../shared/media/images/chelsea.png");
+        assert_eq!(original.third_party.len(), 4);
+        assert!(detected(&original.third_party).is_empty());
+    }
 }
