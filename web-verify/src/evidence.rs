@@ -55,6 +55,15 @@ fn summarise(report: &mut Map<String, Value>) {
             }
         }
     }
+    // Each signal's p-value (hallmark's marks, other generators' marks) to its order of
+    // magnitude, as the marks' own.
+    if let Some(Value::Array(signals)) = report.get_mut("signals") {
+        for signal in signals.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(p) = signal.get("p_value").and_then(Value::as_f64) {
+                signal.insert("p_value".into(), Value::from(round_up_to_power_of_ten(p)));
+            }
+        }
+    }
     // The fingerprints of the keys this server holds are no one else's business.
     if let Some(Value::Object(audit)) = report.get_mut("audit") {
         audit.remove("watermark_keys");
@@ -266,6 +275,15 @@ mod tests {
                 "clip_id": "0123456789abcdef"
             },
             "coverage": {"picture_seconds_analysed": 2.0},
+            "signals": [
+                {"kind": "hallmark-watermark", "says": "ai-generated", "strength": "statistical",
+                 "p_value": 3.3e-21, "found_in": "picture"},
+                {"kind": "third-party-watermark", "says": "ai-generated",
+                 "strength": "statistical", "p_value": 4.2e-9, "found_in": "picture"},
+                {"kind": "metadata", "says": "ai-generated",
+                 "strength": "unauthenticated-claim", "p_value": null,
+                 "found_in": "EXIF Software"}
+            ],
             "audit": {"file_sha256": "ab", "watermark_keys": ["cd"]},
             "recovered_manifest": {"status": "recovered", "similarity": {"video": 0.93456, "audio": null}}
         });
@@ -291,6 +309,15 @@ mod tests {
             assert!(video.get(gone).is_none(), "{gone}");
         }
         assert!(public["audit"].get("watermark_keys").is_none());
+        assert_eq!(full["signals"][1]["p_value"], 4.2e-9);
+        let p: Vec<&Value> = public["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| &s["p_value"])
+            .collect();
+        assert_eq!(p, [&json!(1e-20), &json!(1e-8), &Value::Null]);
+        assert_eq!(public["signals"][2]["found_in"], "EXIF Software");
         assert_eq!(public["audit"]["file_sha256"], "ab");
         assert_eq!(public["coverage"]["picture_seconds_analysed"], 2.0);
         assert_eq!(
