@@ -42,7 +42,7 @@ impl Sampler {
     pub fn offer(&mut self, frame: &VideoFrame) {
         let t = frame.pts_s;
         if !t.is_finite() {
-            if self.untimed % EVERY_NTH_UNTIMED == 0 {
+            if self.untimed.is_multiple_of(EVERY_NTH_UNTIMED) {
                 self.detector.add_frame(frame);
             }
             self.untimed += 1;
