@@ -29,25 +29,27 @@ postgres_cluster_start() {
   POSTGRES_BIN=$(postgres_bin_dir) || return 1
   POSTGRES_AS=
   POSTGRES_CLUSTER_DIR=$(mktemp -d /tmp/hallmark-pg.XXXXXX)
-  # Readable by all: sandboxed `serve` workers (another uid) reach the socket in it.
+  # The socket has a directory of its own (traversable by all: sandboxed `serve` workers run
+  # as another user), apart from the data directory.
   chmod 755 "$POSTGRES_CLUSTER_DIR"
+  mkdir -m 755 "$POSTGRES_CLUSTER_DIR/socket"
   if [ "$(id -u)" = 0 ]; then
-    chown nobody "$POSTGRES_CLUSTER_DIR"
+    chown nobody "$POSTGRES_CLUSTER_DIR" "$POSTGRES_CLUSTER_DIR/socket"
     POSTGRES_AS="setpriv --reuid=nobody --regid=nogroup --clear-groups --"
   fi
   trap postgres_cluster_stop EXIT
   $POSTGRES_AS "$POSTGRES_BIN/initdb" -D "$POSTGRES_CLUSTER_DIR/data" -U hallmark --auth=trust \
     -E UTF8 --no-sync >"$POSTGRES_CLUSTER_DIR/initdb.log" 2>&1 \
     || { cat "$POSTGRES_CLUSTER_DIR/initdb.log" >&2; return 1; }
-  local options="-c listen_addresses='' -k $POSTGRES_CLUSTER_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  local options="-c listen_addresses='' -k $POSTGRES_CLUSTER_DIR/socket -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   local extra
   for extra in "$@"; do options="$options -c $extra"; done
   $POSTGRES_AS "$POSTGRES_BIN/pg_ctl" -D "$POSTGRES_CLUSTER_DIR/data" -o "$options" \
     -l "$POSTGRES_CLUSTER_DIR/server.log" -w -t 60 start >/dev/null \
     || { cat "$POSTGRES_CLUSTER_DIR/server.log" >&2; return 1; }
-  "$POSTGRES_BIN/createdb" -h "$POSTGRES_CLUSTER_DIR" -U hallmark hallmark
+  "$POSTGRES_BIN/createdb" -h "$POSTGRES_CLUSTER_DIR/socket" -U hallmark hallmark
   local host
-  host=$(printf '%s' "$POSTGRES_CLUSTER_DIR" | sed 's|/|%2F|g')
+  host=$(printf '%s' "$POSTGRES_CLUSTER_DIR/socket" | sed 's|/|%2F|g')
   export HALLMARK_TEST_POSTGRES="postgresql://hallmark@$host/hallmark"
   echo "postgres-cluster: PostgreSQL running for this run at $HALLMARK_TEST_POSTGRES" >&2
 }

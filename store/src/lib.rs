@@ -32,6 +32,15 @@ pub const STORE_FILE: &str = "manifests.sqlite";
 /// The schema version this build writes (see `MIGRATIONS`).
 pub const SCHEMA_VERSION: i64 = 2;
 
+/// What a content search ([`ManifestStore::find_by_content`]) calls the same content: stricter
+/// than [`VIDEO_MATCH`] / [`AUDIO_MATCH`], which judge the one clip a watermark names. A search
+/// has no mark to narrow it and meets a million candidates: at 1,000,000 stored clips
+/// (scripts/bench-store) two synthetic 2 s clips scored 0.76 and 0.75 against a copy of Big
+/// Buck Bunny, while the watermark benchmark's 25 attacks keep the picture ≥ 0.987 and the
+/// sound ≥ 0.879 (README of this crate).
+pub const SEARCH_VIDEO_MATCH: f64 = 0.95;
+pub const SEARCH_AUDIO_MATCH: f64 = 0.85;
+
 /// Candidates of a content search that get the full comparison, at most.
 const CONTENT_CANDIDATES: i64 = 24;
 
@@ -113,9 +122,10 @@ pub fn display_location(location: &Path) -> String {
     }
 }
 
-/// The directories of the unix sockets a PostgreSQL URL connects through (empty for a file
-/// store, or a URL of TCP hosts only): what a sandbox without network must show its worker.
-pub fn socket_dirs(location: &Path) -> Vec<PathBuf> {
+/// The unix socket files a PostgreSQL URL connects through (`DIR/.s.PGSQL.PORT`; none for a
+/// file store, or a URL of TCP hosts only): what a sandbox without network must show its
+/// worker — the socket alone, not its directory (which may hold more).
+pub fn socket_paths(location: &Path) -> Vec<PathBuf> {
     if !is_url(location) {
         return Vec::new();
     }
@@ -125,11 +135,17 @@ pub fn socket_dirs(location: &Path) -> Vec<PathBuf> {
     else {
         return Vec::new();
     };
+    let ports = config.get_ports();
     config
         .get_hosts()
         .iter()
-        .filter_map(|host| match host {
-            postgres::config::Host::Unix(dir) => Some(dir.clone()),
+        .enumerate()
+        .filter_map(|(i, host)| match host {
+            postgres::config::Host::Unix(dir) => {
+                // One port for all hosts, or one per host; 5432 when none is given.
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                Some(dir.join(format!(".s.PGSQL.{port}")))
+            }
             _ => None,
         })
         .collect()
@@ -657,7 +673,8 @@ impl ManifestStore {
     /// Found without comparing `upload` with every stored fingerprint: the clips sharing
     /// the most content keys with it ([`Fingerprint::probe_keys`]; an index lookup) are the
     /// candidates, and only they get the full comparison; a candidate counts when the
-    /// comparison says `Same`. A stored clip without picture (sound only) has no keys and
+    /// comparison says `Same` and every compared medium reaches [`SEARCH_VIDEO_MATCH`] /
+    /// [`SEARCH_AUDIO_MATCH`]. A stored clip without picture (sound only) has no keys and
     /// is not found this way.
     pub fn find_by_content(
         &self,
@@ -705,7 +722,11 @@ impl ManifestStore {
             let print =
                 Fingerprint::from_bytes(&bytes).ok_or_else(|| self.corrupt(&manifest_id))?;
             let similarity = print.compare(upload);
-            if similarity.decision() != ContentMatch::Same {
+            let strong = |score: Option<f64>, min: f64| score.is_none_or(|s| s >= min);
+            if similarity.decision() != ContentMatch::Same
+                || !strong(similarity.video, SEARCH_VIDEO_MATCH)
+                || !strong(similarity.audio, SEARCH_AUDIO_MATCH)
+            {
                 continue;
             }
             let score = [similarity.video, similarity.audio]
@@ -768,6 +789,20 @@ fn insert_keys_postgres(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_paths_name_the_socket_files_of_a_url() {
+        assert_eq!(
+            socket_paths(Path::new("postgresql://u@%2Frun%2Fpostgresql/db")),
+            [PathBuf::from("/run/postgresql/.s.PGSQL.5432")]
+        );
+        assert_eq!(
+            socket_paths(Path::new("postgres:///db?host=/tmp/s&port=6000")),
+            [PathBuf::from("/tmp/s/.s.PGSQL.6000")]
+        );
+        assert!(socket_paths(Path::new("postgres://u@db.example/db")).is_empty());
+        assert!(socket_paths(Path::new("/srv/manifests.sqlite")).is_empty());
+    }
 
     #[test]
     fn a_file_that_is_not_a_store_is_named_in_the_error() {
