@@ -582,27 +582,26 @@ fn block_ll_rgb(rgb: &[u8], w: usize, bx: usize, by: usize, ll: &mut [[[f32; 16]
 
 /// The rank sum of the message's ones among the bit sums (ranks 0-based; ties ranked
 /// with the ones below the zeros, against the mark), and how many bits read right when the
-/// message's count of ones is read from the highest sums.
+/// message's count of ones is read from the highest sums (ties by position).
 fn rank_sum(sums: &[f64], message: &[bool]) -> (usize, usize) {
-    let mut order: Vec<usize> = (0..sums.len()).collect();
+    let n = message.len();
+    let k = message.iter().filter(|&&b| b).count();
+    let mut order: Vec<usize> = (0..n).collect();
+    // Stable: among equal sums, by position (neutral, for the bits read).
+    order.sort_by(|&a, &b| sums[a].total_cmp(&sums[b]));
+    let ones_on_top = order[n - k..].iter().filter(|&&i| message[i]).count();
+    // Among equal sums, ones first: the lower ranks (for the test).
     order.sort_by(|&a, &b| {
         sums[a]
             .total_cmp(&sums[b])
-            // Among equal sums, ones first: the lower ranks.
             .then_with(|| message[b].cmp(&message[a]))
     });
-    let n = message.len();
-    let k = message.iter().filter(|&&b| b).count();
-    let mut w = 0;
-    let mut ones_on_top = 0;
-    for (rank, &i) in order.iter().enumerate() {
-        if message[i] {
-            w += rank;
-            if rank >= n - k {
-                ones_on_top += 1;
-            }
-        }
-    }
+    let w = order
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| message[i])
+        .map(|(rank, _)| rank)
+        .sum();
     // Top k read as ones: each one missing there is a one read as 0 and a 0 read as one.
     (w, n - 2 * (k - ones_on_top))
 }
@@ -683,7 +682,7 @@ mod tests {
         // All equal: the ones take the lowest ranks.
         let (w, matching) = rank_sum(&[0.0; 4], &message);
         assert_eq!(w, 1);
-        assert_eq!(matching, 0);
+        assert_eq!(matching, 2);
         let (w, matching) = rank_sum(&[1.0, -1.0, 2.0, 0.0], &message);
         assert_eq!(w, 5);
         assert_eq!(matching, 4);
