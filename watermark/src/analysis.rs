@@ -1,7 +1,6 @@
 //! The fixed analysis grid, the keyed tile, resampling and the texture mask.
 
 use crate::code::CODED_BITS;
-use crate::fft::{Fft, C};
 use crate::key::WatermarkKey;
 
 /// Rows of the analysis grid. Analysis pixels are square, so a frame of `w×h` maps to
@@ -20,20 +19,17 @@ pub const TILE: usize = 64;
 /// Chips of the tile that carry the sync (presence) pattern; the rest carry payload.
 pub const SYNC_CHIPS: usize = TILE * TILE / 4;
 
-/// The keyed tile of one key: signs, roles and the spectra the detector correlates with.
+/// The keyed tile of one key: signs and roles (the detector derives the spectra it
+/// correlates with, one per orientation).
 pub(crate) struct KeyPattern {
     /// ±1 per chip.
     pub sign: Vec<f32>,
     /// `None` = sync chip, `Some(k)` = carries coded bit k.
     pub role: Vec<Option<u16>>,
-    /// FFT of the sync pattern (sign on sync chips, 0 elsewhere).
-    pub sync_hat: Vec<C>,
-    /// FFT of the sync indicator.
-    pub mask_hat: Vec<C>,
 }
 
 impl KeyPattern {
-    pub(crate) fn new(key: &WatermarkKey, fft: &Fft) -> Self {
+    pub(crate) fn new(key: &WatermarkKey) -> Self {
         let n = TILE * TILE;
         let mut rng = key.rng(b"tile-signs");
         let sign: Vec<f32> = (0..n)
@@ -51,30 +47,7 @@ impl KeyPattern {
         for (rank, &chip) in perm.iter().enumerate().skip(SYNC_CHIPS) {
             role[chip] = Some(((rank - SYNC_CHIPS) % CODED_BITS) as u16);
         }
-        let mut sync_hat: Vec<C> = (0..n)
-            .map(|j| C {
-                re: if role[j].is_none() {
-                    sign[j] as f64
-                } else {
-                    0.0
-                },
-                im: 0.0,
-            })
-            .collect();
-        let mut mask_hat: Vec<C> = (0..n)
-            .map(|j| C {
-                re: if role[j].is_none() { 1.0 } else { 0.0 },
-                im: 0.0,
-            })
-            .collect();
-        fft.run2d(&mut sync_hat, false);
-        fft.run2d(&mut mask_hat, false);
-        KeyPattern {
-            sign,
-            role,
-            sync_hat,
-            mask_hat,
-        }
+        KeyPattern { sign, role }
     }
 
     /// The ±1 tile that the embedder adds, for these coded bits.

@@ -18,6 +18,12 @@ pub const INCONCLUSIVE_P: f64 = 0.01;
 /// grid) searched. 0.866 is a crop to 75 % of the area, 0.707 a crop to half the area.
 pub const SCALE_MIN: f64 = 0.65;
 pub const SCALE_MAX: f64 = 1.25;
+/// Scales of the wider search ([`VideoDetection::wide_search`]), run only when the plain one
+/// (upright, [`SCALE_MIN`]–[`SCALE_MAX`]) does not detect: 0.4 is a crop to 16 % of the
+/// area scaled back, 2.5 the clip at 40 % inside other footage (picture-in-picture) or a
+/// landscape clip letterboxed into a taller canvas.
+pub const WIDE_SCALE_MIN: f64 = 0.4;
+pub const WIDE_SCALE_MAX: f64 = 2.5;
 /// Most timeline bins a detector keeps (per analysis-grid size; memory: one analysis-grid
 /// image per bin, ≈ 117 kB at 16:9, so ≤ 60 MB). Bins are one second wide until a frame falls
 /// past the last of them; then neighbouring bins are merged in pairs (2 s, 4 s, …) as often
@@ -73,6 +79,150 @@ pub struct VideoDetection {
     /// Registration: scale and cyclic shift (dx, dy) of the best match.
     pub scale: Option<f64>,
     pub shift: Option<(usize, usize)>,
+    /// How the picture is flipped or turned relative to the sealed one (set with `key_id`).
+    pub orientation: Option<Orientation>,
+    /// Whether the answer came from the wider search (every [`Orientation`], scales
+    /// [`WIDE_SCALE_MIN`]–[`WIDE_SCALE_MAX`]), which runs only when the plain one does not
+    /// detect; `p_value` is then that search's bound (see README, "Wider geometry").
+    pub wide_search: bool,
+    /// Where in the frame the mark was found (set with `key_id`): the rectangle of the
+    /// analysis grid whose evidence is strongest, as fractions of the frame. The whole frame
+    /// for a marked clip; a part of it for a marked clip inside other footage.
+    pub region: Option<Region>,
+}
+
+/// A rectangle as fractions of the frame: `x`, `y` of its top-left corner, `w`, `h` its
+/// size (all in [0, 1]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+}
+
+/// The eight ways a picture can be mirrored or turned by quarter turns (the symmetries of
+/// the square tile), as done to the sealed picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orientation {
+    Upright,
+    MirroredHorizontally,
+    MirroredVertically,
+    Turned180,
+    /// Turned a quarter clockwise (ffmpeg `transpose=clock`).
+    TurnedClockwise,
+    /// Turned a quarter counter-clockwise (ffmpeg `transpose=cclock`).
+    TurnedCounterClockwise,
+    /// Rows and columns swapped (ffmpeg `transpose=cclock_flip`, its default).
+    Transposed,
+    /// Mirrored about the other diagonal (ffmpeg `transpose=clock_flip`).
+    AntiTransposed,
+}
+
+impl Orientation {
+    /// All eight; the first is the plain search's.
+    pub const ALL: [Orientation; 8] = [
+        Orientation::Upright,
+        Orientation::MirroredHorizontally,
+        Orientation::MirroredVertically,
+        Orientation::Turned180,
+        Orientation::TurnedClockwise,
+        Orientation::TurnedCounterClockwise,
+        Orientation::Transposed,
+        Orientation::AntiTransposed,
+    ];
+
+    /// The matrix `g` (rows) that maps an observed tile position, centred, to the sealed
+    /// picture's: the observed chip at `j` is the sealed tile's chip `g·j` (up to a shift).
+    fn matrix(self) -> [[i64; 2]; 2] {
+        match self {
+            Orientation::Upright => [[1, 0], [0, 1]],
+            Orientation::MirroredHorizontally => [[-1, 0], [0, 1]],
+            Orientation::MirroredVertically => [[1, 0], [0, -1]],
+            Orientation::Turned180 => [[-1, 0], [0, -1]],
+            Orientation::TurnedClockwise => [[0, 1], [-1, 0]],
+            Orientation::TurnedCounterClockwise => [[0, -1], [1, 0]],
+            Orientation::Transposed => [[0, 1], [1, 0]],
+            Orientation::AntiTransposed => [[0, -1], [-1, 0]],
+        }
+    }
+
+    /// Tile index (row-major) of the sealed chip that observed tile index `j` shows.
+    fn sealed_index(self, j: usize) -> usize {
+        let g = self.matrix();
+        let (x, y) = ((j % TILE) as i64, (j / TILE) as i64);
+        let t = TILE as i64;
+        let sx = (g[0][0] * x + g[0][1] * y).rem_euclid(t) as usize;
+        let sy = (g[1][0] * x + g[1][1] * y).rem_euclid(t) as usize;
+        sy * TILE + sx
+    }
+
+    /// Observed tile index (before the shift) of sealed chip `k`: the inverse of
+    /// [`Orientation::sealed_index`] (`g` is orthogonal, so its inverse is its transpose).
+    fn observed_index(self, k: usize) -> usize {
+        let g = self.matrix();
+        let (x, y) = ((k % TILE) as i64, (k / TILE) as i64);
+        let t = TILE as i64;
+        let ox = (g[0][0] * x + g[1][0] * y).rem_euclid(t) as usize;
+        let oy = (g[0][1] * x + g[1][1] * y).rem_euclid(t) as usize;
+        oy * TILE + ox
+    }
+}
+
+/// A key's sync pattern as seen in one orientation: `sync[j]` the sign the observed tile
+/// index `j` carries (0 off the sync chips) and the spectra [`best_shift`] correlates with.
+struct Variant {
+    orientation: Orientation,
+    sync: Vec<f32>,
+    /// The sync chips alone: (observed tile index, sign).
+    sync_chips: Vec<(usize, f32)>,
+    sync_hat: Vec<C>,
+    mask_hat: Vec<C>,
+}
+
+impl Variant {
+    fn new(key: &KeyPattern, orientation: Orientation, fft: &Fft) -> Self {
+        let n = TILE * TILE;
+        let sync: Vec<f32> = (0..n)
+            .map(|j| {
+                let k = orientation.sealed_index(j);
+                if key.role[k].is_none() {
+                    key.sign[k]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut sync_hat: Vec<C> = sync
+            .iter()
+            .map(|&v| C {
+                re: v as f64,
+                im: 0.0,
+            })
+            .collect();
+        let mut mask_hat: Vec<C> = sync
+            .iter()
+            .map(|&v| C {
+                re: if v != 0.0 { 1.0 } else { 0.0 },
+                im: 0.0,
+            })
+            .collect();
+        fft.run2d(&mut sync_hat, false);
+        fft.run2d(&mut mask_hat, false);
+        let sync_chips = sync
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v != 0.0)
+            .map(|(j, &v)| (j, v))
+            .collect();
+        Variant {
+            orientation,
+            sync,
+            sync_chips,
+            sync_hat,
+            mask_hat,
+        }
+    }
 }
 
 /// Running sums of one analysis-grid size.
@@ -164,6 +314,8 @@ pub(crate) fn add_into(a: &mut Vec<f32>, b: &[f32]) {
 /// Accumulates frames of one clip and tests them against a set of keys.
 pub struct VideoDetector {
     keys: Vec<(u8, KeyPattern)>,
+    /// Per key, its sync pattern in every [`Orientation`] (the first upright).
+    variants: Vec<Vec<Variant>>,
     fft: Fft,
     accs: Vec<Accum>,
     /// Analysis grid of the last frame size seen by [`VideoDetector::add_frame`].
@@ -200,6 +352,9 @@ pub fn frame_luma(frame: &VideoFrame) -> Option<Cow<'_, [u8]>> {
 /// Sub-chip phases (x, y) of the fold grid, in chips. Phase 0 is searched at every scale;
 /// the others refine the best scales (a crop can put chip borders mid-pixel).
 const PHASES: [(f64, f64); 4] = [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5)];
+/// The wider search's first pass takes every this-many-th scale of its grid (pass 2 the
+/// neighbours of the best).
+const WIDE_STRIDE: usize = 3;
 /// Scales (best by phase-0 score) whose neighbourhoods get the phase refinement.
 const REFINE_SCALES: usize = 6;
 
@@ -226,11 +381,60 @@ fn fold(img: &[f32], wa: usize, ha: usize, s: f64, phase: (f64, f64)) -> Vec<f64
     f
 }
 
+/// The chips (tile bins) that analysis pixel `i` of a side of `n` overlaps at scale `s`,
+/// each with its share of the pixel: the pixel spans `[c − s/2, c + s/2)` in tile units,
+/// `c = (i + ½ − n/2)·s + phase` (so at `s` = 1 and phase 0 it is exactly chip ⌊c⌋).
+fn area_taps(n: usize, i: usize, s: f64, phase: f64) -> impl Iterator<Item = (usize, f32)> {
+    let c = (i as f64 + 0.5 - n as f64 / 2.0) * s + phase;
+    let (lo, hi) = (c - s / 2.0, c + s / 2.0);
+    let t = TILE as i64;
+    (lo.floor() as i64..hi.ceil() as i64).filter_map(move |k| {
+        let overlap = (hi.min(k as f64 + 1.0) - lo.max(k as f64)).max(0.0);
+        (overlap > 1e-9).then(|| (k.rem_euclid(t) as usize, (overlap / s) as f32))
+    })
+}
+
+/// [`fold`] with every analysis pixel shared among the chips it overlaps, in proportion
+/// (the matched filter of the box downscale): where a pixel straddles two chips (chip
+/// borders mid-pixel, as in a mirrored frame whose width is not a whole number of analysis
+/// pixels) or holds several (scales above 1: a picture shown smaller), the plain fold
+/// credits one chip with a mixture. Used by the wider search.
+fn fold_area(img: &[f32], wa: usize, ha: usize, s: f64, phase: (f64, f64)) -> Vec<f64> {
+    let cols: Vec<Vec<(usize, f32)>> = (0..wa)
+        .map(|u| area_taps(wa, u, s, phase.0).collect())
+        .collect();
+    let mut f = vec![0f64; TILE * TILE];
+    let mut acc = [0f32; TILE];
+    for v in 0..ha {
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        for (&x, taps) in img[v * wa..(v + 1) * wa].iter().zip(&cols) {
+            for &(b, w) in taps {
+                acc[b] += w * x;
+            }
+        }
+        for (by, wy) in area_taps(ha, v, s, phase.1) {
+            for (r, a) in f[by * TILE..(by + 1) * TILE].iter_mut().zip(acc) {
+                *r += (wy * a) as f64;
+            }
+        }
+    }
+    f
+}
+
+/// The fold of a registration: plain, or shared by area ([`fold_area`]).
+fn fold_as(area: bool, img: &[f32], wa: usize, ha: usize, s: f64, phase: (f64, f64)) -> Vec<f64> {
+    if area {
+        fold_area(img, wa, ha, s, phase)
+    } else {
+        fold(img, wa, ha, s, phase)
+    }
+}
+
 /// z-scores of the sync correlation for every cyclic shift: (best z, best shift index).
 ///
 /// `z_hat` is the FFT of `F + i·F²` (the fold and its square packed into one complex
 /// transform); both correlations come back from one inverse transform as `c + i·e`.
-fn best_shift(fft: &Fft, z_hat: &[C], key: &KeyPattern, work: &mut Vec<C>) -> (f64, usize) {
+fn best_shift(fft: &Fft, z_hat: &[C], key: &Variant, work: &mut Vec<C>) -> (f64, usize) {
     let t = TILE;
     work.clear();
     for ky in 0..t {
@@ -271,17 +475,61 @@ fn best_shift(fft: &Fft, z_hat: &[C], key: &KeyPattern, work: &mut Vec<C>) -> (f
     best
 }
 
+/// Shifts whose correlation the wider search normalises exactly, per orientation.
+const WIDE_CANDIDATE_SHIFTS: usize = 3;
+
+/// The wider search's shift search, two orientations per inverse transform: `f_hat` is the
+/// fold's transform, so `conj(S_a)·F̂ + i·conj(S_b)·F̂` transforms back to `c_a + i·c_b` (both
+/// correlations are real). The energy under the sync chips is then summed directly at the
+/// [`WIDE_CANDIDATE_SHIFTS`] largest correlations of each, which gives their exact z (the
+/// shifts not normalised are still counted in the p-value: searching fewer keeps the
+/// bound). Returns the best (z, shift) of `a` and of `b`.
+fn best_shifts_two(
+    fft: &Fft,
+    f: &[f64],
+    f_hat: &[C],
+    a: &Variant,
+    b: Option<&Variant>,
+    work: &mut Vec<C>,
+) -> [(f64, usize); 2] {
+    work.clear();
+    for (k, &fk) in f_hat.iter().enumerate() {
+        let ca = a.sync_hat[k].conj_mul(fk);
+        let cb = b.map_or(C::default(), |b| b.sync_hat[k].conj_mul(fk));
+        work.push(C {
+            re: ca.re - cb.im,
+            im: ca.im + cb.re,
+        });
+    }
+    fft.run2d(work, true);
+    let best_of = |variant: &Variant, value: &dyn Fn(&C) -> f64| {
+        let mut top = [(f64::NEG_INFINITY, 0usize); WIDE_CANDIDATE_SHIFTS];
+        for (d, v) in work.iter().enumerate() {
+            let c = value(v);
+            if c > top[WIDE_CANDIDATE_SHIFTS - 1].0 {
+                top[WIDE_CANDIDATE_SHIFTS - 1] = (c, d);
+                top.sort_by(|x, y| y.0.total_cmp(&x.0));
+            }
+        }
+        top.iter()
+            .filter(|t| t.0.is_finite())
+            .map(|&(_, d)| (z_at(f, variant, d), d))
+            .fold((f64::NEG_INFINITY, 0), |m, x| if x.0 > m.0 { x } else { m })
+    };
+    let first = best_of(a, &|v: &C| v.re);
+    let second = b.map_or((f64::NEG_INFINITY, 0), |b| best_of(b, &|v: &C| v.im));
+    [first, second]
+}
+
 /// z of the sync correlation at one given shift (direct sum).
-fn z_at(f: &[f64], key: &KeyPattern, shift: usize) -> f64 {
+fn z_at(f: &[f64], key: &Variant, shift: usize) -> f64 {
     let (dy, dx) = (shift / TILE, shift % TILE);
     let (mut c, mut e) = (0.0, 0.0);
-    for j in 0..TILE * TILE {
-        if key.role[j].is_none() {
-            let (jy, jx) = (j / TILE, j % TILE);
-            let v = f[((jy + dy) % TILE) * TILE + (jx + dx) % TILE];
-            c += key.sign[j] as f64 * v;
-            e += v * v;
-        }
+    for &(j, sign) in &key.sync_chips {
+        let (jy, jx) = (j / TILE, j % TILE);
+        let v = f[((jy + dy) % TILE) * TILE + (jx + dx) % TILE];
+        c += sign as f64 * v;
+        e += v * v;
     }
     if e > 1e-9 {
         c / e.sqrt()
@@ -317,16 +565,50 @@ pub(crate) fn scale_grid(len: usize) -> Vec<f64> {
     v
 }
 
+/// The scales of the wider search for an analysis image whose longer side is `len`, from
+/// [`WIDE_SCALE_MIN`] to [`WIDE_SCALE_MAX`]: as fine as [`scale_grid`]'s below 1, and finer
+/// in proportion above (a fold at scale `s` spans `s·len` chips, so the same relative step
+/// drifts `s` times as far at the border). Every other one is searched first, the rest
+/// only beside the best (but all are counted).
+pub(crate) fn wide_scale_grid(len: usize) -> Vec<f64> {
+    let len = len.clamp(16, MAX_SEARCH_LEN) as f64;
+    let step = |s: f64| 1.0 + 1.0 / (len * s.max(1.0));
+    // Outwards from 1 (exactly on the grid: mirrored and turned copies are mostly unscaled).
+    let mut below = Vec::new();
+    let mut s = 1.0;
+    while s >= WIDE_SCALE_MIN {
+        below.push(s);
+        s /= step(s);
+    }
+    below.reverse();
+    let mut s = 1.0 * step(1.0);
+    while s <= WIDE_SCALE_MAX {
+        below.push(s);
+        s *= step(s);
+    }
+    below
+}
+
 impl VideoDetector {
     /// A detector for any of `keys`.
     pub fn new(keys: &[WatermarkKey]) -> Self {
         let fft = Fft::new(TILE);
-        let keys = keys
+        let keys: Vec<(u8, KeyPattern)> = keys
             .iter()
-            .map(|k| (k.key_id(), KeyPattern::new(k, &fft)))
+            .map(|k| (k.key_id(), KeyPattern::new(k)))
+            .collect();
+        let variants = keys
+            .iter()
+            .map(|(_, k)| {
+                Orientation::ALL
+                    .iter()
+                    .map(|&o| Variant::new(k, o, &fft))
+                    .collect()
+            })
             .collect();
         VideoDetector {
             keys,
+            variants,
             fft,
             accs: Vec::new(),
             grid: None,
@@ -436,45 +718,81 @@ impl VideoDetector {
     /// `P(z ≥ t) ≤ exp(−t²/2)` and it is ≈ N(0,1): the calibration check of the statistic.
     pub fn score_at(&self, key_index: usize, scale: f64, shift: (usize, usize)) -> Option<f64> {
         let acc = self.accs.iter().max_by_key(|a| a.frames)?;
-        let (_, key) = self.keys.get(key_index)?;
+        let key = &self.variants.get(key_index)?[0];
         let f = fold(&acc.sum, acc.wa, acc.ha, scale, (0.0, 0.0));
         Some(z_at(&f, key, (shift.1 % TILE) * TILE + shift.0 % TILE))
     }
 
     /// The registration search over one summed residual image: the best (z, key index,
-    /// scale index, shift, phase) over every key, scale on `scales`, phase and shift.
-    fn search(&self, img: &[f32], wa: usize, ha: usize, scales: &[f64]) -> Registration {
+    /// orientation, scale, shift, phase) over every key, the first `orientations` of
+    /// [`Orientation::ALL`], scale on `scales`, phase and shift. Pass 1 searches phase 0 at
+    /// every `stride`-th scale, pass 2 every phase at the best scales and their neighbours
+    /// on `scales`; the p-value counts the whole grid, so searching part of it keeps the
+    /// bound valid.
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        img: &[f32],
+        wa: usize,
+        ha: usize,
+        scales: &[f64],
+        stride: usize,
+        orientations: usize,
+        area: bool,
+    ) -> Registration {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
-        // Evaluates one (scale, phase): best (z, key index, shift).
+        // Evaluates one (scale, phase): best (z, key index, orientation index, shift). One
+        // fold and one forward transform serve every key and orientation.
         let evaluate = |si: usize, phase: (f64, f64), work: &mut Vec<C>| {
-            let f = fold(img, wa, ha, scales[si], phase);
-            let mut z_hat: Vec<C> = f.iter().map(|&v| C { re: v, im: v * v }).collect();
-            self.fft.run2d(&mut z_hat, false);
-            let mut best = (f64::NEG_INFINITY, 0usize, 0usize);
-            for (ki, (_, key)) in self.keys.iter().enumerate() {
-                let (z, d) = best_shift(&self.fft, &z_hat, key, work);
-                if z > best.0 {
-                    best = (z, ki, d);
+            let f = fold_as(area, img, wa, ha, scales[si], phase);
+            let mut best = (f64::NEG_INFINITY, 0usize, 0usize, 0usize);
+            if orientations == 1 {
+                let mut z_hat: Vec<C> = f.iter().map(|&v| C { re: v, im: v * v }).collect();
+                self.fft.run2d(&mut z_hat, false);
+                for (ki, variants) in self.variants.iter().enumerate() {
+                    let (z, d) = best_shift(&self.fft, &z_hat, &variants[0], work);
+                    if z > best.0 {
+                        best = (z, ki, 0, d);
+                    }
+                }
+            } else {
+                let mut f_hat: Vec<C> = f.iter().map(|&v| C { re: v, im: 0.0 }).collect();
+                self.fft.run2d(&mut f_hat, false);
+                for (ki, variants) in self.variants.iter().enumerate() {
+                    let variants = &variants[..orientations.min(variants.len())];
+                    for (pair, two) in variants.chunks(2).enumerate() {
+                        let found =
+                            best_shifts_two(&self.fft, &f, &f_hat, &two[0], two.get(1), work);
+                        for (i, (z, d)) in found.into_iter().enumerate() {
+                            if z > best.0 {
+                                best = (z, ki, 2 * pair + i, d);
+                            }
+                        }
+                    }
                 }
             }
             best
         };
-        // Pass 1: phase 0 at every scale. Pass 2: all phases around the best scales.
-        // The p-value below counts every (key, scale, phase, shift) of the full grid, so
-        // searching only part of it keeps the bound valid.
-        let mut per_scale = vec![(f64::NEG_INFINITY, 0usize, 0usize); scales.len()];
+        // Scale 1 (unscaled) is always among the first pass's.
+        let stride = stride.max(1);
+        let start = scales
+            .iter()
+            .position(|&x| x == 1.0)
+            .map_or(0, |i| i % stride);
+        let first: Vec<usize> = (start..scales.len()).step_by(stride).collect();
+        let mut per_scale = vec![(f64::NEG_INFINITY, 0usize, 0usize, 0usize); scales.len()];
         std::thread::scope(|sc| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
-                    let evaluate = &evaluate;
+                    let (evaluate, first) = (&evaluate, &first);
                     sc.spawn(move || {
                         let mut work = Vec::with_capacity(TILE * TILE);
-                        (t..scales.len())
+                        (t..first.len())
                             .step_by(threads)
-                            .map(|si| (si, evaluate(si, PHASES[0], &mut work)))
+                            .map(|i| (first[i], evaluate(first[i], PHASES[0], &mut work)))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -485,7 +803,7 @@ impl VideoDetector {
                 }
             }
         });
-        let mut order: Vec<usize> = (0..scales.len()).collect();
+        let mut order = first.clone();
         order.sort_by(|a, b| per_scale[*b].0.total_cmp(&per_scale[*a].0));
         let mut refine: Vec<usize> = order
             .iter()
@@ -495,14 +813,16 @@ impl VideoDetector {
         refine.sort_unstable();
         refine.dedup();
         let best0 = order[0];
-        // (z, key index, scale index, shift, phase)
-        let mut best = (
-            per_scale[best0].0,
-            per_scale[best0].1,
-            best0,
-            per_scale[best0].2,
-            PHASES[0],
-        );
+        let b0 = per_scale[best0];
+        let mut best = Registration {
+            z: b0.0,
+            key: b0.1,
+            orientation: b0.2,
+            scale: scales[best0],
+            shift: b0.3,
+            phase: PHASES[0],
+            area,
+        };
         let jobs: Vec<(usize, (f64, f64))> = refine
             .iter()
             .flat_map(|&si| PHASES.iter().map(move |&ph| (si, ph)))
@@ -521,21 +841,22 @@ impl VideoDetector {
                 })
                 .collect();
             for h in handles {
-                for ((si, ph), (z, ki, d)) in h.join().expect("search thread panicked") {
-                    if z > best.0 {
-                        best = (z, ki, si, d, ph);
+                for ((si, ph), (z, ki, oi, d)) in h.join().expect("search thread panicked") {
+                    if z > best.z {
+                        best = Registration {
+                            z,
+                            key: ki,
+                            orientation: oi,
+                            scale: scales[si],
+                            shift: d,
+                            phase: ph,
+                            area,
+                        };
                     }
                 }
             }
         });
-        let (z, key, scale, shift, phase) = best;
-        Registration {
-            z,
-            key,
-            scale,
-            shift,
-            phase,
-        }
+        best
     }
 
     /// Runs the registration search and the tests on everything added so far.
@@ -555,6 +876,9 @@ impl VideoDetector {
             key_index: None,
             scale: None,
             shift: None,
+            orientation: None,
+            wide_search: false,
+            region: None,
         };
         let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
             return empty;
@@ -583,35 +907,70 @@ impl VideoDetector {
                 .collect()
         };
         let family = (1 + segments.len()) as f64;
+        // The wider search (every orientation, scales 0.4–2.5) runs only when the plain one
+        // does not detect. The test spends half its error budget on each (a weighted
+        // Bonferroni bound over both families: p = min(2·p_plain, 2·p_wide) is valid for the
+        // procedure whichever stage answers); the key-frame pass searches upright only, and
+        // keeps the plain bound.
+        let wide = !self.whole_clip_only;
+        let weight = if wide { 2.0 } else { 1.0 };
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
-        let p_of = |z: f64| search_p(hypotheses, z);
-        let whole = self.search(&acc.sum, wa, ha, &scales);
+        let p_of = |z: f64| search_p(weight * family * hypotheses, z);
+        let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false);
         let mut best = (whole, Cow::Borrowed(&acc.sum[..]));
-        if family * p_of(best.0.z) > DETECT_P {
+        if p_of(best.0.z) > DETECT_P {
             for &(from, to) in &segments {
                 let mut sum = vec![0.0f32; wa * ha];
                 for (img, _) in acc.bins.range(from, to) {
                     add_into(&mut sum, img);
                 }
-                let found = self.search(&sum, wa, ha, &scales);
+                let found = self.search(&sum, wa, ha, &scales, 1, 1, false);
                 if found.z > best.0.z {
                     best = (found, Cow::Owned(sum));
                 }
+            }
+        }
+        let mut p_value = p_of(best.0.z);
+        let mut wide_search = false;
+        if wide && p_value > DETECT_P {
+            let scales = wide_scale_grid(wa.max(ha));
+            let hypotheses = (self.keys.len()
+                * Orientation::ALL.len()
+                * scales.len()
+                * PHASES.len()
+                * TILE
+                * TILE) as f64;
+            let found = self.search(
+                &acc.sum,
+                wa,
+                ha,
+                &scales,
+                WIDE_STRIDE,
+                Orientation::ALL.len(),
+                true,
+            );
+            let p = search_p(weight * hypotheses, found.z);
+            if p < p_value {
+                p_value = p;
+                wide_search = true;
+                best = (found, Cow::Borrowed(&acc.sum[..]));
             }
         }
         let (
             Registration {
                 z,
                 key: ki,
-                scale: si,
+                orientation: oi,
+                scale: s,
                 shift: d,
                 phase,
+                area,
             },
             summed,
         ) = best;
-        let p_value = (family * p_of(z)).min(1.0);
+        let p_value = p_value.min(1.0);
         let (key_id, key) = (&self.keys[ki].0, &self.keys[ki].1);
-        let s = scales[si];
+        let variant = &self.variants[ki][oi];
 
         let mut out = VideoDetection {
             detected: p_value <= DETECT_P,
@@ -621,6 +980,7 @@ impl VideoDetector {
             frames_analysed: self.frames,
             timeline_bin_s: acc.bins.width_s(),
             family_size: 1 + segments.len(),
+            wide_search,
             ..empty
         };
         if p_value < INCONCLUSIVE_P {
@@ -628,20 +988,142 @@ impl VideoDetector {
             out.key_index = Some(ki);
             out.scale = Some(s);
             out.shift = Some((d % TILE, d / TILE));
-            let f = fold(&summed, wa, ha, s, phase);
-            let (payload, ber) = decode_payload(&f, key, *key_id, d);
+            out.orientation = Some(variant.orientation);
+            let f = fold_as(area, &summed, wa, ha, s, phase);
+            let (payload, ber) = decode_payload(&f, key, *key_id, variant.orientation, d);
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
+            let tile = payload.map(|p| key.embed_tile(&code::encode(&code::info_bits(&p))));
+            out.region = Some(locate(
+                &summed,
+                wa,
+                ha,
+                s,
+                phase,
+                variant,
+                d,
+                tile.as_deref(),
+            ));
         }
         out.timeline = (0..acc.bins.len())
             .map(|i| {
                 acc.bins.get(i).map(|(img, _)| {
-                    let f = fold(img, wa, ha, s, phase);
-                    single_p(z_at(&f, key, d))
+                    let f = fold_as(area, img, wa, ha, s, phase);
+                    single_p(z_at(&f, variant, d))
                 })
             })
             .collect();
         out
+    }
+}
+
+/// Side (analysis pixels) of the blocks [`locate`] builds its rectangles from: an eighth
+/// of the grid's height.
+const REGION_BLOCK: usize = ANALYSIS_ROWS / 8;
+/// The best rectangle is reported as the mark's region only if the rest of the frame's z
+/// stays below this (no mark outside it); else the whole frame.
+const REGION_OUTSIDE_Z: f64 = 3.0;
+
+/// Where the mark is, at a registration: per analysis pixel the correlation of the summed
+/// residual with the chip the registration puts there (the whole embedded tile when the
+/// payload decoded, else the sync chips), summed over blocks; the block-aligned rectangle
+/// with the largest normalised correlation `Σ c / √Σ e` is where the mark is. Taking in
+/// unmarked blocks adds energy without correlation, leaving out marked ones loses
+/// correlation, so it fits the marked area (picture-in-picture, a split screen).
+#[allow(clippy::too_many_arguments)]
+fn locate(
+    img: &[f32],
+    wa: usize,
+    ha: usize,
+    s: f64,
+    phase: (f64, f64),
+    variant: &Variant,
+    shift: usize,
+    tile: Option<&[f32]>,
+) -> Region {
+    let t = TILE as i64;
+    let bin = |n: usize, i: usize, ph: f64| -> i64 {
+        ((i as f64 + 0.5 - n as f64 / 2.0) * s + ph).floor() as i64
+    };
+    let (dx, dy) = ((shift % TILE) as i64, (shift / TILE) as i64);
+    let (nbx, nby) = (wa.div_ceil(REGION_BLOCK), ha.div_ceil(REGION_BLOCK));
+    let mut corr = vec![0f64; nbx * nby];
+    let mut energy = vec![0f64; nbx * nby];
+    let bx: Vec<i64> = (0..wa).map(|u| bin(wa, u, phase.0) - dx).collect();
+    for v in 0..ha {
+        let by = (bin(ha, v, phase.1) - dy).rem_euclid(t) as usize;
+        let row = (v / REGION_BLOCK) * nbx;
+        for (u, (&x, &b)) in img[v * wa..(v + 1) * wa].iter().zip(&bx).enumerate() {
+            let j = by * TILE + b.rem_euclid(t) as usize;
+            let expected = match tile {
+                Some(tile) => tile[variant.orientation.sealed_index(j)],
+                None => variant.sync[j],
+            };
+            if expected != 0.0 {
+                let cell = row + u / REGION_BLOCK;
+                corr[cell] += (x * expected) as f64;
+                energy[cell] += (x * x) as f64;
+            }
+        }
+    }
+    // Prefix sums over blocks, then every block-aligned rectangle.
+    let prefix = |a: &[f64]| {
+        let mut p = vec![0f64; (nbx + 1) * (nby + 1)];
+        for y in 0..nby {
+            for x in 0..nbx {
+                p[(y + 1) * (nbx + 1) + x + 1] =
+                    a[y * nbx + x] + p[y * (nbx + 1) + x + 1] + p[(y + 1) * (nbx + 1) + x]
+                        - p[y * (nbx + 1) + x];
+            }
+        }
+        p
+    };
+    let (pc, pe) = (prefix(&corr), prefix(&energy));
+    let rect = |p: &[f64], x0: usize, y0: usize, x1: usize, y1: usize| {
+        p[y1 * (nbx + 1) + x1] - p[y0 * (nbx + 1) + x1] - p[y1 * (nbx + 1) + x0]
+            + p[y0 * (nbx + 1) + x0]
+    };
+    let mut best = (f64::NEG_INFINITY, (0, 0, nbx, nby));
+    for y0 in 0..nby {
+        for y1 in y0 + 1..=nby {
+            for x0 in 0..nbx {
+                for x1 in x0 + 1..=nbx {
+                    let e = rect(&pe, x0, y0, x1, y1);
+                    if e > 1e-9 {
+                        let z = rect(&pc, x0, y0, x1, y1) / e.sqrt();
+                        if z > best.0 {
+                            best = (z, (x0, y0, x1, y1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Texture spreads the evidence unevenly over a wholly marked frame (the mask puts the
+    // mark where the picture is busy), so the best part alone is not where the mark is:
+    // it is reported only when the rest of the frame shows no mark of its own.
+    let (x0, y0, x1, y1) = best.1;
+    let (c_out, e_out) = (
+        rect(&pc, 0, 0, nbx, nby) - rect(&pc, x0, y0, x1, y1),
+        rect(&pe, 0, 0, nbx, nby) - rect(&pe, x0, y0, x1, y1),
+    );
+    let outside_z = if e_out > 1e-9 {
+        c_out / e_out.sqrt()
+    } else {
+        0.0
+    };
+    let (x0, y0, x1, y1) = if outside_z >= REGION_OUTSIDE_Z {
+        (0, 0, nbx, nby)
+    } else {
+        best.1
+    };
+    let (px0, py0) = (x0 * REGION_BLOCK, y0 * REGION_BLOCK);
+    let (px1, py1) = ((x1 * REGION_BLOCK).min(wa), (y1 * REGION_BLOCK).min(ha));
+    Region {
+        x: px0 as f64 / wa as f64,
+        y: py0 as f64 / ha as f64,
+        w: (px1 - px0) as f64 / wa as f64,
+        h: (py1 - py0) as f64 / ha as f64,
     }
 }
 
@@ -659,9 +1141,13 @@ pub(crate) fn search_p(hypotheses: f64, z: f64) -> f64 {
 struct Registration {
     z: f64,
     key: usize,
-    scale: usize,
+    /// Index into [`Orientation::ALL`].
+    orientation: usize,
+    scale: f64,
     shift: usize,
     phase: (f64, f64),
+    /// Folded by area ([`fold_area`]) rather than plainly.
+    area: bool,
 }
 
 /// Clips whose timeline bins span at least this many seconds are also searched in segments
@@ -719,12 +1205,19 @@ pub fn segment_windows(bins: usize, bin_s: f64) -> Vec<(usize, usize)> {
 /// before, shrank the most reliable bits: a 3 s crop + CRF 30 + darker copy decoded at
 /// coded BER 0.138 this way and not at 0.149 that way). Returns the payload (if the CRC
 /// checks, list-decoded: `code::decode`) and the raw coded-bit error estimate.
-fn decode_payload(f: &[f64], key: &KeyPattern, key_id: u8, shift: usize) -> (Option<Payload>, f64) {
+fn decode_payload(
+    f: &[f64],
+    key: &KeyPattern,
+    key_id: u8,
+    orientation: Orientation,
+    shift: usize,
+) -> (Option<Payload>, f64) {
     let (dy, dx) = (shift / TILE, shift % TILE);
     let mut soft = vec![0f64; code::CODED_BITS];
     for j in 0..TILE * TILE {
         if let Some(k) = key.role[j] {
-            let (jy, jx) = (j / TILE, j % TILE);
+            let o = orientation.observed_index(j);
+            let (jy, jx) = (o / TILE, o % TILE);
             let v = f[((jy + dy) % TILE) * TILE + (jx + dx) % TILE];
             soft[k as usize] += key.sign[j] as f64 * v;
         }

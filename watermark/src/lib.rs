@@ -35,8 +35,8 @@ pub use audio::{
     AUDIO_SNR_DB, AUDIO_STEP, AUDIO_TILE_SAMPLES, DEFAULT_AUDIO_STRENGTH,
 };
 pub use detect::{
-    frame_luma, VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_BINS,
-    MAX_TIMELINE_SECONDS, SCALE_MAX, SCALE_MIN,
+    frame_luma, Orientation, Region, VideoDetection, VideoDetector, DETECT_P, INCONCLUSIVE_P,
+    MAX_TIMELINE_BINS, MAX_TIMELINE_SECONDS, SCALE_MAX, SCALE_MIN, WIDE_SCALE_MAX, WIDE_SCALE_MIN,
 };
 pub use dwtdct::{ThirdPartyDetector, ThirdPartyMark, THIRD_PARTY_DETECT_P, THIRD_PARTY_TESTS};
 pub use key::{Payload, WatermarkError, WatermarkKey};
@@ -76,8 +76,7 @@ impl VideoEmbedder {
     /// [`DEFAULT_STRENGTH`]. The payload's `key_id` is what gets embedded; pass
     /// `key.key_id()` unless you know better.
     pub fn new(key: &WatermarkKey, payload: Payload, strength: f32) -> Self {
-        let fft = fft::Fft::new(TILE);
-        let pattern = KeyPattern::new(key, &fft);
+        let pattern = KeyPattern::new(key);
         let coded = code::encode(&code::info_bits(&payload));
         let strength = if strength.is_finite() && strength > 0.0 {
             strength

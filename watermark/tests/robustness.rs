@@ -267,9 +267,11 @@ fn the_whole_clip_alone_is_one_test_instead_of_the_family() {
     // is not counted twice). p ≈ 1e-88 here, far from underflow.
     assert_eq!(whole.family_size, 1);
     assert_eq!(family.family_size, 9);
+    // The full search also keeps half its error budget for the wider geometry search (run
+    // only when the plain one does not detect), so its bound is twice the family's.
     let tests = family.p_value / whole.p_value;
     assert!(
-        (tests - 9.0).abs() < 1e-9,
+        (tests - 18.0).abs() < 1e-9,
         "the family counts the segments, the whole clip alone one test: {tests}"
     );
     assert_eq!(whole.timeline, family.timeline);
