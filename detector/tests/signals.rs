@@ -426,3 +426,50 @@ fn undecodable_recognised_stills_have_no_provenance() {
     std::fs::write(&noise, bytes).unwrap();
     assert_eq!(verify(&noise).verdict, Verdict::Error);
 }
+/// Another generator's default mark (helper dwtdct's fixtures: Stable Diffusion 1.x's
+/// dwtDct mark on a real photo, and the same photo unmarked): a statistical signal that
+/// counts as AI, while the verdict stays no-provenance.
+#[test]
+fn third_party_marks_are_signals_and_admit_ai() {
+    let verifier = Verifier::new(&[]).unwrap().with_watermark_keys(vec![
+        hallmark_watermark::WatermarkKey::from_secret([7; 32], 1),
+    ]);
+    let marked =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/third-party/sd1-chelsea.png");
+    let r = verifier.verify(&Target::file(&marked));
+    assert_eq!(r.verdict, Verdict::NoProvenance, "{}", r.summary);
+    assert_eq!(r.ai_generated, Some(true), "{:#?}", r.signals);
+    let s = &r.signals[0];
+    assert_eq!(
+        (s.kind, s.strength, s.says),
+        (
+            SignalKind::ThirdPartyWatermark,
+            Strength::Statistical,
+            Says::AiGenerated
+        )
+    );
+    assert!(s.p_value.unwrap() <= 1e-6, "{s:?}");
+    assert!(
+        s.names.as_deref().unwrap().contains("Stable Diffusion"),
+        "{s:?}"
+    );
+    assert!(r
+        .ai_evidence
+        .iter()
+        .any(|c| c.source == AiSource::ThirdPartyMark && c.counts));
+    assert!(
+        r.summary.contains("default invisible watermark"),
+        "{}",
+        r.summary
+    );
+    // The photo it was made from carries none (only its camera's make and model, in XMP).
+    let r = verifier.verify(&Target::file(shared("images/chelsea.png")));
+    let kinds: Vec<(SignalKind, Says)> = r.signals.iter().map(|s| (s.kind, s.says)).collect();
+    assert_eq!(
+        kinds,
+        [(SignalKind::Metadata, Says::Captured)],
+        "{:#?}",
+        r.signals
+    );
+    assert_eq!(r.ai_generated, None);
+}
