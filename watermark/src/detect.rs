@@ -132,6 +132,22 @@ impl Orientation {
         Orientation::AntiTransposed,
     ];
 
+    /// A short name for reports: `upright`, `mirrored-horizontally`, `mirrored-vertically`,
+    /// `turned-180`, `turned-clockwise`, `turned-counter-clockwise`, `transposed`,
+    /// `anti-transposed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Orientation::Upright => "upright",
+            Orientation::MirroredHorizontally => "mirrored-horizontally",
+            Orientation::MirroredVertically => "mirrored-vertically",
+            Orientation::Turned180 => "turned-180",
+            Orientation::TurnedClockwise => "turned-clockwise",
+            Orientation::TurnedCounterClockwise => "turned-counter-clockwise",
+            Orientation::Transposed => "transposed",
+            Orientation::AntiTransposed => "anti-transposed",
+        }
+    }
+
     /// The matrix `g` (rows) that maps an observed tile position, centred, to the sealed
     /// picture's: the observed chip at `j` is the sealed tile's chip `g·j` (up to a shift).
     fn matrix(self) -> [[i64; 2]; 2] {
@@ -1228,6 +1244,26 @@ fn decode_payload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn orientations_map_tile_indices_one_to_one_and_invert() {
+        for o in Orientation::ALL {
+            let mut seen = vec![false; TILE * TILE];
+            for j in 0..TILE * TILE {
+                let k = o.sealed_index(j);
+                assert!(!seen[k], "{o:?} maps two indices to {k}");
+                seen[k] = true;
+                assert_eq!(o.observed_index(k), j, "{o:?}");
+            }
+        }
+        // A mirrored picture shows the sealed chip −x at x (up to the shift search).
+        let j = 3 * TILE + 5;
+        assert_eq!(
+            Orientation::MirroredHorizontally.sealed_index(j),
+            3 * TILE + TILE - 5
+        );
+        assert_eq!(Orientation::Transposed.sealed_index(j), 5 * TILE + 3);
+    }
 
     #[test]
     fn segment_windows_cover_every_short_stretch_and_depend_on_the_length_only() {
