@@ -139,7 +139,7 @@ impl Fingerprint {
     /// The inverse of [`Fingerprint::to_hex`]; `None` for anything else.
     pub fn from_hex(text: &str) -> Option<Fingerprint> {
         let text = text.as_bytes();
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return None;
         }
         let digit = |c: u8| (c as char).to_digit(16);

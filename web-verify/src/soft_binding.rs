@@ -79,12 +79,14 @@ fn bad_request(message: &str) -> Response {
 }
 
 /// `maxResults`: an integer ≥ 1 (default 10; more than 100 is read as 100).
-fn max_results(given: Option<&str>) -> Result<usize, Response> {
+fn max_results(given: Option<&str>) -> Result<usize, Box<Response>> {
     match given {
         None => Ok(DEFAULT_RESULTS),
         Some(text) => match text.trim().parse::<u64>() {
             Ok(n) if n >= 1 => Ok((n.min(MAX_RESULTS as u64)) as usize),
-            _ => Err(bad_request("maxResults must be an integer of at least 1")),
+            _ => Err(Box::new(bad_request(
+                "maxResults must be an integer of at least 1",
+            ))),
         },
     }
 }
@@ -138,7 +140,7 @@ async fn by_binding_get(
     }
     let limit = match max_results(query.max_results.as_deref()) {
         Ok(limit) => limit,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (Some(alg), Some(value)) = (query.alg, query.value) else {
         return bad_request("give the soft binding as ?alg=ALGORITHM&value=VALUE");
@@ -163,7 +165,7 @@ async fn by_binding_post(
     }
     let limit = match max_results(query.max_results.as_deref()) {
         Ok(limit) => limit,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let body = match axum::body::to_bytes(request.into_body(), QUERY_BODY_LIMIT).await {
         Ok(body) => body,
@@ -186,11 +188,10 @@ async fn by_binding_post(
 }
 
 async fn by_binding(state: &AppState, alg: String, value: String, limit: usize) -> Response {
+    // An algorithm this service does not resolve: it holds no manifest under it (the
+    // algorithms it does resolve: GET /services/supportedAlgorithms).
     if !WATERMARK_ALGS.contains(&alg.as_str()) {
-        return bad_request(&format!(
-            "unsupported soft binding algorithm; this service resolves {} (GET /services/supportedAlgorithms)",
-            WATERMARK_ALGS.join(", ")
-        ));
+        return matches(Vec::new());
     }
     let Some(value) = binding_value(&value) else {
         return bad_request("the value must be the clip id: 8 bytes in base64 (or 16 hex digits)");
@@ -227,7 +228,7 @@ async fn by_content(
 ) -> Response {
     let limit = match max_results(query.max_results.as_deref()) {
         Ok(limit) => limit,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if query.alg.as_deref().is_some_and(|a| a != FINGERPRINT_ALG) {
         return bad_request(&format!(
