@@ -854,7 +854,8 @@ impl Hearing {
 }
 
 /// What the file is by its first bytes, for the formats hallmark knows but FFmpeg may not
-/// decode (stills and documents the C2PA world signs): "HEIF", "AVIF", "PDF"…
+/// decode (stills and documents the C2PA world signs): "HEIF", "AVIF", "PDF"… Not JPEG or
+/// PNG: FFmpeg decodes every well-formed one, so one it cannot is damaged (`error`).
 fn recognise_format(path: &Path) -> Option<String> {
     use std::io::Read as _;
     let mut head = Vec::new();
@@ -871,8 +872,6 @@ fn recognise_format(path: &Path) -> Option<String> {
         Some("image/gif") => "GIF",
         Some("image/webp") => "WebP",
         Some("image/jxl") => "JPEG XL",
-        Some("image/jpeg") => "JPEG",
-        Some("image/png") => "PNG",
         _ => {
             // SVG is text: an XML document whose root is <svg>.
             let text = String::from_utf8_lossy(&head);

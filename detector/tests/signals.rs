@@ -423,8 +423,12 @@ fn undecodable_recognised_stills_have_no_provenance() {
     let bytes: Vec<u8> = (0..50_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
         .collect();
-    std::fs::write(&noise, bytes).unwrap();
+    std::fs::write(&noise, &bytes).unwrap();
     assert_eq!(verify(&noise).verdict, Verdict::Error);
+    // A JPEG that FFmpeg cannot decode is damaged, not an unsupported format.
+    let damaged = dir.path().join("damaged.jpg");
+    std::fs::write(&damaged, [b"\xff\xd8\xff\xdb".as_slice(), &bytes].concat()).unwrap();
+    assert_eq!(verify(&damaged).verdict, Verdict::Error);
 }
 /// Another generator's default mark (helper dwtdct's fixtures: Stable Diffusion 1.x's
 /// dwtDct mark on a real photo, and the same photo unmarked): a statistical signal that
