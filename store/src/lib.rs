@@ -697,6 +697,15 @@ impl ManifestStore {
                 Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
             })?
         } else {
+            // A store of schema 1 opened read-only (nothing has sealed into it since this
+            // version): it has no content index yet, and finds nothing by content.
+            let version: i64 = self
+                .sqlite()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            if version < 2 {
+                return Ok(Vec::new());
+            }
             let list = keys
                 .iter()
                 .map(i64::to_string)

@@ -224,6 +224,11 @@ fn an_old_sqlite_store_is_migrated_and_its_clips_found_by_content() {
         )
         .unwrap();
     }
+    // Read-only (a verifier, serve): no index yet, so nothing by content, and no error.
+    let old = ManifestStore::open_existing(&path).unwrap().unwrap();
+    assert!(old.find_by_content(&print, 10).unwrap().is_empty());
+    assert!(old.get("urn:c2pa:old").unwrap().is_some());
+    drop(old);
     ManifestStore::open(&path).unwrap();
     let store = ManifestStore::open_existing(&path).unwrap().unwrap();
     let found = store.find_by_content(&print, 10).unwrap();
