@@ -32,8 +32,9 @@ use verdict::{
 pub use provenance::UNTRUSTED;
 pub use recover::{RecoveredManifest, Recovery, Similarity};
 pub use report::{
-    ActionSummary, Audit, C2paReport, Coverage, IngredientNode, KeyIdentity, MarkResult,
-    MediaSummary, Report, SoftBinding, StatusDetail, Verdict, VideoScan, WatermarkReport, SCHEMA,
+    ActionSummary, Audit, C2paReport, Coverage, IngredientNode, KeyIdentity, MarkRegion,
+    MarkResult, MediaSummary, Report, SoftBinding, StatusDetail, Verdict, VideoScan,
+    WatermarkReport, SCHEMA,
 };
 pub use signals::{Signal, SignalKind, Strength};
 
@@ -628,6 +629,14 @@ fn video_mark(
         timeline_bin_s: bin_s,
         scan: Some(scan),
         scan_passes: Some(passes),
+        region: found.region.filter(|_| readable).map(|r| MarkRegion {
+            x: r.x,
+            y: r.y,
+            w: r.w,
+            h: r.h,
+        }),
+        orientation: found.orientation.filter(|_| readable).map(|o| o.name()),
+        wide_search: Some(found.wide_search),
     }
 }
 
@@ -763,6 +772,9 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         timeline_bin_s: found.timeline_bin_s,
         scan: None,
         scan_passes: None,
+        region: None,
+        orientation: None,
+        wide_search: None,
     }
 }
 

@@ -198,6 +198,28 @@ pub struct MarkResult {
     /// full scan followed. A quick scan's p-value is doubled either way (two possible tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan_passes: Option<u8>,
+    /// Picture only, when the mark is readable: where it was found, as fractions of the frame
+    /// (the whole frame unless the rest of it shows no mark: picture-in-picture, a split
+    /// screen, a caption bar).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<MarkRegion>,
+    /// Picture only, when the mark is readable: how the picture was mirrored or turned
+    /// against the sealed one (`upright`, `mirrored-horizontally`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orientation: Option<&'static str>,
+    /// Picture only: the answer came from the wider geometry search (flips, quarter turns,
+    /// scales 0.4–2.5), which runs when the plain one does not prove the mark.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wide_search: Option<bool>,
+}
+
+/// Where in the frame a mark was found, as fractions of its width and height.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MarkRegion {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
 }
 
 /// A watermark key, named.

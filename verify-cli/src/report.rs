@@ -178,6 +178,9 @@ pub fn human(report: &Report, color: bool) -> String {
                 .unwrap_or_default(),
             marked_seconds(mark)
         );
+        if let Some(line) = geometry_words(mark) {
+            let _ = writeln!(out, "  {:<16} {line}", "");
+        }
     }
     if let Some(c) = &report.coverage {
         let mut parts = Vec::new();
@@ -324,6 +327,25 @@ fn ai_words(report: &Report) -> String {
             }
         }
     }
+}
+
+/// How the picture was found changed and where the mark lies, when either is not the plain
+/// case: "mirrored horizontally; in x 0–49 %, y 0–100 % of the frame".
+fn geometry_words(mark: &MarkResult) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(o) = mark.orientation.filter(|o| *o != "upright") {
+        parts.push(o.replace('-', " "));
+    }
+    if let Some(r) = mark.region.filter(|r| r.w < 0.999 || r.h < 0.999) {
+        parts.push(format!(
+            "in x {:.0}–{:.0} %, y {:.0}–{:.0} % of the frame",
+            100.0 * r.x,
+            100.0 * (r.x + r.w),
+            100.0 * r.y,
+            100.0 * (r.y + r.h)
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Where the timeline shows the mark: ", marked in 3 s of 10 analysed".
