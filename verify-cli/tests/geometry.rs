@@ -1,0 +1,86 @@
+//! The picture mark after the geometry people apply before reposting, through the product:
+//! `verify --json` says how the picture was found (mirrored) and where the mark lies (a split
+//! screen), with the sealed clip id; the same edits of the unsealed clip show no mark.
+
+mod common;
+
+use common::*;
+
+/// `filter` applied to `src` (x264, no manifest left).
+fn edited(src: &std::path::Path, filter: &str, name: &str) -> std::path::PathBuf {
+    let out = scratch().join(name);
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-vf",
+        filter,
+        "-map_metadata",
+        "-1",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
+
+fn clip_id(r: &serde_json::Value) -> String {
+    r["watermark"]["video"]["payload"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_mirrored_clip_is_found_mirrored_and_a_split_screen_where_it_is() {
+    let (home, sealed) = sealed_clip();
+    let (_, original) = verify_json(home.path(), sealed, &["--no-store"]);
+    let id = clip_id(&original);
+    assert_eq!(id.len(), 16, "{original:#}");
+    assert_eq!(original["watermark"]["video"]["orientation"], "upright");
+    assert_eq!(original["watermark"]["video"]["wide_search"], false);
+
+    let mirrored = edited(sealed, "hflip", "geometry-mirrored.mp4");
+    let (_, r) = verify_json(home.path(), &mirrored, &["--no-store"]);
+    let v = &r["watermark"]["video"];
+    assert_eq!(v["detected"], true, "{r:#}");
+    assert_eq!(clip_id(&r), id, "{r:#}");
+    assert_eq!(v["orientation"], "mirrored-horizontally", "{r:#}");
+    assert_eq!(v["wide_search"], true, "{r:#}");
+
+    // The sealed clip's left half beside black: the mark is on the left.
+    let split = edited(
+        sealed,
+        "crop=iw/2:ih:0:0,pad=iw*2:ih:0:0",
+        "geometry-split.mp4",
+    );
+    let (_, r) = verify_json(home.path(), &split, &["--no-store"]);
+    let v = &r["watermark"]["video"];
+    assert_eq!(v["detected"], true, "{r:#}");
+    assert_eq!(clip_id(&r), id, "{r:#}");
+    let region = &v["region"];
+    let (x, w) = (region["x"].as_f64().unwrap(), region["w"].as_f64().unwrap());
+    assert!(x < 0.05 && w > 0.4 && x + w < 0.6, "{region}");
+
+    // The same edits of the clip before sealing: nothing.
+    for (filter, name) in [
+        ("hflip", "geometry-plain-mirrored.mp4"),
+        (
+            "crop=iw/2:ih:0:0,pad=iw*2:ih:0:0",
+            "geometry-plain-split.mp4",
+        ),
+    ] {
+        let plain = edited(&short_clip(), filter, name);
+        let (_, r) = verify_json(home.path(), &plain, &["--no-store"]);
+        let v = &r["watermark"]["video"];
+        assert_eq!(v["detected"], false, "{name}: {r:#}");
+        assert!(
+            v.get("region").is_none() && v.get("orientation").is_none(),
+            "{r:#}"
+        );
+    }
+}
