@@ -257,7 +257,8 @@ impl Verifier {
         // Other generators' default marks, scored by the scan on the frames it sampled.
         let mut third_party = Vec::new();
         match decoder {
-            Ok(decoder) if media_readable && !self.watermark_keys.is_empty() => {
+            // Scanned without any watermark key too: other generators' marks need none.
+            Ok(decoder) if media_readable => {
                 let marks = self.gather_evidence(&target.path, decoder, mode, progress);
                 key_frames_only = marks.video.scan == Some(VideoScan::KeyFrames);
                 print = marks.print;
@@ -297,7 +298,8 @@ impl Verifier {
                         .or(report.media.as_ref().and_then(|m| m.duration_s)),
                     decoding_stopped: covered.stopped_by,
                 });
-                report.watermark = Some(WatermarkReport {
+                // Without a key, hallmark's own mark was not looked for: nothing to report.
+                report.watermark = (!self.watermark_keys.is_empty()).then_some(WatermarkReport {
                     video,
                     audio,
                     clip_id,
