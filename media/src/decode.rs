@@ -626,11 +626,7 @@ impl Decoder {
         let streams = self.input.streams().map(|st| st.metadata().to_owned());
         std::iter::once(self.input.metadata().to_owned())
             .chain(streams)
-            .flat_map(|d| {
-                d.iter()
-                    .map(|(k, v)| (cut(k), cut(v)))
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|d| d.iter().map(|(k, v)| (cut(k), cut(v))).collect::<Vec<_>>())
             .take(MAX_TAGS)
             .collect()
     }

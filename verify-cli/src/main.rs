@@ -1563,7 +1563,13 @@ fn serve(home: &Home, args: ServeArgs) -> Result<u8> {
     let store = args
         .store
         .path(home)
-        .map(|p| if hallmark_store::is_url(&p) { Ok(p) } else { absolute(&p) })
+        .map(|p| {
+            if hallmark_store::is_url(&p) {
+                Ok(p)
+            } else {
+                absolute(&p)
+            }
+        })
         .transpose()?;
     if let Some(path) = &store {
         // Fail now if it is not a store; a missing one is fine (nothing sealed yet).
