@@ -396,6 +396,47 @@ fn wrong_token() -> Response {
     response
 }
 
+/// What every upload passes before its body is read (`/api/verify`, `/matches/byContent`):
+/// refuses at once what could not be analysed anyway (a full queue: the client keeps its
+/// bandwidth), a client over its concurrent uploads or its rate (the rate counts the uploads
+/// a client starts: refusals above cost it nothing), a declared length over `max_body`, or one
+/// the temporary disk cannot hold. The slot returned holds the client's place until dropped.
+fn admit_upload<'a>(
+    state: &'a AppState,
+    client: ClientKey,
+    headers: &axum::http::HeaderMap,
+    max_body: u64,
+) -> Result<admission::ClientSlot<'a>, Response> {
+    if state.pending.load(Ordering::SeqCst) >= state.queue_limit() {
+        return Err(full_queue());
+    }
+    let Some(slot) = state.clients.enter(client) else {
+        return Err(busy(
+            Duration::from_secs(RETRY_AFTER_BUSY),
+            "too many uploads at once from your address; wait for one to finish",
+        ));
+    };
+    if let Err(wait) = state.clients.check_rate(client) {
+        return Err(busy(
+            wait,
+            "too many uploads from your address; wait before sending another",
+        ));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(declared) = declared {
+        if declared > max_body {
+            return Err(too_large(state.config.max_upload));
+        }
+        if !state.disk.would_fit(declared) {
+            return Err(disk_full());
+        }
+    }
+    Ok(slot)
+}
+
 async fn verify(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let config = &state.config;
     let evidence = match authorised(config, request.headers()) {
@@ -404,38 +445,12 @@ async fn verify(State(state): State<Arc<AppState>>, request: Request) -> Respons
         Some(false) => Evidence::Summary,
         None => return wrong_token(),
     };
-    let client = client_of(request.extensions());
-    // Refuse at once what could not be analysed anyway (the client keeps its bandwidth).
-    if state.pending.load(Ordering::SeqCst) >= state.queue_limit() {
-        return full_queue();
-    }
-    let Some(_slot) = state.clients.enter(client) else {
-        return busy(
-            Duration::from_secs(RETRY_AFTER_BUSY),
-            "too many uploads at once from your address; wait for one to finish",
-        );
-    };
-    // The rate counts the uploads a client starts: refusals above cost it nothing.
-    if let Err(wait) = state.clients.check_rate(client) {
-        return busy(
-            wait,
-            "too many uploads from your address; wait before sending another",
-        );
-    }
     let max_body = config.max_upload + FORM_OVERHEAD;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(declared) = declared {
-        if declared > max_body {
-            return too_large(config.max_upload);
-        }
-        if !state.disk.would_fit(declared) {
-            return disk_full();
-        }
-    }
+    let client = client_of(request.extensions());
+    let _slot = match admit_upload(&state, client, request.headers(), max_body) {
+        Ok(slot) => slot,
+        Err(refused) => return refused,
+    };
 
     let meter = Meter::new(state.pace(), max_body);
     let (parts, body) = request.into_parts();

@@ -20,7 +20,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
@@ -35,8 +34,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::admission::Meter;
 use crate::{
-    busy, client_of, disk_full, full_queue, log, lookup_refused, policy, problem, too_large,
-    worker_command, AppState, Pending, Upload, WorkerLimits, RETRY_AFTER_BUSY,
+    admit_upload, client_of, disk_full, full_queue, log, lookup_refused, policy, problem,
+    too_large, worker_command, AppState, Pending, Upload, WorkerLimits,
 };
 
 /// The picture watermark's and the sound watermark's algorithm names (as the seal records
@@ -255,35 +254,10 @@ async fn by_content(
 
     let config = &state.config;
     let client = client_of(request.extensions());
-    if state.pending.load(Ordering::SeqCst) >= state.queue_limit() {
-        return full_queue();
-    }
-    let Some(_slot) = state.clients.enter(client) else {
-        return busy(
-            Duration::from_secs(RETRY_AFTER_BUSY),
-            "too many uploads at once from your address; wait for one to finish",
-        );
+    let _slot = match admit_upload(&state, client, request.headers(), config.max_upload) {
+        Ok(slot) => slot,
+        Err(refused) => return refused,
     };
-    if let Err(wait) = state.clients.check_rate(client) {
-        return busy(
-            wait,
-            "too many uploads from your address; wait before sending another",
-        );
-    }
-    let max = config.max_upload;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(declared) = declared {
-        if declared > max {
-            return too_large(max);
-        }
-        if !state.disk.would_fit(declared) {
-            return disk_full();
-        }
-    }
     let upload = match receive_body(&state, request.into_body(), ext).await {
         Ok(upload) => upload,
         Err(response) => return response,
