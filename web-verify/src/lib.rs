@@ -406,21 +406,21 @@ fn admit_upload<'a>(
     client: ClientKey,
     headers: &axum::http::HeaderMap,
     max_body: u64,
-) -> Result<admission::ClientSlot<'a>, Response> {
+) -> Result<admission::ClientSlot<'a>, Box<Response>> {
     if state.pending.load(Ordering::SeqCst) >= state.queue_limit() {
-        return Err(full_queue());
+        return Err(Box::new(full_queue()));
     }
     let Some(slot) = state.clients.enter(client) else {
-        return Err(busy(
+        return Err(Box::new(busy(
             Duration::from_secs(RETRY_AFTER_BUSY),
             "too many uploads at once from your address; wait for one to finish",
-        ));
+        )));
     };
     if let Err(wait) = state.clients.check_rate(client) {
-        return Err(busy(
+        return Err(Box::new(busy(
             wait,
             "too many uploads from your address; wait before sending another",
-        ));
+        )));
     }
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -428,13 +428,32 @@ fn admit_upload<'a>(
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(declared) = declared {
         if declared > max_body {
-            return Err(too_large(state.config.max_upload));
+            return Err(Box::new(too_large(state.config.max_upload)));
         }
         if !state.disk.would_fit(declared) {
-            return Err(disk_full());
+            return Err(Box::new(disk_full()));
         }
     }
     Ok(slot)
+}
+
+/// Only with the whole file here does an upload queue for a worker: refused when the queue is
+/// full; the guards hold its place in the queue and then its worker slot.
+async fn queue_for_worker(
+    state: &AppState,
+) -> Result<(Pending<'_>, tokio::sync::SemaphorePermit<'_>), Box<Response>> {
+    if state.pending.fetch_add(1, Ordering::SeqCst) >= state.queue_limit() {
+        state.pending.fetch_sub(1, Ordering::SeqCst);
+        return Err(Box::new(full_queue()));
+    }
+    let pending = Pending(&state.pending);
+    match state.running.acquire().await {
+        Ok(permit) => Ok((pending, permit)),
+        Err(_) => Err(Box::new(problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ))),
+    }
 }
 
 async fn verify(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -449,7 +468,7 @@ async fn verify(State(state): State<Arc<AppState>>, request: Request) -> Respons
     let client = client_of(request.extensions());
     let _slot = match admit_upload(&state, client, request.headers(), max_body) {
         Ok(slot) => slot,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
 
     let meter = Meter::new(state.pace(), max_body);
@@ -468,15 +487,9 @@ async fn verify(State(state): State<Arc<AppState>>, request: Request) -> Respons
         Ok(upload) => upload,
         Err(response) => return response,
     };
-
-    // Only now, with the whole file here, does the upload queue for a worker.
-    if state.pending.fetch_add(1, Ordering::SeqCst) >= state.queue_limit() {
-        state.pending.fetch_sub(1, Ordering::SeqCst);
-        return full_queue();
-    }
-    let _pending = Pending(&state.pending);
-    let Ok(_permit) = state.running.acquire().await else {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    let _worker = match queue_for_worker(&state).await {
+        Ok(guards) => guards,
+        Err(refused) => return *refused,
     };
     let (status, mut report) = analyse(config, &upload).await;
     // The report names the file as the uploader did, and no path of this server.

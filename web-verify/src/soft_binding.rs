@@ -18,7 +18,6 @@
 //! requests (a PostgreSQL connection costs a server process).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -34,8 +33,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::admission::Meter;
 use crate::{
-    admit_upload, client_of, disk_full, full_queue, log, lookup_refused, policy, problem,
-    too_large, worker_command, AppState, Pending, Upload, WorkerLimits,
+    admit_upload, client_of, disk_full, log, lookup_refused, policy, problem, queue_for_worker,
+    too_large, worker_command, AppState, Upload, WorkerLimits,
 };
 
 /// The picture watermark's and the sound watermark's algorithm names (as the seal records
@@ -256,20 +255,15 @@ async fn by_content(
     let client = client_of(request.extensions());
     let _slot = match admit_upload(&state, client, request.headers(), config.max_upload) {
         Ok(slot) => slot,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let upload = match receive_body(&state, request.into_body(), ext).await {
         Ok(upload) => upload,
         Err(response) => return response,
     };
-
-    if state.pending.fetch_add(1, Ordering::SeqCst) >= state.queue_limit() {
-        state.pending.fetch_sub(1, Ordering::SeqCst);
-        return full_queue();
-    }
-    let _pending = Pending(&state.pending);
-    let Ok(_permit) = state.running.acquire().await else {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    let _worker = match queue_for_worker(&state).await {
+        Ok(guards) => guards,
+        Err(refused) => return *refused,
     };
     let print = match fingerprint_upload(config, &upload).await {
         Ok(print) => print,
