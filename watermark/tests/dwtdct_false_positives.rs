@@ -193,15 +193,35 @@ fn unmarked_pictures_show_no_third_party_mark() {
             }
         }
     }
-    let mut clips = vec![
+    let originals = [
         shared("video/bigbuckbunny.mp4"),
         shared("video/bikes.mp4"),
         shared("video/carphone_pristine.mp4"),
     ];
-    // hallmark's own generated clip, when scripts/demo has made it.
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo-out/seed.mp4");
-    if seed.exists() {
-        clips.push(seed);
+    // Each clip also as a repost would have it: scaled to 3/4 and re-encoded at CRF 30 —
+    // other pixels, other block grid, same content (and the test no longer leans on files a
+    // fresh clone lacks: it once counted scripts/demo's output, which CI does not have).
+    let mut clips = originals.to_vec();
+    for c in &originals {
+        let stem = c.file_stem().unwrap().to_string_lossy().to_string();
+        let out = tmp.join(format!("{stem}.repost.mp4"));
+        let ok = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
+            .arg(c)
+            .args([
+                "-vf",
+                "scale=trunc(iw*3/8)*2:trunc(ih*3/8)*2",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "30",
+                "-an",
+            ])
+            .arg(&out)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ffmpeg re-encodes {stem}");
+        clips.push(out);
     }
     for c in &clips {
         let name = c.file_name().unwrap().to_string_lossy().to_string();
