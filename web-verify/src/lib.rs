@@ -553,8 +553,6 @@ async fn receive<'a>(
             bad(&format!("{what}: {}", e.body_text()))
         }
     };
-    let cannot_store = || problem(StatusCode::INTERNAL_SERVER_ERROR, "cannot store the upload");
-    let max = state.config.max_upload;
     let mut other_fields = 0u64;
     loop {
         let mut field = match meter.within(multipart.next_field()).await.map_err(late)? {
@@ -599,40 +597,78 @@ async fn receive<'a>(
             .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
             .map(|e| format!(".{}", e.to_ascii_lowercase()))
             .unwrap_or_default();
-        let mut disk = state.disk.start();
-        let tmp = tempfile::Builder::new()
-            .prefix("hallmark-upload-")
-            .suffix(&ext)
-            .tempfile_in(state.uploads.path())
-            .map_err(|_| cannot_store())?;
-        let std_file = tmp.reopen().map_err(|_| cannot_store())?;
-        // Written in 256 KB pieces: one trip to the blocking pool each, not one per chunk.
-        let mut out =
-            tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::from_std(std_file));
-        let mut size = 0u64;
+        let mut spool = Spool::start(state, &ext)?;
         loop {
             match meter.within(field.chunk()).await.map_err(late)? {
-                Ok(Some(chunk)) => {
-                    size += chunk.len() as u64;
-                    if size > max {
-                        return Err(too_large(max));
-                    }
-                    if !disk.grow(chunk.len() as u64) {
-                        return Err(disk_full());
-                    }
-                    out.write_all(&chunk).await.map_err(|_| cannot_store())?;
-                }
+                Ok(Some(chunk)) => spool.write(&chunk).await?,
                 Ok(None) => break,
                 Err(e) => return Err(broken(e, "upload interrupted")),
             }
         }
-        out.flush().await.map_err(|_| cannot_store())?;
-        return Ok(Upload {
-            name,
-            file: tmp,
-            _disk: disk,
-        });
+        return spool.finish(name).await;
     }
+}
+
+/// An upload on its way to the disk: a new file in the upload directory, filled under the
+/// upload size limit and the temp-disk budget. The one place an upload reaches the disk, for
+/// /api/verify's multipart field and /matches/byContent's raw body alike.
+pub(crate) struct Spool<'a> {
+    file: tempfile::NamedTempFile,
+    out: tokio::io::BufWriter<tokio::fs::File>,
+    size: u64,
+    max: u64,
+    disk: DiskUse<'a>,
+}
+
+impl<'a> Spool<'a> {
+    pub(crate) fn start(state: &'a AppState, ext: &str) -> Result<Spool<'a>, Response> {
+        let disk = state.disk.start();
+        let file = tempfile::Builder::new()
+            .prefix("hallmark-upload-")
+            .suffix(ext)
+            .tempfile_in(state.uploads.path())
+            .map_err(|_| cannot_store())?;
+        let std_file = file.reopen().map_err(|_| cannot_store())?;
+        Ok(Spool {
+            file,
+            // Written in 256 KB pieces: one trip to the blocking pool each, not one per chunk.
+            out: tokio::io::BufWriter::with_capacity(
+                256 << 10,
+                tokio::fs::File::from_std(std_file),
+            ),
+            size: 0,
+            max: state.config.max_upload,
+            disk,
+        })
+    }
+
+    pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), Response> {
+        self.size += chunk.len() as u64;
+        if self.size > self.max {
+            return Err(too_large(self.max));
+        }
+        if !self.disk.grow(chunk.len() as u64) {
+            return Err(disk_full());
+        }
+        self.out.write_all(chunk).await.map_err(|_| cannot_store())
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub(crate) async fn finish(mut self, name: String) -> Result<Upload<'a>, Response> {
+        self.out.flush().await.map_err(|_| cannot_store())?;
+        Ok(Upload {
+            name,
+            file: self.file,
+            _disk: self.disk,
+        })
+    }
+}
+
+fn cannot_store() -> Response {
+    problem(StatusCode::INTERNAL_SERVER_ERROR, "cannot store the upload")
 }
 
 /// The uploader's file name, reduced to a harmless base name.

@@ -29,12 +29,12 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use hallmark_store::{Fingerprint, ManifestStore, StoreError};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::admission::Meter;
 use crate::{
-    admit_upload, client_of, disk_full, log, lookup_refused, policy, problem, queue_for_worker,
-    too_large, worker_command, AppState, Upload, WorkerLimits,
+    admit_upload, client_of, log, lookup_refused, policy, problem, queue_for_worker, too_large,
+    worker_command, AppState, Spool, Upload, WorkerLimits,
 };
 
 /// The picture watermark's and the sound watermark's algorithm names (as the seal records
@@ -310,48 +310,24 @@ async fn receive_body<'a>(
 ) -> Result<Upload<'a>, Response> {
     let max = state.config.max_upload;
     let meter = Meter::new(state.pace(), max);
-    let cannot_store = || problem(StatusCode::INTERNAL_SERVER_ERROR, "cannot store the upload");
-    let mut disk = state.disk.start();
-    let tmp = tempfile::Builder::new()
-        .prefix("hallmark-upload-")
-        .suffix(ext)
-        .tempfile_in(state.uploads.path())
-        .map_err(|_| cannot_store())?;
-    let std_file = tmp.reopen().map_err(|_| cannot_store())?;
-    let mut out =
-        tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::from_std(std_file));
     let mut stream = meter.wrap(body.into_data_stream());
-    let mut size = 0u64;
+    let mut spool = Spool::start(state, ext)?;
     loop {
         let next: Option<Result<Bytes, _>> = meter
             .within(stream.next())
             .await
             .map_err(|why| problem(StatusCode::REQUEST_TIMEOUT, &why.message(&state.pace())))?;
         match next {
-            Some(Ok(chunk)) => {
-                size += chunk.len() as u64;
-                if size > max {
-                    return Err(too_large(max));
-                }
-                if !disk.grow(chunk.len() as u64) {
-                    return Err(disk_full());
-                }
-                out.write_all(&chunk).await.map_err(|_| cannot_store())?;
-            }
+            Some(Ok(chunk)) => spool.write(&chunk).await?,
             None => break,
             Some(Err(_)) if meter.too_big() => return Err(too_large(max)),
             Some(Err(_)) => return Err(bad_request("upload interrupted")),
         }
     }
-    out.flush().await.map_err(|_| cannot_store())?;
-    if size == 0 {
+    if spool.size() == 0 {
         return Err(bad_request("the body is empty: send the asset"));
     }
-    Ok(Upload {
-        name: format!("upload{ext}"),
-        file: tmp,
-        _disk: disk,
-    })
+    spool.finish(format!("upload{ext}")).await
 }
 
 /// Runs `hallmark fingerprint` on the upload in a worker (sandboxed like the analyses, under
