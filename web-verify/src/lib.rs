@@ -597,7 +597,7 @@ async fn receive<'a>(
             .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
             .map(|e| format!(".{}", e.to_ascii_lowercase()))
             .unwrap_or_default();
-        let mut spool = Spool::start(state, &ext)?;
+        let mut spool = Spool::start(state, &ext).map_err(|e| *e)?;
         loop {
             match meter.within(field.chunk()).await.map_err(late)? {
                 Ok(Some(chunk)) => spool.write(&chunk).await?,
@@ -621,14 +621,14 @@ pub(crate) struct Spool<'a> {
 }
 
 impl<'a> Spool<'a> {
-    pub(crate) fn start(state: &'a AppState, ext: &str) -> Result<Spool<'a>, Response> {
+    pub(crate) fn start(state: &'a AppState, ext: &str) -> Result<Spool<'a>, Box<Response>> {
         let disk = state.disk.start();
         let file = tempfile::Builder::new()
             .prefix("hallmark-upload-")
             .suffix(ext)
             .tempfile_in(state.uploads.path())
-            .map_err(|_| cannot_store())?;
-        let std_file = file.reopen().map_err(|_| cannot_store())?;
+            .map_err(|_| Box::new(cannot_store()))?;
+        let std_file = file.reopen().map_err(|_| Box::new(cannot_store()))?;
         Ok(Spool {
             file,
             // Written in 256 KB pieces: one trip to the blocking pool each, not one per chunk.

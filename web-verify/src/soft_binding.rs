@@ -311,7 +311,7 @@ async fn receive_body<'a>(
     let max = state.config.max_upload;
     let meter = Meter::new(state.pace(), max);
     let mut stream = meter.wrap(body.into_data_stream());
-    let mut spool = Spool::start(state, ext)?;
+    let mut spool = Spool::start(state, ext).map_err(|e| *e)?;
     loop {
         let next: Option<Result<Bytes, _>> = meter
             .within(stream.next())
