@@ -10,10 +10,20 @@ use ffmpeg::{ffi, frame, media, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
 use crate::convert::{self, Colour, Scaler};
+// A sibling file of this one (src/heif.rs), declared here so the crate root stays as it is.
+#[path = "heif.rs"]
+mod heif;
 use crate::{
     AudioChunk, AudioInfo, MediaError, MediaFrame, MediaInfo, MediaKind, PixelLayout, VideoFrame,
     VideoInfo,
 };
+
+/// A HEIF/AVIF still's description from its headers (no decoding), or `None` for every other
+/// file: what [`crate::probe`] answers for the stills FFmpeg cannot read.
+#[allow(dead_code)] // until probe.rs calls it (one line, the integrator's)
+pub(crate) fn probe_still(path: &Path) -> Result<Option<MediaInfo>, MediaError> {
+    heif::probe(path)
+}
 
 /// Consecutive unreadable packets after which we give up on a file.
 const MAX_BAD_READS_IN_A_ROW: u32 = 1000;
@@ -26,7 +36,8 @@ const MAX_BAD_READS_IN_A_ROW: u32 = 1000;
 /// grow with the length of the file.
 pub struct Decoder {
     path: PathBuf,
-    input: ffmpeg::format::context::Input,
+    /// FFmpeg's demuxer; `None` for a HEIF/AVIF still, decoded whole by libheif at open.
+    input: Option<ffmpeg::format::context::Input>,
     info: MediaInfo,
     layout: PixelLayout,
     /// Container start time (seconds) subtracted from every timestamp.
@@ -294,6 +305,11 @@ impl Decoder {
         if meta.len() == 0 {
             return Err(MediaError::unreadable(path, "file is empty"));
         }
+        // HEIF and AVIF stills, which FFmpeg 5.1 cannot decode: libheif decodes the picture
+        // now (as FFmpeg's stream analysis would), so a file it cannot read fails here.
+        if let Some((info, rgb)) = heif::decode(path)? {
+            return Decoder::still(path, layout, info, &rgb);
+        }
         let input = {
             let mut ctx = open_format_context(path)?;
             // SAFETY: `ctx` is an open input context we own; on failure it is closed here,
@@ -491,7 +507,7 @@ impl Decoder {
 
         Ok(Decoder {
             path: path.to_path_buf(),
-            input,
+            input: Some(input),
             info: MediaInfo {
                 kind,
                 container,
@@ -505,6 +521,37 @@ impl Decoder {
             audio,
             queue: VecDeque::new(),
             flushed: false,
+            finished: false,
+            bad_reads_in_a_row: 0,
+            video_errors: 0,
+            audio_errors: 0,
+            frames_out: 0,
+            selection: FrameSelection::All,
+            video_end_ts: None,
+            video_started: false,
+        })
+    }
+
+    /// A decoder that yields one picture, already decoded (a HEIF/AVIF still), then ends.
+    fn still(
+        path: &Path,
+        layout: PixelLayout,
+        info: MediaInfo,
+        picture: &frame::Video,
+    ) -> Result<Decoder, MediaError> {
+        let frame = to_video_frame(picture, layout, 0.0, &mut Scaler::default())
+            .map_err(|e| MediaError::decode_msg(path, "converting the picture", e))?;
+        Ok(Decoder {
+            path: path.to_path_buf(),
+            input: None,
+            info,
+            layout,
+            offset_s: 0.0,
+            video: None,
+            audio: None,
+            queue: VecDeque::from([MediaFrame::Video(frame)]),
+            // Nothing left to read: the queued picture, then the end.
+            flushed: true,
             finished: false,
             bad_reads_in_a_row: 0,
             video_errors: 0,
@@ -534,10 +581,13 @@ impl Decoder {
             return Ok(None);
         };
         let target = ((t_s + self.offset_s) * f64::from(ffi::AV_TIME_BASE)) as i64;
+        let Some(input) = self.input.as_mut() else {
+            return Ok(None);
+        };
         let sought = if after {
-            self.input.seek(target, target..)
+            input.seek(target, target..)
         } else {
-            self.input.seek(target, ..target)
+            input.seek(target, ..target)
         };
         if sought.is_err() {
             return Ok(None);
@@ -545,7 +595,7 @@ impl Decoder {
         // Nothing reaches a decoder before the key frame, so it starts clean.
         for _ in 0..10_000 {
             let mut packet = Packet::empty();
-            match packet.read(&mut self.input) {
+            match packet.read(input) {
                 Ok(()) if packet.stream() == index && packet.is_key() => {
                     let Some(ts) = packet.pts().or(packet.dts()) else {
                         return Ok(None);
@@ -569,6 +619,10 @@ impl Decoder {
     /// Decodes the sound only from the next packet on: picture packets are read past.
     pub fn skip_video(&mut self) {
         self.video = None;
+        if self.input.is_none() {
+            // A still's picture is decoded already: dropped here instead.
+            self.queue.clear();
+        }
     }
 
     /// Decodes the picture on `threads` threads (0: FFmpeg's choice, one per core — the
@@ -583,11 +637,10 @@ impl Decoder {
                 "it can only be set before decoding starts",
             ));
         }
-        let Some(v) = self.video.as_mut() else {
+        let (Some(v), Some(input)) = (self.video.as_mut(), self.input.as_ref()) else {
             return Ok(());
         };
-        let st = self
-            .input
+        let st = input
             .stream(v.index)
             .expect("the video stream's index is the input's");
         v.decoder = open_video_decoder(&self.path, &st, threads)?;
@@ -623,8 +676,11 @@ impl Decoder {
             }
             s[..end].to_string()
         };
-        let streams = self.input.streams().map(|st| st.metadata().to_owned());
-        std::iter::once(self.input.metadata().to_owned())
+        let Some(input) = self.input.as_ref() else {
+            return Vec::new();
+        };
+        let streams = input.streams().map(|st| st.metadata().to_owned());
+        std::iter::once(input.metadata().to_owned())
             .chain(streams)
             .flat_map(|d| d.iter().map(|(k, v)| (cut(k), cut(v))).collect::<Vec<_>>())
             .take(MAX_TAGS)
@@ -718,8 +774,12 @@ impl Decoder {
                 }
                 continue;
             }
+            let Some(input) = self.input.as_mut() else {
+                self.flushed = true;
+                continue;
+            };
             let mut packet = Packet::empty();
-            match packet.read(&mut self.input) {
+            match packet.read(input) {
                 Ok(()) => {
                     self.bad_reads_in_a_row = 0;
                     self.feed(&packet);
