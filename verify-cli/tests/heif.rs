@@ -1,0 +1,87 @@
+//! HEIF and AVIF photos, which FFmpeg 5.1 cannot decode, through the product: decoded by
+//! libheif, so the watermark searches (hallmark's own mark, other generators' default marks)
+//! and the fingerprint run on them like on any other still (testdata/heif/, made by
+//! scripts/make-heif-fixtures; c2pa-rs's own photos, testdata/c2pa-rs/).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(rel)
+}
+
+/// Whether c2patool 0.27.22 finds a manifest in the file ("No claim found" when not).
+fn c2patool_finds_a_claim(file: &Path) -> bool {
+    let out = Command::new("c2patool")
+        .arg(file)
+        .output()
+        .expect("c2patool (installed by scripts/setup)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || stderr.contains("No claim found"),
+        "{stderr}"
+    );
+    out.status.success()
+}
+
+#[test]
+fn unsigned_heif_and_avif_photos_are_searched_for_watermarks() {
+    let home = Home::with_keys("HEIF Test");
+    for (file, container, size) in [
+        ("heif/chelsea.heic", "heif", (451, 300)),
+        ("heif/chelsea.avif", "avif", (451, 300)),
+        ("c2pa-rs/sample1.heif", "heif", (1440, 960)),
+        ("c2pa-rs/sample1.avif", "avif", (1204, 800)),
+    ] {
+        let path = testdata(file);
+        assert!(!c2patool_finds_a_claim(&path), "{file}");
+        let (code, r) = verify_json(home.path(), &path, &[]);
+        assert_eq!(r["verdict"], "no-provenance", "{file}: {r:#}");
+        assert_eq!(code, 3, "{file}: not an error (2)");
+        assert_eq!(r["error"], serde_json::Value::Null, "{file}");
+        assert_eq!(r["c2pa"]["present"], false, "{file}");
+        let summary = r["summary"].as_str().unwrap();
+        // Before: "hallmark cannot decode this HEIF file, so no watermark was looked for in it".
+        assert!(!summary.contains("cannot decode"), "{file}: {summary}");
+        assert_eq!(r["media"]["kind"], "image", "{file}: {r:#}");
+        assert_eq!(r["media"]["container"], container, "{file}");
+        assert_eq!(
+            (r["media"]["width"].as_u64(), r["media"]["height"].as_u64()),
+            (Some(size.0), Some(size.1)),
+            "{file}"
+        );
+        let video = &r["watermark"]["video"];
+        assert!(
+            video["frames_analysed"].as_u64() >= Some(1),
+            "{file}: {r:#}"
+        );
+        assert_eq!(video["detected"], false, "{file}");
+        assert_eq!(r["coverage"]["picture_seconds_analysed"], 1.0, "{file}");
+        assert_eq!(r["coverage"]["decode_errors"], 0, "{file}");
+        assert_eq!(r["signals"], serde_json::json!([]), "{file}: {r:#}");
+    }
+}
+
+/// Stable Diffusion 1.x's default dwtDct mark, made by the real `invisible-watermark` package
+/// (testdata/third-party/sd1-chelsea.png), then kept as HEIF and as AVIF at quality 95: still
+/// found, as it is in the PNG.
+#[test]
+fn another_generators_mark_survives_heif_and_avif_at_high_quality() {
+    let home = Home::empty();
+    for file in ["heif/sd1-chelsea-q95.heic", "heif/sd1-chelsea-q95.avif"] {
+        let (_, r) = verify_json(home.path(), &testdata(file), &[]);
+        assert_eq!(r["verdict"], "no-provenance", "{file}: {r:#}");
+        assert_eq!(r["ai_generated"], true, "{file}: {r:#}");
+        let s = &r["signals"][0];
+        assert_eq!(s["kind"], "third-party-watermark", "{file}: {r:#}");
+        assert_eq!(s["names"], "Stable Diffusion 1.x", "{file}");
+        let p = s["p_value"].as_f64().unwrap();
+        eprintln!("{file}: {} (p = {p:.1e})", s["value"]);
+        assert!(p <= 1e-6, "{file}: p = {p}");
+    }
+}
