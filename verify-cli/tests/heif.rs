@@ -124,3 +124,32 @@ fn a_sealed_photo_saved_as_heif_or_avif_is_watermarked() {
         assert_eq!(r["watermark"]["clip_id"], clip_id.as_str(), "{ext}: {r:#}");
     }
 }
+
+/// Through `hallmark serve`, whose workers run in the bubblewrap sandbox (read-only `/usr`,
+/// where libheif and its HEVC/AV1 decoders lie): the upload is decoded and searched there too.
+#[test]
+fn serve_decodes_heif_and_avif_uploads_in_its_sandboxed_worker() {
+    let home = Home::with_keys("HEIF Serve");
+    let server = Server::start(home.path(), &[]);
+    for file in ["heif/sd1-chelsea-q95.avif", "c2pa-rs/sample1.heif"] {
+        let name = Path::new(file).file_name().unwrap().to_str().unwrap();
+        let (head, body) = verify_request(name, &std::fs::read(testdata(file)).unwrap());
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(&body);
+        let answer = http(&server.addr, &raw);
+        assert_eq!(answer.status, 200, "{file}: {}", answer.body);
+        let r: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(r["verdict"], "no-provenance", "{file}: {r:#}");
+        assert_eq!(r["media"]["kind"], "image", "{file}: {r:#}");
+        assert!(
+            r["watermark"]["video"]["frames_analysed"].as_u64() >= Some(1),
+            "{file}: {r:#}"
+        );
+        let third_party = r["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "third-party-watermark");
+        assert_eq!(third_party, file.contains("sd1"), "{file}: {r:#}");
+    }
+}
