@@ -153,3 +153,23 @@ fn serve_decodes_heif_and_avif_uploads_in_its_sandboxed_worker() {
         assert_eq!(third_party, file.contains("sd1"), "{file}: {r:#}");
     }
 }
+
+/// A HEIF photo is also something `seal` can take in: sealed to JPEG, the original recorded as
+/// the parent ingredient with its own format.
+#[test]
+fn a_heif_photo_can_be_sealed() {
+    let home = Home::with_keys("HEIF Studio");
+    let sealed = home.seal(&testdata("c2pa-rs/sample1.heif"), "sample1-sealed.jpg", &[]);
+    let (code, r) = verify_json(home.path(), &sealed, &[]);
+    assert_eq!(
+        (code, &r["verdict"]),
+        (0, &serde_json::json!("verified")),
+        "{r:#}"
+    );
+    assert_eq!(r["media"]["width"], 1440, "{r:#}");
+    assert_eq!(r["media"]["height"], 960, "{r:#}");
+    let parent = &r["c2pa"]["ingredients"][0];
+    assert_eq!(parent["title"], "sample1.heif", "{r:#}");
+    assert_eq!(parent["format"], "image/heif", "{r:#}");
+    assert_eq!(r["watermark"]["video"]["detected"], true, "{r:#}");
+}
