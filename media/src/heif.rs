@@ -66,6 +66,16 @@ pub(crate) fn sniff(path: &Path) -> Option<StillFormat> {
     if head.len() < 12 {
         return None;
     }
+    // Image sequences (an animated AVIF, a HEIF burst) are FFmpeg's: it decodes their track
+    // frame by frame, where libheif would give the one still picture.
+    // SAFETY: the buffer and its length are valid for the call; libheif only reads it.
+    let main = unsafe { libheif_sys::heif_read_main_brand(head.as_ptr(), head.len() as i32) };
+    if [b"avis", b"msf1", b"hevc", b"hevx", b"hevm", b"hevs"]
+        .iter()
+        .any(|b| main == u32::from_be_bytes(**b))
+    {
+        return None;
+    }
     // `mif1` alone as main brand is only a "maybe" for libheif; the compatible brands settle it.
     match check_file_type(&head) {
         FileTypeResult::Supported | FileTypeResult::MayBe => {}

@@ -236,3 +236,22 @@ fn only_heif_brands_take_the_libheif_path() {
     let mp4 = Decoder::open(&media("video/bikes.mp4"), PixelLayout::Yuv420p).unwrap();
     assert!(mp4.info().container.starts_with("mov,mp4"));
 }
+
+/// An animated AVIF (brand `avis`) is a sequence: FFmpeg decodes its AV1 track frame by frame,
+/// where libheif would give only its still picture.
+#[test]
+fn an_animated_avif_stays_ffmpegs_to_decode_frame_by_frame() {
+    let path = testdata("heif/carphone-animated.avif");
+    let mut dec = Decoder::open(&path, PixelLayout::Yuv420p).unwrap();
+    let info = dec.info().clone();
+    assert_eq!(info.kind, MediaKind::Video, "{info:?}");
+    assert!(info.container.starts_with("mov,mp4"), "{info:?}");
+    let mut frames = 0;
+    while let Some(f) = dec.next_frame().unwrap() {
+        if let MediaFrame::Video(v) = f {
+            assert_eq!((v.width, v.height), (176, 144));
+            frames += 1;
+        }
+    }
+    assert_eq!(frames, 15);
+}
