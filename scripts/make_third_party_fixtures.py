@@ -97,14 +97,40 @@ def flux(rgb):
     return (127.5 * (x + 1.0)).astype(np.uint8)  # cli.py: .byte()
 
 
-def write_still(name, mark, photo_name):
-    """The photo marked at 256x256 (the package's least size) as PNG, and marked at 512x512 (SD
-    1.x's own size) as a JPEG at quality 90 (libjpeg, 4:2:0, as cv2 and PIL write it): the mark
-    survives quality 90 only with enough 8x8 blocks per bit (testdata/README.md, watermark/README.md)."""
+def write_still(name, mark, photo_name, own_size):
+    """The photo marked at 256x256 (the package's least size) as PNG, and as JPEG copies at
+    quality 90 (libjpeg, 4:2:0, as cv2 and PIL write it): marked at 512x512 and at the
+    generator's own output size (SD 2.x 768, SDXL and FLUX.1 1024). JPEG keeps only a fifth of
+    the mark's lone peaks, so it survives only with enough 8x8 blocks per bit (watermark/README.md)."""
     bgr = np.ascontiguousarray(mark(photo(photo_name, 256))[:, :, ::-1])
     cv2.imwrite(os.path.join(OUT, name + ".png"), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    bgr = np.ascontiguousarray(mark(photo(photo_name, 512))[:, :, ::-1])
-    cv2.imwrite(os.path.join(OUT, name + "-512-q90.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    for size in sorted({512, own_size}):
+        bgr = np.ascontiguousarray(mark(photo(photo_name, size))[:, :, ::-1])
+        cv2.imwrite(os.path.join(OUT, "%s-%d-q90.jpg" % (name, size)), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+STILLS = [
+    # (fixture name, marking, shared photo, the generator's own output size)
+    ("sd1-chelsea", lambda rgb: sd_txt2img(rgb, "StableDiffusionV1"), "chelsea.png", 512),
+    ("sd2-coffee", lambda rgb: sd_txt2img(rgb, "SDV2"), "coffee.png", 768),
+    ("sdxl-astronaut", sdxl_generative_models, "astronaut.png", 1024),
+    ("sdxl-diffusers-motorcycle", sdxl_diffusers, "motorcycle_left.png", 1024),
+    ("flux-rocket", flux, "rocket.jpg", 1024),
+]
+
+
+def write_table(out):
+    """`--table DIR`: every generator's photo marked at 256..1024 and saved as JPEG at quality
+    85, 90 and 95 (not committed: the watermark crate's ignored dwtdct_jpeg_table test reads
+    them and prints the p-value table of the README)."""
+    os.makedirs(out, exist_ok=True)
+    for name, mark, photo_name, _ in STILLS:
+        for size in (256, 512, 768, 1024):
+            bgr = np.ascontiguousarray(mark(photo(photo_name, size))[:, :, ::-1])
+            for q in (85, 90, 95):
+                cv2.imwrite(os.path.join(out, "%s-%d-q%d.jpg" % (name, size, q)), bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
+            unmarked = np.ascontiguousarray(photo(photo_name, size)[:, :, ::-1])
+            cv2.imwrite(os.path.join(out, "unmarked-%s-%d-q90.jpg" % (name, size)), unmarked, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 def package_decode(path, kind, length):
@@ -133,15 +159,15 @@ def svd_clip(name, seconds=2, fps=7, w=320, h=256):
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        write_table(sys.argv[2])
+        return
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
         if f.endswith((".png", ".jpg", ".mp4")):
             os.remove(os.path.join(OUT, f))
-    write_still("sd1-chelsea", lambda rgb: sd_txt2img(rgb, "StableDiffusionV1"), "chelsea.png")
-    write_still("sd2-coffee", lambda rgb: sd_txt2img(rgb, "SDV2"), "coffee.png")
-    write_still("sdxl-astronaut", sdxl_generative_models, "astronaut.png")
-    write_still("sdxl-diffusers-motorcycle", sdxl_diffusers, "motorcycle_left.png")
-    write_still("flux-rocket", flux, "rocket.jpg")
+    for name, mark, photo_name, own_size in STILLS:
+        write_still(name, mark, photo_name, own_size)
     n = svd_clip("svd-bbb")
     print("svd-bbb.mp4: %d frames" % n)
     got = package_decode(os.path.join(OUT, "sd1-chelsea.png"), "bytes", 136)

@@ -25,17 +25,20 @@
 //! `Y'' = 0.299·B + 0.587·G + 0.114·R`. Each known message is tested in its own generator's
 //! convention only.
 //!
-//! **Score.** Each block gets a soft vote `−sin(2π·r/36)` (+1 at the residue 27 of a 1, −1
-//! at 9), summed per message bit over all the blocks of all the frames given: repeated
-//! frames only scale the sums. **Test.** Without the mark, the message's bit positions are
-//! interchangeable (each one's blocks are spread evenly over the whole picture), so every
-//! assignment of the sums' ranks to the message's `k` ones is equally likely; the p-value
-//! is the exact share of the `C(n, k)` assignments whose rank sum (Mann–Whitney) is at
-//! least the observed one, ties counted against the mark. Unlike a binomial count of bits
-//! read at a fixed threshold, it cannot be fooled by a picture whose flat chroma reads
-//! every block the same way. The family-wise p multiplies by every test tried:
-//! [`THIRD_PARTY_TESTS`] (5 generator conventions × 2 YUV matrices, BT.601 and BT.709, for
-//! a frame whose chroma came from a video's YCbCr).
+//! **Scores.** Each block gets two soft votes, each summed per message bit over all the
+//! blocks of all the frames given (repeated frames only scale the sums) and tested on its
+//! own: the phase of its largest LL magnitude, `−sin(2π·r/36)` (+1 at the residue 27 of a
+//! 1, −1 at 9: exact on lossless copies), and that coefficient's height above the mean of
+//! its 5×5 neighbourhood (what survives JPEG, which blurs the lone peak and keeps a fifth of
+//! it: a 1 stands 18 higher than a 0 before, ≈ 4 after). **Test.** Without the mark, the
+//! message's bit positions are interchangeable (each one's blocks are spread evenly over
+//! the whole picture), so every assignment of the sums' ranks to the message's `k` ones is
+//! equally likely; the p-value is the exact share of the `C(n, k)` assignments whose rank
+//! sum (Mann–Whitney) is at least the observed one, ties counted against the mark. Unlike a
+//! binomial count of bits read at a fixed threshold, it cannot be fooled by a picture whose
+//! flat chroma reads every block the same way. The family-wise p multiplies by every test
+//! tried: [`THIRD_PARTY_TESTS`] (5 generator conventions × 2 YUV matrices, BT.601 and BT.709,
+//! for a frame whose chroma came from a video's YCbCr × 2 votes).
 
 use std::sync::OnceLock;
 
@@ -146,8 +149,9 @@ const KNOWN: [Known; 5] = [
 /// YCbCr matrices a decoded video frame's chroma may have been made with.
 const MATRICES: usize = 2;
 
-/// Tests behind every p-value: each known convention under each YCbCr matrix.
-pub const THIRD_PARTY_TESTS: usize = KNOWN.len() * MATRICES;
+/// Tests behind every p-value: each known convention under each YCbCr matrix, with each of
+/// the [`VOTES`] block scores.
+pub const THIRD_PARTY_TESTS: usize = KNOWN.len() * MATRICES * VOTES;
 
 impl Message {
     fn bits(&self) -> Vec<bool> {
@@ -226,22 +230,15 @@ impl ChromaMap {
     }
 }
 
-/// The soft vote of one block: `−sin(2π·r/36)` of the residue `r` of its largest LL
-/// magnitude (positions 1..16, first on ties, as numpy's `argmax`).
+/// The phase vote of one block: `−sin(2π·r/36)` of the residue `r` of its largest LL
+/// magnitude `best` (the package's own reading, made soft).
 ///
 /// Below one step (only in the float conventions, whose neutral chroma is 0) the
 /// magnitude itself is the mark: 9 or 27 from nearly nothing. Compression pulls such a
 /// lone peak back towards its flat surroundings, to 27·α and 9·α with α well below 1
 /// (≈ 0.3 at JPEG quality 90), where the periodic vote would read both as 0; there the vote
 /// is linear in the magnitude, `|v|/18 − 1`, which keeps a 1 above a 0 whatever α.
-fn block_vote(ll: &[f32; 16]) -> f32 {
-    let mut best = ll[1].abs();
-    for v in &ll[2..] {
-        let a = v.abs();
-        if a > best {
-            best = a;
-        }
-    }
+fn phase_vote(best: f32) -> f32 {
     if best < STEP {
         return best / (STEP / 2.0) - 1.0;
     }
@@ -264,12 +261,75 @@ fn vote_table() -> &'static [f32; VOTE_STEPS] {
     })
 }
 
+/// Half-width of the window whose mean predicts a marked cell's unmarked value.
+const RESIDUAL_RADIUS: usize = 2;
+
+/// Scores per block: the phase of the largest LL magnitude ([`phase_vote`]), and its
+/// residual ([`plane_votes`]). Each is its own test ([`THIRD_PARTY_TESTS`]).
+const VOTES: usize = 2;
+
+/// Both votes of every block of one LL plane (`lw` cells wide, `bw × bh` blocks).
+///
+/// The block's cell of largest magnitude (positions 1..16, first on ties, as numpy's
+/// `argmax`) is the one the package set to 9 or 27 modulo 36; a 1 puts it 18 above a 0.
+/// Lossless, the phase says which. JPEG's chroma quantiser keeps only ≈ 0.2–0.3 of such a
+/// lone peak and blurs it into its neighbours, so the phase then mostly says what the
+/// picture had there; but the peak still stands out of its surroundings by more for a 1
+/// than for a 0. The residual vote is that height: the cell's magnitude less the mean of
+/// the other cells of its 5×5 window, in the direction of the cell's sign (the package
+/// marks magnitudes). It needs no lattice, so a flat or grey picture, whose unmarked
+/// residue sits at one place of the lattice, reads right too.
+fn plane_votes(
+    ll: &[f32],
+    lw: usize,
+    bw: usize,
+    bh: usize,
+    phase: &mut [f32],
+    residual: &mut [f32],
+) {
+    let lh = bh * BLOCK;
+    for by in 0..bh {
+        for bx in 0..bw {
+            let (y0, x0) = (by * BLOCK, bx * BLOCK);
+            let (mut best, mut at) = (-1f32, (0, 0));
+            for i in 0..BLOCK {
+                let row = &ll[(y0 + i) * lw + x0..][..BLOCK];
+                for (j, v) in row.iter().enumerate() {
+                    if (i, j) != (0, 0) && v.abs() > best {
+                        best = v.abs();
+                        at = (y0 + i, x0 + j);
+                    }
+                }
+            }
+            let b = by * bw + bx;
+            phase[b] = phase_vote(best);
+            let (cy, cx) = at;
+            let (ya, yb) = (
+                cy.saturating_sub(RESIDUAL_RADIUS),
+                (cy + RESIDUAL_RADIUS + 1).min(lh),
+            );
+            let (xa, xb) = (
+                cx.saturating_sub(RESIDUAL_RADIUS),
+                (cx + RESIDUAL_RADIUS + 1).min(lw),
+            );
+            let mut sum = 0f32;
+            for y in ya..yb {
+                sum += ll[y * lw + xa..y * lw + xb].iter().sum::<f32>();
+            }
+            let centre = ll[cy * lw + cx];
+            let others = ((yb - ya) * (xb - xa) - 1) as f32;
+            let height = centre - (sum - centre) / others;
+            residual[b] = if centre < 0.0 { -height } else { height };
+        }
+    }
+}
+
 /// Accumulates the package's block votes, per message bit, over frames, for every known
 /// generator, and tests each message ([`ThirdPartyDetector::result`]).
 #[derive(Debug, Clone)]
 pub struct ThirdPartyDetector {
-    /// `sums[known][matrix]`.
-    sums: Vec<[BitSums; MATRICES]>,
+    /// `sums[known][vote][matrix]`.
+    sums: Vec<[[BitSums; MATRICES]; VOTES]>,
     frames: usize,
 }
 
@@ -291,7 +351,7 @@ impl ThirdPartyDetector {
                 .iter()
                 .map(|k| {
                     let n = k.message.bits().len();
-                    [BitSums::new(n), BitSums::new(n)]
+                    std::array::from_fn(|_| std::array::from_fn(|_| BitSums::new(n)))
                 })
                 .collect(),
             frames: 0,
@@ -305,9 +365,11 @@ impl ThirdPartyDetector {
 
     /// Adds one frame: `Yuv420p` (chroma read as made with BT.601 and, separately,
     /// BT.709) or `Rgb24` (the package's own arithmetic, exactly). Frames smaller than one
-    /// 8×8 block, or whose planes do not match their size, are ignored.
+    /// 8×8 block, or whose planes do not match their size, are ignored; the timestamp is
+    /// not looked at.
     pub fn add_frame(&mut self, frame: &VideoFrame) {
-        if frame.validate().is_err() {
+        let sizes: Vec<usize> = frame.planes.iter().map(Vec::len).collect();
+        if sizes != VideoFrame::plane_sizes(frame.width, frame.height, frame.layout) {
             return;
         }
         let (w, h) = (frame.width as usize, frame.height as usize);
@@ -316,30 +378,36 @@ impl ThirdPartyDetector {
         if bw == 0 || bh == 0 {
             return;
         }
-        // votes[convention * MATRICES + matrix][block].
+        let (lw, lh) = (bw * BLOCK, bh * BLOCK);
         let blocks = bw * bh;
-        let mut votes = vec![0f32; 3 * MATRICES * blocks];
-        let mut ll = [[[0f32; 16]; MATRICES]; 3];
-        for by in 0..bh {
-            for bx in 0..bw {
-                match frame.layout {
-                    PixelLayout::Yuv420p => block_ll_yuv(frame, w, bx, by, &mut ll),
-                    PixelLayout::Rgb24 => block_ll_rgb(&frame.planes[0], w, bx, by, &mut ll),
-                }
-                for c in 0..3 {
-                    for m in 0..MATRICES {
-                        votes[(c * MATRICES + m) * blocks + by * bw + bx] = block_vote(&ll[c][m]);
-                    }
-                }
-            }
-        }
+        let mut ll = vec![0f32; lw * lh];
+        let (mut phase, mut residual) = (vec![0f32; blocks], vec![0f32; blocks]);
         let mut local = Vec::new();
-        for (i, votes) in votes.chunks_exact_mut(blocks).enumerate() {
-            subtract_local_mean(votes, bw, bh, &mut local);
-            let (c, m) = (i / MATRICES, i % MATRICES);
-            for (known, sums) in KNOWN.iter().zip(self.sums.iter_mut()) {
-                if known.convention.index() == c {
-                    sums[m].add_frame(votes);
+        // An RGB frame's chroma has no matrix: one plane serves both entries.
+        let matrices = match frame.layout {
+            PixelLayout::Yuv420p => MATRICES,
+            PixelLayout::Rgb24 => 1,
+        };
+        for c in CONVENTIONS {
+            for m in 0..matrices {
+                match frame.layout {
+                    PixelLayout::Yuv420p => ll_plane_yuv(frame, w, c, m, lw, lh, &mut ll),
+                    PixelLayout::Rgb24 => ll_plane_rgb(&frame.planes[0], w, c, lw, lh, &mut ll),
+                }
+                plane_votes(&ll, lw, bw, bh, &mut phase, &mut residual);
+                for votes in [&mut phase, &mut residual] {
+                    subtract_local_mean(votes, bw, bh, &mut local);
+                }
+                for (known, sums) in KNOWN.iter().zip(self.sums.iter_mut()) {
+                    if known.convention != c {
+                        continue;
+                    }
+                    for (sums, votes) in sums.iter_mut().zip([&phase, &residual]) {
+                        let targets = if matrices == 1 { 0..MATRICES } else { m..m + 1 };
+                        for sums in &mut sums[targets] {
+                            sums.add_frame(votes);
+                        }
+                    }
                 }
             }
         }
@@ -349,16 +417,18 @@ impl ThirdPartyDetector {
     /// Adds what `other` accumulated (e.g. the other half of a split scan).
     pub fn merge(&mut self, other: ThirdPartyDetector) {
         for (mine, theirs) in self.sums.iter_mut().zip(other.sums) {
-            for (a, b) in mine.iter_mut().zip(theirs) {
-                a.merge(b);
+            for (mine, theirs) in mine.iter_mut().zip(theirs) {
+                for (a, b) in mine.iter_mut().zip(theirs) {
+                    a.merge(b);
+                }
             }
         }
         self.frames += other.frames;
     }
 
     /// Each known generator's mark tested on everything added: one entry per generator
-    /// family (its best-matching convention), most significant first; empty before any
-    /// frame.
+    /// family (its best-matching convention, matrix and vote), most significant first;
+    /// empty before any frame.
     pub fn result(&self) -> Vec<ThirdPartyMark> {
         if self.frames == 0 {
             return Vec::new();
@@ -367,7 +437,7 @@ impl ThirdPartyDetector {
         for (i, known) in KNOWN.iter().enumerate() {
             let message = known.message.bits();
             let null = rank_sum_tail(i);
-            for sums in &self.sums[i] {
+            for sums in self.sums[i].iter().flatten() {
                 let (w, matching) = rank_sum(sums.combined(), &message);
                 let p_raw = null.get(w).copied().unwrap_or(0.0);
                 let p_value = (p_raw * THIRD_PARTY_TESTS as f64).min(1.0);
@@ -392,7 +462,6 @@ impl ThirdPartyDetector {
         best
     }
 }
-
 /// One message's votes per bit, over frames.
 ///
 /// Frames are not equally informative: an H.264 B-frame keeps almost nothing of the mark,
@@ -515,74 +584,70 @@ fn subtract_local_mean(votes: &mut [f32], bw: usize, bh: usize, sums: &mut Vec<f
     }
 }
 
-/// LL of one block from a `Yuv420p` frame: a chroma sample is its 2×2 cell's mean (what
-/// 4:2:0 keeps of U), so LL = 2·U, mapped per convention and matrix.
-fn block_ll_yuv(
+/// The LL plane (`lw × lh` cells) of a `Yuv420p` frame in convention `c`, chroma read with
+/// matrix `m`: a chroma sample is its 2×2 cell's mean (what 4:2:0 keeps of U, and exactly
+/// the cells of the package's Haar transform), so LL = 2·U, mapped linearly from Cb and Cr.
+fn ll_plane_yuv(
     frame: &VideoFrame,
     w: usize,
-    bx: usize,
-    by: usize,
-    ll: &mut [[[f32; 16]; MATRICES]; 3],
+    c: Convention,
+    m: usize,
+    lw: usize,
+    lh: usize,
+    ll: &mut [f32],
 ) {
     let cw = w.div_ceil(2);
+    let (a, b) = chroma_map().coef[c.index()][m];
+    let (a2, b2) = (2.0 * a, 2.0 * b);
+    let offset = 2.0 * (c.neutral() - 128.0 * (a + b));
     let (cb, cr) = (&frame.planes[1], &frame.planes[2]);
-    let map = chroma_map();
-    for i in 0..BLOCK {
-        let row = (by * BLOCK + i) * cw + bx * BLOCK;
-        for j in 0..BLOCK {
-            let u = f32::from(cb[row + j]) - 128.0;
-            let v = f32::from(cr[row + j]) - 128.0;
-            for c in CONVENTIONS {
-                let neutral = c.neutral();
-                for (block, &(a, b)) in ll[c.index()].iter_mut().zip(&map.coef[c.index()]) {
-                    block[i * BLOCK + j] = 2.0 * (neutral + a * u + b * v);
-                }
-            }
+    for y in 0..lh {
+        let (cb, cr) = (&cb[y * cw..][..lw], &cr[y * cw..][..lw]);
+        for ((out, &u), &v) in ll[y * lw..][..lw].iter_mut().zip(cb).zip(cr) {
+            *out = offset + a2 * f32::from(u) + b2 * f32::from(v);
         }
     }
 }
 
-/// LL of one block from an `Rgb24` frame, with OpenCV's arithmetic: the integer
-/// `COLOR_BGR2YUV` of `uint8` input, the float one otherwise. The matrix does not apply:
-/// both entries get the same values.
-fn block_ll_rgb(rgb: &[u8], w: usize, bx: usize, by: usize, ll: &mut [[[f32; 16]; MATRICES]; 3]) {
-    for i in 0..BLOCK {
-        for j in 0..BLOCK {
-            let mut sums = [0f32; 3];
+/// The LL plane of an `Rgb24` frame in convention `c`, with OpenCV's arithmetic: the
+/// integer `COLOR_BGR2YUV` of `uint8` input, the float one otherwise.
+fn ll_plane_rgb(rgb: &[u8], w: usize, c: Convention, lw: usize, lh: usize, ll: &mut [f32]) {
+    let u_of = |p: usize| -> f32 {
+        let (r, g, b) = (
+            i32::from(rgb[p]),
+            i32::from(rgb[p + 1]),
+            i32::from(rgb[p + 2]),
+        );
+        match c {
+            Convention::Uint8Bgr => {
+                // OpenCV's fixed point (14 bits) for uint8 BGR→YUV.
+                let y8 = (r * 4899 + g * 9617 + b * 1868 + (1 << 13)) >> 14;
+                let u8_ = ((b - y8) * 8061 + (128 << 14) + (1 << 13)) >> 14;
+                u8_.clamp(0, 255) as f32
+            }
+            Convention::FloatBgr => {
+                let (rf, gf, bf) = (r as f32, g as f32, b as f32);
+                0.492 * (bf - (0.299 * rf + 0.587 * gf + 0.114 * bf)) + 0.5
+            }
+            Convention::FloatRgb => {
+                let (rf, gf, bf) = (r as f32, g as f32, b as f32);
+                0.492 * (rf - (0.299 * bf + 0.587 * gf + 0.114 * rf)) + 0.5
+            }
+        }
+    };
+    for y in 0..lh {
+        for x in 0..lw {
+            let mut sum = 0f32;
             for dy in 0..2 {
-                let y = (by * BLOCK + i) * 2 + dy;
                 for dx in 0..2 {
-                    let x = (bx * BLOCK + j) * 2 + dx;
-                    let p = (y * w + x) * 3;
-                    let (r, g, b) = (
-                        i32::from(rgb[p]),
-                        i32::from(rgb[p + 1]),
-                        i32::from(rgb[p + 2]),
-                    );
-                    // OpenCV's fixed point (14 bits) for uint8 BGR→YUV.
-                    let y8 = (r * 4899 + g * 9617 + b * 1868 + (1 << 13)) >> 14;
-                    let u8_ = ((b - y8) * 8061 + (128 << 14) + (1 << 13)) >> 14;
-                    sums[0] += u8_.clamp(0, 255) as f32;
-                    let (rf, gf, bf) = (r as f32, g as f32, b as f32);
-                    let yf = 0.299 * rf + 0.587 * gf + 0.114 * bf;
-                    sums[1] += 0.492 * (bf - yf) + 0.5;
-                    let ys = 0.299 * bf + 0.587 * gf + 0.114 * rf;
-                    sums[2] += 0.492 * (rf - ys) + 0.5;
+                    sum += u_of(((2 * y + dy) * w + 2 * x + dx) * 3);
                 }
             }
-            for (conv, sum) in ll.iter_mut().zip(sums) {
-                for block in conv.iter_mut() {
-                    // Haar LL: (a + b + c + d) / 2.
-                    block[i * BLOCK + j] = sum / 2.0;
-                }
-            }
+            // Haar LL: (a + b + c + d) / 2.
+            ll[y * lw + x] = sum / 2.0;
         }
     }
 }
-
-/// The rank sum of the message's ones among the bit sums (ranks 0-based; ties ranked
-/// with the ones below the zeros, against the mark), and how many bits read right when the
-/// message's count of ones is read from the highest sums (ties by position).
 fn rank_sum(sums: &[f64], message: &[bool]) -> (usize, usize) {
     let n = message.len();
     let k = message.iter().filter(|&&b| b).count();
