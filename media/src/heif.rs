@@ -103,6 +103,14 @@ pub(crate) fn sniff(path: &Path) -> Option<StillFormat> {
     }
 }
 
+/// libheif, initialised once for the process and never released: `heif_deinit` (run when a
+/// `LibHeif` is dropped and no other is alive) frees tables that a decode on another thread
+/// may be using.
+fn libheif() -> &'static LibHeif {
+    static LIB: std::sync::OnceLock<LibHeif> = std::sync::OnceLock::new();
+    LIB.get_or_init(LibHeif::new)
+}
+
 /// An opened HEIF/AVIF file: libheif's context and the primary picture's handle.
 struct Opened {
     // The handle borrows nothing in Rust's eyes but needs the context alive: kept together,
@@ -135,6 +143,7 @@ fn open(path: &Path, format: StillFormat) -> Result<Opened, MediaError> {
     if name.contains('\0') {
         return Err(MediaError::unreadable(path, "path contains a NUL byte"));
     }
+    libheif();
     let context = HeifContext::read_from_file(name).map_err(|e| heif_error(path, format, &e))?;
     let handle = context
         .primary_image_handle()
@@ -195,12 +204,11 @@ pub(crate) fn decode(path: &Path) -> Result<Option<(MediaInfo, frame::Video)>, M
         return Ok(None);
     };
     let opened = open(path, format)?;
-    let lib = LibHeif::new();
     let mut options = DecodingOptions::new()
         .ok_or_else(|| MediaError::unreadable(path, "libheif could not allocate its options"))?;
     // 10- and 12-bit pictures come out as 8 bits like every other frame hallmark analyses.
     options.set_convert_hdr_to_8bit(true);
-    let image = lib
+    let image = libheif()
         .decode(
             &opened.handle,
             ColorSpace::Rgb(RgbChroma::Rgb),
@@ -238,6 +246,13 @@ pub(crate) fn decode(path: &Path) -> Result<Option<(MediaInfo, frame::Video)>, M
                 "decoding the picture",
                 "out of memory allocating a frame",
             ));
+        }
+        // Zeroed first: swscale reads past the last pixel of a row (the chroma of an odd
+        // width), and FFmpeg's own decoders hand it zeroed padding too; unset bytes there
+        // made the conversion differ from run to run.
+        let buf = (*p).buf[0];
+        if !buf.is_null() {
+            std::ptr::write_bytes((*buf).data, 0, (*buf).size);
         }
         let row = width as usize * 3;
         let dst_stride = (*p).linesize[0] as isize;

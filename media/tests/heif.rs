@@ -255,3 +255,30 @@ fn an_animated_avif_stays_ffmpegs_to_decode_frame_by_frame() {
     }
     assert_eq!(frames, 15);
 }
+
+/// Decoders on several threads at once (the detector opens a file more than once): the same
+/// pictures as one at a time.
+#[test]
+fn heif_stills_decode_the_same_on_several_threads_at_once() {
+    let files = [
+        "heif/chelsea.heic",
+        "heif/chelsea.avif",
+        "c2pa-rs/sample1.avif",
+    ];
+    let alone: Vec<VideoFrame> = files
+        .iter()
+        .map(|f| still(&testdata(f), PixelLayout::Yuv420p).1)
+        .collect();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let alone = &alone;
+            s.spawn(move || {
+                for round in 0..6 {
+                    let i = (t + round) % files.len();
+                    let (_, frame) = still(&testdata(files[i]), PixelLayout::Yuv420p);
+                    assert!(frame == alone[i], "{} differs on thread {t}", files[i]);
+                }
+            });
+        }
+    });
+}
