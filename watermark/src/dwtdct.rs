@@ -25,12 +25,13 @@
 //! `Y'' = 0.299·B + 0.587·G + 0.114·R`. Each known message is tested in its own generator's
 //! convention only.
 //!
-//! **Scores.** Each block gets two soft votes, each summed per message bit over all the
+//! **Scores.** Each block gets soft votes, each summed per message bit over all the
 //! blocks of all the frames given (repeated frames only scale the sums) and tested on its
 //! own: the phase of its largest LL magnitude, `−sin(2π·r/36)` (+1 at the residue 27 of a
 //! 1, −1 at 9: exact on lossless copies), and that coefficient's height above the mean of
 //! its 5×5 neighbourhood (what survives JPEG, which blurs the lone peak and keeps a fifth of
-//! it: a 1 stands 18 higher than a 0 before, ≈ 4 after). **Test.** Without the mark, the
+//! it: a 1 stands 18 higher than a 0 before, ≈ 4 after), and the two added in units of
+//! their spread over the frame. **Test.** Without the mark, the
 //! message's bit positions are interchangeable (each one's blocks are spread evenly over
 //! the whole picture), so every assignment of the sums' ranks to the message's `k` ones is
 //! equally likely; the p-value is the exact share of the `C(n, k)` assignments whose rank
@@ -38,7 +39,8 @@
 //! binomial count of bits read at a fixed threshold, it cannot be fooled by a picture whose
 //! flat chroma reads every block the same way. The family-wise p multiplies by every test
 //! tried: [`THIRD_PARTY_TESTS`] (5 generator conventions × 2 YUV matrices, BT.601 and BT.709,
-//! for a frame whose chroma came from a video's YCbCr × 2 votes).
+//! for a frame whose chroma came from a video's YCbCr × 3 votes: phase, height, and the two
+//! added).
 
 use std::sync::OnceLock;
 
@@ -264,9 +266,11 @@ fn vote_table() -> &'static [f32; VOTE_STEPS] {
 /// Half-width of the window whose mean predicts a marked cell's unmarked value.
 const RESIDUAL_RADIUS: usize = 2;
 
-/// Scores per block: the phase of the largest LL magnitude ([`phase_vote`]), and its
-/// residual ([`plane_votes`]). Each is its own test ([`THIRD_PARTY_TESTS`]).
-const VOTES: usize = 2;
+/// Scores per block: the phase of the largest LL magnitude ([`phase_vote`]), its residual
+/// ([`plane_votes`]), and the two added, each in units of its spread over the frame's
+/// blocks (neither alone wins everywhere: on flat sky the phase keeps what the residual
+/// loses). Each is its own test ([`THIRD_PARTY_TESTS`]).
+const VOTES: usize = 3;
 
 /// Both votes of every block of one LL plane (`lw` cells wide, `bw × bh` blocks).
 ///
@@ -321,6 +325,22 @@ fn plane_votes(
             let height = centre - (sum - centre) / others;
             residual[b] = if centre < 0.0 { -height } else { height };
         }
+    }
+}
+
+/// `1 / standard deviation` of `votes`, 0 when they are all equal (they then carry nothing).
+fn inverse_spread(votes: &[f32]) -> f32 {
+    let n = votes.len() as f64;
+    let mean = votes.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = votes
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    if var > 0.0 {
+        (1.0 / var.sqrt()) as f32
+    } else {
+        0.0
     }
 }
 
@@ -382,6 +402,7 @@ impl ThirdPartyDetector {
         let blocks = bw * bh;
         let mut ll = vec![0f32; lw * lh];
         let (mut phase, mut residual) = (vec![0f32; blocks], vec![0f32; blocks]);
+        let mut both = vec![0f32; blocks];
         let mut local = Vec::new();
         // An RGB frame's chroma has no matrix: one plane serves both entries.
         let matrices = match frame.layout {
@@ -395,14 +416,20 @@ impl ThirdPartyDetector {
                     PixelLayout::Rgb24 => ll_plane_rgb(&frame.planes[0], w, c, lw, lh, &mut ll),
                 }
                 plane_votes(&ll, lw, bw, bh, &mut phase, &mut residual);
-                for votes in [&mut phase, &mut residual] {
+                // Spreads over all blocks: symmetric in the bit positions, so the sum keeps
+                // them interchangeable.
+                let (sp, sr) = (inverse_spread(&phase), inverse_spread(&residual));
+                for ((b, p), r) in both.iter_mut().zip(&phase).zip(&residual) {
+                    *b = p * sp + r * sr;
+                }
+                for votes in [&mut phase, &mut residual, &mut both] {
                     subtract_local_mean(votes, bw, bh, &mut local);
                 }
                 for (known, sums) in KNOWN.iter().zip(self.sums.iter_mut()) {
                     if known.convention != c {
                         continue;
                     }
-                    for (sums, votes) in sums.iter_mut().zip([&phase, &residual]) {
+                    for (sums, votes) in sums.iter_mut().zip([&phase, &residual, &both]) {
                         let targets = if matrices == 1 { 0..MATRICES } else { m..m + 1 };
                         for sums in &mut sums[targets] {
                             sums.add_frame(votes);

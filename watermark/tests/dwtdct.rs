@@ -109,34 +109,26 @@ fn each_generators_png_is_read_exactly() {
 
 #[test]
 fn jpeg_quality_90_copies() {
-    // Quality 90 keeps about a fifth of each mark's lone peak (libjpeg, 4:2:0); the height
-    // of that peak above its neighbourhood reads it. At 512×512 (4096 blocks: 30 per bit of
-    // SD 1.x's 136, 85 per bit of SDXL's 48) every generator's copy but FLUX.1's is proven.
+    // Quality 90 keeps about a fifth of each mark's lone peak (libjpeg, 4:2:0); its height
+    // above its neighbourhood, alone or added to its phase, reads it. At 512×512 (4096
+    // blocks: 30 per bit of SD 1.x's 136, 85 per bit of SDXL's 48) and at each generator's
+    // own output size, every generator's copy is proven.
     for (name, (generator, source)) in [
         ("sd1-chelsea-512-q90.jpg", SD1),
         ("sd2-coffee-512-q90.jpg", SD2),
         ("sdxl-astronaut-512-q90.jpg", SGM),
         ("sdxl-diffusers-motorcycle-512-q90.jpg", DIFFUSERS),
-    ] {
-        assert_detected(&fixture(name), PixelLayout::Yuv420p, generator, source);
-    }
-    // At each generator's own output size, every one (FLUX.1 included) is proven.
-    for (name, (generator, source)) in [
+        // FLUX.1 on a rocket in the sky: flat chroma hides the peaks' heights, their phase
+        // and height together still prove it.
+        ("flux-rocket-512-q90.jpg", FLUX),
         ("sd2-coffee-768-q90.jpg", SD2),
         ("sdxl-astronaut-1024-q90.jpg", SGM),
         ("sdxl-diffusers-motorcycle-1024-q90.jpg", DIFFUSERS),
         ("flux-rocket-1024-q90.jpg", FLUX),
     ] {
-        assert_detected(&fixture(name), PixelLayout::Yuv420p, generator, source);
+        let m = assert_detected(&fixture(name), PixelLayout::Yuv420p, generator, source);
+        assert!(m.matching_bits * 4 >= m.bits * 3, "{name}: {m:?}");
     }
-    // FLUX.1 on a 512×512 rocket (sky: flat chroma hides the peaks) keeps a signal that is
-    // the strongest of all, short of proof.
-    let name = "flux-rocket-512-q90.jpg";
-    let m = marks(&fixture(name), PixelLayout::Yuv420p);
-    show(name, PixelLayout::Yuv420p, &m);
-    assert_eq!(m[0].generator, FLUX.0, "{name}");
-    assert!(m[0].p_value < 1e-2, "{name}: {:?}", m[0]);
-    assert!(m[1..].iter().all(|x| x.p_value > 0.01), "{name}: {m:#?}");
 }
 
 #[test]
