@@ -105,6 +105,12 @@ mod tests {
         assert_eq!(still.frames(), 1);
         // A flat frame matches nothing.
         assert!(detected(&still.finish()).is_empty());
+        // Frames without a timestamp: one in EVERY_NTH_UNTIMED, and each one counted.
+        let mut untimed = Sampler::new();
+        for _ in 0..16 {
+            untimed.offer(&VideoFrame::black(64, 64, PixelLayout::Yuv420p, f64::NAN));
+        }
+        assert_eq!(untimed.frames(), 2);
     }
 
     fn scanned(rel: &str) -> crate::scan::ScanCoverage {
