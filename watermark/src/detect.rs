@@ -8,6 +8,10 @@ use crate::analysis::{AnalysisGrid, KeyPattern, ANALYSIS_ROWS, MAX_GRID_ASPECT, 
 use crate::code;
 use crate::fft::{Fft, C};
 use crate::key::{Payload, WatermarkKey};
+use crate::lattice::{
+    candidate_maps, fold_map, Candidate, TileMap, LATTICE_CANDIDATES, REFINED_CANDIDATES,
+    ROTATION_CANDIDATES,
+};
 use hallmark_media::{PixelLayout, VideoFrame};
 
 /// p-value at or below which a watermark is reported as present.
@@ -89,6 +93,40 @@ pub struct VideoDetection {
     /// analysis grid whose evidence is strongest, as fractions of the frame. The whole frame
     /// for a marked clip; a part of it for a marked clip inside other footage.
     pub region: Option<Region>,
+    /// The rotation, stretch or perspective the mark was registered under, when the
+    /// lattice stage answered (see README, "Rotation, stretch, perspective"); `None` for
+    /// the plain and the orientation/scale searches.
+    pub warp: Option<Warp>,
+}
+
+/// How the sealed tile's lattice appears in the analysed picture, as the lattice stage
+/// registered it (up to the [`Orientation`] reported beside it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warp {
+    /// Angle of the tile's first period from the horizontal, degrees (image rows grow
+    /// downwards, so positive is clockwise on screen).
+    pub rotation_deg: f64,
+    /// Length of the tile's two periods relative to the sealed picture's (1: unchanged;
+    /// 1.25 / 1 an anamorphic stretch of 25 % horizontally).
+    pub scale_x: f64,
+    pub scale_y: f64,
+    /// Perspective terms per analysis-grid height (0: none; 0.08 ≈ a keystone whose one
+    /// edge is 8 % shorter than the other).
+    pub perspective: (f64, f64),
+}
+
+impl Warp {
+    fn of(map: &TileMap) -> Self {
+        let (b1, b2) = map.lattice();
+        let t = TILE as f64;
+        let h = ANALYSIS_ROWS as f64;
+        Warp {
+            rotation_deg: b1[1].atan2(b1[0]).to_degrees(),
+            scale_x: b1[0].hypot(b1[1]) / t,
+            scale_y: b2[0].hypot(b2[1]) / t,
+            perspective: (map.p[0] * h, map.p[1] * h),
+        }
+    }
 }
 
 /// A rectangle as fractions of the frame: `x`, `y` of its top-left corner, `w`, `h` its
@@ -373,6 +411,11 @@ const PHASES: [(f64, f64); 4] = [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5)]
 const WIDE_STRIDE: usize = 3;
 /// Scales (best by phase-0 score) whose neighbourhoods get the phase refinement.
 const REFINE_SCALES: usize = 6;
+/// Shares of the error budget, as Bonferroni weights (1/2 + 1/4 + 1/4): the plain stage,
+/// the orientation and scale search, the lattice stage.
+const PLAIN_WEIGHT: f64 = 2.0;
+const WIDE_WEIGHT: f64 = 4.0;
+const LATTICE_WEIGHT: f64 = 4.0;
 
 /// Folds an analysis-grid image modulo the tile at scale `s` (about the image centre), with
 /// the chip grid offset by `phase` chips.
@@ -489,6 +532,41 @@ fn best_shift(fft: &Fft, z_hat: &[C], key: &Variant, work: &mut Vec<C>) -> (f64,
         }
     }
     best
+}
+
+/// Threads the searches run on: the available cores, at most 8.
+fn search_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+}
+
+/// `f` on every job, spread over [`search_threads`] (each with its own FFT work buffer);
+/// the results in the jobs' order.
+fn par_map<J: Sync, R: Send>(jobs: &[J], f: impl Fn(&J, &mut Vec<C>) -> R + Sync) -> Vec<R> {
+    let threads = search_threads().min(jobs.len()).max(1);
+    let mut out: Vec<Option<R>> = (0..jobs.len()).map(|_| None).collect();
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let f = &f;
+                sc.spawn(move || {
+                    let mut work = Vec::with_capacity(TILE * TILE);
+                    (t..jobs.len())
+                        .step_by(threads)
+                        .map(|i| (i, f(&jobs[i], &mut work)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, r) in h.join().expect("search thread panicked") {
+                out[i] = Some(r);
+            }
+        }
+    });
+    out.into_iter().map(|r| r.expect("every job ran")).collect()
 }
 
 /// Shifts whose correlation the wider search normalises exactly, per orientation.
@@ -760,37 +838,10 @@ impl VideoDetector {
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
-        // Evaluates one (scale, phase): best (z, key index, orientation index, shift). One
-        // fold and one forward transform serve every key and orientation.
+        // Evaluates one (scale, phase): best (z, key index, orientation index, shift).
         let evaluate = |si: usize, phase: (f64, f64), work: &mut Vec<C>| {
             let f = fold_as(area, img, wa, ha, scales[si], phase);
-            let mut best = (f64::NEG_INFINITY, 0usize, 0usize, 0usize);
-            if orientations == 1 {
-                let mut z_hat: Vec<C> = f.iter().map(|&v| C { re: v, im: v * v }).collect();
-                self.fft.run2d(&mut z_hat, false);
-                for (ki, variants) in self.variants.iter().enumerate() {
-                    let (z, d) = best_shift(&self.fft, &z_hat, &variants[0], work);
-                    if z > best.0 {
-                        best = (z, ki, 0, d);
-                    }
-                }
-            } else {
-                let mut f_hat: Vec<C> = f.iter().map(|&v| C { re: v, im: 0.0 }).collect();
-                self.fft.run2d(&mut f_hat, false);
-                for (ki, variants) in self.variants.iter().enumerate() {
-                    let variants = &variants[..orientations.min(variants.len())];
-                    for (pair, two) in variants.chunks(2).enumerate() {
-                        let found =
-                            best_shifts_two(&self.fft, &f, &f_hat, &two[0], two.get(1), work);
-                        for (i, (z, d)) in found.into_iter().enumerate() {
-                            if z > best.0 {
-                                best = (z, ki, 2 * pair + i, d);
-                            }
-                        }
-                    }
-                }
-            }
-            best
+            self.best_over_keys(&f, orientations, work)
         };
         // Scale 1 (unscaled) is always among the first pass's.
         let stride = stride.max(1);
@@ -838,6 +889,7 @@ impl VideoDetector {
             shift: b0.3,
             phase: PHASES[0],
             area,
+            map: None,
         };
         let jobs: Vec<(usize, (f64, f64))> = refine
             .iter()
@@ -867,12 +919,85 @@ impl VideoDetector {
                             shift: d,
                             phase: ph,
                             area,
+                            map: None,
                         };
                     }
                 }
             }
         });
         best
+    }
+
+    /// The best (z, key index, orientation index, shift) of one fold over every key and the
+    /// first `orientations` of [`Orientation::ALL`]. One forward transform serves them all.
+    fn best_over_keys(
+        &self,
+        f: &[f64],
+        orientations: usize,
+        work: &mut Vec<C>,
+    ) -> (f64, usize, usize, usize) {
+        let mut best = (f64::NEG_INFINITY, 0usize, 0usize, 0usize);
+        if orientations == 1 {
+            let mut z_hat: Vec<C> = f.iter().map(|&v| C { re: v, im: v * v }).collect();
+            self.fft.run2d(&mut z_hat, false);
+            for (ki, variants) in self.variants.iter().enumerate() {
+                let (z, d) = best_shift(&self.fft, &z_hat, &variants[0], work);
+                if z > best.0 {
+                    best = (z, ki, 0, d);
+                }
+            }
+        } else {
+            let mut f_hat: Vec<C> = f.iter().map(|&v| C { re: v, im: 0.0 }).collect();
+            self.fft.run2d(&mut f_hat, false);
+            for (ki, variants) in self.variants.iter().enumerate() {
+                let variants = &variants[..orientations.min(variants.len())];
+                for (pair, two) in variants.chunks(2).enumerate() {
+                    let found = best_shifts_two(&self.fft, f, &f_hat, &two[0], two.get(1), work);
+                    for (i, (z, d)) in found.into_iter().enumerate() {
+                        if z > best.0 {
+                            best = (z, ki, 2 * pair + i, d);
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// The lattice stage's keyed search: every candidate map ([`candidate_maps`], chosen
+    /// without the key) × the four half-chip phases × every orientation and shift. `None`
+    /// when the image yields no candidate.
+    fn search_maps(
+        &self,
+        img: &[f32],
+        wa: usize,
+        ha: usize,
+        maps: &[Candidate],
+    ) -> Option<Registration> {
+        let jobs: Vec<(usize, (f64, f64))> = (0..maps.len())
+            .flat_map(|mi| PHASES.iter().map(move |&ph| (mi, ph)))
+            .collect();
+        let found = par_map(&jobs, |&(mi, phase), work| {
+            let f = fold_map(img, wa, ha, &maps[mi].map, phase);
+            self.best_over_keys(&f, maps[mi].orientations, work)
+        });
+        jobs.iter()
+            .zip(found)
+            .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+            .map(|(&(mi, phase), (z, ki, oi, d))| {
+                let (b1, b2) = maps[mi].map.lattice();
+                let scale = TILE as f64 * 2.0 / (b1[0].hypot(b1[1]) + b2[0].hypot(b2[1]));
+                Registration {
+                    z,
+                    key: ki,
+                    orientation: oi,
+                    scale,
+                    shift: d,
+                    phase,
+                    area: false,
+                    map: Some(maps[mi].map),
+                }
+            })
     }
 
     /// Runs the registration search and the tests on everything added so far.
@@ -895,6 +1020,7 @@ impl VideoDetector {
             orientation: None,
             wide_search: false,
             region: None,
+            warp: None,
         };
         let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
             return empty;
@@ -923,13 +1049,15 @@ impl VideoDetector {
                 .collect()
         };
         let family = (1 + segments.len()) as f64;
-        // The wider search (every orientation, scales 0.4–2.5) runs only when the plain one
-        // does not detect. The test spends half its error budget on each (a weighted
-        // Bonferroni bound over both families: p = min(2·p_plain, 2·p_wide) is valid for the
-        // procedure whichever stage answers); the key-frame pass searches upright only, and
-        // keeps the plain bound.
+        // The wider searches run only when the plain one does not detect: every orientation
+        // at scales 0.4–2.5, then the lattice stage (rotation, stretch, perspective). The
+        // test spends half its error budget on the plain stage and a quarter on each wider
+        // one (a weighted Bonferroni bound over the three families: p = min(2·p_plain,
+        // 4·p_wide, 4·p_lattice) is valid for the procedure whichever stage answers, and
+        // a stage that does not run only leaves the reported p larger); the key-frame pass
+        // searches upright only, and keeps the plain bound.
         let wide = !self.whole_clip_only;
-        let weight = if wide { 2.0 } else { 1.0 };
+        let weight = if wide { PLAIN_WEIGHT } else { 1.0 };
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(weight * family * hypotheses, z);
         let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false);
@@ -965,25 +1093,33 @@ impl VideoDetector {
                 Orientation::ALL.len(),
                 true,
             );
-            let p = search_p(weight * hypotheses, found.z);
+            let p = search_p(WIDE_WEIGHT * hypotheses, found.z);
             if p < p_value {
                 p_value = p;
                 wide_search = true;
                 best = (found, Cow::Borrowed(&acc.sum[..]));
             }
         }
-        let (
-            Registration {
-                z,
-                key: ki,
-                orientation: oi,
-                scale: s,
-                shift: d,
-                phase,
-                area,
-            },
-            summed,
-        ) = best;
+        if wide && p_value > DETECT_P {
+            // The maps are chosen from the residual alone, never the key: under the null
+            // each is a fixed registration given the content, so the bound counts every
+            // one that may be tested (all of them, even when fewer are found) × its
+            // orientations, phases and shifts.
+            let maps = candidate_maps(&acc.sum, wa, ha);
+            let per_key = ROTATION_CANDIDATES * 2
+                + (LATTICE_CANDIDATES + REFINED_CANDIDATES) * Orientation::ALL.len();
+            let hypotheses = (self.keys.len() * per_key * PHASES.len() * TILE * TILE) as f64;
+            if let Some(found) = self.search_maps(&acc.sum, wa, ha, &maps) {
+                let p = search_p(LATTICE_WEIGHT * hypotheses, found.z);
+                if p < p_value {
+                    p_value = p;
+                    wide_search = true;
+                    best = (found, Cow::Borrowed(&acc.sum[..]));
+                }
+            }
+        }
+        let (reg, summed) = best;
+        let (z, ki, oi, s, d) = (reg.z, reg.key, reg.orientation, reg.scale, reg.shift);
         let p_value = p_value.min(1.0);
         let (key_id, key) = (&self.keys[ki].0, &self.keys[ki].1);
         let variant = &self.variants[ki][oi];
@@ -1005,7 +1141,8 @@ impl VideoDetector {
             out.scale = Some(s);
             out.shift = Some((d % TILE, d / TILE));
             out.orientation = Some(variant.orientation);
-            let f = fold_as(area, &summed, wa, ha, s, phase);
+            out.warp = reg.map.as_ref().map(Warp::of);
+            let f = reg.fold(&summed, wa, ha);
             let (payload, ber) = decode_payload(&f, key, *key_id, variant.orientation, d);
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
@@ -1014,8 +1151,7 @@ impl VideoDetector {
                 &summed,
                 wa,
                 ha,
-                s,
-                phase,
+                &reg.chips(wa, ha),
                 variant,
                 d,
                 tile.as_deref(),
@@ -1023,10 +1159,9 @@ impl VideoDetector {
         }
         out.timeline = (0..acc.bins.len())
             .map(|i| {
-                acc.bins.get(i).map(|(img, _)| {
-                    let f = fold_as(area, img, wa, ha, s, phase);
-                    single_p(z_at(&f, variant, d))
-                })
+                acc.bins
+                    .get(i)
+                    .map(|(img, _)| single_p(z_at(&reg.fold(img, wa, ha), variant, d)))
             })
             .collect();
         out
@@ -1046,40 +1181,31 @@ const REGION_OUTSIDE_Z: f64 = 3.0;
 /// with the largest normalised correlation `Σ c / √Σ e` is where the mark is. Taking in
 /// unmarked blocks adds energy without correlation, leaving out marked ones loses
 /// correlation, so it fits the marked area (picture-in-picture, a split screen).
-#[allow(clippy::too_many_arguments)]
 fn locate(
     img: &[f32],
     wa: usize,
     ha: usize,
-    s: f64,
-    phase: (f64, f64),
+    chips: &[Option<(i64, i64)>],
     variant: &Variant,
     shift: usize,
     tile: Option<&[f32]>,
 ) -> Region {
     let t = TILE as i64;
-    let bin = |n: usize, i: usize, ph: f64| -> i64 {
-        ((i as f64 + 0.5 - n as f64 / 2.0) * s + ph).floor() as i64
-    };
     let (dx, dy) = ((shift % TILE) as i64, (shift / TILE) as i64);
     let (nbx, nby) = (wa.div_ceil(REGION_BLOCK), ha.div_ceil(REGION_BLOCK));
     let mut corr = vec![0f64; nbx * nby];
     let mut energy = vec![0f64; nbx * nby];
-    let bx: Vec<i64> = (0..wa).map(|u| bin(wa, u, phase.0) - dx).collect();
-    for v in 0..ha {
-        let by = (bin(ha, v, phase.1) - dy).rem_euclid(t) as usize;
-        let row = (v / REGION_BLOCK) * nbx;
-        for (u, (&x, &b)) in img[v * wa..(v + 1) * wa].iter().zip(&bx).enumerate() {
-            let j = by * TILE + b.rem_euclid(t) as usize;
-            let expected = match tile {
-                Some(tile) => tile[variant.orientation.sealed_index(j)],
-                None => variant.sync[j],
-            };
-            if expected != 0.0 {
-                let cell = row + u / REGION_BLOCK;
-                corr[cell] += (x * expected) as f64;
-                energy[cell] += (x * x) as f64;
-            }
+    for (i, (&x, chip)) in img.iter().zip(chips).enumerate() {
+        let Some((cx, cy)) = *chip else { continue };
+        let j = (cy - dy).rem_euclid(t) as usize * TILE + (cx - dx).rem_euclid(t) as usize;
+        let expected = match tile {
+            Some(tile) => tile[variant.orientation.sealed_index(j)],
+            None => variant.sync[j],
+        };
+        if expected != 0.0 {
+            let cell = (i / wa / REGION_BLOCK) * nbx + (i % wa) / REGION_BLOCK;
+            corr[cell] += (x * expected) as f64;
+            energy[cell] += (x * x) as f64;
         }
     }
     // Prefix sums over blocks, then every block-aligned rectangle.
@@ -1164,6 +1290,53 @@ struct Registration {
     phase: (f64, f64),
     /// Folded by area ([`fold_area`]) rather than plainly.
     area: bool,
+    /// Folded under this map (the lattice stage) instead of at `scale`.
+    map: Option<TileMap>,
+}
+
+impl Registration {
+    /// Per analysis pixel, the chip (tile coordinates before the shift, not reduced modulo
+    /// the tile) this registration puts it on; `None` off the map.
+    fn chips(&self, wa: usize, ha: usize) -> Vec<Option<(i64, i64)>> {
+        match &self.map {
+            Some(m) => {
+                let mut out = vec![None; wa * ha];
+                for v in 0..ha {
+                    let y = v as f64 + 0.5 - ha as f64 / 2.0;
+                    for u in 0..wa {
+                        let x = u as f64 + 0.5 - wa as f64 / 2.0;
+                        out[v * wa + u] = m.apply(x, y).map(|(tx, ty)| {
+                            (
+                                (tx + self.phase.0).floor() as i64,
+                                (ty + self.phase.1).floor() as i64,
+                            )
+                        });
+                    }
+                }
+                out
+            }
+            None => {
+                let bin = |n: usize, i: usize, ph: f64| -> i64 {
+                    ((i as f64 + 0.5 - n as f64 / 2.0) * self.scale + ph).floor() as i64
+                };
+                let bx: Vec<i64> = (0..wa).map(|u| bin(wa, u, self.phase.0)).collect();
+                (0..ha)
+                    .flat_map(|v| {
+                        let by = bin(ha, v, self.phase.1);
+                        bx.iter().map(move |&x| Some((x, by)))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The fold of `img` at this registration.
+    fn fold(&self, img: &[f32], wa: usize, ha: usize) -> Vec<f64> {
+        match &self.map {
+            Some(m) => fold_map(img, wa, ha, m, self.phase),
+            None => fold_as(self.area, img, wa, ha, self.scale, self.phase),
+        }
+    }
 }
 
 /// Clips whose timeline bins span at least this many seconds are also searched in segments

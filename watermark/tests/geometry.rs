@@ -47,6 +47,114 @@ fn warp(
 
 type Attack = Box<dyn Fn(&VideoFrame, &VideoFrame) -> VideoFrame>;
 
+/// Turned by `deg` degrees (clockwise on screen) about the centre, the central `keep` of
+/// each side cropped (hiding the corners) and scaled back to the frame's size.
+fn rotate_crop(f: &VideoFrame, deg: f64, keep: f64) -> VideoFrame {
+    let (w, h) = (f.width as f64, f.height as f64);
+    let (c, s) = (deg.to_radians().cos(), deg.to_radians().sin());
+    warp(f, f.width as usize, f.height as usize, None, |x, y| {
+        // Output → the rotated frame's crop → the source (inverse rotation).
+        let (rx, ry) = ((x - w / 2.0) * keep, (y - h / 2.0) * keep);
+        Some((w / 2.0 + c * rx + s * ry, h / 2.0 - s * rx + c * ry))
+    })
+}
+
+/// The homography taking the unit square's corners (0,0), (1,0), (0,1), (1,1) to `to`
+/// (row-major 3×3, last entry 1), by solving the eight equations.
+fn homography(to: [(f64, f64); 4]) -> [f64; 9] {
+    let from = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)];
+    let mut m = [[0f64; 9]; 8];
+    for (i, (&(x, y), &(u, v))) in from.iter().zip(&to).enumerate() {
+        m[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+        m[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+    }
+    for col in 0..8 {
+        let pivot = (col..8)
+            .max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))
+            .unwrap();
+        m.swap(col, pivot);
+        let pivot_row = m[col];
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != col {
+                let k = row[col] / pivot_row[col];
+                for (x, p) in row.iter_mut().zip(&pivot_row).skip(col) {
+                    *x -= k * p;
+                }
+            }
+        }
+    }
+    let mut h = [1f64; 9];
+    for (i, row) in m.iter().enumerate() {
+        h[i] = row[8] / row[i];
+    }
+    h
+}
+
+/// A screen filmed at an angle: the frame's corners go to `corners` (fractions of the
+/// frame: top-left, top-right, bottom-left, bottom-right), black outside.
+fn perspective(f: &VideoFrame, corners: [(f64, f64); 4]) -> VideoFrame {
+    let (w, h) = (f.width as f64, f.height as f64);
+    // Output (fractions) → source (fractions): the inverse of frame → corners, found as the
+    // homography from the square to the corners, inverted by solving per pixel.
+    let fwd = homography(corners);
+    warp(f, f.width as usize, f.height as usize, None, |x, y| {
+        let (u, v) = (x / w, y / h);
+        // Solve fwd(s, t) = (u, v): two linear equations in s, t.
+        let (a, b, c) = (fwd[0] - u * fwd[6], fwd[1] - u * fwd[7], u - fwd[2]);
+        let (d, e, g) = (fwd[3] - v * fwd[6], fwd[4] - v * fwd[7], v - fwd[5]);
+        let det = a * e - b * d;
+        if det.abs() < 1e-12 {
+            return None;
+        }
+        let (s, t) = ((c * e - b * g) / det, (a * g - c * d) / det);
+        (0.0..=1.0)
+            .contains(&s)
+            .then_some(())
+            .and((0.0..=1.0).contains(&t).then_some((s * w, t * h)))
+    })
+}
+
+/// Rotation, anamorphic stretch and perspective: the lattice stage's family.
+fn lattice_attacks() -> Vec<(&'static str, Option<Orientation>, Attack)> {
+    vec![
+        (
+            "rotated 3°, cropped to 90 %, scaled back",
+            Some(Orientation::Upright),
+            Box::new(|f, _| rotate_crop(f, 3.0, 0.9)),
+        ),
+        (
+            "rotated 8°, cropped to 75 %, scaled back",
+            Some(Orientation::Upright),
+            Box::new(|f, _| rotate_crop(f, 8.0, 0.75)),
+        ),
+        (
+            "rotated -6°, cropped to 80 %, scaled back",
+            Some(Orientation::Upright),
+            Box::new(|f, _| rotate_crop(f, -6.0, 0.8)),
+        ),
+        (
+            "anamorphic stretch 1.25x horizontally (1600x720)",
+            Some(Orientation::Upright),
+            Box::new(|f, _| warp(f, 1600, 720, None, |x, y| Some((x / 1.25, y)))),
+        ),
+        (
+            "anamorphic squeeze 0.8x horizontally (1024x720)",
+            Some(Orientation::Upright),
+            Box::new(|f, _| warp(f, 1024, 720, None, |x, y| Some((x / 0.8, y)))),
+        ),
+        (
+            "keystone: top edge 92 % of the bottom",
+            None,
+            Box::new(|f, _| perspective(f, [(0.04, 0.0), (0.96, 0.0), (0.0, 1.0), (1.0, 1.0)])),
+        ),
+        (
+            "screen recording: perspective as scripts/bench-geometry's",
+            None,
+            Box::new(|f, _| perspective(f, [(0.04, 0.03), (0.97, 0.0), (0.0, 1.0), (1.0, 0.96)])),
+        ),
+    ]
+}
+
 /// The attacks: name, the orientation the detector must report (`None`: a known limit,
 /// printed but not required: see README, "Wider geometry: open"), and the attack (frame,
 /// other footage's frame of the same size) → attacked frame.
@@ -173,6 +281,15 @@ fn attacks() -> Vec<(&'static str, Option<Orientation>, Attack)> {
 
 #[test]
 fn geometry_attacks_are_registered_and_unmarked_copies_are_not_detected() {
+    check(attacks());
+}
+
+#[test]
+fn rotated_stretched_and_tilted_copies_are_registered_and_unmarked_ones_are_not() {
+    check(lattice_attacks());
+}
+
+fn check(attacks: Vec<(&'static str, Option<Orientation>, Attack)>) {
     let k = key(7, 5);
     let frames = decode(&shared("video/bigbuckbunny.mp4"), 20);
     let others: Vec<VideoFrame> = decode(&shared("video/bikes.mp4"), 20)
@@ -189,7 +306,7 @@ fn geometry_attacks_are_registered_and_unmarked_copies_are_not_detected() {
         })
         .collect();
     let mut failures = Vec::new();
-    for (name, orientation, attack) in attacks() {
+    for (name, orientation, attack) in attacks {
         let run = |frames: &[VideoFrame]| {
             let mut det = VideoDetector::new(std::slice::from_ref(&k));
             for (i, (f, o)) in frames.iter().zip(&others).enumerate() {
@@ -202,7 +319,7 @@ fn geometry_attacks_are_registered_and_unmarked_copies_are_not_detected() {
         let r = run(&marked);
         let u = run(&frames);
         println!(
-            "{name:48} z {:5.1} p {:8.1e} payload {:5} {:?} scale {:.3} wide {} region {:?} | unmarked p {:.2}",
+            "{name:48} z {:5.1} p {:8.1e} payload {:5} {:?} scale {:.3} wide {} region {:?} warp {:?} | unmarked p {:.2}",
             r.score,
             r.p_value,
             r.payload == Some(payload(&k)),
@@ -214,6 +331,10 @@ fn geometry_attacks_are_registered_and_unmarked_copies_are_not_detected() {
                 (g.y * 100.0).round(),
                 (g.w * 100.0).round(),
                 (g.h * 100.0).round()
+            )),
+            r.warp.map(|w| format!(
+                "{:.2}° {:.3}×{:.3} p ({:.3}, {:.3})",
+                w.rotation_deg, w.scale_x, w.scale_y, w.perspective.0, w.perspective.1
             )),
             u.p_value,
         );
@@ -227,7 +348,10 @@ fn geometry_attacks_are_registered_and_unmarked_copies_are_not_detected() {
             if r.orientation != orientation {
                 failures.push(format!("{name}: orientation {:?}", r.orientation));
             }
-            let region = r.region.expect("a region with the registration");
+            let Some(region) = r.region else {
+                failures.push(format!("{name}: no region"));
+                continue;
+            };
             let expected = match name {
                 n if n.starts_with("split screen") => (0.0, 0.0, 0.5, 1.0),
                 n if n.starts_with("caption bar") => (0.0, 0.0, 1.0, 0.8),
