@@ -204,8 +204,24 @@ impl Verifier {
         target: &Target,
         progress: &(dyn Fn(SearchProgress) + Sync),
     ) -> Report {
+        scan::stage_times::mark("verify starts");
+        // The audit hashes the whole file: on a thread of its own, beside the analysis.
+        std::thread::scope(|s| {
+            let audit = s.spawn(|| self.audit(&target.path));
+            let mut report = self.verify_unaudited(target, progress);
+            report.audit = Some(audit.join().expect("audit thread panicked"));
+            scan::stage_times::mark("audited (file hashed)");
+            report
+        })
+    }
+
+    /// [`Verifier::verify_with_progress`] but for the report's `audit`.
+    fn verify_unaudited(
+        &self,
+        target: &Target,
+        progress: &(dyn Fn(SearchProgress) + Sync),
+    ) -> Report {
         let mut report = Report::new(target.path.display().to_string());
-        report.audit = Some(self.audit(&target.path));
         if let Err(message) = check_readable(&target.path) {
             return fail(report, message);
         }
@@ -213,8 +229,11 @@ impl Verifier {
         report.media = hallmark_media::probe(&target.path)
             .ok()
             .map(summarise_media);
+        scan::stage_times::mark("probed");
         let (manifest, manifest_error) = self.read_manifest(target, &mut report);
+        scan::stage_times::mark("manifest read");
         let decoder = open_decoder(&target.path);
+        scan::stage_times::mark("decoder opened");
         let has = |f: fn(&MediaSummary) -> bool| report.media.as_ref().is_some_and(f);
         let (has_picture, has_sound) =
             (has(|m| m.width.is_some()), has(|m| m.sample_rate.is_some()));
@@ -237,6 +256,7 @@ impl Verifier {
                 metadata::MEDIA_HEAD_BYTES
             },
         );
+        scan::stage_times::mark("metadata read");
         // A format hallmark knows that FFmpeg cannot decode (HEIF, AVIF, PDF…) — but never
         // one FFmpeg was forbidden to open (a playlist, a pattern name): that stays refused.
         let refused = matches!(&decoder, Err(e) if e.contains("is not accepted"));
@@ -276,6 +296,7 @@ impl Verifier {
                 let sound_s = marks.audio_scan.seconds_heard();
                 let mut video = has_picture.then_some(marks.video);
                 let mut audio = has_sound.then(|| audio_mark(marks.audio_scan.finish()));
+                scan::stage_times::mark("sound's mark tested");
                 for m in [video.as_mut(), audio.as_mut()].into_iter().flatten() {
                     m.key = self.key_identity(m.key_index);
                 }
@@ -369,6 +390,7 @@ impl Verifier {
             admissions,
             recognised_format,
         };
+        scan::stage_times::mark("store consulted");
         let judgement = verdict::decide(&evidence);
         let mut report = words::fill(report, &evidence, judgement, &third_party, &metadata);
         if let Some(dir) = &self.keyframes_dir {
@@ -384,6 +406,7 @@ impl Verifier {
                 }
             }
         }
+        scan::stage_times::mark("report written");
         report
     }
 
@@ -476,8 +499,13 @@ impl Verifier {
         mode: ScanMode,
         progress: &(dyn Fn(SearchProgress) + Sync),
     ) -> Marks {
+        // Without a watermark key there is no hallmark mark to look for: no model, no
+        // key-frame pass (it could prove nothing), no fingerprint (the store is asked only
+        // about a mark found); the picture is still decoded for other generators' marks.
+        let keyless = self.watermark_keys.is_empty();
         // Only a moving picture has key frames to skip to; sound and stills take one pass.
-        let quick = mode == ScanMode::Quick
+        let quick = !keyless
+            && mode == ScanMode::Quick
             && decoder.info().kind == MediaKind::Video
             && decoder.info().video.is_some();
         let seconds = video_seconds(decoder.info());
@@ -502,10 +530,11 @@ impl Verifier {
             // halves and quarters too) must follow.
             detector = detector.whole_clip_only();
         }
-        let mut hearing = Some(Hearing::new(&self.watermark_keys, self.store.is_some()));
+        let fingerprint = self.store.is_some() && !keyless;
+        let mut hearing = Some(Hearing::new(&self.watermark_keys, fingerprint));
         // The content's fingerprint, for the store lookup below, in the same pass. Key
         // frames alone leave gaps that must not pose as a still picture.
-        let mut pictures = self.store.as_ref().map(|_| match scan {
+        let mut pictures = fingerprint.then(|| match scan {
             VideoScan::KeyFrames => Fingerprinter::sparse(),
             _ => Fingerprinter::new(),
         });
@@ -528,12 +557,13 @@ impl Verifier {
                     (heard, sound_only.decode_errors())
                 })
             });
-            let mut covered = scan::scan_frames_with_progress(
+            let (mut covered, mut found) = picture_pass(
                 &mut decoder,
                 &mut detector,
+                keyless,
                 scan,
                 pictures.as_mut(),
-                Some(&tell(scan)),
+                &tell(scan),
                 |frame| {
                     if let (MediaFrame::Audio(chunk), Some(h)) = (frame, hearing.as_mut()) {
                         h.add(chunk);
@@ -541,7 +571,7 @@ impl Verifier {
                 },
             );
             drop(decoder);
-            let mut found = detector.result();
+            scan::stage_times::mark("picture's mark tested");
             // Not proven by the key frames, or proven without a readable clip id (one or
             // two key frames of a short, heavily compressed copy): the full scan, a second
             // test (hence `tests`; the doubled p bounds both passes whatever decided the
@@ -556,15 +586,16 @@ impl Verifier {
                     }
                     // The full pass decodes every key frame again: its coverage is the
                     // picture's.
-                    covered = scan::scan_frames_with_progress(
+                    (covered, found) = picture_pass(
                         &mut decoder,
                         &mut detector,
+                        keyless,
                         scan,
                         pictures.as_mut(),
-                        Some(&tell(scan)),
+                        &tell(scan),
                         |_| {},
                     );
-                    found = detector.result();
+                    scan::stage_times::mark("picture's mark tested (full pass)");
                     passes = 2;
                 }
             }
@@ -576,6 +607,7 @@ impl Verifier {
             (found, covered)
         });
         let (found, covered) = found;
+        scan::stage_times::mark("sound heard");
         let hearing = hearing.expect("the sound was heard");
         let print = pictures
             .zip(hearing.print)
@@ -589,6 +621,27 @@ impl Verifier {
             print,
             covered,
         }
+    }
+}
+
+/// One pass over the picture: with watermark keys the model and then the mark's test
+/// ([`scan::scan_and_test`]); without (`keyless`), the frames decoded for other
+/// generators' marks only ([`scan::scan_without_mark`]) and `detector`'s empty result.
+#[allow(clippy::too_many_arguments)]
+fn picture_pass(
+    decoder: &mut Decoder,
+    detector: &mut VideoDetector,
+    keyless: bool,
+    how: VideoScan,
+    pictures: Option<&mut Fingerprinter>,
+    progress: scan::ProgressFn,
+    inspect: impl FnMut(&MediaFrame),
+) -> (scan::ScanCoverage, VideoDetection) {
+    if keyless {
+        let covered = scan::scan_without_mark(decoder, how, Some(progress), inspect);
+        (covered, detector.result())
+    } else {
+        scan::scan_and_test(decoder, detector, how, pictures, Some(progress), inspect)
     }
 }
 

@@ -5,14 +5,18 @@
 //! model on the thread that hands it the chunks (the decoder's; it costs little there).
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use hallmark_media::{
     AudioChunk, Decoder, FrameSelection, MediaFrame, MediaInfo, PixelLayout, VideoFrame,
 };
 use hallmark_watermark::{
-    frame_luma, AnalysisGrid, AudioDetection, AudioDetector, VideoDetector, WatermarkKey,
+    frame_luma, AnalysisGrid, AudioDetection, AudioDetector, VideoDetection, VideoDetector,
+    WatermarkKey,
 };
 
 use hallmark_store::Fingerprinter;
@@ -24,6 +28,79 @@ use crate::VideoScan;
 // Declared here rather than in lib.rs: the scan is what feeds it.
 #[path = "third_party.rs"]
 pub mod third_party;
+
+/// Where a verify's time goes: with `HALLMARK_SCAN_TIMES` set, each stage's end (seconds
+/// since the first mark of the process) and the busy time of the work that runs beside
+/// the decoders are printed on stderr. For measuring the scan's cost against decoding
+/// alone (`scripts/bench`); silent otherwise.
+pub mod stage_times {
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    fn start() -> Instant {
+        static START: OnceLock<Instant> = OnceLock::new();
+        *START.get_or_init(Instant::now)
+    }
+
+    /// Whether `HALLMARK_SCAN_TIMES` is set (read once).
+    pub fn enabled() -> bool {
+        static ON: OnceLock<bool> = OnceLock::new();
+        *ON.get_or_init(|| {
+            let on = std::env::var_os("HALLMARK_SCAN_TIMES").is_some();
+            if on {
+                start();
+            }
+            on
+        })
+    }
+
+    /// Prints that `what` ended now, with the process's CPU seconds so far.
+    pub fn mark(what: &str) {
+        if enabled() {
+            eprintln!(
+                "[scan-times] {:7.3} s  cpu {:6.2} s  {what}",
+                start().elapsed().as_secs_f64(),
+                cpu_s()
+            );
+        }
+    }
+
+    /// User + system CPU seconds of the process (Linux; 0 elsewhere).
+    fn cpu_s() -> f64 {
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+            return 0.0;
+        };
+        // Fields 14 and 15 (utime, stime, in clock ticks of 1/100 s) after the name.
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) else {
+            return 0.0;
+        };
+        let ticks: f64 = rest
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .filter_map(|t| t.parse::<f64>().ok())
+            .sum();
+        ticks / 100.0
+    }
+
+    /// Prints the time `what` took in all.
+    pub fn busy(what: &str, took: Duration) {
+        if enabled() {
+            eprintln!("[scan-times]   busy {:7.3} s  {what}", took.as_secs_f64());
+        }
+    }
+}
+
+/// Times `f` into `total` when stage times are on.
+fn timed<T>(total: &mut Duration, f: impl FnOnce() -> T) -> T {
+    if !stage_times::enabled() {
+        return f();
+    }
+    let t = Instant::now();
+    let out = f();
+    *total += t.elapsed();
+    out
+}
 
 /// One decoded frame's luma plane.
 struct Luma {
@@ -150,39 +227,132 @@ pub fn scan_frames_with_progress(
     decoder: &mut Decoder,
     detector: &mut VideoDetector,
     how: VideoScan,
+    pictures: Option<&mut Fingerprinter>,
+    progress: Option<ProgressFn>,
+    inspect: impl FnMut(&MediaFrame),
+) -> ScanCoverage {
+    scan_inner(
+        decoder,
+        Some(detector),
+        false,
+        how,
+        pictures,
+        progress,
+        inspect,
+    )
+    .0
+}
+
+/// [`scan_frames_with_progress`], then the picture's mark tested: `detector.result()`,
+/// run on the model's thread as soon as its last frame is in, while this thread tests
+/// the third-party marks — the two searches overlap instead of following each other.
+pub fn scan_and_test(
+    decoder: &mut Decoder,
+    detector: &mut VideoDetector,
+    how: VideoScan,
+    pictures: Option<&mut Fingerprinter>,
+    progress: Option<ProgressFn>,
+    inspect: impl FnMut(&MediaFrame),
+) -> (ScanCoverage, VideoDetection) {
+    let (coverage, found) = scan_inner(
+        decoder,
+        Some(detector),
+        true,
+        how,
+        pictures,
+        progress,
+        inspect,
+    );
+    (
+        coverage,
+        found.expect("the worker tests the mark when asked"),
+    )
+}
+
+/// The scan of a verifier that holds no watermark key: the same decoding, third-party
+/// sampler and coverage as [`scan_frames_with_progress`], without hallmark's model — with
+/// no key there is no mark to look for, so the frames are only counted.
+pub fn scan_without_mark(
+    decoder: &mut Decoder,
+    how: VideoScan,
+    progress: Option<ProgressFn>,
+    inspect: impl FnMut(&MediaFrame),
+) -> ScanCoverage {
+    scan_inner(decoder, None, false, how, None, progress, inspect).0
+}
+
+/// The scan behind the public entry points: `detector` `None` counts the frames without
+/// the model; `test` has the model's thread compute `detector.result()` at the end.
+fn scan_inner(
+    decoder: &mut Decoder,
+    detector: Option<&mut VideoDetector>,
+    test: bool,
+    how: VideoScan,
     mut pictures: Option<&mut Fingerprinter>,
     progress: Option<ProgressFn>,
     mut inspect: impl FnMut(&MediaFrame),
-) -> ScanCoverage {
+) -> (ScanCoverage, Option<VideoDetection>) {
+    stage_times::mark("scan starts");
     let errors_before = decoder.decode_errors();
     decoder.select_video_frames(how.selection());
-    let later = (how == VideoScan::ReferenceFrames)
-        .then(|| second_part(decoder))
-        .flatten();
-    if let Some((_, from_s)) = &later {
-        decoder.end_video_at(*from_s);
-        // Two decoders share the cores: half of them each (see `set_video_threads`). A
-        // decoder that has already started keeps its threads.
+    let duration = decoder.info().duration_s;
+    let may_split = how == VideoScan::ReferenceFrames
+        && cores() >= 2
+        && decoder.info().video.is_some()
+        && duration.is_some_and(|d| d >= 2.0 * MIN_SPLIT_PART_S);
+    if may_split {
+        // Two decoders would share the cores: half of them each (see `set_video_threads`),
+        // set before the first packet, so before the second decoder has found its key
+        // frame. Should none be found (one key frame in the clip) this decoder keeps half
+        // the cores: a chain of reference frames keeps little more than one busy anyway.
         let _ = decoder.set_video_threads(threads_per_part());
     }
     let config = Config::default();
     let (tx, rx) = sync_channel::<Luma>(config.batch_size * 2);
     let print_later = pictures.is_some();
-    let split_s = later.as_ref().map(|(_, from_s)| *from_s);
+    // Where the second part starts, once its decoder has found the key frame.
+    let split_at = OnceLock::<f64>::new();
+    let (split_tx, split_rx) = std::sync::mpsc::channel::<Option<f64>>();
+    let path = decoder.path().to_path_buf();
     let mut coverage = ScanCoverage {
-        total_s: decoder.info().duration_s,
+        total_s: duration,
         ..ScanCoverage::default()
     };
+    let mut found = None;
     std::thread::scope(|s| {
-        let worker = s.spawn(|| {
-            let covered = progress.map(|report| Coverage::new(split_s, report));
-            run_model(rx, detector, config, model::default_device(), covered)
+        let split_at = &split_at;
+        let worker = s.spawn(move || {
+            let covered = progress.map(|report| Coverage::new(split_at, report));
+            let mut detector = detector;
+            let counted = run_model(
+                rx,
+                detector.as_deref_mut(),
+                config,
+                model::default_device(),
+                covered,
+            );
+            let found = detector.filter(|_| test).map(|d| d.result());
+            stage_times::mark("picture's mark tested (model's thread)");
+            (counted, found)
         });
-        let later = later.map(|(mut later, from_s)| {
+        // The second part's decoder is opened and sought on its own thread while this one
+        // starts decoding (opening takes as long as decoding the first few frames): this
+        // decoder waits for the answer only at the earliest frame a split could begin.
+        let split_tx = may_split.then_some(split_tx);
+        let later = split_tx.map(|split_tx| {
             let tx = tx.clone();
+            let path = &path;
             s.spawn(move || {
+                let part = second_part(path, duration);
+                stage_times::mark("second decoder opened");
+                if let Some((_, from_s)) = &part {
+                    let _ = split_at.set(*from_s);
+                }
+                let _ = split_tx.send(part.as_ref().map(|(_, from_s)| *from_s));
+                let (mut later, from_s) = part?;
                 let mut print = print_later.then(Fingerprinter::new);
                 let mut sampled = third_party::Sampler::new();
+                let mut busy = Busy::default();
                 let stopped_by = loop {
                     let frame = match later.next_frame() {
                         Ok(Some(frame)) => frame,
@@ -195,46 +365,79 @@ pub fn scan_frames_with_progress(
                     if frame.pts_s < from_s {
                         continue; // a leading picture of an open GOP: the first part's
                     }
-                    if !analyse(frame, print.as_mut(), &mut sampled, &tx) {
+                    if !analyse(frame, print.as_mut(), &mut sampled, &tx, &mut busy) {
                         break None;
                     }
                 };
-                (print, later.decode_errors(), stopped_by, sampled)
+                stage_times::mark("second part decoded");
+                busy.report("second part");
+                Some((print, later.decode_errors(), stopped_by, sampled))
             })
         });
+        // Where this part ends: unknown (`None`) until the second decoder has answered.
+        let mut split: Option<Option<f64>> = (!may_split).then_some(None);
         let mut sampled = third_party::Sampler::new();
+        let mut busy = Busy::default();
         let stopped_by = loop {
             let frame = match decoder.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break None,
                 Err(e) => break Some(e.to_string()),
             };
+            if let MediaFrame::Video(v) = &frame {
+                // No split begins before MIN_SPLIT_PART_S: frames before it are this part's
+                // whatever the answer; later ones wait for it.
+                if split.is_none()
+                    && v.pts_s.partial_cmp(&MIN_SPLIT_PART_S) != Some(std::cmp::Ordering::Less)
+                {
+                    let answer = timed(&mut busy.split, || split_rx.recv().ok().flatten());
+                    if let Some(from_s) = answer {
+                        decoder.end_video_at(from_s);
+                    }
+                    split = Some(answer);
+                }
+                if let Some(Some(from_s)) = split {
+                    if v.pts_s >= from_s {
+                        // The second part's, decoded before this part knew where it ends.
+                        continue;
+                    }
+                }
+            }
             inspect(&frame);
             if let MediaFrame::Video(frame) = frame {
-                if !analyse(frame, pictures.as_deref_mut(), &mut sampled, &tx) {
+                if !analyse(frame, pictures.as_deref_mut(), &mut sampled, &tx, &mut busy) {
                     break None;
                 }
             }
         };
+        stage_times::mark("first part decoded");
+        busy.report("first part");
         drop(tx);
         coverage.decode_errors = decoder.decode_errors().saturating_sub(errors_before);
         coverage.stopped_by = stopped_by;
         if let Some(later) = later {
-            let (print, errors, stopped_by, later_sampled) =
-                later.join().expect("second decoding thread panicked");
-            sampled.merge(later_sampled);
-            if let (Some(p), Some(print)) = (pictures, print) {
-                p.append_video(print);
+            if let Some((print, errors, stopped_by, later_sampled)) =
+                later.join().expect("second decoding thread panicked")
+            {
+                sampled.merge(later_sampled);
+                if let (Some(p), Some(print)) = (pictures, print) {
+                    p.append_video(print);
+                }
+                coverage.decode_errors += errors;
+                coverage.stopped_by = coverage.stopped_by.take().or(stopped_by);
             }
-            coverage.decode_errors += errors;
-            coverage.stopped_by = coverage.stopped_by.take().or(stopped_by);
         }
+        stage_times::mark("both parts decoded");
+        // Beside the model's last batches and, with `test`, its search.
         coverage.third_party = sampled.finish();
-        let (frames, seconds) = worker.join().expect("detection thread panicked");
+        stage_times::mark("third-party marks tested");
+        let ((frames, seconds), tested) = worker.join().expect("detection thread panicked");
+        stage_times::mark("model's thread done");
         coverage.frames_analysed = frames;
         coverage.seconds_analysed = seconds as f64;
+        found = tested;
     });
-    coverage
+    (coverage, found)
 }
 
 /// One decoded frame into the picture fingerprint (when kept), past the third-party
@@ -244,12 +447,35 @@ fn analyse(
     print: Option<&mut Fingerprinter>,
     sampled: &mut third_party::Sampler,
     tx: &SyncSender<Luma>,
+    busy: &mut Busy,
 ) -> bool {
     if let Some(p) = print {
-        p.add_frame(&frame);
+        timed(&mut busy.print, || p.add_frame(&frame));
     }
-    sampled.offer(&frame);
-    Luma::of(frame).is_none_or(|luma| tx.send(luma).is_ok())
+    timed(&mut busy.sample, || sampled.offer(&frame));
+    timed(&mut busy.send, || {
+        Luma::of(frame).is_none_or(|luma| tx.send(luma).is_ok())
+    })
+}
+
+/// Time a decoding thread spent on other work than decoding ([`stage_times`]).
+#[derive(Default)]
+struct Busy {
+    print: Duration,
+    sample: Duration,
+    /// Handing the luma to the model's thread, waiting when its channel is full.
+    send: Duration,
+    /// Waiting for the second decoder to say where the split is.
+    split: Duration,
+}
+
+impl Busy {
+    fn report(&self, part: &str) {
+        stage_times::busy(&format!("{part}: fingerprint"), self.print);
+        stage_times::busy(&format!("{part}: third-party sampler"), self.sample);
+        stage_times::busy(&format!("{part}: to the model (waits)"), self.send);
+        stage_times::busy(&format!("{part}: waiting for the split"), self.split);
+    }
 }
 
 /// Decoding threads for each of the two parts of a split scan: half the cores (one each on
@@ -262,25 +488,19 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// A second decoder on `first`'s file, picture only, started at the key frame nearest the
-/// middle of the clip (the last one before it or the first one after it), and that key
-/// frame's time; `None` where a split would not pay (one core, a short clip, no key frame
-/// in the right place, no seeking).
-fn second_part(first: &Decoder) -> Option<(Decoder, f64)> {
-    if cores() < 2 {
-        return None;
-    }
-    let duration = first.info().duration_s?;
+/// A second decoder on the file at `path`, picture only, started at the key frame nearest
+/// the middle of the clip (the last one before it or the first one after it), and that key
+/// frame's time; `None` where a split would not pay (a short clip, no key frame in the
+/// right place, no seeking).
+fn second_part(path: &Path, duration: Option<f64>) -> Option<(Decoder, f64)> {
+    let duration = duration?;
     let middle = duration / 2.0;
     [false, true]
         .into_iter()
         .filter_map(|after| {
-            let mut later = Decoder::open_with_video_threads(
-                first.path(),
-                PixelLayout::Yuv420p,
-                threads_per_part(),
-            )
-            .ok()?;
+            let mut later =
+                Decoder::open_with_video_threads(path, PixelLayout::Yuv420p, threads_per_part())
+                    .ok()?;
             later.select_video_frames(FrameSelection::Reference);
             let from_s = later.start_video_at_key_frame(middle, after).ok()??;
             (from_s >= MIN_SPLIT_PART_S && from_s <= duration - MIN_SPLIT_PART_S)
@@ -290,18 +510,19 @@ fn second_part(first: &Decoder) -> Option<(Decoder, f64)> {
 }
 
 /// How much of the clip's time the analysed frames cover: the first part from 0, a split
-/// scan's second part from its key frame on (its frames come interleaved with the first's).
+/// scan's second part from its key frame on (its frames come interleaved with the first's;
+/// the key frame's time is known before the first of them is sent).
 struct Coverage<'a> {
-    split_s: Option<f64>,
+    split_at: &'a OnceLock<f64>,
     first: f64,
     second: f64,
     report: ProgressFn<'a>,
 }
 
 impl<'a> Coverage<'a> {
-    fn new(split_s: Option<f64>, report: ProgressFn<'a>) -> Coverage<'a> {
+    fn new(split_at: &'a OnceLock<f64>, report: ProgressFn<'a>) -> Coverage<'a> {
         Coverage {
-            split_s,
+            split_at,
             first: 0.0,
             second: 0.0,
             report,
@@ -312,29 +533,34 @@ impl<'a> Coverage<'a> {
         if !pts_s.is_finite() {
             return;
         }
-        match self.split_s {
-            Some(split) if pts_s >= split => self.second = self.second.max(pts_s - split),
+        match self.split_at.get() {
+            Some(&split) if pts_s >= split => self.second = self.second.max(pts_s - split),
             _ => self.first = self.first.max(pts_s),
         }
         (self.report)(self.first + self.second);
     }
 }
 
-/// Batches frames of one size and runs them through the model; returns how many frames
-/// it analysed and in how many distinct seconds (see [`ScanCoverage::seconds_analysed`]).
+/// Batches frames of one size and runs them through the model into `detector` (without
+/// one, only counts them); returns how many frames it analysed and in how many distinct
+/// seconds (see [`ScanCoverage::seconds_analysed`]).
 fn run_model(
     rx: Receiver<Luma>,
-    detector: &mut VideoDetector,
+    mut detector: Option<&mut VideoDetector>,
     config: Config,
     device: &Device,
     mut covered: Option<Coverage>,
 ) -> (u64, usize) {
     let batch_size = config.batch_size;
-    let mut model = ResidualModel::new(config, device).ok();
+    let mut model = detector
+        .is_some()
+        .then(|| ResidualModel::new(config, device).ok())
+        .flatten();
     let mut batch: Vec<Luma> = Vec::with_capacity(batch_size);
     let mut frames = 0u64;
     // One entry per second that had a frame: at most one per frame, a few kB per hour.
     let mut seconds = BTreeSet::new();
+    let mut busy = Duration::ZERO;
     for luma in rx {
         if let Some(c) = covered.as_mut() {
             c.frame_at(luma.pts_s);
@@ -343,18 +569,24 @@ fn run_model(
         if luma.pts_s.is_finite() {
             seconds.insert(luma.pts_s.max(0.0).floor() as u64);
         }
+        let Some(detector) = detector.as_deref_mut() else {
+            continue;
+        };
         if batch
             .first()
             .is_some_and(|f| (f.w, f.h) != (luma.w, luma.h))
         {
-            flush(&mut model, &mut batch, detector);
+            timed(&mut busy, || flush(&mut model, &mut batch, detector));
         }
         batch.push(luma);
         if batch.len() == batch_size {
-            flush(&mut model, &mut batch, detector);
+            timed(&mut busy, || flush(&mut model, &mut batch, detector));
         }
     }
-    flush(&mut model, &mut batch, detector);
+    if let Some(detector) = detector {
+        timed(&mut busy, || flush(&mut model, &mut batch, detector));
+    }
+    stage_times::busy("model thread", busy);
     (frames, seconds.len())
 }
 
@@ -420,10 +652,13 @@ pub struct AudioScan {
     /// Seconds of sound in the chunks taken, and chunks refused.
     seconds_heard: f64,
     chunks_ignored: u64,
+    /// No key to look for (a keyless verifier): the chunks are only counted.
+    count_only: bool,
 }
 
 impl AudioScan {
-    /// A sound scan for any of `keys`, its model on [`model::default_device`].
+    /// A sound scan for any of `keys`, its model on [`model::default_device`]. With no key
+    /// there is no mark to look for: the chunks are only counted ([`AudioScan::seconds_heard`]).
     pub fn new(keys: &[WatermarkKey]) -> AudioScan {
         AudioScan::with_model(
             keys,
@@ -439,14 +674,18 @@ impl AudioScan {
         device: &Device,
     ) -> AudioScan {
         let batch_size = config.batch_size.max(1);
+        let count_only = keys.is_empty();
         AudioScan {
             detector: AudioDetector::new(keys),
-            model: BandEnergyModel::new(config, device).ok(),
+            model: (!count_only)
+                .then(|| BandEnergyModel::new(config, device).ok())
+                .flatten(),
             batch_size,
             frames: Vec::new(),
             format: None,
             seconds_heard: 0.0,
             chunks_ignored: 0,
+            count_only,
         }
     }
 
@@ -483,7 +722,7 @@ impl AudioScan {
     /// Adds one chunk of decoded sound (any rate, any channel count; chunks whose format
     /// differs from the first chunk's are ignored, as `AudioDetector::add_chunk` does).
     pub fn add_chunk(&mut self, chunk: &AudioChunk) {
-        if !self.take(chunk) {
+        if !self.take(chunk) || self.count_only {
             return;
         }
         if self.model.is_none() {
@@ -527,5 +766,85 @@ impl AudioScan {
     pub fn finish(mut self) -> AudioDetection {
         self.flush();
         self.detector.result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(rel: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/media")
+            .join(rel)
+    }
+
+    fn open(rel: &str) -> Decoder {
+        hallmark_media::init();
+        Decoder::open(&shared(rel), PixelLayout::Yuv420p).expect("a shared clip")
+    }
+
+    fn key() -> WatermarkKey {
+        WatermarkKey::from_secret([7; 32], 1)
+    }
+
+    /// A verifier without a watermark key skips the model, nothing else: the same frames
+    /// decoded and counted, the same seconds, the same third-party sample and marks, the
+    /// same sound heard (counted, not analysed). bikes.mp4 is split between two decoders
+    /// (its key frame at 5.48 s); bigbuckbunny.mp4 has sound.
+    #[test]
+    fn a_keyless_scan_covers_what_a_keyed_one_does() {
+        for clip in ["video/bikes.mp4", "video/bigbuckbunny.mp4"] {
+            let k = key();
+            let mut keyed_sound = AudioScan::new(std::slice::from_ref(&k));
+            let mut detector = VideoDetector::new(std::slice::from_ref(&k));
+            let mut d = open(clip);
+            let how = VideoScan::full(d.info());
+            let (keyed, found) = scan_and_test(&mut d, &mut detector, how, None, None, |f| {
+                if let MediaFrame::Audio(c) = f {
+                    keyed_sound.add_chunk(c);
+                }
+            });
+            let mut keyless_sound = AudioScan::new(&[]);
+            assert!(!keyless_sound.uses_model());
+            let mut d = open(clip);
+            let keyless = scan_without_mark(&mut d, how, None, |f| {
+                if let MediaFrame::Audio(c) = f {
+                    keyless_sound.add_chunk(c);
+                }
+            });
+            assert!(keyed.frames_analysed > 0, "{clip}");
+            assert_eq!(keyless, keyed, "{clip}");
+            assert_eq!(found.frames_analysed, keyed.frames_analysed, "{clip}");
+            assert!(!found.detected, "{clip}");
+            assert_eq!(
+                keyless_sound.seconds_heard(),
+                keyed_sound.seconds_heard(),
+                "{clip}"
+            );
+            let heard = keyless_sound.finish();
+            assert!(!heard.detected && heard.windows_analysed == 0, "{clip}");
+        }
+    }
+
+    /// The mark tested on the model's thread sees every frame: the same result as testing
+    /// after the scan returns (up to the order the two decoders' frames were summed in).
+    #[test]
+    fn testing_on_the_models_thread_tests_every_frame() {
+        let k = key();
+        let mut d = open("video/bikes.mp4");
+        let mut after = VideoDetector::new(std::slice::from_ref(&k));
+        let covered = scan(&mut d, &mut after, None, |_| {});
+        let after = after.result();
+        let mut d = open("video/bikes.mp4");
+        let mut on_thread = VideoDetector::new(std::slice::from_ref(&k));
+        let how = VideoScan::full(d.info());
+        let (tested, found) = scan_and_test(&mut d, &mut on_thread, how, None, None, |_| {});
+        assert_eq!(tested, covered);
+        assert_eq!(found.frames_analysed, covered.frames_analysed);
+        assert_eq!(found.frames_analysed, after.frames_analysed);
+        assert_eq!(found.timeline.len(), after.timeline.len());
+        assert!((found.score - after.score).abs() < 1e-6 * after.score.abs().max(1.0));
+        assert_eq!(found.detected, after.detected);
     }
 }
