@@ -34,6 +34,10 @@ const MAX_BAD_READS_IN_A_ROW: u32 = 1000;
 /// stream (the default one, else the first) are decoded; other streams are
 /// skipped. Frames come out in file (interleaved) order; memory use does not
 /// grow with the length of the file.
+///
+/// HEIF and AVIF stills, which FFmpeg 5.1 cannot decode, are decoded by libheif instead
+/// (recognised by their brands): one picture, [`MediaKind::Image`], container `"heif"` or
+/// `"avif"`; pictures over 64 Mpx are refused from their headers.
 pub struct Decoder {
     path: PathBuf,
     /// FFmpeg's demuxer; `None` for a HEIF/AVIF still, decoded whole by libheif at open.
