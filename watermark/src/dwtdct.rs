@@ -283,23 +283,28 @@ const VOTES: usize = 3;
 /// the other cells of its 5×5 window, in the direction of the cell's sign (the package
 /// marks magnitudes). It needs no lattice, so a flat or grey picture, whose unmarked
 /// residue sits at one place of the lattice, reads right too.
+#[allow(clippy::too_many_arguments)]
 fn plane_votes(
     ll: &[f32],
+    first_row: usize,
     lw: usize,
-    bw: usize,
-    bh: usize,
+    lh: usize,
+    block_rows: std::ops::Range<usize>,
     phase: &mut [f32],
     residual: &mut [f32],
 ) {
-    let lh = bh * BLOCK;
-    for by in 0..bh {
+    let bw = lw / BLOCK;
+    let r = RESIDUAL_RADIUS;
+    // Rows of `ll` counted from the plane's row `first_row`.
+    let ll = |y: usize| &ll[(y - first_row) * lw..][..lw];
+    for by in block_rows {
         for bx in 0..bw {
             let (y0, x0) = (by * BLOCK, bx * BLOCK);
             let (mut best, mut at) = (-1f32, (0, 0));
             for i in 0..BLOCK {
-                let row = &ll[(y0 + i) * lw + x0..][..BLOCK];
+                let row: &[f32; BLOCK] = ll(y0 + i)[x0..][..BLOCK].try_into().unwrap();
                 for (j, v) in row.iter().enumerate() {
-                    if (i, j) != (0, 0) && v.abs() > best {
+                    if v.abs() > best && (i, j) != (0, 0) {
                         best = v.abs();
                         at = (y0 + i, x0 + j);
                     }
@@ -308,21 +313,26 @@ fn plane_votes(
             let b = by * bw + bx;
             phase[b] = phase_vote(best);
             let (cy, cx) = at;
-            let (ya, yb) = (
-                cy.saturating_sub(RESIDUAL_RADIUS),
-                (cy + RESIDUAL_RADIUS + 1).min(lh),
-            );
-            let (xa, xb) = (
-                cx.saturating_sub(RESIDUAL_RADIUS),
-                (cx + RESIDUAL_RADIUS + 1).min(lw),
-            );
-            let mut sum = 0f32;
-            for y in ya..yb {
-                sum += ll[y * lw + xa..y * lw + xb].iter().sum::<f32>();
-            }
-            let centre = ll[cy * lw + cx];
-            let others = ((yb - ya) * (xb - xa) - 1) as f32;
-            let height = centre - (sum - centre) / others;
+            let centre = ll(cy)[cx];
+            let (sum, cells) = if cy >= r && cx >= r && cy + r < lh && cx + r < lw {
+                // Inside the plane: a fixed 5×5 window.
+                let mut sum = 0f32;
+                for y in cy - r..=cy + r {
+                    let row: &[f32; 2 * RESIDUAL_RADIUS + 1] =
+                        ll(y)[cx - r..][..2 * r + 1].try_into().unwrap();
+                    sum += row.iter().sum::<f32>();
+                }
+                (sum, (2 * r + 1) * (2 * r + 1))
+            } else {
+                let (ya, yb) = (cy.saturating_sub(r), (cy + r + 1).min(lh));
+                let (xa, xb) = (cx.saturating_sub(r), (cx + r + 1).min(lw));
+                let mut sum = 0f32;
+                for y in ya..yb {
+                    sum += ll(y)[xa..xb].iter().sum::<f32>();
+                }
+                (sum, (yb - ya) * (xb - xa))
+            };
+            let height = centre - (sum - centre) / (cells - 1) as f32;
             residual[b] = if centre < 0.0 { -height } else { height };
         }
     }
@@ -400,7 +410,14 @@ impl ThirdPartyDetector {
         }
         let (lw, lh) = (bw * BLOCK, bh * BLOCK);
         let blocks = bw * bh;
-        let mut ll = vec![0f32; lw * lh];
+        // A Yuv420p frame's LL rows are made a block row at a time, with the rows the
+        // residual's window reaches around it (cheap, and they stay in cache); an Rgb24
+        // frame's (OpenCV's arithmetic per pixel) once, whole.
+        let rows = match frame.layout {
+            PixelLayout::Yuv420p => (BLOCK + 2 * RESIDUAL_RADIUS).min(lh),
+            PixelLayout::Rgb24 => lh,
+        };
+        let mut ll = vec![0f32; lw * rows];
         let (mut phase, mut residual) = (vec![0f32; blocks], vec![0f32; blocks]);
         let mut both = vec![0f32; blocks];
         let mut local = Vec::new();
@@ -412,18 +429,30 @@ impl ThirdPartyDetector {
         for c in CONVENTIONS {
             for m in 0..matrices {
                 match frame.layout {
-                    PixelLayout::Yuv420p => ll_plane_yuv(frame, w, c, m, lw, lh, &mut ll),
-                    PixelLayout::Rgb24 => ll_plane_rgb(&frame.planes[0], w, c, lw, lh, &mut ll),
+                    PixelLayout::Yuv420p => {
+                        for by in 0..bh {
+                            let first = (by * BLOCK).saturating_sub(RESIDUAL_RADIUS);
+                            let end = (by * BLOCK + BLOCK + RESIDUAL_RADIUS).min(lh);
+                            ll_rows_yuv(frame, w, c, m, lw, first..end, &mut ll);
+                            let (p, r) = (&mut phase, &mut residual);
+                            plane_votes(&ll, first, lw, lh, by..by + 1, p, r);
+                        }
+                    }
+                    PixelLayout::Rgb24 => {
+                        ll_plane_rgb(&frame.planes[0], w, c, lw, lh, &mut ll);
+                        plane_votes(&ll, 0, lw, lh, 0..bh, &mut phase, &mut residual);
+                    }
                 }
-                plane_votes(&ll, lw, bw, bh, &mut phase, &mut residual);
                 // Spreads over all blocks: symmetric in the bit positions, so the sum keeps
                 // them interchangeable.
                 let (sp, sr) = (inverse_spread(&phase), inverse_spread(&residual));
+                for votes in [&mut phase, &mut residual] {
+                    subtract_local_mean(votes, bw, bh, &mut local);
+                }
+                // Taking off the local mean is linear: the sum of the centred votes is the
+                // centred sum.
                 for ((b, p), r) in both.iter_mut().zip(&phase).zip(&residual) {
                     *b = p * sp + r * sr;
-                }
-                for votes in [&mut phase, &mut residual, &mut both] {
-                    subtract_local_mean(votes, bw, bh, &mut local);
                 }
                 for (known, sums) in KNOWN.iter().zip(self.sums.iter_mut()) {
                     if known.convention != c {
@@ -579,48 +608,49 @@ const LOCAL_RADIUS: usize = 2;
 /// blocks line up with such regions (a frame `k·len` blocks wide gives each bit whole
 /// columns), the raw sums would follow the picture, not the mark. The mark itself changes
 /// from block to block with the bit, so it stays.
-fn subtract_local_mean(votes: &mut [f32], bw: usize, bh: usize, sums: &mut Vec<f64>) {
-    // Box sums by an integral image over (bw + 1) × (bh + 1).
-    sums.clear();
-    sums.resize((bw + 1) * (bh + 1), 0.0);
-    for y in 0..bh {
-        let mut row = 0f64;
-        for x in 0..bw {
-            row += f64::from(votes[y * bw + x]);
-            sums[(y + 1) * (bw + 1) + x + 1] = sums[y * (bw + 1) + x + 1] + row;
+fn subtract_local_mean(votes: &mut [f32], bw: usize, bh: usize, scratch: &mut Vec<f32>) {
+    let r = LOCAL_RADIUS;
+    // Box sums, separably: along rows into `across`, then down columns into `boxed`.
+    scratch.clear();
+    scratch.resize(2 * bw * bh, 0.0);
+    let (across, boxed) = scratch.split_at_mut(bw * bh);
+    for (row, out) in votes.chunks_exact(bw).zip(across.chunks_exact_mut(bw)) {
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = row[x.saturating_sub(r)..(x + r + 1).min(bw)].iter().sum();
         }
     }
     for y in 0..bh {
-        let (y0, y1) = (
-            y.saturating_sub(LOCAL_RADIUS),
-            (y + LOCAL_RADIUS + 1).min(bh),
-        );
-        for x in 0..bw {
-            let (x0, x1) = (
-                x.saturating_sub(LOCAL_RADIUS),
-                (x + LOCAL_RADIUS + 1).min(bw),
-            );
-            let at = |yy: usize, xx: usize| sums[yy * (bw + 1) + xx];
-            let total = at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0);
-            let count = (y1 - y0) * (x1 - x0);
-            let v = &mut votes[y * bw + x];
-            if count > 1 {
-                *v -= ((total - f64::from(*v)) / (count - 1) as f64) as f32;
+        let out = &mut boxed[y * bw..][..bw];
+        for yy in y.saturating_sub(r)..(y + r + 1).min(bh) {
+            for (o, &a) in out.iter_mut().zip(&across[yy * bw..][..bw]) {
+                *o += a;
+            }
+        }
+    }
+    let span = |i: usize, n: usize| ((i + r + 1).min(n) - i.saturating_sub(r)) as f32;
+    for y in 0..bh {
+        let rows = span(y, bh);
+        let row = &mut votes[y * bw..][..bw];
+        for (x, (v, &total)) in row.iter_mut().zip(&boxed[y * bw..][..bw]).enumerate() {
+            let count = rows * span(x, bw);
+            if count > 1.0 {
+                *v -= (total - *v) / (count - 1.0);
             }
         }
     }
 }
 
-/// The LL plane (`lw × lh` cells) of a `Yuv420p` frame in convention `c`, chroma read with
-/// matrix `m`: a chroma sample is its 2×2 cell's mean (what 4:2:0 keeps of U, and exactly
-/// the cells of the package's Haar transform), so LL = 2·U, mapped linearly from Cb and Cr.
-fn ll_plane_yuv(
+/// Rows `rows` of the LL plane (`lw` cells wide) of a `Yuv420p` frame in convention `c`,
+/// chroma read with matrix `m`, into `ll` from its start: a chroma sample is its 2×2 cell's
+/// mean (what 4:2:0 keeps of U, and exactly the cells of the package's Haar transform), so
+/// LL = 2·U, mapped linearly from Cb and Cr.
+fn ll_rows_yuv(
     frame: &VideoFrame,
     w: usize,
     c: Convention,
     m: usize,
     lw: usize,
-    lh: usize,
+    rows: std::ops::Range<usize>,
     ll: &mut [f32],
 ) {
     let cw = w.div_ceil(2);
@@ -628,9 +658,9 @@ fn ll_plane_yuv(
     let (a2, b2) = (2.0 * a, 2.0 * b);
     let offset = 2.0 * (c.neutral() - 128.0 * (a + b));
     let (cb, cr) = (&frame.planes[1], &frame.planes[2]);
-    for y in 0..lh {
+    for (y, out) in rows.zip(ll.chunks_exact_mut(lw)) {
         let (cb, cr) = (&cb[y * cw..][..lw], &cr[y * cw..][..lw]);
-        for ((out, &u), &v) in ll[y * lw..][..lw].iter_mut().zip(cb).zip(cr) {
+        for ((out, &u), &v) in out.iter_mut().zip(cb).zip(cr) {
             *out = offset + a2 * f32::from(u) + b2 * f32::from(v);
         }
     }
