@@ -261,6 +261,13 @@ pub(crate) fn planes_to_frame(v: &VideoFrame) -> Result<frame::Video, MediaError
             "out of memory allocating a frame",
         ));
     }
+    // Zeroed first: swscale reads past the last pixel of a row (the chroma of an odd width),
+    // and av_frame_get_buffer leaves the padding unset (the output differed between runs).
+    unsafe {
+        for &buf in (*f.as_ptr()).buf.iter().filter(|b| !b.is_null()) {
+            ptr::write_bytes((*buf).data, 0, (*buf).size);
+        }
+    }
     for (i, (row, rows)) in plane_geometry(v.width, v.height, v.layout)
         .into_iter()
         .enumerate()

@@ -20,7 +20,6 @@ use crate::{
 
 /// A HEIF/AVIF still's description from its headers (no decoding), or `None` for every other
 /// file: what [`crate::probe`] answers for the stills FFmpeg cannot read.
-#[allow(dead_code)] // until probe.rs calls it (one line, the integrator's)
 pub(crate) fn probe_still(path: &Path) -> Result<Option<MediaInfo>, MediaError> {
     heif::probe(path)
 }

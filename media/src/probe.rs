@@ -19,6 +19,10 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     if meta.is_dir() {
         return Err(MediaError::unreadable(path, "is a directory"));
     }
+    // HEIF and AVIF stills, which FFmpeg 5.1 cannot read: libheif's headers.
+    if let Some(info) = crate::decode::probe_still(path)? {
+        return Ok(info);
+    }
     let mut ctx = crate::decode::open_format_context(path)?;
     // SAFETY: plain libavformat calls; the context is closed on every path below.
     unsafe {

@@ -38,3 +38,22 @@ fn probe_rejects_non_media() {
     assert!(probe(&text).is_err());
     assert!(probe(dir.path()).is_err());
 }
+
+/// HEIF and AVIF stills, which FFmpeg 5.1 cannot read, are described from libheif's headers,
+/// as the decoder describes them.
+#[test]
+fn probe_describes_heif_and_avif_stills() {
+    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    for rel in [
+        "heif/chelsea.heic",
+        "heif/chelsea.avif",
+        "c2pa-rs/sample1.heif",
+        "c2pa-rs/sample1.avif",
+    ] {
+        let path = testdata.join(rel);
+        let quick = probe(&path).unwrap();
+        let full = Decoder::open(&path, PixelLayout::Yuv420p).unwrap();
+        assert_eq!(&quick, full.info(), "{rel}");
+        assert_eq!(quick.kind, hallmark_media::MediaKind::Image, "{rel}");
+    }
+}
