@@ -478,14 +478,20 @@ fn different_sources(report: &Report) -> String {
 }
 
 fn similarity_words(r: &RecoveredManifest) -> String {
-    [
+    let scores: Vec<String> = [
         r.similarity.video.map(|s| format!("picture {s:.2}")),
         r.similarity.audio.map(|s| format!("sound {s:.2}")),
     ]
     .into_iter()
     .flatten()
-    .collect::<Vec<_>>()
-    .join(", ")
+    .collect();
+    if scores.is_empty() {
+        // A still against a clip's fingerprint, or a medium the stored clip lacks: nothing
+        // was compared, which must be said, not left as empty brackets.
+        "no fingerprint of it could be compared with the stored clip's".into()
+    } else {
+        scores.join(", ")
+    }
 }
 
 fn stored_trust(r: &RecoveredManifest) -> String {
@@ -500,5 +506,36 @@ fn stored_trust(r: &RecoveredManifest) -> String {
             "but that manifest fails validation ({})",
             c2pa.failures.join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recover::Similarity;
+
+    fn recovered(video: Option<f64>, audio: Option<f64>) -> RecoveredManifest {
+        RecoveredManifest {
+            status: Recovery::Unconfirmed,
+            clip_id: "c".into(),
+            manifest_id: None,
+            sealed_at: None,
+            similarity: Similarity { video, audio },
+            c2pa: None,
+            ai_generated: None,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn similarity_is_never_an_empty_bracket() {
+        assert_eq!(
+            similarity_words(&recovered(Some(0.5), Some(0.25))),
+            "picture 0.50, sound 0.25"
+        );
+        assert_eq!(
+            similarity_words(&recovered(None, None)),
+            "no fingerprint of it could be compared with the stored clip's"
+        );
     }
 }
