@@ -2,7 +2,8 @@
 //! generators (Stable Diffusion 1.x/2.x, SDXL, Stable Video Diffusion, FLUX.1), found by
 //! [`hallmark_watermark::ThirdPartyDetector`]. The scan ([`crate::scan`]) offers every
 //! frame it analyses to a [`Sampler`], which keeps [`SAMPLES_PER_S`] of them per second of
-//! picture (a still: its one frame), and reports [`ThirdPartyMark`]s in
+//! picture for the first [`FULL_RATE_S`] seconds, [`LATE_SAMPLES_PER_S`] after (a still: its
+//! one frame), and reports [`ThirdPartyMark`]s in
 //! [`crate::scan::ScanCoverage::third_party`].
 //!
 //! A detected mark says the picture carries that generator's fixed, public message in the
@@ -18,6 +19,14 @@ use hallmark_watermark::{ThirdPartyDetector, ThirdPartyMark};
 /// compression leaves, at a small share of the decoding's cost (a 1080p frame takes a few
 /// milliseconds).
 pub const SAMPLES_PER_S: f64 = 4.0;
+
+/// Seconds of picture sampled at [`SAMPLES_PER_S`]; later frames at [`LATE_SAMPLES_PER_S`].
+/// A minute gives 240 frames, more than a generated clip's mark needs (an SVD clip is proven
+/// from 8); a long film then costs a quarter as much a second.
+pub const FULL_RATE_S: f64 = 60.0;
+
+/// Frames per second of picture after [`FULL_RATE_S`].
+pub const LATE_SAMPLES_PER_S: f64 = 1.0;
 
 /// Frames without a usable timestamp: one in this many is taken.
 const EVERY_NTH_UNTIMED: u64 = 8;
@@ -37,8 +46,9 @@ impl Sampler {
     }
 
     /// Takes `frame` into the detector when it is due: the first frame, then the first
-    /// frame at or after each `1 / SAMPLES_PER_S` step (frames out of order or repeated
-    /// times are skipped until the clock passes the step).
+    /// frame at or after each `1 / SAMPLES_PER_S` step (`1 / LATE_SAMPLES_PER_S` from
+    /// [`FULL_RATE_S`] on; frames out of order or repeated times are skipped until the clock
+    /// passes the step).
     pub fn offer(&mut self, frame: &VideoFrame) {
         let t = frame.pts_s;
         if !t.is_finite() {
@@ -52,7 +62,12 @@ impl Sampler {
             return;
         }
         self.detector.add_frame(frame);
-        let step = 1.0 / SAMPLES_PER_S;
+        let rate = if t < FULL_RATE_S {
+            SAMPLES_PER_S
+        } else {
+            LATE_SAMPLES_PER_S
+        };
+        let step = 1.0 / rate;
         // The next step after t on a grid from 0, so the pace does not drift.
         self.next_s = Some(((t / step).floor() + 1.0) * step);
     }
@@ -111,6 +126,17 @@ mod tests {
             untimed.offer(&VideoFrame::black(64, 64, PixelLayout::Yuv420p, f64::NAN));
         }
         assert_eq!(untimed.frames(), 2);
+        // A long clip: 4 a second for its first minute, 1 a second after (30 fps, 70 s).
+        let mut long = Sampler::new();
+        for i in 0..2100 {
+            long.offer(&VideoFrame::black(
+                16,
+                16,
+                PixelLayout::Yuv420p,
+                i as f64 / 30.0 + 1e-4,
+            ));
+        }
+        assert_eq!(long.frames(), 240 + 10);
     }
 
     fn scanned(rel: &str) -> crate::scan::ScanCoverage {
