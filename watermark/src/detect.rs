@@ -9,9 +9,9 @@ use crate::code;
 use crate::fft::{Fft, C};
 use crate::key::{Payload, WatermarkKey};
 use crate::lattice::{
-    candidate_maps, fold_map, Candidate, TileMap, LATTICE_CANDIDATES, REFINED_CANDIDATES,
-    ROTATION_CANDIDATES,
+    candidate_maps, fold_map, Candidate, TileMap, LATTICE_CANDIDATES, ROTATION_CANDIDATES,
 };
+use crate::tile_fft::TileFft;
 use hallmark_media::{PixelLayout, VideoFrame};
 
 /// p-value at or below which a watermark is reported as present.
@@ -93,7 +93,7 @@ pub struct VideoDetection {
     /// analysis grid whose evidence is strongest, as fractions of the frame. The whole frame
     /// for a marked clip; a part of it for a marked clip inside other footage.
     pub region: Option<Region>,
-    /// The rotation, stretch or perspective the mark was registered under, when the
+    /// The rotation or stretch the mark was registered under, when the
     /// lattice stage answered (see README, "Rotation, stretch, perspective"); `None` for
     /// the plain and the orientation/scale searches.
     pub warp: Option<Warp>,
@@ -110,21 +110,16 @@ pub struct Warp {
     /// 1.25 / 1 an anamorphic stretch of 25 % horizontally).
     pub scale_x: f64,
     pub scale_y: f64,
-    /// Perspective terms per analysis-grid height (0: none; 0.08 ≈ a keystone whose one
-    /// edge is 8 % shorter than the other).
-    pub perspective: (f64, f64),
 }
 
 impl Warp {
     fn of(map: &TileMap) -> Self {
         let (b1, b2) = map.lattice();
         let t = TILE as f64;
-        let h = ANALYSIS_ROWS as f64;
         Warp {
             rotation_deg: b1[1].atan2(b1[0]).to_degrees(),
             scale_x: b1[0].hypot(b1[1]) / t,
             scale_y: b2[0].hypot(b2[1]) / t,
-            perspective: (map.p[0] * h, map.p[1] * h),
         }
     }
 }
@@ -370,7 +365,7 @@ pub struct VideoDetector {
     keys: Vec<(u8, KeyPattern)>,
     /// Per key, its sync pattern in every [`Orientation`] (the first upright).
     variants: Vec<Vec<Variant>>,
-    fft: Fft,
+    fft: TileFft,
     accs: Vec<Accum>,
     /// Analysis grid of the last frame size seen by [`VideoDetector::add_frame`].
     grid: Option<AnalysisGrid>,
@@ -411,6 +406,11 @@ const PHASES: [(f64, f64); 4] = [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5)]
 const WIDE_STRIDE: usize = 3;
 /// Scales (best by phase-0 score) whose neighbourhoods get the phase refinement.
 const REFINE_SCALES: usize = 6;
+/// Candidate maps of the lattice stage (best at phase 0) searched at every phase.
+const LATTICE_REFINE: usize = 8;
+/// The segments' first pass searches every this-many-th scale (the whole clip every one;
+/// pass 2 refines the best scales' neighbours either way).
+const SEGMENT_STRIDE: usize = 2;
 /// Shares of the error budget, as Bonferroni weights (1/2 + 1/4 + 1/4): the plain stage,
 /// the orientation and scale search, the lattice stage.
 const PLAIN_WEIGHT: f64 = 2.0;
@@ -493,7 +493,7 @@ fn fold_as(area: bool, img: &[f32], wa: usize, ha: usize, s: f64, phase: (f64, f
 ///
 /// `z_hat` is the FFT of `F + i·F²` (the fold and its square packed into one complex
 /// transform); both correlations come back from one inverse transform as `c + i·e`.
-fn best_shift(fft: &Fft, z_hat: &[C], key: &Variant, work: &mut Vec<C>) -> (f64, usize) {
+fn best_shift(fft: &TileFft, z_hat: &[C], key: &Variant, work: &mut Vec<C>) -> (f64, usize) {
     let t = TILE;
     work.clear();
     for ky in 0..t {
@@ -579,7 +579,7 @@ const WIDE_CANDIDATE_SHIFTS: usize = 3;
 /// shifts not normalised are still counted in the p-value: searching fewer keeps the
 /// bound). Returns the best (z, shift) of `a` and of `b`.
 fn best_shifts_two(
-    fft: &Fft,
+    fft: &TileFft,
     f: &[f64],
     f_hat: &[C],
     a: &Variant,
@@ -686,7 +686,9 @@ pub(crate) fn wide_scale_grid(len: usize) -> Vec<f64> {
 impl VideoDetector {
     /// A detector for any of `keys`.
     pub fn new(keys: &[WatermarkKey]) -> Self {
-        let fft = Fft::new(TILE);
+        let fft = TileFft::new(TILE);
+        // The patterns' spectra, once per key and orientation: the plain transform will do.
+        let plain = Fft::new(TILE);
         let keys: Vec<(u8, KeyPattern)> = keys
             .iter()
             .map(|k| (k.key_id(), KeyPattern::new(k)))
@@ -696,7 +698,7 @@ impl VideoDetector {
             .map(|(_, k)| {
                 Orientation::ALL
                     .iter()
-                    .map(|&o| Variant::new(k, o, &fft))
+                    .map(|&o| Variant::new(k, o, &plain))
                     .collect()
             })
             .collect();
@@ -965,8 +967,9 @@ impl VideoDetector {
     }
 
     /// The lattice stage's keyed search: every candidate map ([`candidate_maps`], chosen
-    /// without the key) × the four half-chip phases × every orientation and shift. `None`
-    /// when the image yields no candidate.
+    /// without the key) × its orientations × every shift, at phase 0; then the other
+    /// half-chip phases for the [`LATTICE_REFINE`] best maps (all four phases are counted
+    /// for every map). `None` when the image yields no candidate.
     fn search_maps(
         &self,
         img: &[f32],
@@ -974,13 +977,22 @@ impl VideoDetector {
         ha: usize,
         maps: &[Candidate],
     ) -> Option<Registration> {
-        let jobs: Vec<(usize, (f64, f64))> = (0..maps.len())
-            .flat_map(|mi| PHASES.iter().map(move |&ph| (mi, ph)))
-            .collect();
-        let found = par_map(&jobs, |&(mi, phase), work| {
+        let evaluate = |&(mi, phase): &(usize, (f64, f64)), work: &mut Vec<C>| {
             let f = fold_map(img, wa, ha, &maps[mi].map, phase);
             self.best_over_keys(&f, maps[mi].orientations, work)
-        });
+        };
+        let mut jobs: Vec<(usize, (f64, f64))> =
+            (0..maps.len()).map(|mi| (mi, PHASES[0])).collect();
+        let mut found = par_map(&jobs, evaluate);
+        let mut order: Vec<usize> = (0..maps.len()).collect();
+        order.sort_by(|&a, &b| found[b].0.total_cmp(&found[a].0));
+        let refine: Vec<(usize, (f64, f64))> = order
+            .iter()
+            .take(LATTICE_REFINE)
+            .flat_map(|&mi| PHASES[1..].iter().map(move |&ph| (mi, ph)))
+            .collect();
+        found.extend(par_map(&refine, evaluate));
+        jobs.extend(refine);
         jobs.iter()
             .zip(found)
             .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
@@ -1068,7 +1080,7 @@ impl VideoDetector {
                 for (img, _) in acc.bins.range(from, to) {
                     add_into(&mut sum, img);
                 }
-                let found = self.search(&sum, wa, ha, &scales, 1, 1, false);
+                let found = self.search(&sum, wa, ha, &scales, SEGMENT_STRIDE, 1, false);
                 if found.z > best.0.z {
                     best = (found, Cow::Owned(sum));
                 }
@@ -1106,8 +1118,7 @@ impl VideoDetector {
             // one that may be tested (all of them, even when fewer are found) × its
             // orientations, phases and shifts.
             let maps = candidate_maps(&acc.sum, wa, ha);
-            let per_key = ROTATION_CANDIDATES * 2
-                + (LATTICE_CANDIDATES + REFINED_CANDIDATES) * Orientation::ALL.len();
+            let per_key = ROTATION_CANDIDATES * 2 + LATTICE_CANDIDATES * Orientation::ALL.len();
             let hypotheses = (self.keys.len() * per_key * PHASES.len() * TILE * TILE) as f64;
             if let Some(found) = self.search_maps(&acc.sum, wa, ha, &maps) {
                 let p = search_p(LATTICE_WEIGHT * hypotheses, found.z);
@@ -1305,12 +1316,11 @@ impl Registration {
                     let y = v as f64 + 0.5 - ha as f64 / 2.0;
                     for u in 0..wa {
                         let x = u as f64 + 0.5 - wa as f64 / 2.0;
-                        out[v * wa + u] = m.apply(x, y).map(|(tx, ty)| {
-                            (
-                                (tx + self.phase.0).floor() as i64,
-                                (ty + self.phase.1).floor() as i64,
-                            )
-                        });
+                        let (tx, ty) = m.apply(x, y);
+                        out[v * wa + u] = Some((
+                            (tx + self.phase.0).floor() as i64,
+                            (ty + self.phase.1).floor() as i64,
+                        ));
                     }
                 }
                 out

@@ -25,6 +25,7 @@ mod dwtdct;
 mod fft;
 mod key;
 mod lattice;
+mod tile_fft;
 
 pub use analysis::{
     whitened_residual, AnalysisGrid, Tap, ANALYSIS_ROWS, SYNC_CHIPS, TILE, WHITEN_ACT_EPS,

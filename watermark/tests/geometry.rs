@@ -333,8 +333,8 @@ fn check(attacks: Vec<(&'static str, Option<Orientation>, Attack)>) {
                 (g.h * 100.0).round()
             )),
             r.warp.map(|w| format!(
-                "{:.2}° {:.3}×{:.3} p ({:.3}, {:.3})",
-                w.rotation_deg, w.scale_x, w.scale_y, w.perspective.0, w.perspective.1
+                "{:.2}° {:.3}×{:.3}",
+                w.rotation_deg, w.scale_x, w.scale_y
             )),
             u.p_value,
         );

@@ -57,3 +57,39 @@ fn analysis_speed_1080p() {
     );
     assert!(!r.detected);
 }
+
+/// `result()` on an unmarked 10 s 1080p accumulation (30 frames spread over 10 s, so the
+/// timeline has 10 one-second bins and every segment window is searched), which pays every
+/// stage: the whole clip, its 10 segments, the orientation/scale search and the lattice
+/// stage. Printed, not asserted (the machine is shared): compare runs on one machine.
+#[test]
+fn unmarked_result_cost_1080p_10s() {
+    let k = key(1, 3);
+    let src = decode(&shared("video/bigbuckbunny.mp4"), 30);
+    let mut d = VideoDetector::new(std::slice::from_ref(&k));
+    for (i, f) in src.iter().enumerate() {
+        let mut f = resize(f, 1920, 1080);
+        f.pts_s = i as f64 / 3.0;
+        d.add_frame(&f);
+    }
+    let mut times = Vec::new();
+    let mut r = None;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        r = Some(d.result());
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let r = r.expect("ran");
+    times.sort_by(f64::total_cmp);
+    println!(
+        "1080p unmarked, 10 s timeline ({} tests): result() median {:.0} ms (min {:.0}, max {:.0}) on {} threads, p {:.2}",
+        r.family_size,
+        times[1],
+        times[0],
+        times[2],
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        r.p_value
+    );
+    assert!(!r.detected && !r.inconclusive, "p {}", r.p_value);
+    assert_eq!(r.family_size, 11);
+}
