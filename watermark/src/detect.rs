@@ -94,7 +94,7 @@ pub struct VideoDetection {
     /// for a marked clip; a part of it for a marked clip inside other footage.
     pub region: Option<Region>,
     /// The rotation or stretch the mark was registered under, when the
-    /// lattice stage answered (see README, "Rotation, stretch, perspective"); `None` for
+    /// lattice stage answered (see README, "Rotation and anamorphic stretch"); `None` for
     /// the plain and the orientation/scale searches.
     pub warp: Option<Warp>,
 }
@@ -1062,7 +1062,7 @@ impl VideoDetector {
         };
         let family = (1 + segments.len()) as f64;
         // The wider searches run only when the plain one does not detect: every orientation
-        // at scales 0.4–2.5, then the lattice stage (rotation, stretch, perspective). The
+        // at scales 0.4–2.5, then the lattice stage (rotation, anamorphic stretch). The
         // test spends half its error budget on the plain stage and a quarter on each wider
         // one (a weighted Bonferroni bound over the three families: p = min(2·p_plain,
         // 4·p_wide, 4·p_lattice) is valid for the procedure whichever stage answers, and
