@@ -30,9 +30,10 @@ use crate::VideoScan;
 pub mod third_party;
 
 /// Where a verify's time goes: with `HALLMARK_SCAN_TIMES` set, each stage's end (seconds
-/// since the first mark of the process) and the busy time of the work that runs beside
-/// the decoders are printed on stderr. For measuring the scan's cost against decoding
-/// alone (`scripts/bench`); silent otherwise.
+/// since the first mark of the process, and the process's CPU seconds) and the time spent
+/// on the work beside the decoders (wall, waiting for a core included) are printed on
+/// stderr. For measuring the scan's cost against decoding alone (`scripts/bench`); silent
+/// otherwise.
 pub mod stage_times {
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
