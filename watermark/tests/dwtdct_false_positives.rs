@@ -1,6 +1,6 @@
 //! Third-party marks on unmarked pictures: every shared photo (as decoded, cropped by a few
-//! pixels, rescaled, JPEG re-encoded; RGB and 4:2:0), every frame of every shared clip
-//! tested alone, and each clip as a whole. Nothing may be detected; the score distribution
+//! pixels, rescaled, JPEG re-encoded, scaled to 512–1024 square as JPEG; RGB and 4:2:0),
+//! every frame of every shared clip tested alone, and each clip as a whole. Nothing may be detected; the score distribution
 //! is printed (`--nocapture`): smallest p-value and the matching-bits histogram per
 //! generator.
 
@@ -190,6 +190,27 @@ fn unmarked_pictures_show_no_third_party_mark() {
             assert!(ok, "ffmpeg re-encodes {name}");
             for f in frames(&out, PixelLayout::Yuv420p) {
                 t.still(&format!("{name} jpeg q:v {q}"), &f);
+            }
+        }
+        for size in [512, 768, 1024] {
+            // At the generators' output sizes as JPEG (about quality 90): upscaled, smooth
+            // chroma, where the height vote reads q90 copies of marked ones.
+            let out = tmp.join(format!("{name}.{size}.jpg"));
+            let ok = Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
+                .arg(p)
+                .args([
+                    "-vf",
+                    &format!("scale={size}:{size}:flags=area"),
+                    "-q:v",
+                    "3",
+                ])
+                .arg(&out)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ffmpeg scales {name} to {size}");
+            for f in frames(&out, PixelLayout::Yuv420p) {
+                t.still(&format!("{name} {size}x{size} jpeg q:v 3"), &f);
             }
         }
     }
