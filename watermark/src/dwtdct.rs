@@ -272,7 +272,9 @@ const RESIDUAL_RADIUS: usize = 2;
 /// loses). Each is its own test ([`THIRD_PARTY_TESTS`]).
 const VOTES: usize = 3;
 
-/// Both votes of every block of one LL plane (`lw` cells wide, `bw × bh` blocks).
+/// The phase and residual votes of the blocks in `block_rows` of one LL plane (`lw × lh`
+/// cells; `ll` holds its rows from `first_row` on, at least those the blocks and their
+/// windows reach).
 ///
 /// The block's cell of largest magnitude (positions 1..16, first on ties, as numpy's
 /// `argmax`) is the one the package set to 9 or 27 modulo 36; a 1 puts it 18 above a 0.
@@ -283,7 +285,6 @@ const VOTES: usize = 3;
 /// the other cells of its 5×5 window, in the direction of the cell's sign (the package
 /// marks magnitudes). It needs no lattice, so a flat or grey picture, whose unmarked
 /// residue sits at one place of the lattice, reads right too.
-#[allow(clippy::too_many_arguments)]
 fn plane_votes(
     ll: &[f32],
     first_row: usize,
