@@ -283,8 +283,8 @@ const VOTES: usize = 3;
 /// picture had there; but the peak still stands out of its surroundings by more for a 1
 /// than for a 0. The residual vote is that height: the cell's magnitude less the mean of
 /// the other cells of its 5×5 window, in the direction of the cell's sign (the package
-/// marks magnitudes). It needs no lattice, so a flat or grey picture, whose unmarked
-/// residue sits at one place of the lattice, reads right too.
+/// marks magnitudes). It needs no lattice, so a grey picture, whose unmarked residue sits
+/// at one place of the lattice (turning the phase vote upside down), is read by it too.
 fn plane_votes(
     ll: &[f32],
     first_row: usize,
