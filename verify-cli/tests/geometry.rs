@@ -84,3 +84,51 @@ fn a_mirrored_clip_is_found_mirrored_and_a_split_screen_where_it_is() {
         );
     }
 }
+
+/// A mirrored repost is proven from its key frames (`--quick`): the key-frame pass tries every
+/// orientation at the plain scales when upright fails, instead of falling to the full scan.
+/// The same edit of the unsealed clip: the quick pass proves nothing and the full scan
+/// follows, which finds nothing either.
+#[test]
+fn a_mirrored_clip_is_proven_from_its_key_frames() {
+    let (home, sealed) = sealed_clip();
+    let (_, original) = verify_json(home.path(), sealed, &["--no-store"]);
+    let id = clip_id(&original);
+    let mirror = |src: &std::path::Path, name: &str| {
+        let out = scratch().join(name);
+        // A key frame every half second, as platforms encode: the quick pass has some.
+        ffmpeg(&[
+            "-i",
+            src.to_str().unwrap(),
+            "-vf",
+            "hflip",
+            "-map_metadata",
+            "-1",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-g",
+            "12",
+            out.to_str().unwrap(),
+        ]);
+        out
+    };
+    let mirrored = mirror(sealed, "geometry-mirrored-gop12.mp4");
+    let (_, r) = verify_json(home.path(), &mirrored, &["--quick", "--no-store"]);
+    let v = &r["watermark"]["video"];
+    assert_eq!(v["scan"], "key-frames", "{r:#}");
+    assert_eq!(v["detected"], true, "{r:#}");
+    assert_eq!(clip_id(&r), id, "{r:#}");
+    assert_eq!(v["orientation"], "mirrored-horizontally", "{r:#}");
+
+    let plain = mirror(&short_clip(), "geometry-plain-mirrored-gop12.mp4");
+    let (_, r) = verify_json(home.path(), &plain, &["--quick", "--no-store"]);
+    let v = &r["watermark"]["video"];
+    assert_ne!(v["scan"], "key-frames", "the full scan follows: {r:#}");
+    assert_eq!(v["scan_passes"], 2, "{r:#}");
+    assert_eq!(v["detected"], false, "{r:#}");
+}

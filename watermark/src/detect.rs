@@ -416,6 +416,9 @@ const SEGMENT_STRIDE: usize = 2;
 const PLAIN_WEIGHT: f64 = 2.0;
 const WIDE_WEIGHT: f64 = 4.0;
 const LATTICE_WEIGHT: f64 = 4.0;
+/// The key-frame pass's two stages (upright; every orientation at the plain scales): half
+/// the budget each.
+const KEY_FRAME_WEIGHT: f64 = 2.0;
 
 /// Folds an analysis-grid image modulo the tile at scale `s` (about the image centre), with
 /// the chip grid offset by `phase` chips.
@@ -719,7 +722,8 @@ impl VideoDetector {
     /// [`VideoDetector::result`]): for a sparse sample of a clip's frames (its key frames)
     /// whose result only decides whether a full scan must follow — the full scan searches
     /// the segments itself. Saves up to six registration searches (clips of 4 s or more)
-    /// where the mark is not found.
+    /// where the mark is not found. Upright first, then every orientation at the plain
+    /// scales (a mirrored repost); not the wider scales or the lattice stage.
     pub fn whole_clip_only(mut self) -> Self {
         self.whole_clip_only = true;
         self
@@ -1066,10 +1070,12 @@ impl VideoDetector {
         // test spends half its error budget on the plain stage and a quarter on each wider
         // one (a weighted Bonferroni bound over the three families: p = min(2·p_plain,
         // 4·p_wide, 4·p_lattice) is valid for the procedure whichever stage answers, and
-        // a stage that does not run only leaves the reported p larger); the key-frame pass
-        // searches upright only, and keeps the plain bound.
+        // a stage that does not run only leaves the reported p larger). The key-frame pass
+        // (`whole_clip_only`, few frames, must stay quick) splits its budget in two: upright,
+        // then every orientation at the plain scales — a mirrored repost is proven from its
+        // key frames instead of falling to the full scan.
         let wide = !self.whole_clip_only;
-        let weight = if wide { PLAIN_WEIGHT } else { 1.0 };
+        let weight = if wide { PLAIN_WEIGHT } else { KEY_FRAME_WEIGHT };
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(weight * family * hypotheses, z);
         let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false);
@@ -1088,6 +1094,21 @@ impl VideoDetector {
         }
         let mut p_value = p_of(best.0.z);
         let mut wide_search = false;
+        if !wide && p_value > DETECT_P {
+            let hypotheses = (self.keys.len()
+                * Orientation::ALL.len()
+                * scales.len()
+                * PHASES.len()
+                * TILE
+                * TILE) as f64;
+            let found = self.search(&acc.sum, wa, ha, &scales, 1, Orientation::ALL.len(), true);
+            let p = search_p(KEY_FRAME_WEIGHT * hypotheses, found.z);
+            if p < p_value {
+                p_value = p;
+                wide_search = true;
+                best = (found, Cow::Borrowed(&acc.sum[..]));
+            }
+        }
         if wide && p_value > DETECT_P {
             let scales = wide_scale_grid(wa.max(ha));
             let hypotheses = (self.keys.len()
