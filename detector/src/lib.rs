@@ -33,7 +33,7 @@ pub use provenance::UNTRUSTED;
 pub use recover::{RecoveredManifest, Recovery, Similarity};
 pub use report::{
     ActionSummary, Audit, C2paReport, Coverage, IngredientNode, KeyIdentity, MarkRegion,
-    MarkResult, MediaSummary, Report, SoftBinding, StatusDetail, Verdict, VideoScan,
+    MarkResult, MarkWarp, MediaSummary, Report, SoftBinding, StatusDetail, Verdict, VideoScan,
     WatermarkReport, SCHEMA,
 };
 pub use signals::{Signal, SignalKind, Strength};
@@ -691,6 +691,11 @@ fn video_mark(
             h: r.h,
         }),
         orientation: found.orientation.filter(|_| readable).map(|o| o.name()),
+        warp: found.warp.filter(|_| readable).map(|w| MarkWarp {
+            rotation_deg: w.rotation_deg,
+            scale_x: w.scale_x,
+            scale_y: w.scale_y,
+        }),
         wide_search: Some(found.wide_search),
     }
 }
@@ -829,6 +834,7 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         scan_passes: None,
         region: None,
         orientation: None,
+        warp: None,
         wide_search: None,
     }
 }

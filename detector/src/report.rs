@@ -207,10 +207,24 @@ pub struct MarkResult {
     /// against the sealed one (`upright`, `mirrored-horizontally`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orientation: Option<&'static str>,
+    /// Picture only, when the mark is readable and the lattice stage registered it: the
+    /// rotation and the stretch of the picture against the sealed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warp: Option<MarkWarp>,
     /// Picture only: the answer came from the wider geometry search (flips, quarter turns,
     /// scales 0.4–2.5), which runs when the plain one does not prove the mark.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wide_search: Option<bool>,
+}
+
+/// How the picture was turned or stretched against the sealed one, as the lattice stage
+/// registered it: degrees (positive clockwise on screen) and the tile's two period lengths
+/// relative to the sealed picture's (1.25, 1: stretched 25 % horizontally).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MarkWarp {
+    pub rotation_deg: f64,
+    pub scale_x: f64,
+    pub scale_y: f64,
 }
 
 /// Where in the frame a mark was found, as fractions of its width and height.

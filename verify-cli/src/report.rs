@@ -330,11 +330,34 @@ fn ai_words(report: &Report) -> String {
 }
 
 /// How the picture was found changed and where the mark lies, when either is not the plain
-/// case: "mirrored horizontally; in x 0–49 %, y 0–100 % of the frame".
+/// case: "mirrored horizontally; in x 0–49 %, y 0–100 % of the frame", "turned 3.0°
+/// clockwise", "stretched to 125 % of its width against its height".
 fn geometry_words(mark: &MarkResult) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(o) = mark.orientation.filter(|o| *o != "upright") {
         parts.push(o.replace('-', " "));
+    }
+    if let Some(w) = mark.warp {
+        if w.rotation_deg.abs() >= 0.25 {
+            let way = if w.rotation_deg > 0.0 {
+                "clockwise"
+            } else {
+                "anticlockwise"
+            };
+            parts.push(format!("turned {:.1}° {way}", w.rotation_deg.abs()));
+        }
+        let aspect = w.scale_x / w.scale_y;
+        if (aspect - 1.0).abs() >= 0.03 {
+            let how = if aspect > 1.0 {
+                "stretched"
+            } else {
+                "squeezed"
+            };
+            parts.push(format!(
+                "{how} to {:.0} % of its width against its height",
+                100.0 * aspect
+            ));
+        }
     }
     if let Some(r) = mark.region.filter(|r| r.w < 0.999 || r.h < 0.999) {
         parts.push(format!(

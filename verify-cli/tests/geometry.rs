@@ -132,3 +132,51 @@ fn a_mirrored_clip_is_proven_from_its_key_frames() {
     assert_eq!(v["scan_passes"], 2, "{r:#}");
     assert_eq!(v["detected"], false, "{r:#}");
 }
+
+/// A turned and a stretched repost: the lattice stage registers them, the report gives the
+/// warp (rotation, periods) and the human report says it in words; the same edits of the
+/// unsealed clip: nothing.
+#[test]
+fn a_turned_and_a_stretched_clip_are_found_with_their_warp() {
+    let (home, sealed) = sealed_clip();
+    let (_, original) = verify_json(home.path(), sealed, &["--no-store"]);
+    let id = clip_id(&original);
+    assert!(original["watermark"]["video"].get("warp").is_none());
+
+    let turned = "rotate=3*PI/180,crop=iw*0.9:ih*0.9,scale=1280:720";
+    let r = {
+        let f = edited(sealed, turned, "geometry-turned.mp4");
+        verify_json(home.path(), &f, &["--no-store"]).1
+    };
+    let v = &r["watermark"]["video"];
+    assert_eq!(v["detected"], true, "{r:#}");
+    assert_eq!(clip_id(&r), id, "{r:#}");
+    let angle = v["warp"]["rotation_deg"].as_f64().unwrap();
+    assert!((angle.abs() - 3.0).abs() < 0.5, "{r:#}");
+
+    let stretched = "scale=1600:720";
+    let f = edited(sealed, stretched, "geometry-stretched.mp4");
+    let (_, r) = verify_json(home.path(), &f, &["--no-store"]);
+    let v = &r["watermark"]["video"];
+    assert_eq!(v["detected"], true, "{r:#}");
+    assert_eq!(clip_id(&r), id, "{r:#}");
+    let aspect = v["warp"]["scale_x"].as_f64().unwrap() / v["warp"]["scale_y"].as_f64().unwrap();
+    assert!((aspect - 1.25).abs() < 0.05, "{r:#}");
+    let human = hallmark(home.path(), &["verify", "--no-store", f.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("stretched to 125 % of its width against its height"),
+        "{text}"
+    );
+
+    for (filter, name) in [
+        (turned, "geometry-plain-turned.mp4"),
+        (stretched, "geometry-plain-stretched.mp4"),
+    ] {
+        let plain = edited(&short_clip(), filter, name);
+        let (_, r) = verify_json(home.path(), &plain, &["--no-store"]);
+        let v = &r["watermark"]["video"];
+        assert_eq!(v["detected"], false, "{name}: {r:#}");
+        assert!(v.get("warp").is_none(), "{r:#}");
+    }
+}
