@@ -916,12 +916,23 @@ fn verify_forked(
             writer.write_all(format!("{}\n{text}", verdict.as_str()).as_bytes())?;
             writer.flush()
         }));
+        // A panic because a thread or an allocation was refused under the budget (the scan
+        // starts decoder and search threads: their stacks count against the address space)
+        // is the budget's doing, not a crash.
+        let exhausted = match &outcome {
+            Err(payload) => {
+                memory > 0
+                    && panic_text(payload.as_ref())
+                        .is_some_and(|t| out_of_memory(t) || t.contains("failed to spawn thread"))
+            }
+            Ok(_) => false,
+        };
         // SAFETY: ends the child without running the parent's destructors or atexit hooks.
         unsafe {
-            libc::_exit(if matches!(outcome, Ok(Ok(()))) {
-                0
-            } else {
-                101
+            libc::_exit(match outcome {
+                Ok(Ok(())) => 0,
+                _ if exhausted => EXIT_OUT_OF_MEMORY,
+                _ => 101,
             })
         }
     }
@@ -956,8 +967,12 @@ fn verify_forked(
             return Ok(Some((*verdict, text.to_owned())));
         }
     }
-    // No report: killed by a signal (an allocation over the budget aborts), or a crash.
-    if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGABRT && memory > 0 {
+    // No report: killed by a signal (an allocation over the budget aborts), a thread or an
+    // allocation refused under the budget, or a crash.
+    let refused = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_OUT_OF_MEMORY;
+    if memory > 0
+        && (refused || libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGABRT)
+    {
         return failed(format!(
             "analysis stopped: over its memory budget of {} MB (--file-memory), or aborted",
             memory >> 20
@@ -971,6 +986,18 @@ fn verify_forked(
     failed(format!(
         "the analysis crashed ({how}); the file may be malformed"
     ))
+}
+
+/// The forked analysis's exit code when it panicked because memory or a thread was refused
+/// under its budget.
+const EXIT_OUT_OF_MEMORY: i32 = 102;
+
+/// A panic's message, when it is text.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
 /// Whether an error text says memory ran out: Rust's allocation failure, the C library's,
@@ -1307,7 +1334,11 @@ impl Workers {
         }
         let errors =
             std::mem::take(&mut worker.stderr.lock().unwrap_or_else(|e| e.into_inner()).kept);
-        if out_of_memory(&errors) {
+        // A thread refused under the address-space budget panics the worker (its stack
+        // could not be mapped): the budget's doing too.
+        if out_of_memory(&errors)
+            || (self.memory.is_some() && errors.contains("failed to spawn thread"))
+        {
             let budget = self
                 .memory
                 .map_or(String::new(), |m| format!(" of {} MB", m >> 20));

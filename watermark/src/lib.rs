@@ -37,9 +37,8 @@ pub use audio::{
     AUDIO_SNR_DB, AUDIO_STEP, AUDIO_TILE_SAMPLES, DEFAULT_AUDIO_STRENGTH,
 };
 pub use detect::{
-    frame_luma, Orientation, Region, VideoDetection, VideoDetector, Warp, DETECT_P,
-    INCONCLUSIVE_P, MAX_TIMELINE_BINS, MAX_TIMELINE_SECONDS, SCALE_MAX, SCALE_MIN, WIDE_SCALE_MAX,
-    WIDE_SCALE_MIN,
+    frame_luma, Orientation, Region, VideoDetection, VideoDetector, Warp, DETECT_P, INCONCLUSIVE_P,
+    MAX_TIMELINE_BINS, MAX_TIMELINE_SECONDS, SCALE_MAX, SCALE_MIN, WIDE_SCALE_MAX, WIDE_SCALE_MIN,
 };
 pub use dwtdct::{ThirdPartyDetector, ThirdPartyMark, THIRD_PARTY_DETECT_P, THIRD_PARTY_TESTS};
 pub use key::{Payload, WatermarkError, WatermarkKey};
