@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -14,37 +13,11 @@ fn testdata(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// c2patool's reading: Some(validation state, active manifest label, failure codes), or
-/// None where it finds no manifest ("No claim found").
-fn c2patool(file: &Path) -> Option<(String, String, Vec<String>)> {
-    let out = Command::new("c2patool")
-        .arg(file)
-        .output()
-        .expect("c2patool (installed by scripts/setup)");
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("No claim found"), "{stderr}");
-        return None;
-    }
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let failures = r["validation_results"]["activeManifest"]["failure"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| f["code"].as_str().unwrap().to_owned())
-        .collect();
-    Some((
-        r["validation_state"].as_str().unwrap().to_owned(),
-        r["active_manifest"].as_str().unwrap().to_owned(),
-        failures,
-    ))
-}
-
 #[test]
 fn a_signed_pdf_is_verified_as_c2patool_reads_it() {
     let home = Home::empty();
     let pdf = testdata("adobe-20240110-single_manifest_store.pdf");
-    let (state, label, failures) = c2patool(&pdf).expect("c2patool reads its manifest");
+    let (state, label, failures) = c2patool_reading(&pdf).expect("c2patool reads its manifest");
     let (code, r) = verify_json(home.path(), &pdf, &[]);
     // Before the C2PA SDK's `pdf` feature: `error`, "not a media file FFmpeg can read".
     assert_eq!(r["verdict"], "valid-untrusted", "{r:#}");
@@ -71,7 +44,7 @@ fn unsigned_heif_avif_and_pdf_have_no_provenance_as_c2patool_finds_no_claim() {
     let home = Home::empty();
     for name in ["sample1.heif", "sample1.avif", "basic.pdf"] {
         let file = testdata(name);
-        assert_eq!(c2patool(&file), None, "{name}");
+        assert_eq!(c2patool_reading(&file), None, "{name}");
         let (code, r) = verify_json(home.path(), &file, &[]);
         // Before: `error` ("no audio or video stream", "invalid data found").
         assert_eq!(r["verdict"], "no-provenance", "{name}: {r:#}");

@@ -12,29 +12,6 @@ use std::process::Command;
 
 use common::*;
 
-/// c2patool's reading: (validation state, active manifest label, failure codes).
-fn c2patool_reading(file: &Path) -> (String, String, Vec<String>) {
-    let out = Command::new("c2patool").arg(file).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let failures = r["validation_results"]["activeManifest"]["failure"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| f["code"].as_str().unwrap().to_owned())
-        .collect();
-    (
-        r["validation_state"].as_str().unwrap().to_owned(),
-        r["active_manifest"].as_str().unwrap().to_owned(),
-        failures,
-    )
-}
-
 /// The photo in format `ext` (FFmpeg's encoders; libjxl's `cjxl` for JPEG XL, which
 /// FFmpeg 5.1 decodes but does not write), or a small drawing for SVG.
 fn unsigned(ext: &str) -> PathBuf {
@@ -138,7 +115,8 @@ fn gif_webp_tiff_svg_and_jpeg_xl_agree_with_c2patool() {
             (&signed, "valid-untrusted", "Valid"),
             (&changed, "tampered", "Invalid"),
         ] {
-            let (c2patool_state, label, failures) = c2patool_reading(file);
+            let (c2patool_state, label, failures) =
+                c2patool_reading(file).expect("c2patool reads the manifest");
             assert_eq!(c2patool_state, state, "{ext}: c2patool");
             let (_, r) = verify_json(home.path(), file, &[]);
             assert_eq!(r["verdict"], verdict, "{ext}: {r:#}");

@@ -8,8 +8,18 @@ use common::*;
 
 /// `filter` applied to `src` (x264, no manifest left).
 fn edited(src: &std::path::Path, filter: &str, name: &str) -> std::path::PathBuf {
+    edited_with(src, filter, name, &[])
+}
+
+/// [`edited`] with more x264 arguments.
+fn edited_with(
+    src: &std::path::Path,
+    filter: &str,
+    name: &str,
+    x264: &[&str],
+) -> std::path::PathBuf {
     let out = scratch().join(name);
-    ffmpeg(&[
+    let mut args = vec![
         "-i",
         src.to_str().unwrap(),
         "-vf",
@@ -23,8 +33,10 @@ fn edited(src: &std::path::Path, filter: &str, name: &str) -> std::path::PathBuf
         "veryfast",
         "-crf",
         "23",
-        out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(x264);
+    args.push(out.to_str().unwrap());
+    ffmpeg(&args);
     out
 }
 
@@ -94,29 +106,8 @@ fn a_mirrored_clip_is_proven_from_its_key_frames() {
     let (home, sealed) = sealed_clip();
     let (_, original) = verify_json(home.path(), sealed, &["--no-store"]);
     let id = clip_id(&original);
-    let mirror = |src: &std::path::Path, name: &str| {
-        let out = scratch().join(name);
-        // A key frame every half second, as platforms encode: the quick pass has some.
-        ffmpeg(&[
-            "-i",
-            src.to_str().unwrap(),
-            "-vf",
-            "hflip",
-            "-map_metadata",
-            "-1",
-            "-an",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "23",
-            "-g",
-            "12",
-            out.to_str().unwrap(),
-        ]);
-        out
-    };
+    // A key frame every half second, as platforms encode: the quick pass has some.
+    let mirror = |src: &std::path::Path, name: &str| edited_with(src, "hflip", name, &["-g", "12"]);
     let mirrored = mirror(sealed, "geometry-mirrored-gop12.mp4");
     let (_, r) = verify_json(home.path(), &mirrored, &["--quick", "--no-store"]);
     let v = &r["watermark"]["video"];

@@ -457,3 +457,33 @@ pub fn footage_with_music(video: &str, seconds: u32, name: &str) -> PathBuf {
     ]);
     out
 }
+
+/// c2patool 0.27.22's reading of a file, the outside judge: Some(validation state, active
+/// manifest label, failure codes), or None where it finds no manifest ("No claim found").
+pub fn c2patool_reading(file: &Path) -> Option<(String, String, Vec<String>)> {
+    let out = std::process::Command::new("c2patool")
+        .arg(file)
+        .output()
+        .expect("c2patool (installed by scripts/setup)");
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("No claim found"),
+            "{}: {stderr}",
+            file.display()
+        );
+        return None;
+    }
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failures = r["validation_results"]["activeManifest"]["failure"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect();
+    Some((
+        r["validation_state"].as_str().unwrap().to_owned(),
+        r["active_manifest"].as_str().unwrap().to_owned(),
+        failures,
+    ))
+}
