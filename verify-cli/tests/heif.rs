@@ -166,32 +166,11 @@ fn a_heif_photo_can_be_sealed() {
 #[test]
 fn signed_heif_and_avif_photos_agree_with_c2patool() {
     let home = Home::with_keys("HEIF Desk");
-    let manifest = scratch().join("heif-manifest.json");
-    std::fs::write(
-        &manifest,
-        r#"{"claim_generator": "heif-test/1.0", "assertions": [{"label": "c2pa.actions",
-            "data": {"actions": [{"action": "c2pa.created", "digitalSourceType":
-            "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}]}}]}"#,
-    )
-    .unwrap();
     // Not chelsea.heic: a grid picture (odd width), whose grid description c2patool 0.27.22
     // moves without its offset (libheif's own heif-convert cannot decode its output either).
     for (source, ext) in [("sd1-chelsea-q95.heic", "heic"), ("chelsea.avif", "avif")] {
         let signed = scratch().join(format!("signed-{source}"));
-        let made = Command::new("c2patool")
-            .arg(testdata(&format!("heif/{source}")))
-            .arg("-m")
-            .arg(&manifest)
-            .arg("-o")
-            .arg(&signed)
-            .arg("-f")
-            .output()
-            .unwrap();
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
+        c2patool_sign(&testdata(&format!("heif/{source}")), &signed);
         let tampered = copy_with_flipped_media_byte(&signed, &format!("tampered-{source}"));
         for (file, verdict) in [(&signed, "valid-untrusted"), (&tampered, "tampered")] {
             let (state, label, failures) =

@@ -487,3 +487,31 @@ pub fn c2patool_reading(file: &Path) -> Option<(String, String, Vec<String>)> {
         failures,
     ))
 }
+
+/// `src` signed by c2patool with its built-in test certificate (another C2PA implementation),
+/// a "created, digital capture" claim, written to `out`.
+pub fn c2patool_sign(src: &Path, out: &Path) {
+    let manifest = scratch().join("c2patool-manifest.json");
+    std::fs::write(
+        &manifest,
+        r#"{"claim_generator": "hallmark-tests/1.0", "assertions": [{"label": "c2pa.actions",
+            "data": {"actions": [{"action": "c2pa.created", "digitalSourceType":
+            "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}]}}]}"#,
+    )
+    .unwrap();
+    let made = std::process::Command::new("c2patool")
+        .arg(src)
+        .arg("-m")
+        .arg(&manifest)
+        .arg("-o")
+        .arg(out)
+        .arg("-f")
+        .output()
+        .expect("c2patool (installed by scripts/setup)");
+    assert!(
+        made.status.success(),
+        "{}: {}",
+        src.display(),
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
