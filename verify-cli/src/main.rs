@@ -921,9 +921,7 @@ fn verify_forked(
         // is the budget's doing, not a crash.
         let exhausted = match &outcome {
             Err(payload) => {
-                memory > 0
-                    && panic_text(payload.as_ref())
-                        .is_some_and(|t| out_of_memory(t) || t.contains("failed to spawn thread"))
+                memory > 0 && panic_text(payload.as_ref()).is_some_and(refused_under_budget)
             }
             Ok(_) => false,
         };
@@ -998,6 +996,12 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// Whether a panic or error text says the address-space budget refused something: memory
+/// ([`out_of_memory`]) or a thread's stack.
+fn refused_under_budget(text: &str) -> bool {
+    out_of_memory(text) || text.contains("failed to spawn thread")
 }
 
 /// Whether an error text says memory ran out: Rust's allocation failure, the C library's,
@@ -1336,9 +1340,7 @@ impl Workers {
             std::mem::take(&mut worker.stderr.lock().unwrap_or_else(|e| e.into_inner()).kept);
         // A thread refused under the address-space budget panics the worker (its stack
         // could not be mapped): the budget's doing too.
-        if out_of_memory(&errors)
-            || (self.memory.is_some() && errors.contains("failed to spawn thread"))
-        {
+        if out_of_memory(&errors) || (self.memory.is_some() && refused_under_budget(&errors)) {
             let budget = self
                 .memory
                 .map_or(String::new(), |m| format!(" of {} MB", m >> 20));

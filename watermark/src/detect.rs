@@ -934,6 +934,26 @@ impl VideoDetector {
         best
     }
 
+    /// Every orientation of the tile over `scales` (area-weighted fold; the first pass takes
+    /// every `stride`-th scale), and its p-value with `weight`'s share of the error budget:
+    /// every key × orientation × scale of the grid × phase × shift counted, searched or not.
+    fn oriented_search(
+        &self,
+        sum: &[f32],
+        wa: usize,
+        ha: usize,
+        scales: &[f64],
+        stride: usize,
+        weight: f64,
+    ) -> (Registration, f64) {
+        let hypotheses =
+            (self.keys.len() * Orientation::ALL.len() * scales.len() * PHASES.len() * TILE * TILE)
+                as f64;
+        let found = self.search(sum, wa, ha, scales, stride, Orientation::ALL.len(), true);
+        let p = search_p(weight * hypotheses, found.z);
+        (found, p)
+    }
+
     /// The best (z, key index, orientation index, shift) of one fold over every key and the
     /// first `orientations` of [`Orientation::ALL`]. One forward transform serves them all.
     fn best_over_keys(
@@ -1095,14 +1115,7 @@ impl VideoDetector {
         let mut p_value = p_of(best.0.z);
         let mut wide_search = false;
         if !wide && p_value > DETECT_P {
-            let hypotheses = (self.keys.len()
-                * Orientation::ALL.len()
-                * scales.len()
-                * PHASES.len()
-                * TILE
-                * TILE) as f64;
-            let found = self.search(&acc.sum, wa, ha, &scales, 1, Orientation::ALL.len(), true);
-            let p = search_p(KEY_FRAME_WEIGHT * hypotheses, found.z);
+            let (found, p) = self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT);
             if p < p_value {
                 p_value = p;
                 wide_search = true;
@@ -1111,22 +1124,8 @@ impl VideoDetector {
         }
         if wide && p_value > DETECT_P {
             let scales = wide_scale_grid(wa.max(ha));
-            let hypotheses = (self.keys.len()
-                * Orientation::ALL.len()
-                * scales.len()
-                * PHASES.len()
-                * TILE
-                * TILE) as f64;
-            let found = self.search(
-                &acc.sum,
-                wa,
-                ha,
-                &scales,
-                WIDE_STRIDE,
-                Orientation::ALL.len(),
-                true,
-            );
-            let p = search_p(WIDE_WEIGHT * hypotheses, found.z);
+            let (found, p) =
+                self.oriented_search(&acc.sum, wa, ha, &scales, WIDE_STRIDE, WIDE_WEIGHT);
             if p < p_value {
                 p_value = p;
                 wide_search = true;
