@@ -11,38 +11,9 @@ use hallmark_store::{
 
 const MEDIA: &str = "../../shared/media/video";
 
-/// A fresh, empty database on the test server, as a store location; `None` (said loudly)
-/// without a server.
-fn fresh_postgres(name: &str) -> Option<PathBuf> {
-    let Ok(url) = std::env::var("HALLMARK_TEST_POSTGRES") else {
-        eprintln!(
-            "\n*** SKIPPED the PostgreSQL half of {name}: HALLMARK_TEST_POSTGRES is not set \
-             (scripts/test starts a throw-away cluster and sets it) ***\n"
-        );
-        return None;
-    };
-    let db = format!(
-        "t_{}_{}_{}",
-        name,
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("test server");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .expect("create database");
-    // The URL's database is its last path segment (before any ?query).
-    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
-    let slash = base.rfind('/').expect("a URL with a database");
-    let mut out = format!("{}/{db}", &base[..slash]);
-    if !query.is_empty() {
-        out = format!("{out}?{query}");
-    }
-    Some(PathBuf::from(out))
-}
+#[path = "support/fresh_postgres.rs"]
+mod fresh_postgres;
+use fresh_postgres::fresh_postgres;
 
 fn fresh_sqlite(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join(STORE_FILE)

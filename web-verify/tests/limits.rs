@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use hallmark_web::ServeConfig;
 
+mod support;
+use support::{read_answer, Answer};
+
 fn config(worker: &[&str], timeout: Duration) -> ServeConfig {
     let mut config = ServeConfig::new(worker.iter().map(|s| s.into()).collect());
     config.listen = "127.0.0.1:0".parse().unwrap();
@@ -42,51 +45,8 @@ const QUICK: &[&str] = &[
     "worker",
 ];
 
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {} {}", self.head, self.body))
-    }
-}
-
-fn read_answer(stream: &mut TcpStream) -> Answer {
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Answer {
-        status: head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
 fn send(addr: SocketAddr, raw: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let _ = stream.write_all(raw);
-    read_answer(&mut stream)
+    support::send(addr, raw, Duration::from_secs(30))
 }
 
 const BOUNDARY: &str = "b0undary";
@@ -137,7 +97,7 @@ fn healthy(addr: SocketAddr) -> bool {
         addr,
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
-    answer.status == 200 && answer.body == "ok\n"
+    answer.status == 200 && answer.text() == "ok\n"
 }
 
 #[test]
@@ -256,23 +216,23 @@ fn every_field_counts_and_a_big_one_is_refused() {
     let addr = start(QUICK, Duration::from_secs(10));
     // A small extra field is fine.
     let answer = post(addr, &form(&[("note", b"hello")], "a.jpg", b"x"), "");
-    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.status, 200, "{}", answer.text());
     // 100 KB in a field other than `file`: refused, though the file is tiny.
     let big = vec![b'a'; 100_000];
     let answer = post(addr, &form(&[("note", &big)], "a.jpg", b"x"), "");
-    assert_eq!(answer.status, 413, "{} {}", answer.head, answer.body);
+    assert_eq!(answer.status, 413, "{} {}", answer.head, answer.text());
     assert!(
         answer.json()["error"]
             .as_str()
             .unwrap()
             .contains("\"note\""),
         "{}",
-        answer.body
+        answer.text()
     );
     // Many small fields add up the same.
     let many: Vec<(&str, &[u8])> = (0..40).map(|_| ("n", &big[..1000])).collect();
     let answer = post(addr, &form(&many, "a.jpg", b"x"), "");
-    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert_eq!(answer.status, 413, "{}", answer.text());
     // A body whose length says it is over the limit is refused before it is read.
     let started = Instant::now();
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -304,7 +264,7 @@ fn the_temp_disk_cap_answers_503_with_retry_after() {
     let held = stalled_upload(addr, 900_000, 700_000);
     std::thread::sleep(Duration::from_millis(500));
     let answer = post(addr, &form(&[], "b.mp4", &vec![1u8; 600_000]), "");
-    assert_eq!(answer.status, 503, "{} {}", answer.head, answer.body);
+    assert_eq!(answer.status, 503, "{} {}", answer.head, answer.text());
     assert_eq!(answer.header("retry-after").as_deref(), Some("5"));
     assert!(answer.json()["error"].as_str().unwrap().contains("space"));
     // The held upload goes away: its disk comes back.
@@ -315,7 +275,12 @@ fn the_temp_disk_cap_answers_503_with_retry_after() {
         if answer.status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "{} {}", answer.head, answer.body);
+        assert!(
+            Instant::now() < deadline,
+            "{} {}",
+            answer.head,
+            answer.text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -330,7 +295,7 @@ fn one_client_gets_its_share_of_uploads_and_of_the_rate() {
     let b = stalled_upload(addr, 50_000, 100);
     std::thread::sleep(Duration::from_millis(300));
     let answer = post(addr, &form(&[], "c.jpg", b"x"), "");
-    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.status, 503, "{}", answer.text());
     assert_eq!(answer.header("retry-after").as_deref(), Some("5"));
     assert!(answer.json()["error"]
         .as_str()
@@ -350,7 +315,7 @@ fn one_client_gets_its_share_of_uploads_and_of_the_rate() {
         assert_eq!(post(addr, &form(&[], "c.jpg", b"x"), "").status, 200, "{i}");
     }
     let answer = post(addr, &form(&[], "c.jpg", b"x"), "");
-    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.status, 503, "{}", answer.text());
     // One upload every 10 s: the next in at most 10.
     let retry: u64 = answer.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=10).contains(&retry), "{retry}");
@@ -365,7 +330,7 @@ fn one_client_gets_its_share_of_uploads_and_of_the_rate() {
         assert_eq!(lookup().status, 200, "{i}");
     }
     let refused = lookup();
-    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.status, 503, "{}", refused.text());
     assert!(refused.header("retry-after").is_some());
 }
 
@@ -409,7 +374,7 @@ fn slow_heads_and_slow_bodies_are_cut_off() {
     assert!(closed.is_ok(), "closed, not timed out: {closed:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
     let answer = trickle.join().unwrap();
-    assert_eq!(answer.status, 408, "{} {}", answer.head, answer.body);
+    assert_eq!(answer.status, 408, "{} {}", answer.head, answer.text());
     assert!(answer.json()["error"]
         .as_str()
         .unwrap()
@@ -460,8 +425,8 @@ fn every_answer_carries_the_security_headers_and_only_soft_binding_allows_other_
     assert_eq!(page.status, 200);
     assert_security_headers(&page, "page");
     // The hash in the policy is that of the page's own script.
-    let script = page
-        .body
+    let page_text = page.text();
+    let script = page_text
         .split_once("<script>")
         .and_then(|(_, rest)| rest.split_once("</script>"))
         .unwrap()
@@ -494,7 +459,7 @@ fn every_answer_carries_the_security_headers_and_only_soft_binding_allows_other_
     assert_eq!(missing.status, 404);
     assert_security_headers(&missing, "404");
     let lookup = get("/matches/byBinding?alg=x&value=y");
-    assert_eq!(lookup.status, 200, "{}", lookup.body);
+    assert_eq!(lookup.status, 200, "{}", lookup.text());
     assert_eq!(
         lookup.header("access-control-allow-origin").as_deref(),
         Some("*")

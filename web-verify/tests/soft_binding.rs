@@ -5,7 +5,7 @@
 //! `/matches/byContent` runs a stand-in worker that prints the real fingerprint of a real
 //! clip (the real worker, `hallmark fingerprint`, is run by tests/soft_binding_replicas.rs).
 
-mod soft_binding_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use std::time::Duration;
 use hallmark_store::{fingerprint_file, ManifestStore, StoredManifest, STORE_FILE};
 use hallmark_web::ServeConfig;
 use serde_json::json;
-use soft_binding_support::{fresh_postgres, request, Answer};
+use support::{fresh_postgres, request, Answer};
 
 const VIDEO_ALG: &str = "org.hallmark.watermark.video.1";
 const AUDIO_ALG: &str = "org.hallmark.watermark.audio.1";

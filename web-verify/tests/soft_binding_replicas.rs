@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-mod soft_binding_support;
-use soft_binding_support::{fresh_postgres, request};
+mod support;
+use support::{fresh_postgres, request};
 
 fn hallmark() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

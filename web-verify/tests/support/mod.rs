@@ -1,8 +1,11 @@
-//! Helpers of the soft-binding tests: raw HTTP/1.1 requests, and fresh PostgreSQL databases.
+//! Helpers of web-verify's tests: raw HTTP/1.1 requests and their answers, fresh PostgreSQL
+//! databases.
+
+// Each test binary uses a part of these.
+#![allow(dead_code, unused_imports)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -23,6 +26,11 @@ impl Answer {
         })
     }
 
+    /// The body as text (lossy), for messages and comparisons.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!("{e}: {} {}", self.head, String::from_utf8_lossy(&self.body))
@@ -30,17 +38,29 @@ impl Answer {
     }
 }
 
+/// One request on a fresh connection (`Connection: close`), its answer read to the end.
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).unwrap();
-    let _ = stream.write_all(body);
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body);
+    send(addr, &raw, Duration::from_secs(120))
+}
+
+/// Raw bytes on a fresh connection (a request the tests shape themselves), the answer read to
+/// the end or to `timeout` of silence.
+pub fn send(addr: SocketAddr, raw: &[u8], timeout: Duration) -> Answer {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    // The server may answer (413, 503) and close before the whole body is written.
+    let _ = stream.write_all(raw);
+    read_answer(&mut stream)
+}
+
+/// Reads an answer until the server closes the connection (or the read times out).
+pub fn read_answer(stream: &mut TcpStream) -> Answer {
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
     let split = raw
@@ -61,32 +81,6 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &str, body: 
     }
 }
 
-/// A fresh database on the test server (`None`, said loudly, without one).
-pub fn fresh_postgres(name: &str) -> Option<PathBuf> {
-    let Ok(url) = std::env::var("HALLMARK_TEST_POSTGRES") else {
-        eprintln!(
-            "\n*** SKIPPED the PostgreSQL half of {name}: HALLMARK_TEST_POSTGRES is not set \
-             (scripts/test starts a throw-away cluster and sets it) ***\n"
-        );
-        return None;
-    };
-    let db = format!(
-        "w_{name}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("test server");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .unwrap();
-    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
-    let slash = base.rfind('/').unwrap();
-    let mut out = format!("{}/{db}", &base[..slash]);
-    if !query.is_empty() {
-        out = format!("{out}?{query}");
-    }
-    Some(PathBuf::from(out))
-}
+#[path = "../../../store/tests/support/fresh_postgres.rs"]
+mod fresh_postgres;
+pub use fresh_postgres::fresh_postgres;
