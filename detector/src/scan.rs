@@ -15,8 +15,8 @@ use hallmark_media::{
     AudioChunk, Decoder, FrameSelection, MediaFrame, MediaInfo, PixelLayout, VideoFrame,
 };
 use hallmark_watermark::{
-    frame_luma, AnalysisGrid, AudioDetection, AudioDetector, VideoDetection, VideoDetector,
-    WatermarkKey,
+    fine_rows, frame_luma, AnalysisGrid, AudioDetection, AudioDetector, VideoDetection,
+    VideoDetector, WatermarkKey,
 };
 
 use hallmark_store::Fingerprinter;
@@ -553,10 +553,17 @@ fn run_model(
     mut covered: Option<Coverage>,
 ) -> (u64, usize) {
     let batch_size = config.batch_size;
-    let mut model = detector
-        .is_some()
-        .then(|| ResidualModel::new(config, device).ok())
-        .flatten();
+    // The fine residual (`fine_rows`: 256 rows, 512 for portrait frames) for the detector's
+    // fine stage, only where that stage may run (not the key-frame pass); its model is
+    // made for the first frame's shape and remade should the rows change.
+    let mut model = detector.as_deref().map(|d| Models {
+        coarse: ResidualModel::new(config.clone(), device).ok(),
+        fine: None,
+        fine_failed: false,
+        wants_fine: d.wants_fine_residual(),
+        config,
+        device: device.clone(),
+    });
     let mut batch: Vec<Luma> = Vec::with_capacity(batch_size);
     let mut frames = 0u64;
     // One entry per second that had a frame: at most one per frame, a few kB per hour.
@@ -591,44 +598,115 @@ fn run_model(
     (frames, seconds.len())
 }
 
-/// Runs one batch through the model into the detector. Should the model fail (a GPU
-/// error), this batch and the rest of the clip take the plain-Rust path, which computes
-/// the same residuals.
-fn flush(model: &mut Option<ResidualModel>, batch: &mut Vec<Luma>, detector: &mut VideoDetector) {
+/// The residual models of one scan: the 128-row one and, where the detector's fine stage
+/// may run, the fine one ([`fine_rows`]). `None` for a model that failed (a GPU
+/// error): its residuals then come from the plain-Rust path, which computes the same.
+struct Models {
+    coarse: Option<ResidualModel>,
+    fine: Option<ResidualModel>,
+    /// A fine model failed: the rest of the clip takes the plain path for it.
+    fine_failed: bool,
+    wants_fine: bool,
+    config: Config,
+    device: Device,
+}
+
+/// Runs one batch through the models into the detector: every frame's 128-row residual
+/// and, when wanted, its fine one. Should a model fail (a GPU error), this batch and the
+/// rest of the clip take the plain-Rust path for that grid, which computes the same
+/// residuals.
+fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut VideoDetector) {
     if batch.is_empty() {
         return;
     }
-    if let Some(m) = model.as_mut() {
-        match residuals(m, batch) {
-            Ok((r, wa, ha)) => {
-                for (f, r) in batch.iter().zip(r.chunks_exact(wa * ha)) {
-                    detector.add_residual(r, wa, ha, f.pts_s);
-                }
-                batch.clear();
-                return;
+    let Some(m) = models.as_mut() else {
+        batch.clear();
+        return;
+    };
+    let (w, h) = (batch[0].w, batch[0].h);
+    let rows = fine_rows(w, h);
+    if m.wants_fine
+        && !m.fine_failed
+        && m.fine
+            .as_ref()
+            .is_none_or(|f| f.config().analysis_rows != rows)
+    {
+        let config = Config {
+            analysis_rows: rows,
+            ..m.config.clone()
+        };
+        m.fine = ResidualModel::new(config, &m.device).ok();
+        m.fine_failed = m.fine.is_none();
+    }
+    let frames = (m.coarse.is_some() || m.fine.is_some())
+        .then(|| {
+            let mut data = Vec::with_capacity(batch.len() * w * h);
+            for f in batch.iter() {
+                data.extend_from_slice(&f.y[..w * h]);
             }
-            Err(_) => *model = None,
+            let device = m
+                .coarse
+                .as_ref()
+                .or(m.fine.as_ref())
+                .map(|m| m.device().clone())?;
+            Tensor::from_vec(data, (batch.len(), 1, h, w), &device).ok()
+        })
+        .flatten();
+    let coarse = frames
+        .as_ref()
+        .and_then(|t| residuals(m.coarse.as_mut()?, t, w, h).ok());
+    if coarse.is_none() {
+        m.coarse = None;
+    }
+    match coarse {
+        Some((r, wa, ha)) => {
+            for (f, r) in batch.iter().zip(r.chunks_exact(wa * ha)) {
+                detector.add_residual(r, wa, ha, f.pts_s);
+            }
+        }
+        None => {
+            let grid = AnalysisGrid::new(w, h);
+            let (wa, ha) = grid.grid_size();
+            for f in batch.iter() {
+                detector.add_residual(&grid.residual(&f.y[..w * h]), wa, ha, f.pts_s);
+            }
         }
     }
-    let grid = AnalysisGrid::new(batch[0].w, batch[0].h);
-    let (wa, ha) = grid.grid_size();
-    for f in batch.drain(..) {
-        detector.add_residual(&grid.residual(&f.y[..f.w * f.h]), wa, ha, f.pts_s);
+    if m.wants_fine {
+        let fine = frames
+            .as_ref()
+            .and_then(|t| residuals(m.fine.as_mut()?, t, w, h).ok());
+        if fine.is_none() {
+            m.fine = None;
+            m.fine_failed = true;
+        }
+        match fine {
+            Some((r, wa, ha)) => {
+                for r in r.chunks_exact(wa * ha) {
+                    detector.add_fine_residual(r, wa, ha);
+                }
+            }
+            None => {
+                let grid = AnalysisGrid::with_rows(w, h, rows);
+                let (wa, ha) = grid.grid_size();
+                for f in batch.iter() {
+                    detector.add_fine_residual(&grid.residual(&f.y[..w * h]), wa, ha);
+                }
+            }
+        }
     }
+    batch.clear();
 }
 
-/// The batch's residuals on the host, frame after frame, and the grid size.
+/// One model's residuals of a batch `[B, 1, h, w]` on the host, frame after frame, and the
+/// grid size.
 fn residuals(
     model: &mut ResidualModel,
-    batch: &[Luma],
+    frames: &Tensor,
+    w: usize,
+    h: usize,
 ) -> candle_core::Result<(Vec<f32>, usize, usize)> {
-    let (w, h) = (batch[0].w, batch[0].h);
-    let mut data = Vec::with_capacity(batch.len() * w * h);
-    for f in batch {
-        data.extend_from_slice(&f.y[..w * h]);
-    }
-    let frames = Tensor::from_vec(data, (batch.len(), 1, h, w), model.device())?;
-    let r = model.forward(&frames)?;
+    let r = model.forward(frames)?;
     let (wa, ha) = model.grid_size(w, h)?;
     Ok((model::to_host(&r)?, wa, ha))
 }

@@ -9,7 +9,8 @@ use candle_core::{Device, Tensor};
 use hallmark_detector::model::{to_host, Config, ResidualModel};
 use hallmark_media::{Decoder, MediaFrame, PixelLayout, VideoFrame};
 use hallmark_watermark::{
-    AnalysisGrid, Payload, VideoDetector, VideoEmbedder, WatermarkKey, DEFAULT_STRENGTH,
+    fine_rows, AnalysisGrid, Payload, VideoDetector, VideoEmbedder, WatermarkKey, DEFAULT_STRENGTH,
+    FINE_ANALYSIS_ROWS,
 };
 
 fn shared(rel: &str) -> PathBuf {
@@ -126,6 +127,39 @@ fn model_matches_plain_path_on_random_frames() {
 }
 
 #[test]
+fn fine_model_matches_plain_path_on_random_frames() {
+    // The fine stage's residual (256 rows): both kernels, box and bilinear grids.
+    for fused in [true, false] {
+        let config = Config {
+            fused_cpu_kernels: fused,
+            ..Config::default()
+        };
+        for (i, &(w, h)) in [(1920, 1080), (641, 273), (720, 1280), (176, 144)]
+            .iter()
+            .enumerate()
+        {
+            let rows = fine_rows(w, h);
+            let config = Config {
+                analysis_rows: rows,
+                ..config.clone()
+            };
+            let mut model = ResidualModel::new(config, &Device::Cpu).unwrap();
+            let frames: Vec<Vec<u8>> = (0..2)
+                .map(|k| random_luma(w, h, (50 + i * 3 + k) as u64))
+                .collect();
+            let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            let got = run(&mut model, &refs, w, h);
+            let grid = AnalysisGrid::with_rows(w, h, rows);
+            assert_eq!(rows, FINE_ANALYSIS_ROWS * if h > w { 2 } else { 1 });
+            for (f, g) in frames.iter().zip(&got) {
+                let d = max_diff(&grid.residual(f), g);
+                assert!(d <= TOL, "fused {fused} {w}x{h}: max |diff| {d}");
+            }
+        }
+    }
+}
+
+#[test]
 fn downscale_is_exact_in_both_kernels() {
     for (name, mut model) in models() {
         for &(w, h) in &[(1920, 1080), (1000, 563), (176, 100)] {
@@ -183,12 +217,22 @@ fn batch_of_one_equals_batch_of_n() {
 fn detect_via_model(frames: &[VideoFrame], keys: &[WatermarkKey], batch: usize) -> VideoDetector {
     let mut det = VideoDetector::new(keys);
     let mut model = ResidualModel::new(Config::default(), &Device::Cpu).unwrap();
+    // The fine residual beside it, as the scan computes it for the fine stage.
     let (w, h) = (frames[0].width as usize, frames[0].height as usize);
+    let fine_config = Config {
+        analysis_rows: fine_rows(w, h),
+        ..Config::default()
+    };
+    let mut fine = ResidualModel::new(fine_config, &Device::Cpu).unwrap();
     let (wa, ha) = model.grid_size(w, h).unwrap();
+    let (wf, hf) = fine.grid_size(w, h).unwrap();
     for chunk in frames.chunks(batch) {
         let refs: Vec<&[u8]> = chunk.iter().map(|f| &f.planes[0][..w * h]).collect();
         for (f, r) in chunk.iter().zip(run(&mut model, &refs, w, h)) {
             det.add_residual(&r, wa, ha, f.pts_s);
+        }
+        for r in run(&mut fine, &refs, w, h) {
+            det.add_fine_residual(&r, wf, hf);
         }
     }
     det

@@ -28,6 +28,30 @@ pub const SCALE_MAX: f64 = 1.25;
 /// landscape clip letterboxed into a taller canvas.
 pub const WIDE_SCALE_MIN: f64 = 0.4;
 pub const WIDE_SCALE_MAX: f64 = 2.5;
+/// Rows of the finer residual ([`VideoDetector::add_fine_residual`]) that the fine stage
+/// searches, for frames at least as wide as tall: twice [`ANALYSIS_ROWS`], so a picture
+/// shown at half its sealed size still has one analysis pixel per chip (on the 128-row
+/// grid each pixel would average four). Taller frames get twice as many ([`fine_rows`]).
+pub const FINE_ANALYSIS_ROWS: usize = 2 * ANALYSIS_ROWS;
+
+/// Rows of the fine residual of a `w×h` frame: [`FINE_ANALYSIS_ROWS`], or twice that for a
+/// frame taller than wide — where a landscape picture sealed on its own 128 rows ends up
+/// letterboxed into a portrait canvas (16:9 into 9:16: 3.2× smaller on the canvas's grid),
+/// and the fine grid keeps about as many pixels as a landscape frame's (288 × 512 at 9:16).
+pub fn fine_rows(w: usize, h: usize) -> usize {
+    if h > w {
+        2 * FINE_ANALYSIS_ROWS
+    } else {
+        FINE_ANALYSIS_ROWS
+    }
+}
+/// Scales (on the 128-row grid's terms, as [`VideoDetection::scale`]) of the fine stage:
+/// the picture shown smaller than it was sealed — padded into a 1.2× canvas, turned a
+/// quarter (16:9: 1.78), at 40 % inside other footage (2.5), a 16:9 clip letterboxed into
+/// 9:16 (3.2). When a fine residual was added, the wider search on the 128-row grid stops
+/// at [`FINE_SCALE_MIN`] and the fine stage takes the scales above it.
+pub const FINE_SCALE_MIN: f64 = 1.2;
+pub const FINE_SCALE_MAX: f64 = 3.5;
 /// Most timeline bins a detector keeps (per analysis-grid size; memory: one analysis-grid
 /// image per bin, ≈ 117 kB at 16:9, so ≤ 60 MB). Bins are one second wide until a frame falls
 /// past the last of them; then neighbouring bins are merged in pairs (2 s, 4 s, …) as often
@@ -40,6 +64,8 @@ pub const MAX_TIMELINE_SECONDS: usize = MAX_TIMELINE_BINS;
 /// Longest image side the scale grid is made fine enough for ([`scale_grid`]): the widest
 /// analysis grid, so at most ≈ 340 scales are searched whatever the frame's shape.
 const MAX_SEARCH_LEN: usize = MAX_GRID_ASPECT * ANALYSIS_ROWS;
+/// Longest side of the fine residual searched (its grid is capped like the 128-row one).
+const MAX_FINE_SEARCH_LEN: usize = MAX_GRID_ASPECT * 2 * FINE_ANALYSIS_ROWS;
 /// Most analysis-grid sizes whose running sums a detector keeps at once (a file whose frames
 /// change size keeps one set of sums per size, each up to `MAX_TIMELINE_BINS + 1` analysis
 /// images): a further size replaces the one with the fewest frames, so a file cannot grow
@@ -284,6 +310,15 @@ struct Accum {
     bins: TimeBins<(Vec<f32>, u64)>,
 }
 
+/// The running sum of the fine residuals of one grid size: the whole clip only (no timeline
+/// bins, so its memory is one fine image whatever the clip's length).
+struct FineAccum {
+    wa: usize,
+    ha: usize,
+    sum: Vec<f32>,
+    frames: u64,
+}
+
 /// Sums of what was added at given times, per time bin. Bins are one second wide until a
 /// time falls past the first `max` of them; then neighbouring bins are merged in pairs
 /// (2 s, 4 s, …) as often as needed, so the bins always cover everything added and there
@@ -367,8 +402,12 @@ pub struct VideoDetector {
     variants: Vec<Vec<Variant>>,
     fft: TileFft,
     accs: Vec<Accum>,
+    /// Sums of the fine residuals, per fine grid size (at most [`MAX_GRID_SIZES`]).
+    fine: Vec<FineAccum>,
     /// Analysis grid of the last frame size seen by [`VideoDetector::add_frame`].
     grid: Option<AnalysisGrid>,
+    /// Its fine ([`FINE_ANALYSIS_ROWS`]) grid, made only when the fine stage may run.
+    fine_grid: Option<AnalysisGrid>,
     frames: u64,
     frame_step: u64,
     seen: u64,
@@ -416,6 +455,10 @@ const SEGMENT_STRIDE: usize = 2;
 const PLAIN_WEIGHT: f64 = 2.0;
 const WIDE_WEIGHT: f64 = 4.0;
 const LATTICE_WEIGHT: f64 = 4.0;
+/// With a fine residual the plain stage keeps its half and the three wider stages (the
+/// orientation and scale search below [`FINE_SCALE_MIN`], the lattice stage, the fine
+/// stage) share the other: 1/2 + 1/6 + 1/6 + 1/6.
+const WIDER_WEIGHT_WITH_FINE: f64 = 6.0;
 /// The key-frame pass's two stages (upright; every orientation at the plain scales): half
 /// the budget each.
 const KEY_FRAME_WEIGHT: f64 = 2.0;
@@ -490,6 +533,78 @@ fn fold_as(area: bool, img: &[f32], wa: usize, ha: usize, s: f64, phase: (f64, f
     } else {
         fold(img, wa, ha, s, phase)
     }
+}
+
+/// The fine stage also folds parts of the image alone: a picture shown small inside other
+/// footage (picture-in-picture) fills only part of the frame, and the rest adds energy
+/// without correlation (the clip at 40 % of the frame in a corner: z 4.8 over the whole
+/// frame). The windows, fixed in advance (never chosen from the content or the key), in
+/// cells of a quarter of the image's side: the whole image; the nine windows of half its
+/// width and height a quarter apart (each quadrant, the centre, …: a 40 % picture in a
+/// corner lies wholly in one); the four of three quarters (any 50 % picture in one). Every
+/// window is counted in the p-value.
+const WINDOW_CELLS: usize = 4;
+const WINDOWS: [(usize, usize, usize, usize); 14] = [
+    (0, 0, 4, 4),
+    (0, 0, 2, 2),
+    (1, 0, 3, 2),
+    (2, 0, 4, 2),
+    (0, 1, 2, 3),
+    (1, 1, 3, 3),
+    (2, 1, 4, 3),
+    (0, 2, 2, 4),
+    (1, 2, 3, 4),
+    (2, 2, 4, 4),
+    (0, 0, 3, 3),
+    (1, 0, 4, 3),
+    (0, 1, 3, 4),
+    (1, 1, 4, 4),
+];
+
+/// The cell ([`WINDOW_CELLS`] per side) of position `i` of a side of `n`.
+fn window_cell(i: usize, n: usize) -> usize {
+    (i * WINDOW_CELLS / n.max(1)).min(WINDOW_CELLS - 1)
+}
+
+/// Per analysis pixel, whether it lies in window `wi` of [`WINDOWS`].
+fn window_mask(wa: usize, ha: usize, wi: usize) -> Vec<bool> {
+    let (x0, y0, x1, y1) = WINDOWS[wi];
+    (0..wa * ha)
+        .map(|i| {
+            let (cx, cy) = (window_cell(i % wa, wa), window_cell(i / wa, ha));
+            (x0..x1).contains(&cx) && (y0..y1).contains(&cy)
+        })
+        .collect()
+}
+
+/// [`fold_area`] of each window cell alone (row-major cells): every window's fold is the
+/// sum of its cells', so all windows cost one pass over the image.
+fn fold_cells(img: &[f32], wa: usize, ha: usize, s: f64, phase: (f64, f64)) -> Vec<Vec<f64>> {
+    let cols: Vec<Vec<(usize, f32)>> = (0..wa)
+        .map(|u| area_taps(wa, u, s, phase.0).collect())
+        .collect();
+    let col_cell: Vec<usize> = (0..wa).map(|u| window_cell(u, wa)).collect();
+    let mut f = vec![vec![0f64; TILE * TILE]; WINDOW_CELLS * WINDOW_CELLS];
+    let mut acc = [[0f32; TILE]; WINDOW_CELLS];
+    for v in 0..ha {
+        acc.iter_mut()
+            .for_each(|a| a.iter_mut().for_each(|x| *x = 0.0));
+        for ((&x, taps), &c) in img[v * wa..(v + 1) * wa].iter().zip(&cols).zip(&col_cell) {
+            for &(b, w) in taps {
+                acc[c][b] += w * x;
+            }
+        }
+        let cy = window_cell(v, ha);
+        for (by, wy) in area_taps(ha, v, s, phase.1) {
+            for (cx, a) in acc.iter().enumerate() {
+                let cell = &mut f[cy * WINDOW_CELLS + cx];
+                for (r, a) in cell[by * TILE..(by + 1) * TILE].iter_mut().zip(a) {
+                    *r += (wy * a) as f64;
+                }
+            }
+        }
+    }
+    f
 }
 
 /// z-scores of the sync correlation for every cyclic shift: (best z, best shift index).
@@ -668,22 +783,57 @@ pub(crate) fn scale_grid(len: usize) -> Vec<f64> {
 /// drifts `s` times as far at the border). Every other one is searched first, the rest
 /// only beside the best (but all are counted).
 pub(crate) fn wide_scale_grid(len: usize) -> Vec<f64> {
-    let len = len.clamp(16, MAX_SEARCH_LEN) as f64;
+    geometric_grid(
+        len.clamp(16, MAX_SEARCH_LEN),
+        WIDE_SCALE_MIN,
+        WIDE_SCALE_MAX,
+    )
+}
+
+/// The scales from `min` to `max` for an image whose longer side is `len`, outwards from 1
+/// (exactly on the grid: mirrored and turned copies are mostly unscaled): steps of
+/// `1 + 1/len` below 1 and `1 + 1/(len·s)` above.
+fn geometric_grid(len: usize, min: f64, max: f64) -> Vec<f64> {
+    let len = len.max(16) as f64;
     let step = |s: f64| 1.0 + 1.0 / (len * s.max(1.0));
-    // Outwards from 1 (exactly on the grid: mirrored and turned copies are mostly unscaled).
     let mut below = Vec::new();
     let mut s = 1.0;
-    while s >= WIDE_SCALE_MIN {
-        below.push(s);
+    while s >= min {
+        if s <= max {
+            below.push(s);
+        }
         s /= step(s);
     }
     below.reverse();
     let mut s = 1.0 * step(1.0);
-    while s <= WIDE_SCALE_MAX {
-        below.push(s);
+    while s <= max {
+        if s >= min {
+            below.push(s);
+        }
         s *= step(s);
     }
     below
+}
+
+/// The fine stage's scales for a fine residual whose longer side is `len` and which has
+/// `ratio` times the 128-row grid's rows, in the fine grid's own terms ([`FINE_SCALE_MIN`]
+/// / `ratio` – [`FINE_SCALE_MAX`] / `ratio`).
+pub(crate) fn fine_scale_grid(len: usize, ratio: f64) -> Vec<f64> {
+    geometric_grid(
+        len.clamp(16, MAX_FINE_SEARCH_LEN),
+        FINE_SCALE_MIN / ratio,
+        FINE_SCALE_MAX / ratio,
+    )
+}
+
+/// The wider search's scales on the 128-row grid when the fine stage takes those above
+/// [`FINE_SCALE_MIN`].
+fn wide_scale_grid_below_fine(len: usize) -> Vec<f64> {
+    geometric_grid(
+        len.clamp(16, MAX_SEARCH_LEN),
+        WIDE_SCALE_MIN,
+        FINE_SCALE_MIN,
+    )
 }
 
 impl VideoDetector {
@@ -710,7 +860,9 @@ impl VideoDetector {
             variants,
             fft,
             accs: Vec::new(),
+            fine: Vec::new(),
             grid: None,
+            fine_grid: None,
             frames: 0,
             frame_step: 1,
             seen: 0,
@@ -756,6 +908,73 @@ impl VideoDetector {
         let (wa, ha) = grid.grid_size();
         let r = grid.residual(&y);
         self.accumulate(&r, wa, ha, frame.pts_s);
+        if self.wants_fine_residual() {
+            if self
+                .fine_grid
+                .as_ref()
+                .is_none_or(|g| g.frame_size() != (w, h))
+            {
+                self.fine_grid = Some(AnalysisGrid::with_rows(w, h, fine_rows(w, h)));
+            }
+            let grid = self.fine_grid.as_ref().expect("fine grid just set");
+            let (wf, hf) = grid.grid_size();
+            let r = grid.residual(&y);
+            self.accumulate_fine(&r, wf, hf);
+        }
+    }
+
+    /// Whether [`VideoDetector::result`] may run the fine stage, i.e. whether residuals
+    /// handed in with [`VideoDetector::add_residual`] should come with their fine ones
+    /// ([`VideoDetector::add_fine_residual`]): not for the key-frame pass
+    /// ([`VideoDetector::whole_clip_only`]), which never runs the wider stages.
+    pub fn wants_fine_residual(&self) -> bool {
+        !self.whole_clip_only
+    }
+
+    /// Adds the fine analysis image of one frame, computed elsewhere (the candle model in
+    /// `hallmark-detector`): [`AnalysisGrid::residual`](crate::AnalysisGrid::residual) of
+    /// the frame's luma on `AnalysisGrid::with_rows(w, h, FINE_ANALYSIS_ROWS)`, row-major
+    /// `grid_w × grid_h`, `grid_h` = [`fine_rows`]`(w, h)`. Summed over the whole clip only
+    /// (no timeline). Call it beside [`VideoDetector::add_residual`] for the frames it
+    /// takes (every frame, or a sample of them: the fine stage only needs the clip's sum);
+    /// it does not count as a frame. A residual whose rows are neither of [`fine_rows`]'s,
+    /// whose length is not `grid_w·grid_h`, or that holds a non-finite value, is ignored.
+    pub fn add_fine_residual(&mut self, residual: &[f32], grid_w: usize, grid_h: usize) {
+        if !self.wants_fine_residual()
+            || grid_w == 0
+            || (grid_h != FINE_ANALYSIS_ROWS && grid_h != 2 * FINE_ANALYSIS_ROWS)
+            || grid_w > MAX_GRID_ASPECT * grid_h
+            || residual.len() != grid_w * grid_h
+            || !residual.iter().all(|v| v.is_finite())
+        {
+            return;
+        }
+        self.accumulate_fine(residual, grid_w, grid_h);
+    }
+
+    fn accumulate_fine(&mut self, r: &[f32], wa: usize, ha: usize) {
+        let idx = match self.fine.iter().position(|a| a.wa == wa && a.ha == ha) {
+            Some(i) => i,
+            None => {
+                if self.fine.len() >= MAX_GRID_SIZES {
+                    if let Some(i) = (0..self.fine.len()).min_by_key(|&i| self.fine[i].frames) {
+                        self.fine.remove(i);
+                    }
+                }
+                self.fine.push(FineAccum {
+                    wa,
+                    ha,
+                    sum: vec![0.0; wa * ha],
+                    frames: 0,
+                });
+                self.fine.len() - 1
+            }
+        };
+        let acc = &mut self.fine[idx];
+        for (s, v) in acc.sum.iter_mut().zip(r) {
+            *s += v;
+        }
+        acc.frames += 1;
     }
 
     /// Adds the detector's pre-filtered analysis image of one frame, computed elsewhere
@@ -839,15 +1058,39 @@ impl VideoDetector {
         stride: usize,
         orientations: usize,
         area: bool,
+        windowed: bool,
     ) -> Registration {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
-        // Evaluates one (scale, phase): best (z, key index, orientation index, shift).
+        // Evaluates one (scale, phase): best (z, key index, orientation index, shift,
+        // window) — over every window when `windowed`, else the whole image (window 0).
         let evaluate = |si: usize, phase: (f64, f64), work: &mut Vec<C>| {
-            let f = fold_as(area, img, wa, ha, scales[si], phase);
-            self.best_over_keys(&f, orientations, work)
+            if windowed {
+                let cells = fold_cells(img, wa, ha, scales[si], phase);
+                let mut best = (f64::NEG_INFINITY, 0, 0, 0, 0);
+                let mut f = vec![0f64; TILE * TILE];
+                for (wi, &(x0, y0, x1, y1)) in WINDOWS.iter().enumerate() {
+                    f.iter_mut().for_each(|v| *v = 0.0);
+                    for cy in y0..y1 {
+                        for cx in x0..x1 {
+                            for (a, b) in f.iter_mut().zip(&cells[cy * WINDOW_CELLS + cx]) {
+                                *a += b;
+                            }
+                        }
+                    }
+                    let (z, ki, oi, d) = self.best_over_keys(&f, orientations, work);
+                    if z > best.0 {
+                        best = (z, ki, oi, d, wi);
+                    }
+                }
+                best
+            } else {
+                let f = fold_as(area, img, wa, ha, scales[si], phase);
+                let (z, ki, oi, d) = self.best_over_keys(&f, orientations, work);
+                (z, ki, oi, d, 0)
+            }
         };
         // Scale 1 (unscaled) is always among the first pass's.
         let stride = stride.max(1);
@@ -856,7 +1099,7 @@ impl VideoDetector {
             .position(|&x| x == 1.0)
             .map_or(0, |i| i % stride);
         let first: Vec<usize> = (start..scales.len()).step_by(stride).collect();
-        let mut per_scale = vec![(f64::NEG_INFINITY, 0usize, 0usize, 0usize); scales.len()];
+        let mut per_scale = vec![(f64::NEG_INFINITY, 0usize, 0usize, 0usize, 0usize); scales.len()];
         std::thread::scope(|sc| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
@@ -896,6 +1139,7 @@ impl VideoDetector {
             phase: PHASES[0],
             area,
             map: None,
+            window: windowed.then_some(b0.4),
         };
         let jobs: Vec<(usize, (f64, f64))> = refine
             .iter()
@@ -915,7 +1159,7 @@ impl VideoDetector {
                 })
                 .collect();
             for h in handles {
-                for ((si, ph), (z, ki, oi, d)) in h.join().expect("search thread panicked") {
+                for ((si, ph), (z, ki, oi, d, wi)) in h.join().expect("search thread panicked") {
                     if z > best.z {
                         best = Registration {
                             z,
@@ -926,6 +1170,7 @@ impl VideoDetector {
                             phase: ph,
                             area,
                             map: None,
+                            window: windowed.then_some(wi),
                         };
                     }
                 }
@@ -945,11 +1190,26 @@ impl VideoDetector {
         scales: &[f64],
         stride: usize,
         weight: f64,
+        windowed: bool,
     ) -> (Registration, f64) {
-        let hypotheses =
-            (self.keys.len() * Orientation::ALL.len() * scales.len() * PHASES.len() * TILE * TILE)
-                as f64;
-        let found = self.search(sum, wa, ha, scales, stride, Orientation::ALL.len(), true);
+        let windows = if windowed { WINDOWS.len() } else { 1 };
+        let hypotheses = (self.keys.len()
+            * Orientation::ALL.len()
+            * scales.len()
+            * windows
+            * PHASES.len()
+            * TILE
+            * TILE) as f64;
+        let found = self.search(
+            sum,
+            wa,
+            ha,
+            scales,
+            stride,
+            Orientation::ALL.len(),
+            true,
+            windowed,
+        );
         let p = search_p(weight * hypotheses, found.z);
         (found, p)
     }
@@ -1032,6 +1292,7 @@ impl VideoDetector {
                     phase,
                     area: false,
                     map: Some(maps[mi].map),
+                    window: None,
                 }
             })
     }
@@ -1098,7 +1359,7 @@ impl VideoDetector {
         let weight = if wide { PLAIN_WEIGHT } else { KEY_FRAME_WEIGHT };
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(weight * family * hypotheses, z);
-        let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false);
+        let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false, false);
         let mut best = (whole, Cow::Borrowed(&acc.sum[..]));
         if p_of(best.0.z) > DETECT_P {
             for &(from, to) in &segments {
@@ -1106,7 +1367,7 @@ impl VideoDetector {
                 for (img, _) in acc.bins.range(from, to) {
                     add_into(&mut sum, img);
                 }
-                let found = self.search(&sum, wa, ha, &scales, SEGMENT_STRIDE, 1, false);
+                let found = self.search(&sum, wa, ha, &scales, SEGMENT_STRIDE, 1, false, false);
                 if found.z > best.0.z {
                     best = (found, Cow::Owned(sum));
                 }
@@ -1115,17 +1376,38 @@ impl VideoDetector {
         let mut p_value = p_of(best.0.z);
         let mut wide_search = false;
         if !wide && p_value > DETECT_P {
-            let (found, p) = self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT);
+            let (found, p) =
+                self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT, false);
             if p < p_value {
                 p_value = p;
                 wide_search = true;
                 best = (found, Cow::Borrowed(&acc.sum[..]));
             }
         }
+        // With a fine residual (same frame shape: twice the rows) the fine stage takes the
+        // scales above FINE_SCALE_MIN, and the three wider stages share half the budget.
+        // The fine sum of the same frame shape: `r` times the rows, and the columns of `r`
+        // times as many (each grid's width is its own rounding up).
+        let fine = self
+            .fine
+            .iter()
+            .filter(|f| {
+                f.ha.is_multiple_of(ha) && f.ha > ha && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
+            })
+            .max_by_key(|f| f.frames);
+        let (wide_weight, lattice_weight) = if fine.is_some() {
+            (WIDER_WEIGHT_WITH_FINE, WIDER_WEIGHT_WITH_FINE)
+        } else {
+            (WIDE_WEIGHT, LATTICE_WEIGHT)
+        };
         if wide && p_value > DETECT_P {
-            let scales = wide_scale_grid(wa.max(ha));
+            let scales = if fine.is_some() {
+                wide_scale_grid_below_fine(wa.max(ha))
+            } else {
+                wide_scale_grid(wa.max(ha))
+            };
             let (found, p) =
-                self.oriented_search(&acc.sum, wa, ha, &scales, WIDE_STRIDE, WIDE_WEIGHT);
+                self.oriented_search(&acc.sum, wa, ha, &scales, WIDE_STRIDE, wide_weight, false);
             if p < p_value {
                 p_value = p;
                 wide_search = true;
@@ -1141,7 +1423,7 @@ impl VideoDetector {
             let per_key = ROTATION_CANDIDATES * 2 + LATTICE_CANDIDATES * Orientation::ALL.len();
             let hypotheses = (self.keys.len() * per_key * PHASES.len() * TILE * TILE) as f64;
             if let Some(found) = self.search_maps(&acc.sum, wa, ha, &maps) {
-                let p = search_p(LATTICE_WEIGHT * hypotheses, found.z);
+                let p = search_p(lattice_weight * hypotheses, found.z);
                 if p < p_value {
                     p_value = p;
                     wide_search = true;
@@ -1149,8 +1431,39 @@ impl VideoDetector {
                 }
             }
         }
+        // The fine stage: every orientation at the scales where the picture is shown
+        // smaller than sealed, on the whole clip's fine sum (every hypothesis of its grid
+        // counted, searched or not).
+        let mut fine_answer: Option<&FineAccum> = None;
+        if let Some(f) = fine.filter(|_| wide && p_value > DETECT_P) {
+            let scales = fine_scale_grid(f.wa.max(f.ha), (f.ha / ha) as f64);
+            let (found, p) = self.oriented_search(
+                &f.sum,
+                f.wa,
+                f.ha,
+                &scales,
+                WIDE_STRIDE,
+                WIDER_WEIGHT_WITH_FINE,
+                true,
+            );
+            if p < p_value {
+                p_value = p;
+                wide_search = true;
+                best = (found, Cow::Borrowed(&f.sum[..]));
+                fine_answer = Some(f);
+            }
+        }
         let (reg, summed) = best;
-        let (z, ki, oi, s, d) = (reg.z, reg.key, reg.orientation, reg.scale, reg.shift);
+        // The image the registration is on: the 128-row sum, or the fine one.
+        let (iw, ih) = fine_answer.map_or((wa, ha), |f| (f.wa, f.ha));
+        let grid_ratio = fine_answer.map_or(1.0, |f| (f.ha / ha) as f64);
+        let (z, ki, oi, s, d) = (
+            reg.z,
+            reg.key,
+            reg.orientation,
+            reg.scale * grid_ratio,
+            reg.shift,
+        );
         let p_value = p_value.min(1.0);
         let (key_id, key) = (&self.keys[ki].0, &self.keys[ki].1);
         let variant = &self.variants[ki][oi];
@@ -1173,26 +1486,45 @@ impl VideoDetector {
             out.shift = Some((d % TILE, d / TILE));
             out.orientation = Some(variant.orientation);
             out.warp = reg.map.as_ref().map(Warp::of);
-            let f = reg.fold(&summed, wa, ha);
+            let f = reg.fold(&summed, iw, ih);
             let (payload, ber) = decode_payload(&f, key, *key_id, variant.orientation, d);
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
             let tile = payload.map(|p| key.embed_tile(&code::encode(&code::info_bits(&p))));
             out.region = Some(locate(
                 &summed,
-                wa,
-                ha,
-                &reg.chips(wa, ha),
+                iw,
+                ih,
+                &reg.chips(iw, ih),
                 variant,
                 d,
                 tile.as_deref(),
+                // On the fine grid a sixteenth of its height: a picture-in-picture's box
+                // is placed within ≈ 6 % of the frame.
+                fine_answer.map_or(REGION_BLOCK, |f| f.ha / 16),
             ));
         }
+        // The timeline is kept on the 128-row grid only: a fine registration is carried
+        // over to it (the fine grid's pixels divide the 128-row grid's exactly by `r`, both
+        // from the frame's left and top edges, so only the centring differs by the widths).
+        let timeline_reg = match fine_answer {
+            Some(f) => Registration {
+                scale: reg.scale * grid_ratio,
+                phase: (
+                    reg.phase.0 + (grid_ratio * wa as f64 - f.wa as f64) / 2.0 * reg.scale,
+                    reg.phase.1 + (grid_ratio * ha as f64 - f.ha as f64) / 2.0 * reg.scale,
+                ),
+                area: true,
+                window: None,
+                ..reg
+            },
+            None => reg,
+        };
         out.timeline = (0..acc.bins.len())
             .map(|i| {
                 acc.bins
                     .get(i)
-                    .map(|(img, _)| single_p(z_at(&reg.fold(img, wa, ha), variant, d)))
+                    .map(|(img, _)| single_p(z_at(&timeline_reg.fold(img, wa, ha), variant, d)))
             })
             .collect();
         out
@@ -1205,6 +1537,9 @@ const REGION_BLOCK: usize = ANALYSIS_ROWS / 8;
 /// The best rectangle is reported as the mark's region only if the rest of the frame's z
 /// stays below this (no mark outside it); else the whole frame.
 const REGION_OUTSIDE_Z: f64 = 3.0;
+/// A row or column of blocks at the region's edge whose energy is below this share of the
+/// region's mean is padding, trimmed off (see [`locate`]).
+const REGION_EMPTY: f64 = 0.03;
 
 /// Where the mark is, at a registration: per analysis pixel the correlation of the summed
 /// residual with the chip the registration puts there (the whole embedded tile when the
@@ -1212,6 +1547,7 @@ const REGION_OUTSIDE_Z: f64 = 3.0;
 /// with the largest normalised correlation `Σ c / √Σ e` is where the mark is. Taking in
 /// unmarked blocks adds energy without correlation, leaving out marked ones loses
 /// correlation, so it fits the marked area (picture-in-picture, a split screen).
+#[allow(clippy::too_many_arguments)]
 fn locate(
     img: &[f32],
     wa: usize,
@@ -1220,13 +1556,21 @@ fn locate(
     variant: &Variant,
     shift: usize,
     tile: Option<&[f32]>,
+    block: usize,
 ) -> Region {
+    let block = block.max(1);
     let t = TILE as i64;
     let (dx, dy) = ((shift % TILE) as i64, (shift / TILE) as i64);
-    let (nbx, nby) = (wa.div_ceil(REGION_BLOCK), ha.div_ceil(REGION_BLOCK));
+    let (nbx, nby) = (wa.div_ceil(block), ha.div_ceil(block));
     let mut corr = vec![0f64; nbx * nby];
     let mut energy = vec![0f64; nbx * nby];
     for (i, (&x, chip)) in img.iter().zip(chips).enumerate() {
+        // The grid's last column and row reach past the frame (its size is rounded up):
+        // where they hold no pixel, they and their neighbours (the residual's 3×3 mean)
+        // show an edge against nothing, not content.
+        if i % wa + 2 >= wa || i / wa + 2 >= ha {
+            continue;
+        }
         let Some((cx, cy)) = *chip else { continue };
         let j = (cy - dy).rem_euclid(t) as usize * TILE + (cx - dx).rem_euclid(t) as usize;
         let expected = match tile {
@@ -1234,7 +1578,7 @@ fn locate(
             None => variant.sync[j],
         };
         if expected != 0.0 {
-            let cell = (i / wa / REGION_BLOCK) * nbx + (i % wa) / REGION_BLOCK;
+            let cell = (i / wa / block) * nbx + (i % wa) / block;
             corr[cell] += (x * expected) as f64;
             energy[cell] += (x * x) as f64;
         }
@@ -1285,13 +1629,30 @@ fn locate(
     } else {
         0.0
     };
-    let (x0, y0, x1, y1) = if outside_z >= REGION_OUTSIDE_Z {
+    let (mut x0, mut y0, mut x1, mut y1) = if outside_z >= REGION_OUTSIDE_Z {
         (0, 0, nbx, nby)
     } else {
         best.1
     };
-    let (px0, py0) = (x0 * REGION_BLOCK, y0 * REGION_BLOCK);
-    let (px1, py1) = ((x1 * REGION_BLOCK).min(wa), (y1 * REGION_BLOCK).min(ha));
+    // Blocks with next to no energy (a letterbox's or a canvas's flat padding) add nothing
+    // to the correlation either way, so the rectangle may take them in or not: trim them
+    // from its edges, so that it is where the picture is.
+    let mean = rect(&pe, x0, y0, x1, y1) / ((x1 - x0) * (y1 - y0)) as f64;
+    let empty = |e: f64, blocks: usize| e < REGION_EMPTY * mean * blocks as f64;
+    while y1 - y0 > 1 && empty(rect(&pe, x0, y0, x1, y0 + 1), x1 - x0) {
+        y0 += 1;
+    }
+    while y1 - y0 > 1 && empty(rect(&pe, x0, y1 - 1, x1, y1), x1 - x0) {
+        y1 -= 1;
+    }
+    while x1 - x0 > 1 && empty(rect(&pe, x0, y0, x0 + 1, y1), y1 - y0) {
+        x0 += 1;
+    }
+    while x1 - x0 > 1 && empty(rect(&pe, x1 - 1, y0, x1, y1), y1 - y0) {
+        x1 -= 1;
+    }
+    let (px0, py0) = (x0 * block, y0 * block);
+    let (px1, py1) = ((x1 * block).min(wa), (y1 * block).min(ha));
     Region {
         x: px0 as f64 / wa as f64,
         y: py0 as f64 / ha as f64,
@@ -1323,6 +1684,8 @@ struct Registration {
     area: bool,
     /// Folded under this map (the lattice stage) instead of at `scale`.
     map: Option<TileMap>,
+    /// Folded over this window ([`WINDOWS`]) of the image only (the fine stage).
+    window: Option<usize>,
 }
 
 impl Registration {
@@ -1362,6 +1725,15 @@ impl Registration {
 
     /// The fold of `img` at this registration.
     fn fold(&self, img: &[f32], wa: usize, ha: usize) -> Vec<f64> {
+        if let Some(wi) = self.window {
+            let inside = window_mask(wa, ha, wi);
+            let img: Vec<f32> = img
+                .iter()
+                .zip(&inside)
+                .map(|(&x, &i)| if i { x } else { 0.0 })
+                .collect();
+            return fold_as(self.area, &img, wa, ha, self.scale, self.phase);
+        }
         match &self.map {
             Some(m) => fold_map(img, wa, ha, m, self.phase),
             None => fold_as(self.area, img, wa, ha, self.scale, self.phase),

@@ -182,7 +182,7 @@ fn attacks() -> Vec<(&'static str, Option<Orientation>, Attack)> {
         ),
         (
             "turned 90° clockwise",
-            None,
+            Some(Orientation::TurnedClockwise),
             // Output (x', y') shows source (y', H − x').
             Box::new(|f, _| {
                 let h = f.height as f64;
@@ -222,7 +222,7 @@ fn attacks() -> Vec<(&'static str, Option<Orientation>, Attack)> {
         ),
         (
             "picture-in-picture at 50 % over other footage",
-            None,
+            Some(Orientation::Upright),
             Box::new(|f, other| {
                 let small = resize(f, 640, 360);
                 warp(&small, 1280, 720, Some(other), |x, y| {
@@ -231,13 +231,61 @@ fn attacks() -> Vec<(&'static str, Option<Orientation>, Attack)> {
             }),
         ),
         (
-            "letterboxed into 1280x960",
+            "picture-in-picture at 50 % near the centre",
+            Some(Orientation::Upright),
+            Box::new(|f, other| {
+                let small = resize(f, 640, 360);
+                warp(&small, 1280, 720, Some(other), |x, y| {
+                    Some((x - 280.0, y - 200.0))
+                })
+            }),
+        ),
+        (
+            "picture-in-picture at 40 % in the top-right corner",
+            // A known limit (see README, "Wider geometry: open"): printed, not required.
             None,
+            Box::new(|f, other| {
+                let small = resize(f, 512, 288);
+                warp(&small, 1280, 720, Some(other), |x, y| {
+                    Some((x - 744.0, y - 24.0))
+                })
+            }),
+        ),
+        (
+            "picture-in-picture at 40 % in the bottom-left corner, mirrored",
+            // A known limit (see README, "Wider geometry: open"): printed, not required.
+            None,
+            Box::new(|f, other| {
+                let small = resize(f, 512, 288);
+                warp(&small, 1280, 720, Some(other), |x, y| {
+                    Some((512.0 - (x - 24.0), y - 408.0))
+                })
+            }),
+        ),
+        (
+            "letterboxed into 1280x960",
+            Some(Orientation::Upright),
             Box::new(|f, _| warp(f, 1280, 960, None, |x, y| Some((x, y - 120.0)))),
         ),
         (
+            "letterboxed into 9:16 (1080x1920)",
+            Some(Orientation::Upright),
+            // 1080x608 in the middle of 1920 rows: the picture at 0.32 of its sealed height.
+            Box::new(|f, _| {
+                let k = 1280.0 / 1080.0;
+                warp(f, 1080, 1920, None, move |x, y| {
+                    Some((x * k, (y - 656.0) * k))
+                })
+            }),
+        ),
+        (
+            "padded into a 1.3x canvas (1664x936) at an offset",
+            Some(Orientation::Upright),
+            Box::new(|f, _| warp(f, 1664, 936, None, |x, y| Some((x - 90.0, y - 196.0)))),
+        ),
+        (
             "pasted unscaled into a 1920x1080 canvas",
-            None,
+            Some(Orientation::Upright),
             Box::new(|f, other| {
                 let bg = resize(other, 1920, 1080);
                 warp(f, 1920, 1080, Some(&bg), |x, y| {
@@ -352,13 +400,26 @@ fn check(attacks: Vec<(&'static str, Option<Orientation>, Attack)>) {
                 failures.push(format!("{name}: no region"));
                 continue;
             };
-            let expected = match name {
-                n if n.starts_with("split screen") => (0.0, 0.0, 0.5, 1.0),
-                n if n.starts_with("caption bar") => (0.0, 0.0, 1.0, 0.8),
-                _ => (0.0, 0.0, 1.0, 1.0),
+            // Where the marked picture is (fractions of the frame), and how close the region
+            // must come: within one block of the 128-row grid (an eighth of the height) or,
+            // for a picture inside other footage, found on the fine grid (blocks of a
+            // sixteenth), within 8 % of the frame.
+            let (expected, tol) = match name {
+                n if n.starts_with("split screen") => ((0.0, 0.0, 0.5, 1.0), 1.0 / 7.0),
+                n if n.starts_with("caption bar") => ((0.0, 0.0, 1.0, 0.8), 1.0 / 7.0),
+                n if n.contains("50 % over") => ((0.469, 0.417, 0.5, 0.5), 0.08),
+                n if n.contains("50 % near the centre") => ((0.219, 0.278, 0.5, 0.5), 0.08),
+                n if n.contains("top-right corner") => ((0.581, 0.033, 0.4, 0.4), 0.08),
+                n if n.contains("bottom-left corner") => ((0.019, 0.567, 0.4, 0.4), 0.08),
+                n if n.starts_with("pasted unscaled") => ((0.26, 0.231, 0.667, 0.667), 0.08),
+                // Letterbox and padding: the black bars are no part of the region.
+                n if n.starts_with("letterboxed into 1280x960") => {
+                    ((0.0, 0.125, 1.0, 0.75), 1.0 / 7.0)
+                }
+                n if n.starts_with("letterboxed into 9:16") => ((0.0, 0.342, 1.0, 0.317), 0.08),
+                n if n.starts_with("padded into") => ((0.054, 0.209, 0.769, 0.769), 0.08),
+                _ => ((0.0, 0.0, 1.0, 1.0), 1.0 / 7.0),
             };
-            // Block-aligned (an eighth of the height): within one block of the truth.
-            let tol = 1.0 / 7.0;
             if (region.x - expected.0).abs() > tol
                 || (region.y - expected.1).abs() > tol
                 || (region.w - expected.2).abs() > tol
