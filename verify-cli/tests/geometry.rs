@@ -171,3 +171,97 @@ fn a_turned_and_a_stretched_clip_are_found_with_their_warp() {
         assert!(v.get("warp").is_none(), "{r:#}");
     }
 }
+
+/// `filter_complex` over the sealed (or plain) clip `[0:v]` and other footage `[1:v]`
+/// (bikes, looped), its output `[v]` (x264, no manifest left).
+fn composed(src: &std::path::Path, graph: &str, name: &str) -> std::path::PathBuf {
+    let out = scratch().join(name);
+    let bikes = media("video/bikes.mp4");
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-stream_loop",
+        "-1",
+        "-i",
+        bikes.to_str().unwrap(),
+        "-filter_complex",
+        graph,
+        "-map",
+        "[v]",
+        "-map_metadata",
+        "-1",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
+
+/// The picture shown smaller than it was sealed: at half size over other footage
+/// (picture-in-picture), letterboxed into a portrait canvas, turned a quarter. The fine
+/// stage finds each with the clip id; for the picture-in-picture the report says where the
+/// inset is (JSON and words); the same edits of the unsealed clip: nothing.
+#[test]
+fn a_clip_shown_small_inside_other_footage_is_found_where_it_is() {
+    let (home, sealed) = sealed_clip();
+    let (_, original) = verify_json(home.path(), sealed, &["--no-store"]);
+    let id = clip_id(&original);
+    // The sealed clip at half its size, its top-left corner at (40 %, 10 %) of bikes
+    // scaled to the same 1280x720.
+    let pip = "[1:v]scale=1280:720,setsar=1[bg];[0:v]scale=640:360[pip];\
+               [bg][pip]overlay=512:72:shortest=1[v]";
+    let f = composed(sealed, pip, "geometry-pip.mp4");
+    let (_, r) = verify_json(home.path(), &f, &["--no-store"]);
+    let v = &r["watermark"]["video"];
+    assert_eq!(v["detected"], true, "{r:#}");
+    assert_eq!(clip_id(&r), id, "{r:#}");
+    assert_eq!(v["wide_search"], true, "{r:#}");
+    let region = &v["region"];
+    let at = |k: &str| region[k].as_f64().unwrap();
+    // The inset spans x 40–90 %, y 10–60 %: the region within 8 % of each edge.
+    for (got, want) in [
+        (at("x"), 0.4),
+        (at("y"), 0.1),
+        (at("x") + at("w"), 0.9),
+        (at("y") + at("h"), 0.6),
+    ] {
+        assert!((got - want).abs() < 0.08, "{region} ({r:#})");
+    }
+    let human = hallmark(home.path(), &["verify", "--no-store", f.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("% of the frame"), "{text}");
+
+    let letterbox = "scale=1080:-2,pad=1080:1920:0:(oh-ih)/2";
+    let transpose = "transpose=1";
+    for (filter, name, orientation) in [
+        (letterbox, "geometry-letterbox-9x16.mp4", "upright"),
+        (transpose, "geometry-transposed.mp4", "turned-clockwise"),
+    ] {
+        let f = edited(sealed, filter, name);
+        let (_, r) = verify_json(home.path(), &f, &["--no-store"]);
+        let v = &r["watermark"]["video"];
+        assert_eq!(v["detected"], true, "{name}: {r:#}");
+        assert_eq!(clip_id(&r), id, "{name}: {r:#}");
+        assert_eq!(v["orientation"], orientation, "{name}: {r:#}");
+    }
+
+    let plain = composed(&short_clip(), pip, "geometry-plain-pip.mp4");
+    let mut unsealed = vec![plain];
+    for (filter, name) in [
+        (letterbox, "geometry-plain-letterbox-9x16.mp4"),
+        (transpose, "geometry-plain-transposed.mp4"),
+    ] {
+        unsealed.push(edited(&short_clip(), filter, name));
+    }
+    for f in unsealed {
+        let (_, r) = verify_json(home.path(), &f, &["--no-store"]);
+        let v = &r["watermark"]["video"];
+        assert_eq!(v["detected"], false, "{}: {r:#}", f.display());
+        assert!(v.get("region").is_none(), "{r:#}");
+    }
+}
