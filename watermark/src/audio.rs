@@ -29,6 +29,7 @@
 //! See README.md ("Audio") for the reasons and the measured numbers.
 
 mod resample;
+mod wide;
 
 use std::borrow::Cow;
 use std::f64::consts::{PI, SQRT_2};
@@ -129,6 +130,8 @@ pub(crate) struct AudioPattern {
     unit: Vec<C>,
     /// `None` = sync symbol, `Some(k)` = carries coded bit k.
     role: Vec<Option<u16>>,
+    /// The sync symbols as (column, band), in index order (the searches' inner loop).
+    sync: Vec<(usize, usize)>,
 }
 
 impl AudioPattern {
@@ -156,7 +159,16 @@ impl AudioPattern {
                 im: d.sin(),
             })
             .collect();
-        AudioPattern { dither, unit, role }
+        let sync = (0..n)
+            .filter(|&j| role[j].is_none())
+            .map(|j| (j / bands, j % bands))
+            .collect();
+        AudioPattern {
+            dither,
+            unit,
+            role,
+            sync,
+        }
     }
 
     /// The lattice phase each symbol is moved to: the dither, plus π for coded zeros.
@@ -660,6 +672,12 @@ pub struct AudioDetection {
     /// Registration: where the pattern's period starts, seconds from the start of the
     /// analysed sound, modulo the period (set when `p_value < INCONCLUSIVE_P`).
     pub offset_s: Option<f64>,
+    /// Set when the wider search found the mark (the plain one did not): the sound's
+    /// duration over the sealed sound's (a tempo or speed change: 1.15 = 15 % slower).
+    pub time_scale: Option<f64>,
+    /// Set with `time_scale`: the sound's frequencies over the sealed sound's (a pitch or
+    /// speed change: 0.96 = 4 % lower).
+    pub frequency_scale: Option<f64>,
 }
 
 struct DetFront {
@@ -868,7 +886,16 @@ pub struct AudioDetector {
     /// Scratch of the plain front end: frames and their energies.
     frame_buf: Vec<f32>,
     energy_buf: Vec<f64>,
+    /// The first [`wide::WIDE_MAX_SAMPLES`] of the sound at 16 kHz mono, for the wider
+    /// search (tempo, speed, pitch), which runs only when the plain one does not detect.
+    wide: Vec<f32>,
 }
+
+/// The plain search's share of the false-positive budget; the wider search (tempo, speed,
+/// pitch) gets the rest: p = min(p_plain / w, p_wide / (1 − w)). Three quarters: the plain
+/// threshold moves from z 6.44 to 6.49, the wider one (≈ 7.7 for 12 s) by a quarter less
+/// than with an even split would cost it.
+const PLAIN_WEIGHT: f64 = 0.75;
 
 /// Analysis frames the plain front end measures at a time (bounds its scratch memory).
 const PLAIN_FRAMES_PER_PASS: usize = 256;
@@ -899,6 +926,7 @@ impl AudioDetector {
             pts0: None,
             frame_buf: Vec::new(),
             energy_buf: Vec::new(),
+            wide: Vec::new(),
         }
     }
 
@@ -966,6 +994,9 @@ impl AudioDetector {
         let before = front.x16.len();
         front.down.push(&mono, &mut front.x16);
         front.have += (front.x16.len() - before) as u64;
+        let room = wide::WIDE_MAX_SAMPLES - self.wide.len();
+        let new = &front.x16[before..];
+        self.wide.extend_from_slice(&new[..new.len().min(room)]);
         true
     }
 
@@ -1098,17 +1129,12 @@ impl AudioDetector {
     fn z_at(&self, fold: &[C], key: &AudioPattern, d: usize) -> f64 {
         let nb = self.nb;
         let (mut c, mut e) = (0.0, 0.0);
-        for col in 0..PERIOD_SYMBOLS {
+        for &(col, b) in &key.sync {
             let src = (col + d) % PERIOD_SYMBOLS;
-            for b in 0..nb {
-                let j = col * nb + b;
-                if key.role[j].is_none() {
-                    let v = fold[src * nb + b];
-                    let u = key.unit[j];
-                    c += v.re * u.re + v.im * u.im;
-                    e += v.re * v.re + v.im * v.im;
-                }
-            }
+            let v = fold[src * nb + b];
+            let u = key.unit[col * nb + b];
+            c += v.re * u.re + v.im * u.im;
+            e += v.re * v.re + v.im * v.im;
         }
         if e > 1e-12 {
             c / (0.5 * e).sqrt()
@@ -1133,6 +1159,8 @@ impl AudioDetector {
             key_id: None,
             key_index: None,
             offset_s: None,
+            time_scale: None,
+            frequency_scale: None,
         };
         if self.keys.is_empty() || self.windows == 0 {
             return out;
@@ -1153,7 +1181,7 @@ impl AudioDetector {
         // decode (foreign sound dilutes the payload's chips too). Reporting family × p of
         // whatever was searched stays a valid bound whatever decided the search.
         let (z, ki, sphase, d) = best.0;
-        let proven = family * p_of(z) <= DETECT_P
+        let proven = family / PLAIN_WEIGHT * p_of(z) <= DETECT_P
             && self
                 .decode(&self.folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
                 .0
@@ -1168,7 +1196,61 @@ impl AudioDetector {
             }
         }
         let ((z, ki, sphase, d), folds) = best;
-        let p_value = (family * p_of(z)).min(1.0);
+        let nb = self.nb;
+        // The timeline: at the plain registration (the wider search's would be measured on
+        // another framing).
+        let timeline: Vec<Option<f64>> = (0..self.bins.len())
+            .map(|i| {
+                let mut fold = vec![C::default(); nb * PERIOD_SYMBOLS];
+                self.bins
+                    .get(i)
+                    .is_some_and(|bin| bin.add_fold_to(sphase, &mut fold))
+                    .then(|| {
+                        let z = self.z_at(&fold, &self.keys[ki].1, d);
+                        if z <= 0.0 {
+                            1.0
+                        } else {
+                            (-z * z / 2.0).exp()
+                        }
+                    })
+            })
+            .collect();
+        out.timeline = timeline;
+        // Weighted Bonferroni over the two stages: p = min(p_plain / w, p_wide / (1 − w)).
+        // The wider search runs only when the plain p does not detect on its own; reporting
+        // the plain one's when it does is the larger of the two, still a bound.
+        let p_plain = (family / PLAIN_WEIGHT * p_of(z)).min(1.0);
+        let mut chosen = (
+            p_plain,
+            z,
+            ki,
+            sphase,
+            d,
+            Cow::Borrowed(&folds[sphase]),
+            1.0,
+            1.0,
+        );
+        if p_plain > DETECT_P {
+            if let Some((w, wide_folds)) = self.wide_search() {
+                let wide_hypotheses = hypotheses * wide::hypotheses(self.wide.len()) as f64;
+                let p_wide =
+                    (crate::detect::search_p(wide_hypotheses, w.z) / (1.0 - PLAIN_WEIGHT)).min(1.0);
+                if p_wide < p_plain {
+                    let fold = wide_folds[w.sphase].clone();
+                    chosen = (
+                        p_wide,
+                        w.z,
+                        w.key,
+                        w.sphase,
+                        w.shift,
+                        Cow::Owned(fold),
+                        w.time_scale,
+                        w.freq_scale,
+                    );
+                }
+            }
+        }
+        let (p_value, z, ki, sphase, d, fold, time_scale, freq_scale) = chosen;
         out.p_value = p_value;
         out.score = z;
         out.detected = p_value <= DETECT_P;
@@ -1180,38 +1262,33 @@ impl AudioDetector {
             let start_symbols = (PERIOD_SYMBOLS - d) % PERIOD_SYMBOLS;
             out.offset_s = Some(
                 (start_symbols * SYM_TILES * AUDIO_TILE_SAMPLES + sphase * DET_HOP) as f64
+                    * time_scale
                     / AUDIO_RATE as f64,
             );
-            let (payload, ber) = self.decode(&folds[sphase], key, *key_id, d);
+            let (payload, ber) = self.decode(&fold, key, *key_id, d);
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
+            if time_scale != 1.0 || freq_scale != 1.0 {
+                out.time_scale = Some(time_scale);
+                out.frequency_scale = Some(freq_scale);
+            }
         }
-        let nb = self.nb;
-        out.timeline = (0..self.bins.len())
-            .map(|i| {
-                let mut fold = vec![C::default(); nb * PERIOD_SYMBOLS];
-                self.bins
-                    .get(i)
-                    .is_some_and(|bin| bin.add_fold_to(sphase, &mut fold))
-                    .then(|| {
-                        let z = self.z_at(&fold, key, d);
-                        if z <= 0.0 {
-                            1.0
-                        } else {
-                            (-z * z / 2.0).exp()
-                        }
-                    })
-            })
-            .collect();
         out
     }
 
     /// The best (z, key index, symbol phase, shift) over every key, symbol phase and shift
     /// of `folds` (one fold per symbol phase).
     fn search(&self, folds: &[Vec<C>]) -> (f64, usize, usize, usize) {
+        let all: Vec<usize> = (0..folds.len()).collect();
+        self.search_phases(folds, &all)
+    }
+
+    /// [`AudioDetector::search`] over the symbol phases `phases` only.
+    fn search_phases(&self, folds: &[Vec<C>], phases: &[usize]) -> (f64, usize, usize, usize) {
         let mut best = (f64::NEG_INFINITY, 0, 0, 0);
         for (ki, (_, key)) in self.keys.iter().enumerate() {
-            for (sphase, fold) in folds.iter().enumerate() {
+            for &sphase in phases {
+                let fold = &folds[sphase];
                 for d in 0..PERIOD_SYMBOLS {
                     let z = self.z_at(fold, key, d);
                     if z > best.0 {

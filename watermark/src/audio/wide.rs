@@ -1,0 +1,401 @@
+//! The sound's wider search: the mark after a tempo, speed or pitch change.
+//!
+//! A tempo change stretches the tiles in time (a tile of 64 ms lasts `64·a` ms, the period
+//! `4.096·a` s), a pitch change moves the bands in frequency (band `[lo, hi)` lands on
+//! `[lo·f, hi·f)`); a speed change does both. The plain detector's fixed framing then
+//! measures tiles that straddle the embedder's, and the symbols lose their phase within a
+//! few seconds. This search measures the kept sound again under a grid of hypotheses
+//! `(a, f)`: one STFT of the sound at the plain framing (4 ms hop), band energies with the
+//! band edges scaled by `f` (fractional bins at the edges), prefix-summed over frames, so
+//! that a tile of any length is two look-ups; then the same folds, offset search and
+//! payload decoding as the plain detector. The time grid is fine enough that the tiles
+//! stay registered over the whole kept sound (its step shrinks with the sound's length);
+//! it depends on that length only, never on the key or the sound's content, and every
+//! hypothesis is counted in the p-value.
+
+use super::{
+    band_edges, AudioDetector, AUDIO_RATE, C, DET_FRAMES_PER_TILE, DET_HOP, FFT_LEN,
+    PERIOD_SYMBOLS, SYMBOL_PHASES, SYM_TILES,
+};
+use crate::fft::Fft;
+use std::f64::consts::{PI, SQRT_2};
+
+/// Most sound kept for the wider search: its first 30 s at 16 kHz mono (1.9 MB); the
+/// search's scratch (spectra, prefix sums) is ≈ 4 MB per 10 s of it.
+pub(crate) const WIDE_MAX_SAMPLES: usize = 30 * AUDIO_RATE as usize;
+/// Less than this (3 s) is not searched: too few symbols to pay for the family.
+const WIDE_MIN_SAMPLES: usize = 3 * AUDIO_RATE as usize;
+/// The time scales searched: the sound's duration over the sealed sound's (tempo or speed
+/// changes from 0.8× to 1.25× of the original duration).
+const TIME_SCALE_MIN: f64 = 0.8;
+const TIME_SCALE_MAX: f64 = 1.25;
+/// The frequency scales counted (pitch within ±6 %, 1 % apart; a band is ≥ 12 % wide, and
+/// measured, 1 % off keeps ≈ 90 % of z, 2 % off ≈ 70 %).
+const FREQ_SCALES: [f64; 13] = [
+    0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03, 1.04, 1.05, 1.06,
+];
+/// Largest drift (seconds) at either end of the kept sound between the fine time grid's
+/// neighbours (registered at its middle): measured on music after `atempo=1.2`, a scale
+/// 0.1 % off over 12 s (±6 ms) keeps ≈ 95 % of z, 0.2 % (±12 ms) ≈ 85 %.
+const FINE_DRIFT_S: f64 = 0.006;
+/// The coarse stage, which only picks where the fine grid is tried: the first 12 s, 8 of
+/// the 16 time grids, every other frequency scale, a grid twice as loose.
+const COARSE_SAMPLES: usize = 12 * AUDIO_RATE as usize;
+const COARSE_DRIFT_S: f64 = 0.012;
+const COARSE_GRIDS: [usize; 8] = [0, 2, 4, 6, 8, 10, 12, 14];
+/// How many coarse candidates the fine grid refines.
+const CANDIDATES: usize = 4;
+const HALF: usize = FFT_LEN / 2;
+
+/// Log-spaced time scales over [`TIME_SCALE_MIN`, `TIME_SCALE_MAX`] such that neighbours
+/// drift apart by at most `2·drift_s` over `samples`.
+fn time_scales(samples: usize, drift_s: f64) -> Vec<f64> {
+    let secs = (samples as f64 / AUDIO_RATE as f64).max(1.0);
+    let step = (4.0 * drift_s / secs).min(0.02);
+    let (lo, hi) = (TIME_SCALE_MIN.ln(), TIME_SCALE_MAX.ln());
+    let n = ((hi - lo) / step).ceil() as usize + 1;
+    (0..n)
+        .map(|i| (lo + (hi - lo) * i as f64 / (n - 1) as f64).exp())
+        .collect()
+}
+
+/// How many (time scale, frequency scale) hypotheses the p-value of a kept sound of
+/// `samples` samples counts: the whole fine grid, whichever part of it the coarse stage
+/// sent the search to (the maximum over a part is at most the maximum over all).
+pub(crate) fn hypotheses(samples: usize) -> usize {
+    if samples < WIDE_MIN_SAMPLES {
+        0
+    } else {
+        time_scales(samples, FINE_DRIFT_S).len() * FREQ_SCALES.len()
+    }
+}
+
+/// Power spectra of the analysis frames of the kept sound (frame `m` centred at
+/// `m·DET_HOP + DET_HOP/2`, Hann window, silence before the start, as the plain framing),
+/// bins `0..HALF` (DC left at 0).
+struct Spectra {
+    frames: usize,
+    pow: Vec<f32>,
+}
+
+impl Spectra {
+    fn new(x: &[f32]) -> Spectra {
+        let end0 = DET_HOP / 2 + FFT_LEN / 2;
+        let frames = if x.len() < end0 {
+            0
+        } else {
+            (x.len() - end0) / DET_HOP + 1
+        };
+        let window = super::hann_pow(1.0);
+        let fft = Fft::new(FFT_LEN);
+        let (mut z, mut buf) = (Vec::with_capacity(FFT_LEN), Vec::with_capacity(FFT_LEN));
+        let mut pow = vec![0f32; (frames + 1) * HALF];
+        let sample = |m: usize, j: usize| -> f32 {
+            let t = (m * DET_HOP + DET_HOP / 2 + j) as i64 - (FFT_LEN / 2) as i64;
+            if t < 0 || m >= frames {
+                0.0
+            } else {
+                x[t as usize]
+            }
+        };
+        for m in (0..frames).step_by(2) {
+            z.clear();
+            z.extend((0..FFT_LEN).map(|j| C {
+                re: (sample(m, j) * window[j]) as f64,
+                im: (sample(m + 1, j) * window[j]) as f64,
+            }));
+            fft.run1d(&mut z, false, &mut buf);
+            let (pa, pb) = pow[m * HALF..(m + 2) * HALF].split_at_mut(HALF);
+            for k in 1..HALF {
+                let (p, q) = (z[k], z[FFT_LEN - k]);
+                let (ar, ai) = (p.re + q.re, p.im - q.im);
+                let (br, bi) = (p.im + q.im, q.re - p.re);
+                pa[k] = ((ar * ar + ai * ai) / 4.0) as f32;
+                pb[k] = ((br * br + bi * bi) / 4.0) as f32;
+            }
+        }
+        pow.truncate(frames * HALF);
+        Spectra { frames, pow }
+    }
+
+    /// Prefix sums over the first `frames` frames of the band energies with the band edges
+    /// scaled by `f`: `[m·nb + b]` = energy of band `b` in frames `0..m`. Bin `k` stands for `[k−½, k+½)`,
+    /// so at `f = 1` the bands are exactly the plain detector's.
+    fn band_prefix(&self, bands: &[(usize, usize)], f: f64, frames: usize) -> Vec<f64> {
+        let nb = bands.len();
+        let weights: Vec<Vec<(usize, f64)>> = bands
+            .iter()
+            .map(|&(lo, hi)| {
+                let (a, b) = ((lo as f64 - 0.5) * f, (hi as f64 - 0.5) * f);
+                (a.floor().max(1.0) as usize..=(b.ceil() as usize).min(HALF - 1))
+                    .filter_map(|k| {
+                        let w = ((k as f64 + 0.5).min(b) - (k as f64 - 0.5).max(a)).max(0.0);
+                        (w > 0.0).then_some((k, w))
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut pre = vec![0f64; (frames + 1) * nb];
+        for m in 0..frames {
+            let p = &self.pow[m * HALF..(m + 1) * HALF];
+            for (b, w) in weights.iter().enumerate() {
+                let e: f64 = w.iter().map(|&(k, w)| p[k] as f64 * w).sum();
+                pre[(m + 1) * nb + b] = pre[m * nb + b] + e;
+            }
+        }
+        pre
+    }
+}
+
+/// The registration the wider search found best.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WideFound {
+    pub z: f64,
+    pub key: usize,
+    pub sphase: usize,
+    pub shift: usize,
+    /// The sound's duration over the sealed sound's.
+    pub time_scale: f64,
+    /// The sound's frequencies over the sealed sound's.
+    pub freq_scale: f64,
+}
+
+impl AudioDetector {
+    /// The wider search over the kept sound: the best registration over the fine grid of
+    /// time and frequency scales near the coarse stage's best candidates, and its folds
+    /// (for the payload); `None` if too little was kept.
+    pub(crate) fn wide_search(&self) -> Option<(WideFound, Vec<Vec<C>>)> {
+        if hypotheses(self.wide.len()) == 0 || self.keys.is_empty() {
+            return None;
+        }
+        let spectra = Spectra::new(&self.wide);
+        let bands = band_edges();
+        // Coarse: every (a, f) of the loose grid on the first seconds, 8 time grids.
+        let coarse_frames = spectra.frames.min(COARSE_SAMPLES / DET_HOP);
+        let coarse_scales = time_scales(coarse_frames * DET_HOP, COARSE_DRIFT_S);
+        let coarse_phases: Vec<usize> = COARSE_GRIDS
+            .iter()
+            .flat_map(|&g| [g, g + DET_FRAMES_PER_TILE])
+            .collect();
+        let mut coarse = Vec::new();
+        for &f in FREQ_SCALES.iter().step_by(2) {
+            let pre = spectra.band_prefix(&bands, f, coarse_frames);
+            for &a in &coarse_scales {
+                let folds = self.wide_folds(&pre, coarse_frames, &bands, a, f, &COARSE_GRIDS);
+                coarse.push((self.search_phases(&folds, &coarse_phases).0, a, f));
+            }
+        }
+        coarse.sort_by(|x, y| y.0.total_cmp(&x.0));
+        // Fine: every (a, f) of the counted grid near the best distinct candidates, on the
+        // whole kept sound with all 16 time grids.
+        let fine_scales = time_scales(self.wide.len(), FINE_DRIFT_S);
+        let span = (TIME_SCALE_MAX / TIME_SCALE_MIN).ln();
+        let coarse_step = span / (coarse_scales.len() - 1) as f64;
+        let fine_step = span / (fine_scales.len() - 1) as f64;
+        let reach = coarse_step / 2.0 + fine_step;
+        let near = |a: f64, f: f64, (pa, pf): (f64, f64), times: f64| {
+            (a / pa).ln().abs() <= times * reach && (f - pf).abs() < 0.015
+        };
+        let mut picked: Vec<(f64, f64)> = Vec::new();
+        for &(_, a, f) in &coarse {
+            if picked.len() == CANDIDATES {
+                break;
+            }
+            if !picked.iter().any(|&p| near(a, f, p, 2.0)) {
+                picked.push((a, f));
+            }
+        }
+        let all_grids: Vec<usize> = (0..DET_FRAMES_PER_TILE).collect();
+        let mut best: Option<WideFound> = None;
+        for &f in &FREQ_SCALES {
+            let scales: Vec<f64> = fine_scales
+                .iter()
+                .copied()
+                .filter(|&a| picked.iter().any(|&p| near(a, f, p, 1.0)))
+                .collect();
+            if scales.is_empty() {
+                continue;
+            }
+            let pre = spectra.band_prefix(&bands, f, spectra.frames);
+            for a in scales {
+                let folds = self.wide_folds(&pre, spectra.frames, &bands, a, f, &all_grids);
+                let (z, key, sphase, shift) = self.search(&folds);
+                if best.is_none_or(|b| z > b.z) {
+                    best = Some(WideFound {
+                        z,
+                        key,
+                        sphase,
+                        shift,
+                        time_scale: a,
+                        freq_scale: f,
+                    });
+                }
+            }
+        }
+        let found = best?;
+        let pre = spectra.band_prefix(&bands, found.freq_scale, spectra.frames);
+        let folds = self.wide_folds(
+            &pre,
+            spectra.frames,
+            &bands,
+            found.time_scale,
+            found.freq_scale,
+            &all_grids,
+        );
+        Some((found, folds))
+    }
+
+    /// The 32 folds (one per symbol phase) of the kept sound measured at time scale `a`:
+    /// tile `k` of grid `g` spans the frames `a·(16k + g) .. a·(16k + g + 16)` (fractional
+    /// frames interpolated in the prefix sums).
+    fn wide_folds(
+        &self,
+        pre: &[f64],
+        frames: usize,
+        bands: &[(usize, usize)],
+        a: f64,
+        f: f64,
+        grids: &[usize],
+    ) -> Vec<Vec<C>> {
+        let nb = bands.len();
+        let floors: Vec<f64> = bands
+            .iter()
+            .map(|&(lo, hi)| super::floor_energy(hi - lo) * a * f)
+            .collect();
+        let at = |x: f64, b: usize| -> f64 {
+            let i = x.floor() as usize;
+            let fr = x - i as f64;
+            let lo = pre[i * nb + b];
+            if fr > 0.0 && i < frames {
+                lo + fr * (pre[(i + 1) * nb + b] - lo)
+            } else {
+                lo
+            }
+        };
+        let tile = DET_FRAMES_PER_TILE as f64;
+        let mut folds = vec![vec![C::default(); nb * PERIOD_SYMBOLS]; SYMBOL_PHASES];
+        // Logs and phasors in f32: any function of the sound keeps the bound, and this is
+        // the search's hot loop.
+        let (mut prev_e, mut prev_l) = (vec![0f64; nb], vec![0f32; nb]);
+        let (mut e, mut l) = (vec![0f64; nb], vec![0f32; nb]);
+        let kappa = (2.0 * PI / SQRT_2 / super::AUDIO_STEP) as f32;
+        for &g in grids {
+            for k in 0u64.. {
+                let x0 = a * (k as f64 * tile + g as f64);
+                let x1 = x0 + a * tile;
+                if x1 > frames as f64 {
+                    break;
+                }
+                for b in 0..nb {
+                    e[b] = (at(x1, b) - at(x0, b)).max(0.0);
+                    l[b] = ((e[b] + floors[b]) as f32).ln();
+                }
+                if k > 0 {
+                    let first = k - 1;
+                    let parity = (first % SYM_TILES as u64) as usize;
+                    let sphase = g + DET_FRAMES_PER_TILE * parity;
+                    let col = ((first / SYM_TILES as u64) % PERIOD_SYMBOLS as u64) as usize;
+                    let fold = &mut folds[sphase][col * nb..(col + 1) * nb];
+                    for b in 0..nb {
+                        let m = prev_e[b].min(e[b]) / floors[b];
+                        let w = m / (m + 10.0);
+                        let (s, c) = (kappa * (prev_l[b] - l[b])).sin_cos();
+                        fold[b].re += w * c as f64;
+                        fold[b].im += w * s as f64;
+                    }
+                }
+                std::mem::swap(&mut prev_e, &mut e);
+                std::mem::swap(&mut prev_l, &mut l);
+            }
+        }
+        folds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{Payload, WatermarkKey};
+    use hallmark_media::{Decoder, MediaFrame, PixelLayout};
+
+    fn decode(path: &str) -> Vec<hallmark_media::AudioChunk> {
+        let mut d = Decoder::open(std::path::Path::new(path), PixelLayout::Yuv420p).unwrap();
+        let mut v = Vec::new();
+        while let Some(f) = d.next_frame().unwrap() {
+            if let MediaFrame::Audio(a) = f {
+                v.push(a);
+            }
+        }
+        v
+    }
+
+    /// Measurement aid: WIDE_SRC=in.wav WIDE_FILTER=atempo=1.2 WIDE_A=0.833 WIDE_F=1 prints
+    /// the wider search's z around those scales after marking and the attack.
+    #[test]
+    #[ignore]
+    fn probe() {
+        let Ok(src) = std::env::var("WIDE_SRC") else {
+            return;
+        };
+        let key = WatermarkKey::from_secret([9; 32], 9);
+        let mut emb = super::super::AudioEmbedder::new(
+            &key,
+            Payload {
+                clip_id: 77,
+                key_id: 9,
+            },
+            0.0,
+        );
+        let chunks = decode(&src);
+        let (rate, ch) = (chunks[0].sample_rate, chunks[0].channels);
+        let mut x = Vec::new();
+        for c in chunks {
+            for o in emb.process(c) {
+                x.extend(o.samples);
+            }
+        }
+        for o in emb.finish() {
+            x.extend(o.samples);
+        }
+        let raw: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write("/tmp/probe/marked.f32", raw).unwrap();
+        let filter = std::env::var("WIDE_FILTER").unwrap();
+        let st = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "f32le", "-ar"])
+            .arg(rate.to_string())
+            .arg("-ac")
+            .arg(ch.to_string())
+            .args([
+                "-i",
+                "/tmp/probe/marked.f32",
+                "-af",
+                &filter,
+                "/tmp/probe/att.wav",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut det = AudioDetector::new(&[key]);
+        for c in decode("/tmp/probe/att.wav") {
+            det.push_chunk(&c);
+        }
+        let spectra = Spectra::new(&det.wide);
+        let bands = band_edges();
+        let a0: f64 = std::env::var("WIDE_A").unwrap().parse().unwrap();
+        let f0: f64 = std::env::var("WIDE_F").unwrap().parse().unwrap();
+        for df in [-0.02, -0.01, -0.005, 0.0, 0.005, 0.01, 0.02] {
+            let f = f0 * (1.0 + df);
+            let pre = spectra.band_prefix(&bands, f, spectra.frames);
+            let mut line = format!("f {f:.4}:");
+            for da in [
+                -0.004, -0.002, -0.001, -0.0005, 0.0, 0.0005, 0.001, 0.002, 0.004,
+            ] {
+                let a = a0 * (1.0 + da);
+                let grids: Vec<usize> = (0..16).collect();
+                let folds = det.wide_folds(&pre, spectra.frames, &bands, a, f, &grids);
+                line += &format!(" {:.1}", det.search(&folds).0);
+            }
+            println!("{line}");
+        }
+    }
+}
