@@ -275,6 +275,23 @@ impl AnalysisGrid {
         whitened_residual(&self.downscale(y), self.wa, self.ha)
     }
 
+    /// Gives grid columns that no frame column falls in (the last one, when `w·rows/h` is
+    /// just over a whole number: 640×272 → 302 columns, the 302nd empty) their left
+    /// neighbour's value instead of the 0 [`AnalysisGrid::downscale`] leaves there, so the
+    /// embedder's texture mask does not see an edge at the frame's border.
+    pub(crate) fn fill_empty_columns(&self, x: &mut [f32]) {
+        if self.h < self.ha {
+            return;
+        }
+        for (u, &(a, b)) in self.colrange.iter().enumerate().skip(1) {
+            if a == b {
+                for row in x.chunks_exact_mut(self.wa) {
+                    row[u] = row[u - 1];
+                }
+            }
+        }
+    }
+
     /// The analysis-grid signal `wm` bilinearly upscaled to the frame, into `out`
     /// (`w·h` values, row-major).
     pub(crate) fn upscale_into(&self, wm: &[f32], out: &mut [f32]) {
@@ -390,6 +407,55 @@ impl SsimOfScale {
     }
 }
 
+/// The mean SSIM (ffmpeg's `ssim` filter: 8×8 windows every 4 pixels) of two `w×h` luma
+/// planes, exactly (integer sums per 4×4 block); 1 when the frame is smaller than a window.
+/// The embedder checks its budget with it on the rounded frame it writes.
+pub(crate) fn frame_ssim(a: &[u8], b: &[u8], w: usize, h: usize) -> f64 {
+    let (bw, bh) = (w / 4, h / 4);
+    if bw < 2 || bh < 2 {
+        return 1.0;
+    }
+    // Per 4×4 block: Σa, Σb, Σa², Σb², Σab (at most 16·255² < 2³²).
+    let mut blocks = vec![[0u32; 5]; bw * bh];
+    for r in 0..bh * 4 {
+        let (ra, rb) = (&a[r * w..r * w + bw * 4], &b[r * w..r * w + bw * 4]);
+        let brow = &mut blocks[(r / 4) * bw..(r / 4 + 1) * bw];
+        for (blk, (pa, pb)) in brow
+            .iter_mut()
+            .zip(ra.chunks_exact(4).zip(rb.chunks_exact(4)))
+        {
+            for (&x, &y) in pa.iter().zip(pb) {
+                let (x, y) = (u32::from(x), u32::from(y));
+                blk[0] += x;
+                blk[1] += y;
+                blk[2] += x * x;
+                blk[3] += y * y;
+                blk[4] += x * y;
+            }
+        }
+    }
+    const N: f64 = 64.0;
+    let c1 = (0.01f64 * 255.0).powi(2) * N * N;
+    let c2 = (0.03f64 * 255.0).powi(2) * N * N;
+    let mut total = 0.0;
+    for r in 0..bh - 1 {
+        for c in 0..bw - 1 {
+            let mut s = [0f64; 5];
+            for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                for (acc, &v) in s.iter_mut().zip(&blocks[(r + dr) * bw + c + dc]) {
+                    *acc += f64::from(v);
+                }
+            }
+            let [sa, sb, saa, sbb, sab] = s;
+            let vars = N * (saa + sbb) - sa * sa - sb * sb;
+            let covar = N * sab - sa * sb;
+            total += (2.0 * sa * sb + c1) * (2.0 * covar + c2)
+                / ((sa * sa + sb * sb + c1) * (vars + c2));
+        }
+    }
+    total / ((bw - 1) * (bh - 1)) as f64
+}
+
 /// 3×3 box mean with clamped edges.
 pub(crate) fn box3(x: &[f32], w: usize, h: usize) -> Vec<f32> {
     let mut t = vec![0f32; w * h];
@@ -439,15 +505,25 @@ pub fn whitened_residual(x: &[f32], w: usize, h: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Perceptual mask: ≈0 on flat areas, up to `MASK_MAX` in texture.
+/// Perceptual mask: a floor of `MASK_MIN` on flat areas, up to `MASK_MAX` in texture.
 pub(crate) fn texture_mask(x: &[f32], w: usize, h: usize) -> Vec<f32> {
     const ACT_REF: f32 = 4.0;
-    const MASK_MIN: f32 = 0.08;
+    // With `MAX_GAIN` 4.5, flat areas get up to 0.9 of a level: rounded, ±1 on blobs of
+    // about a chip, not nothing (0.08 until 2026-12-04, which rounded to an unmarked sky).
+    const MASK_MIN: f32 = 0.2;
+    // ... but only where the area is not empty: an exactly uniform area (letterbox bars, a
+    // synthetic slate; a decoded night sky measures 0.04–0.08 here) keeps the old floor,
+    // which rounds to nothing. The floor ramps up over `EMPTY_ACT`.
+    const MASK_MIN_EMPTY: f32 = 0.08;
+    const EMPTY_ACT: f32 = 0.03;
     const MASK_MAX: f32 = 1.6;
     let (_, act) = residual_and_activity(x, w, h);
     let act = box3(&act, w, h);
     act.iter()
-        .map(|a| (a / ACT_REF).clamp(MASK_MIN, MASK_MAX))
+        .map(|&a| {
+            let floor = MASK_MIN_EMPTY + (MASK_MIN - MASK_MIN_EMPTY) * (a / EMPTY_ACT).min(1.0);
+            (a / ACT_REF).clamp(floor, MASK_MAX)
+        })
         .collect()
 }
 
@@ -562,5 +638,22 @@ mod ssim_tests {
             1.0,
             "a budget the mark meets leaves it whole"
         );
+        // The exact form on two 8-bit planes (what the embedder checks after rounding).
+        let marked: Vec<u8> = y
+            .iter()
+            .zip(&d)
+            .map(|(&p, &m)| (f32::from(p) + 0.4 * m).round().clamp(0.0, 255.0) as u8)
+            .collect();
+        let as_mark: Vec<f32> = marked
+            .iter()
+            .zip(&y)
+            .map(|(&m, &p)| f32::from(m) - f32::from(p))
+            .collect();
+        let (got, want) = (
+            frame_ssim(&y, &marked, w, h),
+            direct(&y, &as_mark, w, h, 1.0),
+        );
+        assert!((got - want).abs() < 1e-9, "frame_ssim {got} vs {want}");
+        assert_eq!(frame_ssim(&y, &y, w, h), 1.0);
     }
 }
