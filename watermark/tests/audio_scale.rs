@@ -2,7 +2,9 @@
 //! `asetrate` + `aresample` [+ `atempo`]) on the shared music and voice, at values other than
 //! the benchmark's (pitch −4 %, tempo 1.15): each detected by the wider search with the exact
 //! payload and the scales it was found at; the unmarked sound through the same attacks never
-//! detected.
+//! detected. (Not in the list: voice after `atempo=1.2`, z 6.5 at the true scale, under
+//! the wider search's threshold of ≈ 7.8: the overlap-add of `atempo` jitters speech's
+//! tiles more than music's, which is found after 1.2.)
 
 mod audio_common;
 use audio_common::*;
@@ -29,17 +31,6 @@ const PITCH_DOWN_55: ScaleAttack = (
     0.945,
     true,
 );
-/// The same, where the payload is measured not to decode (detected, coded BER ≈ 0.11–0.18:
-/// `atempo`'s overlap-add jitters the tiles): presence only, and no wrong payload.
-const PITCH_DOWN_55_PRESENCE: ScaleAttack = (
-    "pitch -5.5 % (asetrate, atempo)",
-    "asetrate=SR*0.945,aresample=SR,atempo=1.0582011",
-    1.0,
-    0.945,
-    false,
-);
-const TEMPO_108_PRESENCE: ScaleAttack =
-    ("tempo 1.08 (atempo)", "atempo=1.08", 1.0 / 1.08, 1.0, false);
 const SPEED_UP_5: ScaleAttack = (
     "speed +5 % (asetrate: faster and higher)",
     "asetrate=SR*1.05,aresample=SR",
@@ -129,7 +120,7 @@ fn music_mark_survives_tempo_pitch_and_speed_changes() {
             TEMPO_088,
             TEMPO_120,
             PITCH_UP_3,
-            PITCH_DOWN_55_PRESENCE,
+            PITCH_DOWN_55,
             SPEED_UP_5,
             SPEED_DOWN_4,
         ],
@@ -143,7 +134,7 @@ fn voice_mark_survives_tempo_pitch_and_speed_changes() {
         voice,
         48_000,
         &[
-            TEMPO_108_PRESENCE,
+            TEMPO_108,
             TEMPO_088,
             TEMPO_094,
             PITCH_UP_3,
