@@ -126,3 +126,63 @@ fn sealed_sound_file_without_its_manifest_is_watermarked() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("present in the sound"), "{text}");
 }
+
+/// A sealed sound sped up, slowed down or pitch-shifted before reposting (`atempo`,
+/// `asetrate`): the plain search loses the tiles' registration, the wider one (time and
+/// frequency scale) finds the mark with its clip id; the unsealed sound through the same
+/// changes is not reported as marked.
+#[test]
+fn sound_after_tempo_and_pitch_changes_still_names_the_clip() {
+    let home = Home::with_keys("Remix Desk");
+    let music = scratch().join("music-12s-for-tempo.wav");
+    ffmpeg(&[
+        "-ss",
+        "60",
+        "-t",
+        "12",
+        "-i",
+        media("audio/music-introzik.ogg").to_str().unwrap(),
+        music.to_str().unwrap(),
+    ]);
+    let sealed = home.seal(&music, "music-sealed-for-tempo.wav", &[]);
+    let (_, report) = verify_json(home.path(), &sealed, &[]);
+    let clip_id = soft_binding(&report, "org.hallmark.watermark.audio.1").expect("audio binding");
+    for (name, filter) in [
+        ("tempo-1.12", "atempo=1.12"),
+        (
+            "pitch-down-4",
+            "asetrate=44100*0.96,aresample=44100,atempo=1.0416667",
+        ),
+    ] {
+        for (input, marked) in [(&sealed, true), (&music, false)] {
+            let out = scratch().join(format!(
+                "{name}-{}.m4a",
+                if marked { "sealed" } else { "plain" }
+            ));
+            ffmpeg(&[
+                "-i",
+                input.to_str().unwrap(),
+                "-af",
+                filter,
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                out.to_str().unwrap(),
+            ]);
+            // Without the store: its sound fingerprint does not follow a tempo change yet
+            // (it scores 0.36 after `atempo=1.12` and calls the copy another clip's).
+            let (_, r) = verify_json(home.path(), &out, &["--no-store"]);
+            let audio = &r["watermark"]["audio"];
+            if marked {
+                assert_eq!(r["verdict"], "watermarked", "{name}: {r:#}");
+                assert_eq!(audio["detected"], true, "{name}: {r:#}");
+                assert_eq!(audio["payload"], clip_id.as_str(), "{name}: {r:#}");
+            } else {
+                assert_eq!(r["verdict"], "no-provenance", "{name}: {r:#}");
+                assert_eq!(audio["detected"], false, "{name}: {r:#}");
+                assert_eq!(r["watermark"]["clip_id"], serde_json::Value::Null);
+            }
+        }
+    }
+}
