@@ -1197,25 +1197,17 @@ impl AudioDetector {
         }
         let ((z, ki, sphase, d), folds) = best;
         let nb = self.nb;
-        // The timeline: at the plain registration (the wider search's would be measured on
-        // another framing).
-        let timeline: Vec<Option<f64>> = (0..self.bins.len())
+        let p_of_bin = |z: f64| if z <= 0.0 { 1.0 } else { (-z * z / 2.0).exp() };
+        // The timeline: per bin, the single-test p at the registration.
+        out.timeline = (0..self.bins.len())
             .map(|i| {
                 let mut fold = vec![C::default(); nb * PERIOD_SYMBOLS];
                 self.bins
                     .get(i)
                     .is_some_and(|bin| bin.add_fold_to(sphase, &mut fold))
-                    .then(|| {
-                        let z = self.z_at(&fold, &self.keys[ki].1, d);
-                        if z <= 0.0 {
-                            1.0
-                        } else {
-                            (-z * z / 2.0).exp()
-                        }
-                    })
+                    .then(|| p_of_bin(self.z_at(&fold, &self.keys[ki].1, d)))
             })
             .collect();
-        out.timeline = timeline;
         // Weighted Bonferroni over the two stages: p = min(p_plain / w, p_wide / (1 − w)).
         // The wider search runs only when the plain p does not detect on its own; reporting
         // the plain one's when it does is the larger of the two, still a bound.
@@ -1231,11 +1223,20 @@ impl AudioDetector {
             1.0,
         );
         if p_plain > DETECT_P {
-            if let Some((w, wide_folds)) = self.wide_search() {
+            if let Some((w, wide_folds, wide_bins)) = self.wide_search() {
                 let wide_hypotheses = hypotheses * wide::hypotheses(self.wide.len()) as f64;
                 let p_wide =
                     (crate::detect::search_p(wide_hypotheses, w.z) / (1.0 - PLAIN_WEIGHT)).min(1.0);
                 if p_wide < p_plain {
+                    // The timeline at the wider search's registration: the kept sound's
+                    // bins only (what lies past it was not measured at that scale).
+                    let key = &self.keys[w.key].1;
+                    out.timeline = wide_bins
+                        .iter()
+                        .map(|fold| {
+                            (!fold.is_empty()).then(|| p_of_bin(self.z_at(fold, key, w.shift)))
+                        })
+                        .collect();
                     let fold = wide_folds[w.sphase].clone();
                     chosen = (
                         p_wide,

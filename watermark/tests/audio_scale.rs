@@ -95,6 +95,14 @@ fn scaled(
             if (ts / time_scale - 1.0).abs() > 0.01 || (fs / freq_scale - 1.0).abs() > 0.03 {
                 failures.push(format!("{what}: found at time {ts}, frequency {fs}"));
             }
+            // The timeline is read at the registration found: the seconds show the mark.
+            let marked = r.timeline.iter().flatten().filter(|p| **p < 0.01).count();
+            if marked < 3 {
+                failures.push(format!(
+                    "{what}: {marked} seconds at p < 0.01: {:?}",
+                    r.timeline
+                ));
+            }
         }
         if want_payload && !exact {
             failures.push(format!("{what}: payload {:?}", r.payload));

@@ -163,9 +163,10 @@ pub(crate) struct WideFound {
 
 impl AudioDetector {
     /// The wider search over the kept sound: the best registration over the fine grid of
-    /// time and frequency scales near the coarse stage's best candidates, and its folds
-    /// (for the payload); `None` if too little was kept.
-    pub(crate) fn wide_search(&self) -> Option<(WideFound, Vec<Vec<C>>)> {
+    /// time and frequency scales near the coarse stage's best candidates, its folds (for the
+    /// payload) and, per timeline bin, the fold of its symbol phase there (empty: none);
+    /// `None` if too little was kept.
+    pub(crate) fn wide_search(&self) -> Option<(WideFound, Vec<Vec<C>>, Vec<Vec<C>>)> {
         if hypotheses(self.wide.len()) == 0 || self.keys.is_empty() {
             return None;
         }
@@ -182,7 +183,7 @@ impl AudioDetector {
         for &f in FREQ_SCALES.iter().step_by(2) {
             let pre = spectra.band_prefix(&bands, f, coarse_frames);
             for &a in &coarse_scales {
-                let folds = self.wide_folds(&pre, coarse_frames, &bands, a, f, &COARSE_GRIDS);
+                let folds = self.wide_folds(&pre, coarse_frames, &bands, a, f, &COARSE_GRIDS, None);
                 coarse.push((self.search_phases(&folds, &coarse_phases).0, a, f));
             }
         }
@@ -219,7 +220,7 @@ impl AudioDetector {
             }
             let pre = spectra.band_prefix(&bands, f, spectra.frames);
             for a in scales {
-                let folds = self.wide_folds(&pre, spectra.frames, &bands, a, f, &all_grids);
+                let folds = self.wide_folds(&pre, spectra.frames, &bands, a, f, &all_grids, None);
                 let (z, key, sphase, shift) = self.search(&folds);
                 if best.is_none_or(|b| z > b.z) {
                     best = Some(WideFound {
@@ -235,6 +236,8 @@ impl AudioDetector {
         }
         let found = best?;
         let pre = spectra.band_prefix(&bands, found.freq_scale, spectra.frames);
+        let frames_per_s = AUDIO_RATE as f64 / DET_HOP as f64;
+        let mut per_bin = vec![Vec::new(); self.bins.len()];
         let folds = self.wide_folds(
             &pre,
             spectra.frames,
@@ -242,13 +245,22 @@ impl AudioDetector {
             found.time_scale,
             found.freq_scale,
             &all_grids,
+            Some((
+                found.sphase,
+                self.bins.width_s() * frames_per_s,
+                self.pts0.unwrap_or(0.0).max(0.0) * frames_per_s,
+                &mut per_bin,
+            )),
         );
-        Some((found, folds))
+        Some((found, folds, per_bin))
     }
 
     /// The 32 folds (one per symbol phase) of the kept sound measured at time scale `a`:
     /// tile `k` of grid `g` spans the frames `a·(16k + g) .. a·(16k + g + 16)` (fractional
-    /// frames interpolated in the prefix sums).
+    /// frames interpolated in the prefix sums). With `bins` = (symbol phase, bin width and
+    /// the sound's start in frames, per-bin folds), the symbols of that phase also go into
+    /// the fold of the timeline bin where they start.
+    #[allow(clippy::too_many_arguments)]
     fn wide_folds(
         &self,
         pre: &[f64],
@@ -257,6 +269,7 @@ impl AudioDetector {
         a: f64,
         f: f64,
         grids: &[usize],
+        mut bins: Option<(usize, f64, f64, &mut Vec<Vec<C>>)>,
     ) -> Vec<Vec<C>> {
         let nb = bands.len();
         let floors: Vec<f64> = bands
@@ -280,6 +293,13 @@ impl AudioDetector {
         let (mut prev_e, mut prev_l) = (vec![0f64; nb], vec![0f32; nb]);
         let (mut e, mut l) = (vec![0f64; nb], vec![0f32; nb]);
         let kappa = (2.0 * PI / SQRT_2 / super::AUDIO_STEP) as f32;
+        let mut v = vec![C::default(); nb];
+        let add = |into: &mut [C], v: &[C]| {
+            for (x, y) in into.iter_mut().zip(v) {
+                x.re += y.re;
+                x.im += y.im;
+            }
+        };
         for &g in grids {
             for k in 0u64.. {
                 let x0 = a * (k as f64 * tile + g as f64);
@@ -296,13 +316,25 @@ impl AudioDetector {
                     let parity = (first % SYM_TILES as u64) as usize;
                     let sphase = g + DET_FRAMES_PER_TILE * parity;
                     let col = ((first / SYM_TILES as u64) % PERIOD_SYMBOLS as u64) as usize;
-                    let fold = &mut folds[sphase][col * nb..(col + 1) * nb];
                     for b in 0..nb {
                         let m = prev_e[b].min(e[b]) / floors[b];
                         let w = m / (m + 10.0);
                         let (s, c) = (kappa * (prev_l[b] - l[b])).sin_cos();
-                        fold[b].re += w * c as f64;
-                        fold[b].im += w * s as f64;
+                        v[b] = C {
+                            re: w * c as f64,
+                            im: w * s as f64,
+                        };
+                    }
+                    add(&mut folds[sphase][col * nb..(col + 1) * nb], &v);
+                    if let Some((want, width, start, per_bin)) = bins.as_mut() {
+                        // The symbol starts at tile k − 1, frame x0 − a·16.
+                        let bin = ((x0 - a * tile + *start) / *width).max(0.0) as usize;
+                        if let Some(into) = per_bin.get_mut(bin).filter(|_| sphase == *want) {
+                            if into.is_empty() {
+                                *into = vec![C::default(); nb * PERIOD_SYMBOLS];
+                            }
+                            add(&mut into[col * nb..(col + 1) * nb], &v);
+                        }
                     }
                 }
                 std::mem::swap(&mut prev_e, &mut e);
@@ -361,23 +393,27 @@ mod tests {
         let raw: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write("/tmp/probe/marked.f32", raw).unwrap();
         let filter = std::env::var("WIDE_FILTER").unwrap();
+        let out = format!(
+            "/tmp/probe/att.{}",
+            std::env::var("WIDE_EXT").unwrap_or("wav".into())
+        );
         let st = std::process::Command::new("ffmpeg")
             .args(["-loglevel", "error", "-y", "-f", "f32le", "-ar"])
             .arg(rate.to_string())
             .arg("-ac")
             .arg(ch.to_string())
-            .args([
-                "-i",
-                "/tmp/probe/marked.f32",
-                "-af",
-                &filter,
-                "/tmp/probe/att.wav",
-            ])
+            .args(["-i", "/tmp/probe/marked.f32", "-af", &filter])
+            .args(
+                std::env::var("WIDE_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
+            .arg(&out)
             .status()
             .unwrap();
         assert!(st.success());
         let mut det = AudioDetector::new(&[key]);
-        for c in decode("/tmp/probe/att.wav") {
+        for c in decode(&out) {
             det.push_chunk(&c);
         }
         let spectra = Spectra::new(&det.wide);
@@ -393,7 +429,7 @@ mod tests {
             ] {
                 let a = a0 * (1.0 + da);
                 let grids: Vec<usize> = (0..16).collect();
-                let folds = det.wide_folds(&pre, spectra.frames, &bands, a, f, &grids);
+                let folds = det.wide_folds(&pre, spectra.frames, &bands, a, f, &grids, None);
                 line += &format!(" {:.1}", det.search(&folds).0);
             }
             println!("{line}");
