@@ -148,6 +148,9 @@ impl Spectra {
     }
 }
 
+/// One fold per symbol phase, or per timeline bin.
+pub(crate) type Folds = Vec<Vec<C>>;
+
 /// The registration the wider search found best.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WideFound {
@@ -166,7 +169,7 @@ impl AudioDetector {
     /// time and frequency scales near the coarse stage's best candidates, its folds (for the
     /// payload) and, per timeline bin, the fold of its symbol phase there (empty: none);
     /// `None` if too little was kept.
-    pub(crate) fn wide_search(&self) -> Option<(WideFound, Vec<Vec<C>>, Vec<Vec<C>>)> {
+    pub(crate) fn wide_search(&self) -> Option<(WideFound, Folds, Folds)> {
         if hypotheses(self.wide.len()) == 0 || self.keys.is_empty() {
             return None;
         }
