@@ -70,9 +70,10 @@ fn imperceptible_on_real_footage() {
             .collect();
         let smin = ss.iter().cloned().fold(f64::INFINITY, f64::min);
         println!("{file}: PSNR(Y) min {min:.2} dB, mean {mean:.2} dB; SSIM(Y) min {smin:.4}");
-        assert!(min >= 42.0, "{file}: PSNR {min}");
-        // The embedder's per-frame SSIM budget holds (up to the rounding to whole levels).
-        assert!(smin >= MIN_FRAME_SSIM - 5e-4, "{file}: SSIM {smin}");
+        // The embedder's per-frame budgets hold on the frame as written (it checks them
+        // after rounding to whole levels).
+        assert!(min >= MIN_FRAME_PSNR_DB, "{file}: PSNR {min}");
+        assert!(smin >= MIN_FRAME_SSIM, "{file}: SSIM {smin}");
         // Chroma untouched.
         assert!(frames
             .iter()
