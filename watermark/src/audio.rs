@@ -892,9 +892,9 @@ pub struct AudioDetector {
 }
 
 /// The plain search's share of the false-positive budget; the wider search (tempo, speed,
-/// pitch) gets the rest: p = min(p_plain / w, p_wide / (1 − w)). Three quarters: the plain
-/// threshold moves from z 6.44 to 6.49, the wider one (≈ 7.7 for 3 s, 7.85 for 12 s, 7.96 for 30 s) by a quarter less
-/// than with an even split would cost it.
+/// pitch) gets the rest: p = min(p_plain / w, p_wide / (1 − w)). With three quarters the
+/// plain search needs z ≥ 6.49 (6.44 alone), the wider one z ≥ 7.67 / 7.85 / 7.96 for 3 /
+/// 12 / 30 s of sound (its family grows with the sound's length).
 const PLAIN_WEIGHT: f64 = 0.75;
 
 /// Analysis frames the plain front end measures at a time (bounds its scratch memory).
