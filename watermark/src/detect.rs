@@ -1066,12 +1066,15 @@ impl VideoDetector {
             .clamp(1, 8);
         // Evaluates one (scale, phase): best (z, key index, orientation index, shift,
         // window) — over every window when `windowed`, else the whole image (window 0).
-        let evaluate = |si: usize, phase: (f64, f64), work: &mut Vec<C>| {
+        let evaluate = |si: usize, phase: (f64, f64), only: Option<usize>, work: &mut Vec<C>| {
             if windowed {
                 let cells = fold_cells(img, wa, ha, scales[si], phase);
                 let mut best = (f64::NEG_INFINITY, 0, 0, 0, 0);
                 let mut f = vec![0f64; TILE * TILE];
                 for (wi, &(x0, y0, x1, y1)) in WINDOWS.iter().enumerate() {
+                    if only.is_some_and(|o| o != wi) {
+                        continue;
+                    }
                     f.iter_mut().for_each(|v| *v = 0.0);
                     for cy in y0..y1 {
                         for cx in x0..x1 {
@@ -1092,8 +1095,12 @@ impl VideoDetector {
                 (z, ki, oi, d, 0)
             }
         };
-        // Scale 1 (unscaled) is always among the first pass's.
-        let stride = stride.max(1);
+        // Scale 1 (unscaled) is always among the first pass's. A window is smaller than the
+        // image, so a fold's drift between scales of the grid (¼ chip at the image's border
+        // per step) is smaller at its border: the windowed first pass takes every other
+        // scale of the whole image's (the picture-in-picture a window is for fills at most
+        // three quarters of the side, most of the time half).
+        let stride = stride.max(1) * if windowed { 2 } else { 1 };
         let start = scales
             .iter()
             .position(|&x| x == 1.0)
@@ -1108,7 +1115,7 @@ impl VideoDetector {
                         let mut work = Vec::with_capacity(TILE * TILE);
                         (t..first.len())
                             .step_by(threads)
-                            .map(|i| (first[i], evaluate(first[i], PHASES[0], &mut work)))
+                            .map(|i| (first[i], evaluate(first[i], PHASES[0], None, &mut work)))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -1121,10 +1128,17 @@ impl VideoDetector {
         });
         let mut order = first.clone();
         order.sort_by(|a, b| per_scale[*b].0.total_cmp(&per_scale[*a].0));
-        let mut refine: Vec<usize> = order
+        // Pass 2: the neighbours of the best scales (up to half a stride away) at every
+        // phase; windowed, in the window that scale's first pass found best only.
+        let reach = (stride / 2).max(1);
+        let mut refine: Vec<(usize, Option<usize>)> = order
             .iter()
             .take(REFINE_SCALES)
-            .flat_map(|&si| [si.saturating_sub(1), si, (si + 1).min(scales.len() - 1)])
+            .flat_map(|&si| {
+                let window = windowed.then_some(per_scale[si].4);
+                (si.saturating_sub(reach)..=(si + reach).min(scales.len() - 1))
+                    .map(move |n| (n, window))
+            })
             .collect();
         refine.sort_unstable();
         refine.dedup();
@@ -1141,9 +1155,9 @@ impl VideoDetector {
             map: None,
             window: windowed.then_some(b0.4),
         };
-        let jobs: Vec<(usize, (f64, f64))> = refine
+        let jobs: Vec<(usize, (f64, f64), Option<usize>)> = refine
             .iter()
-            .flat_map(|&si| PHASES.iter().map(move |&ph| (si, ph)))
+            .flat_map(|&(si, w)| PHASES.iter().map(move |&ph| (si, ph, w)))
             .collect();
         std::thread::scope(|sc| {
             let handles: Vec<_> = (0..threads)
@@ -1153,13 +1167,16 @@ impl VideoDetector {
                         let mut work = Vec::with_capacity(TILE * TILE);
                         (t..jobs.len())
                             .step_by(threads)
-                            .map(|j| (jobs[j], evaluate(jobs[j].0, jobs[j].1, &mut work)))
+                            .map(|j| {
+                                let (si, ph, w) = jobs[j];
+                                (jobs[j], evaluate(si, ph, w, &mut work))
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
             for h in handles {
-                for ((si, ph), (z, ki, oi, d, wi)) in h.join().expect("search thread panicked") {
+                for ((si, ph, _), (z, ki, oi, d, wi)) in h.join().expect("search thread panicked") {
                     if z > best.z {
                         best = Registration {
                             z,
