@@ -147,6 +147,35 @@ fn unmarked_content_is_never_detected() {
     for (n, f) in synthetic() {
         items.push((n, vec![f]));
     }
+    // The fine stage's shapes: seconds of the clips letterboxed into a portrait canvas (its
+    // 512-row fine grid) and shown at half size over the other clip (picture-in-picture).
+    let bbb = decode(&shared("video/bigbuckbunny.mp4"), 100);
+    let bikes = decode(&shared("video/bikes.mp4"), 100);
+    for (i, (a, b)) in bbb.chunks(25).zip(bikes.chunks(25)).enumerate() {
+        let letterboxed = |f: &VideoFrame| {
+            let small = resize(f, 720, 405);
+            let mut canvas = VideoFrame::black(720, 1280, PixelLayout::Yuv420p, f.pts_s);
+            canvas.planes[0][437 * 720..(437 + 405) * 720].copy_from_slice(&small.planes[0]);
+            canvas
+        };
+        items.push((
+            format!("bigbuckbunny.mp4 second {i} letterboxed 9:16"),
+            a.iter().map(letterboxed).collect(),
+        ));
+        let pip = |(bg, fg): (&VideoFrame, &VideoFrame)| {
+            let mut canvas = resize(bg, 1280, 720);
+            let small = resize(fg, 640, 360);
+            for y in 0..360 {
+                canvas.planes[0][(300 + y) * 1280 + 600..(300 + y) * 1280 + 1240]
+                    .copy_from_slice(&small.planes[0][y * 640..(y + 1) * 640]);
+            }
+            canvas
+        };
+        items.push((
+            format!("bigbuckbunny.mp4 second {i} at 50 % over bikes.mp4"),
+            b.iter().zip(a).map(pip).collect(),
+        ));
+    }
 
     let t = std::time::Instant::now();
     let mut ps = Vec::new();
