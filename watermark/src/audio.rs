@@ -893,8 +893,8 @@ pub struct AudioDetector {
 
 /// The plain search's share of the false-positive budget; the wider search (tempo, speed,
 /// pitch) gets the rest: p = min(p_plain / w, p_wide / (1 − w)). With three quarters the
-/// plain search needs z ≥ 6.49 (6.44 alone), the wider one z ≥ 7.67 / 7.85 / 7.96 for 3 /
-/// 12 / 30 s of sound (its family grows with the sound's length).
+/// plain search needs z ≥ 6.49 (6.44 alone), the wider one z ≥ 7.67 / 7.85 / 7.91 for 3 /
+/// 12 / ≥ 20 s of sound (its family grows with the length it keeps).
 const PLAIN_WEIGHT: f64 = 0.75;
 
 /// Analysis frames the plain front end measures at a time (bounds its scratch memory).
