@@ -1199,6 +1199,7 @@ impl VideoDetector {
     /// Every orientation of the tile over `scales` (area-weighted fold; the first pass takes
     /// every `stride`-th scale), and its p-value with `weight`'s share of the error budget:
     /// every key × orientation × scale of the grid × phase × shift counted, searched or not.
+    #[allow(clippy::too_many_arguments)]
     fn oriented_search(
         &self,
         sum: &[f32],
