@@ -13,6 +13,7 @@ pub mod signals;
 pub mod verdict;
 mod words;
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -531,7 +532,9 @@ impl Verifier {
             detector = detector.whole_clip_only();
         }
         let fingerprint = self.store.is_some() && !keyless;
-        let mut hearing = Some(Hearing::new(&self.watermark_keys, fingerprint));
+        // Shared by the frame callback, which hears the sound, and the callback that tests
+        // it beside the picture's search once the file is decoded (both on this thread).
+        let hearing = RefCell::new(Some(Hearing::new(&self.watermark_keys, fingerprint)));
         // The content's fingerprint, for the store lookup below, in the same pass. Key
         // frames alone leave gaps that must not pose as a still picture.
         let mut pictures = fingerprint.then(|| match scan {
@@ -551,7 +554,10 @@ impl Verifier {
             let apart = sound_only.map(|mut sound_only| {
                 decoder.skip_audio();
                 sound_only.skip_video();
-                let mut heard = hearing.take().expect("the sound is heard once");
+                let mut heard = hearing
+                    .borrow_mut()
+                    .take()
+                    .expect("the sound is heard once");
                 s.spawn(move || {
                     heard.hear_all(&mut sound_only);
                     (heard, sound_only.decode_errors())
@@ -565,8 +571,15 @@ impl Verifier {
                 pictures.as_mut(),
                 &tell(scan),
                 |frame| {
-                    if let (MediaFrame::Audio(chunk), Some(h)) = (frame, hearing.as_mut()) {
+                    if let (MediaFrame::Audio(chunk), Some(h)) =
+                        (frame, hearing.borrow_mut().as_mut())
+                    {
                         h.add(chunk);
+                    }
+                },
+                || {
+                    if let Some(h) = hearing.borrow_mut().as_mut() {
+                        h.scan.test_now();
                     }
                 },
             );
@@ -594,6 +607,7 @@ impl Verifier {
                         pictures.as_mut(),
                         &tell(scan),
                         |_| {},
+                        || {},
                     );
                     scan::stage_times::mark("picture's mark tested (full pass)");
                     passes = 2;
@@ -601,14 +615,14 @@ impl Verifier {
             }
             if let Some(apart) = apart {
                 let (heard, errors) = apart.join().expect("sound thread panicked");
-                hearing = Some(heard);
+                *hearing.borrow_mut() = Some(heard);
                 covered.decode_errors += errors;
             }
             (found, covered)
         });
         let (found, covered) = found;
         scan::stage_times::mark("sound heard");
-        let hearing = hearing.expect("the sound was heard");
+        let hearing = hearing.into_inner().expect("the sound was heard");
         let print = pictures
             .zip(hearing.print)
             .map(|(pictures, sound)| Fingerprint {
@@ -636,12 +650,22 @@ fn picture_pass(
     pictures: Option<&mut Fingerprinter>,
     progress: scan::ProgressFn,
     inspect: impl FnMut(&MediaFrame),
+    meanwhile: impl FnOnce(),
 ) -> (scan::ScanCoverage, VideoDetection) {
     if keyless {
+        // No key: no sound to test either (its scan only counts).
         let covered = scan::scan_without_mark(decoder, how, Some(progress), inspect);
         (covered, detector.result())
     } else {
-        scan::scan_and_test(decoder, detector, how, pictures, Some(progress), inspect)
+        scan::scan_and_test(
+            decoder,
+            detector,
+            how,
+            pictures,
+            Some(progress),
+            inspect,
+            meanwhile,
+        )
     }
 }
 

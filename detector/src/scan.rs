@@ -240,6 +240,7 @@ pub fn scan_frames_with_progress(
         pictures,
         progress,
         inspect,
+        || {},
     )
     .0
 }
@@ -247,6 +248,9 @@ pub fn scan_frames_with_progress(
 /// [`scan_frames_with_progress`], then the picture's mark tested: `detector.result()`,
 /// run on the model's thread as soon as its last frame is in, while this thread tests
 /// the third-party marks — the two searches overlap instead of following each other.
+///
+/// `meanwhile` runs on this thread once every frame is decoded (and `inspect` has seen
+/// the last of them), beside the picture's search: the sound's tests, for one.
 pub fn scan_and_test(
     decoder: &mut Decoder,
     detector: &mut VideoDetector,
@@ -254,6 +258,7 @@ pub fn scan_and_test(
     pictures: Option<&mut Fingerprinter>,
     progress: Option<ProgressFn>,
     inspect: impl FnMut(&MediaFrame),
+    meanwhile: impl FnOnce(),
 ) -> (ScanCoverage, VideoDetection) {
     let (coverage, found) = scan_inner(
         decoder,
@@ -263,6 +268,7 @@ pub fn scan_and_test(
         pictures,
         progress,
         inspect,
+        meanwhile,
     );
     (
         coverage,
@@ -279,11 +285,12 @@ pub fn scan_without_mark(
     progress: Option<ProgressFn>,
     inspect: impl FnMut(&MediaFrame),
 ) -> ScanCoverage {
-    scan_inner(decoder, None, false, how, None, progress, inspect).0
+    scan_inner(decoder, None, false, how, None, progress, inspect, || {}).0
 }
 
 /// The scan behind the public entry points: `detector` `None` counts the frames without
 /// the model; `test` has the model's thread compute `detector.result()` at the end.
+#[allow(clippy::too_many_arguments)]
 fn scan_inner(
     decoder: &mut Decoder,
     detector: Option<&mut VideoDetector>,
@@ -292,6 +299,7 @@ fn scan_inner(
     mut pictures: Option<&mut Fingerprinter>,
     progress: Option<ProgressFn>,
     mut inspect: impl FnMut(&MediaFrame),
+    meanwhile: impl FnOnce(),
 ) -> (ScanCoverage, Option<VideoDetection>) {
     stage_times::mark("scan starts");
     let errors_before = decoder.decode_errors();
@@ -432,6 +440,9 @@ fn scan_inner(
         // Beside the model's last batches and, with `test`, its search.
         coverage.third_party = sampled.finish();
         stage_times::mark("third-party marks tested");
+        drop(inspect);
+        meanwhile();
+        stage_times::mark("meanwhile done");
         let ((frames, seconds), tested) = worker.join().expect("detection thread panicked");
         stage_times::mark("model's thread done");
         coverage.frames_analysed = frames;
@@ -760,6 +771,9 @@ pub struct AudioScan {
     chunks_ignored: u64,
     /// No key to look for (a keyless verifier): the chunks are only counted.
     count_only: bool,
+    /// The tests run early ([`AudioScan::test_now`]) on everything taken so far; cleared by
+    /// any later chunk, so [`AudioScan::finish`] never returns a result that misses sound.
+    tested: Option<AudioDetection>,
 }
 
 impl AudioScan {
@@ -792,6 +806,7 @@ impl AudioScan {
             seconds_heard: 0.0,
             chunks_ignored: 0,
             count_only,
+            tested: None,
         }
     }
 
@@ -828,6 +843,7 @@ impl AudioScan {
     /// Adds one chunk of decoded sound (any rate, any channel count; chunks whose format
     /// differs from the first chunk's are ignored, as `AudioDetector::add_chunk` does).
     pub fn add_chunk(&mut self, chunk: &AudioChunk) {
+        self.tested = None;
         if !self.take(chunk) || self.count_only {
             return;
         }
@@ -868,8 +884,23 @@ impl AudioScan {
         self.frames.clear();
     }
 
-    /// Measures what is held and runs the detector's tests on everything added.
+    /// Runs the detector's tests now on everything added so far (kept for [`finish`]
+    /// unless more sound comes): the scan calls it on the decoding thread once the file is
+    /// decoded, while the model's thread tests the picture, so that the two searches
+    /// overlap instead of following each other.
+    ///
+    /// [`finish`]: AudioScan::finish
+    pub fn test_now(&mut self) {
+        self.flush();
+        self.tested = Some(self.detector.result());
+    }
+
+    /// Measures what is held and runs the detector's tests on everything added (or returns
+    /// those of [`AudioScan::test_now`] when nothing came after it).
     pub fn finish(mut self) -> AudioDetection {
+        if let Some(tested) = self.tested.take() {
+            return tested;
+        }
         self.flush();
         self.detector.result()
     }
@@ -878,6 +909,45 @@ impl AudioScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sound tested early (beside the picture's search) is the sound tested at the end
+    /// when nothing came after; sound that does come after is not left out.
+    #[test]
+    fn sound_tested_early_misses_nothing_heard_later() {
+        let key = WatermarkKey::generate(1).unwrap();
+        let noise = |from_s: f64| {
+            let mut x = 0x9e37_79b9u32;
+            AudioChunk {
+                sample_rate: 16_000,
+                channels: 1,
+                samples: (0..16_000 * 3)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        (x as f32 / u32::MAX as f32 - 0.5) * 0.2
+                    })
+                    .collect(),
+                pts_s: from_s,
+            }
+        };
+        let mut early = AudioScan::new(std::slice::from_ref(&key));
+        let mut whole = AudioScan::new(std::slice::from_ref(&key));
+        early.add_chunk(&noise(0.0));
+        whole.add_chunk(&noise(0.0));
+        early.test_now();
+        let first = early.tested.as_ref().unwrap().windows_analysed;
+        early.add_chunk(&noise(3.0));
+        whole.add_chunk(&noise(3.0));
+        let (early, whole) = (early.finish(), whole.finish());
+        assert!(
+            early.windows_analysed > first,
+            "{} vs {first}",
+            early.windows_analysed
+        );
+        assert_eq!(early.windows_analysed, whole.windows_analysed);
+        assert_eq!(early.score, whole.score);
+    }
 
     fn shared(rel: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -906,11 +976,19 @@ mod tests {
             let mut detector = VideoDetector::new(std::slice::from_ref(&k));
             let mut d = open(clip);
             let how = VideoScan::full(d.info());
-            let (keyed, found) = scan_and_test(&mut d, &mut detector, how, None, None, |f| {
-                if let MediaFrame::Audio(c) = f {
-                    keyed_sound.add_chunk(c);
-                }
-            });
+            let (keyed, found) = scan_and_test(
+                &mut d,
+                &mut detector,
+                how,
+                None,
+                None,
+                |f| {
+                    if let MediaFrame::Audio(c) = f {
+                        keyed_sound.add_chunk(c);
+                    }
+                },
+                || {},
+            );
             let mut keyless_sound = AudioScan::new(&[]);
             assert!(!keyless_sound.uses_model());
             let mut d = open(clip);
@@ -945,7 +1023,7 @@ mod tests {
         let mut d = open("video/bikes.mp4");
         let mut on_thread = VideoDetector::new(std::slice::from_ref(&k));
         let how = VideoScan::full(d.info());
-        let (tested, found) = scan_and_test(&mut d, &mut on_thread, how, None, None, |_| {});
+        let (tested, found) = scan_and_test(&mut d, &mut on_thread, how, None, None, |_| {}, || {});
         assert_eq!(tested, covered);
         assert_eq!(found.frames_analysed, covered.frames_analysed);
         assert_eq!(found.frames_analysed, after.frames_analysed);
