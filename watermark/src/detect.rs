@@ -1552,8 +1552,8 @@ impl VideoDetector {
 /// Side (analysis pixels) of the blocks [`locate`] builds its rectangles from: an eighth
 /// of the grid's height.
 const REGION_BLOCK: usize = ANALYSIS_ROWS / 8;
-/// The best rectangle is reported as the mark's region only if the rest of the frame's z
-/// stays below this (no mark outside it); else the whole frame.
+/// The region is the best rectangle whose outside (the rest of the frame) has a z below
+/// this: no mark left outside it.
 const REGION_OUTSIDE_Z: f64 = 3.0;
 /// A row or column of blocks at the region's edge whose energy is below this share of the
 /// region's mean is padding, trimmed off (see [`locate`]).
@@ -1618,40 +1618,43 @@ fn locate(
         p[y1 * (nbx + 1) + x1] - p[y0 * (nbx + 1) + x1] - p[y1 * (nbx + 1) + x0]
             + p[y0 * (nbx + 1) + x0]
     };
+    // The rectangle with the largest z among those that leave no mark outside them (the
+    // rest of the frame's z below REGION_OUTSIDE_Z; the whole frame always qualifies).
+    // Texture spreads the evidence unevenly over a marked picture (the mask puts the mark
+    // where it is busy), so the best part of it alone is not where the mark is; asking for
+    // nothing outside makes the rectangle take in all of the marked picture — and the
+    // whole frame when the whole frame is marked. (Until 2026-12-04: the best rectangle,
+    // else the whole frame when the rest showed a mark — a picture-in-picture whose mark
+    // was strong everywhere in the inset came out as the whole frame.)
+    let (c_all, e_all) = (rect(&pc, 0, 0, nbx, nby), rect(&pe, 0, 0, nbx, nby));
     let mut best = (f64::NEG_INFINITY, (0, 0, nbx, nby));
     for y0 in 0..nby {
         for y1 in y0 + 1..=nby {
             for x0 in 0..nbx {
                 for x1 in x0 + 1..=nbx {
                     let e = rect(&pe, x0, y0, x1, y1);
-                    if e > 1e-9 {
-                        let z = rect(&pc, x0, y0, x1, y1) / e.sqrt();
-                        if z > best.0 {
-                            best = (z, (x0, y0, x1, y1));
-                        }
+                    if e <= 1e-9 {
+                        continue;
+                    }
+                    let c = rect(&pc, x0, y0, x1, y1);
+                    let z = c / e.sqrt();
+                    if z <= best.0 {
+                        continue;
+                    }
+                    let e_out = e_all - e;
+                    let outside_z = if e_out > 1e-9 {
+                        (c_all - c) / e_out.sqrt()
+                    } else {
+                        0.0
+                    };
+                    if outside_z < REGION_OUTSIDE_Z {
+                        best = (z, (x0, y0, x1, y1));
                     }
                 }
             }
         }
     }
-    // Texture spreads the evidence unevenly over a wholly marked frame (the mask puts the
-    // mark where the picture is busy), so the best part alone is not where the mark is:
-    // it is reported only when the rest of the frame shows no mark of its own.
-    let (x0, y0, x1, y1) = best.1;
-    let (c_out, e_out) = (
-        rect(&pc, 0, 0, nbx, nby) - rect(&pc, x0, y0, x1, y1),
-        rect(&pe, 0, 0, nbx, nby) - rect(&pe, x0, y0, x1, y1),
-    );
-    let outside_z = if e_out > 1e-9 {
-        c_out / e_out.sqrt()
-    } else {
-        0.0
-    };
-    let (mut x0, mut y0, mut x1, mut y1) = if outside_z >= REGION_OUTSIDE_Z {
-        (0, 0, nbx, nby)
-    } else {
-        best.1
-    };
+    let (mut x0, mut y0, mut x1, mut y1) = best.1;
     // Blocks with next to no energy (a letterbox's or a canvas's flat padding) add nothing
     // to the correlation either way, so the rectangle may take them in or not: trim them
     // from its edges, so that it is where the picture is.

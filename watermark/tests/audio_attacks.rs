@@ -38,15 +38,7 @@ fn attacked(name: &str, make: fn(&Scratch) -> std::path::PathBuf) {
         if !r.detected {
             failures.push(format!("{what}: not detected ({r:?})"));
         }
-        if want_payload && !exact {
-            failures.push(format!("{what}: payload {:?}", r.payload));
-        }
-        if r.payload.is_some() && !exact {
-            failures.push(format!("{what}: WRONG payload {:?}", r.payload));
-        }
-        if ru.detected || ru.p_value <= 1e-6 || ru.payload.is_some() {
-            failures.push(format!("{what}: unmarked copy detected ({ru:?})"));
-        }
+        payload_and_unmarked(what, &r, &ru, exact, want_payload, &mut failures);
     }
     assert!(failures.is_empty(), "{name}: {failures:#?}");
 }

@@ -104,15 +104,7 @@ fn scaled(
                 ));
             }
         }
-        if want_payload && !exact {
-            failures.push(format!("{what}: payload {:?}", r.payload));
-        }
-        if r.payload.is_some() && !exact {
-            failures.push(format!("{what}: WRONG payload {:?}", r.payload));
-        }
-        if ru.detected || ru.p_value <= 1e-6 || ru.payload.is_some() {
-            failures.push(format!("{what}: unmarked copy detected ({ru:?})"));
-        }
+        payload_and_unmarked(what, &r, &ru, exact, want_payload, &mut failures);
     }
     assert!(failures.is_empty(), "{name}: {failures:#?}");
 }

@@ -7,18 +7,6 @@ use common::*;
 use hallmark_media::VideoFrame;
 use hallmark_watermark::*;
 
-fn mark(frames: &[VideoFrame], k: &WatermarkKey) -> Vec<VideoFrame> {
-    let mut emb = VideoEmbedder::new(k, payload(k), DEFAULT_STRENGTH);
-    frames
-        .iter()
-        .map(|f| {
-            let mut m = f.clone();
-            emb.embed(&mut m);
-            m
-        })
-        .collect()
-}
-
 fn detect(frames: &[VideoFrame], k: &WatermarkKey) -> VideoDetection {
     let mut det = VideoDetector::new(std::slice::from_ref(k));
     frames.iter().for_each(|f| det.add_frame(f));

@@ -5,18 +5,6 @@ use common::*;
 use hallmark_media::VideoFrame;
 use hallmark_watermark::*;
 
-fn mark(frames: &[VideoFrame], k: &WatermarkKey) -> Vec<VideoFrame> {
-    let mut emb = VideoEmbedder::new(k, payload(k), DEFAULT_STRENGTH);
-    frames
-        .iter()
-        .map(|f| {
-            let mut m = f.clone();
-            emb.embed(&mut m);
-            m
-        })
-        .collect()
-}
-
 fn detect(frames: &[VideoFrame], keys: &[WatermarkKey]) -> VideoDetection {
     let mut d = VideoDetector::new(keys);
     for f in frames {

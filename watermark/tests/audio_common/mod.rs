@@ -274,3 +274,24 @@ pub fn attack(dir: &Scratch, input: &Path, args: &[&str], name: &str, ext: &str)
     ffmpeg(&full);
     out
 }
+
+/// The checks every attacked sound shares: the payload when it is wanted, never a wrong one,
+/// and the unmarked copy through the same attack never detected.
+pub fn payload_and_unmarked(
+    what: &str,
+    r: &AudioDetection,
+    ru: &AudioDetection,
+    exact: bool,
+    want_payload: bool,
+    failures: &mut Vec<String>,
+) {
+    if want_payload && !exact {
+        failures.push(format!("{what}: payload {:?}", r.payload));
+    }
+    if r.payload.is_some() && !exact {
+        failures.push(format!("{what}: WRONG payload {:?}", r.payload));
+    }
+    if ru.detected || ru.p_value <= 1e-6 || ru.payload.is_some() {
+        failures.push(format!("{what}: unmarked copy detected ({ru:?})"));
+    }
+}

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use hallmark_media::{Decoder, MediaFrame, PixelLayout, VideoFrame};
-use hallmark_watermark::{Payload, WatermarkKey};
+use hallmark_watermark::{Payload, VideoEmbedder, WatermarkKey, DEFAULT_STRENGTH};
 use std::path::{Path, PathBuf};
 
 pub fn shared(rel: &str) -> PathBuf {
@@ -331,4 +331,17 @@ pub fn ffmpeg_round_trip(
     let v = decode(&out, usize::MAX);
     let _ = std::fs::remove_file(&out);
     v
+}
+
+/// `frames` marked with `k` and its [`payload`] at the default strength.
+pub fn mark(frames: &[VideoFrame], k: &WatermarkKey) -> Vec<VideoFrame> {
+    let mut emb = VideoEmbedder::new(k, payload(k), DEFAULT_STRENGTH);
+    frames
+        .iter()
+        .map(|f| {
+            let mut m = f.clone();
+            emb.embed(&mut m);
+            m
+        })
+        .collect()
 }
