@@ -34,8 +34,8 @@ pub use provenance::UNTRUSTED;
 pub use recover::{RecoveredManifest, Recovery, Similarity};
 pub use report::{
     ActionSummary, Audit, C2paReport, Coverage, IngredientNode, KeyIdentity, MarkRegion,
-    MarkResult, MarkWarp, MediaSummary, Report, SoftBinding, StatusDetail, Verdict, VideoScan,
-    WatermarkReport, SCHEMA,
+    MarkResult, MarkWarp, MediaSummary, Report, SoftBinding, SoundScale, StatusDetail, Verdict,
+    VideoScan, WatermarkReport, SCHEMA,
 };
 pub use signals::{Signal, SignalKind, Strength};
 
@@ -721,6 +721,7 @@ fn video_mark(
             scale_y: w.scale_y,
         }),
         wide_search: Some(found.wide_search),
+        sound_scale: None,
     }
 }
 
@@ -859,7 +860,13 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         region: None,
         orientation: None,
         warp: None,
-        wide_search: None,
+        // How the sound was changed, only where the mark is proven there.
+        wide_search: found.time_scale.filter(|_| found.detected).map(|_| true),
+        sound_scale: found
+            .time_scale
+            .zip(found.frequency_scale)
+            .filter(|_| found.detected)
+            .map(|(time, frequency)| SoundScale { time, frequency }),
     }
 }
 

@@ -215,6 +215,18 @@ pub struct MarkResult {
     /// scales 0.4–2.5), which runs when the plain one does not prove the mark.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wide_search: Option<bool>,
+    /// Sound only: the sound was found changed in speed or pitch (the sound's wider search).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sound_scale: Option<SoundScale>,
+}
+
+/// How the sound was found changed against the sealed one: `time` is its duration over the
+/// sealed sound's (0.87: played 15 % faster), `frequency` its pitch over the sealed one's
+/// (0.96: 4 % lower).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SoundScale {
+    pub time: f64,
+    pub frequency: f64,
 }
 
 /// How the picture was turned or stretched against the sealed one, as the lattice stage

@@ -147,11 +147,14 @@ fn sound_after_tempo_and_pitch_changes_still_names_the_clip() {
     let sealed = home.seal(&music, "music-sealed-for-tempo.wav", &[]);
     let (_, report) = verify_json(home.path(), &sealed, &[]);
     let clip_id = soft_binding(&report, "org.hallmark.watermark.audio.1").expect("audio binding");
-    for (name, filter) in [
-        ("tempo-1.12", "atempo=1.12"),
+    // (name, filter, the scales the report must give: duration over the sealed one's, pitch)
+    for (name, filter, time, frequency) in [
+        ("tempo-1.12", "atempo=1.12", 1.0 / 1.12, 1.0),
         (
             "pitch-down-4",
             "asetrate=44100*0.96,aresample=44100,atempo=1.0416667",
+            1.0,
+            0.96,
         ),
     ] {
         for (input, marked) in [(&sealed, true), (&music, false)] {
@@ -183,6 +186,22 @@ fn sound_after_tempo_and_pitch_changes_still_names_the_clip() {
                     audio["payload"] == clip_id.as_str() || audio["payload"].is_null(),
                     "{name}: {r:#}"
                 );
+                // The report says how the sound was changed: JSON and words.
+                let scale = &audio["sound_scale"];
+                let got = (scale["time"].as_f64(), scale["frequency"].as_f64());
+                assert!(
+                    got.0.is_some_and(|t| (t / time - 1.0).abs() < 0.01)
+                        && got.1.is_some_and(|f| (f / frequency - 1.0).abs() < 0.02),
+                    "{name}: {scale} ({r:#})"
+                );
+                let human = home.run(&["verify", "--no-store", out.to_str().unwrap()]);
+                let human = String::from_utf8_lossy(&human.stdout);
+                let words = if time < 1.0 {
+                    "12 % faster than sealed"
+                } else {
+                    "pitched 4 % lower"
+                };
+                assert!(human.contains(words), "{name}: {human}");
             } else {
                 assert_eq!(r["verdict"], "no-provenance", "{name}: {r:#}");
                 assert_eq!(audio["detected"], false, "{name}: {r:#}");
