@@ -19,26 +19,27 @@ fn edited_with(
     x264: &[&str],
 ) -> std::path::PathBuf {
     let out = scratch().join(name);
-    let mut args = vec![
-        "-i",
-        src.to_str().unwrap(),
-        "-vf",
-        filter,
-        "-map_metadata",
-        "-1",
-        "-an",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "23",
-    ];
+    let mut args = vec!["-i", src.to_str().unwrap(), "-vf", filter];
+    args.extend_from_slice(&REPOST);
     args.extend_from_slice(x264);
     args.push(out.to_str().unwrap());
     ffmpeg(&args);
     out
 }
+
+/// How every repost here is written: no metadata (the manifest gone), no sound, a
+/// platform's fast x264 transcode.
+const REPOST: [&str; 9] = [
+    "-map_metadata",
+    "-1",
+    "-an",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-crf",
+    "23",
+];
 
 fn clip_id(r: &serde_json::Value) -> String {
     r["watermark"]["video"]["payload"]
@@ -177,7 +178,7 @@ fn a_turned_and_a_stretched_clip_are_found_with_their_warp() {
 fn composed(src: &std::path::Path, graph: &str, name: &str) -> std::path::PathBuf {
     let out = scratch().join(name);
     let bikes = media("video/bikes.mp4");
-    ffmpeg(&[
+    let mut args = vec![
         "-i",
         src.to_str().unwrap(),
         "-stream_loop",
@@ -188,17 +189,10 @@ fn composed(src: &std::path::Path, graph: &str, name: &str) -> std::path::PathBu
         graph,
         "-map",
         "[v]",
-        "-map_metadata",
-        "-1",
-        "-an",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "23",
-        out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(&REPOST);
+    args.push(out.to_str().unwrap());
+    ffmpeg(&args);
     out
 }
 
