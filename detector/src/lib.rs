@@ -357,11 +357,20 @@ impl Verifier {
                         audio: print.audio.clone(),
                     })
             };
+            // A sound found at another tempo is compared at that tempo.
+            let sound_time_scale = report
+                .watermark
+                .as_ref()
+                .and_then(|w| w.audio.as_ref())
+                .filter(|a| a.detected && a.payload.as_deref() == Some(clip_id.as_str()))
+                .and_then(|a| a.sound_scale.as_ref())
+                .map(|s| s.time);
             report.recovered_manifest = Some(recover::recover(
                 &self.context,
                 store,
                 &clip_id,
                 &print,
+                sound_time_scale,
                 fuller,
             ));
         }

@@ -66,12 +66,15 @@ fn is_binding_failure(code: &str) -> bool {
 
 /// Looks `clip_id` up in the store at `store_path` and compares the content. `fuller` is
 /// asked for a fuller fingerprint of the upload when the picture could not be compared
-/// (a print from key frames alone); `None` keeps `upload`.
+/// (a print from key frames alone); `None` keeps `upload`. `sound_time_scale`: the upload's
+/// sound duration over the sealed one's where the sound's mark was found at another tempo
+/// (the sound's fingerprint is compared at that scale).
 pub fn recover(
     context: &Arc<c2pa::Context>,
     store_path: &Path,
     clip_id: &str,
     upload: &Fingerprint,
+    sound_time_scale: Option<f64>,
     fuller: impl FnOnce() -> Option<Fingerprint>,
 ) -> RecoveredManifest {
     let mut out = RecoveredManifest {
@@ -102,11 +105,15 @@ pub fn recover(
     };
     out.manifest_id = Some(stored.manifest_id.clone());
     out.sealed_at = Some(stored.sealed_at.clone());
-    let mut similarity = stored.fingerprint.compare(upload);
+    let mut similarity = stored
+        .fingerprint
+        .compare_with_sound_scale(upload, sound_time_scale);
     let sealed_has_picture = stored.fingerprint.video.iter().any(Option::is_some);
     if similarity.video.is_none() && sealed_has_picture {
         if let Some(fuller) = fuller() {
-            similarity = stored.fingerprint.compare(&fuller);
+            similarity = stored
+                .fingerprint
+                .compare_with_sound_scale(&fuller, sound_time_scale);
         }
     }
     out.similarity = Similarity {

@@ -101,9 +101,25 @@ impl Similarity {
 impl Fingerprint {
     /// Compares `self` (the sealed clip) with `upload` (maybe a cropped excerpt of it).
     pub fn compare(&self, upload: &Fingerprint) -> Similarity {
+        self.compare_with_sound_scale(upload, None)
+    }
+
+    /// [`compare`](Self::compare) for an upload whose sound lasts `sound_time_scale` times
+    /// the sealed sound's (a tempo or speed change, as the sound's watermark search measured
+    /// it): the upload's envelope is first read back onto the sealed sound's time base. The
+    /// scale comes from the keyed mark, so other content cannot choose it to match.
+    pub fn compare_with_sound_scale(
+        &self,
+        upload: &Fingerprint,
+        sound_time_scale: Option<f64>,
+    ) -> Similarity {
+        let audio = match sound_time_scale.filter(|a| a.is_finite() && (a - 1.0).abs() > 1e-3) {
+            Some(a) => rescale_envelope(&upload.audio, a),
+            None => upload.audio.clone(),
+        };
         Similarity {
             video: video_similarity(&self.video, &upload.video),
-            audio: envelope_similarity(&differences(&self.audio), &differences(&upload.audio)),
+            audio: envelope_similarity(&differences(&self.audio), &differences(&audio)),
         }
     }
 
@@ -505,6 +521,28 @@ fn differences(levels: &[f32]) -> Vec<f32> {
     smooth.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
+/// An envelope `levels` of a sound that lasts `time_scale` times the original, read back at
+/// the original's times (linear interpolation of the dB levels): value `j` is the level at
+/// `j · time_scale` of `levels`. Scales outside 0.5–2 (none the mark's search reports) are
+/// clamped.
+fn rescale_envelope(levels: &[f32], time_scale: f64) -> Vec<f32> {
+    let a = time_scale.clamp(0.5, 2.0);
+    if levels.len() < 2 {
+        return levels.to_vec();
+    }
+    let last = (levels.len() - 1) as f64;
+    let n = (last / a).floor() as usize + 1;
+    (0..n)
+        .map(|j| {
+            let x = (j as f64 * a).min(last);
+            let i = x.floor() as usize;
+            let f = (x - i as f64) as f32;
+            let next = levels[(i + 1).min(levels.len() - 1)];
+            levels[i] + f * (next - levels[i])
+        })
+        .collect()
+}
+
 /// Correlation of two envelope-difference sequences at the best offset (both must move:
 /// constant sound has nothing to compare).
 fn envelope_similarity(sealed: &[f32], upload: &[f32]) -> Option<f64> {
@@ -717,5 +755,46 @@ mod tests {
         assert!(s.audio.unwrap() > 0.95, "{s:?}");
         assert!(s.video.is_none());
         assert_eq!(s.decision(), ContentMatch::Same);
+    }
+
+    /// A sound played 15 % faster (its envelope squeezed in time, as `atempo=1.15` does)
+    /// no longer matches its sealed envelope sample by sample; read back at the time scale the
+    /// sound's mark was found at, it does, and other sound still does not.
+    #[test]
+    fn a_tempo_changed_sound_matches_at_its_time_scale() {
+        // A syllable-like envelope: bursts of irregular length and loudness over 12 s.
+        let env = |t: f32| {
+            let a = ((t * 2.3).sin() * (t * 0.61).cos() + (t * 5.1).sin() * 0.5).abs();
+            a * a + 0.02
+        };
+        let chunk = |speed: f32, seconds: f32, f: &dyn Fn(f32) -> f32| AudioChunk {
+            sample_rate: 16000,
+            channels: 1,
+            samples: (0..(16000.0 * seconds) as usize)
+                .map(|i| {
+                    let t = i as f32 / 16000.0;
+                    f(t * speed) * (t * 440.0 * std::f32::consts::TAU).sin()
+                })
+                .collect(),
+            pts_s: 0.0,
+        };
+        let of = |c: AudioChunk| {
+            let mut fp = Fingerprinter::new();
+            fp.add_audio(&c);
+            fp.finish()
+        };
+        let sealed = of(chunk(1.0, 12.0, &env));
+        let faster = of(chunk(1.15, 12.0 / 1.15, &env));
+        let other = of(chunk(1.15, 12.0 / 1.15, &|t| env(t * 1.7 + 3.0)));
+        let time_scale = 1.0 / 1.15;
+        let plain = sealed.compare(&faster);
+        assert_ne!(plain.decision(), ContentMatch::Same, "{plain:?}");
+        let scaled = sealed.compare_with_sound_scale(&faster, Some(time_scale));
+        assert!(scaled.audio.unwrap() >= AUDIO_MATCH, "{scaled:?}");
+        assert_eq!(scaled.decision(), ContentMatch::Same);
+        let s = sealed.compare_with_sound_scale(&other, Some(time_scale));
+        assert!(s.audio.unwrap() < AUDIO_MATCH, "{s:?}");
+        // No scale, or 1, is the plain comparison.
+        assert_eq!(sealed.compare_with_sound_scale(&faster, Some(1.0)), plain);
     }
 }
