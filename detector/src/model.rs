@@ -312,6 +312,102 @@ impl ResidualModel {
         }
     }
 
+    /// Whether this model computes the plain path's numbers with the watermark crate's own
+    /// code (the fused CPU kernels with the watermark's constants): then it can read luma
+    /// planes where they lie ([`ResidualModel::forward_planes`]).
+    fn runs_plain_kernels(&self) -> bool {
+        self.config.fused_cpu_kernels
+            && self.device.is_cpu()
+            && (self.config.act_eps, self.config.clip) == (WHITEN_ACT_EPS, WHITEN_CLIP)
+    }
+
+    /// The residuals of `w×h` luma planes on the host (each at least `w·h` bytes), frame
+    /// after frame: this model's of every plane and, with `fine`, that model's of the
+    /// planes its mask selects. The numbers of [`ResidualModel::forward`] on the batch
+    /// tensor of the same planes.
+    ///
+    /// Where both models run the fused CPU kernels the planes are read in place — no batch
+    /// tensor is built (copying a batch of 1080p planes into one, and freeing it, cost a
+    /// 10 s 1080p scan ≈ 0.4 s of CPU, more than both kernels) — and, where this model's
+    /// grid nests in the fine one ([`AnalysisGrid::nests_in`]: 128 rows in 256 or 512),
+    /// each selected plane is summed once for both grids
+    /// ([`AnalysisGrid::residuals_with`]). Elsewhere (a GPU, the generic ops) one batch
+    /// tensor goes through both models (the fine one's only the selected planes).
+    pub fn forward_planes(
+        &mut self,
+        planes: &[&[u8]],
+        w: usize,
+        h: usize,
+        fine: Option<(&mut ResidualModel, &[bool])>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        if let Some(p) = planes.iter().find(|p| p.len() < w * h) {
+            bail!("a luma plane of {} bytes, frame {w}x{h}", p.len())
+        }
+        if let Some((_, picked)) = &fine {
+            if picked.len() != planes.len() {
+                bail!(
+                    "{} fine selections for {} planes",
+                    picked.len(),
+                    planes.len()
+                )
+            }
+        }
+        if planes.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let in_place =
+            self.runs_plain_kernels() && fine.as_ref().is_none_or(|(f, _)| f.runs_plain_kernels());
+        if in_place {
+            let grid = self.plan(w, h)?.grid.clone();
+            let fine = match fine {
+                Some((f, picked)) => Some((f.plan(w, h)?.grid.clone(), picked)),
+                None => None,
+            };
+            let (wa, ha) = grid.grid_size();
+            let mut coarse = Vec::with_capacity(planes.len() * wa * ha);
+            let mut fine_out = Vec::new();
+            for (i, y) in planes.iter().enumerate() {
+                let y = &y[..w * h];
+                match &fine {
+                    Some((fg, picked)) if picked[i] => {
+                        let (c, f) = grid.residuals_with(fg, y);
+                        coarse.extend(c);
+                        fine_out.extend(f);
+                    }
+                    _ => coarse.extend(grid.residual(y)),
+                }
+            }
+            return Ok((coarse, fine_out));
+        }
+        let batch = |planes: &mut dyn Iterator<Item = &&[u8]>, n: usize, device: &Device| {
+            let mut data = Vec::with_capacity(n * w * h);
+            for y in planes {
+                data.extend_from_slice(&y[..w * h]);
+            }
+            Tensor::from_vec(data, (n, 1, h, w), device)
+        };
+        let frames = batch(&mut planes.iter(), planes.len(), &self.device)?;
+        let coarse = to_host(&self.forward(&frames)?)?;
+        let fine_out = match fine {
+            None => Vec::new(),
+            Some((model, picked)) => {
+                let n = picked.iter().filter(|&&p| p).count();
+                if n == 0 {
+                    Vec::new()
+                } else {
+                    let t = if n == planes.len() {
+                        frames
+                    } else {
+                        let mut chosen = planes.iter().zip(picked).filter(|p| *p.1).map(|p| p.0);
+                        batch(&mut chosen, n, &model.device)?
+                    };
+                    to_host(&model.forward(&t)?)?
+                }
+            }
+        };
+        Ok((coarse, fine_out))
+    }
+
     /// 3×3 mean with replicated edges over the last two dims of `[B, 1, h, w]`; the sums
     /// run in the same order as the plain path's (left + centre + right, then up + centre
     /// + down, then / 9), so the result is bit-identical.

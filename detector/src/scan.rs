@@ -10,7 +10,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use hallmark_media::{
     AudioChunk, Decoder, FrameSelection, MediaFrame, MediaInfo, PixelLayout, VideoFrame,
 };
@@ -659,28 +659,49 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
         m.fine = ResidualModel::new(config, &m.device).ok();
         m.fine_failed = m.fine.is_none();
     }
-    let frames = (m.coarse.is_some() || m.fine.is_some())
-        .then(|| {
-            let mut data = Vec::with_capacity(batch.len() * w * h);
-            for f in batch.iter() {
-                data.extend_from_slice(&f.y[..w * h]);
-            }
-            let device = m
+    let planes: Vec<&[u8]> = batch.iter().map(|f| &f.y[..w * h]).collect();
+    // Every FINE_FRAME_STEP-th frame the model is handed (counted over the clip).
+    let picked: Vec<bool> = (0..batch.len() as u64)
+        .map(|i| m.wants_fine && (m.handed + i).is_multiple_of(FINE_FRAME_STEP))
+        .collect();
+    let any_fine = picked.contains(&true);
+    // Both grids in one call (one pass over each frame where the grids nest); should that
+    // fail (a GPU error), each model alone, and a model that fails alone is dropped.
+    let together = match (m.coarse.as_mut(), m.fine.as_mut().filter(|_| any_fine)) {
+        (Some(c), Some(f)) => c.forward_planes(&planes, w, h, Some((f, &picked))).ok(),
+        _ => None,
+    };
+    let (coarse, fine) = match together {
+        Some((c, f)) => (Some(c), Some(f)),
+        None => {
+            let c = m
                 .coarse
-                .as_ref()
-                .or(m.fine.as_ref())
-                .map(|m| m.device().clone())?;
-            Tensor::from_vec(data, (batch.len(), 1, h, w), &device).ok()
-        })
-        .flatten();
-    let coarse = frames
-        .as_ref()
-        .and_then(|t| residuals(m.coarse.as_mut()?, t, w, h).ok());
-    if coarse.is_none() {
-        m.coarse = None;
-    }
-    match coarse {
-        Some((r, wa, ha)) => {
+                .as_mut()
+                .and_then(|c| c.forward_planes(&planes, w, h, None).ok());
+            if c.is_none() {
+                m.coarse = None;
+            }
+            let chosen: Vec<&[u8]> = planes
+                .iter()
+                .zip(&picked)
+                .filter(|p| *p.1)
+                .map(|p| *p.0)
+                .collect();
+            let f = m
+                .fine
+                .as_mut()
+                .filter(|_| any_fine)
+                .and_then(|f| f.forward_planes(&chosen, w, h, None).ok());
+            if f.is_none() && any_fine {
+                m.fine = None;
+                m.fine_failed = true;
+            }
+            (c.map(|c| c.0), f.map(|f| f.0))
+        }
+    };
+    let coarse_size = m.coarse.as_mut().and_then(|c| c.grid_size(w, h).ok());
+    match coarse.zip(coarse_size) {
+        Some((r, (wa, ha))) => {
             for (f, r) in batch.iter().zip(r.chunks_exact(wa * ha)) {
                 detector.add_residual(r, wa, ha, f.pts_s);
             }
@@ -693,32 +714,10 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
             }
         }
     }
-    if m.wants_fine {
-        // Every FINE_FRAME_STEP-th frame the model is handed (counted over the clip).
-        let picked: Vec<&Luma> = batch
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| (m.handed + *i as u64).is_multiple_of(FINE_FRAME_STEP))
-            .map(|(_, f)| f)
-            .collect();
-        let fine = m
-            .fine
-            .as_mut()
-            .filter(|_| !picked.is_empty())
-            .and_then(|model| {
-                let mut data = Vec::with_capacity(picked.len() * w * h);
-                for f in &picked {
-                    data.extend_from_slice(&f.y[..w * h]);
-                }
-                let t = Tensor::from_vec(data, (picked.len(), 1, h, w), model.device()).ok()?;
-                residuals(model, &t, w, h).ok()
-            });
-        if fine.is_none() && !picked.is_empty() {
-            m.fine = None;
-            m.fine_failed = true;
-        }
-        match fine {
-            Some((r, wa, ha)) => {
+    if any_fine {
+        let fine_size = m.fine.as_mut().and_then(|f| f.grid_size(w, h).ok());
+        match fine.zip(fine_size) {
+            Some((r, (wa, ha))) => {
                 for r in r.chunks_exact(wa * ha) {
                     detector.add_fine_residual(r, wa, ha);
                 }
@@ -726,7 +725,7 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
             None => {
                 let grid = AnalysisGrid::with_rows(w, h, rows);
                 let (wa, ha) = grid.grid_size();
-                for f in picked {
+                for (f, _) in batch.iter().zip(&picked).filter(|p| *p.1) {
                     detector.add_fine_residual(&grid.residual(&f.y[..w * h]), wa, ha);
                 }
             }
@@ -734,19 +733,6 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
     }
     m.handed += batch.len() as u64;
     batch.clear();
-}
-
-/// One model's residuals of a batch `[B, 1, h, w]` on the host, frame after frame, and the
-/// grid size.
-fn residuals(
-    model: &mut ResidualModel,
-    frames: &Tensor,
-    w: usize,
-    h: usize,
-) -> candle_core::Result<(Vec<f32>, usize, usize)> {
-    let r = model.forward(frames)?;
-    let (wa, ha) = model.grid_size(w, h)?;
-    Ok((model::to_host(&r)?, wa, ha))
 }
 
 /// The sound detector with its front end as the candle model: chunks are framed by the

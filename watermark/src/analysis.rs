@@ -225,48 +225,126 @@ impl AnalysisGrid {
     pub fn downscale(&self, y: &[u8]) -> Vec<f32> {
         let (w, wa, ha) = (self.w, self.wa, self.ha);
         assert!(y.len() >= w * self.h, "luma plane smaller than the frame");
-        let mut out = vec![0f32; wa * ha];
         if self.h >= ha {
-            // Each analysis row is a run of frame rows: sum the run column by column in
-            // u16 (vectorises; exact up to 257 rows), then the columns of each cell.
-            let mut acc16 = vec![0u16; w];
-            let mut cell = vec![0u32; wa];
-            for (v, &(r0, r1)) in self.rowrange.iter().enumerate() {
-                cell.iter_mut().for_each(|c| *c = 0);
-                let mut r = r0 as usize;
-                while r < r1 as usize {
-                    let end = (r + U16_ROWS).min(r1 as usize);
-                    acc16.iter_mut().for_each(|a| *a = 0);
-                    for line in y[r * w..end * w].chunks_exact(w) {
-                        for (a, &p) in acc16.iter_mut().zip(line) {
-                            *a += p as u16;
-                        }
-                    }
-                    for (c, &(a, b)) in cell.iter_mut().zip(&self.colrange) {
-                        *c += acc16[a as usize..b as usize]
-                            .iter()
-                            .map(|&p| p as u32)
-                            .sum::<u32>();
-                    }
-                    r = end;
-                }
-                let dst = &mut out[v * wa..(v + 1) * wa];
-                let ic = &self.inv_count[v * wa..(v + 1) * wa];
-                for ((d, &c), &i) in dst.iter_mut().zip(&cell).zip(ic) {
-                    *d = c as f32 * i;
-                }
-            }
-        } else {
-            for (v, &(r0, r1, rw)) in self.up_row.iter().enumerate() {
-                for (u, &(c0, c1, cw)) in self.up_col.iter().enumerate() {
-                    let p = |r: u32, c: u32| y[r as usize * w + c as usize] as f32;
-                    let top = p(r0, c0) * (1.0 - cw) + p(r0, c1) * cw;
-                    let bot = p(r1, c0) * (1.0 - cw) + p(r1, c1) * cw;
-                    out[v * wa + u] = top * (1.0 - rw) + bot * rw;
-                }
+            return self.from_box_sums(&self.box_sums(y));
+        }
+        let mut out = vec![0f32; wa * ha];
+        for (v, &(r0, r1, rw)) in self.up_row.iter().enumerate() {
+            for (u, &(c0, c1, cw)) in self.up_col.iter().enumerate() {
+                let p = |r: u32, c: u32| y[r as usize * w + c as usize] as f32;
+                let top = p(r0, c0) * (1.0 - cw) + p(r0, c1) * cw;
+                let bot = p(r1, c0) * (1.0 - cw) + p(r1, c1) * cw;
+                out[v * wa + u] = top * (1.0 - rw) + bot * rw;
             }
         }
         out
+    }
+
+    /// Box filter ([`AnalysisGrid::is_box`] grids): the integer sum of the frame pixels of
+    /// every cell, row-major `grid_w × rows` (what [`AnalysisGrid::downscale`] multiplies
+    /// by [`AnalysisGrid::inverse_counts`]).
+    pub fn box_sums(&self, y: &[u8]) -> Vec<u32> {
+        let (w, wa, ha) = (self.w, self.wa, self.ha);
+        assert!(y.len() >= w * self.h, "luma plane smaller than the frame");
+        assert!(self.is_box(), "box sums of a frame shorter than the grid");
+        let mut out = vec![0u32; wa * ha];
+        // Each analysis row is a run of frame rows: sum the run column by column in u16
+        // (vectorises; exact up to 257 rows), then the columns of each cell.
+        let mut acc16 = vec![0u16; w];
+        for (v, &(r0, r1)) in self.rowrange.iter().enumerate() {
+            let cell = &mut out[v * wa..(v + 1) * wa];
+            let mut r = r0 as usize;
+            while r < r1 as usize {
+                let end = (r + U16_ROWS).min(r1 as usize);
+                acc16.iter_mut().for_each(|a| *a = 0);
+                for line in y[r * w..end * w].chunks_exact(w) {
+                    for (a, &p) in acc16.iter_mut().zip(line) {
+                        *a += p as u16;
+                    }
+                }
+                for (c, &(a, b)) in cell.iter_mut().zip(&self.colrange) {
+                    *c += acc16[a as usize..b as usize]
+                        .iter()
+                        .map(|&p| p as u32)
+                        .sum::<u32>();
+                }
+                r = end;
+            }
+        }
+        out
+    }
+
+    /// Cell sums ([`AnalysisGrid::box_sums`]) → the analysis grid, exactly as
+    /// [`AnalysisGrid::downscale`] computes it (each sum × 1/count in f32).
+    pub fn from_box_sums(&self, sums: &[u32]) -> Vec<f32> {
+        sums.iter()
+            .zip(&self.inv_count)
+            .map(|(&c, &i)| c as f32 * i)
+            .collect()
+    }
+
+    /// Where every cell of this grid is a union of whole cells of `fine` (same frame, both
+    /// box grids; the 128-row grid in the 256- or 512-row one: both bin frame row `y` at
+    /// `⌊(y + ½)·rows/h⌋` and the rows' ratio is a power of two, so the bins nest exactly):
+    /// per column and per row of `fine`, the column / row of this grid it lies in (a
+    /// column or row of `fine` that no frame pixel falls in, whose sums are 0, goes with
+    /// its left / upper neighbour). `None` where they do not nest. Checked pixel by pixel
+    /// against both grids' own bins, so nothing rests on the arithmetic argument.
+    fn nesting_in(&self, fine: &AnalysisGrid) -> Option<(Vec<u32>, Vec<u32>)> {
+        if !self.is_box() || !fine.is_box() || self.frame_size() != fine.frame_size() {
+            return None;
+        }
+        let map = |coarse: &[u32], fine_bins: &[u32], n: usize| {
+            let mut m = vec![u32::MAX; n];
+            for (&c, &f) in coarse.iter().zip(fine_bins) {
+                let e = &mut m[f as usize];
+                if *e == u32::MAX {
+                    *e = c;
+                } else if *e != c {
+                    return None;
+                }
+            }
+            let mut last = 0;
+            for e in &mut m {
+                if *e == u32::MAX {
+                    *e = last;
+                }
+                last = *e;
+            }
+            Some(m)
+        };
+        Some((
+            map(&self.colbin, &fine.colbin, fine.wa)?,
+            map(&self.rowbin, &fine.rowbin, fine.ha)?,
+        ))
+    }
+
+    /// Whether every cell of this grid is a union of whole cells of `fine`
+    /// ([`AnalysisGrid::residuals_with`] then reads the frame once for both).
+    pub fn nests_in(&self, fine: &AnalysisGrid) -> bool {
+        self.nesting_in(fine).is_some()
+    }
+
+    /// `(self.residual(y), fine.residual(y))`, bit for bit, from one pass over the frame's
+    /// pixels where this grid's cells are unions of `fine`'s ([`AnalysisGrid::nests_in`]):
+    /// `fine`'s integer cell sums, and this grid's summed from them (integers: the same
+    /// sums in any order). Otherwise two passes.
+    pub fn residuals_with(&self, fine: &AnalysisGrid, y: &[u8]) -> (Vec<f32>, Vec<f32>) {
+        let Some((cols, rows)) = self.nesting_in(fine) else {
+            return (self.residual(y), fine.residual(y));
+        };
+        let sums = fine.box_sums(y);
+        let mut coarse = vec![0u32; self.wa * self.ha];
+        for (line, &v) in sums.chunks_exact(fine.wa).zip(&rows) {
+            let dst = &mut coarse[v as usize * self.wa..(v as usize + 1) * self.wa];
+            for (&s, &u) in line.iter().zip(&cols) {
+                dst[u as usize] += s;
+            }
+        }
+        (
+            whitened_residual(&self.from_box_sums(&coarse), self.wa, self.ha),
+            whitened_residual(&fine.from_box_sums(&sums), fine.wa, fine.ha),
+        )
     }
 
     /// The detector's pre-filtered analysis image of one luma plane:
@@ -563,6 +641,73 @@ mod grid_tests {
         }
         // A tall needle: one column.
         assert_eq!(AnalysisGrid::new(16, 4096).grid_size(), (1, 128));
+    }
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+    use crate::detect::fine_rows;
+
+    fn noise(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// The 128-row grid's cells are unions of the fine grid's for every frame shape the
+    /// scan meets (odd sizes, capped strips and portrait frames included), and the
+    /// residuals from one pass are bit for bit those of two.
+    #[test]
+    fn the_coarse_grid_nests_in_the_fine_one_and_one_pass_gives_both() {
+        for (w, h) in [
+            (1920, 1080),
+            (1280, 720),
+            (640, 272),
+            (1080, 1920),
+            (720, 1280),
+            (853, 480),
+            (1366, 768),
+            (3840, 1080),
+            (4096, 300),
+            (300, 257),
+            (999, 777),
+        ] {
+            let coarse = AnalysisGrid::new(w, h);
+            let fine = AnalysisGrid::with_rows(w, h, fine_rows(w, h));
+            assert!(coarse.nests_in(&fine), "{w}x{h}");
+            let y = noise(w * h, (w * 31 + h) as u32);
+            let (c, f) = coarse.residuals_with(&fine, &y);
+            let (c0, f0) = (coarse.residual(&y), fine.residual(&y));
+            assert!(
+                c.iter().zip(&c0).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{w}x{h}"
+            );
+            assert!(
+                f.iter().zip(&f0).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{w}x{h}"
+            );
+            assert_eq!((c.len(), f.len()), (c0.len(), f0.len()));
+        }
+        // Grids that do not nest (2 rows in 3, a frame shorter than the fine grid: 176x144
+        // is interpolated up to 256 rows) are told apart and still get both residuals, from
+        // two passes.
+        for (w, h, a, b) in [(640, 200, 2, 3), (176, 144, 128, 256), (640, 200, 128, 256)] {
+            let y = noise(w * h, 5);
+            let (a, b) = (
+                AnalysisGrid::with_rows(w, h, a),
+                AnalysisGrid::with_rows(w, h, b),
+            );
+            assert!(!a.nests_in(&b), "{w}x{h}");
+            let (c, f) = a.residuals_with(&b, &y);
+            assert_eq!((c, f), (a.residual(&y), b.residual(&y)));
+        }
     }
 }
 
