@@ -578,25 +578,47 @@ fn window_mask(wa: usize, ha: usize, wi: usize) -> Vec<bool> {
 }
 
 /// [`fold_area`] of each window cell alone (row-major cells): every window's fold is the
-/// sum of its cells', so all windows cost one pass over the image.
-fn fold_cells(img: &[f32], wa: usize, ha: usize, s: f64, phase: (f64, f64)) -> Vec<Vec<f64>> {
-    let cols: Vec<Vec<(usize, f32)>> = (0..wa)
+/// sum of its cells', so all windows cost one pass over the image. With `only`, just the
+/// cells of that window ([`WINDOWS`]) are folded (the others stay 0): the same numbers for
+/// them, from the part of the image they cover.
+fn fold_cells(
+    img: &[f32],
+    wa: usize,
+    ha: usize,
+    s: f64,
+    phase: (f64, f64),
+    only: Option<usize>,
+) -> Vec<Vec<f64>> {
+    let (x0, y0, x1, y1) = only.map_or((0, 0, WINDOW_CELLS, WINDOW_CELLS), |wi| WINDOWS[wi]);
+    // The window's columns and rows (cells are runs of whole columns / rows).
+    let cols_in: Vec<usize> = (0..wa)
+        .filter(|&u| (x0..x1).contains(&window_cell(u, wa)))
+        .collect();
+    let (u0, u1) = (
+        cols_in.first().copied().unwrap_or(0),
+        cols_in.last().map_or(0, |&u| u + 1),
+    );
+    let cols: Vec<Vec<(usize, f32)>> = (u0..u1)
         .map(|u| area_taps(wa, u, s, phase.0).collect())
         .collect();
-    let col_cell: Vec<usize> = (0..wa).map(|u| window_cell(u, wa)).collect();
+    let col_cell: Vec<usize> = (u0..u1).map(|u| window_cell(u, wa)).collect();
     let mut f = vec![vec![0f64; TILE * TILE]; WINDOW_CELLS * WINDOW_CELLS];
     let mut acc = [[0f32; TILE]; WINDOW_CELLS];
-    for v in 0..ha {
+    for v in (0..ha).filter(|&v| (y0..y1).contains(&window_cell(v, ha))) {
         acc.iter_mut()
             .for_each(|a| a.iter_mut().for_each(|x| *x = 0.0));
-        for ((&x, taps), &c) in img[v * wa..(v + 1) * wa].iter().zip(&cols).zip(&col_cell) {
+        for ((&x, taps), &c) in img[v * wa + u0..v * wa + u1]
+            .iter()
+            .zip(&cols)
+            .zip(&col_cell)
+        {
             for &(b, w) in taps {
                 acc[c][b] += w * x;
             }
         }
         let cy = window_cell(v, ha);
         for (by, wy) in area_taps(ha, v, s, phase.1) {
-            for (cx, a) in acc.iter().enumerate() {
+            for (cx, a) in acc.iter().enumerate().take(x1).skip(x0) {
                 let cell = &mut f[cy * WINDOW_CELLS + cx];
                 for (r, a) in cell[by * TILE..(by + 1) * TILE].iter_mut().zip(a) {
                     *r += (wy * a) as f64;
@@ -714,23 +736,27 @@ fn best_shifts_two(
         });
     }
     fft.run2d(work, true);
-    let best_of = |variant: &Variant, value: &dyn Fn(&C) -> f64| {
-        let mut top = [(f64::NEG_INFINITY, 0usize); WIDE_CANDIDATE_SHIFTS];
-        for (d, v) in work.iter().enumerate() {
-            let c = value(v);
-            if c > top[WIDE_CANDIDATE_SHIFTS - 1].0 {
-                top[WIDE_CANDIDATE_SHIFTS - 1] = (c, d);
-                top.sort_by(|x, y| y.0.total_cmp(&x.0));
-            }
-        }
-        top.iter()
-            .filter(|t| t.0.is_finite())
-            .map(|&(_, d)| (z_at(f, variant, d), d))
-            .fold((f64::NEG_INFINITY, 0), |m, x| if x.0 > m.0 { x } else { m })
-    };
-    let first = best_of(a, &|v: &C| v.re);
-    let second = b.map_or((f64::NEG_INFINITY, 0), |b| best_of(b, &|v: &C| v.im));
+    let first = best_candidate(f, a, work.iter().map(|v| v.re));
+    let second = b.map_or((f64::NEG_INFINITY, 0), |b| {
+        best_candidate(f, b, work.iter().map(|v| v.im))
+    });
     [first, second]
+}
+
+/// The exact z ([`z_at`]) at the [`WIDE_CANDIDATE_SHIFTS`] largest correlations of one
+/// orientation (`corr`, one value per shift): the best (z, shift).
+fn best_candidate(f: &[f64], variant: &Variant, corr: impl Iterator<Item = f64>) -> (f64, usize) {
+    let mut top = [(f64::NEG_INFINITY, 0usize); WIDE_CANDIDATE_SHIFTS];
+    for (d, c) in corr.enumerate() {
+        if c > top[WIDE_CANDIDATE_SHIFTS - 1].0 {
+            top[WIDE_CANDIDATE_SHIFTS - 1] = (c, d);
+            top.sort_by(|x, y| y.0.total_cmp(&x.0));
+        }
+    }
+    top.iter()
+        .filter(|t| t.0.is_finite())
+        .map(|&(_, d)| (z_at(f, variant, d), d))
+        .fold((f64::NEG_INFINITY, 0), |m, x| if x.0 > m.0 { x } else { m })
 }
 
 /// z of the sync correlation at one given shift (direct sum).
@@ -1068,7 +1094,7 @@ impl VideoDetector {
         // window) — over every window when `windowed`, else the whole image (window 0).
         let evaluate = |si: usize, phase: (f64, f64), only: Option<usize>, work: &mut Vec<C>| {
             if windowed {
-                let cells = fold_cells(img, wa, ha, scales[si], phase);
+                let cells = fold_cells(img, wa, ha, scales[si], phase, only);
                 let mut best = (f64::NEG_INFINITY, 0, 0, 0, 0);
                 let mut f = vec![0f64; TILE * TILE];
                 for (wi, &(x0, y0, x1, y1)) in WINDOWS.iter().enumerate() {
