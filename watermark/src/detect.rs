@@ -726,14 +726,33 @@ fn best_shifts_two(
     b: Option<&Variant>,
     work: &mut Vec<C>,
 ) -> [(f64, usize); 2] {
+    // Written in place, one branch per call rather than per element (the same numbers).
     work.clear();
-    for (k, &fk) in f_hat.iter().enumerate() {
-        let ca = a.sync_hat[k].conj_mul(fk);
-        let cb = b.map_or(C::default(), |b| b.sync_hat[k].conj_mul(fk));
-        work.push(C {
-            re: ca.re - cb.im,
-            im: ca.im + cb.re,
-        });
+    work.resize(f_hat.len(), C::default());
+    match b {
+        Some(b) => {
+            for ((w, &fk), (sa, sb)) in work
+                .iter_mut()
+                .zip(f_hat)
+                .zip(a.sync_hat.iter().zip(&b.sync_hat))
+            {
+                let (ca, cb) = (sa.conj_mul(fk), sb.conj_mul(fk));
+                *w = C {
+                    re: ca.re - cb.im,
+                    im: ca.im + cb.re,
+                };
+            }
+        }
+        None => {
+            for ((w, &fk), sa) in work.iter_mut().zip(f_hat).zip(&a.sync_hat) {
+                let ca = sa.conj_mul(fk);
+                // `+ 0.0` as the paired form adds a zero `cb` (a −0 becomes +0 alike).
+                *w = C {
+                    re: ca.re,
+                    im: ca.im + 0.0,
+                };
+            }
+        }
     }
     fft.run2d(work, true);
     let first = best_candidate(f, a, work.iter().map(|v| v.re));
