@@ -7,18 +7,8 @@ use candle_core::{Device, Tensor};
 use hallmark_detector::model::{to_host, Config, ResidualModel};
 use hallmark_watermark::{fine_rows, AnalysisGrid};
 
-fn luma(w: usize, h: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..w * h)
-        .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let (x, y) = (i % w, i / w);
-            ((x * 255 / w + ((x / 16 + y / 16) % 2) * 40) as u64 + (s >> 58)) as u8
-        })
-        .collect()
-}
+mod common;
+use common::random_luma;
 
 fn model(rows: usize, fused: bool) -> ResidualModel {
     let config = Config {
@@ -61,7 +51,9 @@ fn planes_in_place_give_the_batch_tensors_numbers() {
     .iter()
     .enumerate()
     {
-        let frames: Vec<Vec<u8>> = (0..3).map(|k| luma(w, h, (i * 7 + k) as u64)).collect();
+        let frames: Vec<Vec<u8>> = (0..3)
+            .map(|k| random_luma(w, h, (i * 7 + k) as u64))
+            .collect();
         // Planes longer than the frame (a decoder's padding) are read up to w·h.
         let mut padded = frames[2].clone();
         padded.extend_from_slice(&[9; 17]);

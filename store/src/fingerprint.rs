@@ -729,20 +729,29 @@ mod tests {
         assert_eq!(filled.finish().video.iter().flatten().count(), 21);
     }
 
-    #[test]
-    fn volume_cancels_in_the_sound_envelope() {
-        let chunk = |gain: f32| AudioChunk {
+    /// `seconds` of a 440 Hz tone at 16 kHz whose amplitude follows `env(t)`, on every one of
+    /// `channels` channels.
+    fn enveloped_tone(channels: u16, seconds: f32, env: &dyn Fn(f32) -> f32) -> AudioChunk {
+        AudioChunk {
             sample_rate: 16000,
-            channels: 2,
-            samples: (0..16000 * 8)
+            channels,
+            samples: (0..(16000.0 * seconds) as usize)
                 .flat_map(|i| {
                     let t = i as f32 / 16000.0;
-                    let env = ((t * 1.3).sin() * (t * 0.7).cos()).abs() + 0.05;
-                    let v = gain * env * (t * 440.0 * std::f32::consts::TAU).sin();
-                    [v, v]
+                    let v = env(t) * (t * 440.0 * std::f32::consts::TAU).sin();
+                    std::iter::repeat_n(v, usize::from(channels))
                 })
                 .collect(),
             pts_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn volume_cancels_in_the_sound_envelope() {
+        let chunk = |gain: f32| {
+            enveloped_tone(2, 8.0, &|t| {
+                gain * (((t * 1.3).sin() * (t * 0.7).cos()).abs() + 0.05)
+            })
         };
         let of = |c: AudioChunk| {
             let mut fp = Fingerprinter::new();
@@ -767,16 +776,8 @@ mod tests {
             let a = ((t * 2.3).sin() * (t * 0.61).cos() + (t * 5.1).sin() * 0.5).abs();
             a * a + 0.02
         };
-        let chunk = |speed: f32, seconds: f32, f: &dyn Fn(f32) -> f32| AudioChunk {
-            sample_rate: 16000,
-            channels: 1,
-            samples: (0..(16000.0 * seconds) as usize)
-                .map(|i| {
-                    let t = i as f32 / 16000.0;
-                    f(t * speed) * (t * 440.0 * std::f32::consts::TAU).sin()
-                })
-                .collect(),
-            pts_s: 0.0,
+        let chunk = |speed: f32, seconds: f32, f: &dyn Fn(f32) -> f32| {
+            enveloped_tone(1, seconds, &|t| f(t * speed))
         };
         let of = |c: AudioChunk| {
             let mut fp = Fingerprinter::new();

@@ -7,8 +7,7 @@ mod common;
 use common::*;
 use hallmark_media::VideoFrame;
 use hallmark_watermark::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The Hubble deep field (1000×872) seen through a 640×360 window that pans 4 px right and
 /// 2 px down per frame (1.4 analysis chips per frame: a mark that stays put differs from
@@ -52,37 +51,12 @@ fn half_pan(photo: &VideoFrame, n: usize) -> Vec<VideoFrame> {
 /// Bytes of the H.264 stream of `frames` at preset medium, CRF 18 (the seal's default),
 /// and the stream decoded.
 fn x264(frames: &[VideoFrame], tag: &str) -> (u64, Vec<VideoFrame>) {
-    let (w, h) = (frames[0].width, frames[0].height);
     let out =
         std::env::temp_dir().join(format!("hallmark-motion-{}-{tag}.h264", std::process::id()));
-    let mut child = Command::new("ffmpeg")
-        .args(["-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo"])
-        .args([
-            "-pix_fmt",
-            "yuv420p",
-            "-s",
-            &format!("{w}x{h}"),
-            "-r",
-            "30",
-            "-i",
-            "-",
-        ])
-        .args([
-            "-c:v", "libx264", "-preset", "medium", "-crf", "18", "-f", "h264",
-        ])
-        .arg(&out)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg CLI (installed by scripts/setup)");
-    {
-        let stdin = child.stdin.as_mut().expect("ffmpeg stdin");
-        for f in frames {
-            f.planes
-                .iter()
-                .for_each(|p| stdin.write_all(p).expect("feeding ffmpeg"));
-        }
-    }
-    assert!(child.wait().expect("ffmpeg").success());
+    let x264 = [
+        "-c:v", "libx264", "-preset", "medium", "-crf", "18", "-f", "h264",
+    ];
+    ffmpeg_encode(frames, 30.0, &x264, &out);
     let bytes = std::fs::metadata(&out).expect("encoded").len();
     // The elementary stream counted, the same stream in MP4 decoded.
     let mp4 = out.with_extension("mp4");

@@ -291,17 +291,27 @@ pub fn ffmpeg_round_trip(
     args: &[&str],
     ext: &str,
 ) -> Vec<VideoFrame> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let (w, h) = (frames[0].width, frames[0].height);
     let dir = std::env::temp_dir().join(format!("hallmark-wm-{}-{}", std::process::id(), ext));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let out = dir.join(format!(
         "rt-{}.{ext}",
         args.join("_").replace(['/', ':', '='], "-")
     ));
+    ffmpeg_encode(frames, fps, args, &out);
+    let v = decode(&out, usize::MAX);
+    let _ = std::fs::remove_file(&out);
+    v
+}
+
+/// Feeds `frames` (Yuv420p) as raw video at `fps` to the ffmpeg CLI with the output options
+/// `args`, writing `out`.
+pub fn ffmpeg_encode(frames: &[VideoFrame], fps: f64, args: &[&str], out: &Path) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let (w, h) = (frames[0].width, frames[0].height);
     let mut child = Command::new("ffmpeg")
         .args([
+            "-nostdin",
             "-y",
             "-loglevel",
             "error",
@@ -314,7 +324,7 @@ pub fn ffmpeg_round_trip(
         .arg(format!("{w}x{h}"))
         .args(["-r", &fps.to_string(), "-i", "-"])
         .args(args)
-        .arg(&out)
+        .arg(out)
         .stdin(Stdio::piped())
         .spawn()
         .expect("ffmpeg CLI (installed by scripts/setup)");
@@ -328,9 +338,6 @@ pub fn ffmpeg_round_trip(
     }
     let st = child.wait().expect("ffmpeg exit status");
     assert!(st.success(), "ffmpeg failed for {args:?}");
-    let v = decode(&out, usize::MAX);
-    let _ = std::fs::remove_file(&out);
-    v
 }
 
 /// `frames` marked with `k` and its [`payload`] at the default strength.
