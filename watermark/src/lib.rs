@@ -4,10 +4,9 @@
 //! * [`VideoEmbedder`] adds a keyed, texture-masked ±1 tile (64×64 chips on a fixed
 //!   128-row analysis grid, repeated over the frame and scaled up to the frame size) to the
 //!   luma of every frame, scaled down where needed to keep each frame's SSIM against
-//!   itself unmarked at [`MIN_FRAME_SSIM`], and attenuated where the content moves more
-//!   than the rest of the frame (a mark that stays put costs bytes there). A quarter of the
-//!   chips form the *sync* pattern (presence test and registration); the rest carry the
-//!   convolutionally coded payload.
+//!   itself unmarked at [`MIN_FRAME_SSIM`]. A quarter of the chips form the *sync*
+//!   pattern (presence test and registration); the rest carry the convolutionally coded
+//!   payload.
 //! * [`VideoDetector`] box-downscales each frame to the analysis grid, whitens it, and sums
 //!   the residuals over the clip. At the end it folds the sum modulo the tile at every
 //!   candidate scale, finds the best cyclic shift by FFT cross-correlation with the sync
@@ -26,7 +25,6 @@ mod dwtdct;
 mod fft;
 mod key;
 mod lattice;
-mod motion;
 mod tile_fft;
 
 pub use analysis::{
@@ -86,8 +84,6 @@ pub struct VideoEmbedder {
     mark: Vec<f32>,
     /// The current frame's luma before marking (reused).
     unmarked: Vec<u8>,
-    /// Where the content moves, frame after frame (the frames must come in order).
-    motion: motion::MotionAttenuation,
 }
 
 impl VideoEmbedder {
@@ -108,14 +104,11 @@ impl VideoEmbedder {
             geom: None,
             mark: Vec::new(),
             unmarked: Vec::new(),
-            motion: motion::MotionAttenuation::new(),
         }
     }
 
     /// Marks one frame in place. Only `Yuv420p` frames are marked (the Y plane); frames of
-    /// any other layout, or with inconsistent planes, are left untouched. Frames are taken
-    /// to follow each other (the clip in order): the mark is attenuated where the content
-    /// moves from the previous frame more than in most of the frame.
+    /// any other layout, or with inconsistent planes, are left untouched.
     pub fn embed(&mut self, frame: &mut VideoFrame) {
         if frame.layout != PixelLayout::Yuv420p || frame.validate().is_err() {
             return;
@@ -127,13 +120,9 @@ impl VideoEmbedder {
         let g = self.geom.as_ref().expect("geometry just set");
         let mut x = g.downscale(&frame.planes[0]);
         g.fill_empty_columns(&mut x);
-        let mut mask = texture_mask(&x, g.wa, g.ha);
+        let mask = texture_mask(&x, g.wa, g.ha);
         let rms = (mask.iter().map(|m| m * m).sum::<f32>() / mask.len() as f32).sqrt();
         let gain = (self.strength / rms.max(1e-6)).min(MAX_GAIN);
-        // The gain is set on the whole mask; the share taken out of moving content is then
-        // spent by the budgets below (the scale `k` grows) where the content stands still.
-        let att = self.motion.next(g, &frame.planes[0][..w * h]);
-        mask.iter_mut().zip(att).for_each(|(m, a)| *m *= a);
         let mut wm = vec![0f32; g.wa * g.ha];
         for v in 0..g.ha {
             let trow = &self.tile[(v % TILE) * TILE..(v % TILE + 1) * TILE];
