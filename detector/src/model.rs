@@ -209,6 +209,17 @@ pub struct ResidualModel {
     nine: Tensor,
 }
 
+/// The planes of `planes` whose `picked` entry is set, in order: what the fine model of
+/// [`ResidualModel::forward_planes`] is handed.
+pub fn picked_planes<'a>(planes: &[&'a [u8]], picked: &[bool]) -> Vec<&'a [u8]> {
+    planes
+        .iter()
+        .zip(picked)
+        .filter(|p| *p.1)
+        .map(|p| *p.0)
+        .collect()
+}
+
 impl ResidualModel {
     pub fn new(config: Config, device: &Device) -> Result<ResidualModel> {
         if config.analysis_rows == 0 || config.batch_size == 0 {
@@ -329,7 +340,7 @@ impl ResidualModel {
     /// Where both models run the fused CPU kernels the planes are read in place — no batch
     /// tensor is built (copying a batch of 1080p planes into one, and freeing it, cost a
     /// 10 s 1080p scan ≈ 0.4 s of CPU, more than both kernels) — and, where this model's
-    /// grid nests in the fine one ([`AnalysisGrid::nests_in`]: 128 rows in 256 or 512),
+    /// grid nests in the fine one (128 rows in 256 or 512),
     /// each selected plane is summed once for both grids
     /// ([`AnalysisGrid::residuals_with`]). Elsewhere (a GPU, the generic ops) one batch
     /// tensor goes through both models (the fine one's only the selected planes).
@@ -398,8 +409,7 @@ impl ResidualModel {
                     let t = if n == planes.len() {
                         frames
                     } else {
-                        let mut chosen = planes.iter().zip(picked).filter(|p| *p.1).map(|p| p.0);
-                        batch(&mut chosen, n, &model.device)?
+                        batch(&mut picked_planes(planes, picked).iter(), n, &model.device)?
                     };
                     to_host(&model.forward(&t)?)?
                 }

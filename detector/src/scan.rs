@@ -681,12 +681,7 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
             if c.is_none() {
                 m.coarse = None;
             }
-            let chosen: Vec<&[u8]> = planes
-                .iter()
-                .zip(&picked)
-                .filter(|p| *p.1)
-                .map(|p| *p.0)
-                .collect();
+            let chosen = model::picked_planes(&planes, &picked);
             let f = m
                 .fine
                 .as_mut()

@@ -4,7 +4,7 @@
 //! and with part of the batch selected for it.
 
 use candle_core::{Device, Tensor};
-use hallmark_detector::model::{to_host, Config, ResidualModel};
+use hallmark_detector::model::{picked_planes, to_host, Config, ResidualModel};
 use hallmark_watermark::{fine_rows, AnalysisGrid};
 
 mod common;
@@ -68,12 +68,7 @@ fn planes_in_place_give_the_batch_tensors_numbers() {
                 let (got, got_fine) = c
                     .forward_planes(&planes, w, h, Some((&mut f, &picked)))
                     .unwrap();
-                let chosen: Vec<&[u8]> = planes
-                    .iter()
-                    .zip(&picked)
-                    .filter(|p| *p.1)
-                    .map(|p| *p.0)
-                    .collect();
+                let chosen = picked_planes(&planes, &picked);
                 let what = format!("{w}x{h} fused {fused} picked {picked:?}");
                 assert_eq!(
                     bits(&got),

@@ -226,7 +226,7 @@ impl AnalysisGrid {
         let (w, wa, ha) = (self.w, self.wa, self.ha);
         assert!(y.len() >= w * self.h, "luma plane smaller than the frame");
         if self.h >= ha {
-            return self.from_box_sums(&self.box_sums(y));
+            return self.grid_of_box_sums(&self.box_sums(y));
         }
         let mut out = vec![0f32; wa * ha];
         for (v, &(r0, r1, rw)) in self.up_row.iter().enumerate() {
@@ -243,7 +243,7 @@ impl AnalysisGrid {
     /// Box filter ([`AnalysisGrid::is_box`] grids): the integer sum of the frame pixels of
     /// every cell, row-major `grid_w × rows` (what [`AnalysisGrid::downscale`] multiplies
     /// by [`AnalysisGrid::inverse_counts`]).
-    pub fn box_sums(&self, y: &[u8]) -> Vec<u32> {
+    fn box_sums(&self, y: &[u8]) -> Vec<u32> {
         let (w, wa, ha) = (self.w, self.wa, self.ha);
         assert!(y.len() >= w * self.h, "luma plane smaller than the frame");
         assert!(self.is_box(), "box sums of a frame shorter than the grid");
@@ -276,7 +276,7 @@ impl AnalysisGrid {
 
     /// Cell sums ([`AnalysisGrid::box_sums`]) → the analysis grid, exactly as
     /// [`AnalysisGrid::downscale`] computes it (each sum × 1/count in f32).
-    pub fn from_box_sums(&self, sums: &[u32]) -> Vec<f32> {
+    fn grid_of_box_sums(&self, sums: &[u32]) -> Vec<f32> {
         sums.iter()
             .zip(&self.inv_count)
             .map(|(&c, &i)| c as f32 * i)
@@ -319,14 +319,9 @@ impl AnalysisGrid {
         ))
     }
 
-    /// Whether every cell of this grid is a union of whole cells of `fine`
-    /// ([`AnalysisGrid::residuals_with`] then reads the frame once for both).
-    pub fn nests_in(&self, fine: &AnalysisGrid) -> bool {
-        self.nesting_in(fine).is_some()
-    }
-
     /// `(self.residual(y), fine.residual(y))`, bit for bit, from one pass over the frame's
-    /// pixels where this grid's cells are unions of `fine`'s ([`AnalysisGrid::nests_in`]):
+    /// pixels where this grid's cells are unions of `fine`'s (checked per call, column by column
+    /// and row by row):
     /// `fine`'s integer cell sums, and this grid's summed from them (integers: the same
     /// sums in any order). Otherwise two passes.
     pub fn residuals_with(&self, fine: &AnalysisGrid, y: &[u8]) -> (Vec<f32>, Vec<f32>) {
@@ -342,8 +337,8 @@ impl AnalysisGrid {
             }
         }
         (
-            whitened_residual(&self.from_box_sums(&coarse), self.wa, self.ha),
-            whitened_residual(&fine.from_box_sums(&sums), fine.wa, fine.ha),
+            whitened_residual(&self.grid_of_box_sums(&coarse), self.wa, self.ha),
+            whitened_residual(&fine.grid_of_box_sums(&sums), fine.wa, fine.ha),
         )
     }
 
@@ -681,7 +676,7 @@ mod nesting_tests {
         ] {
             let coarse = AnalysisGrid::new(w, h);
             let fine = AnalysisGrid::with_rows(w, h, fine_rows(w, h));
-            assert!(coarse.nests_in(&fine), "{w}x{h}");
+            assert!(coarse.nesting_in(&fine).is_some(), "{w}x{h}");
             let y = noise(w * h, (w * 31 + h) as u32);
             let (c, f) = coarse.residuals_with(&fine, &y);
             let (c0, f0) = (coarse.residual(&y), fine.residual(&y));
@@ -704,7 +699,7 @@ mod nesting_tests {
                 AnalysisGrid::with_rows(w, h, a),
                 AnalysisGrid::with_rows(w, h, b),
             );
-            assert!(!a.nests_in(&b), "{w}x{h}");
+            assert!(a.nesting_in(&b).is_none(), "{w}x{h}");
             let (c, f) = a.residuals_with(&b, &y);
             assert_eq!((c, f), (a.residual(&y), b.residual(&y)));
         }
