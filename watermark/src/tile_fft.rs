@@ -50,6 +50,38 @@ impl TileFft {
             c.im = v.im;
         }
     }
+
+    /// The forward transforms of one or two real `n×n` arrays from one complex transform:
+    /// `Z = FFT(a + i·b)`, then `Â[k] = (Z[k] + conj Z[−k]) / 2` and
+    /// `B̂[k] = (Z[k] − conj Z[−k]) / 2i` (the transform of a real array is conjugate
+    /// symmetric). Returns `[Â]` or `[Â, B̂]`.
+    pub(crate) fn run2d_real_pair(&self, a: &[f64], b: Option<&[f64]>) -> Vec<Vec<C>> {
+        let n = self.n;
+        let mut z: Vec<C> = match b {
+            Some(b) => a.iter().zip(b).map(|(&re, &im)| C { re, im }).collect(),
+            None => a.iter().map(|&re| C { re, im: 0.0 }).collect(),
+        };
+        self.run2d(&mut z, false);
+        let Some(_) = b else {
+            return vec![z];
+        };
+        let (mut ha, mut hb) = (Vec::with_capacity(n * n), Vec::with_capacity(n * n));
+        for ky in 0..n {
+            for kx in 0..n {
+                let p = z[ky * n + kx];
+                let q = z[((n - ky) % n) * n + (n - kx) % n];
+                ha.push(C {
+                    re: (p.re + q.re) / 2.0,
+                    im: (p.im - q.im) / 2.0,
+                });
+                hb.push(C {
+                    re: (p.im + q.im) / 2.0,
+                    im: (q.re - p.re) / 2.0,
+                });
+            }
+        }
+        vec![ha, hb]
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +105,35 @@ mod tests {
             fast.run2d(&mut b, inverse);
             for (p, q) in a.iter().zip(&b) {
                 assert!((p.re - q.re).abs() < 1e-6 && (p.im - q.im).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn two_real_arrays_share_one_transform() {
+        let n = 64;
+        let real = |seed: usize| -> Vec<f64> {
+            (0..n * n)
+                .map(|i| ((i * seed % 97) as f64) - 48.0 + (i % 5) as f64 * 0.25)
+                .collect()
+        };
+        let (a, b) = (real(31), real(17));
+        let fft = TileFft::new(n);
+        let alone = |x: &[f64]| {
+            let mut z: Vec<C> = x.iter().map(|&re| C { re, im: 0.0 }).collect();
+            fft.run2d(&mut z, false);
+            z
+        };
+        let pair = fft.run2d_real_pair(&a, Some(&b));
+        let single = fft.run2d_real_pair(&a, None);
+        assert_eq!((pair.len(), single.len()), (2, 1));
+        for (got, want) in [
+            (&pair[0], alone(&a)),
+            (&pair[1], alone(&b)),
+            (&single[0], alone(&a)),
+        ] {
+            for (p, q) in got.iter().zip(&want) {
+                assert!((p.re - q.re).abs() < 1e-7 && (p.im - q.im).abs() < 1e-7);
             }
         }
     }

@@ -291,7 +291,13 @@ impl AudioDetector {
             }
         };
         let tile = DET_FRAMES_PER_TILE as f64;
-        let mut folds = vec![vec![C::default(); nb * PERIOD_SYMBOLS]; SYMBOL_PHASES];
+        // Only the symbol phases of `grids` are written (the coarse stage's are half).
+        let mut folds: Folds = vec![Vec::new(); SYMBOL_PHASES];
+        for &g in grids {
+            for parity in 0..SYM_TILES {
+                folds[g + DET_FRAMES_PER_TILE * parity] = vec![C::default(); nb * PERIOD_SYMBOLS];
+            }
+        }
         // Logs and phasors in f32: any function of the sound keeps the bound, and this is
         // the search's hot loop.
         let (mut prev_e, mut prev_l) = (vec![0f64; nb], vec![0f32; nb]);
