@@ -342,12 +342,19 @@ fn plane_votes(
 /// `1 / standard deviation` of `votes`, 0 when they are all equal (they then carry nothing).
 fn inverse_spread(votes: &[f32]) -> f32 {
     let n = votes.len() as f64;
-    let mean = votes.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = votes
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
+    // Four running sums each (one is a chain of dependent additions per block).
+    let lanes = |f: &dyn Fn(f32) -> f64| -> f64 {
+        let mut acc = [0f64; 4];
+        let mut chunks = votes.chunks_exact(4);
+        for c in &mut chunks {
+            for (a, &v) in acc.iter_mut().zip(c) {
+                *a += f(v);
+            }
+        }
+        acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f64>()
+    };
+    let mean = lanes(&|v| f64::from(v)) / n;
+    let var = lanes(&|v| (f64::from(v) - mean).powi(2)) / n;
     if var > 0.0 {
         (1.0 / var.sqrt()) as f32
     } else {
@@ -446,14 +453,20 @@ impl ThirdPartyDetector {
                 for ((b, p), r) in both.iter_mut().zip(&phase).zip(&residual) {
                     *b = p * sp + r * sr;
                 }
+                // Each vote array's energy once (it does not depend on the message).
+                let energies = [&phase, &residual, &both].map(|v| vote_energy(v));
                 for (known, sums) in KNOWN.iter().zip(self.sums.iter_mut()) {
                     if known.convention != c {
                         continue;
                     }
-                    for (sums, votes) in sums.iter_mut().zip([&phase, &residual, &both]) {
+                    for ((sums, votes), &energy) in sums
+                        .iter_mut()
+                        .zip([&phase, &residual, &both])
+                        .zip(&energies)
+                    {
                         let targets = if matrices == 1 { 0..MATRICES } else { m..m + 1 };
                         for sums in &mut sums[targets] {
-                            sums.add_frame(votes);
+                            sums.add_frame(votes, energy);
                         }
                     }
                 }
@@ -539,17 +552,15 @@ impl BitSums {
         }
     }
 
-    /// Adds one frame's votes, block `num` to bit `num % len`.
-    fn add_frame(&mut self, votes: &[f32]) {
+    /// Adds one frame's votes, block `num` to bit `num % len`; `energy` is
+    /// [`vote_energy`]`(votes)`.
+    fn add_frame(&mut self, votes: &[f32], energy: f64) {
         let n = self.plain.len();
         self.frame.iter_mut().for_each(|x| *x = 0.0);
-        let mut energy = 0f64;
         // Block `num` to bit `num % n`, without a division per block.
         for chunk in votes.chunks(n) {
             for (bit, &v) in self.frame.iter_mut().zip(chunk) {
-                let v = f64::from(v);
-                *bit += v;
-                energy += v * v;
+                *bit += f64::from(v);
             }
         }
         let noise = energy / n as f64;
@@ -589,6 +600,24 @@ impl BitSums {
             &self.plain
         }
     }
+}
+
+/// `Σ vote²` (in four running sums: one was a chain of dependent additions per block,
+/// and it was taken once per message rather than once per vote array).
+fn vote_energy(votes: &[f32]) -> f64 {
+    let mut lanes = [0f64; 4];
+    let mut chunks = votes.chunks_exact(4);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += f64::from(v) * f64::from(v);
+        }
+    }
+    let rest: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum();
+    lanes.iter().sum::<f64>() + rest
 }
 
 /// Half-width of the neighbourhood whose mean vote is taken off each block's vote.
@@ -844,58 +873,6 @@ mod tests {
                 "n {n}, k {k}"
             );
         }
-    }
-
-    /// A `Yuv420p` frame with texture in every plane (a hash of the position over a
-    /// gradient), the same for the same `seed`.
-    fn textured_frame(w: u32, h: u32, seed: u64) -> VideoFrame {
-        let mut f = VideoFrame::black(w, h, PixelLayout::Yuv420p, 0.0);
-        for (p, plane) in f.planes.iter_mut().enumerate() {
-            let n = plane.len();
-            for (i, v) in plane.iter_mut().enumerate() {
-                let mut x =
-                    (i as u64 ^ seed << 32 ^ (p as u64) << 56).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                x ^= x >> 29;
-                *v = (40 + (i * 120 / n) as u64 + (x & 63)) as u8;
-            }
-        }
-        f
-    }
-
-    /// The votes of every pass on a textured frame, as the sums hold them (a digest of
-    /// the frame's whole contribution, for comparing two implementations).
-    #[test]
-    #[ignore]
-    fn add_frame_digest() {
-        let mut d = ThirdPartyDetector::new();
-        d.add_frame(&textured_frame(643, 365, 3));
-        d.add_frame(&textured_frame(1920, 1080, 5));
-        let mut h = 0u64;
-        for sums in d.sums.iter().flatten().flatten() {
-            for v in sums.weighted.iter().chain(&sums.plain) {
-                h = (h ^ v.to_bits()).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-        println!("digest {h:016x}");
-    }
-
-    /// DWTDCT_TIME=1: the cost of one 1080p frame (min of 15; the scan's sampler takes
-    /// 4 a second).
-    #[test]
-    #[ignore]
-    fn add_frame_cost() {
-        if std::env::var("DWTDCT_TIME").is_err() {
-            return;
-        }
-        let frame = textured_frame(1920, 1080, 7);
-        let mut best = std::time::Duration::MAX;
-        let mut d = ThirdPartyDetector::new();
-        for _ in 0..15 {
-            let t = std::time::Instant::now();
-            d.add_frame(&frame);
-            best = best.min(t.elapsed());
-        }
-        println!("add_frame 1080p: {best:?} (min of 15)");
     }
 
     #[test]
