@@ -567,7 +567,7 @@ const WINDOWS: [(usize, usize, usize, usize); 14] = [
 /// pasted upright, sometimes mirrored; turned or flipped pictures fill the frame (the
 /// whole-image window keeps all eight). Three quarters of the fine stage's first pass were
 /// those transforms, on every unmarked upload; and with fewer hypotheses counted the
-/// threshold is lower (z 8.53 → 8.39 for one key at 16:9).
+/// threshold is lower (z 8.53 → 8.39 for one key at 16:9; 8.36 with [`window_searched`]).
 const SUB_WINDOW_ORIENTATIONS: usize = 2;
 
 /// Orientations searched in window `wi` of [`WINDOWS`] when the search takes the first
@@ -578,6 +578,18 @@ fn window_orientations(wi: usize, orientations: usize) -> usize {
     } else {
         orientations.min(SUB_WINDOW_ORIENTATIONS)
     }
+}
+
+/// Whether window `wi` of [`WINDOWS`] is searched at `scale` in the 128-row grid's terms
+/// (the picture's height is 1/scale of the frame's): a picture wholly inside a window of
+/// half the frame's height has scale ≥ 2, inside three quarters ≥ 4/3, so below that the
+/// window holds only part of it, and the window a size up holds all of it (2 % of slack for
+/// the grid's points). The whole image is searched at every scale. A third of the fine
+/// stage's first pass went on windows at scales where no picture fits in them.
+fn window_searched(wi: usize, scale: f64) -> bool {
+    let (x0, y0, x1, y1) = WINDOWS[wi];
+    let side = (x1 - x0).max(y1 - y0);
+    side == WINDOW_CELLS || scale * side as f64 >= WINDOW_CELLS as f64 / 1.02
 }
 
 /// The cell ([`WINDOW_CELLS`] per side) of position `i` of a side of `n`.
@@ -1122,20 +1134,26 @@ impl VideoDetector {
         stride: usize,
         orientations: usize,
         area: bool,
-        windowed: bool,
+        windowed: Option<f64>,
     ) -> Registration {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
         // Evaluates one (scale, phase): best (z, key index, orientation index, shift,
-        // window) — over every window when `windowed`, else the whole image (window 0).
+        // window) — over every window searched at that scale when `windowed` (Some(the
+        // 128-row grid's rows over this image's)), else the whole image (window 0).
         let evaluate = |si: usize, phase: (f64, f64), only: Option<usize>, work: &mut Vec<C>| {
-            if windowed {
-                let cells = fold_cells(img, wa, ha, scales[si], phase, only);
+            if let Some(ratio) = windowed {
                 let windows: Vec<usize> = (0..WINDOWS.len())
-                    .filter(|&wi| only.is_none_or(|o| o == wi))
+                    .filter(|&wi| {
+                        only.is_none_or(|o| o == wi) && window_searched(wi, scales[si] * ratio)
+                    })
                     .collect();
+                if windows.is_empty() {
+                    return (f64::NEG_INFINITY, 0, 0, 0, 0);
+                }
+                let cells = fold_cells(img, wa, ha, scales[si], phase, only);
                 let folds: Vec<Vec<f64>> = windows
                     .iter()
                     .map(|&wi| {
@@ -1190,7 +1208,7 @@ impl VideoDetector {
         // per step) is smaller at its border: the windowed first pass takes every other
         // scale of the whole image's (the picture-in-picture a window is for fills at most
         // three quarters of the side, most of the time half).
-        let stride = stride.max(1) * if windowed { 2 } else { 1 };
+        let stride = stride.max(1) * if windowed.is_some() { 2 } else { 1 };
         let start = scales
             .iter()
             .position(|&x| x == 1.0)
@@ -1225,7 +1243,7 @@ impl VideoDetector {
             .iter()
             .take(REFINE_SCALES)
             .flat_map(|&si| {
-                let window = windowed.then_some(per_scale[si].4);
+                let window = windowed.map(|_| per_scale[si].4);
                 (si.saturating_sub(reach)..=(si + reach).min(scales.len() - 1))
                     .map(move |n| (n, window))
             })
@@ -1243,7 +1261,7 @@ impl VideoDetector {
             phase: PHASES[0],
             area,
             map: None,
-            window: windowed.then_some(b0.4),
+            window: windowed.map(|_| b0.4),
         };
         let jobs: Vec<(usize, (f64, f64), Option<usize>)> = refine
             .iter()
@@ -1277,7 +1295,7 @@ impl VideoDetector {
                             phase: ph,
                             area,
                             map: None,
-                            window: windowed.then_some(wi),
+                            window: windowed.map(|_| wi),
                         };
                     }
                 }
@@ -1298,16 +1316,22 @@ impl VideoDetector {
         scales: &[f64],
         stride: usize,
         weight: f64,
-        windowed: bool,
+        windowed: Option<f64>,
     ) -> (Registration, f64) {
-        // Every (window, orientation) pair that may be searched.
-        let windows = if windowed { WINDOWS.len() } else { 1 };
-        let window_orientations: usize = (0..windows)
-            .map(|wi| window_orientations(wi, Orientation::ALL.len()))
-            .sum();
-        let hypotheses =
-            (self.keys.len() * window_orientations * scales.len() * PHASES.len() * TILE * TILE)
-                as f64;
+        // Every (window, orientation, scale) that may be searched.
+        let window_scales: usize = match windowed {
+            Some(ratio) => (0..WINDOWS.len())
+                .map(|wi| {
+                    let scales = scales
+                        .iter()
+                        .filter(|&&s| window_searched(wi, s * ratio))
+                        .count();
+                    window_orientations(wi, Orientation::ALL.len()) * scales
+                })
+                .sum(),
+            None => Orientation::ALL.len() * scales.len(),
+        };
+        let hypotheses = (self.keys.len() * window_scales * PHASES.len() * TILE * TILE) as f64;
         let found = self.search(
             sum,
             wa,
@@ -1481,7 +1505,7 @@ impl VideoDetector {
         let weight = if wide { PLAIN_WEIGHT } else { KEY_FRAME_WEIGHT };
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(weight * family * hypotheses, z);
-        let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false, false);
+        let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false, None);
         let mut best = (whole, Cow::Borrowed(&acc.sum[..]));
         if p_of(best.0.z) > DETECT_P {
             for &(from, to) in &segments {
@@ -1489,7 +1513,7 @@ impl VideoDetector {
                 for (img, _) in acc.bins.range(from, to) {
                     add_into(&mut sum, img);
                 }
-                let found = self.search(&sum, wa, ha, &scales, SEGMENT_STRIDE, 1, false, false);
+                let found = self.search(&sum, wa, ha, &scales, SEGMENT_STRIDE, 1, false, None);
                 if found.z > best.0.z {
                     best = (found, Cow::Owned(sum));
                 }
@@ -1499,7 +1523,7 @@ impl VideoDetector {
         let mut wide_search = false;
         if !wide && p_value > DETECT_P {
             let (found, p) =
-                self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT, false);
+                self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT, None);
             if p < p_value {
                 p_value = p;
                 wide_search = true;
@@ -1529,7 +1553,7 @@ impl VideoDetector {
                 wide_scale_grid(wa.max(ha))
             };
             let (found, p) =
-                self.oriented_search(&acc.sum, wa, ha, &scales, WIDE_STRIDE, wide_weight, false);
+                self.oriented_search(&acc.sum, wa, ha, &scales, WIDE_STRIDE, wide_weight, None);
             if p < p_value {
                 p_value = p;
                 wide_search = true;
@@ -1566,7 +1590,7 @@ impl VideoDetector {
                 &scales,
                 WIDE_STRIDE,
                 WIDER_WEIGHT_WITH_FINE,
-                true,
+                Some((f.ha / ha) as f64),
             );
             if p < p_value {
                 p_value = p;
@@ -1944,6 +1968,33 @@ fn decode_payload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_are_searched_only_where_a_picture_fits_in_them() {
+        // (window, scale in the 128-row grid's terms, searched?)
+        let table = [
+            (0, 0.5, true), // the whole image: every scale
+            (0, 3.5, true),
+            (1, 1.9, false), // half the height: a picture at 1/1.9 of it is taller
+            (1, 1.97, true), // (2 % of slack around 2)
+            (5, 2.5, true),  // the centre half: the clip at 40 %
+            (10, 1.3, false),
+            (10, 1.31, true), // three quarters: from 4/3 (a 75 % picture) less 2 %
+            (13, 2.0, true),
+        ];
+        for (wi, scale, want) in table {
+            assert_eq!(
+                window_searched(wi, scale),
+                want,
+                "window {wi} at scale {scale}"
+            );
+        }
+        // Every half window is one size (2 × 2 cells), every three-quarter one 3 × 3.
+        for (wi, &(x0, y0, x1, y1)) in WINDOWS.iter().enumerate().skip(1) {
+            let side = if wi <= 9 { 2 } else { 3 };
+            assert_eq!((x1 - x0, y1 - y0), (side, side), "window {wi}");
+        }
+    }
 
     #[test]
     fn orientations_map_tile_indices_one_to_one_and_invert() {
