@@ -795,12 +795,17 @@ fn subset_sum_tail(n: usize, k: usize) -> Vec<f64> {
             }
         }
     }
-    let total: f64 = count[k].iter().sum();
-    let mut tail = vec![0f64; max_sum + 2];
-    for s in (0..=max_sum).rev() {
-        tail[s] = tail[s + 1] + count[k][s] / total;
+    tail_of_counts(&count[k])
+}
+
+/// `tail[w]` = the share of the counts at `w` or above.
+fn tail_of_counts(counts: &[f64]) -> Vec<f64> {
+    let total: f64 = counts.iter().sum();
+    let mut tail = vec![0f64; counts.len() + 1];
+    for s in (0..counts.len()).rev() {
+        tail[s] = tail[s + 1] + counts[s] / total;
     }
-    tail.truncate(max_sum + 1);
+    tail.truncate(counts.len());
     tail
 }
 
@@ -846,13 +851,7 @@ mod tests {
                 }
             }
         }
-        let total: f64 = count[k].iter().sum();
-        let mut tail = vec![0f64; max_sum + 2];
-        for s in (0..=max_sum).rev() {
-            tail[s] = tail[s + 1] + count[k][s] / total;
-        }
-        tail.truncate(max_sum + 1);
-        tail
+        tail_of_counts(&count[k])
     }
 
     #[test]
