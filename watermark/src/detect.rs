@@ -584,8 +584,8 @@ fn window_orientations(wi: usize, orientations: usize) -> usize {
 /// (the picture's height is 1/scale of the frame's): a picture wholly inside a window of
 /// half the frame's height has scale ≥ 2, inside three quarters ≥ 4/3, so below that the
 /// window holds only part of it, and the window a size up holds all of it (2 % of slack for
-/// the grid's points). The whole image is searched at every scale. A third of the fine
-/// stage's first pass went on windows at scales where no picture fits in them.
+/// the grid's points). The whole image is searched at every scale. Below those scales a
+/// window's transforms were spent on every unmarked upload for nothing.
 fn window_searched(wi: usize, scale: f64) -> bool {
     let (x0, y0, x1, y1) = WINDOWS[wi];
     let side = (x1 - x0).max(y1 - y0);

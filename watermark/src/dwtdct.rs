@@ -272,9 +272,7 @@ const RESIDUAL_RADIUS: usize = 2;
 /// loses). Each is its own test ([`THIRD_PARTY_TESTS`]).
 const VOTES: usize = 3;
 
-/// The phase and residual votes of the blocks in `block_rows` of one LL plane (`lw × lh`
-/// cells; `ll` holds its rows from `first_row` on, at least those the blocks and their
-/// windows reach).
+/// The phase and residual votes of every block of one LL plane (`lw × lh` cells).
 ///
 /// The block's cell of largest magnitude (positions 1..16, first on ties, as numpy's
 /// `argmax`) is the one the package set to 9 or 27 modulo 36; a 1 puts it 18 above a 0.
@@ -285,20 +283,11 @@ const VOTES: usize = 3;
 /// the other cells of its 5×5 window, in the direction of the cell's sign (the package
 /// marks magnitudes). It needs no lattice, so a grey picture, whose unmarked residue sits
 /// at one place of the lattice (turning the phase vote upside down), is read by it too.
-fn plane_votes(
-    ll: &[f32],
-    first_row: usize,
-    lw: usize,
-    lh: usize,
-    block_rows: std::ops::Range<usize>,
-    phase: &mut [f32],
-    residual: &mut [f32],
-) {
+fn plane_votes(ll: &[f32], lw: usize, lh: usize, phase: &mut [f32], residual: &mut [f32]) {
     let bw = lw / BLOCK;
     let r = RESIDUAL_RADIUS;
-    // Rows of `ll` counted from the plane's row `first_row`.
-    let ll = |y: usize| &ll[(y - first_row) * lw..][..lw];
-    for by in block_rows {
+    let ll = |y: usize| &ll[y * lw..][..lw];
+    for by in 0..lh / BLOCK {
         for bx in 0..bw {
             let (y0, x0) = (by * BLOCK, bx * BLOCK);
             let (mut best, mut at) = (-1f32, (0, 0));
@@ -342,19 +331,8 @@ fn plane_votes(
 /// `1 / standard deviation` of `votes`, 0 when they are all equal (they then carry nothing).
 fn inverse_spread(votes: &[f32]) -> f32 {
     let n = votes.len() as f64;
-    // Four running sums each (one is a chain of dependent additions per block).
-    let lanes = |f: &dyn Fn(f32) -> f64| -> f64 {
-        let mut acc = [0f64; 4];
-        let mut chunks = votes.chunks_exact(4);
-        for c in &mut chunks {
-            for (a, &v) in acc.iter_mut().zip(c) {
-                *a += f(v);
-            }
-        }
-        acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f64>()
-    };
-    let mean = lanes(&|v| f64::from(v)) / n;
-    let var = lanes(&|v| (f64::from(v) - mean).powi(2)) / n;
+    let mean = sum_in_lanes(votes, f64::from) / n;
+    let var = sum_in_lanes(votes, |v| (f64::from(v) - mean).powi(2)) / n;
     if var > 0.0 {
         (1.0 / var.sqrt()) as f32
     } else {
@@ -418,9 +396,8 @@ impl ThirdPartyDetector {
         }
         let (lw, lh) = (bw * BLOCK, bh * BLOCK);
         let blocks = bw * bh;
-        // A Yuv420p frame's LL rows are made a block row at a time, with the rows the
-        // residual's window reaches around it (cheap, and they stay in cache); an Rgb24
-        // frame's (OpenCV's arithmetic per pixel) once, whole.
+        // The whole LL plane once per convention and matrix (made a block row at a time,
+        // with the rows the residual's window reaches around it, every row was made twice).
         let mut ll = vec![0f32; lw * lh];
         let (mut phase, mut residual) = (vec![0f32; blocks], vec![0f32; blocks]);
         let mut both = vec![0f32; blocks];
@@ -434,12 +411,12 @@ impl ThirdPartyDetector {
             for m in 0..matrices {
                 match frame.layout {
                     PixelLayout::Yuv420p => {
-                        ll_rows_yuv(frame, w, c, m, lw, 0..lh, &mut ll);
-                        plane_votes(&ll, 0, lw, lh, 0..bh, &mut phase, &mut residual);
+                        ll_plane_yuv(frame, w, c, m, lw, &mut ll);
+                        plane_votes(&ll, lw, lh, &mut phase, &mut residual);
                     }
                     PixelLayout::Rgb24 => {
                         ll_plane_rgb(&frame.planes[0], w, c, lw, lh, &mut ll);
-                        plane_votes(&ll, 0, lw, lh, 0..bh, &mut phase, &mut residual);
+                        plane_votes(&ll, lw, lh, &mut phase, &mut residual);
                     }
                 }
                 // Spreads over all blocks: symmetric in the bit positions, so the sum keeps
@@ -602,22 +579,22 @@ impl BitSums {
     }
 }
 
-/// `Σ vote²` (in four running sums: one was a chain of dependent additions per block,
-/// and it was taken once per message rather than once per vote array).
+/// `Σ vote²` (taken once per vote array; it was once per message).
 fn vote_energy(votes: &[f32]) -> f64 {
+    sum_in_lanes(votes, |v| f64::from(v) * f64::from(v))
+}
+
+/// `Σ f(vote)` in four running sums: one sum is a chain of dependent additions, one per
+/// block, and these run on every pass of every sampled frame.
+fn sum_in_lanes(votes: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     let mut lanes = [0f64; 4];
     let mut chunks = votes.chunks_exact(4);
     for c in &mut chunks {
         for (l, &v) in lanes.iter_mut().zip(c) {
-            *l += f64::from(v) * f64::from(v);
+            *l += f(v);
         }
     }
-    let rest: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|&v| f64::from(v) * f64::from(v))
-        .sum();
-    lanes.iter().sum::<f64>() + rest
+    lanes.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f64>()
 }
 
 /// Half-width of the neighbourhood whose mean vote is taken off each block's vote.
@@ -666,25 +643,17 @@ fn subtract_local_mean(votes: &mut [f32], bw: usize, bh: usize, scratch: &mut Ve
     }
 }
 
-/// Rows `rows` of the LL plane (`lw` cells wide) of a `Yuv420p` frame in convention `c`,
-/// chroma read with matrix `m`, into `ll` from its start: a chroma sample is its 2×2 cell's
+/// The LL plane (`lw` cells wide, as many rows as `ll` holds) of a `Yuv420p` frame in
+/// convention `c`, chroma read with matrix `m`: a chroma sample is its 2×2 cell's
 /// mean (what 4:2:0 keeps of U, and exactly the cells of the package's Haar transform), so
 /// LL = 2·U, mapped linearly from Cb and Cr.
-fn ll_rows_yuv(
-    frame: &VideoFrame,
-    w: usize,
-    c: Convention,
-    m: usize,
-    lw: usize,
-    rows: std::ops::Range<usize>,
-    ll: &mut [f32],
-) {
+fn ll_plane_yuv(frame: &VideoFrame, w: usize, c: Convention, m: usize, lw: usize, ll: &mut [f32]) {
     let cw = w.div_ceil(2);
     let (a, b) = chroma_map().coef[c.index()][m];
     let (a2, b2) = (2.0 * a, 2.0 * b);
     let offset = 2.0 * (c.neutral() - 128.0 * (a + b));
     let (cb, cr) = (&frame.planes[1], &frame.planes[2]);
-    for (y, out) in rows.zip(ll.chunks_exact_mut(lw)) {
+    for (y, out) in ll.chunks_exact_mut(lw).enumerate() {
         let (cb, cr) = (&cb[y * cw..][..lw], &cr[y * cw..][..lw]);
         for ((out, &u), &v) in out.iter_mut().zip(cb).zip(cr) {
             *out = offset + a2 * f32::from(u) + b2 * f32::from(v);
