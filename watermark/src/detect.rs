@@ -11,7 +11,7 @@ use crate::key::{Payload, WatermarkKey};
 use crate::lattice::{
     candidate_maps, fold_map, Candidate, TileMap, LATTICE_CANDIDATES, ROTATION_CANDIDATES,
 };
-use crate::tile_fft::TileFft;
+use crate::tile_fft::{split_pair, TileFft};
 use hallmark_media::{PixelLayout, VideoFrame};
 
 /// p-value at or below which a watermark is reported as present.
@@ -665,30 +665,17 @@ fn fold_cells(
 /// `z_hat` is the FFT of `F + i·F²` (the fold and its square packed into one complex
 /// transform); both correlations come back from one inverse transform as `c + i·e`.
 fn best_shift(fft: &TileFft, z_hat: &[C], key: &Variant, work: &mut Vec<C>) -> (f64, usize) {
-    let t = TILE;
     work.clear();
-    for ky in 0..t {
-        for kx in 0..t {
-            let k = ky * t + kx;
-            let nk = ((t - ky) % t) * t + (t - kx) % t;
-            let (a, b) = (z_hat[k], z_hat[nk]);
-            // F̂ = (Z[k] + conj Z[−k]) / 2,  F²̂ = (Z[k] − conj Z[−k]) / 2i.
-            let f = C {
-                re: (a.re + b.re) / 2.0,
-                im: (a.im - b.im) / 2.0,
-            };
-            let g = C {
-                re: (a.im + b.im) / 2.0,
-                im: (b.re - a.re) / 2.0,
-            };
-            let c = key.sync_hat[k].conj_mul(f);
-            let e = key.mask_hat[k].conj_mul(g);
-            // c + i·e
-            work.push(C {
-                re: c.re - e.im,
-                im: c.im + e.re,
-            });
-        }
+    for k in 0..TILE * TILE {
+        // F̂ and F²̂ from the packed transform.
+        let (f, g) = split_pair(z_hat, TILE, k);
+        let c = key.sync_hat[k].conj_mul(f);
+        let e = key.mask_hat[k].conj_mul(g);
+        // c + i·e
+        work.push(C {
+            re: c.re - e.im,
+            im: c.im + e.re,
+        });
     }
     fft.run2d(work, true);
     // The inverse transform carries a factor n = TILE²; c/√e needs one √n removed.

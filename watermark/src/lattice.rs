@@ -434,6 +434,7 @@ pub(crate) fn candidate_maps(img: &[f32], wa: usize, ha: usize) -> Vec<Candidate
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn floor_i64_is_floor() {
@@ -457,8 +458,6 @@ mod tests {
             assert_eq!(floor_i64(x), x.floor() as i64, "{x}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn a_lattice_maps_to_its_tile_and_back() {

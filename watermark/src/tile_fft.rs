@@ -65,23 +65,28 @@ impl TileFft {
         let Some(_) = b else {
             return vec![z];
         };
-        let (mut ha, mut hb) = (Vec::with_capacity(n * n), Vec::with_capacity(n * n));
-        for ky in 0..n {
-            for kx in 0..n {
-                let p = z[ky * n + kx];
-                let q = z[((n - ky) % n) * n + (n - kx) % n];
-                ha.push(C {
-                    re: (p.re + q.re) / 2.0,
-                    im: (p.im - q.im) / 2.0,
-                });
-                hb.push(C {
-                    re: (p.im + q.im) / 2.0,
-                    im: (q.re - p.re) / 2.0,
-                });
-            }
-        }
+        let (ha, hb): (Vec<C>, Vec<C>) = (0..n * n).map(|k| split_pair(&z, n, k)).unzip();
         vec![ha, hb]
     }
+}
+
+/// At frequency `k` of `z = FFT(a + i·b)` (`n×n`, `a` and `b` real): `(Â[k], B̂[k])`, with
+/// `Â[k] = (Z[k] + conj Z[−k]) / 2` and `B̂[k] = (Z[k] − conj Z[−k]) / 2i` (the transform
+/// of a real array is conjugate symmetric).
+#[inline]
+pub(crate) fn split_pair(z: &[C], n: usize, k: usize) -> (C, C) {
+    let (ky, kx) = (k / n, k % n);
+    let (p, q) = (z[k], z[((n - ky) % n) * n + (n - kx) % n]);
+    (
+        C {
+            re: (p.re + q.re) / 2.0,
+            im: (p.im - q.im) / 2.0,
+        },
+        C {
+            re: (p.im + q.im) / 2.0,
+            im: (q.re - p.re) / 2.0,
+        },
+    )
 }
 
 #[cfg(test)]
