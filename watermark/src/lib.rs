@@ -133,6 +133,60 @@ impl VideoEmbedder {
         }
         self.mark.resize(w * h, 0.0);
         g.upscale_into(&wm, &mut self.mark);
+        self.write_within_budgets(frame);
+    }
+
+    /// Lab: marks `frame` with the mark carried along by the content's motion since the
+    /// mark was at rest, `x' = c + zoom·(x − c) + shift` (pixels, `c` the frame's centre):
+    /// the tile is sampled (bilinearly, periodically) at each pixel's position before it.
+    #[doc(hidden)]
+    pub fn embed_warped(&mut self, frame: &mut VideoFrame, zoom: f64, shift: (f64, f64)) {
+        if frame.layout != PixelLayout::Yuv420p || frame.validate().is_err() {
+            return;
+        }
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        if self.geom.as_ref().is_none_or(|g| g.w != w || g.h != h) {
+            self.geom = Some(Geometry::new(w, h));
+        }
+        let g = self.geom.as_ref().expect("geometry just set");
+        let mut x = g.downscale(&frame.planes[0]);
+        g.fill_empty_columns(&mut x);
+        let mask = texture_mask(&x, g.wa, g.ha);
+        let rms = (mask.iter().map(|m| m * m).sum::<f32>() / mask.len() as f32).sqrt();
+        let gain = (self.strength / rms.max(1e-6)).min(MAX_GAIN);
+        let gm: Vec<f32> = mask.iter().map(|m| gain * m).collect();
+        self.mark.resize(w * h, 0.0);
+        g.upscale_into(&gm, &mut self.mark);
+        let f = g.ha as f64 / h as f64;
+        let taps = |n: usize, s: f64| -> Vec<(usize, usize, f32)> {
+            let centre = n as f64 / 2.0;
+            (0..n)
+                .map(|i| {
+                    let before = centre + (i as f64 + 0.5 - centre - s) / zoom;
+                    let c = before * f - 0.5;
+                    let c0 = c.floor();
+                    let i0 = (c0 as i64).rem_euclid(TILE as i64) as usize;
+                    (i0, (i0 + 1) % TILE, (c - c0) as f32)
+                })
+                .collect()
+        };
+        let (cols, rows) = (taps(w, shift.0), taps(h, shift.1));
+        for (yy, &(r0, r1, rw)) in rows.iter().enumerate() {
+            let a = &self.tile[r0 * TILE..][..TILE];
+            let b = &self.tile[r1 * TILE..][..TILE];
+            let line = &mut self.mark[yy * w..][..w];
+            for (px, &(c0, c1, cw)) in line.iter_mut().zip(&cols) {
+                let top = a[c0] * (1.0 - cw) + a[c1] * cw;
+                let bottom = b[c0] * (1.0 - cw) + b[c1] * cw;
+                *px *= top * (1.0 - rw) + bottom * rw;
+            }
+        }
+        self.write_within_budgets(frame);
+    }
+
+    /// Adds `self.mark` to the frame's luma, scaled to meet the frame's budgets.
+    fn write_within_budgets(&mut self, frame: &mut VideoFrame) {
+        let (w, h) = (frame.width as usize, frame.height as usize);
         let y = &mut frame.planes[0][..w * h];
         self.unmarked.clear();
         self.unmarked.extend_from_slice(y);

@@ -1,0 +1,430 @@
+//! Lab (not the product; scripts/lab-riding-mark runs it): does a mark that rides the
+//! content's global motion cost fewer bytes, and can a detector that follows the same motion
+//! find it? See watermark/README.md, "A mark that rides the camera".
+//!
+//!   motion_lab embed  W H static|moving  < raw yuv420p > raw yuv420p
+//!   motion_lab detect W H static|track   < raw yuv420p      (prints p, z, payload)
+//!
+//! Environment: FPS (30); LAB_ZOOM (track zoom as well as translation); LAB_ANCHOR=N (the
+//! mark back at rest every N frames, both sides); LAB_ANCHOR_OFFSET=K (detect: the clip's
+//! first frame was frame K of a stretch); LAB_VERBOSE (embed: the motion per frame on
+//! stderr); LAB_POS=LOG (detect: that log's motion instead of the tracker's); LAB_NO_LK
+//! (phase correlation alone, no Gauss-Newton refinement).
+use std::io::{Read, Write};
+
+use hallmark_media::{PixelLayout, VideoFrame};
+use hallmark_watermark::{AnalysisGrid, Payload, VideoDetector, VideoEmbedder, WatermarkKey};
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
+
+const N: usize = 256;
+const CUT_PEAK: f32 = 0.03;
+
+struct Tracker {
+    grid: AnalysisGrid,
+    win: Vec<f32>,
+    fwd: std::sync::Arc<dyn Fft<f32>>,
+    inv: std::sync::Arc<dyn Fft<f32>>,
+    prev: Option<Vec<Complex32>>,
+    prev_grid: Vec<f32>,
+    /// Accumulated content motion, frame pixels: x' = c + zoom (x − c) + pos.
+    pos: (f64, f64),
+    zoom: f64,
+    px_per_cell: f64,
+}
+
+impl Tracker {
+    fn new(w: usize, h: usize) -> Tracker {
+        let grid = AnalysisGrid::with_rows(w, h, N);
+        let mut p = FftPlanner::new();
+        let hann: Vec<f32> = (0..N)
+            .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * (i as f32 + 0.5) / N as f32).cos())
+            .collect();
+        let win = (0..N * N).map(|i| hann[i / N] * hann[i % N]).collect();
+        Tracker {
+            grid,
+            win,
+            fwd: p.plan_fft_forward(N),
+            inv: p.plan_fft_inverse(N),
+            prev: None,
+            prev_grid: Vec::new(),
+            pos: (0.0, 0.0),
+            zoom: 1.0,
+            px_per_cell: h as f64 / N as f64,
+        }
+    }
+
+    fn fft2(&self, x: &mut [Complex32], inverse: bool) {
+        let f = if inverse { &self.inv } else { &self.fwd };
+        for row in x.chunks_exact_mut(N) {
+            f.process(row);
+        }
+        let mut col = vec![Complex32::default(); N];
+        for c in 0..N {
+            for r in 0..N {
+                col[r] = x[r * N + c];
+            }
+            f.process(&mut col);
+            for r in 0..N {
+                x[r * N + c] = col[r];
+            }
+        }
+    }
+
+    /// Feeds the next frame's luma; returns (motion since the previous frame in frame
+    /// pixels, peak, cut).
+    fn next(&mut self, y: &[u8]) -> ((f64, f64), f32, bool) {
+        let zoom_on = std::env::var_os("LAB_ZOOM").is_some();
+        let g = self.grid.downscale(y);
+        let (wa, ha) = self.grid.grid_size();
+        let (x0, y0) = (wa.saturating_sub(N) / 2, ha.saturating_sub(N) / 2);
+        let mut a = vec![Complex32::default(); N * N];
+        let mut mean = 0f32;
+        let mut cnt = 0f32;
+        for r in 0..N.min(ha) {
+            for c in 0..N.min(wa) {
+                mean += g[(y0 + r) * wa + x0 + c];
+                cnt += 1.0;
+            }
+        }
+        mean /= cnt.max(1.0);
+        for r in 0..N.min(ha) {
+            for c in 0..N.min(wa) {
+                a[r * N + c] = Complex32::new(
+                    (g[(y0 + r) * wa + x0 + c] - mean) * self.win[r * N + c],
+                    0.0,
+                );
+            }
+        }
+        self.fft2(&mut a, false);
+        let prev_grid = std::mem::replace(&mut self.prev_grid, g.clone());
+        let Some(prev) = self.prev.replace(a.clone()) else {
+            return ((0.0, 0.0), 1.0, false);
+        };
+        let mut x: Vec<Complex32> = a
+            .iter()
+            .zip(&prev)
+            .map(|(f, p)| {
+                let c = f * p.conj();
+                let m = c.norm();
+                if m > 1e-9 {
+                    c / m
+                } else {
+                    Complex32::default()
+                }
+            })
+            .collect();
+        self.fft2(&mut x, true);
+        let v: Vec<f32> = x.iter().map(|c| c.re / (N * N) as f32).collect();
+        let (mut bi, mut bv) = (0, f32::MIN);
+        for (i, &s) in v.iter().enumerate() {
+            if s > bv {
+                bv = s;
+                bi = i;
+            }
+        }
+        let (pr, pc) = (bi / N, bi % N);
+        let at = |r: isize, c: isize| {
+            v[(r.rem_euclid(N as isize) as usize) * N + c.rem_euclid(N as isize) as usize]
+        };
+        let sub = |m: f32, c: f32, p: f32| {
+            let d = m - 2.0 * c + p;
+            if d < 0.0 {
+                (0.5 * (m - p) / d) as f64
+            } else {
+                0.0
+            }
+        };
+        let (pr_i, pc_i) = (pr as isize, pc as isize);
+        let dy = sub(at(pr_i - 1, pc_i), bv, at(pr_i + 1, pc_i));
+        let dx = sub(at(pr_i, pc_i - 1), bv, at(pr_i, pc_i + 1));
+        let wrap = |i: usize| {
+            if i > N / 2 {
+                i as f64 - N as f64
+            } else {
+                i as f64
+            }
+        };
+        // Peak at s: this frame is the previous one moved by s.
+        let mut s = (wrap(pc) + dx, wrap(pr) + dy);
+        let mut a = 1.0;
+        if std::env::var_os("LAB_NO_LK").is_none() && bv >= CUT_PEAK {
+            (a, s) = refine(&prev_grid, &g, wa, ha, s, zoom_on);
+        }
+        let s = (s.0 * self.px_per_cell, s.1 * self.px_per_cell);
+        let cut = bv < CUT_PEAK;
+        if cut {
+            self.pos = (0.0, 0.0);
+            self.zoom = 1.0;
+        } else {
+            // Compose: this frame's motion after the accumulated one.
+            self.pos = (a * self.pos.0 + s.0, a * self.pos.1 + s.1);
+            self.zoom *= a;
+        }
+        (s, bv, cut)
+    }
+}
+
+fn read_frame(r: &mut impl Read, w: usize, h: usize, pts: f64) -> Option<VideoFrame> {
+    let mut f = VideoFrame::black(w as u32, h as u32, PixelLayout::Yuv420p, pts);
+    for p in f.planes.iter_mut() {
+        if r.read_exact(p).is_err() {
+            return None;
+        }
+    }
+    Some(f)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (w, h): (usize, usize) = (args[2].parse().unwrap(), args[3].parse().unwrap());
+    let mode = args[4].as_str();
+    let fps: f64 = std::env::var("FPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30.0);
+    let key = WatermarkKey::from_secret([7; 32], 1);
+    let payload = Payload {
+        clip_id: 0x1234_5678_9abc_def0,
+        key_id: 1,
+    };
+    let mut stdin = std::io::stdin().lock();
+    let mut tracker = Tracker::new(w, h);
+    let verbose = std::env::var_os("LAB_VERBOSE").is_some();
+    // Anchors: the mark is back at rest every this many frames (both sides know when).
+    let anchor: usize = std::env::var("LAB_ANCHOR")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    match args[1].as_str() {
+        "embed" => {
+            let mut emb = VideoEmbedder::new(&key, payload, 0.0);
+            let mut out = std::io::stdout().lock();
+            let mut i = 0usize;
+            while let Some(mut f) = read_frame(&mut stdin, w, h, i as f64 / fps) {
+                let (s, peak, cut) = tracker.next(&f.planes[0]);
+                if anchor > 0 && i.is_multiple_of(anchor) {
+                    tracker.pos = (0.0, 0.0);
+                    tracker.zoom = 1.0;
+                }
+                if verbose {
+                    eprintln!(
+                        "{i} s=({:.2},{:.2}) pos=({:.1},{:.1}) zoom {:.5} peak {peak:.3}{}",
+                        s.0,
+                        s.1,
+                        tracker.pos.0,
+                        tracker.pos.1,
+                        tracker.zoom,
+                        if cut { " CUT" } else { "" }
+                    );
+                }
+                if mode == "moving" {
+                    emb.embed_warped(&mut f, tracker.zoom, tracker.pos);
+                } else {
+                    emb.embed(&mut f);
+                }
+                for p in &f.planes {
+                    out.write_all(p).unwrap();
+                }
+                i += 1;
+            }
+        }
+        "detect" => {
+            let mut det = VideoDetector::new(&[key]);
+            let grid = AnalysisGrid::new(w, h);
+            let (wa, ha) = grid.grid_size();
+            let mut i = 0;
+            let mut cuts = 0;
+            // Where the sealed clip's anchors fall in this one (an excerpt's first frame
+            // was frame `anchor_offset` of a stretch).
+            let anchor_offset: usize = std::env::var("LAB_ANCHOR_OFFSET")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            // Oracle: the embedder's motion (its LAB_VERBOSE log) instead of the tracker's.
+            let oracle: Option<Vec<(f64, (f64, f64))>> = std::env::var("LAB_POS").ok().map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| {
+                        let p = l.split("pos=(").nth(1).unwrap();
+                        let (p, rest) = p.split_once(')').unwrap();
+                        let mut it = p.split(',').map(|v| v.parse::<f64>().unwrap());
+                        let zoom = rest.split_whitespace().nth(1).unwrap().parse().unwrap();
+                        (zoom, (it.next().unwrap(), it.next().unwrap()))
+                    })
+                    .collect()
+            });
+            while let Some(fr) = read_frame(&mut stdin, w, h, i as f64 / fps) {
+                let (_, _, cut) = tracker.next(&fr.planes[0]);
+                if anchor > 0 && (i + anchor_offset).is_multiple_of(anchor) {
+                    tracker.pos = (0.0, 0.0);
+                    tracker.zoom = 1.0;
+                }
+                cuts += cut as usize;
+                let (zoom, pos) = oracle
+                    .as_ref()
+                    .map_or((tracker.zoom, tracker.pos), |o| o[i]);
+                let r = if mode == "track" {
+                    grid.residual(&warped_luma(&fr.planes[0], w, h, zoom, pos))
+                } else {
+                    grid.residual(&fr.planes[0])
+                };
+                det.add_residual(&r, wa, ha, fr.pts_s);
+                i += 1;
+            }
+            let d = det.result();
+            println!(
+                "frames {i} cuts {cuts} p {:.2e} z {:.2} payload {} wide {} scale {:?}",
+                d.p_value,
+                d.score,
+                d.payload.map_or("none".into(), |p| if p == payload {
+                    "exact".to_string()
+                } else {
+                    "WRONG".into()
+                }),
+                d.wide_search,
+                d.scale
+            );
+        }
+        _ => panic!("embed|detect"),
+    }
+}
+
+/// Gauss-Newton refinement of the content's motion from `prev` to `cur` (grid cells):
+/// `x' = c + a (x − c) + t`, `a` fixed at 1 unless `zoom`; starts from translation `d`.
+/// Returns `(a, t)`.
+fn refine(
+    prev: &[f32],
+    cur: &[f32],
+    w: usize,
+    h: usize,
+    d: (f64, f64),
+    zoom: bool,
+) -> (f64, (f64, f64)) {
+    let sample = |x: f64, y: f64| -> f32 {
+        let (x0, y0) = (x.floor(), y.floor());
+        let (ax, ay) = ((x - x0) as f32, (y - y0) as f32);
+        let (i, j) = (x0 as usize, y0 as usize);
+        let p = |r: usize, c: usize| prev[r * w + c];
+        let top = p(j, i) * (1.0 - ax) + p(j, i + 1) * ax;
+        let bot = p(j + 1, i) * (1.0 - ax) + p(j + 1, i + 1) * ax;
+        top * (1.0 - ay) + bot * ay
+    };
+    // The grid's centre is the frame's centre.
+    let (cx, cy) = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
+    // Inverse map: q = c + b (x − c) + u.
+    let (mut b, mut u) = (1.0f64, (-d.0, -d.1));
+    let m = 4.0;
+    for _ in 0..8 {
+        let mut ata = [[0f64; 3]; 3];
+        let mut atb = [0f64; 3];
+        for y in 1..h - 1 {
+            let qy = cy + b * (y as f64 - cy) + u.1;
+            if qy < m || qy > h as f64 - 1.0 - m {
+                continue;
+            }
+            for x in 1..w - 1 {
+                let qx = cx + b * (x as f64 - cx) + u.0;
+                if qx < m || qx > w as f64 - 1.0 - m {
+                    continue;
+                }
+                let v = sample(qx, qy);
+                let gx = 0.5 * (sample(qx + 1.0, qy) - sample(qx - 1.0, qy)) as f64;
+                let gy = 0.5 * (sample(qx, qy + 1.0) - sample(qx, qy - 1.0)) as f64;
+                let e = (cur[y * w + x] - v) as f64;
+                // cur − prev(q + δq) ≈ e − g·δq, δq = (x − c) δb + δu.
+                let j = [gx * (x as f64 - cx) + gy * (y as f64 - cy), gx, gy];
+                for r in 0..3 {
+                    for c in 0..3 {
+                        ata[r][c] += j[r] * j[c];
+                    }
+                    atb[r] += j[r] * e;
+                }
+            }
+        }
+        // Solve ata δ = atb for δ = (δb, δu); without zoom δb = 0.
+        let delta = if zoom {
+            solve3(ata, atb)
+        } else {
+            let det = ata[1][1] * ata[2][2] - ata[1][2] * ata[2][1];
+            (det.abs() >= 1e-9).then(|| {
+                [
+                    0.0,
+                    (ata[2][2] * atb[1] - ata[1][2] * atb[2]) / det,
+                    (ata[1][1] * atb[2] - ata[2][1] * atb[1]) / det,
+                ]
+            })
+        };
+        let Some(delta) = delta else { break };
+        b += delta[0];
+        u = (u.0 + delta[1], u.1 + delta[2]);
+        if delta[0].abs() * w as f64 + delta[1].abs() + delta[2].abs() < 1e-4 {
+            break;
+        }
+    }
+    // Forward: x' = c + (q − c − u) / b.
+    let a = 1.0 / b;
+    (a, (-u.0 * a, -u.1 * a))
+}
+
+/// Cramer's rule.
+fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(a);
+    if d.abs() < 1e-12 {
+        return None;
+    }
+    let mut out = [0f64; 3];
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut m = a;
+        for r in 0..3 {
+            m[r][k] = b[r];
+        }
+        *o = det(m) / d;
+    }
+    Some(out)
+}
+
+/// `a(x) = y(x + round(d))`, edges replicated.
+fn shifted_luma(y: &[u8], w: usize, h: usize, d: (f64, f64)) -> Vec<u8> {
+    let (dx, dy) = (d.0.round() as isize, d.1.round() as isize);
+    let mut out = vec![0u8; w * h];
+    for r in 0..h as isize {
+        let sr = (r + dy).clamp(0, h as isize - 1) as usize;
+        let src = &y[sr * w..][..w];
+        let dst = &mut out[r as usize * w..][..w];
+        for (c, o) in dst.iter_mut().enumerate() {
+            *o = src[(c as isize + dx).clamp(0, w as isize - 1) as usize];
+        }
+    }
+    out
+}
+
+/// `a(x) = y(c + zoom (x − c) + d)`, bilinear, edges clamped; integer copy when `zoom` is 1.
+fn warped_luma(y: &[u8], w: usize, h: usize, zoom: f64, d: (f64, f64)) -> Vec<u8> {
+    if zoom == 1.0 {
+        return shifted_luma(y, w, h, d);
+    }
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let mut out = vec![0u8; w * h];
+    for r in 0..h {
+        let sy = (cy + zoom * (r as f64 + 0.5 - cy) + d.1 - 0.5).clamp(0.0, h as f64 - 1.001);
+        let (y0, fy) = (sy.floor() as usize, (sy - sy.floor()) as f32);
+        let y1 = (y0 + 1).min(h - 1);
+        for c in 0..w {
+            let sx = (cx + zoom * (c as f64 + 0.5 - cx) + d.0 - 0.5).clamp(0.0, w as f64 - 1.001);
+            let (x0, fx) = (sx.floor() as usize, (sx - sx.floor()) as f32);
+            let x1 = (x0 + 1).min(w - 1);
+            let p = |r: usize, c: usize| f32::from(y[r * w + c]);
+            let top = p(y0, x0) * (1.0 - fx) + p(y0, x1) * fx;
+            let bot = p(y1, x0) * (1.0 - fx) + p(y1, x1) * fx;
+            out[r * w + c] = (top * (1.0 - fy) + bot * fy + 0.5) as u8;
+        }
+    }
+    out
+}
