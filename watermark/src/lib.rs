@@ -110,28 +110,19 @@ impl VideoEmbedder {
     /// Marks one frame in place. Only `Yuv420p` frames are marked (the Y plane); frames of
     /// any other layout, or with inconsistent planes, are left untouched.
     pub fn embed(&mut self, frame: &mut VideoFrame) {
-        if frame.layout != PixelLayout::Yuv420p || frame.validate().is_err() {
+        let Some(gm) = self.masked_gain(frame) else {
             return;
-        }
-        let (w, h) = (frame.width as usize, frame.height as usize);
-        if self.geom.as_ref().is_none_or(|g| g.w != w || g.h != h) {
-            self.geom = Some(Geometry::new(w, h));
-        }
-        let g = self.geom.as_ref().expect("geometry just set");
-        let mut x = g.downscale(&frame.planes[0]);
-        g.fill_empty_columns(&mut x);
-        let mask = texture_mask(&x, g.wa, g.ha);
-        let rms = (mask.iter().map(|m| m * m).sum::<f32>() / mask.len() as f32).sqrt();
-        let gain = (self.strength / rms.max(1e-6)).min(MAX_GAIN);
+        };
+        let g = self.geom.as_ref().expect("geometry set by masked_gain");
         let mut wm = vec![0f32; g.wa * g.ha];
         for v in 0..g.ha {
             let trow = &self.tile[(v % TILE) * TILE..(v % TILE + 1) * TILE];
             for u in 0..g.wa {
                 let i = v * g.wa + u;
-                wm[i] = gain * mask[i] * trow[u % TILE];
+                wm[i] = gm[i] * trow[u % TILE];
             }
         }
-        self.mark.resize(w * h, 0.0);
+        self.mark.resize(g.w * g.h, 0.0);
         g.upscale_into(&wm, &mut self.mark);
         self.write_within_budgets(frame);
     }
@@ -141,20 +132,11 @@ impl VideoEmbedder {
     /// the tile is sampled (bilinearly, periodically) at each pixel's position before it.
     #[doc(hidden)]
     pub fn embed_warped(&mut self, frame: &mut VideoFrame, zoom: f64, shift: (f64, f64)) {
-        if frame.layout != PixelLayout::Yuv420p || frame.validate().is_err() {
+        let Some(gm) = self.masked_gain(frame) else {
             return;
-        }
-        let (w, h) = (frame.width as usize, frame.height as usize);
-        if self.geom.as_ref().is_none_or(|g| g.w != w || g.h != h) {
-            self.geom = Some(Geometry::new(w, h));
-        }
-        let g = self.geom.as_ref().expect("geometry just set");
-        let mut x = g.downscale(&frame.planes[0]);
-        g.fill_empty_columns(&mut x);
-        let mask = texture_mask(&x, g.wa, g.ha);
-        let rms = (mask.iter().map(|m| m * m).sum::<f32>() / mask.len() as f32).sqrt();
-        let gain = (self.strength / rms.max(1e-6)).min(MAX_GAIN);
-        let gm: Vec<f32> = mask.iter().map(|m| gain * m).collect();
+        };
+        let g = self.geom.as_ref().expect("geometry set by masked_gain");
+        let (w, h) = (g.w, g.h);
         self.mark.resize(w * h, 0.0);
         g.upscale_into(&gm, &mut self.mark);
         let f = g.ha as f64 / h as f64;
@@ -182,6 +164,26 @@ impl VideoEmbedder {
             }
         }
         self.write_within_budgets(frame);
+    }
+
+    /// The mark's amplitude per analysis pixel (`gain × mask`) for `frame`, with the
+    /// frame's geometry set; `None` for frames that are not marked (not `Yuv420p`, or
+    /// inconsistent planes).
+    fn masked_gain(&mut self, frame: &VideoFrame) -> Option<Vec<f32>> {
+        if frame.layout != PixelLayout::Yuv420p || frame.validate().is_err() {
+            return None;
+        }
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        if self.geom.as_ref().is_none_or(|g| g.w != w || g.h != h) {
+            self.geom = Some(Geometry::new(w, h));
+        }
+        let g = self.geom.as_ref().expect("geometry just set");
+        let mut x = g.downscale(&frame.planes[0]);
+        g.fill_empty_columns(&mut x);
+        let mask = texture_mask(&x, g.wa, g.ha);
+        let rms = (mask.iter().map(|m| m * m).sum::<f32>() / mask.len() as f32).sqrt();
+        let gain = (self.strength / rms.max(1e-6)).min(MAX_GAIN);
+        Some(mask.iter().map(|m| gain * m).collect())
     }
 
     /// Adds `self.mark` to the frame's luma, scaled to meet the frame's budgets.
