@@ -9,7 +9,9 @@
 //! mark back at rest every N frames, both sides); LAB_ANCHOR_OFFSET=K (detect: the clip's
 //! first frame was frame K of a stretch); LAB_VERBOSE (embed: the motion per frame on
 //! stderr); LAB_POS=LOG (detect: that log's motion instead of the tracker's); LAB_NO_LK
-//! (phase correlation alone, no Gauss-Newton refinement).
+//! (phase correlation alone, no Gauss-Newton refinement); LAB_EXPLAIN=R (ride a frame's
+//! motion only when its prediction error is below R × that of no motion; off by default, as
+//! in the README's table).
 use std::io::{Read, Write};
 
 use hallmark_media::{PixelLayout, VideoFrame};
@@ -30,6 +32,8 @@ struct Tracker {
     /// Accumulated content motion, frame pixels: x' = c + zoom (x − c) + pos.
     pos: (f64, f64),
     zoom: f64,
+    /// The last frame's prediction error under its motion over that under none.
+    explained: f64,
     px_per_cell: f64,
 }
 
@@ -50,6 +54,7 @@ impl Tracker {
             prev_grid: Vec::new(),
             pos: (0.0, 0.0),
             zoom: 1.0,
+            explained: 1.0,
             px_per_cell: h as f64 / N as f64,
         }
     }
@@ -151,6 +156,18 @@ impl Tracker {
         if std::env::var_os("LAB_NO_LK").is_none() && bv >= CUT_PEAK {
             (a, s) = refine(&prev_grid, &g, wa, ha, s, zoom_on);
         }
+        // Ride only a motion that explains the frame: the prediction error under it well
+        // below the error of no motion (several layers moving apart, a flat picture, a
+        // diverged fit: the mark stays put).
+        let explain: f64 = std::env::var("LAB_EXPLAIN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        self.explained = prediction_error(&prev_grid, &g, wa, ha, a, s)
+            / prediction_error(&prev_grid, &g, wa, ha, 1.0, (0.0, 0.0)).max(1e-9);
+        if explain > 0.0 && bv >= CUT_PEAK && !(self.explained < explain) {
+            (a, s) = (1.0, (0.0, 0.0));
+        }
         let s = (s.0 * self.px_per_cell, s.1 * self.px_per_cell);
         let cut = bv < CUT_PEAK;
         if cut {
@@ -209,12 +226,13 @@ fn main() {
                 }
                 if verbose {
                     eprintln!(
-                        "{i} s=({:.2},{:.2}) pos=({:.1},{:.1}) zoom {:.5} peak {peak:.3}{}",
+                        "{i} s=({:.2},{:.2}) pos=({:.1},{:.1}) zoom {:.5} peak {peak:.3} explained {:.3}{}",
                         s.0,
                         s.1,
                         tracker.pos.0,
                         tracker.pos.1,
                         tracker.zoom,
+                        tracker.explained,
                         if cut { " CUT" } else { "" }
                     );
                 }
@@ -366,6 +384,29 @@ fn refine(
     // Forward: x' = c + (q − c − u) / b.
     let a = 1.0 / b;
     (a, (-u.0 * a, -u.1 * a))
+}
+
+/// Mean squared error of `cur(x)` against `prev(c + (x − c − t)/a)` (grid cells) over the
+/// middle of the frame (a fifth off each side, so that both motions are judged on the same
+/// pixels and nothing falls outside).
+fn prediction_error(prev: &[f32], cur: &[f32], w: usize, h: usize, a: f64, t: (f64, f64)) -> f64 {
+    let (cx, cy) = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
+    let (mut sum, mut n) = (0f64, 0usize);
+    for y in h / 5..h - h / 5 {
+        let qy = (cy + (y as f64 - cy - t.1) / a).clamp(0.0, h as f64 - 1.001);
+        let (y0, fy) = (qy.floor() as usize, qy - qy.floor());
+        for x in w / 5..w - w / 5 {
+            let qx = (cx + (x as f64 - cx - t.0) / a).clamp(0.0, w as f64 - 1.001);
+            let (x0, fx) = (qx.floor() as usize, qx - qx.floor());
+            let p = |r: usize, c: usize| f64::from(prev[r.min(h - 1) * w + c.min(w - 1)]);
+            let top = p(y0, x0) * (1.0 - fx) + p(y0, x0 + 1) * fx;
+            let bot = p(y0 + 1, x0) * (1.0 - fx) + p(y0 + 1, x0 + 1) * fx;
+            let e = f64::from(cur[y * w + x]) - (top * (1.0 - fy) + bot * fy);
+            sum += e * e;
+            n += 1;
+        }
+    }
+    sum / n.max(1) as f64
 }
 
 /// Cramer's rule.
