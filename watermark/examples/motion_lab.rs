@@ -11,7 +11,8 @@
 //! stderr); LAB_POS=LOG (detect: that log's motion instead of the tracker's); LAB_NO_LK
 //! (phase correlation alone, no Gauss-Newton refinement); LAB_EXPLAIN=R (ride a frame's
 //! motion only when its prediction error is below R × that of no motion; off by default, as
-//! in the README's table).
+//! in the README's table); LAB_GENTLE=F (ride only motion of at most F × the frame's height
+//! and 0.5 % of zoom a frame; off by default).
 use std::io::{Read, Write};
 
 use hallmark_media::{PixelLayout, VideoFrame};
@@ -166,6 +167,16 @@ impl Tracker {
         self.explained = prediction_error(&prev_grid, &g, wa, ha, a, s)
             / prediction_error(&prev_grid, &g, wa, ha, 1.0, (0.0, 0.0)).max(1e-9);
         if explain > 0.0 && bv >= CUT_PEAK && !(self.explained < explain) {
+            (a, s) = (1.0, (0.0, 0.0));
+        }
+        // Ride only gentle motion: at most this fraction of the frame's height a frame, and
+        // a zoom of at most half a percent a frame (a camera move, not a bus passing under
+        // the lens).
+        let gentle: f64 = std::env::var("LAB_GENTLE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        if gentle > 0.0 && (s.0.hypot(s.1) > gentle * ha as f64 || (a - 1.0).abs() > 0.005) {
             (a, s) = (1.0, (0.0, 0.0));
         }
         let s = (s.0 * self.px_per_cell, s.1 * self.px_per_cell);
