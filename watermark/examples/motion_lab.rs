@@ -166,7 +166,8 @@ impl Tracker {
             .unwrap_or(0.0);
         self.explained = prediction_error(&prev_grid, &g, wa, ha, a, s)
             / prediction_error(&prev_grid, &g, wa, ha, 1.0, (0.0, 0.0)).max(1e-9);
-        if explain > 0.0 && bv >= CUT_PEAK && !(self.explained < explain) {
+        if explain > 0.0 && bv >= CUT_PEAK && (self.explained.is_nan() || self.explained >= explain)
+        {
             (a, s) = (1.0, (0.0, 0.0));
         }
         // Ride only gentle motion: at most this fraction of the frame's height a frame, and
