@@ -212,8 +212,16 @@ fn read_frame(r: &mut impl Read, w: usize, h: usize, pts: f64) -> Option<VideoFr
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (w, h): (usize, usize) = (args[2].parse().unwrap(), args[3].parse().unwrap());
-    let mode = args[4].as_str();
+    let usage = "usage: motion_lab embed W H static|moving | detect W H static|track (raw yuv420p on stdin)";
+    let size = |i: usize| {
+        args.get(i)
+            .and_then(|a| a.parse::<usize>().ok())
+            .filter(|&v| v >= 16)
+    };
+    let (Some(w), Some(h), Some(mode)) = (size(2), size(3), args.get(4).map(String::as_str)) else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
     let fps: f64 = std::env::var("FPS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -323,7 +331,10 @@ fn main() {
                 d.scale
             );
         }
-        _ => panic!("embed|detect"),
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
     }
 }
 
