@@ -4,6 +4,7 @@
 //!
 //!   motion_lab embed  W H static|moving  < raw yuv420p > raw yuv420p
 //!   motion_lab detect W H static|track   < raw yuv420p      (prints p, z, payload)
+//!   motion_lab track  W H -              < raw yuv420p      (the tracker's cost a frame)
 //!
 //! Environment: FPS (30); LAB_ZOOM (track zoom as well as translation); LAB_ANCHOR=N (the
 //! mark back at rest every N frames, both sides); LAB_ANCHOR_OFFSET=K (detect: the clip's
@@ -329,6 +330,25 @@ fn main() {
                 }),
                 d.wide_search,
                 d.scale
+            );
+        }
+        "track" => {
+            // The tracker alone, and the full-resolution warp back, timed per frame.
+            let (mut tracking, mut warping, mut n) = (0f64, 0f64, 0usize);
+            while let Some(fr) = read_frame(&mut stdin, w, h, n as f64 / fps) {
+                let t = std::time::Instant::now();
+                tracker.next(&fr.planes[0]);
+                tracking += t.elapsed().as_secs_f64();
+                let t = std::time::Instant::now();
+                std::hint::black_box(warped_luma(&fr.planes[0], w, h, tracker.zoom, tracker.pos));
+                warping += t.elapsed().as_secs_f64();
+                n += 1;
+            }
+            let per = |s: f64| 1e3 * s / n.max(1) as f64;
+            println!(
+                "frames {n}: tracking {:.2} ms a frame, warp back {:.2} ms a frame",
+                per(tracking),
+                per(warping)
             );
         }
         _ => {
