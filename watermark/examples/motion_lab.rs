@@ -13,7 +13,8 @@
 //! (phase correlation alone, no Gauss-Newton refinement); LAB_EXPLAIN=R (ride a frame's
 //! motion only when its prediction error is below R × that of no motion; off by default, as
 //! in the README's table); LAB_GENTLE=F (ride only motion of at most F × the frame's height
-//! and 0.5 % of zoom a frame; off by default).
+//! and 0.5 % of zoom a frame; off by default); LAB_ROWS=R (the tracking grid's rows, a power
+//! of two, 256); LAB_GN=K (Gauss-Newton passes at most, 8).
 use std::io::{Read, Write};
 
 use hallmark_media::{PixelLayout, VideoFrame};
@@ -21,7 +22,6 @@ use hallmark_watermark::{AnalysisGrid, Payload, VideoDetector, VideoEmbedder, Wa
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 
-const N: usize = 256;
 const CUT_PEAK: f32 = 0.03;
 
 struct Tracker {
@@ -37,43 +37,52 @@ struct Tracker {
     /// The last frame's prediction error under its motion over that under none.
     explained: f64,
     px_per_cell: f64,
+    /// Rows of the tracking grid and of the phase correlation's square (a power of two).
+    n: usize,
 }
 
 impl Tracker {
     fn new(w: usize, h: usize) -> Tracker {
-        let grid = AnalysisGrid::with_rows(w, h, N);
+        let n: usize = std::env::var("LAB_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|v: &usize| v.is_power_of_two() && *v >= 32)
+            .unwrap_or(256);
+        let grid = AnalysisGrid::with_rows(w, h, n);
         let mut p = FftPlanner::new();
-        let hann: Vec<f32> = (0..N)
-            .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * (i as f32 + 0.5) / N as f32).cos())
+        let hann: Vec<f32> = (0..n)
+            .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * (i as f32 + 0.5) / n as f32).cos())
             .collect();
-        let win = (0..N * N).map(|i| hann[i / N] * hann[i % N]).collect();
+        let win = (0..n * n).map(|i| hann[i / n] * hann[i % n]).collect();
         Tracker {
             grid,
             win,
-            fwd: p.plan_fft_forward(N),
-            inv: p.plan_fft_inverse(N),
+            fwd: p.plan_fft_forward(n),
+            inv: p.plan_fft_inverse(n),
             prev: None,
             prev_grid: Vec::new(),
             pos: (0.0, 0.0),
             zoom: 1.0,
             explained: 1.0,
-            px_per_cell: h as f64 / N as f64,
+            px_per_cell: h as f64 / n as f64,
+            n,
         }
     }
 
     fn fft2(&self, x: &mut [Complex32], inverse: bool) {
+        let n = self.n;
         let f = if inverse { &self.inv } else { &self.fwd };
-        for row in x.chunks_exact_mut(N) {
+        for row in x.chunks_exact_mut(n) {
             f.process(row);
         }
-        let mut col = vec![Complex32::default(); N];
-        for c in 0..N {
-            for r in 0..N {
-                col[r] = x[r * N + c];
+        let mut col = vec![Complex32::default(); n];
+        for c in 0..n {
+            for r in 0..n {
+                col[r] = x[r * n + c];
             }
             f.process(&mut col);
-            for r in 0..N {
-                x[r * N + c] = col[r];
+            for r in 0..n {
+                x[r * n + c] = col[r];
             }
         }
     }
@@ -81,24 +90,25 @@ impl Tracker {
     /// Feeds the next frame's luma; returns (motion since the previous frame in frame
     /// pixels, peak, cut).
     fn next(&mut self, y: &[u8]) -> ((f64, f64), f32, bool) {
+        let n = self.n;
         let zoom_on = std::env::var_os("LAB_ZOOM").is_some();
         let g = self.grid.downscale(y);
         let (wa, ha) = self.grid.grid_size();
-        let (x0, y0) = (wa.saturating_sub(N) / 2, ha.saturating_sub(N) / 2);
-        let mut a = vec![Complex32::default(); N * N];
+        let (x0, y0) = (wa.saturating_sub(n) / 2, ha.saturating_sub(n) / 2);
+        let mut a = vec![Complex32::default(); n * n];
         let mut mean = 0f32;
         let mut cnt = 0f32;
-        for r in 0..N.min(ha) {
-            for c in 0..N.min(wa) {
+        for r in 0..n.min(ha) {
+            for c in 0..n.min(wa) {
                 mean += g[(y0 + r) * wa + x0 + c];
                 cnt += 1.0;
             }
         }
         mean /= cnt.max(1.0);
-        for r in 0..N.min(ha) {
-            for c in 0..N.min(wa) {
-                a[r * N + c] = Complex32::new(
-                    (g[(y0 + r) * wa + x0 + c] - mean) * self.win[r * N + c],
+        for r in 0..n.min(ha) {
+            for c in 0..n.min(wa) {
+                a[r * n + c] = Complex32::new(
+                    (g[(y0 + r) * wa + x0 + c] - mean) * self.win[r * n + c],
                     0.0,
                 );
             }
@@ -122,7 +132,7 @@ impl Tracker {
             })
             .collect();
         self.fft2(&mut x, true);
-        let v: Vec<f32> = x.iter().map(|c| c.re / (N * N) as f32).collect();
+        let v: Vec<f32> = x.iter().map(|c| c.re / (n * n) as f32).collect();
         let (mut bi, mut bv) = (0, f32::MIN);
         for (i, &s) in v.iter().enumerate() {
             if s > bv {
@@ -130,9 +140,9 @@ impl Tracker {
                 bi = i;
             }
         }
-        let (pr, pc) = (bi / N, bi % N);
+        let (pr, pc) = (bi / n, bi % n);
         let at = |r: isize, c: isize| {
-            v[(r.rem_euclid(N as isize) as usize) * N + c.rem_euclid(N as isize) as usize]
+            v[(r.rem_euclid(n as isize) as usize) * n + c.rem_euclid(n as isize) as usize]
         };
         let sub = |m: f32, c: f32, p: f32| {
             let d = m - 2.0 * c + p;
@@ -146,8 +156,8 @@ impl Tracker {
         let dy = sub(at(pr_i - 1, pc_i), bv, at(pr_i + 1, pc_i));
         let dx = sub(at(pr_i, pc_i - 1), bv, at(pr_i, pc_i + 1));
         let wrap = |i: usize| {
-            if i > N / 2 {
-                i as f64 - N as f64
+            if i > n / 2 {
+                i as f64 - n as f64
             } else {
                 i as f64
             }
@@ -383,7 +393,11 @@ fn refine(
     // Inverse map: q = c + b (x − c) + u.
     let (mut b, mut u) = (1.0f64, (-d.0, -d.1));
     let m = 4.0;
-    for _ in 0..8 {
+    let passes: usize = std::env::var("LAB_GN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    for _ in 0..passes {
         let mut ata = [[0f64; 3]; 3];
         let mut atb = [0f64; 3];
         for y in 1..h - 1 {
