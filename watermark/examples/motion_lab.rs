@@ -39,14 +39,26 @@ struct Tracker {
     px_per_cell: f64,
     /// Rows of the tracking grid and of the phase correlation's square (a power of two).
     n: usize,
+    /// The settings, read once (see the module's documentation).
+    zoom_on: bool,
+    refine_on: bool,
+    passes: usize,
+    explain: f64,
+    gentle: f64,
+}
+
+/// `name`'s value parsed, or `default` when unset or unparsable.
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 impl Tracker {
     fn new(w: usize, h: usize) -> Tracker {
-        let n: usize = std::env::var("LAB_ROWS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|v: &usize| v.is_power_of_two() && *v >= 32)
+        let n = Some(setting("LAB_ROWS", 256usize))
+            .filter(|v| v.is_power_of_two() && *v >= 32)
             .unwrap_or(256);
         let grid = AnalysisGrid::with_rows(w, h, n);
         let mut p = FftPlanner::new();
@@ -66,6 +78,11 @@ impl Tracker {
             explained: 1.0,
             px_per_cell: h as f64 / n as f64,
             n,
+            zoom_on: std::env::var_os("LAB_ZOOM").is_some(),
+            refine_on: std::env::var_os("LAB_NO_LK").is_none(),
+            passes: setting("LAB_GN", 8),
+            explain: setting("LAB_EXPLAIN", 0.0),
+            gentle: setting("LAB_GENTLE", 0.0),
         }
     }
 
@@ -91,7 +108,6 @@ impl Tracker {
     /// pixels, peak, cut).
     fn next(&mut self, y: &[u8]) -> ((f64, f64), f32, bool) {
         let n = self.n;
-        let zoom_on = std::env::var_os("LAB_ZOOM").is_some();
         let g = self.grid.downscale(y);
         let (wa, ha) = self.grid.grid_size();
         let (x0, y0) = (wa.saturating_sub(n) / 2, ha.saturating_sub(n) / 2);
@@ -114,8 +130,9 @@ impl Tracker {
             }
         }
         self.fft2(&mut a, false);
-        let prev_grid = std::mem::replace(&mut self.prev_grid, g.clone());
-        let Some(prev) = self.prev.replace(a.clone()) else {
+        let Some(prev) = self.prev.take() else {
+            self.prev = Some(a);
+            self.prev_grid = g;
             return ((0.0, 0.0), 1.0, false);
         };
         let mut x: Vec<Complex32> = a
@@ -131,6 +148,7 @@ impl Tracker {
                 }
             })
             .collect();
+        self.prev = Some(a);
         self.fft2(&mut x, true);
         let v: Vec<f32> = x.iter().map(|c| c.re / (n * n) as f32).collect();
         let (mut bi, mut bv) = (0, f32::MIN);
@@ -165,36 +183,33 @@ impl Tracker {
         // Peak at s: this frame is the previous one moved by s.
         let mut s = (wrap(pc) + dx, wrap(pr) + dy);
         let mut a = 1.0;
-        if std::env::var_os("LAB_NO_LK").is_none() && bv >= CUT_PEAK {
-            (a, s) = refine(&prev_grid, &g, wa, ha, s, zoom_on);
+        let prev_grid = &self.prev_grid;
+        if self.refine_on && bv >= CUT_PEAK {
+            (a, s) = refine(prev_grid, &g, wa, ha, s, self.zoom_on, self.passes);
         }
         // Ride only a motion that explains the frame: the prediction error under it well
         // below the error of no motion (several layers moving apart, a flat picture, a
         // diverged fit: the mark stays put).
-        let explain: f64 = std::env::var("LAB_EXPLAIN")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        self.explained = prediction_error(&prev_grid, &g, wa, ha, a, s)
-            / prediction_error(&prev_grid, &g, wa, ha, 1.0, (0.0, 0.0)).max(1e-9);
+        let explained = prediction_error(prev_grid, &g, wa, ha, a, s)
+            / prediction_error(prev_grid, &g, wa, ha, 1.0, (0.0, 0.0)).max(1e-9);
+        self.explained = explained;
+        self.prev_grid = g;
         // A motion too small to change the prediction error much (under half a cell and
         // 0.2 % of zoom a frame: a slow push-in) is ridden whatever it explains.
         let tiny = s.0.hypot(s.1) < 0.5 && (a - 1.0).abs() < 0.002;
-        if explain > 0.0
+        if self.explain > 0.0
             && bv >= CUT_PEAK
             && !tiny
-            && (self.explained.is_nan() || self.explained >= explain)
+            && (explained.is_nan() || explained >= self.explain)
         {
             (a, s) = (1.0, (0.0, 0.0));
         }
         // Ride only gentle motion: at most this fraction of the frame's height a frame, and
         // a zoom of at most half a percent a frame (a camera move, not a bus passing under
         // the lens).
-        let gentle: f64 = std::env::var("LAB_GENTLE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        if gentle > 0.0 && (s.0.hypot(s.1) > gentle * ha as f64 || (a - 1.0).abs() > 0.005) {
+        if self.gentle > 0.0
+            && (s.0.hypot(s.1) > self.gentle * ha as f64 || (a - 1.0).abs() > 0.005)
+        {
             (a, s) = (1.0, (0.0, 0.0));
         }
         let s = (s.0 * self.px_per_cell, s.1 * self.px_per_cell);
@@ -233,10 +248,7 @@ fn main() {
         eprintln!("{usage}");
         std::process::exit(2);
     };
-    let fps: f64 = std::env::var("FPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30.0);
+    let fps: f64 = setting("FPS", 30.0);
     let key = WatermarkKey::from_secret([7; 32], 1);
     let payload = Payload {
         clip_id: 0x1234_5678_9abc_def0,
@@ -246,10 +258,7 @@ fn main() {
     let mut tracker = Tracker::new(w, h);
     let verbose = std::env::var_os("LAB_VERBOSE").is_some();
     // Anchors: the mark is back at rest every this many frames (both sides know when).
-    let anchor: usize = std::env::var("LAB_ANCHOR")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let anchor: usize = setting("LAB_ANCHOR", 0);
     match args[1].as_str() {
         "embed" => {
             let mut emb = VideoEmbedder::new(&key, payload, 0.0);
@@ -292,10 +301,7 @@ fn main() {
             let mut cuts = 0;
             // Where the sealed clip's anchors fall in this one (an excerpt's first frame
             // was frame `anchor_offset` of a stretch).
-            let anchor_offset: usize = std::env::var("LAB_ANCHOR_OFFSET")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
+            let anchor_offset: usize = setting("LAB_ANCHOR_OFFSET", 0);
             // Oracle: the embedder's motion (its LAB_VERBOSE log) instead of the tracker's.
             let oracle: Option<Vec<(f64, (f64, f64))>> = std::env::var("LAB_POS").ok().map(|f| {
                 std::fs::read_to_string(f)
@@ -378,6 +384,7 @@ fn refine(
     h: usize,
     d: (f64, f64),
     zoom: bool,
+    passes: usize,
 ) -> (f64, (f64, f64)) {
     let sample = |x: f64, y: f64| -> f32 {
         let (x0, y0) = (x.floor(), y.floor());
@@ -393,10 +400,6 @@ fn refine(
     // Inverse map: q = c + b (x − c) + u.
     let (mut b, mut u) = (1.0f64, (-d.0, -d.1));
     let m = 4.0;
-    let passes: usize = std::env::var("LAB_GN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
     for _ in 0..passes {
         let mut ata = [[0f64; 3]; 3];
         let mut atb = [0f64; 3];
