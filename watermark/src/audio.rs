@@ -891,11 +891,15 @@ pub struct AudioDetector {
     wide: Vec<f32>,
 }
 
-/// The plain search's share of the false-positive budget; the wider search (tempo, speed,
-/// pitch) gets the rest: p = min(p_plain / w, p_wide / (1 − w)). With three quarters the
-/// plain search needs z ≥ 6.49 (6.44 alone), the wider one z ≥ 7.67 / 7.85 / 7.91 for 3 /
-/// 12 / ≥ 20 s of sound (its family grows with the length it keeps).
-const PLAIN_WEIGHT: f64 = 0.75;
+/// Shares of the false-positive budget (a weighted Bonferroni bound, p = min(p_sealed / ws,
+/// p_plain / wp, p_wide / ww)): the as-sealed registration (symbol phase 0, shift 0: the
+/// sound as the seal wrote it, untrimmed — re-encoded, filtered, mixed with other sound;
+/// one hypothesis per key, z ≥ 5.64 alone), the plain search (z ≥ 6.52, 6.49 with its former
+/// three quarters) and the wider search (tempo, speed, pitch: z ≥ 7.67 / 7.85 / 7.91 for 3
+/// / 12 / ≥ 20 s of sound, its family growing with the length it keeps).
+const SEALED_WEIGHT: f64 = 0.125;
+const PLAIN_WEIGHT: f64 = 0.625;
+const WIDE_WEIGHT: f64 = 0.25;
 
 /// Analysis frames the plain front end measures at a time (bounds its scratch memory).
 const PLAIN_FRAMES_PER_PASS: usize = 256;
@@ -1175,27 +1179,42 @@ impl AudioDetector {
         let family = (1 + segments.len()) as f64;
         out.family_size = 1 + segments.len();
         let hypotheses = (self.keys.len() * SYMBOL_PHASES * PERIOD_SYMBOLS) as f64;
-        let p_of = |z: f64| crate::detect::search_p(hypotheses, z);
+        let p_of = |z: f64| family / PLAIN_WEIGHT * crate::detect::search_p(hypotheses, z);
+        let p_sealed =
+            |z: f64| family / SEALED_WEIGHT * crate::detect::search_p(self.keys.len() as f64, z);
         let mut best = (self.search(&self.folds), Cow::Borrowed(&self.folds));
+        let mut sealed = (self.as_sealed(&self.folds), Cow::Borrowed(&self.folds));
         // Segments are also searched when the whole proves the mark but its payload does not
         // decode (foreign sound dilutes the payload's chips too). Reporting family × p of
         // whatever was searched stays a valid bound whatever decided the search.
-        let (z, ki, sphase, d) = best.0;
-        let proven = family / PLAIN_WEIGHT * p_of(z) <= DETECT_P
-            && self
-                .decode(&self.folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
-                .0
-                .is_some();
-        if !proven {
+        let proven = |found: (f64, usize, usize, usize), p: f64| {
+            let (_, ki, sphase, d) = found;
+            p <= DETECT_P
+                && self
+                    .decode(&self.folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
+                    .0
+                    .is_some()
+        };
+        if !proven(best.0, p_of(best.0 .0)) && !proven(sealed.0, p_sealed(sealed.0 .0)) {
             for &(from, to) in &segments {
                 let folds = self.segment_folds(from, to);
                 let found = self.search(&folds);
+                let at_seal = self.as_sealed(&folds);
+                if at_seal.0 > sealed.0 .0 {
+                    sealed = (at_seal, Cow::Owned(folds.clone()));
+                }
                 if found.0 > best.0 .0 {
                     best = (found, Cow::Owned(folds));
                 }
             }
         }
-        let ((z, ki, sphase, d), folds) = best;
+        // The as-sealed test answers when its bound is the smaller (ties: the search, whose
+        // z is the larger).
+        let (p_plain, ((z, ki, sphase, d), folds)) = if p_sealed(sealed.0 .0) < p_of(best.0 .0) {
+            (p_sealed(sealed.0 .0), sealed)
+        } else {
+            (p_of(best.0 .0), best)
+        };
         let nb = self.nb;
         let p_of_bin = |z: f64| if z <= 0.0 { 1.0 } else { (-z * z / 2.0).exp() };
         // The timeline: per bin, the single-test p at the registration.
@@ -1208,10 +1227,10 @@ impl AudioDetector {
                     .then(|| p_of_bin(self.z_at(&fold, &self.keys[ki].1, d)))
             })
             .collect();
-        // Weighted Bonferroni over the two stages: p = min(p_plain / w, p_wide / (1 − w)).
-        // The wider search runs only when the plain p does not detect on its own; reporting
-        // the plain one's when it does is the larger of the two, still a bound.
-        let p_plain = (family / PLAIN_WEIGHT * p_of(z)).min(1.0);
+        // Weighted Bonferroni over the three stages (SEALED_WEIGHT, PLAIN_WEIGHT,
+        // WIDE_WEIGHT). The wider search runs only when neither of the first two detects on
+        // its own; reporting theirs when one does is the larger bound, still a bound.
+        let p_plain = p_plain.min(1.0);
         let mut chosen = (
             p_plain,
             z,
@@ -1225,8 +1244,7 @@ impl AudioDetector {
         if p_plain > DETECT_P {
             if let Some((w, wide_folds, wide_bins)) = self.wide_search() {
                 let wide_hypotheses = hypotheses * wide::hypotheses(self.wide.len()) as f64;
-                let p_wide =
-                    (crate::detect::search_p(wide_hypotheses, w.z) / (1.0 - PLAIN_WEIGHT)).min(1.0);
+                let p_wide = (crate::detect::search_p(wide_hypotheses, w.z) / WIDE_WEIGHT).min(1.0);
                 if p_wide < p_plain {
                     // The timeline at the wider search's registration: the kept sound's
                     // bins only (what lies past it was not measured at that scale).
@@ -1275,6 +1293,20 @@ impl AudioDetector {
             }
         }
         out
+    }
+
+    /// The as-sealed registration of `folds`: symbol phase 0 and shift 0 (the pattern's
+    /// first column at the sound's first sample, as the embedder wrote it; reported as
+    /// `offset_s` 0), for the key that correlates best there.
+    fn as_sealed(&self, folds: &[Vec<C>]) -> (f64, usize, usize, usize) {
+        let mut best = (f64::NEG_INFINITY, 0, 0, 0);
+        for (ki, (_, key)) in self.keys.iter().enumerate() {
+            let z = self.z_at(&folds[0], key, 0);
+            if z > best.0 {
+                best = (z, ki, 0, 0);
+            }
+        }
+        best
     }
 
     /// The best (z, key index, symbol phase, shift) over every key, symbol phase and shift
@@ -1570,5 +1602,51 @@ mod tests {
         d.add_chunk(&chunk(16_000, 1, x));
         let r = d.result();
         assert!(!r.detected, "{r:?}");
+    }
+
+    /// The as-sealed registration is where the search finds an untrimmed sound's mark, and
+    /// not where a trimmed one's is.
+    #[test]
+    fn the_as_sealed_registration_is_the_untrimmed_sounds() {
+        let k = key(7);
+        let payload = Payload {
+            clip_id: 0x0bad_cafe_0000_0002,
+            key_id: 7,
+        };
+        let mut lp = 0.0;
+        let x: Vec<f32> = noise(16_000 * 8, 3, 0.3)
+            .into_iter()
+            .map(|v| {
+                lp = 0.97 * lp + 0.03 * v;
+                4.0 * lp + 0.1 * v
+            })
+            .collect();
+        let mut e = AudioEmbedder::new(&k, payload, 0.0);
+        let mut y = Vec::new();
+        for o in e.process(chunk(16_000, 1, x)) {
+            y.extend(o.samples);
+        }
+        for o in e.finish() {
+            y.extend(o.samples);
+        }
+        // 1000 samples (62.5 ms, not a whole 4 ms step) trimmed off the start.
+        for (trim, as_sealed) in [(0, true), (1000, false)] {
+            let mut d = AudioDetector::new(std::slice::from_ref(&k));
+            d.add_chunk(&chunk(16_000, 1, y[trim..].to_vec()));
+            let searched = d.search(&d.folds);
+            let sealed = d.as_sealed(&d.folds);
+            assert!(searched.0 > 8.0, "trim {trim}: {searched:?}");
+            if as_sealed {
+                assert_eq!((sealed.2, sealed.3), (searched.2, searched.3));
+                assert!((sealed.0 - searched.0).abs() < 1e-9);
+            } else {
+                assert!(sealed.0 < 4.0, "trim {trim}: as sealed {sealed:?}");
+            }
+            let r = d.result();
+            assert!(
+                r.detected && r.payload == Some(payload),
+                "trim {trim}: {r:?}"
+            );
+        }
     }
 }
