@@ -1566,6 +1566,32 @@ mod tests {
         assert!(!r.detected && !r.inconclusive, "{r:?}");
     }
 
+    /// Noise tilted towards the bass, like most music (white noise, with all its energy in
+    /// the marked bands, is the hardest case for the SNR budget), 16 kHz mono.
+    fn music_like(n: usize, seed: u64) -> Vec<f32> {
+        let mut lp = 0.0;
+        noise(n, seed, 0.3)
+            .into_iter()
+            .map(|v| {
+                lp = 0.97 * lp + 0.03 * v;
+                4.0 * lp + 0.1 * v
+            })
+            .collect()
+    }
+
+    /// `x` (16 kHz mono) marked with `payload` under `k`, every sample back.
+    fn sealed_16k(k: &WatermarkKey, payload: Payload, x: Vec<f32>) -> Vec<f32> {
+        let mut e = AudioEmbedder::new(k, payload, 0.0);
+        let mut y = Vec::new();
+        for o in e.process(chunk(16_000, 1, x)) {
+            y.extend(o.samples);
+        }
+        for o in e.finish() {
+            y.extend(o.samples);
+        }
+        y
+    }
+
     #[test]
     fn marked_noise_is_detected_with_its_payload_and_unmarked_is_not() {
         let k = key(5);
@@ -1573,24 +1599,8 @@ mod tests {
             clip_id: 0xfeed_beef_0000_0001,
             key_id: 5,
         };
-        // Noise tilted towards the bass, like most music (white noise, with all its energy
-        // in the marked bands, is the hardest case for the SNR budget).
-        let mut lp = 0.0;
-        let x: Vec<f32> = noise(16_000 * 10, 9, 0.3)
-            .into_iter()
-            .map(|v| {
-                lp = 0.97 * lp + 0.03 * v;
-                4.0 * lp + 0.1 * v
-            })
-            .collect();
-        let mut e = AudioEmbedder::new(&k, payload, 0.0);
-        let mut y = Vec::new();
-        for o in e.process(chunk(16_000, 1, x.clone())) {
-            y.extend(o.samples);
-        }
-        for o in e.finish() {
-            y.extend(o.samples);
-        }
+        let x = music_like(16_000 * 10, 9);
+        let y = sealed_16k(&k, payload, x.clone());
         let mut d = AudioDetector::new(&[key(6), k.clone()]);
         d.add_chunk(&chunk(16_000, 1, y));
         let r = d.result();
@@ -1613,22 +1623,7 @@ mod tests {
             clip_id: 0x0bad_cafe_0000_0002,
             key_id: 7,
         };
-        let mut lp = 0.0;
-        let x: Vec<f32> = noise(16_000 * 8, 3, 0.3)
-            .into_iter()
-            .map(|v| {
-                lp = 0.97 * lp + 0.03 * v;
-                4.0 * lp + 0.1 * v
-            })
-            .collect();
-        let mut e = AudioEmbedder::new(&k, payload, 0.0);
-        let mut y = Vec::new();
-        for o in e.process(chunk(16_000, 1, x)) {
-            y.extend(o.samples);
-        }
-        for o in e.finish() {
-            y.extend(o.samples);
-        }
+        let y = sealed_16k(&k, payload, music_like(16_000 * 8, 3));
         // 1000 samples (62.5 ms, not a whole 4 ms step) trimmed off the start.
         for (trim, as_sealed) in [(0, true), (1000, false)] {
             let mut d = AudioDetector::new(std::slice::from_ref(&k));
