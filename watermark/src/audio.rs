@@ -894,7 +894,7 @@ pub struct AudioDetector {
 /// Shares of the false-positive budget (a weighted Bonferroni bound, p = min(p_sealed / ws,
 /// p_plain / wp, p_wide / ww)): the as-sealed registration (symbol phase 0, shift 0: the
 /// sound as the seal wrote it, untrimmed — re-encoded, filtered, mixed with other sound;
-/// one hypothesis per key, z ≥ 5.64 alone), the plain search (z ≥ 6.52, 6.49 with its former
+/// one hypothesis per key, z ≥ 5.64 alone), the plain search (z ≥ 6.51, 6.49 with its former
 /// three quarters) and the wider search (tempo, speed, pitch: z ≥ 7.67 / 7.85 / 7.91 for 3
 /// / 12 / ≥ 20 s of sound, its family growing with the length it keeps).
 const SEALED_WEIGHT: f64 = 0.125;
