@@ -1187,15 +1187,17 @@ impl AudioDetector {
         // Segments are also searched when the whole proves the mark but its payload does not
         // decode (foreign sound dilutes the payload's chips too). Reporting family × p of
         // whatever was searched stays a valid bound whatever decided the search.
-        let proven = |found: (f64, usize, usize, usize), p: f64| {
-            let (_, ki, sphase, d) = found;
+        // An answer is final when it proves the mark and its payload reads at it.
+        let final_at = |(found, folds): &((f64, usize, usize, usize), Cow<'_, Vec<Vec<C>>>),
+                        p: f64| {
+            let (_, ki, sphase, d) = *found;
             p <= DETECT_P
                 && self
-                    .decode(&self.folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
+                    .decode(&folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
                     .0
                     .is_some()
         };
-        if !proven(best.0, p_of(best.0 .0)) && !proven(sealed.0, p_sealed(sealed.0 .0)) {
+        if !final_at(&best, p_of(best.0 .0)) && !final_at(&sealed, p_sealed(sealed.0 .0)) {
             for &(from, to) in &segments {
                 let folds = self.segment_folds(from, to);
                 let found = self.search(&folds);
@@ -1208,13 +1210,15 @@ impl AudioDetector {
                 }
             }
         }
-        // The as-sealed test answers when its bound is the smaller (ties: the search, whose
-        // z is the larger).
-        let (p_plain, ((z, ki, sphase, d), folds)) = if p_sealed(sealed.0 .0) < p_of(best.0 .0) {
-            (p_sealed(sealed.0 .0), sealed)
-        } else {
-            (p_of(best.0 .0), best)
-        };
+        // The final answer, else the smaller bound (ties: the search, whose z is the
+        // larger).
+        let (ps, pb) = (p_sealed(sealed.0 .0), p_of(best.0 .0));
+        let (p_plain, ((z, ki, sphase, d), folds)) =
+            if (final_at(&sealed, ps), -ps) > (final_at(&best, pb), -pb) {
+                (ps, sealed)
+            } else {
+                (pb, best)
+            };
         let nb = self.nb;
         let p_of_bin = |z: f64| if z <= 0.0 { 1.0 } else { (-z * z / 2.0).exp() };
         // The timeline: per bin, the single-test p at the registration.

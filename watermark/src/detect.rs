@@ -1139,6 +1139,20 @@ impl VideoDetector {
         }
     }
 
+    /// The payload read at a registration of a summed residual image, and the coded-bit
+    /// error estimate.
+    fn payload_at(
+        &self,
+        reg: &Registration,
+        img: &[f32],
+        w: usize,
+        h: usize,
+    ) -> (Option<Payload>, f64) {
+        let (key_id, key) = &self.keys[reg.key];
+        let orientation = self.variants[reg.key][reg.orientation].orientation;
+        decode_payload(&reg.fold(img, w, h), key, *key_id, orientation, reg.shift)
+    }
+
     /// The registration search over one summed residual image: the best (z, key index,
     /// orientation, scale, shift, phase) over every key, the first `orientations` of
     /// [`Orientation::ALL`], scale on `scales`, phase and shift. Pass 1 searches phase 0 at
@@ -1499,8 +1513,9 @@ impl VideoDetector {
         // footage spliced around a marked stretch cannot drown the mark (each second's
         // content adds to the fold's energy, marked or not). Which segments are tested
         // depends only on the frames' times, never on the key: the family is the Bonferroni
-        // union of those tests, and once the whole clip alone proves the mark within it the
-        // segments are not searched (reporting family × p_whole, an upper bound).
+        // union of those tests, and once the whole clip alone proves the mark within it and
+        // its payload reads there the segments are not searched (reporting family × p_whole,
+        // an upper bound).
         let segments: Vec<(usize, usize)> = if self.whole_clip_only {
             Vec::new()
         } else {
@@ -1530,38 +1545,66 @@ impl VideoDetector {
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(PLAIN_WEIGHT * family * hypotheses, z);
         let p_sealed = |z: f64| search_p(SEALED_WEIGHT * family * self.keys.len() as f64, z);
-        let mut sealed = (
-            self.as_sealed(&acc.sum, wa, ha),
-            Cow::Borrowed(&acc.sum[..]),
-        );
-        let mut searched = None;
-        if p_sealed(sealed.0.z) > DETECT_P {
-            let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false, None);
-            let mut best = (whole, Cow::Borrowed(&acc.sum[..]));
-            if p_of(best.0.z) > DETECT_P {
-                for &(from, to) in &segments {
-                    let mut sum = vec![0.0f32; wa * ha];
-                    for (img, _) in acc.bins.range(from, to) {
-                        add_into(&mut sum, img);
-                    }
-                    let at_seal = self.as_sealed(&sum, wa, ha);
-                    let found = self.search(&sum, wa, ha, &scales, SEGMENT_STRIDE, 1, false, None);
-                    if at_seal.z > sealed.0.z {
-                        sealed = (at_seal, Cow::Owned(sum.clone()));
-                    }
-                    if found.z > best.0.z {
-                        best = (found, Cow::Owned(sum));
-                    }
+        // The segments' sums, kept: every stage below may test them.
+        let segment_sums: Vec<Vec<f32>> = segments
+            .iter()
+            .map(|&(from, to)| {
+                let mut sum = vec![0.0f32; wa * ha];
+                for (img, _) in acc.bins.range(from, to) {
+                    add_into(&mut sum, img);
+                }
+                sum
+            })
+            .collect();
+        // An answer is final when it proves the mark and its payload reads there: the
+        // whole clip may prove a stretch that the other footage drowns for the payload
+        // (the as-sealed test needs z ≈ 6, the payload more), and the stretch's own test,
+        // already counted in the family, reads it.
+        let decodes =
+            |(reg, sum): &(Registration, &Vec<f32>)| self.payload_at(reg, sum, wa, ha).0.is_some();
+        let final_at =
+            |answer: &(Registration, &Vec<f32>), p: f64| p <= DETECT_P && decodes(answer);
+        // The as-sealed registration of the whole clip, then (one fold per test) of every
+        // segment unless the whole clip's answer is final.
+        let mut sealed = (self.as_sealed(&acc.sum, wa, ha), &acc.sum);
+        let mut sealed_p = p_sealed(sealed.0.z);
+        let mut sealed_final = final_at(&sealed, sealed_p);
+        if !sealed_final {
+            for sum in &segment_sums {
+                let at_seal = self.as_sealed(sum, wa, ha);
+                if at_seal.z > sealed.0.z {
+                    sealed = (at_seal, sum);
                 }
             }
-            searched = Some(best);
+            sealed_p = p_sealed(sealed.0.z);
+            sealed_final = final_at(&sealed, sealed_p);
         }
-        let mut p_value = p_sealed(sealed.0.z);
-        let mut best = sealed;
-        if let Some(found) = searched.filter(|f| p_of(f.0.z) <= p_value) {
-            p_value = p_of(found.0.z);
-            best = found;
+        let mut searched = None;
+        if !sealed_final {
+            let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false, None);
+            let mut best = (whole, &acc.sum);
+            let mut best_final = final_at(&best, p_of(best.0.z));
+            if !best_final {
+                for sum in &segment_sums {
+                    let found = self.search(sum, wa, ha, &scales, SEGMENT_STRIDE, 1, false, None);
+                    if found.z > best.0.z {
+                        best = (found, sum);
+                    }
+                }
+                best_final = final_at(&best, p_of(best.0.z));
+            }
+            searched = Some((best, best_final));
         }
+        // Of the two answers the final one, else the one with the smaller p.
+        let (best, p_value) = match searched {
+            Some((s, f)) if (f, -p_of(s.0.z)) > (sealed_final, -sealed_p) => {
+                let p = p_of(s.0.z);
+                (s, p)
+            }
+            _ => (sealed, sealed_p),
+        };
+        let mut best = (best.0, Cow::Borrowed(&best.1[..]));
+        let mut p_value = p_value;
         let mut wide_search = false;
         if !wide && p_value > DETECT_P {
             let (found, p) =
@@ -1674,8 +1717,7 @@ impl VideoDetector {
             out.shift = Some((d % TILE, d / TILE));
             out.orientation = Some(variant.orientation);
             out.warp = reg.map.as_ref().map(Warp::of);
-            let f = reg.fold(&summed, iw, ih);
-            let (payload, ber) = decode_payload(&f, key, *key_id, variant.orientation, d);
+            let (payload, ber) = self.payload_at(&reg, &summed, iw, ih);
             out.payload = payload;
             out.bit_error_estimate = Some(ber);
             let tile = payload.map(|p| key.embed_tile(&code::encode(&code::info_bits(&p))));

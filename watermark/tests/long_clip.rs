@@ -161,3 +161,28 @@ fn unmarked_long_clips_are_not_detected_and_the_search_stays_bounded() {
         assert!(r.timeline.len() <= MAX_TIMELINE_SECONDS);
     }
 }
+
+#[test]
+fn a_stretch_the_whole_clip_proves_gives_its_payload_from_the_stretch() {
+    // The whole clip may prove the mark though the other footage drowns it for the payload
+    // (the as-sealed test needs z ≈ 6 against the search's 7.7): the payload is then read
+    // where the mark is, in the segment (CI, stop 23: 360 s of other footage then 30 s
+    // sealed, p 1.4e-9 from the whole clip with no payload).
+    let filler = filler();
+    for seed in 1..=4 {
+        let k = key(seed, 7);
+        let marked = marked(&k);
+        for other_s in [60.0, 120.0, 240.0, 360.0] {
+            let mut d = VideoDetector::new(std::slice::from_ref(&k));
+            feed(&mut d, &filler, 0.0, other_s);
+            feed(&mut d, &marked, other_s, other_s + 30.0);
+            let r = d.result();
+            println!(
+                "key {seed}, {other_s} s then 30 s marked: z {:.2} p {:.2e} payload {:?}",
+                r.score, r.p_value, r.payload
+            );
+            assert!(r.detected, "{r:?}");
+            assert_eq!(r.payload, Some(payload(&k)), "key {seed}, {other_s} s");
+        }
+    }
+}

@@ -293,8 +293,11 @@ pub fn ffmpeg_round_trip(
 ) -> Vec<VideoFrame> {
     let dir = std::env::temp_dir().join(format!("hallmark-wm-{}-{}", std::process::id(), ext));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    // Unique per call: tests of one binary run in parallel, often with the same options.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = dir.join(format!(
-        "rt-{}.{ext}",
+        "rt-{call}-{}.{ext}",
         args.join("_").replace(['/', ':', '='], "-")
     ));
     ffmpeg_encode(frames, fps, args, &out);
