@@ -6,9 +6,11 @@ mod common;
 use common::*;
 use std::path::PathBuf;
 
-/// 12 s of Big Buck Bunny with music.
+/// 16 s of Big Buck Bunny with music. (At 12 s the sound alone after AAC 64 kbit/s reads its
+/// payload with most keys, not all: coded-bit errors 0.07–0.15 over 50 fresh keys, 2 of them
+/// past the decoder's ≈ 0.15; at 16 s 0.03–0.10 over 18.)
 fn clip_with_music() -> PathBuf {
-    footage_with_music("video/bigbuckbunny.mp4", 12, "bbb-music-12s.mp4")
+    footage_with_music("video/bigbuckbunny.mp4", 16, "bbb-music-16s.mp4")
 }
 
 fn soft_binding(report: &serde_json::Value, alg: &str) -> Option<String> {
@@ -54,7 +56,11 @@ fn audio_track_extracted_alone_still_names_the_clip() {
     let audio = &r["watermark"]["audio"];
     assert_eq!(audio["detected"], true, "{r:#}");
     assert!(audio["p_value"].as_f64().unwrap() <= 1e-6);
-    assert_eq!(audio["payload"], clip_id.as_str());
+    println!(
+        "the sound alone (AAC 64k): p {} payload {} bit errors {}",
+        audio["p_value"], audio["payload"], audio["bit_error_estimate"]
+    );
+    assert_eq!(audio["payload"], clip_id.as_str(), "{r:#}");
     assert_eq!(r["watermark"]["video"], serde_json::Value::Null);
     assert_eq!(r["watermark"]["clip_id"], clip_id.as_str());
 
