@@ -728,6 +728,7 @@ fn video_mark(
             rotation_deg: w.rotation_deg,
             scale_x: w.scale_x,
             scale_y: w.scale_y,
+            shear_deg: w.shear_deg,
         }),
         wide_search: Some(found.wide_search),
         sound_scale: None,

@@ -231,12 +231,14 @@ pub struct SoundScale {
 
 /// How the picture was turned or stretched against the sealed one, as the lattice stage
 /// registered it: degrees (positive clockwise on screen) and the tile's two period lengths
-/// relative to the sealed picture's (1.25, 1: stretched 25 % horizontally).
+/// relative to the sealed picture's (1.25, 1: stretched 25 % horizontally), and the shear:
+/// how far the angle between them is from a right angle, degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MarkWarp {
     pub rotation_deg: f64,
     pub scale_x: f64,
     pub scale_y: f64,
+    pub shear_deg: f64,
 }
 
 /// Where in the frame a mark was found, as fractions of its width and height.

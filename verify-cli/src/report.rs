@@ -359,6 +359,12 @@ fn geometry_words(mark: &MarkResult) -> Option<String> {
                 100.0 * aspect
             ));
         }
+        if w.shear_deg.abs() >= 0.5 {
+            parts.push(format!(
+                "sheared {:.1}° (seen at a slant)",
+                w.shear_deg.abs()
+            ));
+        }
     }
     if let Some(k) = mark.sound_scale {
         // `time` is the sound's duration over the sealed one's: its speed is the inverse.

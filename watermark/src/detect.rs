@@ -136,16 +136,23 @@ pub struct Warp {
     /// 1.25 / 1 an anamorphic stretch of 25 % horizontally).
     pub scale_x: f64,
     pub scale_y: f64,
+    /// How far the angle between the two periods is from a right angle, degrees (a shear:
+    /// what a screen filmed or recorded slightly from the side does, with the stretch, to
+    /// the middle of the picture).
+    pub shear_deg: f64,
 }
 
 impl Warp {
     fn of(map: &TileMap) -> Self {
         let (b1, b2) = map.lattice();
         let t = TILE as f64;
+        let (a1, a2) = (b1[1].atan2(b1[0]), b2[1].atan2(b2[0]));
+        let off_right = (a2 - a1).to_degrees() - 90.0;
         Warp {
-            rotation_deg: b1[1].atan2(b1[0]).to_degrees(),
+            rotation_deg: a1.to_degrees(),
             scale_x: b1[0].hypot(b1[1]) / t,
             scale_y: b2[0].hypot(b2[1]) / t,
+            shear_deg: (off_right + 180.0).rem_euclid(360.0) - 180.0,
         }
     }
 }

@@ -227,6 +227,11 @@ const ANGLE_STEP: f64 = 0.25;
 const LEN_STEP: f64 = 0.5;
 /// Period lengths per axis kept for pairing, at each angle.
 const PER_AXIS: usize = 6;
+/// Largest shear (degrees) of the general lattices: the angle between their two period
+/// vectors may differ from a right angle by this much either way.
+const MAX_SHEAR_DEG: f64 = 6.0;
+/// General lattices scored in full, of the best by the quick score.
+const PRESCREEN: usize = 256;
 
 /// Every lattice point `m·b1 + n·b2` (m ≥ 0, not both 0, up to sign) whose lag fits in the
 /// image, summed: the autocorrelation's evidence that `b1`, `b2` span the mark's lattice.
@@ -282,34 +287,56 @@ fn best_rotations(ac: &AutoCorrelation, count: usize) -> Vec<(f64, [f64; 2], [f6
 /// angle keeps the best [`PER_AXIS`] lengths along each axis, which are then paired.
 fn best_lattices(ac: &AutoCorrelation, count: usize) -> Vec<(f64, [f64; 2], [f64; 2])> {
     let steps_a = (2.0 * MAX_ROTATION_DEG / ANGLE_STEP).round() as i64;
+    let shear_steps = (MAX_SHEAR_DEG / ANGLE_STEP).round() as i64;
     let lens: Vec<f64> = (0..=((LEN_MAX - LEN_MIN) / LEN_STEP).round() as i64)
         .map(|i| LEN_MIN + i as f64 * LEN_STEP)
         .collect();
+    // The best lengths along a direction at `deg` degrees.
+    let axis = |deg: f64| {
+        let (s, c) = deg.to_radians().sin_cos();
+        let mut scored: Vec<(f64, [f64; 2])> = lens
+            .iter()
+            .map(|&l| {
+                let z: f64 = (1..=3)
+                    .map(|m| ac.lerp([c * l * m as f64, s * l * m as f64]))
+                    .sum();
+                (z, [c * l, s * l])
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.truncate(PER_AXIS);
+        scored
+    };
+    // b1 at every angle of the rotation; b2 a quarter turn further, give or take the shear
+    // (each direction's lengths measured once).
+    let first: Vec<_> = (0..=steps_a)
+        .map(|ia| axis(ia as f64 * ANGLE_STEP - MAX_ROTATION_DEG))
+        .collect();
+    let second: Vec<_> = (0..=steps_a + 2 * shear_steps)
+        .map(|k| axis(90.0 + k as f64 * ANGLE_STEP - MAX_ROTATION_DEG - MAX_SHEAR_DEG))
+        .collect();
+    // Every pair, first by a quick score (the two axes and the two diagonals b1 ± b2, which
+    // tell the shear); the best PRESCREEN of them by the full one.
     let mut all: Vec<(f64, [f64; 2], [f64; 2])> = Vec::new();
-    for ia in 0..=steps_a {
-        let ang = (ia as f64 * ANGLE_STEP - MAX_ROTATION_DEG).to_radians();
-        let (c, s) = (ang.cos(), ang.sin());
-        let axis = |dir: [f64; 2]| {
-            let mut scored: Vec<(f64, f64)> = lens
-                .iter()
-                .map(|&l| {
-                    let z: f64 = (1..=3)
-                        .map(|m| ac.lerp([dir[0] * l * m as f64, dir[1] * l * m as f64]))
-                        .sum();
-                    (z, l)
-                })
-                .collect();
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-            scored.truncate(PER_AXIS);
-            scored
-        };
-        let (d1, d2) = ([c, s], [-s, c]);
-        for &(_, l1) in &axis(d1) {
-            for &(_, l2) in &axis(d2) {
-                let (b1, b2) = ([d1[0] * l1, d1[1] * l1], [d2[0] * l2, d2[1] * l2]);
-                all.push((lattice_score(ac, b1, b2, true), b1, b2));
+    for (ia, along_b1) in first.iter().enumerate() {
+        for along_b2 in &second[ia..=ia + 2 * shear_steps as usize] {
+            for &(z1, b1) in along_b1 {
+                for &(z2, b2) in along_b2 {
+                    let quick = z1
+                        + z2
+                        + ac.lerp([b1[0] + b2[0], b1[1] + b2[1]])
+                        + ac.lerp([b1[0] - b2[0], b1[1] - b2[1]]);
+                    all.push((quick, b1, b2));
+                }
             }
         }
+    }
+    if all.len() > PRESCREEN {
+        all.select_nth_unstable_by(PRESCREEN, |a, b| b.0.total_cmp(&a.0));
+        all.truncate(PRESCREEN);
+    }
+    for cand in all.iter_mut() {
+        cand.0 = lattice_score(ac, cand.1, cand.2, true);
     }
     all.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut out: Vec<(f64, [f64; 2], [f64; 2])> = Vec::new();
@@ -473,7 +500,7 @@ mod tests {
     }
 
     /// A ±1 tile repeated under a rotated lattice, plus noise twice its size; and the same
-    /// tile under an anamorphic stretch.
+    /// tile under an anamorphic stretch, and under a shear.
     #[test]
     fn rotated_and_stretched_lattices_are_found_without_the_tile() {
         let (wa, ha) = (228, 128);
@@ -492,6 +519,9 @@ mod tests {
         for (truth, family) in [
             ([[72.0 * c, 72.0 * s], [-72.0 * s, 72.0 * c]], 2),
             ([[80.0, 0.0], [0.0, 58.0]], 8),
+            // Sheared: the middle of a screen filmed slightly from the side (the bench's
+            // "mild perspective" at its centre: periods 1.8° off a right angle).
+            ([[67.1, 0.96], [3.05, 65.7]], 8),
         ] {
             let map = TileMap::from_lattice(truth[0], truth[1]).unwrap();
             let mut img = vec![0f32; wa * ha];
