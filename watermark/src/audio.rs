@@ -1188,8 +1188,7 @@ impl AudioDetector {
         // decode (foreign sound dilutes the payload's chips too). Reporting family × p of
         // whatever was searched stays a valid bound whatever decided the search.
         // An answer is final when it proves the mark and its payload reads at it.
-        let final_at = |(found, folds): &((f64, usize, usize, usize), Cow<'_, Vec<Vec<C>>>),
-                        p: f64| {
+        let final_at = |(found, folds): &Answer<'_>, p: f64| {
             let (_, ki, sphase, d) = *found;
             p <= DETECT_P
                 && self
@@ -1403,6 +1402,10 @@ impl AudioDetector {
         Some(self.z_at(fold, key, shift % PERIOD_SYMBOLS))
     }
 }
+
+/// A registration of the sound's search — (z, key index, symbol phase, shift) — and the
+/// folds it was found on.
+type Answer<'a> = ((f64, usize, usize, usize), Cow<'a, Vec<Vec<C>>>);
 
 #[cfg(test)]
 mod tests {
