@@ -281,10 +281,11 @@ fn best_rotations(ac: &AutoCorrelation, count: usize) -> Vec<(f64, [f64; 2], [f6
     all
 }
 
-/// Lattices of the family searched — a rotation of up to ±[`MAX_ROTATION_DEG`] and two
-/// period lengths (uniform scale and anamorphic stretch) — scored by [`lattice_score`],
-/// best first, at most `count` of them and none within a pixel of a better one. Each
-/// angle keeps the best [`PER_AXIS`] lengths along each axis, which are then paired.
+/// Lattices of the family searched — a rotation of up to ±[`MAX_ROTATION_DEG`], two
+/// period lengths (uniform scale and anamorphic stretch) and a shear of up to
+/// ±[`MAX_SHEAR_DEG`] — scored by [`lattice_score`], best first, at most `count` of them and
+/// none within a pixel of a better one. Each direction keeps the best [`PER_AXIS`] lengths,
+/// which are then paired (first by a quick score, then the best [`PRESCREEN`] in full).
 fn best_lattices(ac: &AutoCorrelation, count: usize) -> Vec<(f64, [f64; 2], [f64; 2])> {
     let steps_a = (2.0 * MAX_ROTATION_DEG / ANGLE_STEP).round() as i64;
     let shear_steps = (MAX_SHEAR_DEG / ANGLE_STEP).round() as i64;
@@ -424,7 +425,7 @@ fn box_blur_wrapped(a: &[f64], w: usize, h: usize, r: usize) -> Vec<f64> {
 /// Candidates of the uniform-scale rotation family the keys test (upright and mirrored).
 pub(crate) const ROTATION_CANDIDATES: usize = 160;
 /// Candidates of the general family (rotation with two period lengths: an anamorphic
-/// stretch, perhaps turned) tested as found, in every orientation.
+/// stretch, perhaps turned or sheared) tested as found, in every orientation.
 pub(crate) const LATTICE_CANDIDATES: usize = 8;
 
 /// A map for the keys to test, and how many of [`Orientation::ALL`](crate::Orientation)'s
@@ -520,7 +521,7 @@ mod tests {
             ([[72.0 * c, 72.0 * s], [-72.0 * s, 72.0 * c]], 2),
             ([[80.0, 0.0], [0.0, 58.0]], 8),
             // Sheared: the middle of a screen filmed slightly from the side (the bench's
-            // "mild perspective" at its centre: periods 1.8° off a right angle).
+            // "mild perspective" at its centre: periods 3.5° off a right angle).
             ([[67.1, 0.96], [3.05, 65.7]], 8),
         ] {
             let map = TileMap::from_lattice(truth[0], truth[1]).unwrap();
