@@ -1196,7 +1196,13 @@ impl AudioDetector {
                     .0
                     .is_some()
         };
-        if !final_at(&best, p_of(best.0 .0)) && !final_at(&sealed, p_sealed(sealed.0 .0)) {
+        // Each answer's bound and whether it is final, measured once per answer.
+        let judge = |sealed: &Answer<'_>, best: &Answer<'_>| {
+            let (ps, pb) = (p_sealed(sealed.0 .0), p_of(best.0 .0));
+            (ps, final_at(sealed, ps), pb, final_at(best, pb))
+        };
+        let mut judged = judge(&sealed, &best);
+        if !judged.1 && !judged.3 {
             for &(from, to) in &segments {
                 let folds = self.segment_folds(from, to);
                 let found = self.search(&folds);
@@ -1208,16 +1214,16 @@ impl AudioDetector {
                     best = (found, Cow::Owned(folds));
                 }
             }
+            judged = judge(&sealed, &best);
         }
         // The final answer, else the smaller bound (ties: the search, whose z is the
         // larger).
-        let (ps, pb) = (p_sealed(sealed.0 .0), p_of(best.0 .0));
-        let (p_plain, ((z, ki, sphase, d), folds)) =
-            if (final_at(&sealed, ps), -ps) > (final_at(&best, pb), -pb) {
-                (ps, sealed)
-            } else {
-                (pb, best)
-            };
+        let (ps, sealed_final, pb, best_final) = judged;
+        let (p_plain, ((z, ki, sphase, d), folds)) = if (sealed_final, -ps) > (best_final, -pb) {
+            (ps, sealed)
+        } else {
+            (pb, best)
+        };
         let nb = self.nb;
         let p_of_bin = |z: f64| if z <= 0.0 { 1.0 } else { (-z * z / 2.0).exp() };
         // The timeline: per bin, the single-test p at the registration.
