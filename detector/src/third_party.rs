@@ -3,8 +3,8 @@
 //! [`hallmark_watermark::ThirdPartyDetector`]. The scan ([`crate::scan`]) offers every
 //! frame it analyses to a [`Sampler`], which keeps [`SAMPLES_PER_S`] of them per second of
 //! picture for the first [`FULL_RATE_S`] seconds, [`LATE_SAMPLES_PER_S`] after (a still: its
-//! one frame), and reports [`ThirdPartyMark`]s in
-//! [`crate::scan::ScanCoverage::third_party`].
+//! one frame) — proportionally fewer of frames larger than [`REFERENCE_PIXELS`] — and
+//! reports [`ThirdPartyMark`]s in [`crate::scan::ScanCoverage::third_party`].
 //!
 //! A detected mark says the picture carries that generator's fixed, public message in the
 //! package's layout, at `p_value` (family-wise over every generator convention tried). Its
@@ -27,6 +27,16 @@ pub const FULL_RATE_S: f64 = 60.0;
 
 /// Frames per second of picture after [`FULL_RATE_S`].
 pub const LATE_SAMPLES_PER_S: f64 = 1.0;
+
+/// The frame size the rates above are for: 1024×1024, the largest picture a known
+/// generator marks by default (SDXL, FLUX.1; Stable Video Diffusion's frames are 1024×576).
+/// The evidence is counted in blocks (8×8 pixels each), so a larger frame is taken
+/// proportionally less often: a 1080p frame carries twice the blocks and is taken 2 times
+/// a second instead of 4 — the same blocks a second at half the cost (the votes of every
+/// block of six chroma planes, ≈ 7 ms a 1080p frame, were a quarter of the full scan's
+/// decoding). The generators' marks do not survive an upscale, so a frame larger than they
+/// make holds a mark only where the generator made it that large (FLUX.1 up to 2 MP).
+pub const REFERENCE_PIXELS: f64 = 1024.0 * 1024.0;
 
 /// Frames without a usable timestamp: one in this many is taken.
 const EVERY_NTH_UNTIMED: u64 = 8;
@@ -67,7 +77,8 @@ impl Sampler {
         } else {
             LATE_SAMPLES_PER_S
         };
-        let step = 1.0 / rate;
+        let pixels = f64::from(frame.width) * f64::from(frame.height);
+        let step = 1.0 / rate * (pixels / REFERENCE_PIXELS).max(1.0);
         // The next step after t on a grid from 0, so the pace does not drift.
         self.next_s = Some(((t / step).floor() + 1.0) * step);
     }
@@ -137,6 +148,19 @@ mod tests {
             ));
         }
         assert_eq!(long.frames(), 240 + 10);
+        // Frames larger than REFERENCE_PIXELS are taken proportionally less often: 1080p
+        // (1.98× the reference) about 2 a second, 4K about 1 every 2 s; 1024² at the full rate.
+        let taken = |w: u32, h: u32| {
+            let mut s = Sampler::new();
+            for i in 0..300 {
+                let f = VideoFrame::black(w, h, PixelLayout::Yuv420p, i as f64 / 30.0 + 1e-4);
+                s.offer(&f);
+            }
+            s.frames()
+        };
+        assert_eq!(taken(1024, 1024), 40);
+        assert_eq!(taken(1920, 1080), 21);
+        assert_eq!(taken(3840, 2160), 6);
     }
 
     fn scanned(rel: &str) -> crate::scan::ScanCoverage {

@@ -283,46 +283,81 @@ const VOTES: usize = 3;
 /// the other cells of its 5×5 window, in the direction of the cell's sign (the package
 /// marks magnitudes). It needs no lattice, so a grey picture, whose unmarked residue sits
 /// at one place of the lattice (turning the phase vote upside down), is read by it too.
-fn plane_votes(ll: &[f32], lw: usize, lh: usize, phase: &mut [f32], residual: &mut [f32]) {
+fn plane_votes(
+    lw: usize,
+    lh: usize,
+    mut make_row: impl FnMut(usize, &mut [f32]),
+    ring: &mut Vec<f32>,
+    phase: &mut [f32],
+    residual: &mut [f32],
+) {
+    // The plane is made a row at a time into a ring of the rows one block row's windows
+    // reach (`y % RING`): a 1080p plane is 2 MB, more than a core's L2, and was written
+    // whole and then read back twice.
+    const RING: usize = BLOCK + 2 * RESIDUAL_RADIUS;
+    ring.resize(RING * lw, 0.0);
     let bw = lw / BLOCK;
     let r = RESIDUAL_RADIUS;
-    let ll = |y: usize| &ll[y * lw..][..lw];
+    let mut made = 0;
     for by in 0..lh / BLOCK {
+        let y0 = by * BLOCK;
+        // Rows y0 − r ..= y0 + BLOCK − 1 + r are then in the ring.
+        while made < (y0 + BLOCK + r).min(lh) {
+            make_row(made, &mut ring[made % RING * lw..][..lw]);
+            made += 1;
+        }
+        // The rows y0 − r .. y0 + BLOCK + r of the plane (those that exist), by y − (y0 − r).
+        let band: [&[f32]; RING] = std::array::from_fn(|k| {
+            let y = (y0 + k).wrapping_sub(r);
+            if y < lh {
+                &ring[y % RING * lw..][..lw]
+            } else {
+                &[]
+            }
+        });
         for bx in 0..bw {
-            let (y0, x0) = (by * BLOCK, bx * BLOCK);
+            let x0 = bx * BLOCK;
             let (mut best, mut at) = (-1f32, (0, 0));
             for i in 0..BLOCK {
-                let row: &[f32; BLOCK] = ll(y0 + i)[x0..][..BLOCK].try_into().unwrap();
+                let row: &[f32; BLOCK] = band[i + r][x0..][..BLOCK].try_into().unwrap();
                 for (j, v) in row.iter().enumerate() {
                     if v.abs() > best && (i, j) != (0, 0) {
                         best = v.abs();
-                        at = (y0 + i, x0 + j);
+                        at = (i, x0 + j);
                     }
                 }
             }
             let b = by * bw + bx;
             phase[b] = phase_vote(best);
-            let (cy, cx) = at;
-            let centre = ll(cy)[cx];
-            let (sum, cells) = if cy >= r && cx >= r && cy + r < lh && cx + r < lw {
-                // Inside the plane: a fixed 5×5 window.
-                let mut sum = 0f32;
-                for y in cy - r..=cy + r {
+            let (i, cx) = at;
+            let cy = y0 + i;
+            let centre = band[i + r][cx];
+            let height = if cy >= r && cx >= r && cy + r < lh && cx + r < lw {
+                // Inside the plane: a fixed 5×5 window (band rows i ..= i + 2r), its first
+                // four columns summed lane by lane (any order agrees to float rounding).
+                let (mut lanes, mut last) = ([0f32; 4], 0f32);
+                for row in &band[i..=i + 2 * r] {
                     let row: &[f32; 2 * RESIDUAL_RADIUS + 1] =
-                        ll(y)[cx - r..][..2 * r + 1].try_into().unwrap();
-                    sum += row.iter().sum::<f32>();
+                        row[cx - r..][..2 * r + 1].try_into().unwrap();
+                    for (l, v) in lanes.iter_mut().zip(row) {
+                        *l += v;
+                    }
+                    last += row[4];
                 }
-                (sum, (2 * r + 1) * (2 * r + 1))
+                let sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + last;
+                const OTHERS: f32 =
+                    ((2 * RESIDUAL_RADIUS + 1) * (2 * RESIDUAL_RADIUS + 1) - 1) as f32;
+                centre - (sum - centre) * (1.0 / OTHERS)
             } else {
                 let (ya, yb) = (cy.saturating_sub(r), (cy + r + 1).min(lh));
                 let (xa, xb) = (cx.saturating_sub(r), (cx + r + 1).min(lw));
                 let mut sum = 0f32;
                 for y in ya..yb {
-                    sum += ll(y)[xa..xb].iter().sum::<f32>();
+                    sum += band[y + r - y0][xa..xb].iter().sum::<f32>();
                 }
-                (sum, (yb - ya) * (xb - xa))
+                let cells = (yb - ya) * (xb - xa);
+                centre - (sum - centre) / (cells - 1) as f32
             };
-            let height = centre - (sum - centre) / (cells - 1) as f32;
             residual[b] = if centre < 0.0 { -height } else { height };
         }
     }
@@ -396,9 +431,7 @@ impl ThirdPartyDetector {
         }
         let (lw, lh) = (bw * BLOCK, bh * BLOCK);
         let blocks = bw * bh;
-        // The whole LL plane once per convention and matrix (made a block row at a time,
-        // with the rows the residual's window reaches around it, every row was made twice).
-        let mut ll = vec![0f32; lw * lh];
+        let mut ring = Vec::new();
         let (mut phase, mut residual) = (vec![0f32; blocks], vec![0f32; blocks]);
         let mut both = vec![0f32; blocks];
         let mut local = Vec::new();
@@ -410,14 +443,22 @@ impl ThirdPartyDetector {
         for c in CONVENTIONS {
             for m in 0..matrices {
                 match frame.layout {
-                    PixelLayout::Yuv420p => {
-                        ll_plane_yuv(frame, w, c, m, lw, &mut ll);
-                        plane_votes(&ll, lw, lh, &mut phase, &mut residual);
-                    }
-                    PixelLayout::Rgb24 => {
-                        ll_plane_rgb(&frame.planes[0], w, c, lw, lh, &mut ll);
-                        plane_votes(&ll, lw, lh, &mut phase, &mut residual);
-                    }
+                    PixelLayout::Yuv420p => plane_votes(
+                        lw,
+                        lh,
+                        |y, out| ll_row_yuv(frame, w, c, m, y, out),
+                        &mut ring,
+                        &mut phase,
+                        &mut residual,
+                    ),
+                    PixelLayout::Rgb24 => plane_votes(
+                        lw,
+                        lh,
+                        |y, out| ll_row_rgb(&frame.planes[0], w, c, y, out),
+                        &mut ring,
+                        &mut phase,
+                        &mut residual,
+                    ),
                 }
                 // Spreads over all blocks: symmetric in the bit positions, so the sum keeps
                 // them interchangeable.
@@ -643,27 +684,29 @@ fn subtract_local_mean(votes: &mut [f32], bw: usize, bh: usize, scratch: &mut Ve
     }
 }
 
-/// The LL plane (`lw` cells wide, as many rows as `ll` holds) of a `Yuv420p` frame in
-/// convention `c`, chroma read with matrix `m`: a chroma sample is its 2×2 cell's
-/// mean (what 4:2:0 keeps of U, and exactly the cells of the package's Haar transform), so
+/// Row `y` of the LL plane (`out.len()` cells) of a `Yuv420p` frame `w` pixels wide in
+/// convention `c`, chroma read with matrix `m`: a chroma sample is its 2×2 cell's mean
+/// (what 4:2:0 keeps of U, and exactly the cells of the package's Haar transform), so
 /// LL = 2·U, mapped linearly from Cb and Cr.
-fn ll_plane_yuv(frame: &VideoFrame, w: usize, c: Convention, m: usize, lw: usize, ll: &mut [f32]) {
+fn ll_row_yuv(frame: &VideoFrame, w: usize, c: Convention, m: usize, y: usize, out: &mut [f32]) {
     let cw = w.div_ceil(2);
     let (a, b) = chroma_map().coef[c.index()][m];
     let (a2, b2) = (2.0 * a, 2.0 * b);
     let offset = 2.0 * (c.neutral() - 128.0 * (a + b));
-    let (cb, cr) = (&frame.planes[1], &frame.planes[2]);
-    for (y, out) in ll.chunks_exact_mut(lw).enumerate() {
-        let (cb, cr) = (&cb[y * cw..][..lw], &cr[y * cw..][..lw]);
-        for ((out, &u), &v) in out.iter_mut().zip(cb).zip(cr) {
-            *out = offset + a2 * f32::from(u) + b2 * f32::from(v);
-        }
+    let lw = out.len();
+    let (cb, cr) = (
+        &frame.planes[1][y * cw..][..lw],
+        &frame.planes[2][y * cw..][..lw],
+    );
+    for ((out, &u), &v) in out.iter_mut().zip(cb).zip(cr) {
+        *out = offset + a2 * f32::from(u) + b2 * f32::from(v);
     }
 }
 
-/// The LL plane of an `Rgb24` frame in convention `c`, with OpenCV's arithmetic: the
-/// integer `COLOR_BGR2YUV` of `uint8` input, the float one otherwise.
-fn ll_plane_rgb(rgb: &[u8], w: usize, c: Convention, lw: usize, lh: usize, ll: &mut [f32]) {
+/// Row `y` of the LL plane (`out.len()` cells) of an `Rgb24` frame `w` pixels wide in
+/// convention `c`, with OpenCV's arithmetic: the integer `COLOR_BGR2YUV` of `uint8` input,
+/// the float one otherwise.
+fn ll_row_rgb(rgb: &[u8], w: usize, c: Convention, y: usize, out: &mut [f32]) {
     let u_of = |p: usize| -> f32 {
         let (r, g, b) = (
             i32::from(rgb[p]),
@@ -687,17 +730,15 @@ fn ll_plane_rgb(rgb: &[u8], w: usize, c: Convention, lw: usize, lh: usize, ll: &
             }
         }
     };
-    for y in 0..lh {
-        for x in 0..lw {
-            let mut sum = 0f32;
-            for dy in 0..2 {
-                for dx in 0..2 {
-                    sum += u_of(((2 * y + dy) * w + 2 * x + dx) * 3);
-                }
+    for (x, out) in out.iter_mut().enumerate() {
+        let mut sum = 0f32;
+        for dy in 0..2 {
+            for dx in 0..2 {
+                sum += u_of(((2 * y + dy) * w + 2 * x + dx) * 3);
             }
-            // Haar LL: (a + b + c + d) / 2.
-            ll[y * lw + x] = sum / 2.0;
         }
+        // Haar LL: (a + b + c + d) / 2.
+        *out = sum / 2.0;
     }
 }
 fn rank_sum(sums: &[f64], message: &[bool]) -> (usize, usize) {
@@ -781,6 +822,99 @@ fn tail_of_counts(counts: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The block votes as first written (the whole plane, the window summed cell by
+    /// cell): [`plane_votes`] must agree, to float rounding.
+    fn plane_votes_reference(
+        ll: &[f32],
+        lw: usize,
+        lh: usize,
+        phase: &mut [f32],
+        residual: &mut [f32],
+    ) {
+        let bw = lw / BLOCK;
+        let r = RESIDUAL_RADIUS;
+        let ll = |y: usize| &ll[y * lw..][..lw];
+        for by in 0..lh / BLOCK {
+            for bx in 0..bw {
+                let (y0, x0) = (by * BLOCK, bx * BLOCK);
+                let (mut best, mut at) = (-1f32, (0, 0));
+                for i in 0..BLOCK {
+                    let row: &[f32; BLOCK] = ll(y0 + i)[x0..][..BLOCK].try_into().unwrap();
+                    for (j, v) in row.iter().enumerate() {
+                        if v.abs() > best && (i, j) != (0, 0) {
+                            best = v.abs();
+                            at = (y0 + i, x0 + j);
+                        }
+                    }
+                }
+                let b = by * bw + bx;
+                phase[b] = phase_vote(best);
+                let (cy, cx) = at;
+                let centre = ll(cy)[cx];
+                let (sum, cells) = if cy >= r && cx >= r && cy + r < lh && cx + r < lw {
+                    // Inside the plane: a fixed 5×5 window.
+                    let mut sum = 0f32;
+                    for y in cy - r..=cy + r {
+                        let row: &[f32; 2 * RESIDUAL_RADIUS + 1] =
+                            ll(y)[cx - r..][..2 * r + 1].try_into().unwrap();
+                        sum += row.iter().sum::<f32>();
+                    }
+                    (sum, (2 * r + 1) * (2 * r + 1))
+                } else {
+                    let (ya, yb) = (cy.saturating_sub(r), (cy + r + 1).min(lh));
+                    let (xa, xb) = (cx.saturating_sub(r), (cx + r + 1).min(lw));
+                    let mut sum = 0f32;
+                    for y in ya..yb {
+                        sum += ll(y)[xa..xb].iter().sum::<f32>();
+                    }
+                    (sum, (yb - ya) * (xb - xa))
+                };
+                let height = centre - (sum - centre) / (cells - 1) as f32;
+                residual[b] = if centre < 0.0 { -height } else { height };
+            }
+        }
+    }
+
+    #[test]
+    fn block_votes_made_row_by_row_match_the_whole_plane_reference() {
+        // Integer-valued planes from a small range: ties for the largest magnitude in most
+        // blocks (the first in row order must win), zeros, both signs; sizes down to one
+        // block, so that every window is cut by an edge somewhere.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut ring = Vec::new();
+        for (lw, lh, range) in [(4, 4, 5), (8, 4, 3), (4, 12, 7), (40, 28, 9), (96, 64, 200)] {
+            for _ in 0..20 {
+                let ll: Vec<f32> = (0..lw * lh)
+                    .map(|_| (next() % (2 * range + 1)) as f32 - range as f32)
+                    .collect();
+                let blocks = (lw / BLOCK) * (lh / BLOCK);
+                let (mut p0, mut r0) = (vec![0f32; blocks], vec![0f32; blocks]);
+                let (mut p1, mut r1) = (vec![0f32; blocks], vec![0f32; blocks]);
+                plane_votes_reference(&ll, lw, lh, &mut p0, &mut r0);
+                let mut rows_made = Vec::new();
+                let make_row = |y: usize, out: &mut [f32]| {
+                    rows_made.push(y);
+                    out.copy_from_slice(&ll[y * lw..][..lw]);
+                };
+                plane_votes(lw, lh, make_row, &mut ring, &mut p1, &mut r1);
+                assert_eq!(rows_made, (0..lh).collect::<Vec<_>>(), "each row made once");
+                assert_eq!(p0, p1, "{lw}x{lh}: the same cells chosen");
+                for (a, b) in r0.iter().zip(&r1) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                        "{lw}x{lh}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn messages_have_the_reference_lengths() {
