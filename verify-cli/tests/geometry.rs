@@ -125,11 +125,11 @@ fn a_mirrored_clip_is_proven_from_its_key_frames() {
     assert_eq!(v["detected"], false, "{r:#}");
 }
 
-/// A turned and a stretched repost: the lattice stage registers them, the report gives the
-/// warp (rotation, periods) and the human report says it in words; the same edits of the
-/// unsealed clip: nothing.
+/// A turned, a stretched and a slanted repost: the lattice stage registers them, the report
+/// gives the warp (rotation, periods, shear) and the human report says it in words; the same
+/// edits of the unsealed clip: nothing.
 #[test]
-fn a_turned_and_a_stretched_clip_are_found_with_their_warp() {
+fn a_turned_a_stretched_and_a_slanted_clip_are_found_with_their_warp() {
     let (home, sealed) = sealed_clip();
     let (_, original) = verify_json(home.path(), sealed, &["--no-store"]);
     let id = clip_id(&original);
@@ -161,9 +161,27 @@ fn a_turned_and_a_stretched_clip_are_found_with_their_warp() {
         "{text}"
     );
 
+    // A screen filmed slightly from the side (the bench's "mild perspective"): its middle
+    // is sheared, and the sheared lattice registers it.
+    let slanted = "perspective=x0=W*0.03:y0=H*0.02:x1=W*0.98:y1=0:x2=0:y2=H:x3=W*0.96:y3=H*0.97";
+    let f = edited(sealed, slanted, "geometry-slanted.mp4");
+    let (_, r) = verify_json(home.path(), &f, &["--no-store"]);
+    let v = &r["watermark"]["video"];
+    assert_eq!(v["detected"], true, "{r:#}");
+    assert_eq!(clip_id(&r), id, "{r:#}");
+    let shear = v["warp"]["shear_deg"].as_f64().unwrap();
+    assert!((1.5..6.0).contains(&shear.abs()), "{r:#}");
+    let human = hallmark(home.path(), &["verify", "--no-store", f.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains(&format!("sheared {:.1}° (seen at a slant)", shear.abs())),
+        "{text}"
+    );
+
     for (filter, name) in [
         (turned, "geometry-plain-turned.mp4"),
         (stretched, "geometry-plain-stretched.mp4"),
+        (slanted, "geometry-plain-slanted.mp4"),
     ] {
         let plain = edited(&short_clip(), filter, name);
         let (_, r) = verify_json(home.path(), &plain, &["--no-store"]);
