@@ -362,24 +362,49 @@ fn grid(frame: &VideoFrame) -> Option<[u8; FULL_CELLS]> {
     if w < FULL || h < FULL {
         return None;
     }
-    let mut sums = [0f64; FULL_CELLS];
-    let mut counts = [0u32; FULL_CELLS];
     // Every second row and column is plenty for these averages and halves the cost.
-    for y in (0..h).step_by(2) {
-        let gy = y * FULL / h;
-        for x in (0..w).step_by(2) {
-            let gx = x * FULL / w;
-            let luma = match frame.layout {
-                PixelLayout::Yuv420p => f64::from(frame.planes[0][y * w + x]),
-                PixelLayout::Rgb24 => {
-                    let p = &frame.planes[0][(y * w + x) * 3..];
-                    0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
+    let (sums, counts) = match frame.layout {
+        PixelLayout::Yuv420p => {
+            // Whole numbers: summed exactly in integers (as f64 sums of them are), each
+            // sampled row cut into its cells' runs of pixels — the same sums, several
+            // times faster than a division and a float addition per pixel.
+            let mut sums = [0f64; FULL_CELLS];
+            let mut counts = [0u32; FULL_CELLS];
+            // Sampled columns x = 0, 2, 4, … fall in cell x·FULL/w: each cell's first.
+            let first_x: Vec<usize> = (0..=FULL)
+                .map(|gx| (gx * w).div_ceil(FULL).next_multiple_of(2).min(w))
+                .collect();
+            let mut row_sums = [0u64; FULL_CELLS];
+            for y in (0..h).step_by(2) {
+                let gy = y * FULL / h;
+                let row = &frame.planes[0][y * w..][..w];
+                for gx in 0..FULL {
+                    let run = row[first_x[gx]..first_x[gx + 1]].iter().step_by(2);
+                    counts[gy * FULL + gx] += run.len() as u32;
+                    row_sums[gy * FULL + gx] += run.map(|&v| u64::from(v)).sum::<u64>();
                 }
-            };
-            sums[gy * FULL + gx] += luma;
-            counts[gy * FULL + gx] += 1;
+            }
+            for (s, r) in sums.iter_mut().zip(row_sums) {
+                *s = r as f64;
+            }
+            (sums, counts)
         }
-    }
+        PixelLayout::Rgb24 => {
+            let mut sums = [0f64; FULL_CELLS];
+            let mut counts = [0u32; FULL_CELLS];
+            for y in (0..h).step_by(2) {
+                let gy = y * FULL / h;
+                for x in (0..w).step_by(2) {
+                    let gx = x * FULL / w;
+                    let p = &frame.planes[0][(y * w + x) * 3..];
+                    sums[gy * FULL + gx] +=
+                        0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]);
+                    counts[gy * FULL + gx] += 1;
+                }
+            }
+            (sums, counts)
+        }
+    };
     let mut cells = [0u8; FULL_CELLS];
     for ((c, s), n) in cells.iter_mut().zip(sums).zip(counts) {
         *c = (s / f64::from(n.max(1))).round().clamp(0.0, 255.0) as u8;
@@ -579,6 +604,68 @@ fn envelope_similarity(sealed: &[f32], upload: &[f32]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The picture sample as first written (a division and a float addition per pixel):
+    /// [`grid`] must give exactly these cells.
+    fn grid_reference(frame: &VideoFrame) -> Option<[u8; FULL_CELLS]> {
+        if frame.validate().is_err() {
+            return None;
+        }
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        if w < FULL || h < FULL {
+            return None;
+        }
+        let mut sums = [0f64; FULL_CELLS];
+        let mut counts = [0u32; FULL_CELLS];
+        // Every second row and column is plenty for these averages and halves the cost.
+        for y in (0..h).step_by(2) {
+            let gy = y * FULL / h;
+            for x in (0..w).step_by(2) {
+                let gx = x * FULL / w;
+                let luma = match frame.layout {
+                    PixelLayout::Yuv420p => f64::from(frame.planes[0][y * w + x]),
+                    PixelLayout::Rgb24 => {
+                        let p = &frame.planes[0][(y * w + x) * 3..];
+                        0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
+                    }
+                };
+                sums[gy * FULL + gx] += luma;
+                counts[gy * FULL + gx] += 1;
+            }
+        }
+        let mut cells = [0u8; FULL_CELLS];
+        for ((c, s), n) in cells.iter_mut().zip(sums).zip(counts) {
+            *c = (s / f64::from(n.max(1))).round().clamp(0.0, 255.0) as u8;
+        }
+        Some(cells)
+    }
+
+    #[test]
+    fn picture_cells_match_the_pixel_by_pixel_reference() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (w, h) in [
+            (16, 16),
+            (17, 19),
+            (33, 16),
+            (640, 272),
+            (176, 144),
+            (1281, 721),
+        ] {
+            for layout in [PixelLayout::Yuv420p, PixelLayout::Rgb24] {
+                let mut f = VideoFrame::black(w, h, layout, 0.0);
+                for plane in &mut f.planes {
+                    plane.iter_mut().for_each(|v| *v = (next() >> 56) as u8);
+                }
+                assert_eq!(grid(&f), grid_reference(&f), "{w}x{h} {layout:?}");
+            }
+        }
+    }
 
     fn frame(w: usize, h: usize, pts_s: f64, f: impl Fn(f64, f64) -> u8) -> VideoFrame {
         let mut frame = VideoFrame::black(w as u32, h as u32, PixelLayout::Yuv420p, pts_s);
