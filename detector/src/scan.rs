@@ -249,8 +249,9 @@ pub fn scan_frames_with_progress(
 /// run on the model's thread as soon as its last frame is in, while this thread tests
 /// the third-party marks — the two searches overlap instead of following each other.
 ///
-/// `meanwhile` runs on this thread once every frame is decoded (and `inspect` has seen
-/// the last of them), beside the picture's search: the sound's tests, for one.
+/// `meanwhile` runs on this thread once `inspect` has seen its last frame (this decoder's
+/// part decoded: a split scan's second part, picture only, may still be decoding), beside
+/// the rest of the decoding and the picture's search: the sound's tests, for one.
 pub fn scan_and_test(
     decoder: &mut Decoder,
     detector: &mut VideoDetector,
@@ -424,6 +425,13 @@ fn scan_inner(
         drop(tx);
         coverage.decode_errors = decoder.decode_errors().saturating_sub(errors_before);
         coverage.stopped_by = stopped_by;
+        // Every frame `inspect` will see has come (a second part's decoder reads no sound):
+        // the sound is tested now, beside the second part's last frames when this part
+        // ends first (it opened first, and it hears the sound), else beside the picture's
+        // search.
+        drop(inspect);
+        meanwhile();
+        stage_times::mark("meanwhile done");
         if let Some(later) = later {
             if let Some((print, errors, stopped_by, later_sampled)) =
                 later.join().expect("second decoding thread panicked")
@@ -440,9 +448,6 @@ fn scan_inner(
         // Beside the model's last batches and, with `test`, its search.
         coverage.third_party = sampled.finish();
         stage_times::mark("third-party marks tested");
-        drop(inspect);
-        meanwhile();
-        stage_times::mark("meanwhile done");
         let ((frames, seconds), tested) = worker.join().expect("detection thread panicked");
         stage_times::mark("model's thread done");
         coverage.frames_analysed = frames;
