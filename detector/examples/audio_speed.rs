@@ -90,6 +90,7 @@ fn main() {
             Config {
                 batch_size: batch,
                 dtype,
+                ..Config::default()
             },
             &Device::Cpu,
         )
@@ -114,11 +115,14 @@ fn main() {
         std::hint::black_box(d.result());
     });
     timed(
-        "whole detector: candle (AudioScan, default)",
+        "whole detector: candle (AudioScan, the model on the CPU)",
         seconds,
         || {
-            let mut s =
-                AudioScan::with_model(std::slice::from_ref(&key), Config::default(), &Device::Cpu);
+            let config = Config {
+                plain_cpu: false,
+                ..Config::default()
+            };
+            let mut s = AudioScan::with_model(std::slice::from_ref(&key), config, &Device::Cpu);
             for c in &chunks {
                 s.add_chunk(c);
             }

@@ -29,6 +29,14 @@ pub struct Config {
     /// Type of the DFT and the band sums. The window product is always f32, as in the
     /// plain path. `F64` is closer to the plain path on the CPU; not every GPU has it.
     pub dtype: DType,
+    /// On the CPU, leave the model out of the scan ([`crate::scan::AudioScan`]) and measure
+    /// the frames with the watermark crate's own FFT (the plain path's numbers, in f64), as
+    /// the picture's model runs its fused kernels there. candle's CPU matmul hands its work
+    /// to a thread pool whose caller spins until every worker is done: in a scan the caller
+    /// is a decoding thread, and with the decoders holding both cores the workers wait for
+    /// one — the unmarked 10 s 1080p verify took 1.155 s with the model against 1.125 s
+    /// without (medians of 6, 2026-12-04). Ignored on a GPU, which runs the model.
+    pub plain_cpu: bool,
 }
 
 impl Default for Config {
@@ -36,6 +44,7 @@ impl Default for Config {
         Config {
             batch_size: 512,
             dtype: DType::F32,
+            plain_cpu: true,
         }
     }
 }

@@ -739,7 +739,8 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
 /// watermark crate (`AudioDetector::push_chunk` / `take_frames`: downmix, resampling to
 /// 16 kHz, 512-sample frames every 4 ms), measured [`audio_model::Config::batch_size`]
 /// frames at a time by [`BandEnergyModel`] and handed back as band energies
-/// (`add_band_energies`). Memory: one batch of frames plus the resampled chunk.
+/// (`add_band_energies`). Memory: one batch of frames plus the resampled chunk. On the
+/// CPU by default ([`audio_model::Config::plain_cpu`]) the plain path measures them.
 ///
 /// Should the model fail to build or to run a batch (a GPU error), that batch and the rest
 /// of the sound take the plain-Rust path (`AudioDetector::add_frames` / `add_chunk`),
@@ -781,9 +782,10 @@ impl AudioScan {
     ) -> AudioScan {
         let batch_size = config.batch_size.max(1);
         let count_only = keys.is_empty();
+        let plain = config.plain_cpu && device.is_cpu();
         AudioScan {
             detector: AudioDetector::new(keys),
-            model: (!count_only)
+            model: (!count_only && !plain)
                 .then(|| BandEnergyModel::new(config, device).ok())
                 .flatten(),
             batch_size,

@@ -69,7 +69,15 @@ fn noise(n: usize, seed: u64, amp: f32) -> Vec<f32> {
 }
 
 fn cpu_model(dtype: DType, batch_size: usize) -> BandEnergyModel {
-    BandEnergyModel::new(Config { batch_size, dtype }, &Device::Cpu).unwrap()
+    BandEnergyModel::new(
+        Config {
+            batch_size,
+            dtype,
+            ..Config::default()
+        },
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 /// The analysis frames of `chunks`, as the detector frames them.
@@ -250,6 +258,11 @@ fn plain(chunks: &[AudioChunk], keys: &[WatermarkKey]) -> AudioDetection {
 }
 
 fn via_model(chunks: &[AudioChunk], keys: &[WatermarkKey], config: Config) -> AudioDetection {
+    // The model itself, on the CPU (where the scan measures with the plain path by default).
+    let config = Config {
+        plain_cpu: false,
+        ..config
+    };
     let mut s = AudioScan::with_model(keys, config, &Device::Cpu);
     assert!(s.uses_model());
     for c in chunks {
@@ -344,10 +357,14 @@ fn a_model_that_cannot_run_falls_back_to_the_plain_path() {
         &key,
         payload,
     );
-    // What `hallmark verify` builds: the model, on the default device.
-    assert!(AudioScan::new(std::slice::from_ref(&key)).uses_model());
+    // What `hallmark verify` builds: the model on a GPU, the plain path on the CPU.
+    assert_eq!(
+        AudioScan::new(std::slice::from_ref(&key)).uses_model(),
+        !hallmark_detector::model::default_device().is_cpu()
+    );
     let broken = Config {
         dtype: DType::U8,
+        plain_cpu: false,
         ..Config::default()
     };
     let mut s = AudioScan::with_model(std::slice::from_ref(&key), broken, &Device::Cpu);
