@@ -7,9 +7,7 @@
 mod common;
 
 use common::{key, payload};
-use hallmark_media::{
-    Decoder, EncodeSettings, Encoder, MediaFrame, OutputFormat, PixelLayout, VideoFrame,
-};
+use hallmark_media::{Decoder, EncodeSettings, Encoder, OutputFormat, PixelLayout, VideoFrame};
 use hallmark_watermark::{VideoDetector, VideoEmbedder, DEFAULT_STRENGTH};
 use std::path::{Path, PathBuf};
 
@@ -20,15 +18,10 @@ fn testdata(rel: &str) -> PathBuf {
 }
 
 fn first_frame(path: &Path) -> (VideoFrame, hallmark_media::VideoInfo) {
-    let mut d = Decoder::open(path, PixelLayout::Yuv420p).expect("open photo");
+    let d = Decoder::open(path, PixelLayout::Yuv420p).expect("open photo");
     let info = d.info().video.clone().expect("a picture");
-    loop {
-        match d.next_frame().expect("decode photo") {
-            Some(MediaFrame::Video(v)) => return (v, info),
-            Some(_) => continue,
-            None => panic!("{path:?}: no picture"),
-        }
-    }
+    let frame = common::decode(path, 1).pop().expect("a decoded picture");
+    (frame, info)
 }
 
 /// What `hallmark seal` writes for a photo saved as `.jpg` (baseline JPEG, q 2), read back.
