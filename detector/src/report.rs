@@ -211,8 +211,10 @@ pub struct MarkResult {
     /// rotation and the stretch of the picture against the sealed one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warp: Option<MarkWarp>,
-    /// Picture only: the answer came from the wider geometry search (flips, quarter turns,
-    /// scales 0.4–2.5), which runs when the plain one does not prove the mark.
+    /// Picture only: the answer came from the wider geometry search (flips and quarter turns
+    /// at any scale, scales 0.4–2.5, rotations, stretches), which runs when the plain one
+    /// does not prove the mark (a copy flipped and nothing else is proven before it, as
+    /// sealed and mirrored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wide_search: Option<bool>,
     /// Sound only: the sound was found changed in speed or pitch (the sound's wider search).

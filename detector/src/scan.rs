@@ -703,14 +703,19 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
     match coarse.zip(coarse_size) {
         Some((r, (wa, ha))) => {
             for (f, r) in batch.iter().zip(r.chunks_exact(wa * ha)) {
-                detector.add_residual(r, wa, ha, f.pts_s);
+                detector.add_residual_of_frame(r, (wa, ha), (w, h), f.pts_s);
             }
         }
         None => {
             let grid = AnalysisGrid::new(w, h);
             let (wa, ha) = grid.grid_size();
             for f in batch.iter() {
-                detector.add_residual(&grid.residual(&f.y[..w * h]), wa, ha, f.pts_s);
+                detector.add_residual_of_frame(
+                    &grid.residual(&f.y[..w * h]),
+                    (wa, ha),
+                    (w, h),
+                    f.pts_s,
+                );
             }
         }
     }

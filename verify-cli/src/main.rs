@@ -424,6 +424,10 @@ const DEFAULT_FILE_TIMEOUT_S: u64 = 300;
 const DEFAULT_FILE_MEMORY: u64 = 4 << 30;
 
 fn main() -> ExitCode {
+    // A worker of `verify` or `serve` starts under its address-space budget.
+    if under_a_memory_budget() {
+        panic_without_allocating();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keygen { org, force } => home(&cli.home).and_then(|h| keygen(&h, &org, force)),
@@ -880,6 +884,7 @@ fn verify_forked(
     }
     if pid == 0 {
         drop(reader);
+        panic_without_allocating();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if memory > 0 {
                 limit_address_space(memory)?;
@@ -984,6 +989,28 @@ fn verify_forked(
     failed(format!(
         "the analysis crashed ({how}); the file may be malformed"
     ))
+}
+
+/// Whether this process runs with a limit on its address space (`setrlimit(RLIMIT_AS)`).
+fn under_a_memory_budget() -> bool {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a plain system call with a valid pointer.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } == 0;
+    read && limit.rlim_cur != libc::RLIM_INFINITY
+}
+
+/// Panics report their message alone, written without allocating. Under a memory budget
+/// std's own hook, asked for a backtrace (RUST_BACKTRACE), failed to allocate it while
+/// holding its backtrace lock and hung on that lock: the file waited out its time budget
+/// (300 s) instead of being reported over its memory budget at once.
+fn panic_without_allocating() {
+    std::panic::set_hook(Box::new(|info| {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "hallmark panicked: {info}");
+    }));
 }
 
 /// The forked analysis's exit code when it panicked because memory or a thread was refused

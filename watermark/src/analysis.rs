@@ -14,6 +14,23 @@ pub const ANALYSIS_ROWS: usize = 128;
 /// Embedder and detector share the grid, so such frames are still marked and found; frames
 /// up to 4:1 (every common format, 32:9 included) are unaffected.
 pub const MAX_GRID_ASPECT: usize = 4;
+
+/// The width of a `w × h` frame in the analysis pixels of its `rows`-row grid (the grid's
+/// columns are this rounded up; capped grids: exactly their columns). A frame mirrored left
+/// to right shows column `x` of the grid at `width − x`: where the width is not whole, the
+/// mirrored picture's analysis pixels straddle the sealed ones (see `VideoDetector`'s
+/// as-sealed registration).
+pub fn width_in_analysis_pixels(w: usize, h: usize, rows: usize) -> f64 {
+    let (w, h, rows) = (w.max(1), h.max(1), rows.max(1));
+    let f = rows as f64 / h as f64;
+    let square = ((w as f64 * f).ceil() as usize).max(1);
+    let cap = MAX_GRID_ASPECT.saturating_mul(rows);
+    if square > cap {
+        cap as f64
+    } else {
+        w as f64 * f
+    }
+}
 /// Side of the keyed tile (analysis pixels), repeated over the whole frame.
 pub const TILE: usize = 64;
 /// Chips of the tile that carry the sync (presence) pattern; the rest carry payload.
@@ -189,6 +206,12 @@ impl AnalysisGrid {
     /// Grid size `(columns, rows)`.
     pub fn grid_size(&self) -> (usize, usize) {
         (self.wa, self.ha)
+    }
+
+    /// The frame's width in analysis pixels: [`width_in_analysis_pixels`] of this grid's
+    /// frame and rows.
+    pub fn width_in_analysis_pixels(&self) -> f64 {
+        width_in_analysis_pixels(self.w, self.h, self.ha)
     }
 
     /// Whether the frame is box-filtered down to the grid (it is at least as tall as the
@@ -636,6 +659,21 @@ mod grid_tests {
         }
         // A tall needle: one column.
         assert_eq!(AnalysisGrid::new(16, 4096).grid_size(), (1, 128));
+    }
+
+    #[test]
+    fn the_frame_width_in_analysis_pixels_rounds_up_to_the_grid() {
+        for w in (1..4000).step_by(7).chain([4096, 8192, 100_000]) {
+            for (h, rows) in [(16, 128), (240, 128), (1080, 128), (1080, 256), (4096, 128)] {
+                let g = AnalysisGrid::with_rows(w, h, rows);
+                let width = g.width_in_analysis_pixels();
+                assert_eq!(
+                    width.ceil() as usize,
+                    g.grid_size().0,
+                    "{w}x{h}, {rows} rows"
+                );
+            }
+        }
     }
 }
 

@@ -311,6 +311,9 @@ impl Variant {
 struct Accum {
     wa: usize,
     ha: usize,
+    /// The frame's width in analysis pixels (`wa` when not told: residuals handed in
+    /// without their frame's size), for the mirrored as-sealed registration.
+    width: f64,
     sum: Vec<f32>,
     frames: u64,
     /// Per timeline bin: the summed residuals and their frame count.
@@ -459,11 +462,13 @@ const LATTICE_REFINE: usize = 8;
 const SEGMENT_STRIDE: usize = 2;
 /// Shares of the error budget, as Bonferroni weights (1/8 + 3/8 + 1/4 + 1/4): the
 /// as-sealed registration, the plain stage, the orientation and scale search, the lattice
-/// stage. The as-sealed registration (upright, scale 1, the seal's own shift: one
-/// hypothesis per key, [`VideoDetector::as_sealed`]) is what an unedited, re-encoded or
-/// resized copy shows; tested alone it needs z ≈ 5.6 instead of the plain search's ≈ 7.7,
-/// for 0.04 more z in the plain stage (its share 1/2 → 3/8).
+/// stage. The as-sealed registration (scale 1, the seal's own shift, upright or mirrored:
+/// two hypotheses per key, [`VideoDetector::as_sealed`]) is what an unedited, re-encoded,
+/// resized or flipped copy shows; tested alone it needs z ≈ 5.7 instead of the plain
+/// search's ≈ 7.7, for 0.04 more z in the plain stage (its share 1/2 → 3/8).
 const SEALED_WEIGHT: f64 = 8.0;
+/// The as-sealed registration's hypotheses per key: upright and mirrored horizontally.
+const SEALED_ORIENTATIONS: usize = 2;
 const PLAIN_WEIGHT: f64 = 8.0 / 3.0;
 const WIDE_WEIGHT: f64 = 4.0;
 const LATTICE_WEIGHT: f64 = 4.0;
@@ -982,7 +987,8 @@ impl VideoDetector {
         let grid = self.grid.as_ref().expect("grid just set");
         let (wa, ha) = grid.grid_size();
         let r = grid.residual(&y);
-        self.accumulate(&r, wa, ha, frame.pts_s);
+        let width = grid.width_in_analysis_pixels();
+        self.accumulate(&r, wa, ha, frame.pts_s, Some(width));
         if self.wants_fine_residual() {
             if self
                 .fine_grid
@@ -1069,11 +1075,38 @@ impl VideoDetector {
         {
             return;
         }
-        self.accumulate(residual, grid_w, grid_h, pts_s);
+        self.accumulate(residual, grid_w, grid_h, pts_s, None);
+    }
+
+    /// [`VideoDetector::add_residual`] of a `frame_w × frame_h` frame: with the frame's
+    /// size the mirrored as-sealed registration knows where a flipped copy's analysis
+    /// pixels lie against the sealed ones (the grid's width is the frame's rounded up).
+    pub fn add_residual_of_frame(
+        &mut self,
+        residual: &[f32],
+        (grid_w, grid_h): (usize, usize),
+        (frame_w, frame_h): (usize, usize),
+        pts_s: f64,
+    ) {
+        let width = crate::analysis::width_in_analysis_pixels(frame_w, frame_h, grid_h);
+        // A size that does not give this grid is not this frame's: not used.
+        let width = (width.ceil() as usize == grid_w).then_some(width);
+        if !self.take_frame() {
+            return;
+        }
+        if grid_w == 0
+            || grid_h == 0
+            || grid_w > MAX_GRID_ASPECT.saturating_mul(grid_h)
+            || residual.len() != grid_w * grid_h
+            || !residual.iter().all(|v| v.is_finite())
+        {
+            return;
+        }
+        self.accumulate(residual, grid_w, grid_h, pts_s, width);
     }
 
     /// Adds one frame's residual to the running sums of its grid size.
-    fn accumulate(&mut self, r: &[f32], wa: usize, ha: usize, pts_s: f64) {
+    fn accumulate(&mut self, r: &[f32], wa: usize, ha: usize, pts_s: f64, width: Option<f64>) {
         let idx = match self.accs.iter().position(|a| a.wa == wa && a.ha == ha) {
             Some(i) => i,
             None => {
@@ -1086,6 +1119,7 @@ impl VideoDetector {
                 self.accs.push(Accum {
                     wa,
                     ha,
+                    width: width.unwrap_or(wa as f64),
                     sum: vec![0.0; wa * ha],
                     frames: 0,
                     bins: TimeBins::new(MAX_TIMELINE_BINS),
@@ -1117,30 +1151,59 @@ impl VideoDetector {
         Some(z_at(&f, key, (shift.1 % TILE) * TILE + shift.0 % TILE))
     }
 
-    /// The as-sealed registration of a summed residual image: upright, scale 1, phase 0,
-    /// and the shift the embedder's tile has on this grid (the embedder lays the tile from
-    /// the grid's top-left corner; [`fold`] folds about its centre, so pixel ⌊n/2⌋ of a side
-    /// of `n`, either parity, lands in bin 0 and the tile is found shifted back by ⌊n/2⌋),
-    /// for the key that correlates best there. A copy that was not cropped,
-    /// padded, turned or flipped — re-encoded, resized, recoloured — shows the mark here.
-    fn as_sealed(&self, img: &[f32], wa: usize, ha: usize) -> Registration {
+    /// The as-sealed registration of a summed residual image: scale 1, phase 0, upright or
+    /// mirrored horizontally (a repost is often flipped to dodge matching; [`SEALED_ORIENTATIONS`]
+    /// hypotheses per key), at the shift the embedder's tile has on this grid (the embedder
+    /// lays the tile from the grid's top-left corner; [`fold`] folds about its centre, so
+    /// pixel ⌊n/2⌋ of a side of `n`, either parity, lands in bin 0 and the tile is found
+    /// shifted back by ⌊n/2⌋; mirrored, chip `c` of a row lies at pixel `n − 1 − c`, i.e.
+    /// in bin `−c + n − 1 − ⌊n/2⌋`), for the key and orientation that correlate best there.
+    /// A copy that was not cropped, padded or turned — re-encoded, resized, recoloured,
+    /// flipped — shows the mark here.
+    fn as_sealed(&self, img: &[f32], wa: usize, ha: usize, width: f64) -> Registration {
         let f = fold(img, wa, ha, 1.0, PHASES[0]);
         let back = |n: usize| (TILE - n / 2 % TILE) % TILE;
-        let shift = back(ha) * TILE + back(wa);
-        let (z, key) = self
+        let upright = back(ha) * TILE + back(wa);
+        // Mirrored, analysis column i spans the sealed columns' [width − i − 1, width − i)
+        // (`width` need not be whole: then it straddles two of them), i.e. tile coordinates
+        // [i − width, i + 1 − width) with the tile mirrored (observed chip −c) and shifted by
+        // one. The fold shares each column among the chips it overlaps (`fold_area`, the
+        // matched filter of the straddle; measured on seven frame sizes, a flipped copy
+        // keeps 0.76–1.0 of the upright z, 0.48–1.0 with the binned fold).
+        let phase_x = wa as f64 / 2.0 - width;
+        let mirrored_fold = fold_area(img, wa, ha, 1.0, (phase_x, 0.0));
+        let mirrored = back(ha) * TILE + TILE - 1;
+        let (z, key, orientation, shift, phase) = self
             .variants
             .iter()
             .enumerate()
-            .map(|(ki, v)| (z_at(&f, &v[0], shift), ki))
-            .fold((f64::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a });
+            .flat_map(|(ki, v)| {
+                [
+                    (z_at(&f, &v[0], upright), ki, 0, upright, PHASES[0]),
+                    (
+                        z_at(&mirrored_fold, &v[1], mirrored),
+                        ki,
+                        1,
+                        mirrored,
+                        (phase_x, 0.0),
+                    ),
+                ]
+            })
+            .fold((f64::NEG_INFINITY, 0, 0, 0, PHASES[0]), |a, b| {
+                if b.0 > a.0 {
+                    b
+                } else {
+                    a
+                }
+            });
         Registration {
             z,
             key,
-            orientation: 0,
+            orientation,
             scale: 1.0,
             shift,
-            phase: PHASES[0],
-            area: false,
+            phase,
+            area: orientation == 1,
             map: None,
             window: None,
         }
@@ -1545,13 +1608,18 @@ impl VideoDetector {
         // (`whole_clip_only`, few frames, must stay quick) keeps the first two and gives the
         // other half to every orientation at the plain scales — a mirrored repost is proven
         // from its key frames instead of falling to the full scan.
-        // Before any search, the as-sealed registration (one hypothesis per key and test):
+        // Before any search, the as-sealed registration (two hypotheses per key and test):
         // when it proves the mark, the searches are not run (their answer could only be
         // reported with a larger bound, the registration being the same or a chance one).
         let wide = !self.whole_clip_only;
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(PLAIN_WEIGHT * family * hypotheses, z);
-        let p_sealed = |z: f64| search_p(SEALED_WEIGHT * family * self.keys.len() as f64, z);
+        let p_sealed = |z: f64| {
+            search_p(
+                SEALED_WEIGHT * family * (self.keys.len() * SEALED_ORIENTATIONS) as f64,
+                z,
+            )
+        };
         // The segments' sums, kept: every stage below may test them.
         let segment_sums: Vec<Vec<f32>> = segments
             .iter()
@@ -1573,12 +1641,12 @@ impl VideoDetector {
             |answer: &(Registration, &Vec<f32>), p: f64| p <= DETECT_P && decodes(answer);
         // The as-sealed registration of the whole clip, then (one fold per test) of every
         // segment unless the whole clip's answer is final.
-        let mut sealed = (self.as_sealed(&acc.sum, wa, ha), &acc.sum);
+        let mut sealed = (self.as_sealed(&acc.sum, wa, ha, acc.width), &acc.sum);
         let mut sealed_p = p_sealed(sealed.0.z);
         let mut sealed_final = final_at(&sealed, sealed_p);
         if !sealed_final {
             for sum in &segment_sums {
-                let at_seal = self.as_sealed(sum, wa, ha);
+                let at_seal = self.as_sealed(sum, wa, ha, acc.width);
                 if at_seal.z > sealed.0.z {
                     sealed = (at_seal, sum);
                 }
@@ -2214,7 +2282,7 @@ mod tests {
             }
             let acc = &det.accs[0];
             assert_eq!((acc.wa, acc.ha), (wa, 128), "{w}x{h}");
-            let sealed = det.as_sealed(&acc.sum, acc.wa, acc.ha);
+            let sealed = det.as_sealed(&acc.sum, acc.wa, acc.ha, acc.width);
             let searched = det.search(
                 &acc.sum,
                 acc.wa,
@@ -2237,6 +2305,39 @@ mod tests {
             let r = det.result();
             assert!(r.detected && r.payload == Some(payload), "{w}x{h}: {r:?}");
             assert_eq!(r.scale, Some(1.0), "{w}x{h}");
+            // Flipped left to right (every plane): the mirrored as-sealed registration reads
+            // it as strongly, so it is proven there, before any search — until it was
+            // tested, only the wider search (every orientation, ≈ 10⁸ hypotheses) found it.
+            let mut flipped_det = VideoDetector::new(std::slice::from_ref(&key));
+            for f in &frames {
+                let mut flipped = f.clone();
+                for (i, plane) in flipped.planes.iter_mut().enumerate() {
+                    let pw = if i == 0 { w } else { w.div_ceil(2) } as usize;
+                    plane.chunks_mut(pw).for_each(|row| row.reverse());
+                }
+                flipped_det.add_frame(&flipped);
+            }
+            let acc = &flipped_det.accs[0];
+            let mirrored = flipped_det.as_sealed(&acc.sum, acc.wa, acc.ha, acc.width);
+            assert_eq!(mirrored.orientation, 1, "{w}x{h}");
+            // (Measured: 0.76–1.0 of the upright z; the least where the frame's width in
+            // analysis pixels is furthest from whole, 156.44 for 352 × 288.)
+            assert!(
+                mirrored.z > 0.74 * sealed.z,
+                "{w}x{h} flipped: as sealed z {} against upright {}",
+                mirrored.z,
+                sealed.z
+            );
+            let r = flipped_det.result();
+            assert!(
+                r.detected && r.payload == Some(payload),
+                "{w}x{h} flipped: {r:?}"
+            );
+            assert_eq!(
+                (r.orientation, r.scale, r.wide_search),
+                (Some(Orientation::MirroredHorizontally), Some(1.0), false),
+                "{w}x{h} flipped"
+            );
             // Cropped by 20 columns (10 analysis pixels): the tile is found shifted, not as
             // sealed.
             let mut det = VideoDetector::new(std::slice::from_ref(&key));
@@ -2249,7 +2350,7 @@ mod tests {
                 det.add_frame(&cropped);
             }
             let acc = &det.accs[0];
-            let sealed = det.as_sealed(&acc.sum, acc.wa, acc.ha);
+            let sealed = det.as_sealed(&acc.sum, acc.wa, acc.ha, acc.width);
             assert!(sealed.z < 4.0, "{w}x{h} cropped: as sealed z {}", sealed.z);
         }
     }
