@@ -353,15 +353,15 @@ fn level_db(mean_square: f64) -> f32 {
     }
 }
 
+/// The size of a valid frame large enough for [`grid`]'s cells.
+fn gridded_size(frame: &VideoFrame) -> Option<(usize, usize)> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    (frame.validate().is_ok() && w >= FULL && h >= FULL).then_some((w, h))
+}
+
 /// Mean luma of each cell of a 16×16 grid over the whole frame.
 fn grid(frame: &VideoFrame) -> Option<[u8; FULL_CELLS]> {
-    if frame.validate().is_err() {
-        return None;
-    }
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    if w < FULL || h < FULL {
-        return None;
-    }
+    let (w, h) = gridded_size(frame)?;
     // Every second row and column is plenty for these averages and halves the cost.
     let (sums, counts) = match frame.layout {
         PixelLayout::Yuv420p => {
@@ -608,13 +608,7 @@ mod tests {
     /// The picture sample as first written (a division and a float addition per pixel):
     /// [`grid`] must give exactly these cells.
     fn grid_reference(frame: &VideoFrame) -> Option<[u8; FULL_CELLS]> {
-        if frame.validate().is_err() {
-            return None;
-        }
-        let (w, h) = (frame.width as usize, frame.height as usize);
-        if w < FULL || h < FULL {
-            return None;
-        }
+        let (w, h) = gridded_size(frame)?;
         let mut sums = [0f64; FULL_CELLS];
         let mut counts = [0u32; FULL_CELLS];
         // Every second row and column is plenty for these averages and halves the cost.

@@ -1064,18 +1064,7 @@ impl VideoDetector {
     /// row-major `grid_w × grid_h`, and `pts_s` the frame's time in seconds. A residual
     /// whose length is not `grid_w·grid_h`, or that holds a non-finite value, is ignored.
     pub fn add_residual(&mut self, residual: &[f32], grid_w: usize, grid_h: usize, pts_s: f64) {
-        if !self.take_frame() {
-            return;
-        }
-        if grid_w == 0
-            || grid_h == 0
-            || grid_w > MAX_GRID_ASPECT.saturating_mul(grid_h)
-            || residual.len() != grid_w * grid_h
-            || !residual.iter().all(|v| v.is_finite())
-        {
-            return;
-        }
-        self.accumulate(residual, grid_w, grid_h, pts_s, None);
+        self.add_checked_residual(residual, grid_w, grid_h, pts_s, None);
     }
 
     /// [`VideoDetector::add_residual`] of a `frame_w × frame_h` frame: with the frame's
@@ -1091,6 +1080,19 @@ impl VideoDetector {
         let width = crate::analysis::width_in_analysis_pixels(frame_w, frame_h, grid_h);
         // A size that does not give this grid is not this frame's: not used.
         let width = (width.ceil() as usize == grid_w).then_some(width);
+        self.add_checked_residual(residual, grid_w, grid_h, pts_s, width);
+    }
+
+    /// A residual handed in from elsewhere, past the frame step and the checks
+    /// [`VideoDetector::add_residual`] promises.
+    fn add_checked_residual(
+        &mut self,
+        residual: &[f32],
+        grid_w: usize,
+        grid_h: usize,
+        pts_s: f64,
+        width: Option<f64>,
+    ) {
         if !self.take_frame() {
             return;
         }
