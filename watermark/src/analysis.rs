@@ -208,8 +208,8 @@ impl AnalysisGrid {
         (self.wa, self.ha)
     }
 
-    /// The frame's width in analysis pixels: [`width_in_analysis_pixels`] of this grid's
-    /// frame and rows.
+    /// The frame's width in analysis pixels (`w · rows / h`, or the columns of a capped
+    /// grid): the grid's columns are this rounded up.
     pub fn width_in_analysis_pixels(&self) -> f64 {
         width_in_analysis_pixels(self.w, self.h, self.ha)
     }

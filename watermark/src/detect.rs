@@ -1153,15 +1153,15 @@ impl VideoDetector {
         Some(z_at(&f, key, (shift.1 % TILE) * TILE + shift.0 % TILE))
     }
 
-    /// The as-sealed registration of a summed residual image: scale 1, phase 0, upright or
-    /// mirrored horizontally (a repost is often flipped to dodge matching; [`SEALED_ORIENTATIONS`]
-    /// hypotheses per key), at the shift the embedder's tile has on this grid (the embedder
-    /// lays the tile from the grid's top-left corner; [`fold`] folds about its centre, so
-    /// pixel ⌊n/2⌋ of a side of `n`, either parity, lands in bin 0 and the tile is found
-    /// shifted back by ⌊n/2⌋; mirrored, chip `c` of a row lies at pixel `n − 1 − c`, i.e.
-    /// in bin `−c + n − 1 − ⌊n/2⌋`), for the key and orientation that correlate best there.
-    /// A copy that was not cropped, padded or turned — re-encoded, resized, recoloured,
-    /// flipped — shows the mark here.
+    /// The as-sealed registration of a summed residual image: scale 1, upright or mirrored
+    /// horizontally (a repost is often flipped to dodge matching; [`SEALED_ORIENTATIONS`]
+    /// hypotheses per key), where the embedder's tile lies on this grid (upright: phase 0,
+    /// shifted back by ⌊n/2⌋ on a side of `n` — the embedder lays the tile from the grid's
+    /// top-left corner, [`fold`] folds about its centre, so pixel ⌊n/2⌋ of either parity
+    /// lands in bin 0; mirrored: see below), for the key and orientation that correlate
+    /// best there. `width` is the frame's width in analysis pixels
+    /// ([`crate::analysis::width_in_analysis_pixels`]). A copy that was not cropped, padded
+    /// or turned — re-encoded, resized, recoloured, flipped — shows the mark here.
     fn as_sealed(&self, img: &[f32], wa: usize, ha: usize, width: f64) -> Registration {
         let f = fold(img, wa, ha, 1.0, PHASES[0]);
         let back = |n: usize| (TILE - n / 2 % TILE) % TILE;
