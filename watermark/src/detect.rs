@@ -2418,7 +2418,7 @@ mod tests {
             let sealed = det.as_sealed(&acc.sum, acc.wa, acc.ha, acc.width);
             assert!(sealed.z < 4.0, "{w}x{h} cropped: as sealed z {}", sealed.z);
             // Still at scale 1: proven by the stage that tries every shift there, with its
-            // own bound (8192 hypotheses a key, not the plain search's ≈ 2.5 M) — until it
+            // own bound (32 768 hypotheses a key, not the plain search's ≈ 2.5 M) — until it
             // was there, the plain search's p.
             let shifted = det.at_scale_one(&acc.sum, acc.wa, acc.ha);
             assert!(
