@@ -1203,17 +1203,7 @@ impl VideoDetector {
                     a
                 }
             });
-        Registration {
-            z,
-            key,
-            orientation,
-            scale: 1.0,
-            shift,
-            phase,
-            area: orientation == 1,
-            map: None,
-            window: None,
-        }
+        Registration::unscaled(z, key, orientation, shift, phase, orientation == 1)
     }
 
     /// Scale 1 at every shift and phase, upright or mirrored ([`SHIFTED_ORIENTATIONS`]): the
@@ -1227,17 +1217,7 @@ impl VideoDetector {
                 let f = fold_area(img, wa, ha, 1.0, phase);
                 let (z, key, orientation, shift) =
                     self.best_over_keys(&f, SHIFTED_ORIENTATIONS, &mut work);
-                Registration {
-                    z,
-                    key,
-                    orientation,
-                    scale: 1.0,
-                    shift,
-                    phase,
-                    area: true,
-                    map: None,
-                    window: None,
-                }
+                Registration::unscaled(z, key, orientation, shift, phase, true)
             })
             .reduce(|a, b| if b.z > a.z { b } else { a })
             .expect("four phases")
@@ -2060,6 +2040,28 @@ struct Registration {
 }
 
 impl Registration {
+    /// A registration at scale 1 on the analysis grid (no map, the whole image).
+    fn unscaled(
+        z: f64,
+        key: usize,
+        orientation: usize,
+        shift: usize,
+        phase: (f64, f64),
+        area: bool,
+    ) -> Registration {
+        Registration {
+            z,
+            key,
+            orientation,
+            scale: 1.0,
+            shift,
+            phase,
+            area,
+            map: None,
+            window: None,
+        }
+    }
+
     /// Per analysis pixel, the chip (tile coordinates before the shift, not reduced modulo
     /// the tile) this registration puts it on; `None` off the map.
     fn chips(&self, wa: usize, ha: usize) -> Vec<Option<(i64, i64)>> {
