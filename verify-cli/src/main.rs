@@ -993,13 +993,7 @@ fn verify_forked(
 
 /// Whether this process runs with a limit on its address space (`setrlimit(RLIMIT_AS)`).
 fn under_a_memory_budget() -> bool {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a plain system call with a valid pointer.
-    let read = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } == 0;
-    read && limit.rlim_cur != libc::RLIM_INFINITY
+    address_space_limit().is_ok_and(|limit| limit.rlim_cur != libc::RLIM_INFINITY)
 }
 
 /// Panics report their message alone, written without allocating. Under a memory budget
@@ -1442,28 +1436,31 @@ fn relay_stderr(stderr: std::process::ChildStderr, state: &std::sync::Mutex<Work
     }
 }
 
-/// Caps this process's address space (`setrlimit(RLIMIT_AS)`), in a worker between fork and
-/// exec. Declared here from the C library std already links (one call does not need the
-/// `libc` crate).
-/// Caps this process's address space at `bytes` (`setrlimit(RLIMIT_AS)`), never above a
-/// limit it already runs under (`serve`'s workers have one): lowers, never raises.
-fn limit_address_space(bytes: u64) -> std::io::Result<()> {
+/// This process's address-space limit (`getrlimit(RLIMIT_AS)`). Async-signal-safe: fit for
+/// a child between fork and exec.
+fn address_space_limit() -> std::io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: plain system calls on a struct of the kernel's layout; async-signal-safe, so
-    // also fit for a child between fork and exec.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_AS, &mut limit) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let bytes = bytes.min(limit.rlim_cur).min(limit.rlim_max);
-        limit.rlim_cur = bytes;
-        limit.rlim_max = bytes;
-        if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    // SAFETY: a plain system call on a struct of the kernel's layout.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(limit)
+}
+
+/// Caps this process's address space at `bytes` (`setrlimit(RLIMIT_AS)`), never above a
+/// limit it already runs under (`serve`'s workers have one): lowers, never raises. Also in
+/// a worker between fork and exec (async-signal-safe).
+fn limit_address_space(bytes: u64) -> std::io::Result<()> {
+    let mut limit = address_space_limit()?;
+    let bytes = bytes.min(limit.rlim_cur).min(limit.rlim_max);
+    limit.rlim_cur = bytes;
+    limit.rlim_max = bytes;
+    // SAFETY: a plain system call on a struct of the kernel's layout.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
