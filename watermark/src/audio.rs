@@ -81,6 +81,15 @@ const MAX_TILE_CHANGE: f64 = 0.35;
 const SYNC_NUM: usize = 1;
 const SYNC_DEN: usize = 3;
 
+/// z of a sync correlation `c` whose symbols hold energy `e`: `c / √(½ e)` (0 for silence).
+fn sync_z(c: f64, e: f64) -> f64 {
+    if e > 1e-12 {
+        c / (0.5 * e).sqrt()
+    } else {
+        0.0
+    }
+}
+
 /// Band edges in STFT bins: 1/6 octave wide but at least 4 bins (125 Hz).
 fn band_edges() -> Vec<(usize, usize)> {
     let bin_hz = AUDIO_RATE as f64 / FFT_LEN as f64;
@@ -1140,11 +1149,7 @@ impl AudioDetector {
             c += v.re * u.re + v.im * u.im;
             e += v.re * v.re + v.im * v.im;
         }
-        if e > 1e-12 {
-            c / (0.5 * e).sqrt()
-        } else {
-            0.0
-        }
+        sync_z(c, e)
     }
 
     /// [`AudioDetector::z_at`] at every shift `d` of one fold, the same sums in the same
@@ -1180,13 +1185,7 @@ impl AudioDetector {
                 e[d] += vr[d] * vr[d] + vi[d] * vi[d];
             }
         }
-        std::array::from_fn(|d| {
-            if e[d] > 1e-12 {
-                c[d] / (0.5 * e[d]).sqrt()
-            } else {
-                0.0
-            }
-        })
+        std::array::from_fn(|d| sync_z(c[d], e[d]))
     }
 
     /// Runs the offset search and the tests on everything added so far.
