@@ -1657,65 +1657,45 @@ impl VideoDetector {
             |(reg, sum): &(Registration, &Vec<f32>)| self.payload_at(reg, sum, wa, ha).0.is_some();
         let final_at =
             |answer: &(Registration, &Vec<f32>), p: f64| p <= DETECT_P && decodes(answer);
-        // The as-sealed registration of the whole clip, then (one fold per test) of every
-        // segment unless the whole clip's answer is final.
-        let mut sealed = (self.as_sealed(&acc.sum, wa, ha, acc.width), &acc.sum);
-        let mut sealed_p = p_sealed(sealed.0.z);
-        let mut sealed_final = final_at(&sealed, sealed_p);
-        if !sealed_final {
-            for sum in &segment_sums {
-                let at_seal = self.as_sealed(sum, wa, ha, acc.width);
-                if at_seal.z > sealed.0.z {
-                    sealed = (at_seal, sum);
-                }
-            }
-            sealed_p = p_sealed(sealed.0.z);
-            sealed_final = final_at(&sealed, sealed_p);
-        }
-        // Scale 1 at every shift, upright or mirrored: a copy cropped to another aspect at
-        // its full height (9:16 or 1:1 from 16:9, perhaps rescaled), or cut at the sides,
-        // keeps the seal's grid but not its origin.
-        let mut shifted = None;
-        if !sealed_final {
-            let mut best = (self.at_scale_one(&acc.sum, wa, ha), &acc.sum);
-            let mut best_final = final_at(&best, p_shifted(best.0.z));
-            if !best_final {
+        // A stage's answer: its registration of the whole clip, then — unless that one is
+        // final — the best over every segment too (`find`'s flag: the whole clip); with its
+        // p and whether it is final.
+        let stage = |find: &dyn Fn(&[f32], bool) -> Registration, p: &dyn Fn(f64) -> f64| {
+            let mut best = (find(&acc.sum, true), &acc.sum);
+            let mut is_final = final_at(&best, p(best.0.z));
+            if !is_final {
                 for sum in &segment_sums {
-                    let found = self.at_scale_one(sum, wa, ha);
+                    let found = find(sum, false);
                     if found.z > best.0.z {
                         best = (found, sum);
                     }
                 }
-                best_final = final_at(&best, p_shifted(best.0.z));
+                is_final = final_at(&best, p(best.0.z));
             }
-            shifted = Some((best, best_final));
+            let p = p(best.0.z);
+            (best, p, is_final)
+        };
+        // The as-sealed registration (one fold per test); then, unless final, scale 1 at
+        // every shift, upright or mirrored — a copy cropped to another aspect at its full
+        // height (9:16 or 1:1 from 16:9, perhaps rescaled), or cut at the sides, keeps the
+        // seal's grid but not its origin; then, unless final, the plain search (segments
+        // every other scale). Of the answers the final one, else the one with the smaller p
+        // (ties: the earlier).
+        let mut answers = vec![stage(
+            &|img, _| self.as_sealed(img, wa, ha, acc.width),
+            &p_sealed,
+        )];
+        if !answers[0].2 {
+            answers.push(stage(&|img, _| self.at_scale_one(img, wa, ha), &p_shifted));
         }
-        let shifted_final = shifted.as_ref().is_some_and(|s| s.1);
-        let mut searched = None;
-        if !sealed_final && !shifted_final {
-            let whole = self.search(&acc.sum, wa, ha, &scales, 1, 1, false, None);
-            let mut best = (whole, &acc.sum);
-            let mut best_final = final_at(&best, p_of(best.0.z));
-            if !best_final {
-                for sum in &segment_sums {
-                    let found = self.search(sum, wa, ha, &scales, SEGMENT_STRIDE, 1, false, None);
-                    if found.z > best.0.z {
-                        best = (found, sum);
-                    }
-                }
-                best_final = final_at(&best, p_of(best.0.z));
-            }
-            searched = Some((best, best_final));
-        }
-        // Of the answers the final one, else the one with the smaller p (ties: the earlier).
-        let mut answers = vec![(sealed, sealed_p, sealed_final)];
-        if let Some((s, f)) = shifted {
-            let p = p_shifted(s.0.z);
-            answers.push((s, p, f));
-        }
-        if let Some((s, f)) = searched {
-            let p = p_of(s.0.z);
-            answers.push((s, p, f));
+        if !answers.iter().any(|a| a.2) {
+            answers.push(stage(
+                &|img, whole| {
+                    let stride = if whole { 1 } else { SEGMENT_STRIDE };
+                    self.search(img, wa, ha, &scales, stride, 1, false, None)
+                },
+                &p_of,
+            ));
         }
         let (best, p_value, _) = answers
             .into_iter()
