@@ -897,6 +897,13 @@ impl AudioScan {
         self.flush();
         self.detector.result()
     }
+
+    /// Measures what is held and hands over the detector with everything added: for checks
+    /// at fixed registrations (`AudioDetector::score_at`), which `finish` does not report.
+    pub fn into_detector(mut self) -> AudioDetector {
+        self.flush();
+        self.detector
+    }
 }
 
 #[cfg(test)]

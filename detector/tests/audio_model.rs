@@ -249,16 +249,20 @@ fn bad_input_is_an_error() {
     assert!(d.add_frames(&[1.0; 5]).is_err());
 }
 
-fn plain(chunks: &[AudioChunk], keys: &[WatermarkKey]) -> AudioDetection {
+/// The plain path's detector, every chunk added.
+fn plain_detector(chunks: &[AudioChunk], keys: &[WatermarkKey]) -> AudioDetector {
     let mut d = AudioDetector::new(keys);
     for c in chunks {
         d.add_chunk(c);
     }
-    d.result()
+    d
 }
-
-fn via_model(chunks: &[AudioChunk], keys: &[WatermarkKey], config: Config) -> AudioDetection {
-    // The model itself, on the CPU (where the scan measures with the plain path by default).
+fn plain(chunks: &[AudioChunk], keys: &[WatermarkKey]) -> AudioDetection {
+    plain_detector(chunks, keys).result()
+}
+/// The scan with the model itself, on the CPU (where the scan measures with the plain path
+/// by default), every chunk added.
+fn model_scan(chunks: &[AudioChunk], keys: &[WatermarkKey], config: Config) -> AudioScan {
     let config = Config {
         plain_cpu: false,
         ..config
@@ -269,9 +273,11 @@ fn via_model(chunks: &[AudioChunk], keys: &[WatermarkKey], config: Config) -> Au
         s.add_chunk(c);
     }
     assert!(s.uses_model(), "the model failed");
-    s.finish()
+    s
 }
-
+fn via_model(chunks: &[AudioChunk], keys: &[WatermarkKey], config: Config) -> AudioDetection {
+    model_scan(chunks, keys, config).finish()
+}
 fn mark(chunks: &[AudioChunk], key: &WatermarkKey, payload: Payload) -> Vec<AudioChunk> {
     let mut e = AudioEmbedder::new(key, payload, 0.0);
     let mut out = Vec::new();
@@ -328,19 +334,39 @@ fn marked_sound_is_detected_through_the_model_and_unmarked_is_not() {
                 !got.detected && got.payload.is_none(),
                 "{label}, wrong key: {got:?}"
             );
-            let got = via_model(&original, std::slice::from_ref(&key), config);
+            let got = via_model(&original, std::slice::from_ref(&key), config.clone());
             let want = plain(&original, std::slice::from_ref(&key));
             assert!(
                 !got.detected && got.payload.is_none(),
                 "{label}, unmarked: {got:?}"
             );
-            println!("{label} unmarked: z {:.4} vs {:.4}", got.score, want.score);
-            // Unmarked, the best z comes from wherever the sound happens to look most like
-            // the pattern, often a quarter of the clip whose fold holds little energy and
-            // quiet tiles near the floor, where the f32 energies' rounding moves z most:
-            // 3.0003 vs 3.0072 in 3 of 50 runs with random keys (2026-12-03). Still far
-            // from the 6.44 that detection needs.
-            assert!((got.score - want.score).abs() < 0.05, "{label}, unmarked");
+            // The bound is compared, and every registration's z: the reported z is that of
+            // whichever stage (as sealed, searched, wider) gave the smaller bound, a choice
+            // that near-equal bounds may flip.
+            let factor = got.p_value / want.p_value;
+            assert!(
+                (0.99..=1.01).contains(&factor),
+                "{label}, unmarked: p × {factor}"
+            );
+            let model = model_scan(&original, std::slice::from_ref(&key), config).into_detector();
+            let reference = plain_detector(&original, std::slice::from_ref(&key));
+            // Every symbol phase and shift: the z the searches choose among. They agree to
+            // 6e-6 (360 runs with random keys, 2026-12-05). Until then the plain path left
+            // out the sound's last frame when the count was odd, and one time phase's z
+            // differed by up to 0.4 (the 0.007 to 0.08 seen in the best z, blamed on f32).
+            let mut worst = 0f64;
+            for phase in 0..32 {
+                for shift in 0..32 {
+                    let m = model.score_at(0, phase, shift).unwrap();
+                    let r = reference.score_at(0, phase, shift).unwrap();
+                    worst = worst.max((m - r).abs());
+                }
+            }
+            println!(
+                "{label} unmarked: p {:.4e} vs {:.4e}, z {:.4} vs {:.4}, worst z difference over registrations {worst:.2e}",
+                got.p_value, want.p_value, got.score, want.score
+            );
+            assert!(worst < 1e-3, "{label}, unmarked: z moved by {worst}");
         }
     }
 }
