@@ -31,6 +31,63 @@ pub fn width_in_analysis_pixels(w: usize, h: usize, rows: usize) -> f64 {
         w as f64 * f
     }
 }
+/// A picture placed inside a larger canvas (letterboxed into 9:16, padded at an offset) is
+/// surrounded by bars of one colour. Lines whose mean distance from the bar's colour is at
+/// most this many levels belong to the bar: the encoder's ringing next to the picture
+/// measured 1.6–4.6 (x264 CRF 23), the picture's own first line 18 or more.
+const BAR_TOLERANCE: u32 = 8;
+
+/// The picture inside uniform bars, when the frame has some: `(x, y, w, h)` in frame
+/// pixels, found from the frame's luma alone (`w·h` bytes, row-major). Each side's bar is
+/// the run of lines from that edge that stay within [`BAR_TOLERANCE`] of the edge line's
+/// mean; runs thinner than 1 % of the frame (an encoder's padding line) do not count.
+/// `None` when the bars take under 5 % of the frame's width and of its height, or when
+/// the box left is under a fifth of the frame in either direction (a dark or flat frame,
+/// not a picture in bars; a 2.35:1 picture letterboxed into 9:16 fills 24 % of the
+/// height).
+pub fn content_box(y: &[u8], w: usize, h: usize) -> Option<(usize, usize, usize, usize)> {
+    if w == 0 || h == 0 || y.len() < w * h {
+        return None;
+    }
+    let px = |x: usize, r: usize| u32::from(y[r * w + x]);
+    // Lines from one edge inward within the tolerance of the edge line's mean; `len` lines
+    // in all, `line(i)` iterates the pixels of the i-th from the edge.
+    fn bar<I: Iterator<Item = u32>>(len: usize, line: impl Fn(usize) -> I) -> usize {
+        let mean = |i: usize| {
+            let (s, n) = line(i).fold((0u64, 0u64), |(s, n), v| (s + u64::from(v), n + 1));
+            (s / n.max(1)) as u32
+        };
+        let within = |i: usize, c: u32| {
+            let (d, n) = line(i).fold((0u64, 0u64), |(d, n), v| {
+                (d + u64::from(v.abs_diff(c)), n + 1)
+            });
+            d <= u64::from(BAR_TOLERANCE) * n.max(1)
+        };
+        let colour = mean(0);
+        let run = (0..len).take_while(|&i| within(i, colour)).count();
+        if run * 100 < len {
+            0
+        } else {
+            run
+        }
+    }
+    let top = bar(h, |i| (0..w).map(move |x| px(x, i)));
+    let bottom = bar(h - top.min(h), |i| (0..w).map(move |x| px(x, h - 1 - i)));
+    let (y0, y1) = (top, h - bottom.min(h - top.min(h)));
+    if y1 <= y0 {
+        return None;
+    }
+    // Columns over the rows between the top and bottom bars only.
+    let left = bar(w, |i| (y0..y1).map(move |r| px(i, r)));
+    let right = bar(w - left.min(w), |i| (y0..y1).map(move |r| px(w - 1 - i, r)));
+    let (x0, x1) = (left, w - right.min(w - left.min(w)));
+    let (bw, bh) = (x1.saturating_sub(x0), y1 - y0);
+    // Bars of under 5 % are the picture's own more likely than a canvas's (photo-pan's
+    // pan leaves 16 black rows of 720), and a picture 2 % smaller is the plain search's.
+    let framed = (h - bh) * 20 >= h || (w - bw) * 20 >= w;
+    (framed && bw * 5 >= w && bh * 5 >= h).then_some((x0, y0, bw, bh))
+}
+
 /// Side of the keyed tile (analysis pixels), repeated over the whole frame.
 pub const TILE: usize = 64;
 /// Chips of the tile that carry the sync (presence) pattern; the rest carry payload.
@@ -833,5 +890,55 @@ mod ssim_tests {
         );
         assert!((got - want).abs() < 1e-9, "frame_ssim {got} vs {want}");
         assert_eq!(frame_ssim(&y, &y, w, h), 1.0);
+    }
+}
+
+#[cfg(test)]
+mod content_box_tests {
+    use super::*;
+
+    /// A `w × h` frame of `fill` with a noisy picture (values 40–200) at `(x, y, pw, ph)`.
+    fn framed(w: usize, h: usize, picture: (usize, usize, usize, usize), fill: u8) -> Vec<u8> {
+        let (x0, y0, pw, ph) = picture;
+        let mut s = 12345u32;
+        let mut y = vec![fill; w * h];
+        for r in y0..y0 + ph {
+            for c in x0..x0 + pw {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                y[r * w + c] = 40 + (s >> 24) as u8 % 160;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn finds_the_picture_inside_bars_and_nothing_in_an_ordinary_frame() {
+        // Letterboxed into 9:16 (1080×460 in 1080×1920), with the encoder's ringing: the
+        // lines next to the picture a few levels off black.
+        let mut y = framed(1080, 1920, (0, 730, 1080, 460), 16);
+        for c in 0..1080 {
+            y[729 * 1080 + c] = 16 + (c % 5) as u8;
+            y[1190 * 1080 + c] = 16 + (c % 9) as u8;
+        }
+        assert_eq!(content_box(&y, 1080, 1920), Some((0, 730, 1080, 460)));
+        // Padded into a 1.3× canvas at an offset: bars on all four sides, of another colour.
+        let y = framed(832, 354, (44, 56, 640, 272), 128);
+        assert_eq!(content_box(&y, 832, 354), Some((44, 56, 640, 272)));
+        // No bars.
+        let y = framed(640, 360, (0, 0, 640, 360), 0);
+        assert_eq!(content_box(&y, 640, 360), None);
+        // One black line at the bottom (an encoder's padding): not a bar; 2 % of the
+        // height in black lines (the picture's own): not a canvas.
+        let y = framed(640, 360, (0, 0, 640, 359), 16);
+        assert_eq!(content_box(&y, 640, 360), None);
+        let y = framed(1280, 720, (0, 0, 1280, 704), 16);
+        assert_eq!(content_box(&y, 1280, 720), None);
+        // A black frame, and a picture too small to be the content.
+        assert_eq!(content_box(&vec![16; 640 * 360], 640, 360), None);
+        let y = framed(640, 360, (300, 150, 100, 70), 16);
+        assert_eq!(content_box(&y, 640, 360), None);
+        // Malformed input.
+        assert_eq!(content_box(&[], 640, 360), None);
+        assert_eq!(content_box(&y, 0, 360), None);
     }
 }

@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::analysis::{AnalysisGrid, KeyPattern, ANALYSIS_ROWS, MAX_GRID_ASPECT, TILE};
+use crate::analysis::{
+    content_box, AnalysisGrid, KeyPattern, ANALYSIS_ROWS, MAX_GRID_ASPECT, TILE,
+};
 use crate::code;
 use crate::fft::{Fft, C};
 use crate::key::{Payload, WatermarkKey};
@@ -320,6 +322,59 @@ struct Accum {
     bins: TimeBins<(Vec<f32>, u64)>,
 }
 
+impl Accum {
+    fn new(wa: usize, ha: usize, width: Option<f64>) -> Self {
+        Accum {
+            wa,
+            ha,
+            width: width.unwrap_or(wa as f64),
+            sum: vec![0.0; wa * ha],
+            frames: 0,
+            bins: TimeBins::new(MAX_TIMELINE_BINS),
+        }
+    }
+
+    /// Adds one frame's residual at time `pts_s`.
+    fn add(&mut self, r: &[f32], pts_s: f64) {
+        for (s, v) in self.sum.iter_mut().zip(r) {
+            *s += v;
+        }
+        self.frames += 1;
+        let bin = self.bins.bin_of(pts_s, |a, b| {
+            add_into(&mut a.0, &b.0);
+            a.1 += b.1;
+        });
+        add_into(&mut bin.0, r);
+        bin.1 += 1;
+    }
+}
+
+/// The index of the sums of grid size `wa × ha` in `all` (and `fits`), made with `make`
+/// when there are none: at most [`MAX_GRID_SIZES`], the sums with the fewest frames (the
+/// oldest of equals) making room.
+fn slot<T>(
+    all: &mut Vec<T>,
+    acc: impl Fn(&T) -> &Accum,
+    wa: usize,
+    ha: usize,
+    fits: impl Fn(&T) -> bool,
+    make: impl FnOnce() -> T,
+) -> usize {
+    if let Some(i) = all
+        .iter()
+        .position(|t| acc(t).wa == wa && acc(t).ha == ha && fits(t))
+    {
+        return i;
+    }
+    if all.len() >= MAX_GRID_SIZES {
+        if let Some(i) = (0..all.len()).min_by_key(|&i| acc(&all[i]).frames) {
+            all.remove(i);
+        }
+    }
+    all.push(make());
+    all.len() - 1
+}
+
 /// The running sum of the fine residuals of one grid size: the whole clip only (no timeline
 /// bins, so its memory is one fine image whatever the clip's length).
 struct FineAccum {
@@ -423,6 +478,20 @@ pub struct VideoDetector {
     seen: u64,
     /// Test the whole clip only, not also its halves and quarters.
     whole_clip_only: bool,
+    /// The residuals of the pictures found inside bars ([`content_box`]), per box size.
+    boxes: Vec<BoxAccum>,
+    /// The analysis grid of the last content box's size.
+    box_grid: Option<AnalysisGrid>,
+}
+
+/// The running sums of the picture inside a frame's bars (letterboxed, padded into a
+/// larger canvas), on the box's own analysis grid: there the mark lies as sealed.
+struct BoxAccum {
+    acc: Accum,
+    /// The frame's size and the box in it, `(x, y, w, h)` in frame pixels (the first
+    /// frame's of this box size).
+    frame: (usize, usize),
+    at: (usize, usize, usize, usize),
 }
 
 /// The luma plane the detector analyses: the Y plane of a `Yuv420p` frame, or BT.601
@@ -484,6 +553,12 @@ const WIDER_WEIGHT_WITH_FINE: f64 = 6.0;
 /// any shift ([`SHIFTED_WEIGHT`]), upright ([`PLAIN_WEIGHT`]), and every orientation at the
 /// plain scales (half the budget).
 const KEY_FRAME_WEIGHT: f64 = 2.0;
+/// The share `1 / BOX_WEIGHT` of the error budget spent, when the frames have bars, on the
+/// picture inside them as sealed (two hypotheses per key: [`SEALED_ORIENTATIONS`]); the
+/// rest on everything else. A picture letterboxed or padded into a larger canvas is
+/// smaller on the canvas's grid and off its origin, and only the wider searches find it
+/// there, with ≈ 10⁷ hypotheses per key; on its own grid it is as sealed.
+const BOX_WEIGHT: f64 = 16.0;
 
 /// Folds an analysis-grid image modulo the tile at scale `s` (about the image centre), with
 /// the chip grid offset by `phase` chips.
@@ -952,6 +1027,8 @@ impl VideoDetector {
             frame_step: 1,
             seen: 0,
             whole_clip_only: false,
+            boxes: Vec::new(),
+            box_grid: None,
         }
     }
 
@@ -994,6 +1071,7 @@ impl VideoDetector {
         let r = grid.residual(&y);
         let width = grid.width_in_analysis_pixels();
         self.accumulate(&r, wa, ha, frame.pts_s, Some(width));
+        self.add_content_box(&y, w, h, frame.pts_s);
         if self.wants_fine_residual() {
             if self
                 .fine_grid
@@ -1114,38 +1192,57 @@ impl VideoDetector {
 
     /// Adds one frame's residual to the running sums of its grid size.
     fn accumulate(&mut self, r: &[f32], wa: usize, ha: usize, pts_s: f64, width: Option<f64>) {
-        let idx = match self.accs.iter().position(|a| a.wa == wa && a.ha == ha) {
-            Some(i) => i,
-            None => {
-                if self.accs.len() >= MAX_GRID_SIZES {
-                    // The sums with the fewest frames (the oldest of equals) make room.
-                    if let Some(i) = (0..self.accs.len()).min_by_key(|&i| self.accs[i].frames) {
-                        self.accs.remove(i);
-                    }
-                }
-                self.accs.push(Accum {
-                    wa,
-                    ha,
-                    width: width.unwrap_or(wa as f64),
-                    sum: vec![0.0; wa * ha],
-                    frames: 0,
-                    bins: TimeBins::new(MAX_TIMELINE_BINS),
-                });
-                self.accs.len() - 1
-            }
-        };
-        let acc = &mut self.accs[idx];
-        for (s, v) in acc.sum.iter_mut().zip(r) {
-            *s += v;
-        }
-        acc.frames += 1;
+        let idx = slot(
+            &mut self.accs,
+            |a| a,
+            wa,
+            ha,
+            |_| true,
+            || Accum::new(wa, ha, width),
+        );
+        self.accs[idx].add(r, pts_s);
         self.frames += 1;
-        let bin = acc.bins.bin_of(pts_s, |a, b| {
-            add_into(&mut a.0, &b.0);
-            a.1 += b.1;
-        });
-        add_into(&mut bin.0, r);
-        bin.1 += 1;
+    }
+
+    /// The picture inside the bars of one frame's luma (`w·h` bytes), when it has bars
+    /// ([`content_box`]): its residual, on the box's own analysis grid, goes to the
+    /// as-sealed test inside the box (see [`VideoDetector::result`]). Call it for the
+    /// frames whose residual was added ([`VideoDetector::add_frame`] does); a frame
+    /// without bars adds nothing.
+    pub fn add_content_box(&mut self, y: &[u8], w: usize, h: usize, pts_s: f64) {
+        let Some((x0, y0, bw, bh)) = content_box(y, w, h) else {
+            return;
+        };
+        let mut picture = Vec::with_capacity(bw * bh);
+        for row in y[y0 * w..(y0 + bh) * w].chunks_exact(w) {
+            picture.extend_from_slice(&row[x0..x0 + bw]);
+        }
+        if self
+            .box_grid
+            .as_ref()
+            .is_none_or(|g| g.frame_size() != (bw, bh))
+        {
+            self.box_grid = Some(AnalysisGrid::new(bw, bh));
+        }
+        let grid = self.box_grid.as_ref().expect("box grid just set");
+        let (wa, ha) = grid.grid_size();
+        let r = grid.residual(&picture);
+        let width = grid.width_in_analysis_pixels();
+        let idx = slot(
+            &mut self.boxes,
+            |b| &b.acc,
+            wa,
+            ha,
+            // Boxes of one grid size share the sums wherever they lie (the box's grid
+            // starts at its corner) and whatever line the bars' ringing moved them by.
+            |b| (b.acc.width - width).abs() < 0.5,
+            || BoxAccum {
+                acc: Accum::new(wa, ha, Some(width)),
+                frame: (w, h),
+                at: (x0, y0, bw, bh),
+            },
+        );
+        self.boxes[idx].acc.add(&r, pts_s);
     }
 
     /// The normalised sync correlation (z) of key `key_index` at one fixed registration,
@@ -1564,7 +1661,52 @@ impl VideoDetector {
 
     /// Runs the registration search and the tests on everything added so far.
     pub fn result(&self) -> VideoDetection {
-        let empty = VideoDetection {
+        let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
+            return self.nothing();
+        };
+        let whole = self.result_on(acc, false);
+        let Some(b) = self.boxes.iter().max_by_key(|b| b.acc.frames) else {
+            return whole;
+        };
+        // The picture inside the bars, as sealed on its own grid: a share 1/BOX_WEIGHT of
+        // the error budget, the rest to everything else (a weighted Bonferroni bound, the
+        // weights fixed by whether the frames have bars, which the key does not decide).
+        let boxed = self.result_on(&b.acc, true);
+        let rest = BOX_WEIGHT / (BOX_WEIGHT - 1.0);
+        let p_whole = (whole.p_value * rest).min(1.0);
+        let p_box = (boxed.p_value * BOX_WEIGHT).min(1.0);
+        if p_box >= p_whole {
+            return VideoDetection {
+                p_value: p_whole,
+                detected: p_whole <= DETECT_P,
+                inconclusive: p_whole > DETECT_P && p_whole < INCONCLUSIVE_P,
+                ..whole
+            };
+        }
+        let ((fw, fh), (x0, y0, bw, bh)) = (b.frame, b.at);
+        let (fw, fh) = (fw as f64, fh as f64);
+        let found = p_box < INCONCLUSIVE_P;
+        VideoDetection {
+            p_value: p_box,
+            detected: p_box <= DETECT_P,
+            inconclusive: p_box > DETECT_P && p_box < INCONCLUSIVE_P,
+            frames_analysed: whole.frames_analysed,
+            family_size: boxed.family_size,
+            // The frame's grid against the box's: the picture is that much smaller.
+            scale: found.then_some(fh / bh as f64),
+            region: boxed.region.map(|r| Region {
+                x: (x0 as f64 + r.x * bw as f64) / fw,
+                y: (y0 as f64 + r.y * bh as f64) / fh,
+                w: r.w * bw as f64 / fw,
+                h: r.h * bh as f64 / fh,
+            }),
+            ..boxed
+        }
+    }
+
+    /// What [`VideoDetector::result`] says without a frame or a key.
+    fn nothing(&self) -> VideoDetection {
+        VideoDetection {
             detected: false,
             inconclusive: false,
             p_value: 1.0,
@@ -1583,10 +1725,13 @@ impl VideoDetector {
             wide_search: false,
             region: None,
             warp: None,
-        };
-        let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
-            return empty;
-        };
+        }
+    }
+
+    /// The tests on the sums `acc`: every stage, or (`sealed_only`, the picture inside
+    /// bars) the as-sealed registration alone, with the whole budget.
+    fn result_on(&self, acc: &Accum, sealed_only: bool) -> VideoDetection {
+        let empty = self.nothing();
         if self.keys.is_empty() {
             return empty;
         }
@@ -1626,15 +1771,16 @@ impl VideoDetector {
         // Before any search, the as-sealed registration (two hypotheses per key and test):
         // when it proves the mark, the searches are not run (their answer could only be
         // reported with a larger bound, the registration being the same or a chance one).
-        let wide = !self.whole_clip_only;
+        let wide = !self.whole_clip_only && !sealed_only;
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(PLAIN_WEIGHT * family * hypotheses, z);
         let shifted_hypotheses =
             (self.keys.len() * SHIFTED_ORIENTATIONS * PHASES.len() * TILE * TILE) as f64;
         let p_shifted = |z: f64| search_p(SHIFTED_WEIGHT * family * shifted_hypotheses, z);
+        let sealed_weight = if sealed_only { 1.0 } else { SEALED_WEIGHT };
         let p_sealed = |z: f64| {
             search_p(
-                SEALED_WEIGHT * family * (self.keys.len() * SEALED_ORIENTATIONS) as f64,
+                sealed_weight * family * (self.keys.len() * SEALED_ORIENTATIONS) as f64,
                 z,
             )
         };
@@ -1685,10 +1831,10 @@ impl VideoDetector {
             &|img, _| self.as_sealed(img, wa, ha, acc.width),
             &p_sealed,
         )];
-        if !answers[0].2 {
+        if !answers[0].2 && !sealed_only {
             answers.push(stage(&|img, _| self.at_scale_one(img, wa, ha), &p_shifted));
         }
-        if !answers.iter().any(|a| a.2) {
+        if !answers.iter().any(|a| a.2) && !sealed_only {
             answers.push(stage(
                 &|img, whole| {
                     let stride = if whole { 1 } else { SEGMENT_STRIDE };
@@ -1704,7 +1850,7 @@ impl VideoDetector {
         let mut best = (best.0, Cow::Borrowed(&best.1[..]));
         let mut p_value = p_value;
         let mut wide_search = false;
-        if !wide && p_value > DETECT_P {
+        if !wide && !sealed_only && p_value > DETECT_P {
             let (found, p) =
                 self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT, None);
             if p < p_value {
@@ -1721,7 +1867,10 @@ impl VideoDetector {
             .fine
             .iter()
             .filter(|f| {
-                f.ha.is_multiple_of(ha) && f.ha > ha && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
+                !sealed_only
+                    && f.ha.is_multiple_of(ha)
+                    && f.ha > ha
+                    && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
             })
             .max_by_key(|f| f.frames);
         let (wide_weight, lattice_weight) = if fine.is_some() {
@@ -2425,6 +2574,96 @@ mod tests {
                 r.p_value
             );
         }
+    }
+
+    /// `f`'s luma placed at `(x, y)` in a `w × h` canvas of luma `fill`.
+    fn in_canvas(f: &VideoFrame, w: u32, h: u32, (x, y): (usize, usize), fill: u8) -> VideoFrame {
+        let mut out = VideoFrame::black(w, h, PixelLayout::Yuv420p, f.pts_s);
+        out.planes[0].fill(fill);
+        let fw = f.width as usize;
+        for (r, row) in f.planes[0].chunks_exact(fw).enumerate() {
+            let at = (y + r) * w as usize + x;
+            out.planes[0][at..at + fw].copy_from_slice(row);
+        }
+        out
+    }
+
+    #[test]
+    fn a_picture_inside_bars_is_tested_as_sealed_on_its_own_grid() {
+        let key = WatermarkKey::from_secret([5; 32], 5);
+        let payload = Payload {
+            clip_id: 0x5a5a_0000_1234_abcd,
+            key_id: key.key_id(),
+        };
+        let mut emb = crate::VideoEmbedder::new(&key, payload, crate::DEFAULT_STRENGTH);
+        let (mut sealed, mut plain) = (Vec::new(), Vec::new());
+        for i in 0..6 {
+            let mut f = textured(640, 272, i + 1);
+            f.pts_s = i as f64 / 25.0;
+            plain.push(f.clone());
+            emb.embed(&mut f);
+            sealed.push(f);
+        }
+        // Padded into a 1.3× canvas at an offset (bars on four sides), and letterboxed
+        // into 4:3 (top and bottom): on the canvas's grid the picture is 1.3× / 1.76×
+        // smaller and off the origin, for the wider searches only.
+        for (w, h, at) in [(832, 354, (44, 56)), (640, 480, (0, 104))] {
+            let mut det = VideoDetector::new(std::slice::from_ref(&key));
+            for f in &sealed {
+                det.add_frame(&in_canvas(f, w, h, at, 16));
+            }
+            assert_eq!(det.boxes.len(), 1, "{w}x{h}");
+            assert_eq!(det.boxes[0].at, (at.0, at.1, 640, 272), "{w}x{h}");
+            let r = det.result();
+            assert!(r.detected && r.payload == Some(payload), "{w}x{h}: {r:?}");
+            assert_eq!(r.scale, Some(h as f64 / 272.0), "{w}x{h}");
+            assert!(!r.wide_search, "{w}x{h}");
+            // Its bound: the as-sealed test's on the box's grid, × BOX_WEIGHT.
+            let bound = BOX_WEIGHT * r.family_size as f64 * SEALED_ORIENTATIONS as f64;
+            let p = search_p(bound, r.score);
+            assert!(
+                (r.p_value - p).abs() <= 1e-9 * p,
+                "{w}x{h}: {} vs {p}",
+                r.p_value
+            );
+            // The region is the picture, within a block of the box's grid.
+            let g = r.region.expect("region");
+            let (fw, fh) = (w as f64, h as f64);
+            let tol = 1.0 / 8.0 * 272.0 / fh + 1e-9;
+            for (got, want) in [
+                (g.x, at.0 as f64 / fw),
+                (g.y, at.1 as f64 / fh),
+                (g.x + g.w, (at.0 + 640) as f64 / fw),
+                (g.y + g.h, (at.1 + 272) as f64 / fh),
+            ] {
+                assert!((got - want).abs() <= tol, "{w}x{h}: region {g:?}");
+            }
+            // Far stronger than anything the canvas's own grid gives.
+            let whole = det.result_on(det.accs.iter().max_by_key(|a| a.frames).unwrap(), false);
+            assert!(
+                r.p_value < 1e-6 * whole.p_value,
+                "{w}x{h}: {r:?} against {whole:?}"
+            );
+            // Unmarked in the same bars: nothing.
+            let mut det = VideoDetector::new(std::slice::from_ref(&key));
+            for f in &plain {
+                det.add_frame(&in_canvas(f, w, h, at, 16));
+            }
+            assert_eq!(det.boxes.len(), 1);
+            let r = det.result();
+            assert!(
+                !r.detected && r.payload.is_none(),
+                "{w}x{h} unmarked: {r:?}"
+            );
+        }
+        // Without bars nothing is added and the answer is the plain one, unscaled.
+        let mut det = VideoDetector::new(std::slice::from_ref(&key));
+        for f in &sealed {
+            det.add_frame(f);
+        }
+        assert!(det.boxes.is_empty());
+        let whole = det.result_on(&det.accs[0], false);
+        assert_eq!(det.result(), whole);
     }
 
     #[test]
