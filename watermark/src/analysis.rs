@@ -36,56 +36,116 @@ pub fn width_in_analysis_pixels(w: usize, h: usize, rows: usize) -> f64 {
 /// most this many levels belong to the bar: the encoder's ringing next to the picture
 /// measured 1.6–4.6 (x264 CRF 23), the picture's own first line 18 or more.
 const BAR_TOLERANCE: u32 = 8;
+/// Or the bars are a blurred, enlarged copy of the picture (the common 9:16 repost of a
+/// landscape clip): smooth lines — a mean step between neighbouring pixels of at most
+/// `SMOOTH_ALONG` levels, and from the line before of at most `SMOOTH_ACROSS` (blurred bars
+/// measured ≤ 0.5 and ≤ 1.4 at CRF 23) — that end at a step: the picture's first line, at a
+/// mean distance of at least `PICTURE_STEP` from the bar's last (measured 11–69, where the
+/// picture's own lines may be as smooth as the bars: a night street, 0.2).
+const SMOOTH_ALONG: u32 = 1;
+const SMOOTH_ACROSS: u32 = 2;
+const PICTURE_STEP: u32 = 8;
 
-/// The picture inside uniform bars, when the frame has some: `(x, y, w, h)` in frame
-/// pixels, found from the frame's luma alone (`w·h` bytes, row-major). Each side's bar is
-/// the run of lines from that edge that stay within [`BAR_TOLERANCE`] of the edge line's
-/// mean; runs thinner than 1 % of the frame (an encoder's padding line) do not count.
-/// `None` when the bars take under 5 % of the frame's width and of its height, or when
-/// the box left is under a fifth of the frame in either direction (a dark or flat frame,
-/// not a picture in bars; a 2.35:1 picture letterboxed into 9:16 fills 24 % of the
-/// height).
+/// The picture inside bars, when the frame has some: `(x, y, w, h)` in frame pixels, found
+/// from the frame's luma alone (`w·h` bytes, row-major). Each side's bar is the run of lines
+/// from that edge that stay within [`BAR_TOLERANCE`] of the edge line's mean, or else smooth
+/// lines that end at a step ([`SMOOTH_ALONG`]); runs thinner than 1 % of the frame (an
+/// encoder's padding line) do not count. `None` when the bars take under 5 % of the frame's
+/// width and of its height, or when the box left is under a fifth of the frame in either
+/// direction (a dark or flat frame, not a picture in bars; a 2.35:1 picture letterboxed into
+/// 9:16 fills 24 % of the height).
 pub fn content_box(y: &[u8], w: usize, h: usize) -> Option<(usize, usize, usize, usize)> {
     if w == 0 || h == 0 || y.len() < w * h {
         return None;
     }
     let px = |x: usize, r: usize| u32::from(y[r * w + x]);
-    // Lines from one edge inward within the tolerance of the edge line's mean; `len` lines
-    // in all, `line(i)` iterates the pixels of the i-th from the edge.
-    fn bar<I: Iterator<Item = u32>>(len: usize, line: impl Fn(usize) -> I) -> usize {
-        let mean = |i: usize| {
-            let (s, n) = line(i).fold((0u64, 0u64), |(s, n), v| (s + u64::from(v), n + 1));
-            (s / n.max(1)) as u32
-        };
-        let within = |i: usize, c: u32| {
-            let (d, n) = line(i).fold((0u64, 0u64), |(d, n), v| {
-                (d + u64::from(v.abs_diff(c)), n + 1)
-            });
-            d <= u64::from(BAR_TOLERANCE) * n.max(1)
-        };
-        let colour = mean(0);
-        let run = (0..len).take_while(|&i| within(i, colour)).count();
-        if run * 100 < len {
-            0
-        } else {
-            run
-        }
-    }
     let top = bar(h, |i| (0..w).map(move |x| px(x, i)));
-    let bottom = bar(h - top.min(h), |i| (0..w).map(move |x| px(x, h - 1 - i)));
-    let (y0, y1) = (top, h - bottom.min(h - top.min(h)));
-    if y1 <= y0 {
-        return None;
-    }
+    let bottom = bar(h - top.0, |i| (0..w).map(move |x| px(x, h - 1 - i)));
+    let (top, bottom) = paired(top, bottom, h);
+    let (y0, y1) = (top, h - bottom);
     // Columns over the rows between the top and bottom bars only.
     let left = bar(w, |i| (y0..y1).map(move |r| px(i, r)));
-    let right = bar(w - left.min(w), |i| (y0..y1).map(move |r| px(w - 1 - i, r)));
-    let (x0, x1) = (left, w - right.min(w - left.min(w)));
+    let right = bar(w - left.0, |i| (y0..y1).map(move |r| px(w - 1 - i, r)));
+    let (left, right) = paired(left, right, w);
+    let (x0, x1) = (left, w - right);
     let (bw, bh) = (x1.saturating_sub(x0), y1 - y0);
     // Bars of under 5 % are the picture's own more likely than a canvas's (photo-pan's
     // pan leaves 16 black rows of 720), and a picture 2 % smaller is the plain search's.
     let framed = (h - bh) * 20 >= h || (w - bw) * 20 >= w;
     (framed && bw * 5 >= w && bh * 5 >= h).then_some((x0, y0, bw, bh))
+}
+
+/// Two opposite bars `(lines, smooth)` of a frame `len` lines across: a smooth bar counts
+/// only opposite one as wide (within 1 % of the frame, two lines at least), as a centred
+/// repost makes them — a smooth sky above a sharp horizon has no twin below.
+fn paired(a: (usize, bool), b: (usize, bool), len: usize) -> (usize, usize) {
+    let twins = a.1 && b.1 && a.0.abs_diff(b.0) <= (len / 100).max(2);
+    let keep = |(lines, smooth): (usize, bool)| if smooth && !twins { 0 } else { lines };
+    (keep(a), keep(b))
+}
+
+/// The bar at one edge: how many of the `len` lines from it (`line(i)`: the pixels of the
+/// i-th) are bar by [`content_box`]'s rules, never all of them; and whether it is smooth
+/// rather than uniform.
+fn bar<I: Iterator<Item = u32>>(len: usize, line: impl Fn(usize) -> I) -> (usize, bool) {
+    if len == 0 {
+        return (0, false);
+    }
+    // (Σ value, Σ |step to the next pixel|, pixels) of a line.
+    let stats = |i: usize| {
+        let mut prev = None;
+        line(i).fold((0u64, 0u64, 0u64), |(s, a, n), v| {
+            let step = prev.map_or(0, |p: u32| p.abs_diff(v));
+            prev = Some(v);
+            (s + u64::from(v), a + u64::from(step), n + 1)
+        })
+    };
+    // Σ |line i − line i−1| and the pixels.
+    let across = |i: usize| {
+        line(i)
+            .zip(line(i - 1))
+            .fold((0u64, 0u64), |(d, n), (a, b)| {
+                (d + u64::from(a.abs_diff(b)), n + 1)
+            })
+    };
+    let (sum, along, n) = stats(0);
+    let n = n.max(1);
+    let colour = (sum / n) as u32;
+    let within = |i: usize| {
+        let (d, m) = line(i).fold((0u64, 0u64), |(d, m), v| {
+            (d + u64::from(v.abs_diff(colour)), m + 1)
+        });
+        d <= u64::from(BAR_TOLERANCE) * m.max(1)
+    };
+    let uniform = (0..len).take_while(|&i| within(i)).count();
+    // Smooth lines ending at a step; where they reach further than the uniform run (a
+    // gradient stays within the tolerance for a while) they are the bar.
+    let smooth = if along <= u64::from(SMOOTH_ALONG) * n.saturating_sub(1) {
+        (1..len)
+            .find_map(|i| {
+                let (d, m) = across(i);
+                if d >= u64::from(PICTURE_STEP) * m {
+                    return Some(i);
+                }
+                let (_, a, m) = stats(i);
+                let still = d <= u64::from(SMOOTH_ACROSS) * m
+                    && a <= u64::from(SMOOTH_ALONG) * m.saturating_sub(1);
+                (!still).then_some(0)
+            })
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let (run, smooth) = if smooth > uniform {
+        (smooth, true)
+    } else {
+        (uniform, false)
+    };
+    if run * 100 < len || run == len {
+        (0, false)
+    } else {
+        (run, smooth)
+    }
 }
 
 /// Side of the keyed tile (analysis pixels), repeated over the whole frame.
@@ -937,6 +997,29 @@ mod content_box_tests {
         assert_eq!(content_box(&vec![16; 640 * 360], 640, 360), None);
         let y = framed(640, 360, (300, 150, 100, 70), 16);
         assert_eq!(content_box(&y, 640, 360), None);
+        // A blurred, enlarged copy as the bars (a 9:16 repost): smooth, not uniform (a
+        // gradient the uniform rule would cut short), ending at the picture's first line.
+        let smooth = |x: usize, r: usize| 60 + (x / 30 + r / 40) as u8;
+        let mut y = framed(540, 960, (0, 365, 540, 230), 0);
+        for r in (0..365).chain(595..960) {
+            for x in 0..540 {
+                y[r * 540 + x] = smooth(x, r);
+            }
+        }
+        assert_eq!(content_box(&y, 540, 960), Some((0, 365, 540, 230)));
+        // Not centred: a smooth band at the top only is no bar.
+        for r in 595..960 {
+            y.copy_within((r - 230) * 540..(r - 229) * 540, r * 540);
+        }
+        assert_eq!(content_box(&y, 540, 960), None);
+        // A smooth sky above a sharp picture: no twin below, no box.
+        let mut y = framed(1280, 720, (0, 0, 1280, 720), 0);
+        for r in 0..200 {
+            for x in 0..1280 {
+                y[r * 1280 + x] = smooth(x, r);
+            }
+        }
+        assert_eq!(content_box(&y, 1280, 720), None);
         // Malformed input.
         assert_eq!(content_box(&[], 640, 360), None);
         assert_eq!(content_box(&y, 0, 360), None);
