@@ -255,9 +255,13 @@ fn a_clip_shown_small_inside_other_footage_is_found_where_it_is() {
     assert!(text.contains("% of the frame"), "{text}");
 
     let letterbox = "scale=1080:-2,pad=1080:1920:0:(oh-ih)/2";
+    // The common 9:16 repost: the picture over a blurred, enlarged copy of itself.
+    let blurred = "split[a][b];[a]scale=1080:1920:force_original_aspect_ratio=increase,\
+                   crop=1080:1920,boxblur=20:2[bg];[b]scale=1080:-2[fg];[bg][fg]overlay=0:(H-h)/2";
     let transpose = "transpose=1";
     for (filter, name, orientation) in [
         (letterbox, "geometry-letterbox-9x16.mp4", "upright"),
+        (blurred, "geometry-blurred-9x16.mp4", "upright"),
         (transpose, "geometry-transposed.mp4", "turned-clockwise"),
     ] {
         let f = edited(sealed, filter, name);
@@ -266,12 +270,25 @@ fn a_clip_shown_small_inside_other_footage_is_found_where_it_is() {
         assert_eq!(v["detected"], true, "{name}: {r:#}");
         assert_eq!(clip_id(&r), id, "{name}: {r:#}");
         assert_eq!(v["orientation"], orientation, "{name}: {r:#}");
+        if filter != transpose {
+            // Found inside its bars, as sealed (not by the wider searches, as before the
+            // bars were looked for), and the region is the picture: y 34–66 %.
+            assert_eq!(v["wide_search"], false, "{name}: {r:#}");
+            let region = &v["region"];
+            let y0 = region["y"].as_f64().unwrap();
+            let y1 = y0 + region["h"].as_f64().unwrap();
+            assert!(
+                (y0 - 0.342).abs() < 0.03 && (y1 - 0.658).abs() < 0.03,
+                "{name}: {region}"
+            );
+        }
     }
 
     let plain = composed(&short_clip(), pip, "geometry-plain-pip.mp4");
     let mut unsealed = vec![plain];
     for (filter, name) in [
         (letterbox, "geometry-plain-letterbox-9x16.mp4"),
+        (blurred, "geometry-plain-blurred-9x16.mp4"),
         (transpose, "geometry-plain-transposed.mp4"),
     ] {
         unsealed.push(edited(&short_clip(), filter, name));
