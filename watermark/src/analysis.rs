@@ -39,11 +39,12 @@ const BAR_TOLERANCE: u32 = 8;
 /// Or the bars are a blurred, enlarged copy of the picture (the common 9:16 repost of a
 /// landscape clip): smooth lines — a mean step between neighbouring pixels of at most
 /// `SMOOTH_ALONG` levels, and from the line before of at most `SMOOTH_ACROSS` (blurred bars
-/// measured ≤ 0.5 and ≤ 1.4 at CRF 23) — that end at a step: the picture's first line, at a
-/// mean distance of at least `PICTURE_STEP` from the bar's last (measured 11–69, where the
-/// picture's own lines may be as smooth as the bars: a night street, 0.2).
+/// measured ≤ 0.5 and ≤ 1.4 at CRF 23, the encoder's ringing in the last lines before the
+/// picture up to 4.6) — that end at a step: the picture's first line, at a mean distance of
+/// at least `PICTURE_STEP` from the bar's last (measured 11–69, where the picture's own
+/// lines may be as smooth as the bars: a night street, 0.2).
 const SMOOTH_ALONG: u32 = 1;
-const SMOOTH_ACROSS: u32 = 2;
+const SMOOTH_ACROSS: u32 = 5;
 const PICTURE_STEP: u32 = 8;
 
 /// The picture inside bars, when the frame has some: `(x, y, w, h)` in frame pixels, found
