@@ -31,6 +31,7 @@ pub fn width_in_analysis_pixels(w: usize, h: usize, rows: usize) -> f64 {
         w as f64 * f
     }
 }
+
 /// A picture placed inside a larger canvas (letterboxed into 9:16, padded at an offset) is
 /// surrounded by bars of one colour. Lines whose mean distance from the bar's colour is at
 /// most this many levels belong to the bar: the encoder's ringing next to the picture
@@ -49,8 +50,8 @@ const PICTURE_STEP: u32 = 8;
 
 /// The picture inside bars, when the frame has some: `(x, y, w, h)` in frame pixels, found
 /// from the frame's luma alone (`w·h` bytes, row-major). Each side's bar is the run of lines
-/// from that edge that stay within [`BAR_TOLERANCE`] of the edge line's mean, or else smooth
-/// lines that end at a step ([`SMOOTH_ALONG`]); runs thinner than 1 % of the frame (an
+/// from that edge that stay within `BAR_TOLERANCE` of the edge line's mean, or else smooth
+/// lines that end at a step (`SMOOTH_ALONG`); runs thinner than 1 % of the frame (an
 /// encoder's padding line) do not count. `None` when the bars take under 5 % of the frame's
 /// width and of its height, or when the box left is under a fifth of the frame in either
 /// direction (a dark or flat frame, not a picture in bars; a 2.35:1 picture letterboxed into

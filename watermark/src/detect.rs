@@ -1659,7 +1659,9 @@ impl VideoDetector {
             })
     }
 
-    /// Runs the registration search and the tests on everything added so far.
+    /// Runs the registration search and the tests on everything added so far: on the
+    /// frames' sums and, when the frames had bars, on the picture inside them
+    /// ([`VideoDetector::add_content_box`]); the smaller bound answers.
     pub fn result(&self) -> VideoDetection {
         let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
             return self.nothing();
