@@ -1560,7 +1560,6 @@ mod tests {
         let framing = audio_framing();
         let per_frame = framing.energies_per_frame();
         let mut split = AudioDetector::new(&[k]);
-        let mut meter = TileMeter::new(framing.bands.clone());
         let (mut frames, mut energies) = (Vec::new(), Vec::new());
         for c in &chunks {
             assert!(split.push_chunk(c));
@@ -1570,16 +1569,9 @@ mod tests {
         assert_eq!(frames.len() % framing.frame_len, 0);
         // An odd count: the last frame has no partner, and must be measured all the same.
         assert_eq!(frames.len() / framing.frame_len % 2, 1);
-        for pair in frames.chunks(2 * FFT_LEN) {
-            let (mut ea, mut eb) = (vec![0.0; per_frame], vec![0.0; per_frame]);
-            let (a, b) = pair.split_at(FFT_LEN);
-            let b = b.iter().copied().chain(std::iter::repeat(0.0));
-            meter.frames(a.iter().copied(), b, &mut ea, &mut eb);
-            energies.extend(ea);
-            if pair.len() == 2 * FFT_LEN {
-                energies.extend(eb);
-            }
-        }
+        AudioBandMeter::new()
+            .measure(&frames, &mut energies)
+            .unwrap();
         let mut rest = &energies[..];
         let mut size = 1;
         while !rest.is_empty() {

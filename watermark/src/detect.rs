@@ -1687,7 +1687,6 @@ impl VideoDetector {
         }
         let ((fw, fh), (x0, y0, bw, bh)) = (b.frame, b.at);
         let (fw, fh) = (fw as f64, fh as f64);
-        let found = p_box < INCONCLUSIVE_P;
         VideoDetection {
             p_value: p_box,
             detected: p_box <= DETECT_P,
@@ -1695,7 +1694,7 @@ impl VideoDetector {
             frames_analysed: whole.frames_analysed,
             family_size: boxed.family_size,
             // The frame's grid against the box's: the picture is that much smaller.
-            scale: found.then_some(fh / bh as f64),
+            scale: boxed.scale.map(|s| s * fh / bh as f64),
             region: boxed.region.map(|r| Region {
                 x: (x0 as f64 + r.x * bw as f64) / fw,
                 y: (y0 as f64 + r.y * bh as f64) / fh,
@@ -1869,10 +1868,7 @@ impl VideoDetector {
             .fine
             .iter()
             .filter(|f| {
-                !sealed_only
-                    && f.ha.is_multiple_of(ha)
-                    && f.ha > ha
-                    && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
+                f.ha.is_multiple_of(ha) && f.ha > ha && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
             })
             .max_by_key(|f| f.frames);
         let (wide_weight, lattice_weight) = if fine.is_some() {
