@@ -731,6 +731,7 @@ fn video_mark(
             shear_deg: w.shear_deg,
         }),
         wide_search: Some(found.wide_search),
+        riding: Some(found.riding).filter(|_| readable),
         sound_scale: None,
     }
 }
@@ -872,6 +873,7 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         warp: None,
         // How the sound was changed, only where the mark is proven there.
         wide_search: found.time_scale.filter(|_| found.detected).map(|_| true),
+        riding: None,
         sound_scale: found
             .time_scale
             .zip(found.frequency_scale)

@@ -217,6 +217,10 @@ pub struct MarkResult {
     /// sealed and mirrored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wide_search: Option<bool>,
+    /// Picture only, when the mark is readable: it was read from the frames warped back
+    /// along the camera's motion (a mark that rides the camera, sealed since 2026-12-05).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub riding: Option<bool>,
     /// Sound only: the sound was found changed in speed or pitch (the sound's wider search).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sound_scale: Option<SoundScale>,

@@ -109,17 +109,26 @@ struct Luma {
     h: usize,
     pts_s: f64,
     y: Vec<u8>,
+    /// The decoding part it came from (0, or 1 for a split scan's second): the camera's
+    /// motion is followed frame to frame within a part.
+    part: usize,
 }
 
 impl Luma {
-    fn of(mut frame: VideoFrame) -> Option<Luma> {
+    fn of(mut frame: VideoFrame, part: usize) -> Option<Luma> {
         let (w, h, pts_s) = (frame.width as usize, frame.height as usize, frame.pts_s);
         let y = if frame.layout == PixelLayout::Yuv420p && frame.validate().is_ok() {
             std::mem::take(&mut frame.planes[0])
         } else {
             frame_luma(&frame)?.into_owned()
         };
-        (w > 0 && h > 0 && y.len() >= w * h).then_some(Luma { w, h, pts_s, y })
+        (w > 0 && h > 0 && y.len() >= w * h).then_some(Luma {
+            w,
+            h,
+            pts_s,
+            y,
+            part,
+        })
     }
 }
 
@@ -375,7 +384,7 @@ fn scan_inner(
                     if frame.pts_s < from_s {
                         continue; // a leading picture of an open GOP: the first part's
                     }
-                    if !analyse(frame, print.as_mut(), &mut sampled, &tx, &mut busy) {
+                    if !analyse(frame, 1, print.as_mut(), &mut sampled, &tx, &mut busy) {
                         break None;
                     }
                 };
@@ -415,7 +424,14 @@ fn scan_inner(
             }
             inspect(&frame);
             if let MediaFrame::Video(frame) = frame {
-                if !analyse(frame, pictures.as_deref_mut(), &mut sampled, &tx, &mut busy) {
+                if !analyse(
+                    frame,
+                    0,
+                    pictures.as_deref_mut(),
+                    &mut sampled,
+                    &tx,
+                    &mut busy,
+                ) {
                     break None;
                 }
             }
@@ -461,6 +477,7 @@ fn scan_inner(
 /// sampler and on to the model thread; false once that thread is gone.
 fn analyse(
     frame: VideoFrame,
+    part: usize,
     print: Option<&mut Fingerprinter>,
     sampled: &mut third_party::Sampler,
     tx: &SyncSender<Luma>,
@@ -471,7 +488,7 @@ fn analyse(
     }
     timed(&mut busy.sample, || sampled.offer(&frame));
     timed(&mut busy.send, || {
-        Luma::of(frame).is_none_or(|luma| tx.send(luma).is_ok())
+        Luma::of(frame, part).is_none_or(|luma| tx.send(luma).is_ok())
     })
 }
 
@@ -704,18 +721,16 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
         Some((r, (wa, ha))) => {
             for (f, r) in batch.iter().zip(r.chunks_exact(wa * ha)) {
                 detector.add_residual_of_frame(r, (wa, ha), (w, h), f.pts_s);
+                detector.add_riding(&f.y[..w * h], (w, h), f.pts_s, f.part, r);
             }
         }
         None => {
             let grid = AnalysisGrid::new(w, h);
             let (wa, ha) = grid.grid_size();
             for f in batch.iter() {
-                detector.add_residual_of_frame(
-                    &grid.residual(&f.y[..w * h]),
-                    (wa, ha),
-                    (w, h),
-                    f.pts_s,
-                );
+                let r = grid.residual(&f.y[..w * h]);
+                detector.add_residual_of_frame(&r, (wa, ha), (w, h), f.pts_s);
+                detector.add_riding(&f.y[..w * h], (w, h), f.pts_s, f.part, &r);
             }
         }
     }

@@ -13,6 +13,7 @@ use crate::key::{Payload, WatermarkKey};
 use crate::lattice::{
     candidate_maps, fold_map, Candidate, TileMap, LATTICE_CANDIDATES, ROTATION_CANDIDATES,
 };
+use crate::motion::Ride;
 use crate::tile_fft::{split_pair, TileFft};
 use hallmark_media::{PixelLayout, VideoFrame};
 
@@ -125,6 +126,10 @@ pub struct VideoDetection {
     /// lattice stage answered (see README, "Rotation and anamorphic stretch"); `None` for
     /// the plain and the orientation/scale searches.
     pub warp: Option<Warp>,
+    /// Whether the answer came from the frames warped back along the camera's motion (a
+    /// mark that rides the camera, see [`VideoEmbedder::riding`](crate::VideoEmbedder::riding)),
+    /// tested beside the frames as they come when the picture moved.
+    pub riding: bool,
 }
 
 /// How the sealed tile's lattice appears in the analysed picture, as the lattice stage
@@ -482,7 +487,27 @@ pub struct VideoDetector {
     boxes: Vec<BoxAccum>,
     /// The analysis grid of the last content box's size.
     box_grid: Option<AnalysisGrid>,
+    /// The camera's motion followed per decoding part ([`VideoDetector::add_riding`]).
+    rides: Vec<Option<Ride>>,
+    /// The frames warped back to their anchors (a riding mark at rest), per grid size.
+    ride_accs: Vec<Accum>,
+    ride_grid: Option<AnalysisGrid>,
 }
+
+/// Which tests [`VideoDetector::result_on`] runs on a set of sums.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stages {
+    /// Every stage.
+    All,
+    /// The as-sealed registration alone, with the whole budget (the picture inside bars).
+    AsSealed,
+    /// The as-sealed registration, scale 1 at any shift and the plain scales (a riding
+    /// mark: the frames warped back along their motion).
+    Plain,
+}
+
+/// Decoding parts followed at most ([`VideoDetector::add_riding`]).
+const MAX_PARTS: usize = 4;
 
 /// The running sums of the picture inside a frame's bars (letterboxed, padded into a
 /// larger canvas), on the box's own analysis grid: there the mark lies as sealed.
@@ -1029,6 +1054,9 @@ impl VideoDetector {
             whole_clip_only: false,
             boxes: Vec::new(),
             box_grid: None,
+            rides: Vec::new(),
+            ride_accs: Vec::new(),
+            ride_grid: None,
         }
     }
 
@@ -1072,6 +1100,7 @@ impl VideoDetector {
         let width = grid.width_in_analysis_pixels();
         self.accumulate(&r, wa, ha, frame.pts_s, Some(width));
         self.add_content_box(&y, w, h, frame.pts_s);
+        self.add_riding(&y, (w, h), frame.pts_s, 0, &r);
         if self.wants_fine_residual() {
             if self
                 .fine_grid
@@ -1243,6 +1272,72 @@ impl VideoDetector {
             },
         );
         self.boxes[idx].acc.add(&r, pts_s);
+    }
+
+    /// Follows the camera's motion for a mark that rides it (see README, "A mark that rides
+    /// the camera"): `y` is a frame's luma (`w·h`), `part` the decoding part it came from
+    /// (frames of one part in their order; a split scan's parts each from 0) and `residual`
+    /// its residual as added ([`VideoDetector::add_residual_of_frame`], the 128-row grid).
+    /// The frame, warped back along the motion since its anchor, goes to sums of its own
+    /// that [`VideoDetector::result`] also tests when the picture moved. Call it for the
+    /// frames whose residual was added ([`VideoDetector::add_frame`] does, as part 0).
+    pub fn add_riding(
+        &mut self,
+        y: &[u8],
+        (w, h): (usize, usize),
+        pts_s: f64,
+        part: usize,
+        residual: &[f32],
+    ) {
+        if part >= MAX_PARTS || y.len() < w * h || w == 0 || h == 0 {
+            return;
+        }
+        if self.rides.len() <= part {
+            self.rides.resize_with(part + 1, || None);
+        }
+        let ride = &mut self.rides[part];
+        if ride.as_ref().is_none_or(|r| r.frame_size() != (w, h)) {
+            *ride = Some(Ride::for_detector(w, h));
+        }
+        let ride = ride.as_mut().expect("just set");
+        if !ride.follows(pts_s) {
+            return;
+        }
+        let Some(m) = ride.next(&y[..w * h], pts_s) else {
+            return;
+        };
+        if self
+            .ride_grid
+            .as_ref()
+            .is_none_or(|g| g.frame_size() != (w, h))
+        {
+            self.ride_grid = Some(AnalysisGrid::new(w, h));
+        }
+        let grid = self.ride_grid.as_ref().expect("ride grid just set");
+        let (wa, ha) = grid.grid_size();
+        if residual.len() != wa * ha {
+            return;
+        }
+        let warped;
+        let r = if m.is_rest(w, h) {
+            residual
+        } else {
+            let Some(r) = grid.residual_warped(y, m) else {
+                return;
+            };
+            warped = r;
+            &warped[..]
+        };
+        let width = grid.width_in_analysis_pixels();
+        let idx = slot(
+            &mut self.ride_accs,
+            |a| a,
+            wa,
+            ha,
+            |_| true,
+            || Accum::new(wa, ha, Some(width)),
+        );
+        self.ride_accs[idx].add(r, pts_s);
     }
 
     /// The normalised sync correlation (z) of key `key_index` at one fixed registration,
@@ -1663,17 +1758,74 @@ impl VideoDetector {
     /// frames' sums and, when the frames had bars, on the picture inside them
     /// ([`VideoDetector::add_content_box`]); the smaller bound answers.
     pub fn result(&self) -> VideoDetection {
+        let fixed = self.result_fixed();
+        let Some(ride) = self.riding_sums() else {
+            return fixed;
+        };
+        // The frames warped back along the camera's motion (a riding mark): half the error
+        // budget each, the mark at rest and the mark riding (a weighted Bonferroni bound,
+        // the weights fixed by whether the picture moved, which the key does not decide).
+        let halved = |d: VideoDetection| {
+            let p = (2.0 * d.p_value).min(1.0);
+            VideoDetection {
+                p_value: p,
+                detected: p <= DETECT_P,
+                inconclusive: p > DETECT_P && p < INCONCLUSIVE_P,
+                ..d
+            }
+        };
+        let fixed = halved(fixed);
+        let rode = halved(VideoDetection {
+            riding: true,
+            ..self.result_on(ride, Stages::Plain)
+        });
+        if rode.p_value < fixed.p_value {
+            rode
+        } else {
+            fixed
+        }
+    }
+
+    /// The two answers [`VideoDetector::result`] weighs, each with its own budget: the
+    /// frames as they come (and the picture inside bars), and the riding sums, with whether
+    /// `result` tests them (the camera moved). For checks and the lab.
+    #[doc(hidden)]
+    pub fn result_parts(&self) -> (VideoDetection, Option<(VideoDetection, bool)>) {
+        let tested = self.riding_sums().is_some();
+        let rode = self
+            .ride_accs
+            .iter()
+            .max_by_key(|a| a.frames)
+            .map(|a| (self.result_on(a, Stages::Plain), tested));
+        (self.result_fixed(), rode)
+    }
+
+    /// The riding sums ([`VideoDetector::add_riding`]) when the mark may ride: the camera
+    /// moved (a motion ridden) in half the steps followed or more (the camera moves of
+    /// photo-pan, -zoom and -pushin: all of them). Otherwise the sums hold little more than
+    /// the frames' own, and the test is not worth its cost.
+    fn riding_sums(&self) -> Option<&Accum> {
+        let acc = self.ride_accs.iter().max_by_key(|a| a.frames)?;
+        let (steps, ridden) = self.rides.iter().flatten().fold((0, 0), |(s, r), ride| {
+            (s + ride.steps().0, r + ride.steps().1)
+        });
+        (ridden >= 2 && 2 * ridden >= steps).then_some(acc)
+    }
+
+    /// [`VideoDetector::result`] on the frames as they come (the mark at rest) and the
+    /// picture inside bars.
+    fn result_fixed(&self) -> VideoDetection {
         let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
             return self.nothing();
         };
-        let whole = self.result_on(acc, false);
+        let whole = self.result_on(acc, Stages::All);
         let Some(b) = self.boxes.iter().max_by_key(|b| b.acc.frames) else {
             return whole;
         };
         // The picture inside the bars, as sealed on its own grid: a share 1/BOX_WEIGHT of
         // the error budget, the rest to everything else (a weighted Bonferroni bound, the
         // weights fixed by whether the frames have bars, which the key does not decide).
-        let boxed = self.result_on(&b.acc, true);
+        let boxed = self.result_on(&b.acc, Stages::AsSealed);
         let rest = BOX_WEIGHT / (BOX_WEIGHT - 1.0);
         let p_whole = (whole.p_value * rest).min(1.0);
         let p_box = (boxed.p_value * BOX_WEIGHT).min(1.0);
@@ -1726,12 +1878,13 @@ impl VideoDetector {
             wide_search: false,
             region: None,
             warp: None,
+            riding: false,
         }
     }
 
-    /// The tests on the sums `acc`: every stage, or (`sealed_only`, the picture inside
-    /// bars) the as-sealed registration alone, with the whole budget.
-    fn result_on(&self, acc: &Accum, sealed_only: bool) -> VideoDetection {
+    /// The tests on the sums `acc`: the stages `stages` names.
+    fn result_on(&self, acc: &Accum, stages: Stages) -> VideoDetection {
+        let sealed_only = stages == Stages::AsSealed;
         let empty = self.nothing();
         if self.keys.is_empty() {
             return empty;
@@ -1746,7 +1899,9 @@ impl VideoDetector {
         // union of those tests, and once the whole clip alone proves the mark within it and
         // its payload reads there the segments are not searched (reporting family × p_whole,
         // an upper bound).
-        let segments: Vec<(usize, usize)> = if self.whole_clip_only {
+        // The riding sums are tested whole (a riding mark is a generated clip's camera move,
+        // not a stretch spliced into other footage).
+        let segments: Vec<(usize, usize)> = if self.whole_clip_only || stages == Stages::Plain {
             Vec::new()
         } else {
             segment_windows(acc.bins.len(), acc.bins.width_s())
@@ -1772,7 +1927,7 @@ impl VideoDetector {
         // Before any search, the as-sealed registration (two hypotheses per key and test):
         // when it proves the mark, the searches are not run (their answer could only be
         // reported with a larger bound, the registration being the same or a chance one).
-        let wide = !self.whole_clip_only && !sealed_only;
+        let wide = !self.whole_clip_only && stages == Stages::All;
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(PLAIN_WEIGHT * family * hypotheses, z);
         let shifted_hypotheses =
@@ -1851,7 +2006,7 @@ impl VideoDetector {
         let mut best = (best.0, Cow::Borrowed(&best.1[..]));
         let mut p_value = p_value;
         let mut wide_search = false;
-        if !wide && !sealed_only && p_value > DETECT_P {
+        if self.whole_clip_only && stages == Stages::All && p_value > DETECT_P {
             let (found, p) =
                 self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT, None);
             if p < p_value {
@@ -2637,7 +2792,10 @@ mod tests {
                 assert!((got - want).abs() <= tol, "{w}x{h}: region {g:?}");
             }
             // Far stronger than anything the canvas's own grid gives.
-            let whole = det.result_on(det.accs.iter().max_by_key(|a| a.frames).unwrap(), false);
+            let whole = det.result_on(
+                det.accs.iter().max_by_key(|a| a.frames).unwrap(),
+                Stages::All,
+            );
             assert!(
                 r.p_value < 1e-6 * whole.p_value,
                 "{w}x{h}: {r:?} against {whole:?}"
@@ -2660,7 +2818,7 @@ mod tests {
             det.add_frame(f);
         }
         assert!(det.boxes.is_empty());
-        let whole = det.result_on(&det.accs[0], false);
+        let whole = det.result_on(&det.accs[0], Stages::All);
         assert_eq!(det.result(), whole);
     }
 

@@ -25,6 +25,7 @@ mod dwtdct;
 mod fft;
 mod key;
 mod lattice;
+mod motion;
 mod tile_fft;
 
 pub use analysis::{
@@ -43,6 +44,7 @@ pub use detect::{
 };
 pub use dwtdct::{ThirdPartyDetector, ThirdPartyMark, THIRD_PARTY_DETECT_P, THIRD_PARTY_TESTS};
 pub use key::{Payload, WatermarkError, WatermarkKey};
+pub use motion::{Motion, Ride, ANCHOR_S, TRACK_ROWS};
 
 use analysis::{frame_ssim, texture_mask, Geometry, KeyPattern, SsimOfScale};
 use hallmark_media::{PixelLayout, VideoFrame};
@@ -84,6 +86,10 @@ pub struct VideoEmbedder {
     mark: Vec<f32>,
     /// The current frame's luma before marking (reused).
     unmarked: Vec<u8>,
+    /// Whether the mark rides the camera ([`VideoEmbedder::riding`]), and the motion
+    /// followed so far.
+    riding: bool,
+    ride: Option<Ride>,
 }
 
 impl VideoEmbedder {
@@ -104,12 +110,43 @@ impl VideoEmbedder {
             geom: None,
             mark: Vec::new(),
             unmarked: Vec::new(),
+            riding: true,
+            ride: None,
         }
+    }
+
+    /// Whether the mark rides the camera (on by default): carried along with a gentle
+    /// camera move that explains the frame, back at rest every [`ANCHOR_S`] of the frames'
+    /// times, instead of staying put while the picture moves under it (which x264 must then
+    /// code again in every predicted frame). The frames must come in order, with their
+    /// times. See README, "A mark that rides the camera".
+    pub fn riding(mut self, on: bool) -> Self {
+        self.riding = on;
+        self
     }
 
     /// Marks one frame in place. Only `Yuv420p` frames are marked (the Y plane); frames of
     /// any other layout, or with inconsistent planes, are left untouched.
     pub fn embed(&mut self, frame: &mut VideoFrame) {
+        // Frames shorter than the tracking grid are not ridden (a 176×144 clip gained nothing
+        // in the lab, and the tracker would read an interpolated grid).
+        if self.riding
+            && frame.height as usize >= TRACK_ROWS
+            && frame.layout == PixelLayout::Yuv420p
+            && frame.validate().is_ok()
+        {
+            let (w, h) = (frame.width as usize, frame.height as usize);
+            if self.ride.as_ref().is_none_or(|r| r.frame_size() != (w, h)) {
+                self.ride = Some(Ride::for_embedder(w, h));
+            }
+            let ride = self.ride.as_mut().expect("just set");
+            // Tracked on the unmarked frame; where the motion is unknown the mark rests.
+            let m = ride.next(&frame.planes[0][..w * h], frame.pts_s);
+            if let Some(m) = m.filter(|m| !m.is_rest(w, h)) {
+                self.embed_warped(frame, m.zoom, m.shift);
+                return;
+            }
+        }
         let Some(gm) = self.masked_gain(frame) else {
             return;
         };

@@ -1,0 +1,629 @@
+//! The content's global motion frame to frame (translation and zoom about the frame's
+//! centre), for a mark that rides the camera: the embedder carries the tile along with a
+//! gentle camera move instead of leaving it in place for x264 to code again in every
+//! predicted frame, and puts it back at rest at every anchor ([`ANCHOR_S`]); the detector
+//! follows the same motion on the frames it is given and sums them warped back to their
+//! anchor. See README, "A mark that rides the camera".
+//!
+//! Both sides decide from the picture alone (never the key) which motion is ridden: only
+//! a *gentle* one (a camera move, not a bus under the lens) that *explains the frame* (the
+//! prediction error under it well below the error under none), or a *tiny* one (a slow
+//! push-in, whose error barely changes either way). Otherwise the mark stays where it is.
+
+use std::sync::Arc;
+
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
+
+use crate::analysis::AnalysisGrid;
+
+/// Seconds between anchors: at every multiple of it on the frames' clock (from the clip's
+/// first frame, time 0) the mark is at rest (between frames, the share of a frame's motion
+/// since that instant). Content behind a riding mark moves with it, so a clip adds up to
+/// little more than one frame's evidence per stretch between anchors; every 2 s buys the
+/// evidence back at a few points of size (README).
+pub const ANCHOR_S: f64 = 2.0;
+
+/// Rows of the tracking grid, both sides: the motion must be read to a fraction of a pixel
+/// for x264 to predict the riding mark (128 rows cost photo-pan 1.30× the plain bytes
+/// instead of 1.16×, README), and the detector must read the motion the embedder read: on
+/// 128 rows it read photo-zoom's 0.29 % a frame as 0.04 % (riding z 5.8 against 20.2 on
+/// 256 rows, the embedder's grid).
+pub const TRACK_ROWS: usize = 256;
+
+/// A phase-correlation peak below this: no common content (a cut, a flash).
+const CUT_PEAK: f32 = 0.03;
+/// A motion is ridden only when its prediction error is below this share of the error
+/// under no motion ("explains the frame").
+const EXPLAIN: f64 = 0.5;
+/// A tiny motion (below) is ridden when its prediction error is below this share of the
+/// error under none (judged over [`EXPLAIN_MEMORY_S`]): a slow push-in's error falls by
+/// about a half (photo-pushin: 0.45–0.68 a frame), a drift read in a scene of moving
+/// characters barely at all (Big Buck Bunny: 0.74–1.0), and there the detector's reading
+/// of it disagrees with the embedder's: at 0.8 Big Buck Bunny's mark rode part of the
+/// time, for no bytes saved, and its z after CRF 23 fell from 20.3 to 16.4.
+const EXPLAIN_TINY: f64 = 0.65;
+/// The time over which a motion's share of the frame explained is judged (an exponential
+/// mean).
+const EXPLAIN_MEMORY_S: f64 = 0.3;
+/// Gentle: at most this many frame heights a second of shift…
+const GENTLE_SHIFT_PER_S: f64 = 0.6;
+/// …and this much zoom a second (0.5 % a frame at 30 fps).
+const GENTLE_ZOOM_PER_S: f64 = 0.15;
+/// Tiny (ridden whatever it explains): under this many frame heights a second…
+const TINY_SHIFT_PER_S: f64 = 0.058;
+/// …and this much zoom a second (0.2 % a frame at 30 fps).
+const TINY_ZOOM_PER_S: f64 = 0.06;
+/// Frames further apart than this (a key-frame scan, a gap in the file) are not followed.
+const MAX_STEP_S: f64 = 0.5;
+/// The detector follows a frame at most every this many seconds: the content behind a
+/// riding mark changes slowly, so frames close in time add little (photo-pan, -zoom,
+/// -pushin after CRF 23: the riding z within 2 % following every reference frame or one
+/// every 0.25, 0.35 or 0.45 s), and each costs a tracking step.
+pub const FOLLOW_S: f64 = 0.35;
+/// Gauss–Newton passes at most on the half-resolution grid (from the phase correlation's
+/// start), then on the full one: the embedder's, and the detector's (each analysed frame;
+/// from the same start, two passes read the embedder's motion to within 2 % of its z).
+const COARSE_PASSES: usize = 4;
+const EMBED_PASSES: usize = 8;
+const DETECT_PASSES: usize = 2;
+
+/// A motion `x' = c + zoom·(x − c) + shift` in frame pixels, `c` the frame's centre.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Motion {
+    pub zoom: f64,
+    pub shift: (f64, f64),
+}
+
+impl Motion {
+    /// No motion.
+    pub const REST: Motion = Motion {
+        zoom: 1.0,
+        shift: (0.0, 0.0),
+    };
+
+    /// This motion, then `next`.
+    pub fn then(self, next: Motion) -> Motion {
+        Motion {
+            zoom: self.zoom * next.zoom,
+            shift: (
+                next.zoom * self.shift.0 + next.shift.0,
+                next.zoom * self.shift.1 + next.shift.1,
+            ),
+        }
+    }
+
+    /// The share `f` (0–1) of this motion, as if it went on at a steady pace.
+    fn part(self, f: f64) -> Motion {
+        Motion {
+            zoom: self.zoom.powf(f),
+            shift: (self.shift.0 * f, self.shift.1 * f),
+        }
+    }
+
+    /// Whether the mark under it is where it was to within a tenth of a pixel everywhere
+    /// in a frame `w` wide and `h` high.
+    pub fn is_rest(self, w: usize, h: usize) -> bool {
+        let r = 0.5 * (w.max(h) as f64);
+        (self.zoom - 1.0).abs() * r + self.shift.0.abs().max(self.shift.1.abs()) < 0.1
+    }
+}
+
+/// Follows a clip's frames in order (one decoding order: a scan's part) and says, for each,
+/// where the mark rides: the motion from the last anchor to this frame, or `None` where
+/// that is not known (a stretch that began between anchors, after a gap).
+pub struct Ride {
+    tracker: Tracker,
+    since_anchor: Option<Motion>,
+    last_pts: Option<f64>,
+    /// Frames followed from the previous one, and of those the ones whose motion was
+    /// ridden (the camera moved).
+    steps: u64,
+    ridden: u64,
+}
+
+impl Ride {
+    /// The embedder's, for frames `w × h` (every frame, unmarked).
+    pub fn for_embedder(w: usize, h: usize) -> Ride {
+        Ride::new(w, h, EMBED_PASSES)
+    }
+
+    /// The detector's, for frames `w × h` (the analysed ones, marked or not).
+    pub fn for_detector(w: usize, h: usize) -> Ride {
+        Ride::new(w, h, DETECT_PASSES)
+    }
+
+    fn new(w: usize, h: usize, passes: usize) -> Ride {
+        Ride {
+            tracker: Tracker::new(w, h, TRACK_ROWS, passes),
+            since_anchor: None,
+            last_pts: None,
+            steps: 0,
+            ridden: 0,
+        }
+    }
+
+    /// Whether the detector follows a frame at `pts_s` ([`FOLLOW_S`] after the last one).
+    pub fn follows(&self, pts_s: f64) -> bool {
+        self.last_pts
+            .is_none_or(|l| !(pts_s - l < FOLLOW_S && pts_s >= l))
+    }
+
+    /// Steps followed from the previous frame, and how many of them rode a motion.
+    pub fn steps(&self) -> (u64, u64) {
+        (self.steps, self.ridden)
+    }
+
+    /// The frame size this follows.
+    pub fn frame_size(&self) -> (usize, usize) {
+        self.tracker.grid.frame_size()
+    }
+
+    /// The next frame's luma (`w·h`, unmarked for the embedder) at `pts_s`: the motion
+    /// from the last anchor to it.
+    pub fn next(&mut self, y: &[u8], pts_s: f64) -> Option<Motion> {
+        let last = self.last_pts.replace(pts_s);
+        let step_s = last.map(|l| pts_s - l);
+        let ok_step = step_s.is_some_and(|s| s > 0.0 && s <= MAX_STEP_S);
+        let motion = self.tracker.next(y, step_s.filter(|_| ok_step));
+        // The stretch between anchors a time lies in (a millisecond of slack for times
+        // rounded by the container).
+        let anchor = |t: f64| ((t + 1e-3) / ANCHOR_S).floor();
+        let Some(last) = last.filter(|_| ok_step) else {
+            // The first frame (or the first after a gap): at rest only on an anchor.
+            let k = anchor(pts_s);
+            self.since_anchor = (pts_s - k * ANCHOR_S < 1e-3).then_some(Motion::REST);
+            return self.since_anchor;
+        };
+        self.steps += 1;
+        self.ridden += u64::from(motion.is_some());
+        let step = motion.unwrap_or(Motion::REST);
+        if anchor(pts_s) > anchor(last) {
+            // The anchor's time lay in (last, pts]: the mark was at rest at that instant
+            // (between frames, as a steady motion would have it), so it rode the step's
+            // share since then. The same whichever frames the two sides see.
+            let t = anchor(pts_s) * ANCHOR_S;
+            let f = ((pts_s - t) / (pts_s - last)).clamp(0.0, 1.0);
+            self.since_anchor = Some(step.part(f));
+        } else {
+            self.since_anchor = self.since_anchor.map(|m| m.then(step));
+        }
+        self.since_anchor
+    }
+}
+
+/// Frame-to-frame global motion: phase correlation of the central square of a box grid
+/// for a start, then Gauss–Newton on the whole grid for translation and zoom.
+struct Tracker {
+    grid: AnalysisGrid,
+    n: usize,
+    win: Vec<f32>,
+    fwd: Arc<dyn Fft<f32>>,
+    inv: Arc<dyn Fft<f32>>,
+    prev_hat: Option<Vec<Complex32>>,
+    prev: Vec<f32>,
+    /// Frame pixels per grid cell, across and down.
+    px: (f64, f64),
+    /// The last step's zoom: where Gauss–Newton starts (a camera's zoom changes slowly).
+    zoom: f64,
+    /// The previous frame on the half-resolution grid.
+    prev_half: Vec<f32>,
+    /// How much of the frames the motions explained lately (see [`EXPLAIN_MEMORY_S`]).
+    explained: f64,
+    passes: usize,
+}
+
+impl Tracker {
+    fn new(w: usize, h: usize, rows: usize, passes: usize) -> Tracker {
+        let rows = rows.next_power_of_two().max(32);
+        let grid = AnalysisGrid::with_rows(w, h, rows);
+        // The phase correlation (a start for Gauss–Newton, within a cell) on the central
+        // square at half the grid's resolution.
+        let n = rows / 2;
+        let (wa, ha) = grid.grid_size();
+        let hann: Vec<f32> = (0..n)
+            .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * (i as f32 + 0.5) / n as f32).cos())
+            .collect();
+        let mut p = FftPlanner::new();
+        Tracker {
+            win: (0..n * n).map(|i| hann[i / n] * hann[i % n]).collect(),
+            fwd: p.plan_fft_forward(n),
+            inv: p.plan_fft_inverse(n),
+            prev_hat: None,
+            prev: Vec::new(),
+            px: (w as f64 / wa as f64, h as f64 / ha as f64),
+            grid,
+            n,
+            zoom: 1.0,
+            prev_half: Vec::new(),
+            explained: 1.0,
+            passes,
+        }
+    }
+
+    fn fft2(&self, x: &mut [Complex32], inverse: bool) {
+        let n = self.n;
+        let f = if inverse { &self.inv } else { &self.fwd };
+        f.process(x);
+        let mut t = vec![Complex32::default(); n * n];
+        transpose::transpose(x, &mut t, n, n);
+        f.process(&mut t);
+        transpose::transpose(&t, x, n, n);
+    }
+
+    /// The ridden motion from the previous frame to this one (`step_s` seconds later;
+    /// `None`: not followed from the previous one), or `None` where the rule rides none.
+    fn next(&mut self, y: &[u8], step_s: Option<f64>) -> Option<Motion> {
+        let n = self.n;
+        let g = self.grid.downscale(y);
+        let (wa, ha) = self.grid.grid_size();
+        // The half-resolution grid (2 × 2 means): the phase correlation and a first fit.
+        let (wh, hh) = (wa / 2, ha / 2);
+        let mut g2 = vec![0f32; wh * hh];
+        for (r, line) in g2.chunks_exact_mut(wh).enumerate() {
+            let (a, b) = (&g[2 * r * wa..][..wa], &g[(2 * r + 1) * wa..][..wa]);
+            for (c, o) in line.iter_mut().enumerate() {
+                *o = 0.25 * (a[2 * c] + a[2 * c + 1] + b[2 * c] + b[2 * c + 1]);
+            }
+        }
+        let (x0, y0) = (wh.saturating_sub(n) / 2, hh.saturating_sub(n) / 2);
+        let (cw, ch) = (n.min(wh), n.min(hh));
+        let mut a = vec![Complex32::default(); n * n];
+        let half = |r: usize, c: usize| g2[(y0 + r) * wh + x0 + c];
+        let mut mean = 0f32;
+        for r in 0..ch {
+            for c in 0..cw {
+                mean += half(r, c);
+            }
+        }
+        mean /= (cw * ch).max(1) as f32;
+        for r in 0..ch {
+            for c in 0..cw {
+                a[r * n + c].re = (half(r, c) - mean) * self.win[r * n + c];
+            }
+        }
+        self.fft2(&mut a, false);
+        let prev_hat = self.prev_hat.replace(a);
+        let prev = std::mem::replace(&mut self.prev, g);
+        let prev_half = std::mem::replace(&mut self.prev_half, g2);
+        let (step_s, prev_hat) = (step_s?, prev_hat?);
+        let cur = &self.prev;
+        let a = self.prev_hat.as_ref().expect("just set");
+        let mut x: Vec<Complex32> = a
+            .iter()
+            .zip(&prev_hat)
+            .map(|(f, p)| {
+                let c = f * p.conj();
+                let m = c.norm();
+                if m > 1e-9 {
+                    c / m
+                } else {
+                    Complex32::default()
+                }
+            })
+            .collect();
+        self.fft2(&mut x, true);
+        let v: Vec<f32> = x.iter().map(|c| c.re / (n * n) as f32).collect();
+        let (bi, &peak) = v
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .expect("n > 0");
+        if peak < CUT_PEAK {
+            return None;
+        }
+        let (pr, pc) = ((bi / n) as isize, (bi % n) as isize);
+        let at = |r: isize, c: isize| {
+            v[(r.rem_euclid(n as isize) as usize) * n + c.rem_euclid(n as isize) as usize]
+        };
+        let sub = |m: f32, c: f32, p: f32| {
+            let d = m - 2.0 * c + p;
+            if d < 0.0 {
+                f64::from(0.5 * (m - p) / d)
+            } else {
+                0.0
+            }
+        };
+        let wrap = |i: isize| if i > n as isize / 2 { i - n as isize } else { i } as f64;
+        let start = (
+            wrap(pc) + sub(at(pr, pc - 1), peak, at(pr, pc + 1)),
+            wrap(pr) + sub(at(pr - 1, pc), peak, at(pr + 1, pc)),
+        );
+        let fit = refine(
+            &prev_half,
+            &self.prev_half,
+            wh,
+            hh,
+            start,
+            self.zoom,
+            COARSE_PASSES,
+        )
+        .and_then(|(z, s)| refine(&prev, cur, wa, ha, (2.0 * s.0, 2.0 * s.1), z, self.passes));
+        let Some((zoom, s)) = fit else {
+            self.zoom = 1.0;
+            return None;
+        };
+        self.zoom = zoom;
+        // The rule, per second of the step.
+        let shift_h = s.0.hypot(s.1) / ha as f64 / step_s;
+        let zoom_s = (zoom - 1.0).abs() / step_s;
+        let tiny = shift_h < TINY_SHIFT_PER_S && zoom_s < TINY_ZOOM_PER_S;
+        let gentle = shift_h <= GENTLE_SHIFT_PER_S && zoom_s <= GENTLE_ZOOM_PER_S;
+        if !gentle {
+            return None;
+        }
+        let explained = prediction_error(&prev, cur, wa, ha, zoom, s)
+            / prediction_error(&prev, cur, wa, ha, 1.0, (0.0, 0.0)).max(1e-9);
+        if explained.is_nan() {
+            return None;
+        }
+        // Judged over the last few tenths of a second, not one frame: a drift read in a
+        // scene of moving characters explains a frame now and then (Big Buck Bunny: one
+        // frame in ten under 0.8), and each step ridden moves the mark for the rest of the
+        // stretch; a camera move explains every frame. The detector's steps are that long.
+        let a = 1.0 - (-step_s / EXPLAIN_MEMORY_S).exp();
+        self.explained = self.explained + a * (explained.min(1.5) - self.explained);
+        let limit = if tiny { EXPLAIN_TINY } else { EXPLAIN };
+        if self.explained >= limit {
+            return None;
+        }
+        Some(Motion {
+            zoom,
+            shift: (s.0 * self.px.0, s.1 * self.px.1),
+        })
+    }
+}
+
+/// Central differences of a `w × h` image (0 on the border, which the fit never samples):
+/// `(d/dx, d/dy)`.
+fn gradients(p: &[f32], w: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut gx = vec![0f32; w * h];
+    let mut gy = vec![0f32; w * h];
+    for y in 1..h.saturating_sub(1) {
+        let (up, row, dn) = (
+            &p[(y - 1) * w..][..w],
+            &p[y * w..][..w],
+            &p[(y + 1) * w..][..w],
+        );
+        let (ox, oy) = (&mut gx[y * w..][..w], &mut gy[y * w..][..w]);
+        for x in 1..w - 1 {
+            ox[x] = 0.5 * (row[x + 1] - row[x - 1]);
+        }
+        for ((o, &a), &b) in oy.iter_mut().zip(dn).zip(up) {
+            *o = 0.5 * (a - b);
+        }
+    }
+    (gx, gy)
+}
+
+/// Where a bilinear sample of a `w`-wide image at `(x, y)` reads (both at least 0 and
+/// below the last column / row): the top-left index and the weights of the right column
+/// and the lower row.
+fn taps(w: usize, x: f64, y: f64) -> (usize, f32, f32) {
+    // Truncation is the floor here (x, y ≥ 0), without a libm call.
+    let (x0, y0) = (x as usize, y as usize);
+    (y0 * w + x0, (x - x0 as f64) as f32, (y - y0 as f64) as f32)
+}
+
+fn sample(p: &[f32], w: usize, (i, ax, ay): (usize, f32, f32)) -> f32 {
+    let top = p[i] + (p[i + 1] - p[i]) * ax;
+    let bot = p[i + w] + (p[i + w + 1] - p[i + w]) * ax;
+    top + (bot - top) * ay
+}
+
+/// Gauss–Newton refinement of the content's motion from `prev` to `cur` (grid cells),
+/// `x' = c + a·(x − c) + t`, from the translation `d`: `(a, t)`, or `None` for a fit
+/// that does not converge to a plausible motion.
+fn refine(
+    prev: &[f32],
+    cur: &[f32],
+    w: usize,
+    h: usize,
+    d: (f64, f64),
+    zoom: f64,
+    passes: usize,
+) -> Option<(f64, (f64, f64))> {
+    let (gx, gy) = gradients(prev, w, h);
+    let (cx, cy) = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
+    // The inverse map q = c + b·(x − c) + u into the previous frame.
+    let (mut b, mut u) = (1.0 / zoom, (-d.0 / zoom, -d.1 / zoom));
+    let m = 2.0;
+    for _ in 0..passes {
+        let mut ata = [[0f64; 3]; 3];
+        let mut atb = [0f64; 3];
+        // The columns whose q lies inside the margin: qx = cx + b·(x − cx) + u.0.
+        let x_lo = ((m - u.0 - cx) / b + cx).ceil().max(1.0) as usize;
+        let x_hi = ((w as f64 - 1.0 - m - u.0 - cx) / b + cx)
+            .floor()
+            .min(w as f64 - 2.0);
+        if x_hi < x_lo as f64 {
+            return None;
+        }
+        let x_hi = x_hi as usize;
+        // Every other cell each way: a quarter of the work, the fit as precise. Sums per
+        // row in f32 (a row is a few hundred terms), over rows in f64.
+        for y in (1..h - 1).step_by(2) {
+            let qy = cy + b * (y as f64 - cy) + u.1;
+            if qy < m || qy > h as f64 - 1.0 - m {
+                continue;
+            }
+            let dy = (y as f64 - cy) as f32;
+            let mut acc = [0f32; 9];
+            for x in (x_lo..=x_hi).step_by(2) {
+                let qx = cx + b * (x as f64 - cx) + u.0;
+                let t = taps(w, qx, qy);
+                let e = cur[y * w + x] - sample(prev, w, t);
+                let (ix, iy) = (sample(&gx, w, t), sample(&gy, w, t));
+                // cur − prev(q + δq) ≈ e − ∇·δq, δq = (x − c)·δb + δu.
+                let j0 = ix * (x as f64 - cx) as f32 + iy * dy;
+                acc[0] += j0 * j0;
+                acc[1] += j0 * ix;
+                acc[2] += j0 * iy;
+                acc[3] += ix * ix;
+                acc[4] += ix * iy;
+                acc[5] += iy * iy;
+                acc[6] += j0 * e;
+                acc[7] += ix * e;
+                acc[8] += iy * e;
+            }
+            let a = acc.map(f64::from);
+            ata[0][0] += a[0];
+            ata[0][1] += a[1];
+            ata[0][2] += a[2];
+            ata[1][1] += a[3];
+            ata[1][2] += a[4];
+            ata[2][2] += a[5];
+            atb[0] += a[6];
+            atb[1] += a[7];
+            atb[2] += a[8];
+        }
+        (ata[1][0], ata[2][0], ata[2][1]) = (ata[0][1], ata[0][2], ata[1][2]);
+        let delta = solve3(ata, atb)?;
+        b += delta[0];
+        u = (u.0 + delta[1], u.1 + delta[2]);
+        if !(0.8..1.25).contains(&b) || u.0.abs() > w as f64 / 2.0 || u.1.abs() > h as f64 / 2.0 {
+            return None;
+        }
+        if delta[0].abs() * w as f64 + delta[1].abs() + delta[2].abs() < 0.01 {
+            break;
+        }
+    }
+    let a = 1.0 / b;
+    Some((a, (-u.0 * a, -u.1 * a)))
+}
+
+/// Mean squared error of `cur(x)` against `prev(c + (x − c − t)/a)` (grid cells) over the
+/// middle of the frame (a fifth off each side: both motions judged on the same pixels).
+fn prediction_error(prev: &[f32], cur: &[f32], w: usize, h: usize, a: f64, t: (f64, f64)) -> f64 {
+    let (cx, cy) = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
+    let (mut sum, mut n) = (0f64, 0usize);
+    for y in (h / 5..h - h / 5).step_by(2) {
+        let qy = (cy + (y as f64 - cy - t.1) / a).clamp(0.0, h as f64 - 1.001);
+        for x in (w / 5..w - w / 5).step_by(2) {
+            let qx = (cx + (x as f64 - cx - t.0) / a).clamp(0.0, w as f64 - 1.001);
+            let e = f64::from(cur[y * w + x] - sample(prev, w, taps(w, qx, qy)));
+            sum += e * e;
+            n += 1;
+        }
+    }
+    sum / n.max(1) as f64
+}
+
+/// Cramer's rule; `None` for a (near) singular system.
+fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(a);
+    if !d.is_finite() || d.abs() < 1e-12 * (a[0][0] * a[1][1] * a[2][2]).abs().max(1e-300) {
+        return None;
+    }
+    let mut out = [0f64; 3];
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut m = a;
+        for r in 0..3 {
+            m[r][k] = b[r];
+        }
+        *o = det(m) / d;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A textured scene (smooth noise) `w × h` seen through a camera at `(zoom, shift)`.
+    fn view(w: usize, h: usize, zoom: f64, shift: (f64, f64)) -> Vec<u8> {
+        let scene = |x: f64, y: f64| {
+            let s = (x * 0.071).sin() * (y * 0.053).cos()
+                + (x * 0.013 + y * 0.021).sin()
+                + ((x * 0.23).sin() * (y * 0.19).sin()) * 0.5
+                + ((x * 0.0071 - y * 0.011).cos()) * 0.8;
+            (128.0 + 40.0 * s).clamp(0.0, 255.0)
+        };
+        let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+        let mut out = vec![0u8; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                // x = c + zoom·(X − c) + shift  ⇒  X = c + (x − c − shift)/zoom.
+                let sx = cx + (x as f64 + 0.5 - cx - shift.0) / zoom;
+                let sy = cy + (y as f64 + 0.5 - cy - shift.1) / zoom;
+                out[y * w + x] = scene(sx, sy) as u8;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn follows_a_pan_and_a_zoom_to_a_fraction_of_a_pixel() {
+        let (w, h) = (640, 360);
+        for (side, mut ride) in [
+            ("detector", Ride::for_detector(w, h)),
+            ("embedder", Ride::for_embedder(w, h)),
+        ] {
+            // A pan of (3.3, −1.2) px and a 0.3 % push-in a frame, 30 fps.
+            let mut truth = Motion::REST;
+            let step = Motion {
+                zoom: 1.003,
+                shift: (3.3, -1.2),
+            };
+            let mut last = Motion::REST;
+            for i in 0..20 {
+                let t = i as f64 / 30.0;
+                let got = ride.next(&view(w, h, truth.zoom, truth.shift), t);
+                let got = got.expect("followed from the anchor at 0");
+                // Ridden once the move has explained the frames for a few tenths of a
+                // second; from then on every step is the camera's own.
+                if i >= 12 {
+                    let zoom = got.zoom / last.zoom;
+                    let dx = got.shift.0 - zoom * last.shift.0;
+                    let dy = got.shift.1 - zoom * last.shift.1;
+                    let err = (dx - step.shift.0).abs().max((dy - step.shift.1).abs())
+                        + (zoom - step.zoom).abs() * 320.0;
+                    assert!(err < 0.1, "{side} frame {i}: {got:?} after {last:?}");
+                }
+                last = got;
+                truth = truth.then(step);
+            }
+        }
+    }
+
+    #[test]
+    fn rests_at_anchors_and_does_not_ride_a_jump() {
+        let (w, h) = (320, 180);
+        let mut ride = Ride::for_detector(w, h);
+        let step = Motion {
+            zoom: 1.0,
+            shift: (2.0, 0.0),
+        };
+        let mut truth = Motion::REST;
+        // Every third frame (a detector's reference frames), over an anchor at 2 s.
+        let mut last = None;
+        for i in (0..90).step_by(3) {
+            let t = i as f64 / 30.0;
+            last = ride.next(&view(w, h, truth.zoom, truth.shift), t);
+            for _ in 0..3 {
+                truth = truth.then(step);
+            }
+        }
+        // Frame 87 (2.9 s): ridden since the anchor frame 60 (2.0 s), 27 frames × 2 px.
+        let m = last.expect("known after the anchor");
+        assert!((m.shift.0 - 54.0).abs() < 1.0, "{m:?}");
+        // A jump of a third of the frame is not gentle: the mark stays put.
+        let mut ride = Ride::for_detector(w, h);
+        assert_eq!(
+            ride.next(&view(w, h, 1.0, (0.0, 0.0)), 0.0),
+            Some(Motion::REST)
+        );
+        let m = ride
+            .next(&view(w, h, 1.0, (60.0, 0.0)), 1.0 / 30.0)
+            .unwrap();
+        assert!(m.is_rest(w, h), "{m:?}");
+        // A part that begins between anchors does not know where the mark is.
+        let mut ride = Ride::for_detector(w, h);
+        assert_eq!(ride.next(&view(w, h, 1.0, (0.0, 0.0)), 0.7), None);
+    }
+}
