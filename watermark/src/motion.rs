@@ -208,8 +208,9 @@ struct Tracker {
     zoom: f64,
     /// The previous frame on the half-resolution grid.
     prev_half: Vec<f32>,
-    /// How much of the frames the motions explained lately (see [`EXPLAIN_MEMORY_S`]).
-    explained: f64,
+    /// How much of the frames the motions explained lately (see [`EXPLAIN_MEMORY_S`]);
+    /// `None` at the start and after a cut.
+    explained: Option<f64>,
     passes: usize,
 }
 
@@ -236,7 +237,7 @@ impl Tracker {
             n,
             zoom: 1.0,
             prev_half: Vec::new(),
-            explained: 1.0,
+            explained: None,
             passes,
         }
     }
@@ -310,6 +311,7 @@ impl Tracker {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .expect("n > 0");
         if peak < CUT_PEAK {
+            self.explained = None;
             return None;
         }
         let (pr, pc) = ((bi / n) as isize, (bi % n) as isize);
@@ -361,10 +363,14 @@ impl Tracker {
         // scene of moving characters explains a frame now and then (Big Buck Bunny: one
         // frame in ten under 0.8), and each step ridden moves the mark for the rest of the
         // stretch; a camera move explains every frame. The detector's steps are that long.
+        let explained = explained.min(1.5);
         let a = 1.0 - (-step_s / EXPLAIN_MEMORY_S).exp();
-        self.explained = self.explained + a * (explained.min(1.5) - self.explained);
+        let mean = self
+            .explained
+            .map_or(explained, |m| m + a * (explained - m));
+        self.explained = Some(mean);
         let limit = if tiny { EXPLAIN_TINY } else { EXPLAIN };
-        if self.explained >= limit {
+        if mean >= limit {
             return None;
         }
         Some(Motion {
