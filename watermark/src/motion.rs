@@ -31,8 +31,9 @@ pub const ANCHOR_S: f64 = 2.0;
 /// 256 rows, the embedder's grid).
 pub const TRACK_ROWS: usize = 256;
 
-/// A phase-correlation peak below this: no common content (a cut, a flash).
-const CUT_PEAK: f32 = 0.03;
+/// A phase-correlation peak below this: no common content (a cut, a flash). Unrelated
+/// pictures peak at ≈ 4.5/128 on the 128² correlation (0.035 measured on noise).
+const CUT_PEAK: f32 = 0.06;
 /// A motion is ridden only when its prediction error is below this share of the error
 /// under no motion ("explains the frame").
 const EXPLAIN: f64 = 0.5;
@@ -54,6 +55,11 @@ const GENTLE_ZOOM_PER_S: f64 = 0.15;
 const TINY_SHIFT_PER_S: f64 = 0.058;
 /// …and this much zoom a second (0.2 % a frame at 30 fps).
 const TINY_ZOOM_PER_S: f64 = 0.06;
+/// A step this short is from one frame to the next (≥ 20 fps): the embedder's, which sees
+/// every frame.
+const ONE_FRAME_S: f64 = 0.05;
+/// Half-resolution grids smaller than this each way are not tracked.
+const MIN_CELLS: usize = 8;
 /// Frames further apart than this (a key-frame scan, a gap in the file) are not followed.
 const MAX_STEP_S: f64 = 0.5;
 /// The detector follows a frame at most every this many seconds: the content behind a
@@ -176,8 +182,21 @@ impl Ride {
             return self.since_anchor;
         };
         self.steps += 1;
-        self.ridden += u64::from(motion.is_some());
-        let step = motion.unwrap_or(Motion::REST);
+        let step = match motion {
+            Step::Cut => {
+                // A new shot: the mark rests on its first frame (where an encoder puts a key
+                // frame, so that a key-frame scan finds it at rest there). The detector,
+                // whose frames are further apart than one, does not know what moved between
+                // the cut and this frame: unknown until the next anchor.
+                self.since_anchor = (pts_s - last <= ONE_FRAME_S).then_some(Motion::REST);
+                return self.since_anchor;
+            }
+            Step::Still => Motion::REST,
+            Step::Ride(m) => {
+                self.ridden += 1;
+                m
+            }
+        };
         if anchor(pts_s) > anchor(last) {
             // The anchor's time lay in (last, pts]: the mark was at rest at that instant
             // (between frames, as a steady motion would have it), so it rode the step's
@@ -190,6 +209,16 @@ impl Ride {
         }
         self.since_anchor
     }
+}
+
+/// What the tracker read from one frame to the next.
+enum Step {
+    /// No common content (a cut, a flash).
+    Cut,
+    /// The mark stays where it is: no motion the rule rides, or none known.
+    Still,
+    /// The camera's motion, ridden.
+    Ride(Motion),
 }
 
 /// Frame-to-frame global motion: phase correlation of the central square of a box grid
@@ -254,12 +283,16 @@ impl Tracker {
 
     /// The ridden motion from the previous frame to this one (`step_s` seconds later;
     /// `None`: not followed from the previous one), or `None` where the rule rides none.
-    fn next(&mut self, y: &[u8], step_s: Option<f64>) -> Option<Motion> {
+    fn next(&mut self, y: &[u8], step_s: Option<f64>) -> Step {
         let n = self.n;
-        let g = self.grid.downscale(y);
         let (wa, ha) = self.grid.grid_size();
         // The half-resolution grid (2 × 2 means): the phase correlation and a first fit.
         let (wh, hh) = (wa / 2, ha / 2);
+        if wh < MIN_CELLS || hh < MIN_CELLS {
+            // A sliver of a frame (1×4096): nothing to track.
+            return Step::Still;
+        }
+        let g = self.grid.downscale(y);
         let mut g2 = vec![0f32; wh * hh];
         for (r, line) in g2.chunks_exact_mut(wh).enumerate() {
             let (a, b) = (&g[2 * r * wa..][..wa], &g[(2 * r + 1) * wa..][..wa]);
@@ -287,7 +320,9 @@ impl Tracker {
         let prev_hat = self.prev_hat.replace(a);
         let prev = std::mem::replace(&mut self.prev, g);
         let prev_half = std::mem::replace(&mut self.prev_half, g2);
-        let (step_s, prev_hat) = (step_s?, prev_hat?);
+        let (Some(step_s), Some(prev_hat)) = (step_s, prev_hat) else {
+            return Step::Still;
+        };
         let cur = &self.prev;
         let a = self.prev_hat.as_ref().expect("just set");
         let mut x: Vec<Complex32> = a
@@ -312,7 +347,7 @@ impl Tracker {
             .expect("n > 0");
         if peak < CUT_PEAK {
             self.explained = None;
-            return None;
+            return Step::Cut;
         }
         let (pr, pc) = ((bi / n) as isize, (bi % n) as isize);
         let at = |r: isize, c: isize| {
@@ -343,7 +378,7 @@ impl Tracker {
         .and_then(|(z, s)| refine(&prev, cur, wa, ha, (2.0 * s.0, 2.0 * s.1), z, self.passes));
         let Some((zoom, s)) = fit else {
             self.zoom = 1.0;
-            return None;
+            return Step::Still;
         };
         self.zoom = zoom;
         // The rule, per second of the step.
@@ -352,12 +387,12 @@ impl Tracker {
         let tiny = shift_h < TINY_SHIFT_PER_S && zoom_s < TINY_ZOOM_PER_S;
         let gentle = shift_h <= GENTLE_SHIFT_PER_S && zoom_s <= GENTLE_ZOOM_PER_S;
         if !gentle {
-            return None;
+            return Step::Still;
         }
         let explained = prediction_error(&prev, cur, wa, ha, zoom, s)
             / prediction_error(&prev, cur, wa, ha, 1.0, (0.0, 0.0)).max(1e-9);
         if explained.is_nan() {
-            return None;
+            return Step::Still;
         }
         // Judged over the last few tenths of a second, not one frame: a drift read in a
         // scene of moving characters explains a frame now and then (Big Buck Bunny: one
@@ -371,9 +406,9 @@ impl Tracker {
         self.explained = Some(mean);
         let limit = if tiny { EXPLAIN_TINY } else { EXPLAIN };
         if mean >= limit {
-            return None;
+            return Step::Still;
         }
-        Some(Motion {
+        Step::Ride(Motion {
             zoom,
             shift: (s.0 * self.px.0, s.1 * self.px.1),
         })
@@ -631,5 +666,32 @@ mod tests {
         // A part that begins between anchors does not know where the mark is.
         let mut ride = Ride::for_detector(w, h);
         assert_eq!(ride.next(&view(w, h, 1.0, (0.0, 0.0)), 0.7), None);
+    }
+
+    #[test]
+    fn a_cut_puts_the_mark_at_rest_on_the_new_shot() {
+        let (w, h) = (320, 180);
+        // Another shot: noise, nothing in common with the scene.
+        let mut state = 7u64;
+        let shot: Vec<u8> = (0..w * h)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (state >> 56) as u8
+            })
+            .collect();
+        for (step_s, at_rest) in [(1.0 / 30.0, true), (FOLLOW_S, false)] {
+            let mut ride = Ride::for_embedder(w, h);
+            let mut t = 0.0;
+            let mut last = None;
+            for i in 0..6 {
+                last = ride.next(&view(w, h, 1.0, (2.0 * i as f64, 0.0)), t);
+                t += step_s;
+            }
+            assert!(last.is_some_and(|m| !m.is_rest(w, h)), "{last:?}");
+            // Every frame seen (the embedder): the first frame of the new shot is at rest; a
+            // frame seen a third of a second after the last (the detector): not known.
+            let after = ride.next(&shot, t);
+            assert_eq!(after, at_rest.then_some(Motion::REST), "step {step_s}");
+        }
     }
 }
