@@ -501,9 +501,9 @@ enum Stages {
     All,
     /// The as-sealed registration alone, with the whole budget (the picture inside bars).
     AsSealed,
-    /// The as-sealed registration, scale 1 at any shift and the plain scales (a riding
-    /// mark: the frames warped back along their motion).
-    Plain,
+    /// Every stage on the whole clip only, without the fine stage (its sums are the
+    /// frames' own): the frames warped back along their motion (a riding mark).
+    Riding,
 }
 
 /// Decoding parts followed at most ([`VideoDetector::add_riding`]).
@@ -1756,7 +1756,9 @@ impl VideoDetector {
 
     /// Runs the registration search and the tests on everything added so far: on the
     /// frames' sums and, when the frames had bars, on the picture inside them
-    /// ([`VideoDetector::add_content_box`]); the smaller bound answers.
+    /// ([`VideoDetector::add_content_box`]); when the camera moved, also on the frames
+    /// warped back along its motion ([`VideoDetector::add_riding`]). The smaller bound
+    /// answers (a proven mark whose payload reads first).
     pub fn result(&self) -> VideoDetection {
         let fixed = self.result_fixed();
         let Some(ride) = self.riding_sums() else {
@@ -1777,9 +1779,11 @@ impl VideoDetector {
         let fixed = halved(fixed);
         let rode = halved(VideoDetection {
             riding: true,
-            ..self.result_on(ride, Stages::Plain)
+            ..self.result_on(ride, Stages::Riding)
         });
-        if rode.p_value < fixed.p_value {
+        // A proven mark whose payload reads answers before one that is only proven.
+        let rank = |d: &VideoDetection| (d.detected && d.payload.is_some(), -d.p_value);
+        if rank(&rode) > rank(&fixed) {
             rode
         } else {
             fixed
@@ -1796,7 +1800,7 @@ impl VideoDetector {
             .ride_accs
             .iter()
             .max_by_key(|a| a.frames)
-            .map(|a| (self.result_on(a, Stages::Plain), tested));
+            .map(|a| (self.result_on(a, Stages::Riding), tested));
         (self.result_fixed(), rode)
     }
 
@@ -1900,8 +1904,8 @@ impl VideoDetector {
         // its payload reads there the segments are not searched (reporting family × p_whole,
         // an upper bound).
         // The riding sums are tested whole (a riding mark is a generated clip's camera move,
-        // not a stretch spliced into other footage).
-        let segments: Vec<(usize, usize)> = if self.whole_clip_only || stages == Stages::Plain {
+        // not a stretch spliced into other footage), by every stage but the fine one.
+        let segments: Vec<(usize, usize)> = if self.whole_clip_only || stages == Stages::Riding {
             Vec::new()
         } else {
             segment_windows(acc.bins.len(), acc.bins.width_s())
@@ -1927,7 +1931,7 @@ impl VideoDetector {
         // Before any search, the as-sealed registration (two hypotheses per key and test):
         // when it proves the mark, the searches are not run (their answer could only be
         // reported with a larger bound, the registration being the same or a chance one).
-        let wide = !self.whole_clip_only && stages == Stages::All;
+        let wide = !self.whole_clip_only && stages != Stages::AsSealed;
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(PLAIN_WEIGHT * family * hypotheses, z);
         let shifted_hypotheses =
@@ -2022,6 +2026,7 @@ impl VideoDetector {
         let fine = self
             .fine
             .iter()
+            .filter(|_| stages != Stages::Riding)
             .filter(|f| {
                 f.ha.is_multiple_of(ha) && f.ha > ha && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
             })
