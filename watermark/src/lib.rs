@@ -6,14 +6,16 @@
 //!   luma of every frame, scaled down where needed to keep each frame's SSIM against
 //!   itself unmarked at [`MIN_FRAME_SSIM`]. A quarter of the chips form the *sync*
 //!   pattern (presence test and registration); the rest carry the convolutionally coded
-//!   payload.
+//!   payload. Since 2026-12-05 the tile rides the camera: carried along with a gentle
+//!   camera move, back at rest every [`ANCHOR_S`] and at each cut ([`VideoEmbedder::riding`]).
 //! * [`VideoDetector`] box-downscales each frame to the analysis grid, whitens it, and sums
 //!   the residuals over the clip. At the end it folds the sum modulo the tile at every
 //!   candidate scale, finds the best cyclic shift by FFT cross-correlation with the sync
 //!   pattern, and turns the maximum normalised correlation into a family-wise p-value
 //!   (Hoeffding bound × number of keys, scales, sub-chip phases and shifts tried). The
 //!   payload is decoded only afterwards, at the registered position, and never decides
-//!   presence.
+//!   presence. Where the camera moved, the frames warped back along it are tested too
+//!   ([`VideoDetector::add_riding`]), each reading with half the error budget.
 //!
 //! See README.md for the algorithm and the measured numbers.
 
