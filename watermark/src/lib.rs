@@ -46,7 +46,7 @@ pub use detect::{
 };
 pub use dwtdct::{ThirdPartyDetector, ThirdPartyMark, THIRD_PARTY_DETECT_P, THIRD_PARTY_TESTS};
 pub use key::{Payload, WatermarkError, WatermarkKey};
-pub use motion::{Motion, Ride, ANCHOR_S, TRACK_ROWS};
+pub use motion::{Motion, Ride, ANCHOR_S, FOLLOW_S, TRACK_ROWS};
 
 use analysis::{frame_ssim, texture_mask, Geometry, KeyPattern, SsimOfScale};
 use hallmark_media::{PixelLayout, VideoFrame};
