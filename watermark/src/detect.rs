@@ -132,6 +132,20 @@ pub struct VideoDetection {
     pub riding: bool,
 }
 
+impl VideoDetection {
+    /// This answer given the share `1/weight` of the error budget (a weighted Bonferroni
+    /// bound): its p-value × `weight`, at most 1, and the verdicts that follow from it.
+    fn weighted(self, weight: f64) -> VideoDetection {
+        let p = (self.p_value * weight).min(1.0);
+        VideoDetection {
+            p_value: p,
+            detected: p <= DETECT_P,
+            inconclusive: p > DETECT_P && p < INCONCLUSIVE_P,
+            ..self
+        }
+    }
+}
+
 /// How the sealed tile's lattice appears in the analysed picture, as the lattice stage
 /// registered it (up to the [`Orientation`] reported beside it).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -1767,20 +1781,12 @@ impl VideoDetector {
         // The frames warped back along the camera's motion (a riding mark): half the error
         // budget each, the mark at rest and the mark riding (a weighted Bonferroni bound,
         // the weights fixed by whether the picture moved, which the key does not decide).
-        let halved = |d: VideoDetection| {
-            let p = (2.0 * d.p_value).min(1.0);
-            VideoDetection {
-                p_value: p,
-                detected: p <= DETECT_P,
-                inconclusive: p > DETECT_P && p < INCONCLUSIVE_P,
-                ..d
-            }
-        };
-        let fixed = halved(fixed);
-        let rode = halved(VideoDetection {
+        let fixed = fixed.weighted(2.0);
+        let rode = VideoDetection {
             riding: true,
             ..self.result_on(ride, Stages::Riding)
-        });
+        }
+        .weighted(2.0);
         // A proven mark whose payload reads answers before one that is only proven.
         let rank = |d: &VideoDetection| (d.detected && d.payload.is_some(), -d.p_value);
         if rank(&rode) > rank(&fixed) {
@@ -1831,22 +1837,14 @@ impl VideoDetector {
         // weights fixed by whether the frames have bars, which the key does not decide).
         let boxed = self.result_on(&b.acc, Stages::AsSealed);
         let rest = BOX_WEIGHT / (BOX_WEIGHT - 1.0);
-        let p_whole = (whole.p_value * rest).min(1.0);
-        let p_box = (boxed.p_value * BOX_WEIGHT).min(1.0);
-        if p_box >= p_whole {
-            return VideoDetection {
-                p_value: p_whole,
-                detected: p_whole <= DETECT_P,
-                inconclusive: p_whole > DETECT_P && p_whole < INCONCLUSIVE_P,
-                ..whole
-            };
+        let whole = whole.weighted(rest);
+        let boxed = boxed.weighted(BOX_WEIGHT);
+        if boxed.p_value >= whole.p_value {
+            return whole;
         }
         let ((fw, fh), (x0, y0, bw, bh)) = (b.frame, b.at);
         let (fw, fh) = (fw as f64, fh as f64);
         VideoDetection {
-            p_value: p_box,
-            detected: p_box <= DETECT_P,
-            inconclusive: p_box > DETECT_P && p_box < INCONCLUSIVE_P,
             frames_analysed: whole.frames_analysed,
             family_size: boxed.family_size,
             // The frame's grid against the box's: the picture is that much smaller.
