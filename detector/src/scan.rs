@@ -737,7 +737,7 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
     // A picture inside bars (letterboxed, padded) is also tested on its own grid: its
     // residual from the plain path, and nothing at all for frames without bars.
     for f in batch.iter() {
-        detector.add_content_box(&f.y[..w * h], w, h, f.pts_s);
+        detector.add_content_box(&f.y[..w * h], (w, h), f.pts_s, f.part);
     }
     if any_fine {
         let fine_size = m.fine.as_mut().and_then(|f| f.grid_size(w, h).ok());

@@ -343,13 +343,18 @@ struct Accum {
 
 impl Accum {
     fn new(wa: usize, ha: usize, width: Option<f64>) -> Self {
+        Accum::with_bins(wa, ha, width.unwrap_or(wa as f64), MAX_TIMELINE_BINS)
+    }
+
+    /// With at most `bins` timeline bins.
+    fn with_bins(wa: usize, ha: usize, width: f64, bins: usize) -> Self {
         Accum {
             wa,
             ha,
-            width: width.unwrap_or(wa as f64),
+            width,
             sum: vec![0.0; wa * ha],
             frames: 0,
-            bins: TimeBins::new(MAX_TIMELINE_BINS),
+            bins: TimeBins::new(bins),
         }
     }
 
@@ -506,6 +511,11 @@ pub struct VideoDetector {
     /// The frames warped back to their anchors (a riding mark at rest), per grid size.
     ride_accs: Vec<Accum>,
     ride_grid: Option<AnalysisGrid>,
+    /// The camera's motion inside the bars, per decoding part: a riding mark letterboxed
+    /// or padded rides the picture, not the canvas.
+    box_rides: Vec<Vec<BoxRide>>,
+    /// The pictures inside bars warped back to their anchors, per box grid size.
+    box_ride_accs: Vec<BoxAccum>,
 }
 
 /// Which tests [`VideoDetector::result_on`] runs on a set of sums.
@@ -518,6 +528,9 @@ enum Stages {
     /// Every stage on the whole clip only, without the fine stage (its sums are the
     /// frames' own): the frames warped back along their motion (a riding mark).
     Riding,
+    /// The as-sealed registration on the whole clip only: the picture inside bars warped
+    /// back along its motion.
+    RidingAsSealed,
 }
 
 /// Decoding parts followed at most ([`VideoDetector::add_riding`]).
@@ -531,6 +544,98 @@ struct BoxAccum {
     /// frame's of this box size).
     frame: (usize, usize),
     at: (usize, usize, usize, usize),
+}
+
+/// The motion followed inside one part's bars, in one candidate box. A frame's box is not
+/// always the picture's: its dark edges pass for bars (a night sky: photo-pan's box lost
+/// up to 162 of its 1080 columns), and a blurred background passes for picture in a dark
+/// frame (photo-pan's 9:16 repost: boxes of 1563–1897 rows round a 608-row picture). Each
+/// frame's box is a vote for the candidate that is the same box, or starts one
+/// ([`MAX_BOX_RIDES`] per part, the one with the fewest votes making room); a frame feeds
+/// every candidate that holds its box (dark edges only take from a picture). The picture's
+/// own box, shown whole often enough, keeps its place and is fed nearly every frame.
+struct BoxRide {
+    frame: (usize, usize),
+    at: (usize, usize, usize, usize),
+    grid: AnalysisGrid,
+    ride: Ride,
+    /// The time of the last frame that fed it.
+    fed_s: f64,
+    /// Frames whose own box was this one.
+    votes: u64,
+}
+
+/// Candidate boxes followed per decoding part ([`BoxRide`]).
+const MAX_BOX_RIDES: usize = 3;
+
+/// A frame's box within this share of the frame (two lines at least) of a candidate's
+/// edges, or inside them, is held by it: the encoder's ringing moves a bar's edge by a line.
+const BOX_SLACK: f64 = 0.01;
+
+/// Timeline bins of the riding sums inside bars: few (there may be a dozen sums; their
+/// test is on the whole clip).
+const RIDE_BOX_BINS: usize = 16;
+
+/// Whether two boxes of a `w × h` frame are the same picture: every edge within
+/// [`BOX_SLACK`].
+fn same_box(
+    (w, h): (usize, usize),
+    a: (usize, usize, usize, usize),
+    b: (usize, usize, usize, usize),
+) -> bool {
+    let slack = |len: usize| ((len as f64 * BOX_SLACK) as usize).max(2);
+    let (sx, sy) = (slack(w), slack(h));
+    a.0.abs_diff(b.0) <= sx
+        && (a.0 + a.2).abs_diff(b.0 + b.2) <= sx
+        && a.1.abs_diff(b.1) <= sy
+        && (a.1 + a.3).abs_diff(b.1 + b.3) <= sy
+}
+
+/// The `at = (x, y, w, h)` part of a `width`-wide luma plane.
+fn crop_luma(y: &[u8], width: usize, (x0, y0, bw, bh): (usize, usize, usize, usize)) -> Vec<u8> {
+    let mut picture = Vec::with_capacity(bw * bh);
+    for row in y[y0 * width..(y0 + bh) * width].chunks_exact(width) {
+        picture.extend_from_slice(&row[x0..x0 + bw]);
+    }
+    picture
+}
+
+/// Whether the camera moved in the followed frames: a motion ridden in half the steps
+/// followed or more (two at least).
+fn camera_moved<'a>(rides: impl Iterator<Item = &'a Ride>) -> bool {
+    let (steps, ridden) = rides.fold((0, 0), |(s, r), ride| {
+        (s + ride.steps().0, r + ride.steps().1)
+    });
+    ridden >= 2 && 2 * ridden >= steps
+}
+
+/// Adds the residual `r` of the picture at `at` in a `frame`-sized frame, on its own
+/// `grid`, to the sums `boxes` of its grid size.
+fn add_box(
+    boxes: &mut Vec<BoxAccum>,
+    grid: &AnalysisGrid,
+    frame: (usize, usize),
+    at: (usize, usize, usize, usize),
+    r: &[f32],
+    pts_s: f64,
+) {
+    let (wa, ha) = grid.grid_size();
+    let width = grid.width_in_analysis_pixels();
+    let idx = slot(
+        boxes,
+        |b| &b.acc,
+        wa,
+        ha,
+        // Boxes of one grid size share the sums wherever they lie (the box's grid starts
+        // at its corner) and whatever line the bars' ringing moved them by.
+        |b| (b.acc.width - width).abs() < 0.5,
+        || BoxAccum {
+            acc: Accum::new(wa, ha, Some(width)),
+            frame,
+            at,
+        },
+    );
+    boxes[idx].acc.add(r, pts_s);
 }
 
 /// The luma plane the detector analyses: the Y plane of a `Yuv420p` frame, or BT.601
@@ -1071,6 +1176,8 @@ impl VideoDetector {
             rides: Vec::new(),
             ride_accs: Vec::new(),
             ride_grid: None,
+            box_rides: Vec::new(),
+            box_ride_accs: Vec::new(),
         }
     }
 
@@ -1113,7 +1220,7 @@ impl VideoDetector {
         let r = grid.residual(&y);
         let width = grid.width_in_analysis_pixels();
         self.accumulate(&r, wa, ha, frame.pts_s, Some(width));
-        self.add_content_box(&y, w, h, frame.pts_s);
+        self.add_content_box(&y, (w, h), frame.pts_s, 0);
         self.add_riding(&y, (w, h), frame.pts_s, 0, &r);
         if self.wants_fine_residual() {
             if self
@@ -1249,17 +1356,17 @@ impl VideoDetector {
 
     /// The picture inside the bars of one frame's luma (`w·h` bytes), when it has bars
     /// ([`content_box`]): its residual, on the box's own analysis grid, goes to the
-    /// as-sealed test inside the box (see [`VideoDetector::result`]). Call it for the
-    /// frames whose residual was added ([`VideoDetector::add_frame`] does); a frame
-    /// without bars adds nothing.
-    pub fn add_content_box(&mut self, y: &[u8], w: usize, h: usize, pts_s: f64) {
-        let Some((x0, y0, bw, bh)) = content_box(y, w, h) else {
+    /// as-sealed test inside the box (see [`VideoDetector::result`]), and, followed along
+    /// the camera's motion inside the box (`part` as for [`VideoDetector::add_riding`]),
+    /// warped back to sums of its own for a riding mark. Call it for the frames whose
+    /// residual was added ([`VideoDetector::add_frame`] does, as part 0); a frame without
+    /// bars adds nothing.
+    pub fn add_content_box(&mut self, y: &[u8], (w, h): (usize, usize), pts_s: f64, part: usize) {
+        let Some(at) = content_box(y, w, h) else {
             return;
         };
-        let mut picture = Vec::with_capacity(bw * bh);
-        for row in y[y0 * w..(y0 + bh) * w].chunks_exact(w) {
-            picture.extend_from_slice(&row[x0..x0 + bw]);
-        }
+        let (bw, bh) = (at.2, at.3);
+        let picture = crop_luma(y, w, at);
         if self
             .box_grid
             .as_ref()
@@ -1268,24 +1375,113 @@ impl VideoDetector {
             self.box_grid = Some(AnalysisGrid::new(bw, bh));
         }
         let grid = self.box_grid.as_ref().expect("box grid just set");
-        let (wa, ha) = grid.grid_size();
         let r = grid.residual(&picture);
-        let width = grid.width_in_analysis_pixels();
-        let idx = slot(
-            &mut self.boxes,
-            |b| &b.acc,
-            wa,
-            ha,
-            // Boxes of one grid size share the sums wherever they lie (the box's grid
-            // starts at its corner) and whatever line the bars' ringing moved them by.
-            |b| (b.acc.width - width).abs() < 0.5,
-            || BoxAccum {
-                acc: Accum::new(wa, ha, Some(width)),
+        add_box(&mut self.boxes, grid, (w, h), at, &r, pts_s);
+        self.ride_box(y, (w, h), at, pts_s, part);
+    }
+
+    /// [`VideoDetector::add_content_box`]'s riding half: the box `at` of a `w × h` frame
+    /// in decoding part `part`, followed by every candidate box that holds it (see
+    /// [`BoxRide`]), or by a new one.
+    fn ride_box(
+        &mut self,
+        y: &[u8],
+        (w, h): (usize, usize),
+        at: (usize, usize, usize, usize),
+        pts_s: f64,
+        part: usize,
+    ) {
+        if part >= MAX_PARTS {
+            return;
+        }
+        if self.box_rides.len() <= part {
+            self.box_rides.resize_with(part + 1, Vec::new);
+        }
+        let slack = |len: usize| ((len as f64 * BOX_SLACK) as usize).max(2);
+        let (sx, sy) = (slack(w), slack(h));
+        // Per axis, `[a0, a0 + al)` inside `[b0, b0 + bl)` (within `sl`).
+        let inside = |a0: usize, al: usize, b0: usize, bl: usize, sl: usize| {
+            a0 + sl >= b0 && a0 + al <= b0 + bl + sl
+        };
+        let holds = |b: &BoxRide| {
+            let (x0, y0, bw, bh) = b.at;
+            b.frame == (w, h) && inside(at.0, at.2, x0, bw, sx) && inside(at.1, at.3, y0, bh, sy)
+        };
+        let same = |b: &BoxRide| b.frame == (w, h) && same_box((w, h), b.at, at);
+        if let Some(b) = self.box_rides[part].iter_mut().find(|b| same(b)) {
+            b.votes += 1;
+        } else {
+            let candidates = &mut self.box_rides[part];
+            if candidates.len() >= MAX_BOX_RIDES {
+                // The one seen least often (of equals, fed longest ago) makes room, and the
+                // sums of a box no part follows any more go with it (so there are at most
+                // as many sums as candidates).
+                if let Some(i) = (0..candidates.len()).min_by(|&i, &j| {
+                    let (a, b) = (&candidates[i], &candidates[j]);
+                    a.votes.cmp(&b.votes).then(a.fed_s.total_cmp(&b.fed_s))
+                }) {
+                    candidates.remove(i);
+                }
+                let followed = &self.box_rides;
+                self.box_ride_accs.retain(|s| {
+                    followed
+                        .iter()
+                        .flatten()
+                        .any(|c| c.frame == s.frame && same_box(c.frame, c.at, s.at))
+                });
+            }
+            self.box_rides[part].push(BoxRide {
                 frame: (w, h),
-                at: (x0, y0, bw, bh),
-            },
-        );
-        self.boxes[idx].acc.add(&r, pts_s);
+                at,
+                grid: AnalysisGrid::new(at.2, at.3),
+                ride: Ride::for_detector(at.2, at.3),
+                fed_s: pts_s,
+                votes: 1,
+            });
+        }
+        for b in self.box_rides[part].iter_mut().filter(|b| holds(b)) {
+            b.fed_s = pts_s;
+            if !b.ride.follows(pts_s) {
+                continue;
+            }
+            let (bw, bh) = (b.at.2, b.at.3);
+            let picture = crop_luma(y, w, b.at);
+            let Some(m) = b.ride.next(&picture, pts_s) else {
+                continue;
+            };
+            let r = if m.is_rest(bw, bh) {
+                b.grid.residual(&picture)
+            } else {
+                match b.grid.residual_warped(&picture, m) {
+                    Some(r) => r,
+                    None => continue,
+                }
+            };
+            let (wa, ha) = b.grid.grid_size();
+            let sums = &mut self.box_ride_accs;
+            let i = match sums
+                .iter()
+                .position(|s| s.frame == (w, h) && same_box((w, h), s.at, b.at))
+            {
+                Some(i) => i,
+                None => {
+                    sums.push(BoxAccum {
+                        acc: Accum::with_bins(
+                            wa,
+                            ha,
+                            b.grid.width_in_analysis_pixels(),
+                            RIDE_BOX_BINS,
+                        ),
+                        frame: (w, h),
+                        at: b.at,
+                    });
+                    sums.len() - 1
+                }
+            };
+            if (sums[i].acc.wa, sums[i].acc.ha) == (wa, ha) {
+                sums[i].acc.add(&r, pts_s);
+            }
+        }
     }
 
     /// Follows the camera's motion for a mark that rides it (see README, "A mark that rides
@@ -1775,16 +1971,22 @@ impl VideoDetector {
     /// answers (a proven mark whose payload reads first).
     pub fn result(&self) -> VideoDetection {
         let fixed = self.result_fixed();
-        let Some(ride) = self.riding_sums() else {
+        let whole = self
+            .riding_sums()
+            .map(|a| self.result_on(a, Stages::Riding));
+        let boxed = self
+            .box_riding_sums()
+            .map(|b| (self.result_on(&b.acc, Stages::RidingAsSealed), b));
+        if whole.is_none() && boxed.is_none() {
             return fixed;
-        };
+        }
         // The frames warped back along the camera's motion (a riding mark): half the error
         // budget each, the mark at rest and the mark riding (a weighted Bonferroni bound,
         // the weights fixed by whether the picture moved, which the key does not decide).
         let fixed = fixed.weighted(2.0);
         let rode = VideoDetection {
             riding: true,
-            ..self.result_on(ride, Stages::Riding)
+            ..self.with_box(whole, boxed)
         }
         .weighted(2.0);
         // A proven mark whose payload reads answers before one that is only proven.
@@ -1816,10 +2018,34 @@ impl VideoDetector {
     /// the frames' own, and the test is not worth its cost.
     fn riding_sums(&self) -> Option<&Accum> {
         let acc = self.ride_accs.iter().max_by_key(|a| a.frames)?;
-        let (steps, ridden) = self.rides.iter().flatten().fold((0, 0), |(s, r), ride| {
-            (s + ride.steps().0, r + ride.steps().1)
-        });
-        (ridden >= 2 && 2 * ridden >= steps).then_some(acc)
+        camera_moved(self.rides.iter().flatten()).then_some(acc)
+    }
+
+    /// The picture inside bars warped back along the camera's motion inside them (the box
+    /// with the most frames), when it moved (as [`VideoDetector::riding_sums`] decides
+    /// for the whole frame, on the rides of that box).
+    fn box_riding_sums(&self) -> Option<&BoxAccum> {
+        self.box_riding().filter(|b| b.1).map(|b| b.0)
+    }
+
+    /// The riding sums of the box with the most frames, and whether the camera moved there.
+    fn box_riding(&self) -> Option<(&BoxAccum, bool)> {
+        let b = self.box_ride_accs.iter().max_by_key(|b| b.acc.frames)?;
+        let rides = self
+            .box_rides
+            .iter()
+            .flatten()
+            .filter(|c| c.frame == b.frame && same_box(c.frame, c.at, b.at))
+            .map(|c| &c.ride);
+        Some((b, camera_moved(rides)))
+    }
+
+    /// The riding answer inside bars, on its own budget, with whether
+    /// [`VideoDetector::result`] tests it (the camera moved there). For checks and the lab.
+    #[doc(hidden)]
+    pub fn riding_in_bars(&self) -> Option<(VideoDetection, bool)> {
+        self.box_riding()
+            .map(|(b, moved)| (self.result_on(&b.acc, Stages::RidingAsSealed), moved))
     }
 
     /// [`VideoDetector::result`] on the frames as they come (the mark at rest) and the
@@ -1829,23 +2055,41 @@ impl VideoDetector {
             return self.nothing();
         };
         let whole = self.result_on(acc, Stages::All);
-        let Some(b) = self.boxes.iter().max_by_key(|b| b.acc.frames) else {
-            return whole;
+        let boxed = self
+            .boxes
+            .iter()
+            .max_by_key(|b| b.acc.frames)
+            .map(|b| (self.result_on(&b.acc, Stages::AsSealed), b));
+        self.with_box(Some(whole), boxed)
+    }
+
+    /// One answer from the test on the frames' own grid (`whole`) and the as-sealed test
+    /// of the picture inside their bars (`boxed`, with its sums), where there are both: a
+    /// share 1/BOX_WEIGHT of the error budget to the box, the rest to the frames (a
+    /// weighted Bonferroni bound, the weights fixed by whether the frames have bars, which
+    /// the key does not decide); the one there is has it all.
+    fn with_box(
+        &self,
+        whole: Option<VideoDetection>,
+        boxed: Option<(VideoDetection, &BoxAccum)>,
+    ) -> VideoDetection {
+        let Some((boxed, b)) = boxed else {
+            return whole.unwrap_or_else(|| self.nothing());
         };
-        // The picture inside the bars, as sealed on its own grid: a share 1/BOX_WEIGHT of
-        // the error budget, the rest to everything else (a weighted Bonferroni bound, the
-        // weights fixed by whether the frames have bars, which the key does not decide).
-        let boxed = self.result_on(&b.acc, Stages::AsSealed);
-        let rest = BOX_WEIGHT / (BOX_WEIGHT - 1.0);
-        let whole = whole.weighted(rest);
-        let boxed = boxed.weighted(BOX_WEIGHT);
-        if boxed.p_value >= whole.p_value {
+        let (whole, boxed) = match whole {
+            Some(whole) => (
+                Some(whole.weighted(BOX_WEIGHT / (BOX_WEIGHT - 1.0))),
+                boxed.weighted(BOX_WEIGHT),
+            ),
+            None => (None, boxed),
+        };
+        if let Some(whole) = whole.filter(|w| boxed.p_value >= w.p_value) {
             return whole;
         }
         let ((fw, fh), (x0, y0, bw, bh)) = (b.frame, b.at);
         let (fw, fh) = (fw as f64, fh as f64);
         VideoDetection {
-            frames_analysed: whole.frames_analysed,
+            frames_analysed: self.frames,
             family_size: boxed.family_size,
             // The frame's grid against the box's: the picture is that much smaller.
             scale: boxed.scale.map(|s| s * fh / bh as f64),
@@ -1886,7 +2130,7 @@ impl VideoDetector {
 
     /// The tests on the sums `acc`: the stages `stages` names.
     fn result_on(&self, acc: &Accum, stages: Stages) -> VideoDetection {
-        let sealed_only = stages == Stages::AsSealed;
+        let sealed_only = matches!(stages, Stages::AsSealed | Stages::RidingAsSealed);
         let empty = self.nothing();
         if self.keys.is_empty() {
             return empty;
@@ -1903,7 +2147,8 @@ impl VideoDetector {
         // an upper bound).
         // The riding sums are tested whole (a riding mark is a generated clip's camera move,
         // not a stretch spliced into other footage), by every stage but the fine one.
-        let segments: Vec<(usize, usize)> = if self.whole_clip_only || stages == Stages::Riding {
+        let whole_only = matches!(stages, Stages::Riding | Stages::RidingAsSealed);
+        let segments: Vec<(usize, usize)> = if self.whole_clip_only || whole_only {
             Vec::new()
         } else {
             segment_windows(acc.bins.len(), acc.bins.width_s())
@@ -1929,7 +2174,7 @@ impl VideoDetector {
         // Before any search, the as-sealed registration (two hypotheses per key and test):
         // when it proves the mark, the searches are not run (their answer could only be
         // reported with a larger bound, the registration being the same or a chance one).
-        let wide = !self.whole_clip_only && stages != Stages::AsSealed;
+        let wide = !self.whole_clip_only && !sealed_only;
         let hypotheses = (self.keys.len() * scales.len() * PHASES.len() * TILE * TILE) as f64;
         let p_of = |z: f64| search_p(PLAIN_WEIGHT * family * hypotheses, z);
         let shifted_hypotheses =

@@ -168,6 +168,7 @@ fn unmarked_camera_moves_are_not_found_by_following_the_camera() {
         "images/rocket.jpg",
     ];
     let mut active = 0;
+    let mut boxed_riding = 0;
     for image in images {
         for zoom in [false, true] {
             let mut det = VideoDetector::new(&keys);
@@ -183,8 +184,63 @@ fn unmarked_camera_moves_are_not_found_by_following_the_camera() {
             let (rode, tested) = rode.expect("riding sums");
             assert!(rode.p_value > 1e-4, "{image} zoom {zoom} riding: {rode:?}");
             active += usize::from(tested);
+            // The same move inside bars: followed there too (the riding sums of the box).
+            let mut det = VideoDetector::new(&keys);
+            for f in camera_move(image, zoom) {
+                det.add_frame(&in_canvas(&f, 832, 468, (44, 76)));
+            }
+            let r = det.result();
+            assert!(
+                !r.detected && r.p_value > DETECT_P,
+                "{image} zoom {zoom} in bars: {r:?}"
+            );
+            let (rode, tested) = det.riding_in_bars().expect("riding sums in bars");
+            assert!(rode.p_value > 1e-4, "{image} zoom {zoom} in bars: {rode:?}");
+            boxed_riding += usize::from(tested);
         }
     }
     // The moves are gentle camera moves: the riding test ran on (nearly) all of them.
     assert!(active >= 16, "riding tested on {active} of 20 moves");
+    assert!(
+        boxed_riding >= 16,
+        "riding in bars tested on {boxed_riding} of 20 moves"
+    );
+}
+
+/// `f` (luma) in a `w × h` canvas of black at `(x, y)`.
+fn in_canvas(f: &VideoFrame, w: usize, h: usize, (x, y): (usize, usize)) -> VideoFrame {
+    let (fw, fh) = (f.width as usize, f.height as usize);
+    let mut out = VideoFrame::black(w as u32, h as u32, f.layout, f.pts_s);
+    for r in 0..fh {
+        out.planes[0][(y + r) * w + x..][..fw].copy_from_slice(&f.planes[0][r * fw..][..fw]);
+    }
+    out
+}
+
+#[test]
+fn a_riding_mark_inside_bars_is_found_by_following_the_camera_there() {
+    // The picture's own camera move, followed inside the bars: letterboxed into 9:16 (scaled
+    // to its width) and padded at an offset into a canvas 1.3× as large, as reposts do.
+    let k = key(9, 4);
+    let mut sealed = camera_move("images/chelsea.png", false);
+    let mut emb = VideoEmbedder::new(&k, payload(&k), DEFAULT_STRENGTH);
+    sealed.iter_mut().for_each(|f| emb.embed(f));
+    for filter in ["scale=540:-2,pad=540:960:0:(oh-ih)/2", "pad=832:468:44:76"] {
+        let reposted = ffmpeg_round_trip(
+            &sealed,
+            30.0,
+            &[
+                "-vf", filter, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+            ],
+            "mp4",
+        );
+        let mut det = VideoDetector::new(std::slice::from_ref(&k));
+        reposted.iter().for_each(|f| det.add_frame(f));
+        let found = det.result();
+        assert!(found.detected && found.riding, "{filter}: {found:?}");
+        assert_eq!(found.payload, Some(payload(&k)), "{filter}: {found:?}");
+        // Where the picture is: inside the bars.
+        let region = found.region.expect("region");
+        assert!(region.w < 0.9 || region.h < 0.9, "{filter}: {region:?}");
+    }
 }
