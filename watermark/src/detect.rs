@@ -13,7 +13,7 @@ use crate::key::{Payload, WatermarkKey};
 use crate::lattice::{
     candidate_maps, fold_map, Candidate, TileMap, LATTICE_CANDIDATES, ROTATION_CANDIDATES,
 };
-use crate::motion::Ride;
+use crate::motion::{since_anchor, Followed, Motion, Ride, ANCHOR_S};
 use crate::tile_fft::{split_pair, TileFft};
 use hallmark_media::{PixelLayout, VideoFrame};
 
@@ -514,9 +514,35 @@ pub struct VideoDetector {
     /// The camera's motion inside the bars, per decoding part: a riding mark letterboxed
     /// or padded rides the picture, not the canvas.
     box_rides: Vec<Vec<BoxRide>>,
-    /// The pictures inside bars warped back to their anchors, per box grid size.
+    /// The pictures inside bars warped back to their anchors, per box.
     box_ride_accs: Vec<BoxAccum>,
+    /// The frames followed for the riding test, per part in order, with their residuals
+    /// (at most [`PHASE_FRAMES`] in all): the search over the anchors' phase replays them.
+    phase_log: Vec<Vec<KeptFrame>>,
+    phase_kept: usize,
 }
+
+/// A frame followed for the riding test, kept for the search over the anchors' phase.
+struct KeptFrame {
+    pts_s: f64,
+    followed: Followed,
+    frame: (usize, usize),
+    grid: (usize, usize),
+    residual: Vec<f32>,
+}
+
+/// Frames kept for the phase search, in all: 34 s of a part at one every [`FOLLOW_S`]
+/// (memory: one analysis image each, ≈ 117 kB at 16:9, so ≤ 11 MB).
+const PHASE_FRAMES: usize = 96;
+
+/// Phases of the anchors searched on a clip whose own do not prove the riding mark: every
+/// 1/30 s of [`ANCHOR_S`] (a trimmed clip starts on a frame; between two of these the mark
+/// is off by half a frame's motion at most).
+const PHASES_SEARCHED: usize = 60;
+
+/// The share `1 / PHASE_WEIGHT` of the riding half of the error budget spent on the other
+/// phases of the anchors (a trimmed clip's), the rest on the clip's own.
+const PHASE_WEIGHT: f64 = 8.0;
 
 /// Which tests [`VideoDetector::result_on`] runs on a set of sums.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -598,6 +624,41 @@ fn crop_luma(y: &[u8], width: usize, (x0, y0, bw, bh): (usize, usize, usize, usi
         picture.extend_from_slice(&row[x0..x0 + bw]);
     }
     picture
+}
+
+/// Adds the residual `r` (grid `wa × ha` of a `w × h` frame `width` analysis pixels wide)
+/// warped back along `m` into `sum`: each cell takes the residual where its centre moved to
+/// ([`AnalysisGrid::residual_warped`]'s map), bilinear between cells, the edge repeated.
+fn add_warped_on_grid(
+    sum: &mut [f32],
+    r: &[f32],
+    (wa, ha): (usize, usize),
+    (w, h): (usize, usize),
+    width: f64,
+    m: Motion,
+) {
+    // Per column (row): the two cells it reads and the second's weight.
+    let taps = |n: usize, len: usize, px: f64, shift: f64| -> Vec<(usize, usize, f32)> {
+        let c = len as f64 / 2.0;
+        (0..n)
+            .map(|i| {
+                let x = (i as f64 + 0.5) * px;
+                let g = ((c + m.zoom * (x - c) + shift) / px - 0.5).clamp(0.0, (n - 1) as f64);
+                let i0 = g.floor() as usize;
+                (i0, (i0 + 1).min(n - 1), (g - i0 as f64) as f32)
+            })
+            .collect()
+    };
+    let cols = taps(wa, w, w as f64 / width, m.shift.0);
+    let rows = taps(ha, h, h as f64 / ha as f64, m.shift.1);
+    for (out, &(r0, r1, b)) in sum.chunks_exact_mut(wa).zip(&rows) {
+        let (top, bottom) = (&r[r0 * wa..][..wa], &r[r1 * wa..][..wa]);
+        for (o, &(c0, c1, a)) in out.iter_mut().zip(&cols) {
+            let t = top[c0] + a * (top[c1] - top[c0]);
+            let u = bottom[c0] + a * (bottom[c1] - bottom[c0]);
+            *o += t + b * (u - t);
+        }
+    }
 }
 
 /// Whether the camera moved in the followed frames: a motion ridden in half the steps
@@ -1178,6 +1239,8 @@ impl VideoDetector {
             ride_grid: None,
             box_rides: Vec::new(),
             box_ride_accs: Vec::new(),
+            phase_log: Vec::new(),
+            phase_kept: 0,
         }
     }
 
@@ -1513,9 +1576,8 @@ impl VideoDetector {
         if !ride.follows(pts_s) {
             return;
         }
-        let Some(m) = ride.next(&y[..w * h], pts_s) else {
-            return;
-        };
+        let m = ride.next(&y[..w * h], pts_s);
+        let followed = ride.followed();
         if self
             .ride_grid
             .as_ref()
@@ -1528,6 +1590,22 @@ impl VideoDetector {
         if residual.len() != wa * ha {
             return;
         }
+        if let Some(followed) = followed.filter(|_| self.phase_kept < PHASE_FRAMES) {
+            if self.phase_log.len() <= part {
+                self.phase_log.resize_with(part + 1, Vec::new);
+            }
+            self.phase_log[part].push(KeptFrame {
+                pts_s,
+                followed,
+                frame: (w, h),
+                grid: (wa, ha),
+                residual: residual.to_vec(),
+            });
+            self.phase_kept += 1;
+        }
+        let Some(m) = m else {
+            return;
+        };
         let warped;
         let r = if m.is_rest(w, h) {
             residual
@@ -1970,10 +2048,24 @@ impl VideoDetector {
     /// warped back along its motion ([`VideoDetector::add_riding`]). The smaller bound
     /// answers (a proven mark whose payload reads first).
     pub fn result(&self) -> VideoDetection {
+        // A proven mark whose payload reads answers before one that is only proven.
+        let rank = |d: &VideoDetection| (d.detected && d.payload.is_some(), -d.p_value);
         let fixed = self.result_fixed();
-        let whole = self
-            .riding_sums()
-            .map(|a| self.result_on(a, Stages::Riding));
+        let whole = self.riding_sums().map(|a| {
+            // The clip's own anchors with most of the budget; where they do not prove the
+            // mark with its payload, the other phases (a clip trimmed off its anchors).
+            let own = self
+                .result_on(a, Stages::Riding)
+                .weighted(PHASE_WEIGHT / (PHASE_WEIGHT - 1.0));
+            // (Proven after the riding half's own weighting, below.)
+            if own.clone().weighted(2.0).detected && own.payload.is_some() {
+                return own;
+            }
+            match self.phase_search(a) {
+                Some(other) if rank(&other) > rank(&own) => other,
+                _ => own,
+            }
+        });
         let boxed = self
             .box_riding_sums()
             .map(|b| (self.result_on(&b.acc, Stages::RidingAsSealed), b));
@@ -1989,8 +2081,6 @@ impl VideoDetector {
             ..self.with_box(whole, boxed)
         }
         .weighted(2.0);
-        // A proven mark whose payload reads answers before one that is only proven.
-        let rank = |d: &VideoDetection| (d.detected && d.payload.is_some(), -d.p_value);
         if rank(&rode) > rank(&fixed) {
             rode
         } else {
@@ -2019,6 +2109,54 @@ impl VideoDetector {
     fn riding_sums(&self) -> Option<&Accum> {
         let acc = self.ride_accs.iter().max_by_key(|a| a.frames)?;
         camera_moved(self.rides.iter().flatten()).then_some(acc)
+    }
+
+    /// The riding test at the anchors' other phases ([`PHASES_SEARCHED`]): the kept frames
+    /// ([`PHASE_FRAMES`]) of the riding sums' grid `acc`, each warped back on the grid (not
+    /// at full resolution: the frames are gone) along its motion since the phase's last
+    /// anchor, summed; the as-sealed registration on each sum, the best phase's answer
+    /// with its share of the budget (× the phases other than the clip's own).
+    fn phase_search(&self, acc: &Accum) -> Option<VideoDetection> {
+        let (wa, ha) = (acc.wa, acc.ha);
+        // Replays phase `phase` over the kept frames: each one's residual and motion.
+        let replay = |phase: f64, visit: &mut dyn FnMut(&KeptFrame, Motion)| {
+            for part in &self.phase_log {
+                let (mut since, mut last) = (None, None);
+                for f in part {
+                    since = since_anchor(since, last, f.pts_s, f.followed, phase);
+                    last = Some(f.pts_s);
+                    if let Some(m) = since.filter(|_| f.grid == (wa, ha)) {
+                        visit(f, m);
+                    }
+                }
+            }
+        };
+        let phase_of = |j: usize| j as f64 * ANCHOR_S / PHASES_SEARCHED as f64;
+        let mut best: Option<(f64, usize)> = None;
+        for j in 1..PHASES_SEARCHED {
+            let mut sum = vec![0f32; wa * ha];
+            let mut frames = 0;
+            replay(phase_of(j), &mut |f, m| {
+                add_warped_on_grid(&mut sum, &f.residual, f.grid, f.frame, acc.width, m);
+                frames += 1;
+            });
+            if frames == 0 {
+                continue;
+            }
+            let z = self.as_sealed(&sum, wa, ha, acc.width).z;
+            if best.is_none_or(|b| z > b.0) {
+                best = Some((z, j));
+            }
+        }
+        let (_, j) = best?;
+        let mut sums = Accum::with_bins(wa, ha, acc.width, RIDE_BOX_BINS);
+        replay(phase_of(j), &mut |f, m| {
+            let mut r = vec![0f32; wa * ha];
+            add_warped_on_grid(&mut r, &f.residual, f.grid, f.frame, acc.width, m);
+            sums.add(&r, f.pts_s);
+        });
+        let found = self.result_on(&sums, Stages::RidingAsSealed);
+        Some(found.weighted((PHASES_SEARCHED - 1) as f64 * PHASE_WEIGHT))
     }
 
     /// The picture inside bars warped back along the camera's motion inside them (the box

@@ -126,6 +126,7 @@ pub struct Ride {
     /// ridden (the camera moved).
     steps: u64,
     ridden: u64,
+    followed: Option<Followed>,
 }
 
 impl Ride {
@@ -146,6 +147,7 @@ impl Ride {
             last_pts: None,
             steps: 0,
             ridden: 0,
+            followed: None,
         }
     }
 
@@ -172,42 +174,80 @@ impl Ride {
         let step_s = last.map(|l| pts_s - l);
         let ok_step = step_s.is_some_and(|s| s > 0.0 && s <= MAX_STEP_S);
         let motion = self.tracker.next(y, step_s.filter(|_| ok_step));
-        // The stretch between anchors a time lies in (a millisecond of slack for times
-        // rounded by the container).
-        let anchor = |t: f64| ((t + 1e-3) / ANCHOR_S).floor();
-        let Some(last) = last.filter(|_| ok_step) else {
+        let last = last.filter(|_| ok_step);
+        let followed = match (last, motion) {
+            (None, _) => Followed::Start,
+            (Some(_), Step::Cut) => Followed::Cut,
+            (Some(_), Step::Still) => Followed::Step(Motion::REST),
+            (Some(_), Step::Ride(m)) => {
+                self.ridden += 1;
+                Followed::Step(m)
+            }
+        };
+        if last.is_some() {
+            self.steps += 1;
+        }
+        self.followed = Some(followed);
+        self.since_anchor = since_anchor(self.since_anchor, last, pts_s, followed, 0.0);
+        self.since_anchor
+    }
+
+    /// What the last frame given to [`Ride::next`] was, from the one before.
+    pub(crate) fn followed(&self) -> Option<Followed> {
+        self.followed
+    }
+}
+
+/// What a followed frame was, from the one followed before it (its part's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Followed {
+    /// The first frame, or the first after a gap: not followed from the one before.
+    Start,
+    /// A new shot (no common content).
+    Cut,
+    /// The motion ridden from the frame before ([`Motion::REST`]: none ridden).
+    Step(Motion),
+}
+
+/// Where the mark rides at `pts_s`, for anchors at `phase + k·`[`ANCHOR_S`]: the motion
+/// from the last anchor, given `since` (that at the frame followed before, at `last`;
+/// `None` for a frame not followed from one) and what this frame was from it; `None` where
+/// it is not known. [`Ride::next`]'s rule (phase 0); the detector replays it for other
+/// phases on a clip trimmed off its anchors.
+pub(crate) fn since_anchor(
+    since: Option<Motion>,
+    last: Option<f64>,
+    pts_s: f64,
+    followed: Followed,
+    phase: f64,
+) -> Option<Motion> {
+    // The stretch between anchors a time lies in (a millisecond of slack for times rounded
+    // by the container).
+    let anchor = |t: f64| ((t - phase + 1e-3) / ANCHOR_S).floor();
+    let (last, step) = match (last, followed) {
+        (Some(last), Followed::Step(step)) => (last, step),
+        (Some(last), Followed::Cut) => {
+            // A new shot: the mark rests on its first frame (where an encoder puts a key
+            // frame, so that a key-frame scan finds it at rest there). The detector, whose
+            // frames are further apart than one, does not know what moved between the cut
+            // and this frame: unknown until the next anchor.
+            return (pts_s - last <= ONE_FRAME_S).then_some(Motion::REST);
+        }
+        _ => {
             // The first frame (or the first after a gap): at rest only on an anchor.
             let k = anchor(pts_s);
-            self.since_anchor = (pts_s - k * ANCHOR_S < 1e-3).then_some(Motion::REST);
-            return self.since_anchor;
-        };
-        self.steps += 1;
-        let step = match motion {
-            Step::Cut => {
-                // A new shot: the mark rests on its first frame (where an encoder puts a key
-                // frame, so that a key-frame scan finds it at rest there). The detector,
-                // whose frames are further apart than one, does not know what moved between
-                // the cut and this frame: unknown until the next anchor.
-                self.since_anchor = (pts_s - last <= ONE_FRAME_S).then_some(Motion::REST);
-                return self.since_anchor;
-            }
-            Step::Still => Motion::REST,
-            Step::Ride(m) => {
-                self.ridden += 1;
-                m
-            }
-        };
-        if anchor(pts_s) > anchor(last) {
-            // The anchor's time lay in (last, pts]: the mark was at rest at that instant
-            // (between frames, as a steady motion would have it), so it rode the step's
-            // share since then. The same whichever frames the two sides see.
-            let t = anchor(pts_s) * ANCHOR_S;
-            let f = ((pts_s - t) / (pts_s - last)).clamp(0.0, 1.0);
-            self.since_anchor = Some(step.part(f));
-        } else {
-            self.since_anchor = self.since_anchor.map(|m| m.then(step));
+            return (pts_s - phase - k * ANCHOR_S < 1e-3).then_some(Motion::REST);
         }
-        self.since_anchor
+    };
+    if anchor(pts_s) > anchor(last) {
+        // The anchor's time lay in (last, pts]: the mark was at rest at that instant
+        // (between frames, as a steady motion would have it), so it rode the step's share
+        // since then. The same whichever frames the two sides see.
+        let t = phase + anchor(pts_s) * ANCHOR_S;
+        let f = ((pts_s - t) / (pts_s - last)).clamp(0.0, 1.0);
+        Some(step.part(f))
+    } else {
+        since.map(|m| m.then(step))
     }
 }
 

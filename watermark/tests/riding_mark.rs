@@ -111,8 +111,13 @@ fn camera(photo: &VideoFrame, t: f64, zoom: bool) -> VideoFrame {
 }
 
 fn camera_move(image: &str, zoom: bool) -> Vec<VideoFrame> {
+    camera_move_of(image, zoom, 90)
+}
+
+/// `frames` frames (30 fps) of the camera moving over `image`.
+fn camera_move_of(image: &str, zoom: bool, frames: usize) -> Vec<VideoFrame> {
     let photo = &decode(&shared(image), 1)[0];
-    (0..90)
+    (0..frames)
         .map(|i| camera(photo, i as f64 / 30.0, zoom))
         .collect()
 }
@@ -243,4 +248,26 @@ fn a_riding_mark_inside_bars_is_found_by_following_the_camera_there() {
         let region = found.region.expect("region");
         assert!(region.w < 0.9 || region.h < 0.9, "{filter}: {region:?}");
     }
+}
+
+#[test]
+fn a_riding_mark_trimmed_off_its_anchors_is_found_at_their_phase() {
+    // 6 s of a push-in sealed (the mark at rest every 2 s of the clip's clock), its first
+    // 1.3 s cut away and the rest re-encoded from time 0: the rests now fall at 0.7, 2.7 s.
+    let k = key(9, 6);
+    let mut sealed = camera_move_of("images/chelsea.png", true, 180);
+    let mut emb = VideoEmbedder::new(&k, payload(&k), DEFAULT_STRENGTH);
+    sealed.iter_mut().for_each(|f| emb.embed(f));
+    let trimmed = ffmpeg_round_trip(
+        &sealed[39..],
+        30.0,
+        &["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"],
+        "mp4",
+    );
+    assert!(trimmed[0].pts_s.abs() < 1e-6, "{}", trimmed[0].pts_s);
+    let mut det = VideoDetector::new(std::slice::from_ref(&k));
+    trimmed.iter().for_each(|f| det.add_frame(f));
+    let found = det.result();
+    assert!(found.detected && found.riding, "{found:?}");
+    assert_eq!(found.payload, Some(payload(&k)), "{found:?}");
 }
