@@ -11,36 +11,6 @@ fn edited(src: &std::path::Path, filter: &str, name: &str) -> std::path::PathBuf
     edited_with(src, filter, name, &[])
 }
 
-/// [`edited`] with more x264 arguments.
-fn edited_with(
-    src: &std::path::Path,
-    filter: &str,
-    name: &str,
-    x264: &[&str],
-) -> std::path::PathBuf {
-    let out = scratch().join(name);
-    let mut args = vec!["-i", src.to_str().unwrap(), "-vf", filter];
-    args.extend_from_slice(&REPOST);
-    args.extend_from_slice(x264);
-    args.push(out.to_str().unwrap());
-    ffmpeg(&args);
-    out
-}
-
-/// How every repost here is written: no metadata (the manifest gone), no sound, a
-/// platform's fast x264 transcode.
-const REPOST: [&str; 9] = [
-    "-map_metadata",
-    "-1",
-    "-an",
-    "-c:v",
-    "libx264",
-    "-preset",
-    "veryfast",
-    "-crf",
-    "23",
-];
-
 fn clip_id(r: &serde_json::Value) -> String {
     r["watermark"]["video"]["payload"]
         .as_str()

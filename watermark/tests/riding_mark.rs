@@ -1,4 +1,4 @@
-//! The lab's riding mark (`VideoEmbedder::embed_warped`, scripts/lab-riding-mark): a mark
+//! The riding mark (`VideoEmbedder::embed_warped`, `VideoEmbedder::riding`): a mark
 //! carried along by the content's motion is the mark at rest, moved with the picture.
 
 mod common;

@@ -515,3 +515,34 @@ pub fn c2patool_sign(src: &Path, out: &Path) {
         String::from_utf8_lossy(&made.stderr)
     );
 }
+
+/// `filter` applied to `src` and written as a platform reposts it ([`REPOST`]), with more
+/// output arguments `x264` after (a later `-crf` wins), into the scratch file `name`.
+pub fn edited_with(
+    src: &std::path::Path,
+    filter: &str,
+    name: &str,
+    x264: &[&str],
+) -> std::path::PathBuf {
+    let out = scratch().join(name);
+    let mut args = vec!["-i", src.to_str().unwrap(), "-vf", filter];
+    args.extend_from_slice(&REPOST);
+    args.extend_from_slice(x264);
+    args.push(out.to_str().unwrap());
+    ffmpeg(&args);
+    out
+}
+
+/// How a repost is written: no metadata (the manifest gone), no sound, a platform's fast
+/// x264 transcode.
+pub const REPOST: [&str; 9] = [
+    "-map_metadata",
+    "-1",
+    "-an",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-crf",
+    "23",
+];
