@@ -13,7 +13,7 @@ use crate::key::{Payload, WatermarkKey};
 use crate::lattice::{
     candidate_maps, fold_map, Candidate, TileMap, LATTICE_CANDIDATES, ROTATION_CANDIDATES,
 };
-use crate::motion::{since_anchor, Followed, Motion, Ride, ANCHOR_S};
+use crate::motion::{since_anchor, Followed, Motion, Ride, ANCHOR_S, FOLLOW_S};
 use crate::tile_fft::{split_pair, TileFft};
 use hallmark_media::{PixelLayout, VideoFrame};
 
@@ -516,6 +516,8 @@ pub struct VideoDetector {
     box_rides: Vec<Vec<BoxRide>>,
     /// The pictures inside bars warped back to their anchors, per box.
     box_ride_accs: Vec<BoxAccum>,
+    /// Per part, the last frame whose box was followed.
+    box_followed: Vec<Option<f64>>,
     /// The frames followed for the riding test, per part in order, with their residuals
     /// (at most [`PHASE_FRAMES`] in all): the search over the anchors' phase replays them.
     phase_log: Vec<Vec<KeptFrame>>,
@@ -1239,6 +1241,7 @@ impl VideoDetector {
             ride_grid: None,
             box_rides: Vec::new(),
             box_ride_accs: Vec::new(),
+            box_followed: Vec::new(),
             phase_log: Vec::new(),
             phase_kept: 0,
         }
@@ -1459,7 +1462,15 @@ impl VideoDetector {
         }
         if self.box_rides.len() <= part {
             self.box_rides.resize_with(part + 1, Vec::new);
+            self.box_followed.resize(part + 1, None);
         }
+        // One frame every FOLLOW_S per part votes and is followed, whatever the candidates:
+        // a box that changes every frame (a dark edge moving) starts at most one ride there.
+        let last = self.box_followed[part];
+        if last.is_some_and(|l| pts_s - l < FOLLOW_S && pts_s >= l) {
+            return;
+        }
+        self.box_followed[part] = Some(pts_s);
         let slack = |len: usize| ((len as f64 * BOX_SLACK) as usize).max(2);
         let (sx, sy) = (slack(w), slack(h));
         // Per axis, `[a0, a0 + al)` inside `[b0, b0 + bl)` (within `sl`).
