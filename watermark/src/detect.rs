@@ -663,6 +663,12 @@ fn add_warped_on_grid(
     }
 }
 
+/// How two answers compare: a proven mark whose payload reads before one that is only
+/// proven, then the smaller p-value.
+fn rank(d: &VideoDetection) -> (bool, f64) {
+    (d.detected && d.payload.is_some(), -d.p_value)
+}
+
 /// Whether the camera moved in the followed frames: a motion ridden in half the steps
 /// followed or more (two at least).
 fn camera_moved<'a>(rides: impl Iterator<Item = &'a Ride>) -> bool {
@@ -2059,16 +2065,39 @@ impl VideoDetector {
     /// warped back along its motion ([`VideoDetector::add_riding`]). The smaller bound
     /// answers (a proven mark whose payload reads first).
     pub fn result(&self) -> VideoDetection {
-        // A proven mark whose payload reads answers before one that is only proven.
-        let rank = |d: &VideoDetection| (d.detected && d.payload.is_some(), -d.p_value);
-        let fixed = self.result_fixed();
+        // The two halves at once: after the last frame the decoders' cores are free, and
+        // each half's searches leave some of them idle.
+        let (fixed, rode) = std::thread::scope(|sc| {
+            let rode = sc.spawn(|| self.result_riding());
+            let fixed = self.result_fixed();
+            (fixed, rode.join().expect("the riding test panicked"))
+        });
+        let Some(rode) = rode else {
+            return fixed;
+        };
+        // The frames warped back along the camera's motion (a riding mark): half the error
+        // budget each, the mark at rest and the mark riding (a weighted Bonferroni bound,
+        // the weights fixed by whether the picture moved, which the key does not decide).
+        let fixed = fixed.weighted(2.0);
+        let rode = rode.weighted(2.0);
+        if rank(&rode) > rank(&fixed) {
+            rode
+        } else {
+            fixed
+        }
+    }
+
+    /// The riding half of [`VideoDetector::result`], on its own budget: the frames warped
+    /// back along the camera's motion (the clip's own anchors, else their other phases)
+    /// and the picture inside bars warped back along its own, where the camera moved.
+    fn result_riding(&self) -> Option<VideoDetection> {
         let whole = self.riding_sums().map(|a| {
             // The clip's own anchors with most of the budget; where they do not prove the
             // mark with its payload, the other phases (a clip trimmed off its anchors).
             let own = self
                 .result_on(a, Stages::Riding)
                 .weighted(PHASE_WEIGHT / (PHASE_WEIGHT - 1.0));
-            // (Proven after the riding half's own weighting, below.)
+            // (Proven after the riding half's own weighting, in `result`.)
             if own.clone().weighted(2.0).detected && own.payload.is_some() {
                 return own;
             }
@@ -2081,22 +2110,12 @@ impl VideoDetector {
             .box_riding_sums()
             .map(|b| (self.result_on(&b.acc, Stages::RidingAsSealed), b));
         if whole.is_none() && boxed.is_none() {
-            return fixed;
+            return None;
         }
-        // The frames warped back along the camera's motion (a riding mark): half the error
-        // budget each, the mark at rest and the mark riding (a weighted Bonferroni bound,
-        // the weights fixed by whether the picture moved, which the key does not decide).
-        let fixed = fixed.weighted(2.0);
-        let rode = VideoDetection {
+        Some(VideoDetection {
             riding: true,
             ..self.with_box(whole, boxed)
-        }
-        .weighted(2.0);
-        if rank(&rode) > rank(&fixed) {
-            rode
-        } else {
-            fixed
-        }
+        })
     }
 
     /// The two answers [`VideoDetector::result`] weighs, each with its own budget: the
@@ -2143,22 +2162,21 @@ impl VideoDetector {
             }
         };
         let phase_of = |j: usize| j as f64 * ANCHOR_S / PHASES_SEARCHED as f64;
-        let mut best: Option<(f64, usize)> = None;
-        for j in 1..PHASES_SEARCHED {
+        // The phases' as-sealed z, spread over the search threads.
+        let phases: Vec<usize> = (1..PHASES_SEARCHED).collect();
+        let scored = par_map(&phases, |&j, _| {
             let mut sum = vec![0f32; wa * ha];
             let mut frames = 0;
             replay(phase_of(j), &mut |f, m| {
                 add_warped_on_grid(&mut sum, &f.residual, f.grid, f.frame, acc.width, m);
                 frames += 1;
             });
-            if frames == 0 {
-                continue;
-            }
-            let z = self.as_sealed(&sum, wa, ha, acc.width).z;
-            if best.is_none_or(|b| z > b.0) {
-                best = Some((z, j));
-            }
-        }
+            (frames > 0).then(|| (self.as_sealed(&sum, wa, ha, acc.width).z, j))
+        });
+        let best = scored
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| if b.0 > a.0 { b } else { a });
         let (_, j) = best?;
         let mut sums = Accum::with_bins(wa, ha, acc.width, RIDE_BOX_BINS);
         replay(phase_of(j), &mut |f, m| {
