@@ -534,7 +534,8 @@ struct KeptFrame {
 }
 
 /// Frames kept for the phase search, in all: 34 s of a part at one every [`FOLLOW_S`]
-/// (memory: one analysis image each, ≈ 117 kB at 16:9, so ≤ 11 MB).
+/// (memory: one analysis image each, ≈ 117 kB at 16:9, so ≤ 11 MB; ≤ 25 MB at the widest
+/// grid, [`MAX_GRID_ASPECT`]).
 const PHASE_FRAMES: usize = 96;
 
 /// Phases of the anchors searched on a clip whose own do not prove the riding mark: every

@@ -734,4 +734,49 @@ mod tests {
             assert_eq!(after, at_rest.then_some(Motion::REST), "step {step_s}");
         }
     }
+
+    #[test]
+    fn anchors_at_another_phase_rest_the_mark_at_their_instants() {
+        // A steady pan, 10 px a frame every 0.5 s; anchors at 0.7 + 2k s (a clip trimmed by
+        // 1.3 s): unknown until 0.7, then the share of the step since it, then the sum.
+        let step = Motion {
+            zoom: 1.0,
+            shift: (10.0, 0.0),
+        };
+        let mut since = None;
+        let mut last = None;
+        let mut seen = Vec::new();
+        for (i, followed) in [Followed::Start, Followed::Step(step), Followed::Step(step)]
+            .into_iter()
+            .chain(std::iter::repeat_n(Followed::Step(step), 4))
+            .enumerate()
+        {
+            let t = 0.5 * i as f64;
+            since = since_anchor(since, last, t, followed, 0.7);
+            last = Some(t);
+            seen.push(since.map(|m| m.shift.0));
+        }
+        let want = [
+            None,
+            None,
+            Some(6.0),
+            Some(16.0),
+            Some(26.0),
+            Some(36.0),
+            Some(6.0),
+        ];
+        for (got, want) in seen.iter().zip(want) {
+            assert_eq!(got.map(|x| (x * 1e6).round() / 1e6), want, "{seen:?}");
+        }
+        // At phase 0 the first frame is on an anchor: at rest.
+        assert_eq!(
+            since_anchor(None, None, 0.0, Followed::Start, 0.0),
+            Some(Motion::REST)
+        );
+        // A frame after a cut more than a frame later: not known.
+        assert_eq!(
+            since_anchor(Some(step), Some(1.0), 1.5, Followed::Cut, 0.7),
+            None
+        );
+    }
 }
