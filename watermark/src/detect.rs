@@ -9,6 +9,7 @@ use crate::analysis::{
 };
 use crate::code;
 use crate::fft::{Fft, C};
+use crate::inset::InsetFinder;
 use crate::key::{Payload, WatermarkKey};
 use crate::lattice::{
     candidate_maps, fold_map, Candidate, TileMap, LATTICE_CANDIDATES, ROTATION_CANDIDATES,
@@ -518,6 +519,8 @@ pub struct VideoDetector {
     box_ride_accs: Vec<BoxAccum>,
     /// Per part, the last frame whose box was followed.
     box_followed: Vec<Option<f64>>,
+    /// The inset of a picture-in-picture, looked for where the frames have no bars.
+    inset: Option<InsetFinder>,
     /// The frames followed for the riding test, per part in order, with their residuals
     /// (at most [`PHASE_FRAMES`] in all): the search over the anchors' phase replays them.
     phase_log: Vec<Vec<KeptFrame>>,
@@ -1249,6 +1252,7 @@ impl VideoDetector {
             box_rides: Vec::new(),
             box_ride_accs: Vec::new(),
             box_followed: Vec::new(),
+            inset: None,
             phase_log: Vec::new(),
             phase_kept: 0,
         }
@@ -1435,7 +1439,18 @@ impl VideoDetector {
     /// residual was added ([`VideoDetector::add_frame`] does, as part 0); a frame without
     /// bars adds nothing.
     pub fn add_content_box(&mut self, y: &[u8], (w, h): (usize, usize), pts_s: f64, part: usize) {
-        let Some(at) = content_box(y, w, h) else {
+        if w == 0 || h == 0 || y.len() < w * h {
+            return;
+        }
+        // Bars, else an inset in other footage (picture-in-picture) once the frames so far
+        // show one: the picture inside either is tested the same way.
+        let at = content_box(y, w, h).or_else(|| {
+            if self.inset.as_ref().is_none_or(|f| f.frame() != (w, h)) {
+                self.inset = Some(InsetFinder::new(w, h));
+            }
+            self.inset.as_mut()?.add(y, pts_s, part)
+        });
+        let Some(at) = at else {
             return;
         };
         let (bw, bh) = (at.2, at.3);

@@ -25,6 +25,7 @@ mod code;
 mod detect;
 mod dwtdct;
 mod fft;
+mod inset;
 mod key;
 mod lattice;
 mod motion;
