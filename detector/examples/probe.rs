@@ -1,5 +1,6 @@
 //! Lab probe: the picture detector's two answers for a clip — the frames as they come, and
-//! the frames warped back along the camera's motion (a riding mark) — and the one `result`
+//! the frames warped back along the camera's motion (a riding mark), and inside bars or an
+//! inset — and the one `result`
 //! gives, through the plain path; optionally on a crop of the frame (fractions x y w h), as
 //! if the detector had found that region. PROBE_REF=1: the reference frames only, as the
 //! full scan analyses them.
@@ -57,6 +58,14 @@ fn main() {
     if let Some((r, n)) = rode {
         println!(
             "riding (tested {n}): z {:.2} p {:.2e} payload {}",
+            r.score,
+            r.p_value,
+            r.payload.is_some()
+        );
+    }
+    if let Some((r, n)) = det.riding_in_bars() {
+        println!(
+            "riding in bars or inset (tested {n}): z {:.2} p {:.2e} payload {}",
             r.score,
             r.p_value,
             r.payload.is_some()

@@ -2211,16 +2211,24 @@ impl VideoDetector {
         self.box_riding().filter(|b| b.1).map(|b| b.0)
     }
 
-    /// The riding sums of the box with the most frames, and whether the camera moved there.
+    /// The riding sums of a box where the camera moved (of those, the one with the most
+    /// frames; else the box with the most frames), and whether it moved there. A box that
+    /// holds the picture and more (bars misread early, an inset found late) may have more
+    /// frames and no motion of its own.
     fn box_riding(&self) -> Option<(&BoxAccum, bool)> {
-        let b = self.box_ride_accs.iter().max_by_key(|b| b.acc.frames)?;
-        let rides = self
-            .box_rides
+        let moved = |b: &BoxAccum| {
+            let rides = self
+                .box_rides
+                .iter()
+                .flatten()
+                .filter(|c| c.frame == b.frame && same_box(c.frame, c.at, b.at))
+                .map(|c| &c.ride);
+            camera_moved(rides)
+        };
+        self.box_ride_accs
             .iter()
-            .flatten()
-            .filter(|c| c.frame == b.frame && same_box(c.frame, c.at, b.at))
-            .map(|c| &c.ride);
-        Some((b, camera_moved(rides)))
+            .map(|b| (b, moved(b)))
+            .max_by_key(|(b, m)| (*m, b.acc.frames))
     }
 
     /// The riding answer inside bars, on its own budget, with whether
