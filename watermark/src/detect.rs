@@ -608,6 +608,11 @@ const BOX_SLACK: f64 = 0.01;
 /// test is on the whole clip).
 const RIDE_BOX_BINS: usize = 16;
 
+/// [`BOX_SLACK`] of a frame `len` lines across, in lines (two at least).
+fn box_slack(len: usize) -> usize {
+    ((len as f64 * BOX_SLACK) as usize).max(2)
+}
+
 /// Whether two boxes of a `w × h` frame are the same picture: every edge within
 /// [`BOX_SLACK`].
 fn same_box(
@@ -615,8 +620,7 @@ fn same_box(
     a: (usize, usize, usize, usize),
     b: (usize, usize, usize, usize),
 ) -> bool {
-    let slack = |len: usize| ((len as f64 * BOX_SLACK) as usize).max(2);
-    let (sx, sy) = (slack(w), slack(h));
+    let (sx, sy) = (box_slack(w), box_slack(h));
     a.0.abs_diff(b.0) <= sx
         && (a.0 + a.2).abs_diff(b.0 + b.2) <= sx
         && a.1.abs_diff(b.1) <= sy
@@ -1493,8 +1497,7 @@ impl VideoDetector {
             return;
         }
         self.box_followed[part] = Some(pts_s);
-        let slack = |len: usize| ((len as f64 * BOX_SLACK) as usize).max(2);
-        let (sx, sy) = (slack(w), slack(h));
+        let (sx, sy) = (box_slack(w), box_slack(h));
         // Per axis, `[a0, a0 + al)` inside `[b0, b0 + bl)` (within `sl`).
         let inside = |a0: usize, al: usize, b0: usize, bl: usize, sl: usize| {
             a0 + sl >= b0 && a0 + al <= b0 + bl + sl
