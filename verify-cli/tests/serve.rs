@@ -121,6 +121,39 @@ fn page_is_served_with_no_external_requests() {
 }
 
 #[test]
+fn sigterm_stops_the_server_and_removes_its_upload_dir() {
+    // How a service manager stops it (systemd, `docker stop`): before, SIGTERM killed the
+    // server on the spot and left its upload directory behind at every restart.
+    let home = Home::empty();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_env(home.path(), &[], &[("TMPDIR", tmp.path())]);
+    assert_eq!(get(&server.addr, "/healthz").status, 200);
+    let uploads = listing(tmp.path());
+    assert!(
+        uploads.iter().any(|n| n.starts_with("hallmark-serve-")),
+        "{uploads:?}"
+    );
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(listing(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
 fn a_stalled_upload_holds_no_analysis_slot() {
     let home = Home::empty();
     let server = Server::start(home.path(), &["--workers", "1", "--queue", "0"]);

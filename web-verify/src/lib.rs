@@ -271,7 +271,7 @@ pub async fn serve(
         .header_read_timeout(header_timeout.max(Duration::from_millis(100)))
         .max_buf_size(64 * 1024);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let shutdown = tokio::signal::ctrl_c();
+    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -310,6 +310,23 @@ pub async fn serve(
         _ = tokio::time::sleep(bound) => {}
     }
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what `kill`, systemd and `docker stop` send): the server stops
+/// taking connections, lets answers in progress finish and removes its upload directory.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A line on the server's stderr. Never `eprintln!`: it panics when stderr is gone (a closed

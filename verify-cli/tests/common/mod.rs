@@ -223,7 +223,8 @@ pub fn mdat_range(bytes: &[u8]) -> (usize, usize) {
     panic!("no mdat box");
 }
 
-/// `hallmark serve` on a free loopback port; killed when dropped.
+/// `hallmark serve` on a free loopback port; stopped when dropped (SIGTERM, as a service
+/// manager stops it, so that it removes its upload directory; killed after 5 s).
 pub struct Server {
     pub child: std::process::Child,
     /// `127.0.0.1:PORT`
@@ -297,6 +298,16 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = std::time::Instant::now();
+        while started.elapsed().as_secs() < 5 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -303,6 +303,8 @@ pub fn ffmpeg_round_trip(
     ffmpeg_encode(frames, fps, args, &out);
     let v = decode(&out, usize::MAX);
     let _ = std::fs::remove_file(&out);
+    // The last call of the process removes the directory (others may still be using it).
+    let _ = std::fs::remove_dir(&dir);
     v
 }
 
