@@ -103,6 +103,9 @@ enum Command {
     /// each p-value's order of magnitude unless --full-evidence or a bearer token), GET
     /// /healthz, the C2PA soft-binding lookups. Each upload is analysed in a separate worker
     /// process with a time and memory limit, then deleted.
+    ///
+    /// Ctrl-C or SIGTERM stops it: no new connections, answers in progress finish (at most
+    /// the analysis timeout and 5 s), and its upload directory is removed.
     Serve(ServeArgs),
     /// Make a verifier home in OUT_DIR from this (signing) home: what `verify` and `serve`
     /// need, and no private signing key.
