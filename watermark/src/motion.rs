@@ -58,6 +58,20 @@ const TINY_ZOOM_PER_S: f64 = 0.06;
 /// A step this short is from one frame to the next (≥ 20 fps): the embedder's, which sees
 /// every frame.
 const ONE_FRAME_S: f64 = 0.05;
+/// A cell of the tracking grid within this many luma levels of what it was is unchanged…
+const STILL_LEVELS: f32 = 2.0;
+/// …and one unchanged this long, where the picture shows an edge ([`EDGE_LEVELS`] a cell),
+/// is taken for an overlay burnt in over the picture (a caption, a logo)…
+const OVERLAY_S: f32 = 0.7;
+const EDGE_LEVELS: f32 = 4.0;
+/// …where such cells are between these shares of the cells with an edge (fewer: the odd
+/// cell any clip has; more: the camera more likely stood still)…
+const MIN_OVERLAY: f64 = 0.02;
+const MAX_OVERLAY: f64 = 0.35;
+/// …and the motion fitted without them explains the rest this well (a camera's move over
+/// a still scene explains all but 0.5–15 % of the frame's change; characters moving over a
+/// still background, far less).
+const OVERLAY_EXPLAIN: f64 = 0.2;
 /// Half-resolution grids smaller than this each way are not tracked.
 const MIN_CELLS: usize = 8;
 /// Frames further apart than this (a key-frame scan, a gap in the file) are not followed.
@@ -280,6 +294,7 @@ struct Tracker {
     /// How much of the frames the motions explained lately (see [`EXPLAIN_MEMORY_S`]);
     /// `None` at the start and after a cut.
     explained: Option<f64>,
+    still: StillCells,
     passes: usize,
 }
 
@@ -307,6 +322,7 @@ impl Tracker {
             zoom: 1.0,
             prev_half: Vec::new(),
             explained: None,
+            still: StillCells::default(),
             passes,
         }
     }
@@ -360,6 +376,7 @@ impl Tracker {
         let prev_hat = self.prev_hat.replace(a);
         let prev = std::mem::replace(&mut self.prev, g);
         let prev_half = std::mem::replace(&mut self.prev_half, g2);
+        let overlay = self.still.update(&prev, &self.prev, wa, ha, step_s);
         let (Some(step_s), Some(prev_hat)) = (step_s, prev_hat) else {
             return Step::Still;
         };
@@ -406,17 +423,36 @@ impl Tracker {
             wrap(pc) + sub(at(pr, pc - 1), peak, at(pr, pc + 1)),
             wrap(pr) + sub(at(pr - 1, pc), peak, at(pr + 1, pc)),
         );
-        let fit = refine(
-            &prev_half,
-            &self.prev_half,
-            wh,
-            hh,
-            start,
-            self.zoom,
-            COARSE_PASSES,
-        )
-        .and_then(|(z, s)| refine(&prev, cur, wa, ha, (2.0 * s.0, 2.0 * s.1), z, self.passes));
-        let Some((zoom, s)) = fit else {
+        // The camera's motion and how much of the frame it explains. A caption or a logo
+        // burnt in over a camera's move stays where it is and would pull the fit towards
+        // none: where some of the picture has not changed for a while, the fit leaves it
+        // out, and is kept if the rest is then a camera move.
+        let fit = |mask: Option<&Overlay>| {
+            let (zoom, s) = refine(
+                &prev_half,
+                &self.prev_half,
+                wh,
+                hh,
+                start,
+                self.zoom,
+                COARSE_PASSES,
+                mask.map(|m| &m.half[..]),
+            )
+            .and_then(|(z, s)| {
+                let d = (2.0 * s.0, 2.0 * s.1);
+                let full = mask.map(|m| &m.full[..]);
+                refine(&prev, cur, wa, ha, d, z, self.passes, full)
+            })?;
+            let (moved, none) =
+                prediction_errors(&prev, cur, wa, ha, zoom, s, mask.map(|m| &m.full[..]));
+            Some((zoom, s, moved / none.max(1e-9)))
+        };
+        let fit = overlay
+            .as_ref()
+            .and_then(|m| fit(Some(m)))
+            .filter(|f| f.2 < OVERLAY_EXPLAIN)
+            .or_else(|| fit(None));
+        let Some((zoom, s, explained)) = fit else {
             self.zoom = 1.0;
             return Step::Still;
         };
@@ -426,12 +462,7 @@ impl Tracker {
         let zoom_s = (zoom - 1.0).abs() / step_s;
         let tiny = shift_h < TINY_SHIFT_PER_S && zoom_s < TINY_ZOOM_PER_S;
         let gentle = shift_h <= GENTLE_SHIFT_PER_S && zoom_s <= GENTLE_ZOOM_PER_S;
-        if !gentle {
-            return Step::Still;
-        }
-        let explained = prediction_error(&prev, cur, wa, ha, zoom, s)
-            / prediction_error(&prev, cur, wa, ha, 1.0, (0.0, 0.0)).max(1e-9);
-        if explained.is_nan() {
+        if !gentle || explained.is_nan() {
             return Step::Still;
         }
         // Judged over the last few tenths of a second, not one frame: a drift read in a
@@ -452,6 +483,89 @@ impl Tracker {
             zoom,
             shift: (s.0 * self.px.0, s.1 * self.px.1),
         })
+    }
+}
+
+/// What has not changed in a clip's picture for a while, cell by cell of the tracking grid:
+/// an overlay burnt in over it.
+#[derive(Default)]
+struct StillCells {
+    /// What each cell was when it last changed by more than [`STILL_LEVELS`], and how long
+    /// ago that was.
+    held: Vec<f32>,
+    since_s: Vec<f32>,
+}
+
+/// The cells of an overlay (grown by one each way: its edges mix it with the picture
+/// behind), on the tracking grid and on its half-resolution grid.
+struct Overlay {
+    full: Vec<bool>,
+    half: Vec<bool>,
+}
+
+impl StillCells {
+    /// The frame `cur` (`w × h` cells) `step_s` after `prev` (`None`: not followed from
+    /// it): the overlay over it, if any.
+    fn update(
+        &mut self,
+        prev: &[f32],
+        cur: &[f32],
+        w: usize,
+        h: usize,
+        step_s: Option<f64>,
+    ) -> Option<Overlay> {
+        let Some(step_s) =
+            step_s.filter(|_| prev.len() == cur.len() && self.held.len() == cur.len())
+        else {
+            self.held = cur.to_vec();
+            self.since_s = vec![0.0; cur.len()];
+            return None;
+        };
+        let mut still = vec![false; w * h];
+        let (mut edges, mut overlay) = (0usize, 0usize);
+        for y in 1..h - 1 {
+            for x in 1..w - 1 {
+                let i = y * w + x;
+                let changed = (cur[i] - self.held[i]).abs() > STILL_LEVELS;
+                if changed {
+                    self.held[i] = cur[i];
+                    self.since_s[i] = 0.0;
+                } else {
+                    self.since_s[i] += step_s as f32;
+                }
+                let edge = (cur[i + 1] - cur[i - 1])
+                    .abs()
+                    .max((cur[i + w] - cur[i - w]).abs());
+                if edge > 2.0 * EDGE_LEVELS {
+                    edges += 1;
+                    if !changed && self.since_s[i] >= OVERLAY_S {
+                        overlay += 1;
+                        still[i] = true;
+                    }
+                }
+            }
+        }
+        let share = overlay as f64 / edges.max(1) as f64;
+        if !(MIN_OVERLAY..=MAX_OVERLAY).contains(&share) {
+            return None;
+        }
+        let mut full = vec![false; w * h];
+        let mut half = vec![false; (w / 2) * (h / 2)];
+        for y in 0..h {
+            for x in 0..w {
+                if still[y * w + x] {
+                    for yy in y.saturating_sub(1)..(y + 2).min(h) {
+                        for xx in x.saturating_sub(1)..(x + 2).min(w) {
+                            full[yy * w + xx] = true;
+                            if yy / 2 < h / 2 && xx / 2 < w / 2 {
+                                half[(yy / 2) * (w / 2) + xx / 2] = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(Overlay { full, half })
     }
 }
 
@@ -503,6 +617,7 @@ fn refine(
     d: (f64, f64),
     zoom: f64,
     passes: usize,
+    mask: Option<&[bool]>,
 ) -> Option<(f64, (f64, f64))> {
     let (gx, gy) = gradients(prev, w, h);
     let (cx, cy) = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
@@ -533,6 +648,9 @@ fn refine(
             for x in (x_lo..=x_hi).step_by(2) {
                 let qx = cx + b * (x as f64 - cx) + u.0;
                 let t = taps(w, qx, qy);
+                if mask.is_some_and(|m| m[y * w + x] || m[t.0]) {
+                    continue;
+                }
                 let e = cur[y * w + x] - sample(prev, w, t);
                 let (ix, iy) = (sample(&gx, w, t), sample(&gy, w, t));
                 // cur − prev(q + δq) ≈ e − ∇·δq, δq = (x − c)·δb + δu.
@@ -573,21 +691,38 @@ fn refine(
     Some((a, (-u.0 * a, -u.1 * a)))
 }
 
-/// Mean squared error of `cur(x)` against `prev(c + (x − c − t)/a)` (grid cells) over the
-/// middle of the frame (a fifth off each side: both motions judged on the same pixels).
-fn prediction_error(prev: &[f32], cur: &[f32], w: usize, h: usize, a: f64, t: (f64, f64)) -> f64 {
+/// Mean squared errors of `cur(x)` against `prev(c + (x − c − t)/a)` (grid cells) and
+/// against `prev(x)`, over the middle of the frame (a fifth off each side) and the same
+/// pixels for both: those neither in nor read from the `mask`'s overlay.
+fn prediction_errors(
+    prev: &[f32],
+    cur: &[f32],
+    w: usize,
+    h: usize,
+    a: f64,
+    t: (f64, f64),
+    mask: Option<&[bool]>,
+) -> (f64, f64) {
     let (cx, cy) = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
-    let (mut sum, mut n) = (0f64, 0usize);
+    let (mut moved, mut none, mut n) = (0f64, 0f64, 0usize);
     for y in (h / 5..h - h / 5).step_by(2) {
         let qy = (cy + (y as f64 - cy - t.1) / a).clamp(0.0, h as f64 - 1.001);
         for x in (w / 5..w - w / 5).step_by(2) {
             let qx = (cx + (x as f64 - cx - t.0) / a).clamp(0.0, w as f64 - 1.001);
-            let e = f64::from(cur[y * w + x] - sample(prev, w, taps(w, qx, qy)));
-            sum += e * e;
+            let q = taps(w, qx, qy);
+            let i = y * w + x;
+            if mask.is_some_and(|m| m[i] || m[q.0]) {
+                continue;
+            }
+            let e = f64::from(cur[i] - sample(prev, w, q));
+            let e0 = f64::from(cur[i] - prev[i]);
+            moved += e * e;
+            none += e0 * e0;
             n += 1;
         }
     }
-    sum / n.max(1) as f64
+    let n = n.max(1) as f64;
+    (moved / n, none / n)
 }
 
 /// Cramer's rule; `None` for a (near) singular system.
@@ -669,6 +804,69 @@ mod tests {
                 last = got;
                 truth = truth.then(step);
             }
+        }
+    }
+
+    /// A caption and a logo burnt in over a frame `w × h`: full-contrast stripes across the
+    /// bottom and a light box top right, where they stay whatever the camera does.
+    fn with_overlay(mut y: Vec<u8>, w: usize, h: usize) -> Vec<u8> {
+        for r in 0..h {
+            for c in 0..w {
+                let caption =
+                    (h * 82 / 100..h * 90 / 100).contains(&r) && (w / 10..w * 9 / 10).contains(&c);
+                let logo =
+                    (h / 20..h * 3 / 20).contains(&r) && (w * 8 / 10..w * 95 / 100).contains(&c);
+                if caption {
+                    y[r * w + c] = if (c / 7 + r / 11) % 2 == 0 { 250 } else { 10 };
+                } else if logo {
+                    y[r * w + c] = 235;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn follows_a_pan_and_a_zoom_under_a_caption_and_a_logo() {
+        let (w, h) = (640, 360);
+        // At 30 fps the embedder sees every frame of a pan of (3.3, −1.2) px and a 0.3 %
+        // push-in a frame, the detector one frame in eleven of a slower one.
+        for (side, every, passes, step) in [
+            ("embedder", 1, EMBED_PASSES, (1.003, (3.3, -1.2))),
+            ("detector", 6, DETECT_PASSES, (1.001, (1.5, -0.6))),
+        ] {
+            let step = Motion {
+                zoom: step.0,
+                shift: step.1,
+            };
+            let mut tracker = Tracker::new(w, h, TRACK_ROWS, passes);
+            let mut truth = Motion::REST;
+            let mut ridden = 0;
+            for i in 0..=(60 / every) {
+                let y = with_overlay(view(w, h, truth.zoom, truth.shift), w, h);
+                let got = tracker.next(&y, (i > 0).then_some(every as f64 / 30.0));
+                // Once the overlay has stood still for a while, every step is the camera's.
+                if i * every >= 30 {
+                    let want = (0..every).fold(Motion::REST, |m, _| m.then(step));
+                    let Step::Ride(m) = got else {
+                        panic!("{side} frame {}: not ridden", i * every);
+                    };
+                    let err = (m.shift.0 - want.shift.0)
+                        .abs()
+                        .max((m.shift.1 - want.shift.1).abs())
+                        + (m.zoom - want.zoom).abs() * 320.0;
+                    assert!(
+                        err < 0.15 * every as f64,
+                        "{side} frame {}: {m:?} against {want:?}",
+                        i * every
+                    );
+                    ridden += 1;
+                }
+                for _ in 0..every {
+                    truth = truth.then(step);
+                }
+            }
+            assert!(ridden >= 3, "{side}");
         }
     }
 
