@@ -34,8 +34,8 @@ pub use provenance::UNTRUSTED;
 pub use recover::{RecoveredManifest, Recovery, Similarity};
 pub use report::{
     ActionSummary, Audit, C2paReport, Coverage, IngredientNode, KeyIdentity, MarkRegion,
-    MarkResult, MarkWarp, MediaSummary, Report, SoftBinding, SoundScale, StatusDetail, Verdict,
-    VideoScan, WatermarkReport, SCHEMA,
+    MarkResult, MarkWarp, MediaSummary, PayloadSource, Report, SoftBinding, SoundScale,
+    StatusDetail, Verdict, VideoScan, WatermarkReport, SCHEMA,
 };
 pub use signals::{Signal, SignalKind, Strength};
 
@@ -332,6 +332,43 @@ impl Verifier {
         }
         if let Some(e) = manifest_error {
             report.error = Some(e);
+        }
+        // A proven picture mark whose payload did not decode: the clip ids named without it
+        // (the sound's mark, the store's clips with this content) are tried against its
+        // coded bits.
+        if let Some(w) = report.watermark.as_mut() {
+            if let Some(m) = w
+                .video
+                .as_mut()
+                .filter(|m| m.detected && m.payload.is_none())
+            {
+                if let (Some(reading), Some(key_id)) = (&m.payload_reading, m.key_id) {
+                    let sound = w
+                        .audio
+                        .as_ref()
+                        .filter(|a| a.detected)
+                        .and_then(|a| a.payload.as_deref())
+                        .and_then(|c| u64::from_str_radix(c, 16).ok());
+                    let stored = match (&self.store, &print) {
+                        (Some(store), Some(print)) => recover::content_candidates(store, print),
+                        _ => Vec::new(),
+                    };
+                    let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
+                    if let Some((payload, p)) = recover::match_payload(&candidates, reading, key_id)
+                    {
+                        m.payload = Some(payload.clip_id_hex());
+                        m.ai_generated = Some(payload.ai_generated());
+                        m.payload_named_by = Some(if sound == Some(payload.clip_id) {
+                            PayloadSource::Sound
+                        } else {
+                            PayloadSource::Store
+                        });
+                        m.payload_match_p = Some(p);
+                        w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
+                    }
+                }
+            }
+            scan::stage_times::mark("candidate clip ids tried on the picture's mark");
         }
         // The store: asked about the clip id of a detected mark.
         let detected_clip = report.watermark.as_ref().and_then(|w| {
@@ -706,6 +743,9 @@ fn video_mark(
         inconclusive: p_value > DETECT_P && p_value < INCONCLUSIVE_P,
         p_value,
         payload: payload.map(|p| p.clip_id_hex()),
+        payload_named_by: None,
+        payload_match_p: None,
+        payload_reading: found.payload_reading.filter(|_| readable),
         ai_generated: payload.map(|p| p.ai_generated()),
         key_id: found.key_id.filter(|_| readable),
         key: None,
@@ -857,6 +897,9 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         inconclusive: found.inconclusive,
         p_value: found.p_value,
         payload: found.payload.map(|p| p.clip_id_hex()),
+        payload_named_by: None,
+        payload_match_p: None,
+        payload_reading: None,
         ai_generated: found.payload.map(|p| p.ai_generated()),
         key_id: found.key_id,
         key: None,

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hallmark_store::{ContentMatch, Fingerprint, ManifestStore};
+use hallmark_watermark::{Payload, PayloadReading};
 use serde::Serialize;
 
 use crate::provenance::{self, Outcome};
@@ -53,6 +54,55 @@ pub struct RecoveredManifest {
 pub struct Similarity {
     pub video: Option<f64>,
     pub audio: Option<f64>,
+}
+
+/// The store's clips with the upload's content tried against a proven mark whose payload
+/// did not decode.
+pub const PAYLOAD_CANDIDATES: usize = 8;
+/// A candidate is the mark's clip when its p-value times the candidates tried is at most
+/// this (the presence test's threshold).
+pub const PAYLOAD_MATCH_P: f64 = 1e-6;
+
+/// The clip ids of the clips the store holds this content as (`find_by_content`, at most
+/// [`PAYLOAD_CANDIDATES`]): candidates for a proven mark whose payload did not decode.
+pub fn content_candidates(store_path: &Path, upload: &Fingerprint) -> Vec<u64> {
+    let Ok(Some(store)) = ManifestStore::open_existing(store_path) else {
+        return Vec::new();
+    };
+    let found = store
+        .find_by_content(upload, PAYLOAD_CANDIDATES)
+        .unwrap_or_default();
+    found
+        .iter()
+        .filter_map(|f| store.get(&f.manifest_id).ok().flatten())
+        .filter_map(|m| u64::from_str_radix(&m.clip_id, 16).ok())
+        .collect()
+}
+
+/// Of `candidates` (clip ids named without looking at the mark: by the sound's mark, by
+/// the store), the one a proven mark's coded bits single out, with its p-value times the
+/// candidates tried, when that is at most [`PAYLOAD_MATCH_P`]. Each p-value is that of a
+/// clip id the mark does not carry agreeing as well ([`PayloadReading::p_values`]); the
+/// candidates do not depend on the reading, so the correction for them is exact.
+pub fn match_payload(
+    candidates: &[u64],
+    reading: &PayloadReading,
+    key_id: u8,
+) -> Option<(Payload, f64)> {
+    let mut candidates: Vec<Payload> = candidates
+        .iter()
+        .map(|&clip_id| Payload { clip_id, key_id })
+        .collect();
+    candidates.sort_unstable_by_key(|c| c.clip_id);
+    candidates.dedup();
+    let ps = reading.p_values(&candidates);
+    let tried = candidates.len() as f64;
+    candidates
+        .into_iter()
+        .zip(ps)
+        .map(|(c, p)| (c, (p * tried).min(1.0)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .filter(|(_, p)| *p <= PAYLOAD_MATCH_P)
 }
 
 /// Hash-binding failures expected when the stored manifest is read without its asset.

@@ -153,6 +153,16 @@ pub struct WatermarkReport {
     pub clip_id: Option<String>,
 }
 
+/// Where a picture mark's payload was named when it did not decode on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayloadSource {
+    /// The sound's mark carries it.
+    Sound,
+    /// The manifest store holds this content as that clip.
+    Store,
+}
+
 /// One medium's watermark evidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct MarkResult {
@@ -164,6 +174,18 @@ pub struct MarkResult {
     /// and shift tried, and both passes of a quick scan (an upper bound).
     pub p_value: f64,
     pub payload: Option<String>,
+    /// Set when `payload` did not decode from the mark alone but was named elsewhere — by
+    /// the sound's mark, or by the manifest store (a clip it holds this content as) — and
+    /// then proven by the mark's coded bits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_named_by: Option<PayloadSource>,
+    /// With `payload_named_by`: the probability that a clip id the mark does not carry
+    /// agrees with its coded bits as well, times the candidates tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_match_p: Option<f64>,
+    /// The coded bits as read where the payload did not decode (not in the JSON).
+    #[serde(skip)]
+    pub payload_reading: Option<hallmark_watermark::PayloadReading>,
     /// The payload's AI declaration (the clip id's top bit), when it decoded.
     pub ai_generated: Option<bool>,
     /// The payload's one-byte key id: it only narrows down which key marked the content.

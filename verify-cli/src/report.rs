@@ -163,7 +163,17 @@ pub fn human(report: &Report, color: bool) -> String {
             mark.frames_analysed,
             mark.payload
                 .as_ref()
-                .map(|c| format!(", clip id {c}"))
+                .map(|c| match (mark.payload_named_by, mark.payload_match_p) {
+                    // Named elsewhere, proven by the mark's coded bits.
+                    (Some(by), Some(p)) => format!(
+                        ", clip id {c} (named by the {}, proven by the mark: p = {p:.1e})",
+                        match by {
+                            hallmark_detector::PayloadSource::Sound => "sound's mark",
+                            hallmark_detector::PayloadSource::Store => "manifest store",
+                        }
+                    ),
+                    _ => format!(", clip id {c}"),
+                })
                 .unwrap_or_default(),
             mark.key
                 .as_ref()

@@ -163,3 +163,95 @@ fn a_tampered_file_stays_tampered_when_its_clip_is_in_the_store() {
     assert_eq!(sources, vec!["picture-mark"], "{report:#}");
     assert_eq!(report["recovered_manifest"]["status"], "recovered");
 }
+
+#[test]
+fn a_picture_mark_too_weak_for_its_payload_is_read_against_the_clips_named_for_it() {
+    // The same content sealed twice: the store holds it as two clips. A copy of the first,
+    // small and heavily compressed, proves the mark but cannot decode its payload alone.
+    let home = Home::with_keys("Test Newsroom");
+    let first = home.seal(&short_clip(), "named-first.mp4", &["--preset", "ultrafast"]);
+    let second = home.seal(
+        &short_clip(),
+        "named-second.mp4",
+        &["--preset", "ultrafast"],
+    );
+    let (clip_id, other) = (
+        clip_id_of(&first, home.path()),
+        clip_id_of(&second, home.path()),
+    );
+    assert_ne!(clip_id, other);
+    let weak = |name: &str, sound: &[&str]| {
+        let out = scratch().join(name);
+        let mut args = vec!["-i", first.to_str().unwrap(), "-map_metadata", "-1"];
+        args.extend_from_slice(sound);
+        args.extend_from_slice(&[
+            "-vf",
+            "scale=-2:240",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "32",
+            out.to_str().unwrap(),
+        ]);
+        ffmpeg(&args);
+        out
+    };
+    let silent = weak("named-weak-silent.mp4", &["-an"]);
+    let (_, blind) = verify_json(home.path(), &silent, &["--no-store"]);
+    let mark = &blind["watermark"]["video"];
+    assert_eq!(mark["detected"], true, "{mark:#}");
+    assert!(
+        mark["payload"].is_null(),
+        "the attack no longer defeats the blind decode: {mark:#}"
+    );
+    assert!(mark.get("payload_named_by").is_none());
+
+    // The store names both clips (same content); the mark's coded bits prove the first.
+    let (_, named) = verify_json(home.path(), &silent, &[]);
+    let mark = &named["watermark"]["video"];
+    assert_eq!(mark["payload"], clip_id.as_str(), "{mark:#}");
+    assert_eq!(mark["payload_named_by"], "store");
+    assert!(mark["payload_match_p"].as_f64().unwrap() <= 1e-6);
+    assert_eq!(named["recovered_manifest"]["status"], "recovered");
+    assert_eq!(named["recovered_manifest"]["clip_id"], clip_id.as_str());
+
+    // A sound whose mark names another clip (another seal's sound dubbed under it) is
+    // tried and refused: the picture's coded bits do not carry that clip id.
+    let music = home.seal(
+        &footage_with_music("video/bikes.mp4", 8, "named-music-8s.mp4"),
+        "named-music-sealed.mp4",
+        &["--preset", "ultrafast"],
+    );
+    let dubbed = scratch().join("named-weak-dubbed.mp4");
+    ffmpeg(&[
+        "-i",
+        silent.to_str().unwrap(),
+        "-i",
+        music.to_str().unwrap(),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c",
+        "copy",
+        dubbed.to_str().unwrap(),
+    ]);
+    let (_, report) = verify_json(home.path(), &dubbed, &["--no-store"]);
+    let sound = &report["watermark"]["audio"];
+    let music_clip = clip_id_of(&music, home.path());
+    assert_eq!(sound["detected"], true, "{sound:#}");
+    assert_eq!(sound["payload"], music_clip.as_str());
+    let mark = &report["watermark"]["video"];
+    assert_eq!(mark["detected"], true, "{mark:#}");
+    // (Remuxed, the picture's own payload may just decode: it is never the sound's.)
+    assert_ne!(mark["payload"], music_clip.as_str(), "{mark:#}");
+    assert!(mark.get("payload_named_by").is_none(), "{mark:#}");
+
+    // The second seal's weak copy is not taken for the first's clip, nor the other way.
+    let (_, report) = verify_json(
+        home.path(),
+        &strip_manifest(&second, "named-second-stripped.mp4"),
+        &[],
+    );
+    assert_eq!(report["watermark"]["video"]["payload"], other.as_str());
+}

@@ -199,6 +199,136 @@ pub(crate) fn decode(soft: &[f64], key_id: u8) -> (Option<Payload>, f64) {
     (None, best)
 }
 
+/// The payload's coded bits as a detector read them (soft values, positive = 1) where the
+/// blind decode found no payload: a candidate payload named from elsewhere (a clip the
+/// manifest store holds content like) can still be tested against them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayloadReading {
+    soft: Vec<f64>,
+}
+
+/// Trellis steps the candidate test scores: the clip id's 64 information bits and the key
+/// id's 8 after them (the CRC's and the tail's coded bits depend on the whole clip id, which
+/// a 64-state trellis does not follow).
+const TESTED_STEPS: usize = KEY_ID_AT + 8;
+/// Bins of the candidate test's null distribution over the range of its score.
+const NULL_BINS: f64 = 4000.0;
+
+impl PayloadReading {
+    pub(crate) fn new(soft: Vec<f64>) -> PayloadReading {
+        PayloadReading { soft }
+    }
+
+    /// The agreement of the reading with `candidate`'s coded bits over [`TESTED_STEPS`].
+    fn score(&self, candidate: &Payload) -> f64 {
+        let coded = encode(&info_bits(candidate));
+        coded
+            .iter()
+            .zip(&self.soft)
+            .take(2 * TESTED_STEPS)
+            .map(|(&c, &s)| if c == 1 { s } else { -s })
+            .sum()
+    }
+
+    /// For each candidate (carrying the key id of the key that registered the mark), an
+    /// upper bound on the probability that a clip id *other than the one the mark carries*
+    /// agrees with the reading at least as well: a p-value per candidate (multiply by the
+    /// number of candidates tried for the family).
+    ///
+    /// Exact up to rounding, not a tail bound: clip ids are random (63 bits from the OS, the
+    /// top bit the AI declaration), so the score of a clip id that is not the mark's is the
+    /// score of a uniformly random path through the code's trellis, whose distribution a
+    /// dynamic program over its 64 states gives; each step's gain is rounded up, so the
+    /// tail is overestimated. The AI bit is not random: the larger tail of its two values
+    /// is taken.
+    pub fn p_values(&self, candidates: &[Payload]) -> Vec<f64> {
+        let Some(key_id) = candidates.first().map(|c| c.key_id) else {
+            return Vec::new();
+        };
+        let gain = |t: usize, full: u32| -> f64 {
+            POLYS
+                .iter()
+                .enumerate()
+                .map(|(j, &p)| {
+                    let v = self.soft[2 * t + j];
+                    if parity(full & p) == 1 {
+                        v
+                    } else {
+                        -v
+                    }
+                })
+                .sum()
+        };
+        let range: f64 = self.soft[..2 * TESTED_STEPS]
+            .iter()
+            .map(|v| v.abs())
+            .sum::<f64>()
+            .max(1e-12);
+        let delta = range / NULL_BINS;
+        // Scores in bins of `delta`, offset so that every reachable one is ≥ 0.
+        let offset = (NULL_BINS as usize) + TESTED_STEPS + 1;
+        let bins = 2 * offset + 1;
+        const NS: usize = 1 << (K - 1);
+        let tail_for = |first: u32| -> Vec<f64> {
+            // dist[state][bin]: probability of the paths so far.
+            let mut dist = vec![0f64; NS * bins];
+            let mut next = vec![0f64; NS * bins];
+            dist[offset] = 1.0;
+            for t in 0..TESTED_STEPS {
+                next.iter_mut().for_each(|x| *x = 0.0);
+                let forced = if t == 0 {
+                    Some(first)
+                } else if t >= KEY_ID_AT {
+                    Some(u32::from((key_id >> (7 - (t - KEY_ID_AT))) & 1))
+                } else {
+                    None
+                };
+                let weight = if forced.is_some() { 1.0 } else { 0.5 };
+                for s in 0..NS {
+                    let row = &dist[s * bins..(s + 1) * bins];
+                    if row.iter().all(|&x| x == 0.0) {
+                        continue;
+                    }
+                    for b in 0..2u32 {
+                        if forced.is_some_and(|f| f != b) {
+                            continue;
+                        }
+                        let full = ((s as u32) << 1) | b;
+                        let ns = (full & (NS as u32 - 1)) as usize;
+                        // Rounded up: every path's binned score is at least its score.
+                        let shift = (gain(t, full) / delta).ceil() as isize;
+                        let out = &mut next[ns * bins..(ns + 1) * bins];
+                        for (k, &x) in row.iter().enumerate() {
+                            if x != 0.0 {
+                                let to = (k as isize + shift).clamp(0, bins as isize - 1);
+                                out[to as usize] += weight * x;
+                            }
+                        }
+                    }
+                }
+                std::mem::swap(&mut dist, &mut next);
+            }
+            // P(binned score ≥ bin k), summed over the end states, from the top down.
+            let mut tail = vec![0f64; bins + 1];
+            for k in (0..bins).rev() {
+                let here: f64 = (0..NS).map(|s| dist[s * bins + k]).sum();
+                tail[k] = tail[k + 1] + here;
+            }
+            tail
+        };
+        let tails = [tail_for(0), tail_for(1)];
+        candidates
+            .iter()
+            .map(|c| {
+                // The first bin whose scores are all ≥ the candidate's (its lower edge).
+                let k = (self.score(c) / delta).floor() as isize + offset as isize;
+                let k = k.clamp(0, bins as isize) as usize;
+                tails[0][k].max(tails[1][k]).min(1.0)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +454,64 @@ mod tests {
             "free list {free}, with the forced key id {decoded}"
         );
         assert!(decoded >= forced, "decode {decoded}, forced {forced}");
+    }
+
+    /// Clip ids as seals make them: 63 random bits and the AI declaration.
+    fn random_payloads(n: usize, key_id: u8, seed: u64) -> Vec<Payload> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                Payload {
+                    clip_id: (state ^ (state >> 29)) | Payload::AI_BIT,
+                    key_id,
+                }
+            })
+            .collect()
+    }
+
+    /// Where the blind decode finds nothing (bit SNR 0.67: coded BER ≈ 0.25), the mark's own
+    /// clip id still stands out of the reading by ~1e-9, while clip ids it does not carry
+    /// come out no better than chance would have them: at most a share α of 3000 at p ≤ α,
+    /// with the mark present (they share its key id) and without one.
+    #[test]
+    fn a_candidate_payload_is_tested_against_a_reading_too_weak_to_decode() {
+        let p = Payload {
+            clip_id: 0x8123_4567_89ab_cdef,
+            key_id: 7,
+        };
+        let coded = encode(&info_bits(&p));
+        let mut gauss = gaussian(5);
+        let mut true_p = Vec::new();
+        for round in 0..6 {
+            let soft = noisy(&coded, 1.5, &mut gauss);
+            assert_eq!(decode(&soft, p.key_id).0, None, "round {round} decoded");
+            let reading = PayloadReading::new(soft);
+            true_p.push(reading.p_values(&[p])[0]);
+        }
+        true_p.sort_by(f64::total_cmp);
+        assert!(true_p[3] < 1e-9, "{true_p:?}");
+        for (what, sigma_mark) in [("marked", 1.5), ("unmarked", f64::INFINITY)] {
+            let soft: Vec<f64> = if sigma_mark.is_finite() {
+                noisy(&coded, sigma_mark, &mut gauss)
+            } else {
+                (0..CODED_BITS).map(|_| gauss()).collect()
+            };
+            let reading = PayloadReading::new(soft);
+            let others = random_payloads(3000, p.key_id, 11 + what.len() as u64);
+            let ps = reading.p_values(&others);
+            for alpha in [0.01, 0.1, 0.5] {
+                let share = ps.iter().filter(|&&x| x <= alpha).count() as f64 / ps.len() as f64;
+                assert!(
+                    share <= alpha * 1.15 + 0.004,
+                    "{what}: {share} at p <= {alpha}"
+                );
+            }
+            // Not absurdly conservative either: about half come out below 0.5.
+            let half = ps.iter().filter(|&&x| x <= 0.5).count() as f64 / ps.len() as f64;
+            assert!(half > 0.35, "{what}: {half}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::analysis::{
     content_box, AnalysisGrid, KeyPattern, ANALYSIS_ROWS, MAX_GRID_ASPECT, TILE,
 };
-use crate::code;
+use crate::code::{self, PayloadReading};
 use crate::fft::{Fft, C};
 use crate::inset::InsetFinder;
 use crate::key::{Payload, WatermarkKey};
@@ -131,6 +131,10 @@ pub struct VideoDetection {
     /// mark that rides the camera, see [`VideoEmbedder::riding`](crate::VideoEmbedder::riding)),
     /// tested beside the frames as they come when the picture moved.
     pub riding: bool,
+    /// Where the mark is at least inconclusive but its payload did not decode: the coded
+    /// bits as read, to test a candidate clip id against
+    /// ([`PayloadReading::p_values`]).
+    pub payload_reading: Option<PayloadReading>,
 }
 
 impl VideoDetection {
@@ -1753,6 +1757,18 @@ impl VideoDetector {
         decode_payload(&reg.fold(img, w, h), key, *key_id, orientation, reg.shift)
     }
 
+    /// The payload's coded bits as read at a registration, to test candidates against.
+    fn reading_at(&self, reg: &Registration, img: &[f32], w: usize, h: usize) -> PayloadReading {
+        let (_, key) = &self.keys[reg.key];
+        let orientation = self.variants[reg.key][reg.orientation].orientation;
+        PayloadReading::new(soft_payload(
+            &reg.fold(img, w, h),
+            key,
+            orientation,
+            reg.shift,
+        ))
+    }
+
     /// The registration search over one summed residual image: the best (z, key index,
     /// orientation, scale, shift, phase) over every key, the first `orientations` of
     /// [`Orientation::ALL`], scale on `scales`, phase and shift. Pass 1 searches phase 0 at
@@ -2319,6 +2335,7 @@ impl VideoDetector {
             region: None,
             warp: None,
             riding: false,
+            payload_reading: None,
         }
     }
 
@@ -2561,6 +2578,9 @@ impl VideoDetector {
             out.warp = reg.map.as_ref().map(Warp::of);
             let (payload, ber) = self.payload_at(&reg, &summed, iw, ih);
             out.payload = payload;
+            if payload.is_none() {
+                out.payload_reading = Some(self.reading_at(&reg, &summed, iw, ih));
+            }
             out.bit_error_estimate = Some(ber);
             let tile = payload.map(|p| key.embed_tile(&code::encode(&code::info_bits(&p))));
             out.region = Some(locate(
@@ -2900,6 +2920,11 @@ fn decode_payload(
     orientation: Orientation,
     shift: usize,
 ) -> (Option<Payload>, f64) {
+    code::decode(&soft_payload(f, key, orientation, shift), key_id)
+}
+
+/// Per coded bit the correlation of its chips with their signs, at a registration.
+fn soft_payload(f: &[f64], key: &KeyPattern, orientation: Orientation, shift: usize) -> Vec<f64> {
     let (dy, dx) = (shift / TILE, shift % TILE);
     let mut soft = vec![0f64; code::CODED_BITS];
     for j in 0..TILE * TILE {
@@ -2910,7 +2935,7 @@ fn decode_payload(
             soft[k as usize] += key.sign[j] as f64 * v;
         }
     }
-    code::decode(&soft, key_id)
+    soft
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub use audio::{
     NotWholeFrames, AUDIO_BAND_HI_HZ, AUDIO_BAND_LO_HZ, AUDIO_PERIOD_TILES, AUDIO_RATE,
     AUDIO_SNR_DB, AUDIO_STEP, AUDIO_TILE_SAMPLES, DEFAULT_AUDIO_STRENGTH,
 };
+pub use code::PayloadReading;
 pub use detect::{
     fine_rows, frame_luma, Orientation, Region, VideoDetection, VideoDetector, Warp, DETECT_P,
     FINE_ANALYSIS_ROWS, FINE_SCALE_MAX, FINE_SCALE_MIN, INCONCLUSIVE_P, MAX_TIMELINE_BINS,

@@ -429,19 +429,23 @@ impl Tracker {
         // out, and is kept if the rest is then a camera move.
         let fit = |mask: Option<&Overlay>| {
             let (zoom, s) = refine(
-                &prev_half,
-                &self.prev_half,
+                (&prev_half, &self.prev_half),
                 wh,
                 hh,
-                start,
-                self.zoom,
+                (self.zoom, start),
                 COARSE_PASSES,
                 mask.map(|m| &m.half[..]),
             )
             .and_then(|(z, s)| {
-                let d = (2.0 * s.0, 2.0 * s.1);
                 let full = mask.map(|m| &m.full[..]);
-                refine(&prev, cur, wa, ha, d, z, self.passes, full)
+                refine(
+                    (&prev, cur),
+                    wa,
+                    ha,
+                    (z, (2.0 * s.0, 2.0 * s.1)),
+                    self.passes,
+                    full,
+                )
             })?;
             let (moved, none) =
                 prediction_errors(&prev, cur, wa, ha, zoom, s, mask.map(|m| &m.full[..]));
@@ -606,16 +610,15 @@ fn sample(p: &[f32], w: usize, (i, ax, ay): (usize, f32, f32)) -> f32 {
     top + (bot - top) * ay
 }
 
-/// Gauss–Newton refinement of the content's motion from `prev` to `cur` (grid cells),
-/// `x' = c + a·(x − c) + t`, from the translation `d`: `(a, t)`, or `None` for a fit
-/// that does not converge to a plausible motion.
+/// Gauss–Newton refinement of the content's motion from `prev` to `cur` (`w × h` grid
+/// cells), `x' = c + a·(x − c) + t`, from the zoom and translation `(zoom, d)`, leaving out
+/// the cells of `mask` and those read from them: `(a, t)`, or `None` for a fit that does not
+/// converge to a plausible motion.
 fn refine(
-    prev: &[f32],
-    cur: &[f32],
+    (prev, cur): (&[f32], &[f32]),
     w: usize,
     h: usize,
-    d: (f64, f64),
-    zoom: f64,
+    (zoom, d): (f64, (f64, f64)),
     passes: usize,
     mask: Option<&[bool]>,
 ) -> Option<(f64, (f64, f64))> {
