@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout};
+use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout, VideoFrame};
 use hallmark_store::{Fingerprint, Fingerprinter};
 use hallmark_watermark::{
     VideoDetection, VideoDetector, WatermarkKey, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_BINS,
@@ -349,10 +349,19 @@ impl Verifier {
                         .filter(|a| a.detected)
                         .and_then(|a| a.payload.as_deref())
                         .and_then(|c| u64::from_str_radix(c, 16).ok());
-                    let stored = match (&self.store, &print) {
+                    let mut stored = match (&self.store, &print) {
                         (Some(store), Some(print)) => recover::content_candidates(store, print),
                         _ => Vec::new(),
                     };
+                    // A mark found in part of the frame (picture-in-picture): the store is
+                    // asked about that part too, decoded once more (the whole frame's
+                    // fingerprint is the other footage's).
+                    let inset = m.region.as_ref().filter(|r| r.w * r.h < INSET_AREA);
+                    if let (Some(store), Some(r), None) = (&self.store, inset, sound) {
+                        for print in picture_prints_of(&target.path, &inset_guesses(r)) {
+                            stored.extend(recover::content_candidates(store, &print));
+                        }
+                    }
                     let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
                     if let Some((payload, p)) = recover::match_payload(&candidates, reading, key_id)
                     {
@@ -804,6 +813,110 @@ fn picture_print(path: &Path) -> Option<Fingerprint> {
     Some(print.finish())
 }
 
+/// A mark's region smaller than this share of the frame is an inset: the store is asked about
+/// it on its own.
+const INSET_AREA: f64 = 0.6;
+
+/// Where an inset lies, from the region its mark was found in (blocks of a sixteenth of the
+/// analysis grid's height, so each side may be a block off): the region, and the region made
+/// the frame's shape from its width and from its height (a picture shown smaller keeps its
+/// shape, most often the frame's), each also moved by a block each way.
+fn inset_guesses(r: &MarkRegion) -> Vec<MarkRegion> {
+    const BLOCK: f64 = 1.0 / 16.0;
+    let mut out: Vec<MarkRegion> = Vec::new();
+    for (w, h) in [(r.w, r.h), (r.w, r.w), (r.h, r.h)] {
+        for dy in [0.0, -BLOCK, BLOCK] {
+            for dx in [0.0, -BLOCK, BLOCK] {
+                let g = MarkRegion {
+                    x: r.x + dx,
+                    y: r.y + dy,
+                    w,
+                    h,
+                };
+                let inside =
+                    g.x >= 0.0 && g.y >= 0.0 && g.x + w <= 1.0 + 1e-9 && g.y + h <= 1.0 + 1e-9;
+                if inside && !out.iter().any(|o| o == &g) {
+                    out.push(g);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The picture's fingerprint inside each of `regions` (fractions of the frame): the
+/// reference frames decoded again, each shrunk to a quarter each way and cropped to them.
+fn picture_prints_of(path: &Path, regions: &[MarkRegion]) -> Vec<Fingerprint> {
+    let Ok(mut decoder) = open_decoder(path) else {
+        return Vec::new();
+    };
+    decoder.select_video_frames(VideoScan::full(decoder.info()).selection());
+    let mut prints: Vec<Fingerprinter> = regions.iter().map(|_| Fingerprinter::new()).collect();
+    while let Ok(Some(frame)) = decoder.next_frame() {
+        let MediaFrame::Video(frame) = frame else {
+            continue;
+        };
+        let Some(small) = quarter_luma(&frame) else {
+            continue;
+        };
+        for (print, region) in prints.iter_mut().zip(regions) {
+            if let Some(inset) = crop_luma(&small, region) {
+                print.add_frame(&inset);
+            }
+        }
+    }
+    prints.into_iter().map(Fingerprinter::finish).collect()
+}
+
+/// A Yuv420p frame's luma shrunk to a quarter each way (4 × 4 means), its colour grey (the
+/// fingerprint reads luma only); `None` for other layouts.
+fn quarter_luma(frame: &VideoFrame) -> Option<VideoFrame> {
+    if frame.layout != PixelLayout::Yuv420p {
+        return None;
+    }
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (qw, qh) = ((w / 4) & !1, (h / 4) & !1);
+    if qw == 0 || qh == 0 {
+        return None;
+    }
+    let mut out = VideoFrame::black(qw as u32, qh as u32, PixelLayout::Yuv420p, frame.pts_s);
+    for (r, line) in out.planes[0].chunks_exact_mut(qw).enumerate() {
+        for (c, o) in line.iter_mut().enumerate() {
+            let sum: u32 = (0..4)
+                .flat_map(|dy| (0..4).map(move |dx| (dy, dx)))
+                .map(|(dy, dx)| u32::from(frame.planes[0][(4 * r + dy) * w + 4 * c + dx]))
+                .sum();
+            *o = (sum / 16) as u8;
+        }
+    }
+    Some(out)
+}
+
+/// The luma of `frame` inside `region` (fractions of the frame) as a frame of its own, its
+/// colour grey (the fingerprint reads luma only); `None` for an Rgb24 frame or an empty
+/// region.
+fn crop_luma(frame: &VideoFrame, region: &MarkRegion) -> Option<VideoFrame> {
+    if frame.layout != PixelLayout::Yuv420p {
+        return None;
+    }
+    let (w, h) = (frame.width as f64, frame.height as f64);
+    let x0 = (region.x.clamp(0.0, 1.0) * w) as usize;
+    let y0 = (region.y.clamp(0.0, 1.0) * h) as usize;
+    let cw =
+        ((region.w * w) as usize).min(frame.width as usize - x0.min(frame.width as usize)) & !1;
+    let ch =
+        ((region.h * h) as usize).min(frame.height as usize - y0.min(frame.height as usize)) & !1;
+    if cw == 0 || ch == 0 {
+        return None;
+    }
+    let mut out = VideoFrame::black(cw as u32, ch as u32, PixelLayout::Yuv420p, frame.pts_s);
+    let stride = frame.width as usize;
+    for (r, line) in out.planes[0].chunks_exact_mut(cw).enumerate() {
+        line.copy_from_slice(&frame.planes[0][(y0 + r) * stride + x0..][..cw]);
+    }
+    Some(out)
+}
+
 fn fail(report: Report, message: String) -> Report {
     Report {
         media: report.media,
@@ -1067,5 +1180,98 @@ fn summarise_media(info: hallmark_media::MediaInfo) -> MediaSummary {
         height: info.video.as_ref().map(|v| v.height),
         sample_rate: info.audio.as_ref().map(|a| a.sample_rate),
         channels: info.audio.as_ref().map(|a| a.channels),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hallmark_store::{ManifestStore, StoredManifest};
+
+    fn ffmpeg(args: &[&str]) {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-y", "-loglevel", "error"])
+            .args(args)
+            .output()
+            .expect("ffmpeg (scripts/setup installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A clip shown at half size over other footage is not the stored clip as a whole
+    /// frame, but the part the mark was found in is, even with that part placed a block off
+    /// (the precision of a mark's region): the store names it.
+    #[test]
+    fn an_inset_placed_roughly_is_named_by_the_store_from_its_own_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/media/video");
+        let (clip, pip) = (dir.path().join("clip.mp4"), dir.path().join("pip.mp4"));
+        let bbb = shared.join("bigbuckbunny.mp4");
+        let bikes = shared.join("bikes.mp4");
+        ffmpeg(&[
+            "-i",
+            bbb.to_str().unwrap(),
+            "-t",
+            "4",
+            "-an",
+            "-vf",
+            "scale=640:360",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            clip.to_str().unwrap(),
+        ]);
+        ffmpeg(&[
+            "-i", clip.to_str().unwrap(), "-stream_loop", "-1", "-i", bikes.to_str().unwrap(),
+            "-filter_complex",
+            "[1:v][0:v]scale2ref=w=iw:h=ih[bg][fg];[fg]scale=trunc(iw/4)*2:trunc(ih/4)*2[pip];[bg][pip]overlay=W*0.4:H*0.1:shortest=1[v]",
+            "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast", "-crf", "28",
+            pip.to_str().unwrap(),
+        ]);
+        let store_path = dir.path().join("store.sqlite");
+        let mut store = ManifestStore::open(&store_path).unwrap();
+        store
+            .insert(&StoredManifest {
+                manifest_id: "urn:c2pa:inset-test".into(),
+                clip_id: "0123456789abcdef".into(),
+                bindings: Vec::new(),
+                format: "video/mp4".into(),
+                manifest: Vec::new(),
+                fingerprint: hallmark_store::fingerprint_file(&clip, 60.0).unwrap(),
+                sealed_at: "2026-12-05T00:00:00Z".into(),
+            })
+            .unwrap();
+        drop(store);
+        let named = |prints: &[Fingerprint]| {
+            prints
+                .iter()
+                .flat_map(|p| recover::content_candidates(&store_path, p))
+                .any(|c| c == 0x0123_4567_89ab_cdef)
+        };
+        let whole = hallmark_store::fingerprint_file(&pip, 60.0).unwrap();
+        assert!(!named(&[whole]), "the composite passed for the clip");
+        // The inset is at (0.4, 0.1, 0.5, 0.5); the region a block off in x and y, and short.
+        let rough = MarkRegion {
+            x: 0.4 - 1.0 / 16.0,
+            y: 0.1 - 1.0 / 16.0,
+            w: 0.5,
+            h: 0.375,
+        };
+        assert!(
+            named(&picture_prints_of(&pip, &inset_guesses(&rough))),
+            "the inset was not found in the store"
+        );
+        // Other footage in the same place is not taken for the clip.
+        let elsewhere = MarkRegion {
+            x: 0.0,
+            y: 0.5,
+            w: 0.4,
+            h: 0.4,
+        };
+        assert!(!named(&picture_prints_of(&pip, &inset_guesses(&elsewhere))));
     }
 }
