@@ -820,13 +820,14 @@ const INSET_AREA: f64 = 0.6;
 /// Where an inset lies, from the region its mark was found in (blocks of a sixteenth of the
 /// analysis grid's height, so each side may be a block off): the region, and the region made
 /// the frame's shape from its width and from its height (a picture shown smaller keeps its
-/// shape, most often the frame's), each also moved by a block each way.
+/// shape, most often the frame's), each also moved by half a block and a block each way.
 fn inset_guesses(r: &MarkRegion) -> Vec<MarkRegion> {
     const BLOCK: f64 = 1.0 / 16.0;
+    const STEPS: [f64; 5] = [0.0, -0.5 * BLOCK, 0.5 * BLOCK, -BLOCK, BLOCK];
     let mut out: Vec<MarkRegion> = Vec::new();
     for (w, h) in [(r.w, r.h), (r.w, r.w), (r.h, r.h)] {
-        for dy in [0.0, -BLOCK, BLOCK] {
-            for dx in [0.0, -BLOCK, BLOCK] {
+        for dy in STEPS {
+            for dx in STEPS {
                 let g = MarkRegion {
                     x: r.x + dx,
                     y: r.y + dy,

@@ -291,20 +291,18 @@ pub fn ffmpeg_round_trip(
     args: &[&str],
     ext: &str,
 ) -> Vec<VideoFrame> {
-    let dir = std::env::temp_dir().join(format!("hallmark-wm-{}-{}", std::process::id(), ext));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    // Unique per call: tests of one binary run in parallel, often with the same options.
+    // Unique per call: tests of one binary run in parallel, often with the same options. A
+    // file in the temp dir itself, removed after: no directory to share or clean up.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = dir.join(format!(
-        "rt-{call}-{}.{ext}",
+    let out = std::env::temp_dir().join(format!(
+        "hallmark-wm-{}-rt-{call}-{}.{ext}",
+        std::process::id(),
         args.join("_").replace(['/', ':', '='], "-")
     ));
     ffmpeg_encode(frames, fps, args, &out);
     let v = decode(&out, usize::MAX);
     let _ = std::fs::remove_file(&out);
-    // The last call of the process removes the directory (others may still be using it).
-    let _ = std::fs::remove_dir(&dir);
     v
 }
 
