@@ -349,19 +349,21 @@ impl Verifier {
                         .filter(|a| a.detected)
                         .and_then(|a| a.payload.as_deref())
                         .and_then(|c| u64::from_str_radix(c, 16).ok());
-                    let mut stored = match (&self.store, &print) {
-                        (Some(store), Some(print)) => recover::content_candidates(store, print),
+                    // The whole picture's content, and for a mark found in part of the
+                    // frame (picture-in-picture) that part's, decoded once more (the whole
+                    // frame's fingerprint is the other footage's).
+                    let inset = m.region.as_ref().filter(|r| r.w * r.h < INSET_AREA);
+                    let insets = match (&self.store, inset, sound) {
+                        (Some(_), Some(r), None) => {
+                            picture_prints_of(&target.path, &inset_guesses(r))
+                        }
                         _ => Vec::new(),
                     };
-                    // A mark found in part of the frame (picture-in-picture): the store is
-                    // asked about that part too, decoded once more (the whole frame's
-                    // fingerprint is the other footage's).
-                    let inset = m.region.as_ref().filter(|r| r.w * r.h < INSET_AREA);
-                    if let (Some(store), Some(r), None) = (&self.store, inset, sound) {
-                        for print in picture_prints_of(&target.path, &inset_guesses(r)) {
-                            stored.extend(recover::content_candidates(store, &print));
-                        }
-                    }
+                    let contents: Vec<&Fingerprint> = print.iter().chain(&insets).collect();
+                    let stored = match &self.store {
+                        Some(store) => recover::content_candidates(store, &contents),
+                        None => Vec::new(),
+                    };
                     let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
                     if let Some((payload, p)) = recover::match_payload(&candidates, reading, key_id)
                     {
@@ -1248,10 +1250,8 @@ mod tests {
             .unwrap();
         drop(store);
         let named = |prints: &[Fingerprint]| {
-            prints
-                .iter()
-                .flat_map(|p| recover::content_candidates(&store_path, p))
-                .any(|c| c == 0x0123_4567_89ab_cdef)
+            let prints: Vec<&Fingerprint> = prints.iter().collect();
+            recover::content_candidates(&store_path, &prints).contains(&0x0123_4567_89ab_cdef)
         };
         let whole = hallmark_store::fingerprint_file(&pip, 60.0).unwrap();
         assert!(!named(&[whole]), "the composite passed for the clip");

@@ -63,17 +63,20 @@ pub const PAYLOAD_CANDIDATES: usize = 8;
 /// this (the presence test's threshold).
 pub const PAYLOAD_MATCH_P: f64 = 1e-6;
 
-/// The clip ids of the clips the store holds this content as (`find_by_content`, at most
-/// [`PAYLOAD_CANDIDATES`]): candidates for a proven mark whose payload did not decode.
-pub fn content_candidates(store_path: &Path, upload: &Fingerprint) -> Vec<u64> {
+/// The clip ids of the clips the store holds any of these contents as (`find_by_content`, at
+/// most [`PAYLOAD_CANDIDATES`] each): candidates for a proven mark whose payload did not
+/// decode. The store is opened once for all of them.
+pub fn content_candidates(store_path: &Path, uploads: &[&Fingerprint]) -> Vec<u64> {
     let Ok(Some(store)) = ManifestStore::open_existing(store_path) else {
         return Vec::new();
     };
-    let found = store
-        .find_by_content(upload, PAYLOAD_CANDIDATES)
-        .unwrap_or_default();
-    found
+    uploads
         .iter()
+        .flat_map(|upload| {
+            store
+                .find_by_content(upload, PAYLOAD_CANDIDATES)
+                .unwrap_or_default()
+        })
         .filter_map(|f| store.get(&f.manifest_id).ok().flatten())
         .filter_map(|m| u64::from_str_radix(&m.clip_id, 16).ok())
         .collect()

@@ -182,25 +182,15 @@ fn a_picture_mark_too_weak_for_its_payload_is_read_against_the_clips_named_for_i
     assert_ne!(clip_id, other);
     // Where presence holds and the blind decode fails depends on the seal (its clip id's
     // bits): the first rung of a ladder of compressions that does it.
-    let weak_copy = |name: &str, filter: &[&str], crfs: &[&str]| -> std::path::PathBuf {
+    let weak_copy = |name: &str, filter: &str, crfs: &[&str]| -> std::path::PathBuf {
         let mut seen = Vec::new();
         for crf in crfs {
-            let out = scratch().join(format!("{name}-crf{crf}.mp4"));
-            let mut args = vec!["-i", first.to_str().unwrap()];
-            args.extend_from_slice(filter);
-            args.extend_from_slice(&[
-                "-map_metadata",
-                "-1",
-                "-an",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-crf",
-                crf,
-                out.to_str().unwrap(),
-            ]);
-            ffmpeg(&args);
+            let out = edited_with(
+                &first,
+                filter,
+                &format!("{name}-crf{crf}.mp4"),
+                &["-crf", crf],
+            );
             let (_, blind) = verify_json(home.path(), &out, &["--no-store"]);
             let mark = &blind["watermark"]["video"];
             assert!(mark.get("payload_named_by").is_none(), "{mark:#}");
@@ -216,7 +206,7 @@ fn a_picture_mark_too_weak_for_its_payload_is_read_against_the_clips_named_for_i
     };
     let silent = weak_copy(
         "named-weak",
-        &["-vf", "scale=-2:240"],
+        "scale=-2:240",
         &[
             "26", "26.5", "27", "27.5", "28", "28.5", "29", "29.5", "30", "30.5", "31", "31.5",
             "32", "32.5", "33", "33.5", "34", "35", "36",

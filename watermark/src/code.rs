@@ -92,6 +92,30 @@ fn coded_bit_errors(info: &[u8], soft: &[f64]) -> f64 {
     errors as f64 / CODED_BITS as f64
 }
 
+/// The trellis step `t`'s gain for the branch whose register (newest bit lowest) is `full`:
+/// the soft coded bits (positive = 1) agreeing with its two parities, less those disagreeing.
+fn branch_gain(soft: &[f64], t: usize, full: u32) -> f64 {
+    POLYS
+        .iter()
+        .enumerate()
+        .map(|(j, &p)| {
+            let v = soft[2 * t + j];
+            if parity(full & p) == 1 {
+                v
+            } else {
+                -v
+            }
+        })
+        .sum()
+}
+
+/// The key id's bit at trellis step `t`, where `t` is one of its 8 steps.
+fn key_id_bit(key_id: u8, t: usize) -> Option<u32> {
+    (KEY_ID_AT..KEY_ID_AT + 8)
+        .contains(&t)
+        .then(|| u32::from((key_id >> (7 - (t - KEY_ID_AT))) & 1))
+}
+
 /// Paths the list Viterbi decoder keeps per state (see [`decode`]).
 pub(crate) const LIST: usize = 16;
 /// Paths tried when the key id is forced into the trellis (see [`decode`]).
@@ -120,9 +144,7 @@ pub(crate) fn list_viterbi(soft: &[f64], list: usize, key_id: Option<u8>) -> Vec
     let mut cand: Vec<Vec<(f64, u8, u8)>> = vec![Vec::new(); NS];
     for t in 0..steps {
         cand.iter_mut().for_each(Vec::clear);
-        let forced = key_id
-            .filter(|_| (KEY_ID_AT..KEY_ID_AT + 8).contains(&t))
-            .map(|id| u32::from((id >> (7 - (t - KEY_ID_AT))) & 1));
+        let forced = key_id.and_then(|id| key_id_bit(id, t));
         for (s, ms) in metric.iter().enumerate() {
             for b in 0..2u32 {
                 if forced.is_some_and(|f| f != b) {
@@ -130,11 +152,7 @@ pub(crate) fn list_viterbi(soft: &[f64], list: usize, key_id: Option<u8>) -> Vec
                 }
                 let full = ((s as u32) << 1) | b;
                 let ns = (full & (NS as u32 - 1)) as usize;
-                let mut gain = 0.0;
-                for (j, p) in POLYS.iter().enumerate() {
-                    let v = soft[2 * t + j];
-                    gain += if parity(full & p) == 1 { v } else { -v };
-                }
+                let gain = branch_gain(soft, t, full);
                 for (r, &m) in ms.iter().enumerate() {
                     cand[ns].push((m + gain, s as u8, r as u8));
                 }
@@ -219,6 +237,12 @@ impl PayloadReading {
         PayloadReading { soft }
     }
 
+    /// The blind decode ([`decode`]): the payload, if the CRC checks, and the coded-bit error
+    /// estimate.
+    pub(crate) fn decode(&self, key_id: u8) -> (Option<Payload>, f64) {
+        decode(&self.soft, key_id)
+    }
+
     /// The agreement of the reading with `candidate`'s coded bits over [`TESTED_STEPS`].
     fn score(&self, candidate: &Payload) -> f64 {
         let coded = encode(&info_bits(candidate));
@@ -245,20 +269,6 @@ impl PayloadReading {
         let Some(key_id) = candidates.first().map(|c| c.key_id) else {
             return Vec::new();
         };
-        let gain = |t: usize, full: u32| -> f64 {
-            POLYS
-                .iter()
-                .enumerate()
-                .map(|(j, &p)| {
-                    let v = self.soft[2 * t + j];
-                    if parity(full & p) == 1 {
-                        v
-                    } else {
-                        -v
-                    }
-                })
-                .sum()
-        };
         let range: f64 = self.soft[..2 * TESTED_STEPS]
             .iter()
             .map(|v| v.abs())
@@ -278,10 +288,8 @@ impl PayloadReading {
                 next.iter_mut().for_each(|x| *x = 0.0);
                 let forced = if t == 0 {
                     Some(first)
-                } else if t >= KEY_ID_AT {
-                    Some(u32::from((key_id >> (7 - (t - KEY_ID_AT))) & 1))
                 } else {
-                    None
+                    key_id_bit(key_id, t)
                 };
                 let weight = if forced.is_some() { 1.0 } else { 0.5 };
                 for s in 0..NS {
@@ -296,7 +304,7 @@ impl PayloadReading {
                         let full = ((s as u32) << 1) | b;
                         let ns = (full & (NS as u32 - 1)) as usize;
                         // Rounded up: every path's binned score is at least its score.
-                        let shift = (gain(t, full) / delta).ceil() as isize;
+                        let shift = (branch_gain(&self.soft, t, full) / delta).ceil() as isize;
                         let out = &mut next[ns * bins..(ns + 1) * bins];
                         for (k, &x) in row.iter().enumerate() {
                             if x != 0.0 {

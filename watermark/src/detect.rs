@@ -1752,12 +1752,10 @@ impl VideoDetector {
         w: usize,
         h: usize,
     ) -> (Option<Payload>, f64) {
-        let (key_id, key) = &self.keys[reg.key];
-        let orientation = self.variants[reg.key][reg.orientation].orientation;
-        decode_payload(&reg.fold(img, w, h), key, *key_id, orientation, reg.shift)
+        self.reading_at(reg, img, w, h).decode(self.keys[reg.key].0)
     }
 
-    /// The payload's coded bits as read at a registration, to test candidates against.
+    /// The payload's coded bits as read at a registration of a summed residual image.
     fn reading_at(&self, reg: &Registration, img: &[f32], w: usize, h: usize) -> PayloadReading {
         let (_, key) = &self.keys[reg.key];
         let orientation = self.variants[reg.key][reg.orientation].orientation;
@@ -2576,11 +2574,11 @@ impl VideoDetector {
             out.shift = Some((d % TILE, d / TILE));
             out.orientation = Some(variant.orientation);
             out.warp = reg.map.as_ref().map(Warp::of);
-            let (payload, ber) = self.payload_at(&reg, &summed, iw, ih);
+            // Read once: decoded, or kept to test candidates against where it does not.
+            let reading = self.reading_at(&reg, &summed, iw, ih);
+            let (payload, ber) = reading.decode(*key_id);
             out.payload = payload;
-            if payload.is_none() {
-                out.payload_reading = Some(self.reading_at(&reg, &summed, iw, ih));
-            }
+            out.payload_reading = payload.is_none().then_some(reading);
             out.bit_error_estimate = Some(ber);
             let tile = payload.map(|p| key.embed_tile(&code::encode(&code::info_bits(&p))));
             out.region = Some(locate(
@@ -2907,23 +2905,11 @@ pub fn segment_windows(bins: usize, bin_s: f64) -> Vec<(usize, usize)> {
     out
 }
 
-/// Soft payload decoding at a registration: per coded bit the correlation of its chips
-/// with their signs, then Viterbi and CRC. The plain correlation is the maximum-likelihood
-/// metric when the chips' noise is alike (normalising each bit by its own energy, as
-/// before, shrank the most reliable bits: a 3 s crop + CRF 30 + darker copy decoded at
-/// coded BER 0.138 this way and not at 0.149 that way). Returns the payload (if the CRC
-/// checks, list-decoded: `code::decode`) and the raw coded-bit error estimate.
-fn decode_payload(
-    f: &[f64],
-    key: &KeyPattern,
-    key_id: u8,
-    orientation: Orientation,
-    shift: usize,
-) -> (Option<Payload>, f64) {
-    code::decode(&soft_payload(f, key, orientation, shift), key_id)
-}
-
-/// Per coded bit the correlation of its chips with their signs, at a registration.
+/// Soft payload reading at a registration: per coded bit the correlation of its chips with
+/// their signs (then Viterbi and CRC: [`PayloadReading::decode`]). The plain correlation is
+/// the maximum-likelihood metric when the chips' noise is alike (normalising each bit by its
+/// own energy, as before, shrank the most reliable bits: a 3 s crop + CRF 30 + darker copy
+/// decoded at coded BER 0.138 this way and not at 0.149 that way).
 fn soft_payload(f: &[f64], key: &KeyPattern, orientation: Orientation, shift: usize) -> Vec<f64> {
     let (dy, dx) = (shift / TILE, shift % TILE);
     let mut soft = vec![0f64; code::CODED_BITS];
