@@ -158,6 +158,58 @@ impl Verifier {
         self
     }
 
+    /// A proven picture mark whose payload did not decode: the clip ids named without it —
+    /// the sound's mark; the store's clips with the content of `print` (the whole picture's)
+    /// and, for a mark found in part of the frame (picture-in-picture), of that part, decoded
+    /// once more from `path` (the whole frame's fingerprint is the other footage's) — are
+    /// tried against its coded bits, and the one they prove becomes its payload.
+    fn name_picture_payload(
+        &self,
+        w: &mut WatermarkReport,
+        print: Option<&Fingerprint>,
+        path: &Path,
+    ) {
+        let Some(m) = w
+            .video
+            .as_mut()
+            .filter(|m| m.detected && m.payload.is_none())
+        else {
+            return;
+        };
+        let (Some(reading), Some(key_id)) = (&m.payload_reading, m.key_id) else {
+            return;
+        };
+        let sound = w
+            .audio
+            .as_ref()
+            .filter(|a| a.detected)
+            .and_then(|a| a.payload.as_deref())
+            .and_then(|c| u64::from_str_radix(c, 16).ok());
+        let inset = m.region.as_ref().filter(|r| r.w * r.h < INSET_AREA);
+        let insets = match (&self.store, inset, sound) {
+            (Some(_), Some(r), None) => picture_prints_of(path, &inset_guesses(r)),
+            _ => Vec::new(),
+        };
+        let contents: Vec<&Fingerprint> = print.into_iter().chain(&insets).collect();
+        let stored = match &self.store {
+            Some(store) => recover::content_candidates(store, &contents),
+            None => Vec::new(),
+        };
+        let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
+        let Some((payload, p)) = recover::match_payload(&candidates, reading, key_id) else {
+            return;
+        };
+        m.payload = Some(payload.clip_id_hex());
+        m.ai_generated = Some(payload.ai_generated());
+        m.payload_named_by = Some(if sound == Some(payload.clip_id) {
+            PayloadSource::Sound
+        } else {
+            PayloadSource::Store
+        });
+        m.payload_match_p = Some(p);
+        w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
+    }
+
     /// The key that matched: the detectors tried every key the verifier holds and say
     /// which (the payload's one-byte id only narrows the candidates down).
     fn key_identity(&self, index: Option<usize>) -> Option<KeyIdentity> {
@@ -333,52 +385,8 @@ impl Verifier {
         if let Some(e) = manifest_error {
             report.error = Some(e);
         }
-        // A proven picture mark whose payload did not decode: the clip ids named without it
-        // (the sound's mark, the store's clips with this content) are tried against its
-        // coded bits.
         if let Some(w) = report.watermark.as_mut() {
-            if let Some(m) = w
-                .video
-                .as_mut()
-                .filter(|m| m.detected && m.payload.is_none())
-            {
-                if let (Some(reading), Some(key_id)) = (&m.payload_reading, m.key_id) {
-                    let sound = w
-                        .audio
-                        .as_ref()
-                        .filter(|a| a.detected)
-                        .and_then(|a| a.payload.as_deref())
-                        .and_then(|c| u64::from_str_radix(c, 16).ok());
-                    // The whole picture's content, and for a mark found in part of the
-                    // frame (picture-in-picture) that part's, decoded once more (the whole
-                    // frame's fingerprint is the other footage's).
-                    let inset = m.region.as_ref().filter(|r| r.w * r.h < INSET_AREA);
-                    let insets = match (&self.store, inset, sound) {
-                        (Some(_), Some(r), None) => {
-                            picture_prints_of(&target.path, &inset_guesses(r))
-                        }
-                        _ => Vec::new(),
-                    };
-                    let contents: Vec<&Fingerprint> = print.iter().chain(&insets).collect();
-                    let stored = match &self.store {
-                        Some(store) => recover::content_candidates(store, &contents),
-                        None => Vec::new(),
-                    };
-                    let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
-                    if let Some((payload, p)) = recover::match_payload(&candidates, reading, key_id)
-                    {
-                        m.payload = Some(payload.clip_id_hex());
-                        m.ai_generated = Some(payload.ai_generated());
-                        m.payload_named_by = Some(if sound == Some(payload.clip_id) {
-                            PayloadSource::Sound
-                        } else {
-                            PayloadSource::Store
-                        });
-                        m.payload_match_p = Some(p);
-                        w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
-                    }
-                }
-            }
+            self.name_picture_payload(w, print.as_ref(), &target.path);
             scan::stage_times::mark("candidate clip ids tried on the picture's mark");
         }
         // The store: asked about the clip id of a detected mark.
