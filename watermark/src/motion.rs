@@ -428,7 +428,7 @@ impl Tracker {
         // none: where some of the picture has not changed for a while, the fit leaves it
         // out, and is kept if the rest is then a camera move.
         let fit = |mask: Option<&Overlay>| {
-            let (zoom, s) = refine(
+            refine(
                 (&prev_half, &self.prev_half),
                 wh,
                 hh,
@@ -446,17 +446,22 @@ impl Tracker {
                     self.passes,
                     full,
                 )
-            })?;
+            })
+        };
+        let explained = |zoom: f64, s: (f64, f64), mask: Option<&Overlay>| {
             let (moved, none) =
                 prediction_errors(&prev, cur, wa, ha, zoom, s, mask.map(|m| &m.full[..]));
-            Some((zoom, s, moved / none.max(1e-9)))
+            moved / none.max(1e-9)
         };
-        let fit = overlay
-            .as_ref()
-            .and_then(|m| fit(Some(m)))
-            .filter(|f| f.2 < OVERLAY_EXPLAIN)
-            .or_else(|| fit(None));
-        let Some((zoom, s, explained)) = fit else {
+        // The masked fit is judged at once (it is kept only if it explains the rest); the
+        // plain one only once its motion is gentle, as before overlays were looked for.
+        let masked = overlay.as_ref().and_then(|m| {
+            let (zoom, s) = fit(Some(m))?;
+            let e = explained(zoom, s, Some(m));
+            (e < OVERLAY_EXPLAIN).then_some((zoom, s, Some(e)))
+        });
+        let Some((zoom, s, judged)) = masked.or_else(|| fit(None).map(|(z, s)| (z, s, None)))
+        else {
             self.zoom = 1.0;
             return Step::Still;
         };
@@ -466,7 +471,11 @@ impl Tracker {
         let zoom_s = (zoom - 1.0).abs() / step_s;
         let tiny = shift_h < TINY_SHIFT_PER_S && zoom_s < TINY_ZOOM_PER_S;
         let gentle = shift_h <= GENTLE_SHIFT_PER_S && zoom_s <= GENTLE_ZOOM_PER_S;
-        if !gentle || explained.is_nan() {
+        if !gentle {
+            return Step::Still;
+        }
+        let explained = judged.unwrap_or_else(|| explained(zoom, s, None));
+        if explained.is_nan() {
             return Step::Still;
         }
         // Judged over the last few tenths of a second, not one frame: a drift read in a
