@@ -413,6 +413,33 @@ struct FineAccum {
     frames: u64,
 }
 
+/// Adds a fine residual to the sums of its grid size in `sums` (a further size replaces the
+/// one with the fewest frames past [`MAX_GRID_SIZES`]).
+fn add_fine(sums: &mut Vec<FineAccum>, r: &[f32], wa: usize, ha: usize) {
+    let idx = match sums.iter().position(|a| a.wa == wa && a.ha == ha) {
+        Some(i) => i,
+        None => {
+            if sums.len() >= MAX_GRID_SIZES {
+                if let Some(i) = (0..sums.len()).min_by_key(|&i| sums[i].frames) {
+                    sums.remove(i);
+                }
+            }
+            sums.push(FineAccum {
+                wa,
+                ha,
+                sum: vec![0.0; wa * ha],
+                frames: 0,
+            });
+            sums.len() - 1
+        }
+    };
+    let acc = &mut sums[idx];
+    for (s, v) in acc.sum.iter_mut().zip(r) {
+        *s += v;
+    }
+    acc.frames += 1;
+}
+
 /// Sums of what was added at given times, per time bin. Bins are one second wide until a
 /// time falls past the first `max` of them; then neighbouring bins are merged in pairs
 /// (2 s, 4 s, …) as often as needed, so the bins always cover everything added and there
@@ -516,6 +543,10 @@ pub struct VideoDetector {
     /// The frames warped back to their anchors (a riding mark at rest), per grid size.
     ride_accs: Vec<Accum>,
     ride_grid: Option<AnalysisGrid>,
+    /// The same frames warped back on the fine grid ([`fine_rows`]): a riding clip shown
+    /// smaller (turned a quarter, inset) is searched there by the fine stage.
+    ride_fine: Vec<FineAccum>,
+    ride_fine_grid: Option<AnalysisGrid>,
     /// The camera's motion inside the bars, per decoding part: a riding mark letterboxed
     /// or padded rides the picture, not the canvas.
     box_rides: Vec<Vec<BoxRide>>,
@@ -561,8 +592,8 @@ enum Stages {
     All,
     /// The as-sealed registration alone, with the whole budget (the picture inside bars).
     AsSealed,
-    /// Every stage on the whole clip only, without the fine stage (its sums are the
-    /// frames' own): the frames warped back along their motion (a riding mark).
+    /// Every stage on the whole clip only, the fine one on the riding fine sums: the frames
+    /// warped back along their motion (a riding mark).
     Riding,
     /// The as-sealed registration on the whole clip only: the picture inside bars warped
     /// back along its motion.
@@ -1257,6 +1288,8 @@ impl VideoDetector {
             rides: Vec::new(),
             ride_accs: Vec::new(),
             ride_grid: None,
+            ride_fine: Vec::new(),
+            ride_fine_grid: None,
             box_rides: Vec::new(),
             box_ride_accs: Vec::new(),
             box_followed: Vec::new(),
@@ -1352,28 +1385,7 @@ impl VideoDetector {
     }
 
     fn accumulate_fine(&mut self, r: &[f32], wa: usize, ha: usize) {
-        let idx = match self.fine.iter().position(|a| a.wa == wa && a.ha == ha) {
-            Some(i) => i,
-            None => {
-                if self.fine.len() >= MAX_GRID_SIZES {
-                    if let Some(i) = (0..self.fine.len()).min_by_key(|&i| self.fine[i].frames) {
-                        self.fine.remove(i);
-                    }
-                }
-                self.fine.push(FineAccum {
-                    wa,
-                    ha,
-                    sum: vec![0.0; wa * ha],
-                    frames: 0,
-                });
-                self.fine.len() - 1
-            }
-        };
-        let acc = &mut self.fine[idx];
-        for (s, v) in acc.sum.iter_mut().zip(r) {
-            *s += v;
-        }
-        acc.frames += 1;
+        add_fine(&mut self.fine, r, wa, ha);
     }
 
     /// Adds the detector's pre-filtered analysis image of one frame, computed elsewhere
@@ -1666,6 +1678,20 @@ impl VideoDetector {
             || Accum::new(wa, ha, Some(width)),
         );
         self.ride_accs[idx].add(r, pts_s);
+        if self.wants_fine_residual() {
+            if self
+                .ride_fine_grid
+                .as_ref()
+                .is_none_or(|g| g.frame_size() != (w, h))
+            {
+                self.ride_fine_grid = Some(AnalysisGrid::with_rows(w, h, fine_rows(w, h)));
+            }
+            let grid = self.ride_fine_grid.as_ref().expect("just set");
+            let (wf, hf) = grid.grid_size();
+            if let Some(r) = grid.residual_warped(y, m) {
+                add_fine(&mut self.ride_fine, &r, wf, hf);
+            }
+        }
     }
 
     /// The normalised sync correlation (z) of key `key_index` at one fixed registration,
@@ -2355,7 +2381,7 @@ impl VideoDetector {
         // its payload reads there the segments are not searched (reporting family × p_whole,
         // an upper bound).
         // The riding sums are tested whole (a riding mark is a generated clip's camera move,
-        // not a stretch spliced into other footage), by every stage but the fine one.
+        // not a stretch spliced into other footage), by every stage.
         let whole_only = matches!(stages, Stages::Riding | Stages::RidingAsSealed);
         let segments: Vec<(usize, usize)> = if self.whole_clip_only || whole_only {
             Vec::new()
@@ -2475,10 +2501,14 @@ impl VideoDetector {
         // scales above FINE_SCALE_MIN, and the three wider stages share half the budget.
         // The fine sum of the same frame shape: `r` times the rows, and the columns of `r`
         // times as many (each grid's width is its own rounding up).
-        let fine = self
-            .fine
+        // The riding sums' fine sums are the same frames warped back on the fine grid.
+        let fines = if stages == Stages::Riding {
+            &self.ride_fine
+        } else {
+            &self.fine
+        };
+        let fine = fines
             .iter()
-            .filter(|_| stages != Stages::Riding)
             .filter(|f| {
                 f.ha.is_multiple_of(ha) && f.ha > ha && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
             })

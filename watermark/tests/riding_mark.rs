@@ -74,11 +74,10 @@ fn a_riding_mark_moves_with_the_content() {
     assert_eq!(found.payload, Some(payload(&k)));
 }
 
-/// `photo` (luma) seen by a 640×360 camera at `t` seconds of a move: a pan across it
+/// `photo` (luma) seen by a `w×h` camera at `t` seconds of a move: a pan across it
 /// (`zoom` false) or a push-in on its centre, 30 fps, bilinear.
-fn camera(photo: &VideoFrame, t: f64, zoom: bool) -> VideoFrame {
+fn camera(photo: &VideoFrame, t: f64, zoom: bool, (w, h): (usize, usize)) -> VideoFrame {
     let (pw, ph) = (photo.width as usize, photo.height as usize);
-    let (w, h) = (640usize, 360usize);
     // The view covers 60 % of the photo's width (its height at most), moving 30 % of the
     // photo's width a second across and 20 % down, or zooming in 6 % a second.
     let span = (0.6 * pw as f64).min(ph as f64 * w as f64 / h as f64);
@@ -114,11 +113,21 @@ fn camera_move(image: &str, zoom: bool) -> Vec<VideoFrame> {
     camera_move_of(image, zoom, 90)
 }
 
-/// `frames` frames (30 fps) of the camera moving over `image`.
+/// `frames` frames (30 fps, 640×360) of the camera moving over `image`.
 fn camera_move_of(image: &str, zoom: bool, frames: usize) -> Vec<VideoFrame> {
+    camera_move_sized(image, zoom, frames, (640, 360))
+}
+
+/// `frames` frames (30 fps, `w×h`) of the camera moving over `image`.
+fn camera_move_sized(
+    image: &str,
+    zoom: bool,
+    frames: usize,
+    size: (usize, usize),
+) -> Vec<VideoFrame> {
     let photo = &decode(&shared(image), 1)[0];
     (0..frames)
-        .map(|i| camera(photo, i as f64 / 30.0, zoom))
+        .map(|i| camera(photo, i as f64 / 30.0, zoom, size))
         .collect()
 }
 
@@ -270,4 +279,43 @@ fn a_riding_mark_trimmed_off_its_anchors_is_found_at_their_phase() {
     let found = det.result();
     assert!(found.detected && found.riding, "{found:?}");
     assert_eq!(found.payload, Some(payload(&k)), "{found:?}");
+}
+
+#[test]
+fn a_riding_mark_turned_a_quarter_is_found_on_the_fine_grid() {
+    // A 720p camera move sealed with the riding mark, turned a quarter (a phone's repost)
+    // and compressed hard (CRF 32): the picture's 720 rows now span the portrait frame's
+    // width, so on the 128-row grid its chips are ≈ 0.56 analysis pixels, mostly averaged
+    // away. The fine stage reads them on the riding sums' fine grid: z 9.3, p 6e-10, where
+    // it ran on the frames' own sums only before (z 6.5 on the 128-row grid, p 0.16).
+    let k = key(9, 7);
+    let mut sealed = camera_move_sized("images/rocket.jpg", false, 120, (1280, 720));
+    let mut emb = VideoEmbedder::new(&k, payload(&k), DEFAULT_STRENGTH);
+    sealed.iter_mut().for_each(|f| emb.embed(f));
+    let turned = ffmpeg_round_trip(
+        &sealed,
+        30.0,
+        &[
+            "-vf",
+            "transpose=1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "32",
+        ],
+        "mp4",
+    );
+    assert_eq!((turned[0].width, turned[0].height), (720, 1280));
+    let mut det = VideoDetector::new(std::slice::from_ref(&k));
+    turned.iter().for_each(|f| det.add_frame(f));
+    let found = det.result();
+    assert!(found.detected && found.riding, "{found:?}");
+    assert_eq!(found.payload, Some(payload(&k)), "{found:?}");
+    assert_eq!(
+        found.orientation,
+        Some(Orientation::TurnedClockwise),
+        "{found:?}"
+    );
 }
