@@ -20,7 +20,7 @@ use std::sync::Arc;
 use hallmark_media::{Decoder, MediaFrame, MediaKind, PixelLayout, VideoFrame};
 use hallmark_store::{Fingerprint, Fingerprinter};
 use hallmark_watermark::{
-    VideoDetection, VideoDetector, WatermarkKey, DETECT_P, INCONCLUSIVE_P, MAX_TIMELINE_BINS,
+    VideoDetection, VideoDetector, WatermarkKey, INCONCLUSIVE_P, MAX_TIMELINE_BINS,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -30,6 +30,8 @@ use verdict::{
     StoreEvidence,
 };
 
+/// A mark is present at p ≤ this (each medium's family-wise p-value).
+pub use hallmark_watermark::DETECT_P;
 pub use provenance::UNTRUSTED;
 pub use recover::{RecoveredManifest, Recovery, Similarity};
 pub use report::{
@@ -761,6 +763,9 @@ fn video_mark(
         detected,
         inconclusive: p_value > DETECT_P && p_value < INCONCLUSIVE_P,
         p_value,
+        presence_p_value: (found.presence_p > found.p_value)
+            .then(|| (found.presence_p * tests).min(1.0))
+            .filter(|_| readable),
         payload: payload.map(|p| p.clip_id_hex()),
         payload_named_by: None,
         payload_match_p: None,
@@ -1023,6 +1028,7 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         payload: found.payload.map(|p| p.clip_id_hex()),
         payload_named_by: None,
         payload_match_p: None,
+        presence_p_value: None,
         payload_reading: None,
         ai_generated: found.payload.map(|p| p.ai_generated()),
         key_id: found.key_id,

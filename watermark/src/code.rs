@@ -182,6 +182,17 @@ pub(crate) fn list_viterbi(soft: &[f64], list: usize, key_id: Option<u8>) -> Vec
         .collect()
 }
 
+/// The chance that [`decode`] yields a payload from a reading of no mark at all (or of
+/// another key's). The reading's chips carry the key's signs, independent fair coins, so
+/// the reading is as likely as itself with the signs of any codeword's bits flipped, and
+/// the decoder follows such a flip exactly (a path's metric under the flipped reading is
+/// the metric of the path XOR the codeword's): every path it returns is uniform over the
+/// information words. The best path passes the CRC with probability 2⁻¹⁶, each of the
+/// [`LIST`] − 1 runners-up the CRC and the key id with 2⁻²⁴, each of the
+/// [`LIST_KNOWN_KEY`] paths with the key id forced the CRC with 2⁻¹⁶: ≈ 7.7e-5 in all.
+pub(crate) const CHANCE_DECODE_P: f64 =
+    (1 + LIST_KNOWN_KEY) as f64 / 65536.0 + (LIST - 1) as f64 / 16_777_216.0;
+
 /// Decodes a payload from soft coded bits: the most likely path if its CRC checks, else
 /// the next of the [`LIST`] best paths whose CRC checks *and* whose key id is `key_id`
 /// (the key that registered the mark), so a runner-up is accepted only past 16 + 8 check
@@ -193,7 +204,8 @@ pub(crate) fn list_viterbi(soft: &[f64], list: usize, key_id: Option<u8>) -> Vec
 /// wrong paths near them (voice after Opus 32 kbit/s, 62 keys: payload 50 → 57), but
 /// they check nothing any more, so here only the CRC does: a wrong path passes with
 /// probability ≤ 4·2⁻¹⁶ ≈ 6e-5. A wrong payload thus comes out of a failed decode with
-/// probability ≤ 2⁻¹⁶ + 15·2⁻²⁴ + 4·2⁻¹⁶ ≈ 8e-5; presence never depends on it.
+/// probability ≤ 2⁻¹⁶ + 15·2⁻²⁴ + 4·2⁻¹⁶ ≈ 8e-5 ([`CHANCE_DECODE_P`]), and a payload out
+/// of no mark with the same.
 ///
 /// Returns the payload and the coded-bit error estimate of the path it came from (the best
 /// path when none checks).
@@ -389,6 +401,61 @@ mod tests {
             .iter()
             .map(|&c| if c == 1 { 1.0 } else { -1.0 } + sigma * noise())
             .collect()
+    }
+
+    /// What `CHANCE_DECODE_P` rests on: a reading of no mark is as likely as itself with the
+    /// signs of a codeword's bits flipped (the chips' keyed signs are fair coins), and the
+    /// list decoder's every path then moves by that codeword's information word, so each
+    /// is uniform and passes the checks by chance only. And on pure noise, payloads come
+    /// out at about that rate.
+    #[test]
+    fn a_reading_of_no_mark_decodes_by_chance_only() {
+        let mut gauss = gaussian(7);
+        let mut bits = gaussian(8);
+        for round in 0..20 {
+            let soft: Vec<f64> = (0..CODED_BITS).map(|_| gauss()).collect();
+            // A random information word; with the key id forced, one whose key id bits
+            // are zero (so it keeps the forced paths' key id).
+            let mut word: Vec<u8> = (0..INFO_BITS).map(|_| u8::from(bits() > 0.0)).collect();
+            let forced = round % 2 == 1;
+            if forced {
+                word[KEY_ID_AT..KEY_ID_AT + 8]
+                    .iter_mut()
+                    .for_each(|b| *b = 0);
+            }
+            let flipped: Vec<f64> = soft
+                .iter()
+                .zip(encode(&word))
+                .map(|(&s, c)| if c == 1 { -s } else { s })
+                .collect();
+            let (list, key) = if forced {
+                (LIST_KNOWN_KEY, Some(0x5a))
+            } else {
+                (LIST, None)
+            };
+            let plain = list_viterbi(&soft, list, key);
+            let moved = list_viterbi(&flipped, list, key);
+            assert_eq!(plain.len(), moved.len());
+            for (a, b) in plain.iter().zip(&moved) {
+                let shifted: Vec<u8> = a.iter().zip(&word).map(|(x, w)| x ^ w).collect();
+                assert_eq!(&shifted, b, "round {round}");
+            }
+        }
+        // 6000 readings of pure noise: ≈ 0.46 payloads expected at CHANCE_DECODE_P
+        // (7.7e-5); 5 or more has probability ≈ 1e-4 if the bound holds (20 000 readings,
+        // 2026-12-05: 2 payloads, 1.5 expected).
+        let trials = 6000;
+        let decoded = (0..trials)
+            .filter(|&i| {
+                let soft: Vec<f64> = (0..CODED_BITS).map(|_| gauss()).collect();
+                decode(&soft, (i % 256) as u8).0.is_some()
+            })
+            .count();
+        println!(
+            "{decoded} payloads from {trials} readings of noise (expected {:.1})",
+            trials as f64 * CHANCE_DECODE_P
+        );
+        assert!(decoded <= 4, "{decoded} of {trials}");
     }
 
     /// At a noise level where the best path is often wrong, the list decoder recovers more

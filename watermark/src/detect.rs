@@ -83,9 +83,14 @@ pub struct VideoDetection {
     pub detected: bool,
     /// `DETECT_P < p_value < INCONCLUSIVE_P`.
     pub inconclusive: bool,
-    /// Family-wise p-value of the presence test (sync pattern only), corrected for every
-    /// key, scale and shift tried. An upper bound under the null (see README).
+    /// Family-wise p-value of the mark, corrected for every key, scale and shift tried: the
+    /// presence test (sync pattern), with the payload's check bits where it decoded there
+    /// (see [`VideoDetection::presence_p`]). An upper bound under the null (see README).
     pub p_value: f64,
+    /// The p-value the presence test alone gives (the sync pattern, family-wise): above
+    /// `p_value` where the payload decoded at the registration and its 16 check bits add
+    /// their evidence (a decode out of no mark has probability ≈ 7.7e-5).
+    pub presence_p: f64,
     /// Normalised correlation (z-score) of the best registration.
     pub score: f64,
     /// Decoded payload, if the presence test reached `INCONCLUSIVE_P` and the CRC checks.
@@ -144,6 +149,7 @@ impl VideoDetection {
         let p = (self.p_value * weight).min(1.0);
         VideoDetection {
             p_value: p,
+            presence_p: (self.presence_p * weight).min(1.0),
             detected: p <= DETECT_P,
             inconclusive: p > DETECT_P && p < INCONCLUSIVE_P,
             ..self
@@ -580,6 +586,35 @@ const PHASE_FRAMES: usize = 96;
 /// 1/30 s of [`ANCHOR_S`] (a trimmed clip starts on a frame; between two of these the mark
 /// is off by half a frame's motion at most).
 const PHASES_SEARCHED: usize = 60;
+
+/// The share of the error budget spent on marks whose payload decodes where they are found
+/// ([`with_payload`]); the rest goes to the mark's presence alone.
+const PAYLOAD_SHARE: f64 = 1.0 / 16.0;
+
+/// The largest search p-value at which a decoded payload proves the mark
+/// ([`with_payload`]): ≈ 8e-4.
+const DECODE_WINDOW: f64 = DETECT_P * PAYLOAD_SHARE / code::CHANCE_DECODE_P;
+
+/// The p-value of a registration whose search (every hypothesis counted) gives `p`, with
+/// whether the payload decoded there: `p / (1 − PAYLOAD_SHARE)`, or, when it decoded, the
+/// smaller `p · CHANCE_DECODE_P / PAYLOAD_SHARE`. Valid because under the null the payload
+/// decodes with probability `CHANCE_DECODE_P` at *any* registration, whatever its z: the
+/// sync chips decide the registration, the payload chips' keyed signs (independent fair
+/// coins) the decode ([`code::CHANCE_DECODE_P`]). So for every hypothesis h,
+/// P(z_h high and decoded at h) ≤ CHANCE_DECODE_P · P(z_h high), and over the whole search
+/// P(p ≤ t and decoded) ≤ CHANCE_DECODE_P · t: the test "p ≤ α(1 − share), or decoded and
+/// p ≤ α·share / CHANCE_DECODE_P" errs with probability ≤ α. A payload's 16 check bits
+/// are evidence of the mark beside its 1024 sync chips: a copy whose sync alone reaches
+/// p 1e-4 is proven where its payload reads.
+fn with_payload(p: f64, decoded: bool) -> f64 {
+    let alone = p / (1.0 - PAYLOAD_SHARE);
+    let p = if decoded {
+        alone.min(p * code::CHANCE_DECODE_P / PAYLOAD_SHARE)
+    } else {
+        alone
+    };
+    p.min(1.0)
+}
 
 /// The share `1 / PHASE_WEIGHT` of the riding half of the error budget spent on the other
 /// phases of the anchors (a trimmed clip's), the rest on the clip's own.
@@ -2343,6 +2378,7 @@ impl VideoDetector {
             detected: false,
             inconclusive: false,
             p_value: 1.0,
+            presence_p: 1.0,
             score: 0.0,
             payload: None,
             bit_error_estimate: None,
@@ -2437,27 +2473,29 @@ impl VideoDetector {
         // whole clip may prove a stretch that the other footage drowns for the payload
         // (the as-sealed test needs z ≈ 6, the payload more), and the stretch's own test,
         // already counted in the family, reads it.
-        let decodes =
-            |(reg, sum): &(Registration, &Vec<f32>)| self.payload_at(reg, sum, wa, ha).0.is_some();
-        let final_at =
-            |answer: &(Registration, &Vec<f32>), p: f64| p <= DETECT_P && decodes(answer);
+        // Every p below is the search's p with the payload's evidence ([`with_payload`]):
+        // the payload is decoded where it could prove the mark. Beside it, the p the
+        // mark's presence alone gives (for the report).
+        let proven = |reg: &Registration, sum: &[f32], (w, h): (usize, usize), p: f64| {
+            let decoded = p <= DECODE_WINDOW && self.payload_at(reg, sum, w, h).0.is_some();
+            (with_payload(p, decoded), decoded, with_payload(p, false))
+        };
         // A stage's answer: its registration of the whole clip, then — unless that one is
         // final — the best over every segment too (`find`'s flag: the whole clip); with its
         // p and whether it is final.
         let stage = |find: &dyn Fn(&[f32], bool) -> Registration, p: &dyn Fn(f64) -> f64| {
             let mut best = (find(&acc.sum, true), &acc.sum);
-            let mut is_final = final_at(&best, p(best.0.z));
-            if !is_final {
+            let mut proof = proven(&best.0, best.1, (wa, ha), p(best.0.z));
+            if !(proof.1 && proof.0 <= DETECT_P) {
                 for sum in &segment_sums {
                     let found = find(sum, false);
                     if found.z > best.0.z {
                         best = (found, sum);
                     }
                 }
-                is_final = final_at(&best, p(best.0.z));
+                proof = proven(&best.0, best.1, (wa, ha), p(best.0.z));
             }
-            let p = p(best.0.z);
-            (best, p, is_final)
+            (best, proof.0, proof.1 && proof.0 <= DETECT_P, proof.2)
         };
         // The as-sealed registration (one fold per test); then, unless final, scale 1 at
         // every shift, upright or mirrored — a copy cropped to another aspect at its full
@@ -2481,18 +2519,19 @@ impl VideoDetector {
                 &p_of,
             ));
         }
-        let (best, p_value, _) = answers
+        let (best, p_value, _, presence_p) = answers
             .into_iter()
             .reduce(|a, b| if (b.2, -b.1) > (a.2, -a.1) { b } else { a })
             .expect("the as-sealed answer is always there");
         let mut best = (best.0, Cow::Borrowed(&best.1[..]));
-        let mut p_value = p_value;
+        let (mut p_value, mut presence_p) = (p_value, presence_p);
         let mut wide_search = false;
         if self.whole_clip_only && stages == Stages::All && p_value > DETECT_P {
             let (found, p) =
                 self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT, None);
+            let (p, _, alone) = proven(&found, &acc.sum, (wa, ha), p);
             if p < p_value {
-                p_value = p;
+                (p_value, presence_p) = (p, alone);
                 wide_search = true;
                 best = (found, Cow::Borrowed(&acc.sum[..]));
             }
@@ -2526,8 +2565,9 @@ impl VideoDetector {
             };
             let (found, p) =
                 self.oriented_search(&acc.sum, wa, ha, &scales, WIDE_STRIDE, wide_weight, None);
+            let (p, _, alone) = proven(&found, &acc.sum, (wa, ha), p);
             if p < p_value {
-                p_value = p;
+                (p_value, presence_p) = (p, alone);
                 wide_search = true;
                 best = (found, Cow::Borrowed(&acc.sum[..]));
             }
@@ -2542,8 +2582,9 @@ impl VideoDetector {
             let hypotheses = (self.keys.len() * per_key * PHASES.len() * TILE * TILE) as f64;
             if let Some(found) = self.search_maps(&acc.sum, wa, ha, &maps) {
                 let p = search_p(lattice_weight * hypotheses, found.z);
+                let (p, _, alone) = proven(&found, &acc.sum, (wa, ha), p);
                 if p < p_value {
-                    p_value = p;
+                    (p_value, presence_p) = (p, alone);
                     wide_search = true;
                     best = (found, Cow::Borrowed(&acc.sum[..]));
                 }
@@ -2564,8 +2605,9 @@ impl VideoDetector {
                 WIDER_WEIGHT_WITH_FINE,
                 Some((f.ha / ha) as f64),
             );
+            let (p, _, alone) = proven(&found, &f.sum, (f.wa, f.ha), p);
             if p < p_value {
-                p_value = p;
+                (p_value, presence_p) = (p, alone);
                 wide_search = true;
                 best = (found, Cow::Borrowed(&f.sum[..]));
                 fine_answer = Some(f);
@@ -2583,6 +2625,7 @@ impl VideoDetector {
             reg.shift,
         );
         let p_value = p_value.min(1.0);
+        let presence_p = presence_p.min(1.0);
         let (key_id, key) = (&self.keys[ki].0, &self.keys[ki].1);
         let variant = &self.variants[ki][oi];
 
@@ -2590,6 +2633,7 @@ impl VideoDetector {
             detected: p_value <= DETECT_P,
             inconclusive: p_value > DETECT_P && p_value < INCONCLUSIVE_P,
             p_value,
+            presence_p,
             score: z,
             frames_analysed: self.frames,
             timeline_bin_s: acc.bins.width_s(),
@@ -3203,10 +3247,24 @@ mod tests {
             let bound = SHIFTED_WEIGHT
                 * r.family_size as f64
                 * (SHIFTED_ORIENTATIONS * PHASES.len() * TILE * TILE) as f64;
-            let p_shifted = search_p(bound, r.score);
+            // (With the payload's evidence where it decoded.) Where the payload does not
+            // read at that registration but does at the plain search's (320 × 240: z 7.3
+            // against 9.0, at another phase), that one answers, with the plain bound: an
+            // answer whose payload reads is preferred.
+            let (p_expected, stage) = if (r.score - shifted.z).abs() < 1e-9 {
+                let p = search_p(bound, r.score);
+                (with_payload(p, r.payload.is_some()), "shifted")
+            } else {
+                assert_eq!(r.payload, Some(payload), "{w}x{h} cropped: {r:?}");
+                let (wa, ha) = (acc.wa, acc.ha);
+                let plain = PLAIN_WEIGHT
+                    * r.family_size as f64
+                    * (scale_grid(wa.max(ha)).len() * PHASES.len() * TILE * TILE) as f64;
+                (with_payload(search_p(plain, r.score), true), "plain")
+            };
             assert!(
-                (r.p_value - p_shifted).abs() <= 1e-9 * p_shifted,
-                "{w}x{h} cropped: p {} against the shifted stage's {p_shifted}",
+                (r.p_value - p_expected).abs() <= 1e-9 * p_expected,
+                "{w}x{h} cropped: p {} against the {stage} stage's {p_expected}",
                 r.p_value
             );
         }
@@ -3254,9 +3312,10 @@ mod tests {
             assert!(r.detected && r.payload == Some(payload), "{w}x{h}: {r:?}");
             assert_eq!(r.scale, Some(h as f64 / 272.0), "{w}x{h}");
             assert!(!r.wide_search, "{w}x{h}");
-            // Its bound: the as-sealed test's on the box's grid, × BOX_WEIGHT.
+            // Its bound: the as-sealed test's on the box's grid, × BOX_WEIGHT, with the
+            // payload's evidence.
             let bound = BOX_WEIGHT * r.family_size as f64 * SEALED_ORIENTATIONS as f64;
-            let p = search_p(bound, r.score);
+            let p = with_payload(search_p(bound, r.score), true);
             assert!(
                 (r.p_value - p).abs() <= 1e-9 * p,
                 "{w}x{h}: {} vs {p}",

@@ -266,3 +266,59 @@ fn the_whole_clip_alone_is_one_test_instead_of_the_family() {
     );
     assert_eq!(whole.timeline, family.timeline);
 }
+
+#[test]
+fn a_mark_too_weak_for_its_sync_alone_is_proven_by_its_payload() {
+    // Marks ever weaker (strength × 0.70 … 0.58), cropped to 40 % of the area, scaled back
+    // and compressed (CRF 30): somewhere on the way down the sync chips alone no longer
+    // prove the mark (p > 1e-6) while its payload still decodes — a decode out of no mark
+    // has probability ≈ 7.7e-5 at any registration, so its 16 check bits prove it (before,
+    // only the sync counted: strength × 0.62, presence p 3.1e-6, was not detected).
+    let frames = decode(&shared("video/bigbuckbunny.mp4"), 48);
+    let mut proven_by_payload = 0;
+    for (i, share) in [0.70, 0.67, 0.65, 0.64, 0.63, 0.62, 0.61, 0.60, 0.58]
+        .into_iter()
+        .enumerate()
+    {
+        let k = key(21, 3 + i as u8);
+        let mut emb = VideoEmbedder::new(&k, payload(&k), DEFAULT_STRENGTH * share);
+        let mut marked = frames.clone();
+        marked.iter_mut().for_each(|f| emb.embed(f));
+        let copy = ffmpeg_round_trip(
+            &marked,
+            24.0,
+            &[
+                "-vf",
+                "crop=iw*0.63:ih*0.63:iw*0.1:ih*0.2,scale=1280:720",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-crf",
+                "30",
+            ],
+            "mp4",
+        );
+        let r = detect(&copy, std::slice::from_ref(&k));
+        println!(
+            "strength × {share}: z {:.2} p {:.2e} presence alone {:.2e} payload {}",
+            r.score,
+            r.p_value,
+            r.presence_p,
+            r.payload.is_some()
+        );
+        assert!(r.p_value <= r.presence_p, "{r:?}");
+        if r.detected {
+            assert_eq!(r.payload, Some(payload(&k)), "{r:?}");
+            if r.presence_p > DETECT_P {
+                proven_by_payload += 1;
+            }
+        } else {
+            assert!(r.presence_p > DETECT_P, "{r:?}");
+        }
+    }
+    assert!(
+        proven_by_payload >= 1,
+        "no mark was proven by its payload alone"
+    );
+}

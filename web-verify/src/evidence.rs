@@ -49,7 +49,7 @@ fn summarise(report: &mut Map<String, Value>) {
                 for field in MARK_FIELDS_WITHHELD {
                     mark.remove(*field);
                 }
-                for field in ["p_value", "payload_match_p"] {
+                for field in ["p_value", "presence_p_value", "payload_match_p"] {
                     if let Some(p) = mark.get(field).and_then(Value::as_f64) {
                         mark.insert(field.into(), Value::from(round_up_to_power_of_ten(p)));
                     }
@@ -270,7 +270,7 @@ mod tests {
             "summary": "Watermarked: hallmark's mark in the picture (p = 3.3e-21).",
             "watermark": {
                 "video": {"detected": true, "inconclusive": false, "p_value": 3.3e-21,
-                          "payload": "0123456789abcdef", "payload_named_by": "store",
+                          "presence_p_value": 4.1e-18, "payload": "0123456789abcdef", "payload_named_by": "store",
                           "payload_match_p": 2.4e-13, "key_id": 3, "bit_error_estimate": 0.021,
                           "frames_analysed": 50, "timeline": [1e-9, 0.2], "marked": [true, false],
                           "scan": "key-frames", "scan_passes": 1},
@@ -308,6 +308,7 @@ mod tests {
         assert_eq!(video["p_value"], 1e-20);
         assert_eq!(video["payload"], "0123456789abcdef");
         assert_eq!(video["payload_match_p"], 1e-12);
+        assert_eq!(video["presence_p_value"], 1e-17);
         assert_eq!(full["watermark"]["video"]["payload_match_p"], 2.4e-13);
         assert_eq!(video["scan"], "key-frames");
         for gone in ["timeline", "marked", "bit_error_estimate"] {
