@@ -1028,7 +1028,9 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         payload: found.payload.map(|p| p.clip_id_hex()),
         payload_named_by: None,
         payload_match_p: None,
-        presence_p_value: None,
+        presence_p_value: (found.presence_p > found.p_value)
+            .then_some(found.presence_p)
+            .filter(|_| found.p_value < INCONCLUSIVE_P),
         payload_reading: None,
         ai_generated: found.payload.map(|p| p.ai_generated()),
         key_id: found.key_id,

@@ -173,9 +173,9 @@ pub struct MarkResult {
     /// Probability that unmarked content scores this high, counting every key, frame, scale
     /// and shift tried, and both passes of a quick scan (an upper bound).
     pub p_value: f64,
-    /// Picture only, where the payload's check bits proved more than the sync pattern: the
-    /// p-value of the mark's presence alone (`p_value` counts the payload decoding there,
-    /// which a copy without the mark does with probability ≈ 7.7e-5).
+    /// Where the payload's check bits proved more than the sync pattern: the p-value of the
+    /// mark's presence alone (`p_value` counts the payload decoding there, which a copy
+    /// without the mark does with probability ≈ 7.7e-5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub presence_p_value: Option<f64>,
     pub payload: Option<String>,

@@ -35,7 +35,9 @@ use std::borrow::Cow;
 use std::f64::consts::{PI, SQRT_2};
 
 use crate::code;
-use crate::detect::{segment_windows, TimeBins, DETECT_P, INCONCLUSIVE_P};
+use crate::detect::{
+    segment_windows, with_payload, TimeBins, DECODE_WINDOW, DETECT_P, INCONCLUSIVE_P,
+};
 use crate::fft::{Fft, C};
 use crate::key::{Payload, WatermarkKey};
 use hallmark_media::AudioChunk;
@@ -651,9 +653,13 @@ pub struct AudioDetection {
     pub detected: bool,
     /// `DETECT_P < p_value < INCONCLUSIVE_P`.
     pub inconclusive: bool,
-    /// Family-wise p-value of the presence test (sync symbols only), corrected for every
-    /// key and time offset tried. An upper bound under the null, for any sound.
+    /// Family-wise p-value of the mark, corrected for every key and time offset tried: the
+    /// presence test (sync symbols), with the payload's check bits where it decoded there
+    /// (as the picture's, `VideoDetection::p_value`). An upper bound under the null, for
+    /// any sound.
     pub p_value: f64,
+    /// The p-value the presence test alone gives (sync symbols, family-wise).
+    pub presence_p: f64,
     /// Normalised correlation (z-score) of the best registration.
     pub score: f64,
     /// Decoded payload, if the presence test reached `INCONCLUSIVE_P` and the CRC checks.
@@ -1197,6 +1203,7 @@ impl AudioDetector {
             detected: false,
             inconclusive: false,
             p_value: 1.0,
+            presence_p: 1.0,
             score: 0.0,
             payload: None,
             bit_error_estimate: None,
@@ -1231,19 +1238,28 @@ impl AudioDetector {
         // Segments are also searched when the whole proves the mark but its payload does not
         // decode (foreign sound dilutes the payload's chips too). Reporting family × p of
         // whatever was searched stays a valid bound whatever decided the search.
-        // An answer is final when it proves the mark and its payload reads at it.
-        let final_at = |(found, folds): &Answer<'_>, p: f64| {
+        // An answer's bound with the payload's evidence where it decodes there (as the
+        // picture's: `crate::detect::with_payload`), and whether it is final: it proves
+        // the mark and its payload reads at it.
+        let proven = |(found, folds): &Answer<'_>, p: f64| {
             let (_, ki, sphase, d) = *found;
-            p <= DETECT_P
+            let decoded = p <= DECODE_WINDOW
                 && self
                     .decode(&folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
                     .0
-                    .is_some()
+                    .is_some();
+            let proven = with_payload(p, decoded);
+            (
+                proven,
+                decoded && proven <= DETECT_P,
+                with_payload(p, false),
+            )
         };
         // Each answer's bound and whether it is final, measured once per answer.
         let judge = |sealed: &Answer<'_>, best: &Answer<'_>| {
-            let (ps, pb) = (p_sealed(sealed.0 .0), p_of(best.0 .0));
-            (ps, final_at(sealed, ps), pb, final_at(best, pb))
+            let (ps, sealed_final, ps_alone) = proven(sealed, p_sealed(sealed.0 .0));
+            let (pb, best_final, pb_alone) = proven(best, p_of(best.0 .0));
+            (ps, sealed_final, pb, best_final, ps_alone, pb_alone)
         };
         let mut judged = judge(&sealed, &best);
         if !judged.1 && !judged.3 {
@@ -1262,12 +1278,13 @@ impl AudioDetector {
         }
         // The final answer, else the smaller bound (ties: the search, whose z is the
         // larger).
-        let (ps, sealed_final, pb, best_final) = judged;
-        let (p_plain, ((z, ki, sphase, d), folds)) = if (sealed_final, -ps) > (best_final, -pb) {
-            (ps, sealed)
-        } else {
-            (pb, best)
-        };
+        let (ps, sealed_final, pb, best_final, ps_alone, pb_alone) = judged;
+        let (p_plain, alone, ((z, ki, sphase, d), folds)) =
+            if (sealed_final, -ps) > (best_final, -pb) {
+                (ps, ps_alone, sealed)
+            } else {
+                (pb, pb_alone, best)
+            };
         let nb = self.nb;
         let p_of_bin = |z: f64| if z <= 0.0 { 1.0 } else { (-z * z / 2.0).exp() };
         // The timeline: per bin, the single-test p at the registration.
@@ -1284,6 +1301,7 @@ impl AudioDetector {
         // WIDE_WEIGHT). The wider search runs only when neither of the first two detects on
         // its own; reporting theirs when one does is the larger bound, still a bound.
         let p_plain = p_plain.min(1.0);
+        let mut presence_p = alone;
         let mut chosen = (
             p_plain,
             z,
@@ -1297,8 +1315,21 @@ impl AudioDetector {
         if p_plain > DETECT_P {
             if let Some((w, wide_folds, wide_bins)) = self.wide_search() {
                 let wide_hypotheses = hypotheses * wide::hypotheses(self.wide.len()) as f64;
-                let p_wide = (crate::detect::search_p(wide_hypotheses, w.z) / WIDE_WEIGHT).min(1.0);
+                let p_wide = crate::detect::search_p(wide_hypotheses, w.z) / WIDE_WEIGHT;
+                let decoded = p_wide <= DECODE_WINDOW
+                    && self
+                        .decode(
+                            &wide_folds[w.sphase],
+                            &self.keys[w.key].1,
+                            self.keys[w.key].0,
+                            w.shift,
+                        )
+                        .0
+                        .is_some();
+                let (p_wide, wide_alone) =
+                    (with_payload(p_wide, decoded), with_payload(p_wide, false));
                 if p_wide < p_plain {
+                    presence_p = wide_alone;
                     // The timeline at the wider search's registration: the kept sound's
                     // bins only (what lies past it was not measured at that scale).
                     let key = &self.keys[w.key].1;
@@ -1324,6 +1355,7 @@ impl AudioDetector {
         }
         let (p_value, z, ki, sphase, d, fold, time_scale, freq_scale) = chosen;
         out.p_value = p_value;
+        out.presence_p = presence_p.min(1.0);
         out.score = z;
         out.detected = p_value <= DETECT_P;
         out.inconclusive = p_value > DETECT_P && p_value < INCONCLUSIVE_P;

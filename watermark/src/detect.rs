@@ -593,7 +593,7 @@ const PAYLOAD_SHARE: f64 = 1.0 / 16.0;
 
 /// The largest search p-value at which a decoded payload proves the mark
 /// ([`with_payload`]): ≈ 8e-4.
-const DECODE_WINDOW: f64 = DETECT_P * PAYLOAD_SHARE / code::CHANCE_DECODE_P;
+pub(crate) const DECODE_WINDOW: f64 = DETECT_P * PAYLOAD_SHARE / code::CHANCE_DECODE_P;
 
 /// The p-value of a registration whose search (every hypothesis counted) gives `p`, with
 /// whether the payload decoded there: `p / (1 − PAYLOAD_SHARE)`, or, when it decoded, the
@@ -606,7 +606,7 @@ const DECODE_WINDOW: f64 = DETECT_P * PAYLOAD_SHARE / code::CHANCE_DECODE_P;
 /// p ≤ α·share / CHANCE_DECODE_P" errs with probability ≤ α. A payload's 16 check bits
 /// are evidence of the mark beside its 1024 sync chips: a copy whose sync alone reaches
 /// p 1e-4 is proven where its payload reads.
-fn with_payload(p: f64, decoded: bool) -> f64 {
+pub(crate) fn with_payload(p: f64, decoded: bool) -> f64 {
     let alone = p / (1.0 - PAYLOAD_SHARE);
     let p = if decoded {
         alone.min(p * code::CHANCE_DECODE_P / PAYLOAD_SHARE)
