@@ -171,10 +171,12 @@ impl Verifier {
         print: Option<&Fingerprint>,
         path: &Path,
     ) {
+        // A mark proven, or inconclusive: a clip id its coded bits single out proves it
+        // together with its presence (`with_named_payload`).
         let Some(m) = w
             .video
             .as_mut()
-            .filter(|m| m.detected && m.payload.is_none())
+            .filter(|m| (m.detected || m.inconclusive) && m.payload.is_none())
         else {
             return;
         };
@@ -201,6 +203,19 @@ impl Verifier {
         let Some((payload, p)) = recover::match_payload(&candidates, reading, key_id) else {
             return;
         };
+        let proven = hallmark_watermark::with_named_payload(m.p_value, p);
+        if !m.detected && proven > DETECT_P {
+            return; // the mark itself stays unproven: no clip id is named from it
+        }
+        if proven < m.p_value {
+            m.presence_p_value = Some(m.p_value);
+            m.p_value = proven;
+        }
+        if !m.detected {
+            m.detected = true;
+            m.inconclusive = false;
+            m.marked = marked_cells(true, &m.timeline);
+        }
         m.payload = Some(payload.clip_id_hex());
         m.ai_generated = Some(payload.ai_generated());
         m.payload_named_by = Some(if sound == Some(payload.clip_id) {

@@ -173,9 +173,11 @@ pub struct MarkResult {
     /// Probability that unmarked content scores this high, counting every key, frame, scale
     /// and shift tried, and both passes of a quick scan (an upper bound).
     pub p_value: f64,
-    /// Where the payload's check bits proved more than the sync pattern: the p-value of the
-    /// mark's presence alone (`p_value` counts the payload decoding there, which a copy
-    /// without the mark does with probability ≈ 7.7e-5).
+    /// Where the payload proved more than the sync pattern: the p-value of the mark's
+    /// presence alone. `p_value` counts the payload decoding there (which a copy without the
+    /// mark does with probability ≈ 7.7e-5), or a clip id named for it (`payload_named_by`)
+    /// agreeing with its coded bits at `payload_match_p` (the two p-values' product, corrected
+    /// as such).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub presence_p_value: Option<f64>,
     pub payload: Option<String>,

@@ -262,3 +262,63 @@ fn a_picture_mark_too_weak_for_its_payload_is_read_against_the_clips_named_for_i
     );
     assert_eq!(report["watermark"]["video"]["payload"], other.as_str());
 }
+
+#[test]
+fn an_inconclusive_picture_mark_is_proven_by_the_clip_the_store_names_for_it() {
+    // A copy so small and compressed that the mark's sync pattern alone is inconclusive
+    // (1e-6 < p < 0.01) and its payload does not decode. The store holds its content as one
+    // clip, whose clip id agrees with the mark's coded bits: the two p-values together prove
+    // the mark, and name it (before: inconclusive, no clip id, no manifest). Where that
+    // happens depends on the seal: the first rung of a ladder of compressions.
+    let home = Home::with_keys("Test Newsroom");
+    let sealed = home.seal(
+        &short_clip(),
+        "inconclusive-sealed.mp4",
+        &["--preset", "ultrafast"],
+    );
+    let clip_id = clip_id_of(&sealed, home.path());
+    let mut seen = Vec::new();
+    for crf in [
+        "30", "31", "32", "33", "34", "35", "36", "37", "38", "39", "40",
+    ] {
+        let copy = edited_with(
+            &sealed,
+            "scale=-2:240",
+            &format!("inconclusive-crf{crf}.mp4"),
+            &["-crf", crf],
+        );
+        let (_, blind) = verify_json(home.path(), &copy, &["--no-store"]);
+        let mark = &blind["watermark"]["video"];
+        seen.push(format!(
+            "CRF {crf}: p {} payload {}",
+            mark["p_value"], mark["payload"]
+        ));
+        if mark["inconclusive"] != true || !mark["payload"].is_null() {
+            continue;
+        }
+        let (_, named) = verify_json(home.path(), &copy, &[]);
+        let m = &named["watermark"]["video"];
+        seen.push(format!(
+            "  with the store: p {} payload {} presence {}",
+            m["p_value"], m["payload"], m["presence_p_value"]
+        ));
+        if m["detected"] != true {
+            // Not proven: then nothing is named from it either.
+            assert!(m["payload"].is_null(), "{m:#}");
+            assert_eq!(m["inconclusive"], true, "{m:#}");
+            continue;
+        }
+        assert_eq!(m["payload"], clip_id.as_str(), "{m:#}");
+        assert_eq!(m["payload_named_by"], "store", "{m:#}");
+        assert!(m["p_value"].as_f64().unwrap() <= 1e-6, "{m:#}");
+        assert!(m["presence_p_value"].as_f64().unwrap() > 1e-6, "{m:#}");
+        assert!(
+            m["marked"].as_array().unwrap().contains(&true.into()),
+            "{m:#}"
+        );
+        assert_eq!(named["recovered_manifest"]["clip_id"], clip_id.as_str());
+        println!("{seen:#?}");
+        return;
+    }
+    panic!("no compression left the mark inconclusive and proven with the store: {seen:#?}");
+}

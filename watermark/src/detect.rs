@@ -588,32 +588,52 @@ const PHASE_FRAMES: usize = 96;
 const PHASES_SEARCHED: usize = 60;
 
 /// The share of the error budget spent on marks whose payload decodes where they are found
-/// ([`with_payload`]); the rest goes to the mark's presence alone.
+/// ([`with_payload`]).
 const PAYLOAD_SHARE: f64 = 1.0 / 16.0;
+/// The share spent on marks whose payload, named elsewhere, agrees with their coded bits
+/// ([`with_named_payload`]).
+const NAMED_SHARE: f64 = 1.0 / 16.0;
+/// The rest: the mark's presence alone.
+const PRESENCE_SHARE: f64 = 1.0 - PAYLOAD_SHARE - NAMED_SHARE;
 
 /// The largest search p-value at which a decoded payload proves the mark
 /// ([`with_payload`]): ≈ 8e-4.
 pub(crate) const DECODE_WINDOW: f64 = DETECT_P * PAYLOAD_SHARE / code::CHANCE_DECODE_P;
 
 /// The p-value of a registration whose search (every hypothesis counted) gives `p`, with
-/// whether the payload decoded there: `p / (1 − PAYLOAD_SHARE)`, or, when it decoded, the
+/// whether the payload decoded there: `p / PRESENCE_SHARE`, or, when it decoded, the
 /// smaller `p · CHANCE_DECODE_P / PAYLOAD_SHARE`. Valid because under the null the payload
 /// decodes with probability `CHANCE_DECODE_P` at *any* registration, whatever its z: the
 /// sync chips decide the registration, the payload chips' keyed signs (independent fair
 /// coins) the decode ([`code::CHANCE_DECODE_P`]). So for every hypothesis h,
 /// P(z_h high and decoded at h) ≤ CHANCE_DECODE_P · P(z_h high), and over the whole search
 /// P(p ≤ t and decoded) ≤ CHANCE_DECODE_P · t: the test "p ≤ α(1 − share), or decoded and
-/// p ≤ α·share / CHANCE_DECODE_P" errs with probability ≤ α. A payload's 16 check bits
+/// p ≤ α·share / CHANCE_DECODE_P" errs with probability ≤ α(1 − NAMED_SHARE), the rest
+/// of the budget being [`with_named_payload`]'s. A payload's 16 check bits
 /// are evidence of the mark beside its 1024 sync chips: a copy whose sync alone reaches
 /// p 1e-4 is proven where its payload reads.
 pub(crate) fn with_payload(p: f64, decoded: bool) -> f64 {
-    let alone = p / (1.0 - PAYLOAD_SHARE);
+    let alone = p / PRESENCE_SHARE;
     let p = if decoded {
         alone.min(p * code::CHANCE_DECODE_P / PAYLOAD_SHARE)
     } else {
         alone
     };
     p.min(1.0)
+}
+
+/// The p-value of a picture mark reported at `p_value` without its payload (the presence
+/// alone, as [`VideoDetection::p_value`] gives it, with any further correction) once a clip
+/// id named without looking at the mark — by the sound's mark, by the manifest store —
+/// agrees with its coded bits at `match_p` (that agreement's p-value,
+/// `PayloadReading::p_values`, times the candidates tried). Under the null the two are
+/// independent (the sync chips decide the presence, the payload chips' keyed signs the
+/// agreement, and the candidates do not depend on either), each at least uniform, so their
+/// product `c` is at most that of two uniforms: P(product ≤ c) ≤ c·(1 + ln 1/c); on
+/// [`NAMED_SHARE`] of the error budget. Never above `p_value`.
+pub fn with_named_payload(p_value: f64, match_p: f64) -> f64 {
+    let c = (p_value * PRESENCE_SHARE * match_p).clamp(f64::MIN_POSITIVE, 1.0);
+    (c * (1.0 - c.ln()) / NAMED_SHARE).min(p_value).min(1.0)
 }
 
 /// The share `1 / PHASE_WEIGHT` of the riding half of the error budget spent on the other
