@@ -549,8 +549,11 @@ pub struct VideoDetector {
     /// The frames warped back to their anchors (a riding mark at rest), per grid size.
     ride_accs: Vec<Accum>,
     ride_grid: Option<AnalysisGrid>,
-    /// The same frames warped back on the fine grid ([`fine_rows`]): a riding clip shown
-    /// smaller (turned a quarter, inset) is searched there by the fine stage.
+    /// The same frames of a portrait frame warped back on the fine grid ([`fine_rows`]): a
+    /// landscape riding clip turned a quarter is searched there by the fine stage. (On a
+    /// landscape frame the whole frame's motion is a riding picture's only where it fills
+    /// the frame, at its own scale or larger: a picture made smaller inside other footage
+    /// or bars rides inside its box, followed there.)
     ride_fine: Vec<FineAccum>,
     ride_fine_grid: Option<AnalysisGrid>,
     /// The camera's motion inside the bars, per decoding part: a riding mark letterboxed
@@ -1733,7 +1736,7 @@ impl VideoDetector {
             || Accum::new(wa, ha, Some(width)),
         );
         self.ride_accs[idx].add(r, pts_s);
-        if self.wants_fine_residual() {
+        if self.wants_fine_residual() && h > w {
             if self
                 .ride_fine_grid
                 .as_ref()
