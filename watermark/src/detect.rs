@@ -419,6 +419,15 @@ struct FineAccum {
     frames: u64,
 }
 
+/// The fine grid ([`fine_rows`]) of a `w × h` frame, kept in `slot` while frames keep that
+/// size.
+fn fine_grid_of(slot: &mut Option<AnalysisGrid>, (w, h): (usize, usize)) -> &AnalysisGrid {
+    if slot.as_ref().is_none_or(|g| g.frame_size() != (w, h)) {
+        *slot = Some(AnalysisGrid::with_rows(w, h, fine_rows(w, h)));
+    }
+    slot.as_ref().expect("just set")
+}
+
 /// Adds a fine residual to the sums of its grid size in `sums` (a further size replaces the
 /// one with the fewest frames past [`MAX_GRID_SIZES`]).
 fn add_fine(sums: &mut Vec<FineAccum>, r: &[f32], wa: usize, ha: usize) {
@@ -1399,14 +1408,7 @@ impl VideoDetector {
         self.add_content_box(&y, (w, h), frame.pts_s, 0);
         self.add_riding(&y, (w, h), frame.pts_s, 0, &r);
         if self.wants_fine_residual() {
-            if self
-                .fine_grid
-                .as_ref()
-                .is_none_or(|g| g.frame_size() != (w, h))
-            {
-                self.fine_grid = Some(AnalysisGrid::with_rows(w, h, fine_rows(w, h)));
-            }
-            let grid = self.fine_grid.as_ref().expect("fine grid just set");
+            let grid = fine_grid_of(&mut self.fine_grid, (w, h));
             let (wf, hf) = grid.grid_size();
             let r = grid.residual(&y);
             self.accumulate_fine(&r, wf, hf);
@@ -1737,14 +1739,7 @@ impl VideoDetector {
         );
         self.ride_accs[idx].add(r, pts_s);
         if self.wants_fine_residual() && h > w {
-            if self
-                .ride_fine_grid
-                .as_ref()
-                .is_none_or(|g| g.frame_size() != (w, h))
-            {
-                self.ride_fine_grid = Some(AnalysisGrid::with_rows(w, h, fine_rows(w, h)));
-            }
-            let grid = self.ride_fine_grid.as_ref().expect("just set");
+            let grid = fine_grid_of(&mut self.ride_fine_grid, (w, h));
             let (wf, hf) = grid.grid_size();
             if let Some(r) = grid.residual_warped(y, m) {
                 add_fine(&mut self.ride_fine, &r, wf, hf);
