@@ -160,10 +160,11 @@ pub fn human(report: &Report, color: bool) -> String {
             "  {:<16} {state} in the {what} (p = {:.1e}{}, {} {unit}){}{}{}",
             "Watermark:",
             mark.p_value,
-            // Where the payload's check bits made the difference, what the pattern alone gave.
+            // Where the clip id (decoded, or named and agreeing) made the difference, what the
+            // pattern alone gave.
             mark.presence_p_value
                 .filter(|&alone| alone > hallmark_detector::DETECT_P)
-                .map(|alone| format!(" with the clip id's check bits, {alone:.1e} without"))
+                .map(|alone| format!(" with its clip id, {alone:.1e} without"))
                 .unwrap_or_default(),
             mark.frames_analysed,
             mark.payload

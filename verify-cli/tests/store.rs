@@ -317,6 +317,13 @@ fn an_inconclusive_picture_mark_is_proven_by_the_clip_the_store_names_for_it() {
             "{m:#}"
         );
         assert_eq!(named["recovered_manifest"]["clip_id"], clip_id.as_str());
+        // The human report says what the clip id added.
+        let text = hallmark(home.path(), &["verify", copy.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("with its clip id") && text.contains("named by the manifest store"),
+            "{text}"
+        );
         println!("{seen:#?}");
         return;
     }
