@@ -160,11 +160,13 @@ impl Verifier {
         self
     }
 
-    /// A proven picture mark whose payload did not decode: the clip ids named without it —
+    /// A proven or inconclusive picture mark whose payload did not decode: the clip ids named
+    /// without it —
     /// the sound's mark; the store's clips with the content of `print` (the whole picture's)
     /// and, for a mark found in part of the frame (picture-in-picture), of that part, decoded
     /// once more from `path` (the whole frame's fingerprint is the other footage's) — are
-    /// tried against its coded bits, and the one they prove becomes its payload.
+    /// tried against its coded bits, and the one they prove becomes its payload (an
+    /// inconclusive mark only where that and its presence together prove it).
     fn name_picture_payload(
         &self,
         w: &mut WatermarkReport,

@@ -64,8 +64,8 @@ pub const PAYLOAD_CANDIDATES: usize = 8;
 pub const PAYLOAD_MATCH_P: f64 = 1e-6;
 
 /// The clip ids of the clips the store holds any of these contents as (`find_by_content`, at
-/// most [`PAYLOAD_CANDIDATES`] each): candidates for a proven mark whose payload did not
-/// decode. The store is opened once for all of them.
+/// most [`PAYLOAD_CANDIDATES`] each): candidates for a proven or inconclusive mark whose
+/// payload did not decode. The store is opened once for all of them.
 pub fn content_candidates(store_path: &Path, uploads: &[&Fingerprint]) -> Vec<u64> {
     let Ok(Some(store)) = ManifestStore::open_existing(store_path) else {
         return Vec::new();

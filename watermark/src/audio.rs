@@ -35,9 +35,7 @@ use std::borrow::Cow;
 use std::f64::consts::{PI, SQRT_2};
 
 use crate::code;
-use crate::detect::{
-    segment_windows, with_payload, TimeBins, DECODE_WINDOW, DETECT_P, INCONCLUSIVE_P,
-};
+use crate::detect::{segment_windows, Proof, TimeBins, DETECT_P, INCONCLUSIVE_P};
 use crate::fft::{Fft, C};
 use crate::key::{Payload, WatermarkKey};
 use hallmark_media::AudioChunk;
@@ -1239,30 +1237,25 @@ impl AudioDetector {
         // decode (foreign sound dilutes the payload's chips too). Reporting family × p of
         // whatever was searched stays a valid bound whatever decided the search.
         // An answer's bound with the payload's evidence where it decodes there (as the
-        // picture's: `crate::detect::with_payload`), and whether it is final: it proves
-        // the mark and its payload reads at it.
+        // picture's: `crate::detect::Proof`); final when it proves the mark and its payload
+        // reads at it.
         let proven = |(found, folds): &Answer<'_>, p: f64| {
             let (_, ki, sphase, d) = *found;
-            let decoded = p <= DECODE_WINDOW
-                && self
-                    .decode(&folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
+            Proof::of(p, || {
+                self.decode(&folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
                     .0
-                    .is_some();
-            let proven = with_payload(p, decoded);
-            (
-                proven,
-                decoded && proven <= DETECT_P,
-                with_payload(p, false),
-            )
+                    .is_some()
+            })
         };
         // Each answer's bound and whether it is final, measured once per answer.
         let judge = |sealed: &Answer<'_>, best: &Answer<'_>| {
-            let (ps, sealed_final, ps_alone) = proven(sealed, p_sealed(sealed.0 .0));
-            let (pb, best_final, pb_alone) = proven(best, p_of(best.0 .0));
-            (ps, sealed_final, pb, best_final, ps_alone, pb_alone)
+            (
+                proven(sealed, p_sealed(sealed.0 .0)),
+                proven(best, p_of(best.0 .0)),
+            )
         };
         let mut judged = judge(&sealed, &best);
-        if !judged.1 && !judged.3 {
+        if !judged.0.is_final() && !judged.1.is_final() {
             for &(from, to) in &segments {
                 let folds = self.segment_folds(from, to);
                 let found = self.search(&folds);
@@ -1278,13 +1271,13 @@ impl AudioDetector {
         }
         // The final answer, else the smaller bound (ties: the search, whose z is the
         // larger).
-        let (ps, sealed_final, pb, best_final, ps_alone, pb_alone) = judged;
-        let (p_plain, alone, ((z, ki, sphase, d), folds)) =
-            if (sealed_final, -ps) > (best_final, -pb) {
-                (ps, ps_alone, sealed)
-            } else {
-                (pb, pb_alone, best)
-            };
+        let (ps, pb) = judged;
+        let rank = |p: &Proof| (p.is_final(), -p.p);
+        let (proof, ((z, ki, sphase, d), folds)) = if rank(&ps) > rank(&pb) {
+            (ps, sealed)
+        } else {
+            (pb, best)
+        };
         let nb = self.nb;
         let p_of_bin = |z: f64| if z <= 0.0 { 1.0 } else { (-z * z / 2.0).exp() };
         // The timeline: per bin, the single-test p at the registration.
@@ -1300,8 +1293,8 @@ impl AudioDetector {
         // Weighted Bonferroni over the three stages (SEALED_WEIGHT, PLAIN_WEIGHT,
         // WIDE_WEIGHT). The wider search runs only when neither of the first two detects on
         // its own; reporting theirs when one does is the larger bound, still a bound.
-        let p_plain = p_plain.min(1.0);
-        let mut presence_p = alone;
+        let p_plain = proof.p.min(1.0);
+        let mut presence_p = proof.alone;
         let mut chosen = (
             p_plain,
             z,
@@ -1315,21 +1308,18 @@ impl AudioDetector {
         if p_plain > DETECT_P {
             if let Some((w, wide_folds, wide_bins)) = self.wide_search() {
                 let wide_hypotheses = hypotheses * wide::hypotheses(self.wide.len()) as f64;
-                let p_wide = crate::detect::search_p(wide_hypotheses, w.z) / WIDE_WEIGHT;
-                let decoded = p_wide <= DECODE_WINDOW
-                    && self
-                        .decode(
-                            &wide_folds[w.sphase],
-                            &self.keys[w.key].1,
-                            self.keys[w.key].0,
-                            w.shift,
-                        )
-                        .0
-                        .is_some();
-                let (p_wide, wide_alone) =
-                    (with_payload(p_wide, decoded), with_payload(p_wide, false));
+                let wide = Proof::of(
+                    crate::detect::search_p(wide_hypotheses, w.z) / WIDE_WEIGHT,
+                    || {
+                        let (key_id, key) = &self.keys[w.key];
+                        self.decode(&wide_folds[w.sphase], key, *key_id, w.shift)
+                            .0
+                            .is_some()
+                    },
+                );
+                let p_wide = wide.p;
                 if p_wide < p_plain {
-                    presence_p = wide_alone;
+                    presence_p = wide.alone;
                     // The timeline at the wider search's registration: the kept sound's
                     // bins only (what lies past it was not measured at that scale).
                     let key = &self.keys[w.key].1;

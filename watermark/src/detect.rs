@@ -610,7 +610,35 @@ const PRESENCE_SHARE: f64 = 1.0 - PAYLOAD_SHARE - NAMED_SHARE;
 
 /// The largest search p-value at which a decoded payload proves the mark
 /// ([`with_payload`]): ≈ 8e-4.
-pub(crate) const DECODE_WINDOW: f64 = DETECT_P * PAYLOAD_SHARE / code::CHANCE_DECODE_P;
+const DECODE_WINDOW: f64 = DETECT_P * PAYLOAD_SHARE / code::CHANCE_DECODE_P;
+
+/// A registration's answer as the picture's and the sound's stages compare them: its p
+/// with the payload's evidence ([`with_payload`]), whether the payload decoded there, and
+/// the p of the presence alone (for the report).
+#[derive(Clone, Copy)]
+pub(crate) struct Proof {
+    pub(crate) p: f64,
+    pub(crate) decoded: bool,
+    pub(crate) alone: f64,
+}
+
+impl Proof {
+    /// The answer of a registration whose search gives `p`; `decodes` (whether the payload
+    /// decodes there) is asked only where it could prove the mark ([`DECODE_WINDOW`]).
+    pub(crate) fn of(p: f64, decodes: impl FnOnce() -> bool) -> Proof {
+        let decoded = p <= DECODE_WINDOW && decodes();
+        Proof {
+            p: with_payload(p, decoded),
+            decoded,
+            alone: with_payload(p, false),
+        }
+    }
+
+    /// Final: it proves the mark and the payload reads there (no further stage is run).
+    pub(crate) fn is_final(&self) -> bool {
+        self.decoded && self.p <= DETECT_P
+    }
+}
 
 /// The p-value of a registration whose search (every hypothesis counted) gives `p`, with
 /// whether the payload decoded there: `p / PRESENCE_SHARE`, or, when it decoded, the
@@ -624,7 +652,7 @@ pub(crate) const DECODE_WINDOW: f64 = DETECT_P * PAYLOAD_SHARE / code::CHANCE_DE
 /// of the budget being [`with_named_payload`]'s. A payload's 16 check bits
 /// are evidence of the mark beside its 1024 sync chips: a copy whose sync alone reaches
 /// p 1e-4 is proven where its payload reads.
-pub(crate) fn with_payload(p: f64, decoded: bool) -> f64 {
+fn with_payload(p: f64, decoded: bool) -> f64 {
     let alone = p / PRESENCE_SHARE;
     let p = if decoded {
         alone.min(p * code::CHANCE_DECODE_P / PAYLOAD_SHARE)
@@ -2495,8 +2523,7 @@ impl VideoDetector {
         // the payload is decoded where it could prove the mark. Beside it, the p the
         // mark's presence alone gives (for the report).
         let proven = |reg: &Registration, sum: &[f32], (w, h): (usize, usize), p: f64| {
-            let decoded = p <= DECODE_WINDOW && self.payload_at(reg, sum, w, h).0.is_some();
-            (with_payload(p, decoded), decoded, with_payload(p, false))
+            Proof::of(p, || self.payload_at(reg, sum, w, h).0.is_some())
         };
         // A stage's answer: its registration of the whole clip, then — unless that one is
         // final — the best over every segment too (`find`'s flag: the whole clip); with its
@@ -2504,7 +2531,7 @@ impl VideoDetector {
         let stage = |find: &dyn Fn(&[f32], bool) -> Registration, p: &dyn Fn(f64) -> f64| {
             let mut best = (find(&acc.sum, true), &acc.sum);
             let mut proof = proven(&best.0, best.1, (wa, ha), p(best.0.z));
-            if !(proof.1 && proof.0 <= DETECT_P) {
+            if !proof.is_final() {
                 for sum in &segment_sums {
                     let found = find(sum, false);
                     if found.z > best.0.z {
@@ -2513,7 +2540,7 @@ impl VideoDetector {
                 }
                 proof = proven(&best.0, best.1, (wa, ha), p(best.0.z));
             }
-            (best, proof.0, proof.1 && proof.0 <= DETECT_P, proof.2)
+            (best, proof)
         };
         // The as-sealed registration (one fold per test); then, unless final, scale 1 at
         // every shift, upright or mirrored — a copy cropped to another aspect at its full
@@ -2525,10 +2552,10 @@ impl VideoDetector {
             &|img, _| self.as_sealed(img, wa, ha, acc.width),
             &p_sealed,
         )];
-        if !answers[0].2 && !sealed_only {
+        if !answers[0].1.is_final() && !sealed_only {
             answers.push(stage(&|img, _| self.at_scale_one(img, wa, ha), &p_shifted));
         }
-        if !answers.iter().any(|a| a.2) && !sealed_only {
+        if !answers.iter().any(|a| a.1.is_final()) && !sealed_only {
             answers.push(stage(
                 &|img, whole| {
                     let stride = if whole { 1 } else { SEGMENT_STRIDE };
@@ -2537,19 +2564,19 @@ impl VideoDetector {
                 &p_of,
             ));
         }
-        let (best, p_value, _, presence_p) = answers
+        let rank = |p: &Proof| (p.is_final(), -p.p);
+        let (best, mut proof) = answers
             .into_iter()
-            .reduce(|a, b| if (b.2, -b.1) > (a.2, -a.1) { b } else { a })
+            .reduce(|a, b| if rank(&b.1) > rank(&a.1) { b } else { a })
             .expect("the as-sealed answer is always there");
         let mut best = (best.0, Cow::Borrowed(&best.1[..]));
-        let (mut p_value, mut presence_p) = (p_value, presence_p);
         let mut wide_search = false;
-        if self.whole_clip_only && stages == Stages::All && p_value > DETECT_P {
+        if self.whole_clip_only && stages == Stages::All && proof.p > DETECT_P {
             let (found, p) =
                 self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT, None);
-            let (p, _, alone) = proven(&found, &acc.sum, (wa, ha), p);
-            if p < p_value {
-                (p_value, presence_p) = (p, alone);
+            let found_proof = proven(&found, &acc.sum, (wa, ha), p);
+            if found_proof.p < proof.p {
+                proof = found_proof;
                 wide_search = true;
                 best = (found, Cow::Borrowed(&acc.sum[..]));
             }
@@ -2575,7 +2602,7 @@ impl VideoDetector {
         } else {
             (WIDE_WEIGHT, LATTICE_WEIGHT)
         };
-        if wide && p_value > DETECT_P {
+        if wide && proof.p > DETECT_P {
             let scales = if fine.is_some() {
                 wide_scale_grid_below_fine(wa.max(ha))
             } else {
@@ -2583,14 +2610,14 @@ impl VideoDetector {
             };
             let (found, p) =
                 self.oriented_search(&acc.sum, wa, ha, &scales, WIDE_STRIDE, wide_weight, None);
-            let (p, _, alone) = proven(&found, &acc.sum, (wa, ha), p);
-            if p < p_value {
-                (p_value, presence_p) = (p, alone);
+            let found_proof = proven(&found, &acc.sum, (wa, ha), p);
+            if found_proof.p < proof.p {
+                proof = found_proof;
                 wide_search = true;
                 best = (found, Cow::Borrowed(&acc.sum[..]));
             }
         }
-        if wide && p_value > DETECT_P {
+        if wide && proof.p > DETECT_P {
             // The maps are chosen from the residual alone, never the key: under the null
             // each is a fixed registration given the content, so the bound counts every
             // one that may be tested (all of them, even when fewer are found) × its
@@ -2600,9 +2627,9 @@ impl VideoDetector {
             let hypotheses = (self.keys.len() * per_key * PHASES.len() * TILE * TILE) as f64;
             if let Some(found) = self.search_maps(&acc.sum, wa, ha, &maps) {
                 let p = search_p(lattice_weight * hypotheses, found.z);
-                let (p, _, alone) = proven(&found, &acc.sum, (wa, ha), p);
-                if p < p_value {
-                    (p_value, presence_p) = (p, alone);
+                let found_proof = proven(&found, &acc.sum, (wa, ha), p);
+                if found_proof.p < proof.p {
+                    proof = found_proof;
                     wide_search = true;
                     best = (found, Cow::Borrowed(&acc.sum[..]));
                 }
@@ -2612,7 +2639,7 @@ impl VideoDetector {
         // smaller than sealed, on the whole clip's fine sum (every hypothesis of its grid
         // counted, searched or not).
         let mut fine_answer: Option<&FineAccum> = None;
-        if let Some(f) = fine.filter(|_| wide && p_value > DETECT_P) {
+        if let Some(f) = fine.filter(|_| wide && proof.p > DETECT_P) {
             let scales = fine_scale_grid(f.wa.max(f.ha), (f.ha / ha) as f64);
             let (found, p) = self.oriented_search(
                 &f.sum,
@@ -2623,9 +2650,9 @@ impl VideoDetector {
                 WIDER_WEIGHT_WITH_FINE,
                 Some((f.ha / ha) as f64),
             );
-            let (p, _, alone) = proven(&found, &f.sum, (f.wa, f.ha), p);
-            if p < p_value {
-                (p_value, presence_p) = (p, alone);
+            let found_proof = proven(&found, &f.sum, (f.wa, f.ha), p);
+            if found_proof.p < proof.p {
+                proof = found_proof;
                 wide_search = true;
                 best = (found, Cow::Borrowed(&f.sum[..]));
                 fine_answer = Some(f);
@@ -2642,8 +2669,7 @@ impl VideoDetector {
             reg.scale * grid_ratio,
             reg.shift,
         );
-        let p_value = p_value.min(1.0);
-        let presence_p = presence_p.min(1.0);
+        let (p_value, presence_p) = (proof.p.min(1.0), proof.alone.min(1.0));
         let (key_id, key) = (&self.keys[ki].0, &self.keys[ki].1);
         let variant = &self.variants[ki][oi];
 
