@@ -17,7 +17,7 @@ mod fingerprint;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
@@ -213,6 +213,9 @@ const POSTGRES_MIGRATIONS: [&str; 2] = [
     CREATE INDEX content_keys_by_seq ON content_keys (seq);",
 ];
 
+/// How long a SQLite call waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serialises migrations of one PostgreSQL database among hosts opening it at once
 /// (`pg_advisory_xact_lock`): an arbitrary constant, "hallmark" in ASCII.
 const MIGRATION_LOCK: i64 = 0x68616c6c6d61726b;
@@ -227,11 +230,7 @@ impl ManifestStore {
             return Ok(store);
         }
         let store = Self::connect(location, OpenFlags::default())?;
-        store
-            .sqlite()
-            // WAL: a verifier (or `hallmark serve`) reading while a seal writes never waits.
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| store.err(e))?;
+        store.use_wal()?;
         store.migrate_sqlite()?;
         Ok(store)
     }
@@ -261,13 +260,31 @@ impl ManifestStore {
         Ok(Some(store))
     }
 
+    /// WAL: a verifier (or `hallmark serve`) reading while a seal writes never waits.
+    /// Switching a new file to WAL takes an exclusive lock without calling the busy handler,
+    /// so sealers opening one new store at once would fail with "database is locked": retry
+    /// for as long as the busy timeout would have waited.
+    fn use_wal(&self) -> Result<(), StoreError> {
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match self.sqlite().pragma_update(None, "journal_mode", "WAL") {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                done => return done.map_err(|e| self.err(e)),
+            }
+        }
+    }
+
     fn connect(path: &Path, flags: OpenFlags) -> Result<ManifestStore, StoreError> {
         let sqlite = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
         let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(sqlite)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
         Ok(ManifestStore {
             backend: Backend::Sqlite(conn),
             path: path.to_path_buf(),

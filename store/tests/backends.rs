@@ -344,3 +344,47 @@ fn an_unreachable_postgres_fails_with_the_url_without_its_password() {
         .expect("not a URL");
     assert!(err.to_string().contains("manifest store"), "{err}");
 }
+
+/// Sealing processes that open and write one new SQLite store at the same moment all succeed:
+/// none sees "database is locked" (CI stop 28: two `hallmark seal` runs sharing a home).
+#[test]
+fn concurrent_sealers_share_a_new_sqlite_store() {
+    for round in 0..12 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fresh_sqlite(&dir);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || -> Result<(), String> {
+                    barrier.wait();
+                    let mut store = ManifestStore::open(&path).map_err(|e| format!("open: {e}"))?;
+                    drop(ManifestStore::open_existing(&path).map_err(|e| format!("reopen: {e}"))?);
+                    store
+                        .insert(&record(
+                            &format!("urn:c2pa:{round}-{i}"),
+                            &format!("{i:016x}"),
+                            "2026-12-05T10:00:00Z",
+                            noise_print(i as u64, 4),
+                        ))
+                        .map_err(|e| format!("insert: {e}"))?;
+                    drop(store);
+                    let reader = ManifestStore::open_existing(&path)
+                        .map_err(|e| e.to_string())?
+                        .ok_or("no store")?;
+                    reader
+                        .find_by_clip_id(&format!("{i:016x}"))
+                        .map_err(|e| e.to_string())?
+                        .ok_or("not found")?;
+                    Ok(())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+}
