@@ -25,33 +25,44 @@ fn inset(bg: &VideoFrame, fg: &VideoFrame, (x, y): (usize, usize)) -> VideoFrame
 fn a_clip_at_40_percent_in_a_corner_of_other_footage_is_found_there() {
     // Big Buck Bunny sealed (1280×720), shown at 40 % in the top right corner over the
     // bikes footage scaled to the same frame, through x264 veryfast CRF 23 as a platform
-    // reposts it; the same composite of the unsealed clip.
+    // reposts it; the same composite of the unsealed clip. Its borders on the inset
+    // finder's 4-px grid, and 2 px off it (borders inside its coarse pixels: the inset was
+    // not found, and the mark not detected, p 0.07).
     let k = key(11, 7);
     let clip = decode(&shared("video/bigbuckbunny.mp4"), 90);
     let background = decode(&shared("video/bikes.mp4"), 90);
-    let (w, h, iw, ih, at) = (1280, 720, 512, 288, (728, 28));
-    let composite = |frames: &[VideoFrame]| -> Vec<VideoFrame> {
-        let out: Vec<VideoFrame> = frames
-            .iter()
-            .zip(&background)
-            .map(|(f, b)| inset(&resize(b, w, h), &resize(f, iw, ih), at))
-            .collect();
-        let x264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"];
-        ffmpeg_round_trip(&out, 30.0, &x264, "mp4")
-    };
-    let detect = |frames: &[VideoFrame]| {
-        let mut det = VideoDetector::new(std::slice::from_ref(&k));
-        frames.iter().for_each(|f| det.add_frame(f));
-        det.result()
-    };
-    let found = detect(&composite(&mark(&clip, &k)));
-    assert!(found.detected, "{found:?}");
-    assert_eq!(found.payload, Some(payload(&k)), "{found:?}");
-    let r = found.region.expect("region");
-    let want = (728.0 / 1280.0, 28.0 / 720.0, 0.4, 0.4);
-    for (got, want) in [(r.x, want.0), (r.y, want.1), (r.w, want.2), (r.h, want.3)] {
-        assert!((got - want).abs() < 0.02, "{r:?}");
+    let marked = mark(&clip, &k);
+    for at in [(728, 28), (730, 30)] {
+        let (w, h, iw, ih) = (1280, 720, 512, 288);
+        let composite = |frames: &[VideoFrame]| -> Vec<VideoFrame> {
+            let out: Vec<VideoFrame> = frames
+                .iter()
+                .zip(&background)
+                .map(|(f, b)| inset(&resize(b, w, h), &resize(f, iw, ih), at))
+                .collect();
+            let x264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"];
+            ffmpeg_round_trip(&out, 30.0, &x264, "mp4")
+        };
+        let detect = |frames: &[VideoFrame]| {
+            let mut det = VideoDetector::new(std::slice::from_ref(&k));
+            frames.iter().for_each(|f| det.add_frame(f));
+            det.result()
+        };
+        let found = detect(&composite(&marked));
+        assert!(found.detected, "{at:?}: {found:?}");
+        assert_eq!(found.payload, Some(payload(&k)), "{at:?}: {found:?}");
+        let r = found.region.expect("region");
+        // To 3 px: the region is the inset found, not a registration's estimate.
+        let want = (at.0 as f64 / 1280.0, at.1 as f64 / 720.0, 0.4, 0.4);
+        for (got, want, size) in [
+            (r.x, want.0, 1280.0),
+            (r.y, want.1, 720.0),
+            (r.w, want.2, 1280.0),
+            (r.h, want.3, 720.0),
+        ] {
+            assert!((got - want).abs() * size <= 3.0, "{at:?}: {r:?}");
+        }
+        let unsealed = detect(&composite(&clip));
+        assert!(!unsealed.detected, "{at:?}: {unsealed:?}");
     }
-    let unsealed = detect(&composite(&clip));
-    assert!(!unsealed.detected, "{unsealed:?}");
 }
