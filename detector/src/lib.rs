@@ -229,6 +229,60 @@ impl Verifier {
         w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
     }
 
+    /// The sound's mark, proven or inconclusive, whose payload did not decode: read against
+    /// the clip id the picture's proven mark carries, then the store's clips with this
+    /// content, as [`Detector::name_picture_payload`] reads the picture's. Under the null
+    /// (no mark in the sound) the candidates do not depend on the sound's coded bits, so
+    /// the agreement's p is exact.
+    fn name_sound_payload(&self, w: &mut WatermarkReport, print: Option<&Fingerprint>) {
+        let picture = w
+            .video
+            .as_ref()
+            .filter(|v| v.detected)
+            .and_then(|v| v.payload.as_deref())
+            .and_then(|c| u64::from_str_radix(c, 16).ok());
+        let Some(m) = w
+            .audio
+            .as_mut()
+            .filter(|m| (m.detected || m.inconclusive) && m.payload.is_none())
+        else {
+            return;
+        };
+        let (Some(reading), Some(key_id)) = (&m.payload_reading, m.key_id) else {
+            return;
+        };
+        let stored = match (&self.store, picture) {
+            (Some(store), None) => recover::content_candidates(store, &Vec::from_iter(print)),
+            _ => Vec::new(),
+        };
+        let candidates: Vec<u64> = picture.into_iter().chain(stored).collect();
+        let Some((payload, p)) = recover::match_payload(&candidates, reading, key_id) else {
+            return;
+        };
+        let proven = hallmark_watermark::with_named_payload(m.p_value, p);
+        if !m.detected && proven > DETECT_P {
+            return; // the mark itself stays unproven: no clip id is named from it
+        }
+        if proven < m.p_value {
+            m.presence_p_value = Some(m.p_value);
+            m.p_value = proven;
+        }
+        if !m.detected {
+            m.detected = true;
+            m.inconclusive = false;
+            m.marked = marked_cells(true, &m.timeline);
+        }
+        m.payload = Some(payload.clip_id_hex());
+        m.ai_generated = Some(payload.ai_generated());
+        m.payload_named_by = Some(if picture == Some(payload.clip_id) {
+            PayloadSource::Picture
+        } else {
+            PayloadSource::Store
+        });
+        m.payload_match_p = Some(p);
+        w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
+    }
+
     /// The key that matched: the detectors tried every key the verifier holds and say
     /// which (the payload's one-byte id only narrows the candidates down).
     fn key_identity(&self, index: Option<usize>) -> Option<KeyIdentity> {
@@ -407,6 +461,7 @@ impl Verifier {
         if let Some(w) = report.watermark.as_mut() {
             self.name_picture_payload(w, print.as_ref(), &target.path);
             scan::stage_times::mark("candidate clip ids tried on the picture's mark");
+            self.name_sound_payload(w, print.as_ref());
         }
         // The store: asked about the clip id of a detected mark.
         let detected_clip = report.watermark.as_ref().and_then(|w| {
@@ -1048,7 +1103,7 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
         presence_p_value: (found.presence_p > found.p_value)
             .then_some(found.presence_p)
             .filter(|_| found.p_value < INCONCLUSIVE_P),
-        payload_reading: None,
+        payload_reading: found.payload_reading,
         ai_generated: found.payload.map(|p| p.ai_generated()),
         key_id: found.key_id,
         key: None,

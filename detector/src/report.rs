@@ -153,12 +153,14 @@ pub struct WatermarkReport {
     pub clip_id: Option<String>,
 }
 
-/// Where a picture mark's payload was named when it did not decode on its own.
+/// Where a mark's payload was named when it did not decode on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PayloadSource {
-    /// The sound's mark carries it.
+    /// The sound's mark carries it (for the picture's mark).
     Sound,
+    /// The picture's mark carries it (for the sound's mark).
+    Picture,
     /// The manifest store holds this content as that clip.
     Store,
 }
@@ -182,8 +184,9 @@ pub struct MarkResult {
     pub presence_p_value: Option<f64>,
     pub payload: Option<String>,
     /// Set when `payload` did not decode from the mark alone but was named elsewhere — by
-    /// the sound's mark, or by the manifest store (a clip it holds this content as) — and
-    /// then proven by the mark's coded bits.
+    /// the other stream's mark (the sound's for the picture, the picture's for the sound),
+    /// or by the manifest store (a clip it holds this content as) — and then proven by the
+    /// mark's coded bits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_named_by: Option<PayloadSource>,
     /// With `payload_named_by`: the probability that a clip id the mark does not carry

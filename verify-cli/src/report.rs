@@ -175,6 +175,7 @@ pub fn human(report: &Report, color: bool) -> String {
                         ", clip id {c} (named by the {}, proven by the mark: p = {p:.1e})",
                         match by {
                             hallmark_detector::PayloadSource::Sound => "sound's mark",
+                            hallmark_detector::PayloadSource::Picture => "picture's mark",
                             hallmark_detector::PayloadSource::Store => "manifest store",
                         }
                     ),

@@ -691,6 +691,10 @@ pub struct AudioDetection {
     /// Set with `time_scale`: the sound's frequencies over the sealed sound's (a pitch or
     /// speed change: 0.96 = 4 % lower).
     pub frequency_scale: Option<f64>,
+    /// The payload's coded bits as read at the registration where it did not decode, for
+    /// a clip id named elsewhere (the picture's mark, the manifest store) to be tested
+    /// against ([`code::PayloadReading::p_values`]), as [`crate::VideoDetection`]'s.
+    pub payload_reading: Option<code::PayloadReading>,
 }
 
 struct DetFront {
@@ -1214,6 +1218,7 @@ impl AudioDetector {
             offset_s: None,
             time_scale: None,
             frequency_scale: None,
+            payload_reading: None,
         };
         if self.keys.is_empty() || self.windows == 0 {
             return out;
@@ -1359,8 +1364,10 @@ impl AudioDetector {
                     * time_scale
                     / AUDIO_RATE as f64,
             );
-            let (payload, ber) = self.decode(&fold, key, *key_id, d);
+            let reading = self.reading(&fold, key, d);
+            let (payload, ber) = reading.decode(*key_id);
             out.payload = payload;
+            out.payload_reading = payload.is_none().then_some(reading);
             out.bit_error_estimate = Some(ber);
             if time_scale != 1.0 || freq_scale != 1.0 {
                 out.time_scale = Some(time_scale);
@@ -1442,6 +1449,11 @@ impl AudioDetector {
         key_id: u8,
         d: usize,
     ) -> (Option<Payload>, f64) {
+        self.reading(fold, key, d).decode(key_id)
+    }
+
+    /// The payload's coded bits as read at a registration (soft values).
+    fn reading(&self, fold: &[C], key: &AudioPattern, d: usize) -> code::PayloadReading {
         let nb = self.nb;
         let mut num = vec![0f64; code::CODED_BITS];
         let mut den = vec![0f64; code::CODED_BITS];
@@ -1462,7 +1474,7 @@ impl AudioDetector {
             .zip(&den)
             .map(|(n, d)| if *d > 0.0 { n / (0.5 * d).sqrt() } else { 0.0 })
             .collect();
-        code::decode(&soft, key_id)
+        code::PayloadReading::new(soft)
     }
 
     /// The sync z of key `key_index` at one fixed registration (no search): on unmarked
