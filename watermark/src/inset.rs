@@ -15,6 +15,12 @@
 /// pixel of the other, it splits its step between two lines). Each side is then placed to
 /// the pixel on the frame itself.
 const SCALE: usize = 4;
+/// An edge within this many lines (of half a coarse pixel: 2 px each) of a line counts for
+/// it. (Two, ±4 px as one coarse line either way was, raised the unedited sources' best
+/// rectangles: carphone 0.57 → 0.68, gen-street 0.69 → 0.72.)
+const NEAR: usize = 1;
+/// Rectangles scoring this close to the best are as good: the largest of them is the inset.
+const TIE: f32 = 0.05;
 /// Frames followed: one every this many seconds per decoding part.
 const EVERY_S: f64 = 0.5;
 /// An edge: a step of at least this many levels between neighbouring pixels (of the
@@ -136,16 +142,14 @@ impl InsetFinder {
         // `ρ` (of 2·hh) lie at frame pixel 2c + SCALE (2ρ + SCALE).
         let (lw, lh) = (2 * hw, 2 * hh);
         let n = self.frames as f32;
-        // An edge within one line (2 px) of its place counts (the border of a scaled inset
-        // falls between pixels).
-        let near = |p: &[u16], i: usize, step: usize, lo: bool, hi: bool| {
-            let mut m = p[i];
-            if lo {
-                m = m.max(p[i - step]);
-            }
-            if hi {
-                m = m.max(p[i + step]);
-            }
+        // An edge within NEAR lines of its place counts (the border of a scaled inset falls
+        // between pixels, and the encode moves its step by a pixel or two).
+        let near = |p: &[u16], i: usize, step: usize, before: usize, after: usize| {
+            let m = (i - before.min(NEAR) * step..=i + after.min(NEAR) * step)
+                .step_by(step)
+                .map(|j| p[j])
+                .max()
+                .unwrap_or(0);
             f32::from(m) / n
         };
         // Prefix sums down each vertical line (over coarse rows) and along each horizontal
@@ -153,14 +157,14 @@ impl InsetFinder {
         let mut cv = vec![0f32; lw * (hh + 1)];
         for r in 0..hh {
             for c in 0..lw {
-                let v = near(&self.pv, r * lw + c, 1, c > 0, c + 1 < lw);
+                let v = near(&self.pv, r * lw + c, 1, c, lw - 1 - c);
                 cv[(r + 1) * lw + c] = cv[r * lw + c] + v;
             }
         }
         let mut ch = vec![0f32; (hw + 1) * lh];
         for l in 0..lh {
             for x in 0..hw {
-                let v = near(&self.ph, l * hw + x, hw, l > 0, l + 1 < lh);
+                let v = near(&self.ph, l * hw + x, hw, l, lh - 1 - l);
                 ch[l * (hw + 1) + x + 1] = ch[l * (hw + 1) + x] + v;
             }
         }
@@ -184,7 +188,7 @@ impl InsetFinder {
         };
         let cols = top((0..lw).map(|c| cv[hh * lw + c]).collect());
         let rows = top((0..lh).map(|l| ch[l * (hw + 1) + hw]).collect());
-        let mut best = (0f32, None);
+        let mut found = Vec::new();
         for &x0 in &cols {
             for &x1 in cols.iter().filter(|&&x1| x1 >= x0 + lw / 8) {
                 for &y0 in &rows {
@@ -193,17 +197,24 @@ impl InsetFinder {
                             .min(side_v(x1, y0, y1))
                             .min(side_h(y0, x0, x1))
                             .min(side_h(y1, x0, x1));
-                        if s > best.0 {
-                            best = (s, Some((x0, y0, x1, y1)));
+                        if s >= MIN_SCORE {
+                            found.push((s, (x0, y0, x1, y1)));
                         }
                     }
                 }
             }
         }
-        let (score, (x0, y0, x1, y1)) = (best.0, best.1?);
-        if score < MIN_SCORE {
-            return None;
-        }
+        // Of the rectangles scoring within TIE of the best, the largest: a still picture's
+        // own edges (a horizon) persist inside the inset as its border does, and with two of
+        // its sides make smaller rectangles that score as high (a beach at 40 %: 0.767
+        // against the inset's 0.764).
+        let best = found.iter().map(|f| f.0).fold(0f32, f32::max);
+        let area = |&(x0, y0, x1, y1): &(usize, usize, usize, usize)| (x1 - x0) * (y1 - y0);
+        let (x0, y0, x1, y1) = found
+            .iter()
+            .filter(|f| f.0 >= best - TIE)
+            .max_by(|a, b| area(&a.1).cmp(&area(&b.1)).then(a.0.total_cmp(&b.0)))?
+            .1;
         // Each side at the line its edge is strongest on (of the three counted); then in
         // frame pixels.
         let strongest_v = |c: usize| {
