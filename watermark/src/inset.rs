@@ -208,13 +208,7 @@ impl InsetFinder {
         // own edges (a horizon) persist inside the inset as its border does, and with two of
         // its sides make smaller rectangles that score as high (a beach at 40 %: 0.767
         // against the inset's 0.764).
-        let best = found.iter().map(|f| f.0).fold(0f32, f32::max);
-        let area = |&(x0, y0, x1, y1): &(usize, usize, usize, usize)| (x1 - x0) * (y1 - y0);
-        let (x0, y0, x1, y1) = found
-            .iter()
-            .filter(|f| f.0 >= best - TIE)
-            .max_by(|a, b| area(&a.1).cmp(&area(&b.1)).then(a.0.total_cmp(&b.0)))?
-            .1;
+        let (x0, y0, x1, y1) = largest_near_best(&found)?;
         // Each side at the line its edge is strongest on (of the three counted); then in
         // frame pixels.
         let strongest_v = |c: usize| {
@@ -251,6 +245,21 @@ impl InsetFinder {
         (r > l && b > t).then_some((l, t, r - l, b - t))
     }
 }
+
+/// Of `found` (score, rectangle as (x0, y0, x1, y1)), the largest rectangle scoring within
+/// [`TIE`] of the best (ties: the higher score).
+fn largest_near_best(found: &[(f32, Rect)]) -> Option<Rect> {
+    let best = found.iter().map(|f| f.0).fold(f32::NEG_INFINITY, f32::max);
+    let area = |&(x0, y0, x1, y1): &Rect| (x1 - x0) * (y1 - y0);
+    found
+        .iter()
+        .filter(|f| f.0 >= best - TIE)
+        .max_by(|a, b| area(&a.1).cmp(&area(&b.1)).then(a.0.total_cmp(&b.0)))
+        .map(|f| f.1)
+}
+
+/// A rectangle of lines: (left, top, right, bottom).
+type Rect = (usize, usize, usize, usize);
 
 /// The edges along one row or column of `len` coarse means `at`: each `x` where the step
 /// between pixels `x` and `x + 1` is at least [`EDGE_STEP`] and the largest of three in a row.
@@ -349,6 +358,26 @@ mod tests {
             }
         }
         y
+    }
+
+    #[test]
+    fn the_largest_rectangle_near_the_best_score_is_the_inset() {
+        // A beach's horizon with the inset's left, right and bottom sides (0.767) against
+        // the inset (0.764): the inset. Far below the best, a larger one is not.
+        let (inset, horizon) = ((362, 12, 618, 156), (362, 87, 618, 156));
+        assert_eq!(
+            largest_near_best(&[(0.767, horizon), (0.764, inset)]),
+            Some(inset)
+        );
+        assert_eq!(
+            largest_near_best(&[(0.9, horizon), (0.7, inset)]),
+            Some(horizon)
+        );
+        assert_eq!(
+            largest_near_best(&[(0.8, inset), (0.8, inset)]),
+            Some(inset)
+        );
+        assert_eq!(largest_near_best(&[]), None);
     }
 
     #[test]
