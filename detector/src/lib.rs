@@ -202,31 +202,17 @@ impl Verifier {
             None => Vec::new(),
         };
         let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
-        let Some((payload, p)) = recover::match_payload(&candidates, reading, key_id) else {
-            return;
-        };
-        let proven = hallmark_watermark::with_named_payload(m.p_value, p);
-        if !m.detected && proven > DETECT_P {
-            return; // the mark itself stays unproven: no clip id is named from it
+        let named = recover::match_payload(&candidates, reading, key_id);
+        if let Some((payload, p)) = named {
+            let by = if sound == Some(payload.clip_id) {
+                PayloadSource::Sound
+            } else {
+                PayloadSource::Store
+            };
+            if prove_named_payload(m, payload, p, by) {
+                w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
+            }
         }
-        if proven < m.p_value {
-            m.presence_p_value = Some(m.p_value);
-            m.p_value = proven;
-        }
-        if !m.detected {
-            m.detected = true;
-            m.inconclusive = false;
-            m.marked = marked_cells(true, &m.timeline);
-        }
-        m.payload = Some(payload.clip_id_hex());
-        m.ai_generated = Some(payload.ai_generated());
-        m.payload_named_by = Some(if sound == Some(payload.clip_id) {
-            PayloadSource::Sound
-        } else {
-            PayloadSource::Store
-        });
-        m.payload_match_p = Some(p);
-        w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
     }
 
     /// The sound's mark, proven or inconclusive, whose payload did not decode: read against
@@ -256,31 +242,17 @@ impl Verifier {
             _ => Vec::new(),
         };
         let candidates: Vec<u64> = picture.into_iter().chain(stored).collect();
-        let Some((payload, p)) = recover::match_payload(&candidates, reading, key_id) else {
-            return;
-        };
-        let proven = hallmark_watermark::with_named_payload(m.p_value, p);
-        if !m.detected && proven > DETECT_P {
-            return; // the mark itself stays unproven: no clip id is named from it
+        let named = recover::match_payload(&candidates, reading, key_id);
+        if let Some((payload, p)) = named {
+            let by = if picture == Some(payload.clip_id) {
+                PayloadSource::Picture
+            } else {
+                PayloadSource::Store
+            };
+            if prove_named_payload(m, payload, p, by) {
+                w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
+            }
         }
-        if proven < m.p_value {
-            m.presence_p_value = Some(m.p_value);
-            m.p_value = proven;
-        }
-        if !m.detected {
-            m.detected = true;
-            m.inconclusive = false;
-            m.marked = marked_cells(true, &m.timeline);
-        }
-        m.payload = Some(payload.clip_id_hex());
-        m.ai_generated = Some(payload.ai_generated());
-        m.payload_named_by = Some(if picture == Some(payload.clip_id) {
-            PayloadSource::Picture
-        } else {
-            PayloadSource::Store
-        });
-        m.payload_match_p = Some(p);
-        w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
     }
 
     /// The key that matched: the detectors tried every key the verifier holds and say
@@ -1090,6 +1062,36 @@ fn marked_cells(detected: bool, timeline: &[Option<f64>]) -> Vec<Option<bool>> {
 /// A second's own p-value at or below which it is drawn marked (when the whole stream's
 /// mark is proven).
 const MARKED_SECOND_P: f64 = 1e-3;
+
+/// Makes `payload` — named by `by`, its coded bits agreeing with `m`'s reading at `match_p`
+/// ([`recover::match_payload`]) — `m`'s payload where the two prove the mark together
+/// (`with_named_payload`); an inconclusive mark is proven so, and otherwise nothing is
+/// named from it. Whether it was named.
+fn prove_named_payload(
+    m: &mut MarkResult,
+    payload: hallmark_watermark::Payload,
+    match_p: f64,
+    by: PayloadSource,
+) -> bool {
+    let proven = hallmark_watermark::with_named_payload(m.p_value, match_p);
+    if !m.detected && proven > DETECT_P {
+        return false; // the mark itself stays unproven: no clip id is named from it
+    }
+    if proven < m.p_value {
+        m.presence_p_value = Some(m.p_value);
+        m.p_value = proven;
+    }
+    if !m.detected {
+        m.detected = true;
+        m.inconclusive = false;
+        m.marked = marked_cells(true, &m.timeline);
+    }
+    m.payload = Some(payload.clip_id_hex());
+    m.ai_generated = Some(payload.ai_generated());
+    m.payload_named_by = Some(by);
+    m.payload_match_p = Some(match_p);
+    true
+}
 
 /// The sound's evidence for the report.
 fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
