@@ -294,20 +294,7 @@ fn a_weak_sound_mark_is_proven_by_the_clip_id_the_picture_carries() {
     // (Where the presence alone fell short of proof, as in most runs, printed above.)
     assert!(!named.is_empty(), "the sound's payload was never named");
     // The sealed picture with the input's own sound: nothing named in the sound.
-    let swapped = scratch().join("sealed-picture-plain-sound.mp4");
-    ffmpeg(&[
-        "-i",
-        sealed.to_str().unwrap(),
-        "-i",
-        input.to_str().unwrap(),
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-c",
-        "copy",
-        swapped.to_str().unwrap(),
-    ]);
+    let swapped = remux(&sealed, &input, "sealed-picture-plain-sound.mp4");
     let (_, r) = verify_json(home.path(), &swapped, &["--no-store"]);
     let audio = &r["watermark"]["audio"];
     assert_eq!(audio["detected"], false, "{r:#}");

@@ -229,20 +229,7 @@ fn a_picture_mark_too_weak_for_its_payload_is_read_against_the_clips_named_for_i
         "named-music-sealed.mp4",
         &["--preset", "ultrafast"],
     );
-    let dubbed = scratch().join("named-weak-dubbed.mp4");
-    ffmpeg(&[
-        "-i",
-        silent.to_str().unwrap(),
-        "-i",
-        music.to_str().unwrap(),
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-c",
-        "copy",
-        dubbed.to_str().unwrap(),
-    ]);
+    let dubbed = remux(&silent, &music, "named-weak-dubbed.mp4");
     let (_, report) = verify_json(home.path(), &dubbed, &["--no-store"]);
     let sound = &report["watermark"]["audio"];
     let music_clip = clip_id_of(&music, home.path());

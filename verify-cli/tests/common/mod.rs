@@ -557,3 +557,23 @@ pub const REPOST: [&str; 9] = [
     "-crf",
     "23",
 ];
+
+/// `picture`'s video stream with `sound`'s audio stream, both copied, as `name` in the
+/// scratch directory (a dubbed copy).
+pub fn remux(picture: &Path, sound: &Path, name: &str) -> PathBuf {
+    let out = scratch().join(name);
+    ffmpeg(&[
+        "-i",
+        picture.to_str().unwrap(),
+        "-i",
+        sound.to_str().unwrap(),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c",
+        "copy",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
