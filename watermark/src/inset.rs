@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn the_largest_rectangle_near_the_best_score_is_the_inset() {
-        // A beach's horizon with the inset's left, right and bottom sides (0.767) against
+        // A beach's horizon, an edge inside and the inset's left and bottom sides (0.767) against
         // the inset (0.764): the inset. Far below the best, a larger one is not.
         let (inset, horizon) = ((362, 12, 618, 156), (362, 87, 618, 156));
         assert_eq!(
