@@ -180,8 +180,11 @@ fn a_picture_mark_too_weak_for_its_payload_is_read_against_the_clips_named_for_i
         clip_id_of(&second, home.path()),
     );
     assert_ne!(clip_id, other);
-    // Where presence holds and the blind decode fails depends on the seal (its clip id's
-    // bits): the first rung of a ladder of compressions that does it.
+    // Where the mark is found (proven or inconclusive) and the blind decode fails depends
+    // on the seal (its clip id's bits): the first rung of a ladder of compressions that does
+    // it and that the store's clip id then proves. (Since a decoded payload counts in the
+    // p, a mark proven by its sync alone nearly always decodes: the window is mostly
+    // inconclusive marks.)
     let weak_copy = |name: &str, filter: &str, crfs: &[&str]| -> std::path::PathBuf {
         let mut seen = Vec::new();
         for crf in crfs {
@@ -194,15 +197,23 @@ fn a_picture_mark_too_weak_for_its_payload_is_read_against_the_clips_named_for_i
             let (_, blind) = verify_json(home.path(), &out, &["--no-store"]);
             let mark = &blind["watermark"]["video"];
             assert!(mark.get("payload_named_by").is_none(), "{mark:#}");
-            if mark["detected"] == true && mark["payload"].is_null() {
-                return out;
-            }
             seen.push(format!(
                 "CRF {crf}: p {} payload {}",
                 mark["p_value"], mark["payload"]
             ));
+            let found = mark["detected"] == true || mark["inconclusive"] == true;
+            if !found || !mark["payload"].is_null() {
+                continue;
+            }
+            let (_, named) = verify_json(home.path(), &out, &[]);
+            let m = &named["watermark"]["video"];
+            if m["detected"] == true {
+                return out;
+            }
+            // Not proven with the store's clip ids: nothing named from it either.
+            assert!(m["payload"].is_null(), "{m:#}");
         }
-        panic!("{name}: no compression proves the mark without its payload: {seen:#?}");
+        panic!("{name}: no compression left the mark without its payload, proven with the store: {seen:#?}");
     };
     let silent = weak_copy(
         "named-weak",
@@ -236,7 +247,6 @@ fn a_picture_mark_too_weak_for_its_payload_is_read_against_the_clips_named_for_i
     assert_eq!(sound["detected"], true, "{sound:#}");
     assert_eq!(sound["payload"], music_clip.as_str());
     let mark = &report["watermark"]["video"];
-    assert_eq!(mark["detected"], true, "{mark:#}");
     // (Remuxed, the picture's own payload may just decode: it is never the sound's.)
     assert_ne!(mark["payload"], music_clip.as_str(), "{mark:#}");
     assert!(mark.get("payload_named_by").is_none(), "{mark:#}");
