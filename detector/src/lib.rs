@@ -217,7 +217,7 @@ impl Verifier {
 
     /// The sound's mark, proven or inconclusive, whose payload did not decode: read against
     /// the clip id the picture's proven mark carries, then the store's clips with this
-    /// content, as [`Detector::name_picture_payload`] reads the picture's. Under the null
+    /// content, as [`Verifier::name_picture_payload`] reads the picture's. Under the null
     /// (no mark in the sound) the candidates do not depend on the sound's coded bits, so
     /// the agreement's p is exact.
     fn name_sound_payload(&self, w: &mut WatermarkReport, print: Option<&Fingerprint>) {
