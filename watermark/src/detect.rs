@@ -662,9 +662,10 @@ fn with_payload(p: f64, decoded: bool) -> f64 {
     p.min(1.0)
 }
 
-/// The p-value of a picture mark reported at `p_value` without its payload (the presence
-/// alone, as [`VideoDetection::p_value`] gives it, with any further correction) once a clip
-/// id named without looking at the mark — by the sound's mark, by the manifest store —
+/// The p-value of a mark reported at `p_value` without its payload (the presence alone, as
+/// [`VideoDetection::p_value`] or `AudioDetection::p_value` gives it, with any further
+/// correction) once a clip id named without looking at the mark — by the other stream's
+/// mark, by the manifest store —
 /// agrees with its coded bits at `match_p` (that agreement's p-value,
 /// `PayloadReading::p_values`, times the candidates tried). Under the null the two are
 /// independent (the sync chips decide the presence, the payload chips' keyed signs the

@@ -169,12 +169,13 @@ impl InsetFinder {
             }
         }
         // A side between two lines across it covers the coarse pixels between them.
+        let span = |l0: usize, l1: usize| (l0 / 2 + 1, l1 / 2 + 1);
         let side_v = |c: usize, l0: usize, l1: usize| {
-            let (r0, r1) = (l0 / 2 + 1, l1 / 2 + 1);
+            let (r0, r1) = span(l0, l1);
             (cv[r1 * lw + c] - cv[r0 * lw + c]) / (r1 - r0) as f32
         };
         let side_h = |l: usize, c0: usize, c1: usize| {
-            let (x0, x1) = (c0 / 2 + 1, c1 / 2 + 1);
+            let (x0, x1) = span(c0, c1);
             (ch[l * (hw + 1) + x1] - ch[l * (hw + 1) + x0]) / (x1 - x0) as f32
         };
         let top = |profile: Vec<f32>| {
@@ -212,29 +213,15 @@ impl InsetFinder {
         // Each side at the line its edge is strongest on (of the three counted); then in
         // frame pixels.
         let strongest_v = |c: usize| {
+            let (r0, r1) = span(y0, y1);
             (c.saturating_sub(1)..=(c + 1).min(lw - 1))
-                .max_by(|&a, &b| {
-                    side_v_raw(&self.pv, lw, a, y0 / 2 + 1, y1 / 2 + 1).cmp(&side_v_raw(
-                        &self.pv,
-                        lw,
-                        b,
-                        y0 / 2 + 1,
-                        y1 / 2 + 1,
-                    ))
-                })
+                .max_by_key(|&a| side_v_raw(&self.pv, lw, a, r0, r1))
                 .unwrap_or(c)
         };
         let strongest_h = |l: usize| {
+            let (c0, c1) = span(x0, x1);
             (l.saturating_sub(1)..=(l + 1).min(lh - 1))
-                .max_by(|&a, &b| {
-                    side_h_raw(&self.ph, hw, a, x0 / 2 + 1, x1 / 2 + 1).cmp(&side_h_raw(
-                        &self.ph,
-                        hw,
-                        b,
-                        x0 / 2 + 1,
-                        x1 / 2 + 1,
-                    ))
-                })
+                .max_by_key(|&a| side_h_raw(&self.ph, hw, a, c0, c1))
                 .unwrap_or(l)
         };
         let px = |line: usize| 2 * line + SCALE;
