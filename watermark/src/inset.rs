@@ -108,24 +108,32 @@ impl InsetFinder {
                 }
             }
         }
-        // The SCALE × SCALE mean (four 2 × 2 blocks) whose top left block is (r2, c2).
-        let mean = |r2: usize, c2: usize| -> i32 {
-            let i = r2 * qw + c2;
-            ((q[i] + q[i + 1] + q[i + qw] + q[i + qw + 1] + 8) / 16) as i32
+        // The SCALE × SCALE means (four 2 × 2 blocks each) on the grid (`(0, 0)`), on the
+        // grid 2 px to the right (`(0, 1)`) and 2 px down (`(1, 0)`): `hh × hw` each, read
+        // once (every edge test reads three steps, each two means).
+        let means = |dr: usize, dc: usize| -> Vec<i32> {
+            let mut m = Vec::with_capacity(hw * hh);
+            for r in 0..hh {
+                let (a, b) = (
+                    &q[(2 * r + dr) * qw..][..qw],
+                    &q[(2 * r + dr + 1) * qw..][..qw],
+                );
+                m.extend((0..hw).map(|x| {
+                    let c = 2 * x + dc;
+                    ((a[c] + a[c + 1] + b[c] + b[c + 1] + 8) / 16) as i32
+                }));
+            }
+            m
         };
         // Vertical edges on the grid and on the one half a pixel (2 px) to the right;
         // horizontal edges on the grid and on the one half a pixel down.
-        for r in 0..hh {
-            for o in 0..2 {
-                let line = |x: usize| mean(2 * r, 2 * x + o);
-                edges(line, hw - o, |x| self.pv[r * 2 * hw + 2 * x + o] += 1);
+        for o in 0..2 {
+            let m = means(0, o);
+            for (r, row) in m.chunks_exact(hw).enumerate() {
+                edges(&row[..hw - o], |x| self.pv[r * 2 * hw + 2 * x + o] += 1);
             }
-        }
-        for x in 0..hw {
-            for o in 0..2 {
-                let line = |r: usize| mean(2 * r + o, 2 * x);
-                edges(line, hh - o, |r| self.ph[(2 * r + o) * hw + x] += 1);
-            }
+            let m = means(o, 0);
+            edges_down(&m, hw, hh - o, |r, x| self.ph[(2 * r + o) * hw + x] += 1);
         }
         self.frames += 1;
         if self.frames >= MIN_FRAMES && self.frames >= 2 * self.searched_at {
@@ -248,15 +256,37 @@ fn largest_near_best(found: &[(f32, Rect)]) -> Option<Rect> {
 /// A rectangle of lines: (left, top, right, bottom).
 type Rect = (usize, usize, usize, usize);
 
-/// The edges along one row or column of `len` coarse means `at`: each `x` where the step
-/// between pixels `x` and `x + 1` is at least [`EDGE_STEP`] and the largest of three in a row.
-fn edges(at: impl Fn(usize) -> i32, len: usize, mut mark: impl FnMut(usize)) {
-    let d = |x: usize| (at(x + 1) - at(x)).abs();
-    for x in 1..len.saturating_sub(2) {
+/// The edges along one row of coarse means `at`: each `x` where the step between pixels
+/// `x` and `x + 1` is at least [`EDGE_STEP`] and the largest of three in a row.
+fn edges(at: &[i32], mut mark: impl FnMut(usize)) {
+    let d = |x: usize| (at[x + 1] - at[x]).abs();
+    for x in 1..at.len().saturating_sub(2) {
         let c = d(x);
         if c >= EDGE_STEP && c >= d(x - 1) && c >= d(x + 1) {
             mark(x);
         }
+    }
+}
+
+/// [`edges`] down every column of the first `len` rows of coarse means `m` (rows of `w`),
+/// a row at a time: `mark(r, x)` for the edge between rows `r` and `r + 1` of column `x`.
+fn edges_down(m: &[i32], w: usize, len: usize, mut mark: impl FnMut(usize, usize)) {
+    if len < 4 {
+        return;
+    }
+    let step = |r: usize| -> Vec<i32> {
+        let (a, b) = (&m[r * w..][..w], &m[(r + 1) * w..][..w]);
+        a.iter().zip(b).map(|(a, b)| (b - a).abs()).collect()
+    };
+    let (mut before, mut here) = (step(0), step(1));
+    for r in 1..len - 2 {
+        let after = step(r + 1);
+        for (x, ((&c, &b), &a)) in here.iter().zip(&before).zip(&after).enumerate() {
+            if c >= EDGE_STEP && c >= b && c >= a {
+                mark(r, x);
+            }
+        }
+        before = std::mem::replace(&mut here, after);
     }
 }
 
@@ -402,6 +432,78 @@ mod tests {
         let mut f = InsetFinder::new(w, h);
         for t in 0..12 {
             assert_eq!(f.add(&frame(w, h, t, None), t as f64 * 0.5, 0), None);
+        }
+    }
+
+    /// [`edges`] as first written: the means read through `at` for every step.
+    fn edges_reference(at: impl Fn(usize) -> i32, len: usize, mut mark: impl FnMut(usize)) {
+        let d = |x: usize| (at(x + 1) - at(x)).abs();
+        for x in 1..len.saturating_sub(2) {
+            let c = d(x);
+            if c >= EDGE_STEP && c >= d(x - 1) && c >= d(x + 1) {
+                mark(x);
+            }
+        }
+    }
+    /// The edge counts as first written (each step read from the 2 × 2 sums, three times per
+    /// test): [`InsetFinder::add`]'s means read once must count the same edges.
+    #[test]
+    fn edges_on_means_read_once_match_the_reference() {
+        for (w, h, seed) in [
+            (1920usize, 1080usize, 1u32),
+            (640, 272, 2),
+            (176, 144, 3),
+            (1283, 721, 4),
+        ] {
+            let mut s = seed;
+            let y: Vec<u8> = (0..w * h)
+                .map(|i| {
+                    s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                    let block = ((i % w) / 37 + (i / w) / 23) as u32 * 41;
+                    ((block + (s >> 28)) % 256) as u8
+                })
+                .collect();
+            let mut f = InsetFinder::new(w, h);
+            f.add(&y, 0.0, 0);
+            let (hw, hh) = f.half;
+            let (qw, qh) = (2 * hw + 1, 2 * hh + 1);
+            let mut q = vec![0u32; qw * qh];
+            for (r2, line) in q.chunks_exact_mut(qw).enumerate() {
+                if 2 * r2 + 1 >= h {
+                    break;
+                }
+                for row in y[2 * r2 * w..][..2 * w].chunks_exact(w) {
+                    for (v, px) in line.iter_mut().zip(row.chunks_exact(2)) {
+                        *v += u32::from(px[0]) + u32::from(px[1]);
+                    }
+                }
+            }
+            let mean = |r2: usize, c2: usize| -> i32 {
+                let i = r2 * qw + c2;
+                ((q[i] + q[i + 1] + q[i + qw] + q[i + qw + 1] + 8) / 16) as i32
+            };
+            let (mut pv, mut ph) = (vec![0u16; 2 * hw * hh], vec![0u16; 2 * hw * hh]);
+            for r in 0..hh {
+                for o in 0..2 {
+                    edges_reference(
+                        |x| mean(2 * r, 2 * x + o),
+                        hw - o,
+                        |x| pv[r * 2 * hw + 2 * x + o] += 1,
+                    );
+                }
+            }
+            for x in 0..hw {
+                for o in 0..2 {
+                    edges_reference(
+                        |r| mean(2 * r + o, 2 * x),
+                        hh - o,
+                        |r| ph[(2 * r + o) * hw + x] += 1,
+                    );
+                }
+            }
+            assert!(pv.iter().any(|&v| v > 0) && ph.iter().any(|&v| v > 0));
+            assert_eq!(pv, f.pv, "{w}x{h}");
+            assert_eq!(ph, f.ph, "{w}x{h}");
         }
     }
 }
