@@ -640,6 +640,39 @@ impl Proof {
     }
 }
 
+/// The answer [`VideoDetector::result_on`] keeps while its wider stages run: a registration,
+/// the summed image it is on (the 128-row sum, a segment's, or the fine one: `fine`), its
+/// proof, and whether a wider stage gave it.
+struct Answer<'a> {
+    reg: Registration,
+    summed: &'a [f32],
+    proof: Proof,
+    wide_search: bool,
+    fine: Option<&'a FineAccum>,
+}
+
+impl<'a> Answer<'a> {
+    /// A wider stage's registration `reg` on `summed` (the fine sum `fine`), kept where its
+    /// p is smaller.
+    fn offer(
+        &mut self,
+        reg: Registration,
+        summed: &'a [f32],
+        proof: Proof,
+        fine: Option<&'a FineAccum>,
+    ) {
+        if proof.p < self.proof.p {
+            *self = Answer {
+                reg,
+                summed,
+                proof,
+                wide_search: true,
+                fine,
+            };
+        }
+    }
+}
+
 /// The p-value of a registration whose search (every hypothesis counted) gives `p`, with
 /// whether the payload decoded there: `p / PRESENCE_SHARE`, or, when it decoded, the
 /// smaller `p · CHANCE_DECODE_P / PAYLOAD_SHARE`. Valid because under the null the payload
@@ -2566,21 +2599,22 @@ impl VideoDetector {
             ));
         }
         let rank = |p: &Proof| (p.is_final(), -p.p);
-        let (best, mut proof) = answers
+        let ((reg, summed), proof) = answers
             .into_iter()
             .reduce(|a, b| if rank(&b.1) > rank(&a.1) { b } else { a })
             .expect("the as-sealed answer is always there");
-        let mut best = (best.0, Cow::Borrowed(&best.1[..]));
-        let mut wide_search = false;
-        if self.whole_clip_only && stages == Stages::All && proof.p > DETECT_P {
+        let mut best = Answer {
+            reg,
+            summed,
+            proof,
+            wide_search: false,
+            fine: None,
+        };
+        if self.whole_clip_only && stages == Stages::All && best.proof.p > DETECT_P {
             let (found, p) =
                 self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT, None);
-            let found_proof = proven(&found, &acc.sum, (wa, ha), p);
-            if found_proof.p < proof.p {
-                proof = found_proof;
-                wide_search = true;
-                best = (found, Cow::Borrowed(&acc.sum[..]));
-            }
+            let proof = proven(&found, &acc.sum, (wa, ha), p);
+            best.offer(found, &acc.sum, proof, None);
         }
         // With a fine residual (same frame shape: twice the rows) the fine stage takes the
         // scales above FINE_SCALE_MIN, and the three wider stages share half the budget.
@@ -2603,7 +2637,7 @@ impl VideoDetector {
         } else {
             (WIDE_WEIGHT, LATTICE_WEIGHT)
         };
-        if wide && proof.p > DETECT_P {
+        if wide && best.proof.p > DETECT_P {
             let scales = if fine.is_some() {
                 wide_scale_grid_below_fine(wa.max(ha))
             } else {
@@ -2611,14 +2645,10 @@ impl VideoDetector {
             };
             let (found, p) =
                 self.oriented_search(&acc.sum, wa, ha, &scales, WIDE_STRIDE, wide_weight, None);
-            let found_proof = proven(&found, &acc.sum, (wa, ha), p);
-            if found_proof.p < proof.p {
-                proof = found_proof;
-                wide_search = true;
-                best = (found, Cow::Borrowed(&acc.sum[..]));
-            }
+            let proof = proven(&found, &acc.sum, (wa, ha), p);
+            best.offer(found, &acc.sum, proof, None);
         }
-        if wide && proof.p > DETECT_P {
+        if wide && best.proof.p > DETECT_P {
             // The maps are chosen from the residual alone, never the key: under the null
             // each is a fixed registration given the content, so the bound counts every
             // one that may be tested (all of them, even when fewer are found) × its
@@ -2628,19 +2658,14 @@ impl VideoDetector {
             let hypotheses = (self.keys.len() * per_key * PHASES.len() * TILE * TILE) as f64;
             if let Some(found) = self.search_maps(&acc.sum, wa, ha, &maps) {
                 let p = search_p(lattice_weight * hypotheses, found.z);
-                let found_proof = proven(&found, &acc.sum, (wa, ha), p);
-                if found_proof.p < proof.p {
-                    proof = found_proof;
-                    wide_search = true;
-                    best = (found, Cow::Borrowed(&acc.sum[..]));
-                }
+                let proof = proven(&found, &acc.sum, (wa, ha), p);
+                best.offer(found, &acc.sum, proof, None);
             }
         }
         // The fine stage: every orientation at the scales where the picture is shown
         // smaller than sealed, on the whole clip's fine sum (every hypothesis of its grid
         // counted, searched or not).
-        let mut fine_answer: Option<&FineAccum> = None;
-        if let Some(f) = fine.filter(|_| wide && proof.p > DETECT_P) {
+        if let Some(f) = fine.filter(|_| wide && best.proof.p > DETECT_P) {
             let scales = fine_scale_grid(f.wa.max(f.ha), (f.ha / ha) as f64);
             let (found, p) = self.oriented_search(
                 &f.sum,
@@ -2651,15 +2676,16 @@ impl VideoDetector {
                 WIDER_WEIGHT_WITH_FINE,
                 Some((f.ha / ha) as f64),
             );
-            let found_proof = proven(&found, &f.sum, (f.wa, f.ha), p);
-            if found_proof.p < proof.p {
-                proof = found_proof;
-                wide_search = true;
-                best = (found, Cow::Borrowed(&f.sum[..]));
-                fine_answer = Some(f);
-            }
+            let proof = proven(&found, &f.sum, (f.wa, f.ha), p);
+            best.offer(found, &f.sum, proof, Some(f));
         }
-        let (reg, summed) = best;
+        let Answer {
+            reg,
+            summed,
+            proof,
+            wide_search,
+            fine: fine_answer,
+        } = best;
         // The image the registration is on: the 128-row sum, or the fine one.
         let (iw, ih) = fine_answer.map_or((wa, ha), |f| (f.wa, f.ha));
         let grid_ratio = fine_answer.map_or(1.0, |f| (f.ha / ha) as f64);
@@ -2694,14 +2720,14 @@ impl VideoDetector {
             out.orientation = Some(variant.orientation);
             out.warp = reg.map.as_ref().map(Warp::of);
             // Read once: decoded, or kept to test candidates against where it does not.
-            let reading = self.reading_at(&reg, &summed, iw, ih);
+            let reading = self.reading_at(&reg, summed, iw, ih);
             let (payload, ber) = reading.decode(*key_id);
             out.payload = payload;
             out.payload_reading = payload.is_none().then_some(reading);
             out.bit_error_estimate = Some(ber);
             let tile = payload.map(|p| key.embed_tile(&code::encode(&code::info_bits(&p))));
             out.region = Some(locate(
-                &summed,
+                summed,
                 iw,
                 ih,
                 &reg.chips(iw, ih),
