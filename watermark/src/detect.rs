@@ -2053,9 +2053,17 @@ impl VideoDetector {
             map: None,
             window: windowed.map(|_| b0.4),
         };
+        // A scale of the first pass has its phase 0 measured already (in its best window),
+        // below the best found so far: not again.
+        let measured = |si: usize| si >= start && (si - start).is_multiple_of(stride);
         let jobs: Vec<(usize, (f64, f64), Option<usize>)> = refine
             .iter()
-            .flat_map(|&(si, w)| PHASES.iter().map(move |&ph| (si, ph, w)))
+            .flat_map(|&(si, w)| {
+                PHASES
+                    .iter()
+                    .filter(move |&&ph| !(ph == PHASES[0] && measured(si)))
+                    .map(move |&ph| (si, ph, w))
+            })
             .collect();
         std::thread::scope(|sc| {
             let handles: Vec<_> = (0..threads)
