@@ -96,18 +96,7 @@ impl InsetFinder {
             return self.found;
         }
         // 2 × 2 sums, from which the coarse means on the three grids come.
-        let (qw, qh) = (2 * hw + 1, 2 * hh + 1);
-        let mut q = vec![0u32; qw * qh];
-        for (r2, line) in q.chunks_exact_mut(qw).enumerate() {
-            if 2 * r2 + 1 >= h {
-                break;
-            }
-            for row in y[2 * r2 * w..][..2 * w].chunks_exact(w) {
-                for (v, px) in line.iter_mut().zip(row.chunks_exact(2)) {
-                    *v += u32::from(px[0]) + u32::from(px[1]);
-                }
-            }
-        }
+        let (q, qw) = (pair_sums(y, self.frame, self.half), 2 * hw + 1);
         // The SCALE × SCALE means (four 2 × 2 blocks each) on the grid (`(0, 0)`), on the
         // grid 2 px to the right (`(0, 1)`) and 2 px down (`(1, 0)`): `hh × hw` each, read
         // once (every edge test reads three steps, each two means).
@@ -255,6 +244,24 @@ fn largest_near_best(found: &[(f32, Rect)]) -> Option<Rect> {
 
 /// A rectangle of lines: (left, top, right, bottom).
 type Rect = (usize, usize, usize, usize);
+
+/// The luma `y` of a `w × h` frame summed over 2 × 2 blocks, `(2·hw + 1) × (2·hh + 1)` of
+/// them for a coarse grid of `hw × hh` (rows past the frame's last pair left 0).
+fn pair_sums(y: &[u8], (w, h): (usize, usize), (hw, hh): (usize, usize)) -> Vec<u32> {
+    let (qw, qh) = (2 * hw + 1, 2 * hh + 1);
+    let mut q = vec![0u32; qw * qh];
+    for (r2, line) in q.chunks_exact_mut(qw).enumerate() {
+        if 2 * r2 + 1 >= h {
+            break;
+        }
+        for row in y[2 * r2 * w..][..2 * w].chunks_exact(w) {
+            for (v, px) in line.iter_mut().zip(row.chunks_exact(2)) {
+                *v += u32::from(px[0]) + u32::from(px[1]);
+            }
+        }
+    }
+    q
+}
 
 /// The edges along one row of coarse means `at`: each `x` where the step between pixels
 /// `x` and `x + 1` is at least [`EDGE_STEP`] and the largest of three in a row.
@@ -466,18 +473,7 @@ mod tests {
             let mut f = InsetFinder::new(w, h);
             f.add(&y, 0.0, 0);
             let (hw, hh) = f.half;
-            let (qw, qh) = (2 * hw + 1, 2 * hh + 1);
-            let mut q = vec![0u32; qw * qh];
-            for (r2, line) in q.chunks_exact_mut(qw).enumerate() {
-                if 2 * r2 + 1 >= h {
-                    break;
-                }
-                for row in y[2 * r2 * w..][..2 * w].chunks_exact(w) {
-                    for (v, px) in line.iter_mut().zip(row.chunks_exact(2)) {
-                        *v += u32::from(px[0]) + u32::from(px[1]);
-                    }
-                }
-            }
+            let (q, qw) = (pair_sums(&y, (w, h), (hw, hh)), 2 * hw + 1);
             let mean = |r2: usize, c2: usize| -> i32 {
                 let i = r2 * qw + c2;
                 ((q[i] + q[i + 1] + q[i + qw] + q[i + qw + 1] + 8) / 16) as i32
