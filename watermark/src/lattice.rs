@@ -543,7 +543,11 @@ mod tests {
                 *v += ((rnd() - 0.5) * 2.0 * 3.0f64.sqrt() * 2.0) as f32; // sd 2
             }
             let maps = candidate_maps(&img, wa, ha);
-            assert_eq!(maps.len(), ROTATION_CANDIDATES + LATTICE_CANDIDATES);
+            // Every rotation; of the general family those more than a pixel from a better one
+            // (here 26 of 32 on one image): the bound counts all LATTICE_CANDIDATES anyway.
+            let general = maps.iter().filter(|m| m.orientations == 8).count();
+            assert_eq!(maps.len() - general, ROTATION_CANDIDATES);
+            assert!((LATTICE_CANDIDATES / 2..=LATTICE_CANDIDATES).contains(&general));
             // The best of its family puts every corner of the image within half a chip of
             // the truth (the grid's steps are ⅛° and ¼ pixel).
             let best = maps.iter().find(|m| m.orientations == family).unwrap().map;
