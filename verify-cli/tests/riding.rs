@@ -23,12 +23,16 @@ fn video_bytes(file: &std::path::Path) -> u64 {
         .sum()
 }
 
-#[test]
-fn a_pan_is_sealed_near_the_plain_size_and_found_riding_after_a_re_encode() {
-    // A photograph (not one the mark was tuned on) panned 80 px/s across and 62 px/s down,
-    // 640×360, 3 s at 30 fps: a camera move over a still scene, as much AI video moves.
-    let pan = scratch().join("riding-pan.mp4");
-    let photo = media("images/rocket.jpg");
+/// The shared photograph `photo` at twice the width `w`, panned across and down (a width
+/// every 8 s) in a `w × h` window for `seconds` at 30 fps, nearly lossless: a camera move over
+/// a still scene.
+fn photo_pan(photo: &str, (w, h): (u32, u32), seconds: u32, name: &str) -> std::path::PathBuf {
+    let pan = scratch().join(name);
+    let vf = format!(
+        "scale={}:-2,crop={w}:{h}:x='(iw-ow)*t/8':y='(ih-oh)*t/8',format=yuv420p",
+        2 * w
+    );
+    let (photo, seconds) = (media(photo), seconds.to_string());
     ffmpeg(&[
         "-loop",
         "1",
@@ -37,9 +41,9 @@ fn a_pan_is_sealed_near_the_plain_size_and_found_riding_after_a_re_encode() {
         "-i",
         photo.to_str().unwrap(),
         "-t",
-        "3",
+        &seconds,
         "-vf",
-        "scale=1280:-2,crop=640:360:x='(iw-ow)*t/8':y='(ih-oh)*t/8',format=yuv420p",
+        &vf,
         "-c:v",
         "libx264",
         "-preset",
@@ -48,6 +52,14 @@ fn a_pan_is_sealed_near_the_plain_size_and_found_riding_after_a_re_encode() {
         "12",
         pan.to_str().unwrap(),
     ]);
+    pan
+}
+
+#[test]
+fn a_pan_is_sealed_near_the_plain_size_and_found_riding_after_a_re_encode() {
+    // A photograph (not one the mark was tuned on) panned 80 px/s across and 62 px/s down,
+    // 640×360, 3 s at 30 fps: a camera move over a still scene, as much AI video moves.
+    let pan = photo_pan("images/rocket.jpg", (640, 360), 3, "riding-pan.mp4");
     let home = Home::with_keys("Riding Test");
     let sealed = home.seal(
         &pan,
@@ -111,27 +123,12 @@ fn a_pan_filmed_at_a_slight_angle_is_found_riding() {
     // registered only where it happened to be among the 8 general candidates (with 8, two
     // runs of this test failed, and by hand one key of four lost both strengths, another the
     // first); with 32 it is among them.
-    let pan = scratch().join("slant-pan.mp4");
-    let photo = media("images/hubble_deep_field.jpg");
-    ffmpeg(&[
-        "-loop",
-        "1",
-        "-framerate",
-        "30",
-        "-i",
-        photo.to_str().unwrap(),
-        "-t",
-        "4",
-        "-vf",
-        "scale=2560:-2,crop=1280:720:x='(iw-ow)*t/8':y='(ih-oh)*t/8',format=yuv420p",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-crf",
-        "12",
-        pan.to_str().unwrap(),
-    ]);
+    let pan = photo_pan(
+        "images/hubble_deep_field.jpg",
+        (1280, 720),
+        4,
+        "slant-pan.mp4",
+    );
     let home = Home::with_keys("Slant Test");
     let sealed = home.seal(
         &pan,
