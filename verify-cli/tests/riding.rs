@@ -55,6 +55,17 @@ fn photo_pan(photo: &str, (w, h): (u32, u32), seconds: u32, name: &str) -> std::
     pan
 }
 
+/// The clip id the sealed file's picture mark carries (16 hex digits), as `verify` reads it.
+fn sealed_clip_id(home: &Home, sealed: &std::path::Path) -> String {
+    let (_, r) = verify_json(home.path(), sealed, &["--no-store"]);
+    let id = r["watermark"]["video"]["payload"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(id.len(), 16, "{r:#}");
+    id
+}
+
 #[test]
 fn a_pan_is_sealed_near_the_plain_size_and_found_riding_after_a_re_encode() {
     // A photograph (not one the mark was tuned on) panned 80 px/s across and 62 px/s down,
@@ -86,13 +97,8 @@ fn a_pan_is_sealed_near_the_plain_size_and_found_riding_after_a_re_encode() {
         "sealed / plain video bytes at CRF 18: {ratio:.3}"
     );
 
-    let (_, r) = verify_json(home.path(), &sealed, &["--no-store"]);
-    let id = r["watermark"]["video"]["payload"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     // (Its manifest names the clip: its first key frame, where the mark rests, proves it.)
-    assert_eq!(id.len(), 16, "{r:#}");
+    let id = sealed_clip_id(&home, &sealed);
 
     // A platform's re-encode: no manifest, x264 veryfast CRF 26.
     let repost =
@@ -135,12 +141,7 @@ fn a_pan_filmed_at_a_slight_angle_is_found_riding() {
         "slant-sealed.mp4",
         &["--crf", "18", "--preset", "fast", "--no-store"],
     );
-    let (_, r) = verify_json(home.path(), &sealed, &["--no-store"]);
-    let id = r["watermark"]["video"]["payload"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(id.len(), 16, "{r:#}");
+    let id = sealed_clip_id(&home, &sealed);
     // Corners moved by (3 %, 2 %), (2 %, 0), (0, 0), (4 %, 3 %) of the frame, times `k`.
     let keystone = |k: f64| {
         format!(
