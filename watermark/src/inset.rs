@@ -116,13 +116,14 @@ impl InsetFinder {
         };
         // Vertical edges on the grid and on the one half a pixel (2 px) to the right;
         // horizontal edges on the grid and on the one half a pixel down.
-        for o in 0..2 {
-            let m = means(0, o);
+        let (grid, right, down) = (means(0, 0), means(0, 1), means(1, 0));
+        for (o, m) in [&grid, &right].into_iter().enumerate() {
             for (r, row) in m.chunks_exact(hw).enumerate() {
                 edges(&row[..hw - o], |x| self.pv[r * 2 * hw + 2 * x + o] += 1);
             }
-            let m = means(o, 0);
-            edges_down(&m, hw, hh - o, |r, x| self.ph[(2 * r + o) * hw + x] += 1);
+        }
+        for (o, m) in [&grid, &down].into_iter().enumerate() {
+            edges_down(m, hw, hh - o, |r, x| self.ph[(2 * r + o) * hw + x] += 1);
         }
         self.frames += 1;
         if self.frames >= MIN_FRAMES && self.frames >= 2 * self.searched_at {
@@ -268,11 +269,16 @@ fn pair_sums(y: &[u8], (w, h): (usize, usize), (hw, hh): (usize, usize)) -> Vec<
 fn edges(at: &[i32], mut mark: impl FnMut(usize)) {
     let d = |x: usize| (at[x + 1] - at[x]).abs();
     for x in 1..at.len().saturating_sub(2) {
-        let c = d(x);
-        if c >= EDGE_STEP && c >= d(x - 1) && c >= d(x + 1) {
+        if is_edge(d(x - 1), d(x), d(x + 1)) {
             mark(x);
         }
     }
+}
+
+/// Whether the step `here` (between two coarse means) is an edge: at least [`EDGE_STEP`]
+/// and the largest of it and its neighbours `before` and `after`.
+fn is_edge(before: i32, here: i32, after: i32) -> bool {
+    here >= EDGE_STEP && here >= before && here >= after
 }
 
 /// [`edges`] down every column of the first `len` rows of coarse means `m` (rows of `w`),
@@ -289,7 +295,7 @@ fn edges_down(m: &[i32], w: usize, len: usize, mut mark: impl FnMut(usize, usize
     for r in 1..len - 2 {
         let after = step(r + 1);
         for (x, ((&c, &b), &a)) in here.iter().zip(&before).zip(&after).enumerate() {
-            if c >= EDGE_STEP && c >= b && c >= a {
+            if is_edge(b, c, a) {
                 mark(r, x);
             }
         }
@@ -452,6 +458,7 @@ mod tests {
             }
         }
     }
+
     /// The edge counts as first written (each step read from the 2 × 2 sums, three times per
     /// test): [`InsetFinder::add`]'s means read once must count the same edges.
     #[test]
