@@ -432,6 +432,9 @@ fn main() -> ExitCode {
         panic_without_allocating();
     }
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        keep_freed_frames();
+    }
     let result = match cli.command {
         Command::Keygen { org, force } => home(&cli.home).and_then(|h| keygen(&h, &org, force)),
         Command::Generate(args) => home(&cli.home).and_then(|h| generate(&h, args)),
@@ -992,6 +995,21 @@ fn verify_forked(
     failed(format!(
         "the analysis crashed ({how}); the file may be malformed"
     ))
+}
+
+/// Decoded frames (3 MB at 1080p) are allocated and freed hundreds of times a second. By
+/// default glibc hands blocks that large back to the kernel — unmapped, or trimmed off the
+/// heap's top — and the next frame faults its pages in again, zero-filled: 5–9 % of an
+/// unmarked scan's CPU went to page faults. Blocks under 32 MB (a 4K frame is 12 MB) now come
+/// from the heap and stay there for the next frame; the heap's top is returned past 256 MB.
+/// Not for `serve`, a long-lived process that decodes nothing itself (its workers do).
+fn keep_freed_frames() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
 }
 
 /// Whether this process runs with a limit on its address space (`setrlimit(RLIMIT_AS)`).
