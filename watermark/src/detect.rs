@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crate::analysis::{
     content_box, AnalysisGrid, KeyPattern, ANALYSIS_ROWS, MAX_GRID_ASPECT, TILE,
@@ -346,10 +347,70 @@ struct Accum {
     /// The frame's width in analysis pixels (`wa` when not told: residuals handed in
     /// without their frame's size), for the mirrored as-sealed registration.
     width: f64,
-    sum: Vec<f32>,
+    sum: ExactSum,
     frames: u64,
     /// Per timeline bin: the summed residuals and their frame count.
-    bins: TimeBins<(Vec<f32>, u64)>,
+    bins: TimeBins<(ExactSum, u64)>,
+}
+
+/// A running sum of images, exact: each value in fixed point (units of 2⁻⁴⁰, far below an
+/// `f32` residual's own precision) in an `i64`, so that the sum does not depend on the
+/// order of the additions. A split scan's two parts reach the model's thread interleaved
+/// as they happen to be decoded; with `f32` running sums the same file gave p-values that
+/// differed in the sixth digit from one verify to the next.
+#[derive(Default)]
+pub(crate) struct ExactSum {
+    cells: Vec<i64>,
+    /// The sum as `f32`, made when first read after the last addition.
+    read: OnceLock<Vec<f32>>,
+}
+
+/// Fixed-point units per unit of [`ExactSum`]: 2⁴⁰ leaves 23 bits of headroom, room for
+/// 2²³ frames of values up to ±1000 (residuals are clipped to ±[`WHITEN_CLIP`](crate::WHITEN_CLIP)).
+const EXACT_UNIT: f64 = (1u64 << 40) as f64;
+
+impl ExactSum {
+    fn zeros(n: usize) -> ExactSum {
+        ExactSum {
+            cells: vec![0; n],
+            read: OnceLock::new(),
+        }
+    }
+
+    /// Adds `image` (empty: takes its length). A NaN counts as 0, an infinity as the
+    /// largest value.
+    pub(crate) fn add(&mut self, image: &[f32]) {
+        if self.cells.is_empty() {
+            self.cells.resize(image.len(), 0);
+        }
+        // Truncated (no libm call per cell on baseline x86-64), saturating, NaN as 0: an
+        // error under one unit, the same whatever the order.
+        for (c, &v) in self.cells.iter_mut().zip(image) {
+            *c = c.wrapping_add((f64::from(v) * EXACT_UNIT) as i64);
+        }
+        self.read = OnceLock::new();
+    }
+
+    /// Adds another sum (empty: takes its length).
+    pub(crate) fn add_sum(&mut self, other: &ExactSum) {
+        if self.cells.is_empty() {
+            self.cells.resize(other.cells.len(), 0);
+        }
+        for (c, &v) in self.cells.iter_mut().zip(&other.cells) {
+            *c = c.wrapping_add(v);
+        }
+        self.read = OnceLock::new();
+    }
+
+    /// The sum, rounded to `f32`.
+    pub(crate) fn image(&self) -> &[f32] {
+        self.read.get_or_init(|| {
+            self.cells
+                .iter()
+                .map(|&c| (c as f64 / EXACT_UNIT) as f32)
+                .collect()
+        })
+    }
 }
 
 impl Accum {
@@ -363,7 +424,7 @@ impl Accum {
             wa,
             ha,
             width,
-            sum: vec![0.0; wa * ha],
+            sum: ExactSum::zeros(wa * ha),
             frames: 0,
             bins: TimeBins::new(bins),
         }
@@ -371,16 +432,19 @@ impl Accum {
 
     /// Adds one frame's residual at time `pts_s`.
     fn add(&mut self, r: &[f32], pts_s: f64) {
-        for (s, v) in self.sum.iter_mut().zip(r) {
-            *s += v;
-        }
+        self.sum.add(r);
         self.frames += 1;
         let bin = self.bins.bin_of(pts_s, |a, b| {
-            add_into(&mut a.0, &b.0);
+            a.0.add_sum(&b.0);
             a.1 += b.1;
         });
-        add_into(&mut bin.0, r);
+        bin.0.add(r);
         bin.1 += 1;
+    }
+
+    /// The summed residuals of every frame added.
+    fn sum(&self) -> &[f32] {
+        self.sum.image()
     }
 }
 
@@ -415,7 +479,7 @@ fn slot<T>(
 struct FineAccum {
     wa: usize,
     ha: usize,
-    sum: Vec<f32>,
+    sum: ExactSum,
     frames: u64,
 }
 
@@ -442,16 +506,14 @@ fn add_fine(sums: &mut Vec<FineAccum>, r: &[f32], wa: usize, ha: usize) {
             sums.push(FineAccum {
                 wa,
                 ha,
-                sum: vec![0.0; wa * ha],
+                sum: ExactSum::zeros(wa * ha),
                 frames: 0,
             });
             sums.len() - 1
         }
     };
     let acc = &mut sums[idx];
-    for (s, v) in acc.sum.iter_mut().zip(r) {
-        *s += v;
-    }
+    acc.sum.add(r);
     acc.frames += 1;
 }
 
@@ -517,17 +579,6 @@ impl<V> TimeBins<V> {
     /// The bins in `[from, to)` that hold anything.
     pub(crate) fn range(&self, from: usize, to: usize) -> impl Iterator<Item = &V> {
         self.bins.range(from..to).map(|(_, v)| v)
-    }
-}
-
-/// Adds `b` to `a` element by element (`a` empty: takes `b`).
-pub(crate) fn add_into(a: &mut Vec<f32>, b: &[f32]) {
-    if a.is_empty() {
-        a.extend_from_slice(b);
-    } else {
-        for (x, y) in a.iter_mut().zip(b) {
-            *x += y;
-        }
     }
 }
 
@@ -1815,7 +1866,7 @@ impl VideoDetector {
     pub fn score_at(&self, key_index: usize, scale: f64, shift: (usize, usize)) -> Option<f64> {
         let acc = self.accs.iter().max_by_key(|a| a.frames)?;
         let key = &self.variants.get(key_index)?[0];
-        let f = fold(&acc.sum, acc.wa, acc.ha, scale, (0.0, 0.0));
+        let f = fold(acc.sum(), acc.wa, acc.ha, scale, (0.0, 0.0));
         Some(z_at(&f, key, (shift.1 % TILE) * TILE + shift.0 % TILE))
     }
 
@@ -2550,11 +2601,11 @@ impl VideoDetector {
         let segment_sums: Vec<Vec<f32>> = segments
             .iter()
             .map(|&(from, to)| {
-                let mut sum = vec![0.0f32; wa * ha];
+                let mut sum = ExactSum::zeros(wa * ha);
                 for (img, _) in acc.bins.range(from, to) {
-                    add_into(&mut sum, img);
+                    sum.add_sum(img);
                 }
-                sum
+                sum.image().to_vec()
             })
             .collect();
         // An answer is final when it proves the mark and its payload reads there: the
@@ -2571,7 +2622,7 @@ impl VideoDetector {
         // final — the best over every segment too (`find`'s flag: the whole clip); with its
         // p and whether it is final.
         let stage = |find: &dyn Fn(&[f32], bool) -> Registration, p: &dyn Fn(f64) -> f64| {
-            let mut best = (find(&acc.sum, true), &acc.sum);
+            let mut best = (find(acc.sum(), true), acc.sum());
             let mut proof = proven(&best.0, best.1, (wa, ha), p(best.0.z));
             if !proof.is_final() {
                 for sum in &segment_sums {
@@ -2620,9 +2671,9 @@ impl VideoDetector {
         };
         if self.whole_clip_only && stages == Stages::All && best.proof.p > DETECT_P {
             let (found, p) =
-                self.oriented_search(&acc.sum, wa, ha, &scales, 1, KEY_FRAME_WEIGHT, None);
-            let proof = proven(&found, &acc.sum, (wa, ha), p);
-            best.offer(found, &acc.sum, proof, None);
+                self.oriented_search(acc.sum(), wa, ha, &scales, 1, KEY_FRAME_WEIGHT, None);
+            let proof = proven(&found, acc.sum(), (wa, ha), p);
+            best.offer(found, acc.sum(), proof, None);
         }
         // With a fine residual (same frame shape: twice the rows) the fine stage takes the
         // scales above FINE_SCALE_MIN, and the three wider stages share half the budget.
@@ -2652,22 +2703,22 @@ impl VideoDetector {
                 wide_scale_grid(wa.max(ha))
             };
             let (found, p) =
-                self.oriented_search(&acc.sum, wa, ha, &scales, WIDE_STRIDE, wide_weight, None);
-            let proof = proven(&found, &acc.sum, (wa, ha), p);
-            best.offer(found, &acc.sum, proof, None);
+                self.oriented_search(acc.sum(), wa, ha, &scales, WIDE_STRIDE, wide_weight, None);
+            let proof = proven(&found, acc.sum(), (wa, ha), p);
+            best.offer(found, acc.sum(), proof, None);
         }
         if wide && best.proof.p > DETECT_P {
             // The maps are chosen from the residual alone, never the key: under the null
             // each is a fixed registration given the content, so the bound counts every
             // one that may be tested (all of them, even when fewer are found) × its
             // orientations, phases and shifts.
-            let maps = candidate_maps(&acc.sum, wa, ha);
+            let maps = candidate_maps(acc.sum(), wa, ha);
             let per_key = ROTATION_CANDIDATES * 2 + LATTICE_CANDIDATES * Orientation::ALL.len();
             let hypotheses = (self.keys.len() * per_key * PHASES.len() * TILE * TILE) as f64;
-            if let Some(found) = self.search_maps(&acc.sum, wa, ha, &maps) {
+            if let Some(found) = self.search_maps(acc.sum(), wa, ha, &maps) {
                 let p = search_p(lattice_weight * hypotheses, found.z);
-                let proof = proven(&found, &acc.sum, (wa, ha), p);
-                best.offer(found, &acc.sum, proof, None);
+                let proof = proven(&found, acc.sum(), (wa, ha), p);
+                best.offer(found, acc.sum(), proof, None);
             }
         }
         // The fine stage: every orientation at the scales where the picture is shown
@@ -2676,7 +2727,7 @@ impl VideoDetector {
         if let Some(f) = fine.filter(|_| wide && best.proof.p > DETECT_P) {
             let scales = fine_scale_grid(f.wa.max(f.ha), (f.ha / ha) as f64);
             let (found, p) = self.oriented_search(
-                &f.sum,
+                f.sum.image(),
                 f.wa,
                 f.ha,
                 &scales,
@@ -2684,8 +2735,8 @@ impl VideoDetector {
                 WIDER_WEIGHT_WITH_FINE,
                 Some((f.ha / ha) as f64),
             );
-            let proof = proven(&found, &f.sum, (f.wa, f.ha), p);
-            best.offer(found, &f.sum, proof, Some(f));
+            let proof = proven(&found, f.sum.image(), (f.wa, f.ha), p);
+            best.offer(found, f.sum.image(), proof, Some(f));
         }
         let Answer {
             reg,
@@ -2765,9 +2816,9 @@ impl VideoDetector {
         };
         out.timeline = (0..acc.bins.len())
             .map(|i| {
-                acc.bins
-                    .get(i)
-                    .map(|(img, _)| single_p(z_at(&timeline_reg.fold(img, wa, ha), variant, d)))
+                acc.bins.get(i).map(|(img, _)| {
+                    single_p(z_at(&timeline_reg.fold(img.image(), wa, ha), variant, d))
+                })
             })
             .collect();
         out
@@ -3082,6 +3133,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exact_sums_do_not_depend_on_the_order_of_the_additions() {
+        // Residual-like images (±3, with fractions at every scale).
+        let images: Vec<Vec<f32>> = (0..60u64)
+            .map(|k| {
+                (0..97u64)
+                    .map(|i| {
+                        ((i * 7919 + k * 104_729) % 6001) as f32 / 1000.0 - 3.0 + k as f32 * 1e-6
+                    })
+                    .collect()
+            })
+            .collect();
+        let exact = |order: &mut dyn Iterator<Item = &Vec<f32>>| {
+            let mut sum = ExactSum::default();
+            order.for_each(|im| sum.add(im));
+            sum.image().to_vec()
+        };
+        let forward = exact(&mut images.iter());
+        let backward = exact(&mut images.iter().rev());
+        let interleaved = exact(
+            &mut images
+                .iter()
+                .step_by(2)
+                .chain(images.iter().skip(1).step_by(2)),
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&forward), bits(&backward));
+        assert_eq!(bits(&forward), bits(&interleaved));
+        // Two halves summed apart and added (a timeline's bins merged): the same again.
+        let (mut a, mut b) = (ExactSum::default(), ExactSum::default());
+        images[..25].iter().for_each(|im| a.add(im));
+        images[25..].iter().for_each(|im| b.add(im));
+        a.add_sum(&b);
+        assert_eq!(bits(&forward), bits(a.image()));
+        // Within an f32 rounding of the sum in f64; while f32 running sums do depend on
+        // the order (what the exact sum is for).
+        let running = |order: &mut dyn Iterator<Item = &Vec<f32>>| {
+            let mut sum = vec![0f32; 97];
+            order.for_each(|im| sum.iter_mut().zip(im).for_each(|(s, v)| *s += v));
+            sum
+        };
+        for (i, &x) in forward.iter().enumerate() {
+            let wide: f64 = images.iter().map(|im| f64::from(im[i])).sum();
+            assert!(
+                (f64::from(x) - wide).abs() <= wide.abs() * 1e-7 + 1e-9,
+                "{i}"
+            );
+        }
+        assert_ne!(
+            bits(&running(&mut images.iter())),
+            bits(&running(&mut images.iter().rev()))
+        );
+    }
+
+    #[test]
     fn windows_are_searched_only_where_a_picture_fits_in_them() {
         // (window, scale in the 128-row grid's terms, searched?)
         let table = [
@@ -3237,9 +3342,9 @@ mod tests {
             }
             let acc = &det.accs[0];
             assert_eq!((acc.wa, acc.ha), (wa, 128), "{w}x{h}");
-            let sealed = det.as_sealed(&acc.sum, acc.wa, acc.ha, acc.width);
+            let sealed = det.as_sealed(acc.sum(), acc.wa, acc.ha, acc.width);
             let searched = det.search(
-                &acc.sum,
+                acc.sum(),
                 acc.wa,
                 acc.ha,
                 &scale_grid(acc.wa.max(acc.ha)),
@@ -3273,7 +3378,7 @@ mod tests {
                 flipped_det.add_frame(&flipped);
             }
             let acc = &flipped_det.accs[0];
-            let mirrored = flipped_det.as_sealed(&acc.sum, acc.wa, acc.ha, acc.width);
+            let mirrored = flipped_det.as_sealed(acc.sum(), acc.wa, acc.ha, acc.width);
             assert_eq!(mirrored.orientation, 1, "{w}x{h}");
             // (Measured: 0.76–1.0 of the upright z; the least where the frame's width in
             // analysis pixels is furthest from whole, 156.44 for 352 × 288.)
@@ -3305,12 +3410,12 @@ mod tests {
                 det.add_frame(&cropped);
             }
             let acc = &det.accs[0];
-            let sealed = det.as_sealed(&acc.sum, acc.wa, acc.ha, acc.width);
+            let sealed = det.as_sealed(acc.sum(), acc.wa, acc.ha, acc.width);
             assert!(sealed.z < 4.0, "{w}x{h} cropped: as sealed z {}", sealed.z);
             // Still at scale 1: proven by the stage that tries every shift there, with its
             // own bound (32 768 hypotheses a key, not the plain search's ≈ 2.5 M) — until it
             // was there, the plain search's p.
-            let shifted = det.at_scale_one(&acc.sum, acc.wa, acc.ha);
+            let shifted = det.at_scale_one(acc.sum(), acc.wa, acc.ha);
             assert!(
                 shifted.z > 8.0,
                 "{w}x{h} cropped: z at scale 1 {}",
