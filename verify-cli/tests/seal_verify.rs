@@ -160,23 +160,7 @@ fn the_same_file_gives_the_same_report_every_time() {
     // as they happen to be decoded. With f32 running sums the picture's p-value then
     // differed in its sixth digit from one verify of the file to the next.
     let home = Home::with_keys("Same Report Test");
-    let clip = scratch().join("bbb-5s-360p.mp4");
-    let src = media("video/bigbuckbunny.mp4");
-    ffmpeg(&[
-        "-i",
-        src.to_str().unwrap(),
-        "-t",
-        "5",
-        "-vf",
-        "scale=640:-2",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "aac",
-        clip.to_str().unwrap(),
-    ]);
+    let clip = bbb_excerpt("5", Some("scale=640:-2"), "bbb-5s-360p.mp4");
     let sealed = home.seal(&clip, "same-report-sealed.mp4", &["--preset", "ultrafast"]);
     let repost = edited_with(&sealed, "null", "same-report-repost.mp4", &["-g", "30"]);
     let report = || {

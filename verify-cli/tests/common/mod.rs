@@ -57,25 +57,23 @@ pub fn scratch() -> &'static Path {
 /// 2 s of Big Buck Bunny, 1280x720 H.264 + AAC: real footage with sound.
 pub fn short_clip() -> PathBuf {
     static CLIP: OnceLock<PathBuf> = OnceLock::new();
-    CLIP.get_or_init(|| {
-        let out = scratch().join("bbb-2s.mp4");
-        let src = media("video/bigbuckbunny.mp4");
-        ffmpeg(&[
-            "-i",
-            src.to_str().unwrap(),
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            out.to_str().unwrap(),
-        ]);
-        out
-    })
-    .clone()
+    CLIP.get_or_init(|| bbb_excerpt("2", None, "bbb-2s.mp4"))
+        .clone()
+}
+
+/// The first `seconds` of Big Buck Bunny with its sound, through the filter `vf` when given,
+/// as `name` in the scratch directory (x264 ultrafast, AAC).
+pub fn bbb_excerpt(seconds: &str, vf: Option<&str>, name: &str) -> PathBuf {
+    let out = scratch().join(name);
+    let src = media("video/bigbuckbunny.mp4");
+    let mut args = vec!["-i", src.to_str().unwrap(), "-t", seconds];
+    if let Some(vf) = vf {
+        args.extend(["-vf", vf]);
+    }
+    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]);
+    args.push(out.to_str().unwrap());
+    ffmpeg(&args);
+    out
 }
 
 /// A home dir with keys (keygen run once).
