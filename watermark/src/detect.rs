@@ -347,10 +347,12 @@ struct Accum {
     /// The frame's width in analysis pixels (`wa` when not told: residuals handed in
     /// without their frame's size), for the mirrored as-sealed registration.
     width: f64,
-    sum: ExactSum,
     frames: u64,
-    /// Per timeline bin: the summed residuals and their frame count.
+    /// Per timeline bin: the summed residuals and their frame count. Every frame is in one,
+    /// so the whole clip's sum is theirs (exact: the same as a running sum).
     bins: TimeBins<(ExactSum, u64)>,
+    /// That sum, made when first read after the last addition.
+    whole: OnceLock<Vec<f32>>,
 }
 
 /// A running sum of images, exact: each value in fixed point (units of 2⁻³², far below an
@@ -425,15 +427,15 @@ impl Accum {
             wa,
             ha,
             width,
-            sum: ExactSum::zeros(wa * ha),
             frames: 0,
             bins: TimeBins::new(bins),
+            whole: OnceLock::new(),
         }
     }
 
     /// Adds one frame's residual at time `pts_s`.
     fn add(&mut self, r: &[f32], pts_s: f64) {
-        self.sum.add(r);
+        self.whole = OnceLock::new();
         self.frames += 1;
         let bin = self.bins.bin_of(pts_s, |a, b| {
             a.0.add_sum(&b.0);
@@ -445,7 +447,17 @@ impl Accum {
 
     /// The summed residuals of every frame added.
     fn sum(&self) -> &[f32] {
-        self.sum.image()
+        self.whole
+            .get_or_init(|| self.range_sum(0, usize::MAX).image().to_vec())
+    }
+
+    /// The exact sum of the timeline bins in `[from, to)`.
+    fn range_sum(&self, from: usize, to: usize) -> ExactSum {
+        let mut sum = ExactSum::zeros(self.wa * self.ha);
+        for (img, _) in self.bins.range(from, to) {
+            sum.add_sum(img);
+        }
+        sum
     }
 }
 
@@ -2599,15 +2611,9 @@ impl VideoDetector {
             )
         };
         // The segments' sums, kept: every stage below may test them.
-        let segment_sums: Vec<Vec<f32>> = segments
+        let segment_sums: Vec<ExactSum> = segments
             .iter()
-            .map(|&(from, to)| {
-                let mut sum = ExactSum::zeros(wa * ha);
-                for (img, _) in acc.bins.range(from, to) {
-                    sum.add_sum(img);
-                }
-                sum.image().to_vec()
-            })
+            .map(|&(from, to)| acc.range_sum(from, to))
             .collect();
         // An answer is final when it proves the mark and its payload reads there: the
         // whole clip may prove a stretch that the other footage drowns for the payload
@@ -2626,7 +2632,7 @@ impl VideoDetector {
             let mut best = (find(acc.sum(), true), acc.sum());
             let mut proof = proven(&best.0, best.1, (wa, ha), p(best.0.z));
             if !proof.is_final() {
-                for sum in &segment_sums {
+                for sum in segment_sums.iter().map(ExactSum::image) {
                     let found = find(sum, false);
                     if found.z > best.0.z {
                         best = (found, sum);
