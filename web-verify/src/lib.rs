@@ -263,6 +263,11 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
+    // Before the address is announced: a SIGTERM sent as soon as the server answers must
+    // find the handler in place (registered on the accept loop's first poll, it could come
+    // after a first request was already answered on another worker thread, and the signal
+    // then killed the server: seen once in `serve.rs`'s SIGTERM test on a loaded machine).
+    let shutdown = shutdown_signal();
     on_listening(listener.local_addr().map_err(ServeError::Serve)?);
     let app = routes(state.clone());
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -271,7 +276,6 @@ pub async fn serve(
         .header_read_timeout(header_timeout.max(Duration::from_millis(100)))
         .max_buf_size(64 * 1024);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -314,19 +318,21 @@ pub async fn serve(
 
 /// Ctrl-C, or SIGTERM (what `kill`, systemd and `docker stop` send): the server stops
 /// taking connections, lets answers in progress finish and removes its upload directory.
-async fn shutdown_signal() {
+/// The SIGTERM handler is installed when this is called, not when the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A line on the server's stderr. Never `eprintln!`: it panics when stderr is gone (a closed
