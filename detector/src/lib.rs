@@ -40,6 +40,7 @@ pub use report::{
     StatusDetail, Verdict, VideoScan, WatermarkReport, SCHEMA,
 };
 pub use signals::{Signal, SignalKind, Strength};
+pub use words::PBound;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectorError {

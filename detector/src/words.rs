@@ -9,6 +9,33 @@ use crate::verdict::{
     AiSource, Conflict, CredentialProblem, Evidence, Judgement, ManifestEvidence, Stream,
 };
 
+/// A p-value as words print it: two significant digits, rounded **up**, so the printed number
+/// is never a stronger claim than the detector's (1.04e-40 prints "1.1e-40", not "1.0e-40").
+/// Readers downstream (the public page rounds each "p = …" of a summary up to its power of ten)
+/// may then take the printed number as an upper bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PBound(pub f64);
+
+impl std::fmt::Display for PBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = self.0;
+        let nearest = format!("{p:.1e}");
+        if !p.is_finite() || nearest.parse::<f64>().is_ok_and(|q| q >= p) {
+            return f.write_str(&nearest);
+        }
+        // Rounded down: one tenth more on the mantissa ("9.9e-5" becomes "1.0e-4").
+        let (mantissa, exponent) = nearest.split_once('e').unwrap_or((&nearest, "0"));
+        let tenths = (mantissa.parse::<f64>().unwrap_or(0.0) * 10.0).round() as i64 + 1;
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        let (tenths, exponent) = if tenths >= 100 {
+            (tenths / 10, exponent + 1)
+        } else {
+            (tenths, exponent)
+        };
+        write!(f, "{}.{}e{exponent}", tenths / 10, tenths % 10)
+    }
+}
+
 /// `report` with the judgement's fields, its signals (the ones in it, other generators'
 /// marks `third_party` and the `metadata` findings) and its summary.
 pub fn fill(
@@ -75,7 +102,7 @@ fn places(report: &Report) -> (Vec<Stream>, String) {
         .collect();
     let words = found
         .iter()
-        .map(|(s, p)| format!("in the {} (p = {p:.1e})", s.as_str()))
+        .map(|(s, p)| format!("in the {} (p = {})", s.as_str(), PBound(*p)))
         .collect::<Vec<_>>()
         .join(" and ");
     (found.into_iter().map(|(s, _)| s).collect(), words)
@@ -198,9 +225,9 @@ fn other_signals(report: &Report) -> String {
         .filter(|s| s.kind == SignalKind::ThirdPartyWatermark)
     {
         out.push_str(&format!(
-            " The picture carries {}'s default invisible watermark (p = {:.1e}): it went through that generator's code, or someone added its open-source mark; counted as AI-generated.",
+            " The picture carries {}'s default invisible watermark (p = {}): it went through that generator's code, or someone added its open-source mark; counted as AI-generated.",
             s.names.as_deref().unwrap_or("an open generator"),
-            s.p_value.unwrap_or(1.0),
+            PBound(s.p_value.unwrap_or(1.0)),
         ));
     }
     let claims: Vec<&signals::Signal> = report
@@ -524,6 +551,34 @@ mod tests {
             c2pa: None,
             ai_generated: None,
             message: None,
+        }
+    }
+
+    /// The bug this guards: "p = {:.1e}" printed 1.04e-40 as "1.0e-40", and the public page,
+    /// rounding the summary's number up to its power of ten, said "p ≤ 1e-40" where the
+    /// evidence (and the page's own JSON) said 1e-39.
+    #[test]
+    fn printed_p_values_never_claim_more_than_the_evidence() {
+        for (p, printed) in [
+            (1.04e-40, "1.1e-40"),
+            (1.0e-5, "1.0e-5"),
+            (3.3e-21, "3.3e-21"),
+            (9.96e-5, "1.0e-4"),
+            (0.5, "5.0e-1"),
+            (1.0, "1.0e0"),
+            (2.5705217e-105, "2.6e-105"),
+        ] {
+            assert_eq!(PBound(p).to_string(), printed, "{p:e}");
+        }
+        // Every printed number, read back, is at or above the value, and at most one step of
+        // the last digit above it.
+        let mut p = 1.0f64;
+        while p > 1e-300 {
+            let text = PBound(p).to_string();
+            let read: f64 = text.parse().unwrap();
+            assert!(read >= p, "{p:e} printed {text}");
+            assert!(read <= p * 1.1 + f64::MIN_POSITIVE, "{p:e} printed {text}");
+            p *= 0.987_654_321;
         }
     }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use hallmark_detector::verdict::{AiClaim, AiSource};
 use hallmark_detector::{
-    IngredientNode, MarkResult, Report, Signal, SignalKind, Verdict, VideoScan,
+    IngredientNode, MarkResult, PBound, Report, Signal, SignalKind, Verdict, VideoScan,
 };
 
 const RESET: &str = "\x1b[0m";
@@ -157,14 +157,14 @@ pub fn human(report: &Report, color: bool) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<16} {state} in the {what} (p = {:.1e}{}, {} {unit}){}{}{}",
+            "  {:<16} {state} in the {what} (p = {}{}, {} {unit}){}{}{}",
             "Watermark:",
-            mark.p_value,
+            PBound(mark.p_value),
             // Where the clip id (decoded, or named and agreeing) made the difference, what the
             // pattern alone gave.
             mark.presence_p_value
                 .filter(|&alone| alone > hallmark_detector::DETECT_P)
-                .map(|alone| format!(" with its clip id, {alone:.1e} without"))
+                .map(|alone| format!(" with its clip id, {} without", PBound(alone)))
                 .unwrap_or_default(),
             mark.frames_analysed,
             mark.payload
@@ -172,12 +172,13 @@ pub fn human(report: &Report, color: bool) -> String {
                 .map(|c| match (mark.payload_named_by, mark.payload_match_p) {
                     // Named elsewhere, proven by the mark's coded bits.
                     (Some(by), Some(p)) => format!(
-                        ", clip id {c} (named by the {}, proven by the mark: p = {p:.1e})",
+                        ", clip id {c} (named by the {}, proven by the mark: p = {})",
                         match by {
                             hallmark_detector::PayloadSource::Sound => "sound's mark",
                             hallmark_detector::PayloadSource::Picture => "picture's mark",
                             hallmark_detector::PayloadSource::Store => "manifest store",
-                        }
+                        },
+                        PBound(p)
                     ),
                     _ => format!(", clip id {c}"),
                 })
@@ -282,7 +283,7 @@ fn signals(out: &mut String, signals: &[Signal]) {
             SignalKind::Metadata => "metadata",
         };
         let strength = match s.p_value {
-            Some(p) => format!("{}, p = {p:.1e}", s.strength.words()),
+            Some(p) => format!("{}, p = {}", s.strength.words(), PBound(p)),
             None => s.strength.words().to_string(),
         };
         let mut line = format!("{kind} says {}", s.says.words());

@@ -84,7 +84,9 @@ fn summarise(report: &mut Map<String, Value>) {
     }
 }
 
-/// Every "p = 2.4e-24" of a text as "p ≤ 1e-23".
+/// Every "p = 2.4e-24" of a text as "p ≤ 1e-23". The worker prints each p rounded up
+/// (`hallmark_detector::PBound`), so the printed number is already an upper bound and rounding it
+/// up again gives the same power of ten as the report's own p-value.
 pub fn round_p_values_in(text: &str) -> String {
     const SAID: &str = "p = ";
     let mut out = String::with_capacity(text.len());

@@ -22,19 +22,8 @@ fn config(worker: &[&str], timeout: Duration) -> ServeConfig {
     config
 }
 
-fn start_with(config: ServeConfig) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime
-            .block_on(hallmark_web::serve(config, |addr| tx.send(addr).unwrap()))
-            .unwrap();
-    });
-    rx.recv_timeout(Duration::from_secs(10)).unwrap()
-}
-
 fn start(worker: &[&str], timeout: Duration) -> SocketAddr {
-    start_with(config(worker, timeout))
+    support::start(config(worker, timeout))
 }
 
 /// A worker that answers at once with a fixed report.
@@ -194,7 +183,7 @@ fn a_full_queue_answers_503_with_retry_after_and_a_stalled_upload_holds_no_worke
     );
     config.workers = 1;
     config.queue = 0;
-    let addr = start_with(config);
+    let addr = support::start(config);
     // An upload stalled half way holds no worker: a complete one is analysed meanwhile.
     let _stalled = stalled_upload(addr, 100_000, 1000);
     std::thread::sleep(Duration::from_millis(200));
@@ -259,7 +248,7 @@ fn the_temp_disk_cap_answers_503_with_retry_after() {
     let mut config = config(QUICK, Duration::from_secs(10));
     config.max_upload = 1 << 20;
     config.max_temp_disk = 1 << 20;
-    let addr = start_with(config);
+    let addr = support::start(config);
     // 700 KB of a 900 KB upload on disk, then a stall.
     let held = stalled_upload(addr, 900_000, 700_000);
     std::thread::sleep(Duration::from_millis(500));
@@ -290,7 +279,7 @@ fn one_client_gets_its_share_of_uploads_and_of_the_rate() {
     let mut config = config(QUICK, Duration::from_secs(10));
     config.per_client_uploads = 2;
     config.per_client_rate = 0;
-    let addr = start_with(config);
+    let addr = support::start(config);
     let a = stalled_upload(addr, 50_000, 100);
     let b = stalled_upload(addr, 50_000, 100);
     std::thread::sleep(Duration::from_millis(300));
@@ -310,7 +299,7 @@ fn one_client_gets_its_share_of_uploads_and_of_the_rate() {
 
     let mut config = self::config(QUICK, Duration::from_secs(10));
     config.per_client_rate = 6;
-    let addr = start_with(config);
+    let addr = support::start(config);
     for i in 0..6 {
         assert_eq!(post(addr, &form(&[], "c.jpg", b"x"), "").status, 200, "{i}");
     }
@@ -341,7 +330,7 @@ fn slow_heads_and_slow_bodies_are_cut_off() {
     config.upload_grace = Duration::from_secs(1);
     config.min_upload_rate = 10_000;
     config.per_client_uploads = 0;
-    let addr = start_with(config);
+    let addr = support::start(config);
     let started = Instant::now();
     // A head that never ends: the connection is closed.
     let mut slow_head = TcpStream::connect(addr).unwrap();
@@ -492,7 +481,7 @@ const EVIDENCE: &[&str] = &[
 fn the_public_gets_the_summary_and_the_token_the_full_evidence() {
     let mut config = config(EVIDENCE, Duration::from_secs(10));
     config.api_token = Some("0123456789abcdef-token".into());
-    let addr = start_with(config);
+    let addr = support::start(config);
     let public = post(addr, &form(&[], "a.mp4", b"x"), "").json();
     assert_eq!(public["evidence"], "summary", "{public}");
     let video = &public["watermark"]["video"];
@@ -528,7 +517,7 @@ fn the_public_gets_the_summary_and_the_token_the_full_evidence() {
     // The operator may give everyone the full evidence.
     let mut config = self::config(EVIDENCE, Duration::from_secs(10));
     config.full_evidence = true;
-    let addr = start_with(config);
+    let addr = support::start(config);
     let full = post(addr, &form(&[], "a.mp4", b"x"), "").json();
     assert_eq!(full["evidence"], "full");
     assert_eq!(

@@ -7,10 +7,8 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use hallmark_store::{fingerprint_file, ManifestStore, StoredManifest, STORE_FILE};
 use hallmark_web::ServeConfig;
@@ -24,17 +22,6 @@ fn shared(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared")
         .join(path)
-}
-
-fn start(config: ServeConfig) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime
-            .block_on(hallmark_web::serve(config, |addr| tx.send(addr).unwrap()))
-            .unwrap();
-    });
-    rx.recv_timeout(Duration::from_secs(10)).unwrap()
 }
 
 /// `c2pa.softBindingQueryResult`: an object whose `matches` is an array of objects with a
@@ -138,7 +125,7 @@ fn api_follows_the_spec(location: &Path) {
     config.store = Some(location.to_path_buf());
     config.max_upload = 64 << 20;
     config.max_temp_disk = 64 << 20;
-    let addr = start(config);
+    let addr = support::start(config);
     let get = |path: &str| request(addr, "GET", path, "", b"");
 
     // GET /services/supportedAlgorithms → c2pa.softBindingAlgList.
@@ -338,7 +325,7 @@ fn the_api_follows_the_spec_postgres() {
 fn no_store_knows_nothing() {
     let mut config = ServeConfig::new(vec!["/bin/false".into()]);
     config.listen = "127.0.0.1:0".parse().unwrap();
-    let addr = start(config);
+    let addr = support::start(config);
     let found = query_result(&request(
         addr,
         "GET",

@@ -10,6 +10,25 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// Serves `config` on a thread of its own, never stopped (the test process's exit ends it);
+/// the bound address. Its upload directory goes under the target's tmp, not the system's:
+/// a server that never stops never removes it.
+pub fn start(mut config: hallmark_web::ServeConfig) -> SocketAddr {
+    if config.temp_dir.is_none() {
+        let parent = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-verify-uploads");
+        std::fs::create_dir_all(&parent).unwrap();
+        config.temp_dir = Some(parent);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime
+            .block_on(hallmark_web::serve(config, |addr| tx.send(addr).unwrap()))
+            .unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap()
+}
+
 pub struct Answer {
     pub status: u16,
     pub head: String,
