@@ -625,7 +625,7 @@ fn open_h264(
         ctx.set_colorspace(ffmpeg::color::Space::SMPTE170M);
     }
     if global_header {
-        ctx.set_flags(codec::Flags::GLOBAL_HEADER);
+        add_flags(&mut ctx, codec::Flags::GLOBAL_HEADER);
     }
     unsafe {
         // 0 = let x264 pick the thread count.
@@ -903,7 +903,7 @@ fn open_audio(
         ctx.set_bit_rate(settings.audio_bitrate as usize);
     }
     if global_header {
-        ctx.set_flags(codec::Flags::GLOBAL_HEADER);
+        add_flags(&mut ctx, codec::Flags::GLOBAL_HEADER);
     }
     let enc = ctx.open().map_err(|e| {
         MediaError::encode(
@@ -1108,7 +1108,7 @@ fn encode_still(
     ctx.set_time_base(Rational(1, 25));
     let lambda = JPEG_Q * ffi::FF_QP2LAMBDA;
     if format == OutputFormat::Jpeg {
-        ctx.set_flags(codec::Flags::QSCALE);
+        add_flags(&mut ctx, codec::Flags::QSCALE);
         ctx.set_global_quality(lambda);
         ctx.set_color_range(ffmpeg::color::Range::JPEG);
     }
@@ -1139,6 +1139,17 @@ fn encode_still(
 
 /// Scale `frame` to fit within `max_w` x `max_h` (aspect kept, never
 /// enlarged) and encode it as JPEG bytes in memory.
+/// Adds `flags` to an encoder context's, keeping those its codec set by default:
+/// `set_flags` replaces them all, and libx264's defaults hold `+cgop` — without it x264
+/// writes open GOPs, which the `ffmpeg` CLI (and so the plain encode a seal is compared
+/// with) does not.
+fn add_flags(ctx: &mut codec::Context, flags: codec::Flags) {
+    // SAFETY: a plain field of a context this function borrows mutably.
+    unsafe {
+        (*ctx.as_mut_ptr()).flags |= flags.bits() as std::os::raw::c_int;
+    }
+}
+
 pub fn jpeg_thumbnail(frame: &VideoFrame, max_w: u32, max_h: u32) -> Result<Vec<u8>, MediaError> {
     crate::init();
     frame.validate()?;

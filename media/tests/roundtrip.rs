@@ -541,3 +541,78 @@ fn decoder_and_encoder_are_send() {
     assert_send::<Encoder>();
     assert_send::<hallmark_media::MediaError>();
 }
+
+/// The x264 settings a file's encoder wrote into its stream (the "options: …" of x264's
+/// SEI), one `name=value` per entry.
+fn x264_options(path: &std::path::Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    let at = bytes
+        .windows(9)
+        .position(|w| w == b"options: ")
+        .unwrap_or_else(|| panic!("{}: no x264 options", path.display()));
+    let rest = &bytes[at + 9..];
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    String::from_utf8_lossy(&rest[..end])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A seal is judged against `ffmpeg -c:v libx264 -preset P -crf N` of the same input, so at
+/// the same preset and CRF our encoder must be that encoder. It was not: setting the
+/// global-header flag replaced libx264's default flags, dropping its closed GOP
+/// (`open_gop=1`; scene cuts then coded differently from the plain encode).
+#[test]
+fn h264_at_a_preset_and_crf_is_the_ffmpeg_cli_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.mp4");
+    let cli = dir.path().join("cli.mp4");
+    let ours = dir.path().join("ours.mp4");
+    let ffmpeg = |args: &[&str]| {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg {args:?}");
+    };
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25:duration=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-qp",
+        "0",
+        src.to_str().unwrap(),
+    ]);
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        cli.to_str().unwrap(),
+    ]);
+    let settings = EncodeSettings {
+        preset: "veryfast".to_string(),
+        crf: 23,
+        ..EncodeSettings::default()
+    };
+    transcode(
+        &src,
+        &ours,
+        OutputFormat::Mp4,
+        PixelLayout::Yuv420p,
+        &settings,
+    );
+    let (cli, ours) = (x264_options(&cli), x264_options(&ours));
+    assert!(ours.contains(&"open_gop=0".to_string()), "{ours:?}");
+    assert_eq!(ours, cli);
+}
