@@ -13,7 +13,7 @@ use crate::fft::{Fft, C};
 use crate::inset::InsetFinder;
 use crate::key::{Payload, WatermarkKey};
 use crate::lattice::{
-    candidate_maps, fold_map, Candidate, TileMap, LATTICE_CANDIDATES, ROTATION_CANDIDATES,
+    candidate_maps, fold_map, Candidate, TileMap, LATTICE_MAPS, ROTATION_CANDIDATES,
 };
 use crate::motion::{since_anchor, Followed, Motion, Ride, ANCHOR_S, FOLLOW_S};
 use crate::tile_fft::{split_pair, TileFft};
@@ -2720,7 +2720,7 @@ impl VideoDetector {
             // one that may be tested (all of them, even when fewer are found) × its
             // orientations, phases and shifts.
             let maps = candidate_maps(acc.sum(), wa, ha);
-            let per_key = ROTATION_CANDIDATES * 2 + LATTICE_CANDIDATES * Orientation::ALL.len();
+            let per_key = ROTATION_CANDIDATES * 2 + LATTICE_MAPS * Orientation::ALL.len();
             let hypotheses = (self.keys.len() * per_key * PHASES.len() * TILE * TILE) as f64;
             if let Some(found) = self.search_maps(acc.sum(), wa, ha, &maps) {
                 let p = search_p(lattice_weight * hypotheses, found.z);

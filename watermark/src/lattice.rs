@@ -350,7 +350,52 @@ fn best_lattices(ac: &AutoCorrelation, count: usize) -> Vec<(f64, [f64; 2], [f64
             out.push(cand);
         }
     }
+    // Each beside its refined copy: the copy is closer to the autocorrelation's peak, which
+    // is not always where the key's chips fold best (a keystone's lattice is not one lattice
+    // across the frame), so the grid point stays a candidate too.
+    let refined: Vec<_> = out
+        .iter()
+        .map(|&c| refine(ac, c))
+        .zip(out.iter())
+        .filter(|(r, c)| r.1 != c.1 || r.2 != c.2)
+        .map(|(r, _)| r)
+        .collect();
+    out.extend(refined);
     out
+}
+
+/// Steps (analysis pixels) of [`refine`]'s climb, coarse to fine.
+const REFINE_STEPS: [f64; 3] = [0.25, 0.125, 0.0625];
+
+/// A lattice `(score, b1, b2)` moved off the search's grid (¼° and ½ pixel: at the third
+/// period that is up to ¾ pixel, most of a chip) to where [`lattice_score`] is highest
+/// nearby: each vector's coordinates climbed in [`REFINE_STEPS`]. The score is the
+/// autocorrelation's, never a key's, so the refined lattice is as fixed given the content
+/// as the grid point it started from (no hypothesis added).
+fn refine(
+    ac: &AutoCorrelation,
+    (mut best, b1, b2): (f64, [f64; 2], [f64; 2]),
+) -> (f64, [f64; 2], [f64; 2]) {
+    let mut v = [b1[0], b1[1], b2[0], b2[1]];
+    for step in REFINE_STEPS {
+        for _ in 0..16 {
+            let mut moved = false;
+            for i in 0..4 {
+                for d in [step, -step] {
+                    let mut t = v;
+                    t[i] += d;
+                    let score = lattice_score(ac, [t[0], t[1]], [t[2], t[3]], true);
+                    if score > best {
+                        (best, v, moved) = (score, t, true);
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+    (best, [v[0], v[1]], [v[2], v[3]])
 }
 
 /// Half-width (bins of the padded spectrum) of the window [`whiten`] averages the power
@@ -431,6 +476,9 @@ pub(crate) const ROTATION_CANDIDATES: usize = 160;
 /// place (photo-pan at half the perspective row's keystone: z 1.4 → 10.6); each more
 /// candidate is 8 more hypotheses per key of the 384 → 576 the stage counts.
 pub(crate) const LATTICE_CANDIDATES: usize = 32;
+/// General lattices tested: each candidate and its [`refine`]d copy (the bound counts both,
+/// found or not: 832 hypotheses per key and phase and shift instead of 576).
+pub(crate) const LATTICE_MAPS: usize = 2 * LATTICE_CANDIDATES;
 
 /// A map for the keys to test, and how many of [`Orientation::ALL`](crate::Orientation)'s
 /// first orientations to test it in.
@@ -441,7 +489,7 @@ pub(crate) struct Candidate {
 }
 
 /// The candidate maps for a summed analysis image: at most [`ROTATION_CANDIDATES`] rotations
-/// (2 orientations each) and [`LATTICE_CANDIDATES`] general lattices (8 orientations each),
+/// (2 orientations each) and [`LATTICE_MAPS`] general lattices (8 orientations each),
 /// chosen from the whitened image's autocorrelation alone — never a key — so that under the
 /// null each is a fixed registration given the content. Images too small to hold two
 /// periods of the lattice give none.
@@ -544,10 +592,11 @@ mod tests {
             }
             let maps = candidate_maps(&img, wa, ha);
             // Every rotation; of the general family those more than a pixel from a better one
-            // (here 26 of 32 on one image): the bound counts all LATTICE_CANDIDATES anyway.
+            // (here 26 of 32 on one image), each with its refined copy where that moved: the
+            // bound counts all LATTICE_MAPS anyway.
             let general = maps.iter().filter(|m| m.orientations == 8).count();
             assert_eq!(maps.len() - general, ROTATION_CANDIDATES);
-            assert!((LATTICE_CANDIDATES / 2..=LATTICE_CANDIDATES).contains(&general));
+            assert!((LATTICE_CANDIDATES / 2..=LATTICE_MAPS).contains(&general));
             // The best of its family puts every corner of the image within half a chip of
             // the truth (the grid's steps are ⅛° and ¼ pixel).
             let best = maps.iter().find(|m| m.orientations == family).unwrap().map;
