@@ -606,21 +606,47 @@ mod tests {
         assert!(TileMap::from_lattice(b1, b1).is_none());
     }
 
+    /// Uniform numbers in [0, 1) from a seed (a linear congruential generator).
+    fn lcg(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        }
+    }
+
+    /// A ±1 tile.
+    fn random_tile(rnd: &mut impl FnMut() -> f64) -> Vec<f64> {
+        (0..TILE * TILE)
+            .map(|_| if rnd() < 0.5 { -1.0 } else { 1.0 })
+            .collect()
+    }
+
+    /// `tile` repeated under `map` over a `wa × ha` image, plus uniform noise of sd 2.
+    fn tiled_with_noise(
+        wa: usize,
+        ha: usize,
+        map: &TileMap,
+        tile: &[f64],
+        rnd: &mut impl FnMut() -> f64,
+    ) -> Vec<f32> {
+        let mut img = vec![0f32; wa * ha];
+        for_each_chip(wa, ha, map, (0.3, 0.6), |i, j| img[i] = tile[j] as f32);
+        for v in img.iter_mut() {
+            *v += ((rnd() - 0.5) * 2.0 * 3.0f64.sqrt() * 2.0) as f32;
+        }
+        img
+    }
+
     /// A ±1 tile repeated under a rotated lattice, plus noise twice its size; and the same
     /// tile under an anamorphic stretch, and under a shear.
     #[test]
     fn rotated_and_stretched_lattices_are_found_without_the_tile() {
         let (wa, ha) = (228, 128);
-        let mut state = 11u64;
-        let mut rnd = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as f64 / (1u64 << 31) as f64
-        };
-        let tile: Vec<f64> = (0..TILE * TILE)
-            .map(|_| if rnd() < 0.5 { -1.0 } else { 1.0 })
-            .collect();
+        let mut rnd = lcg(11);
+        let tile = random_tile(&mut rnd);
         let ang = 7f64.to_radians();
         let (c, s) = (ang.cos(), ang.sin());
         for (truth, family) in [
@@ -633,11 +659,7 @@ mod tests {
             ([[66.0, 2.0], [-13.0, 63.5]], 8),
         ] {
             let map = TileMap::from_lattice(truth[0], truth[1]).unwrap();
-            let mut img = vec![0f32; wa * ha];
-            for_each_chip(wa, ha, &map, (0.3, 0.6), |i, j| img[i] = tile[j] as f32);
-            for v in img.iter_mut() {
-                *v += ((rnd() - 0.5) * 2.0 * 3.0f64.sqrt() * 2.0) as f32; // sd 2
-            }
+            let img = tiled_with_noise(wa, ha, &map, &tile, &mut rnd);
             let maps = candidate_maps(&img, wa, ha);
             // Every rotation; of the general family those more than a pixel from a better one
             // (here 26 of 32 on one image), each with its refined copy where that moved: the
@@ -669,24 +691,12 @@ mod tests {
     #[test]
     fn a_lattice_off_the_grid_is_refined_towards_it() {
         let (wa, ha) = (228, 128);
-        let mut state = 5u64;
-        let mut rnd = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as f64 / (1u64 << 31) as f64
-        };
-        let tile: Vec<f64> = (0..TILE * TILE)
-            .map(|_| if rnd() < 0.5 { -1.0 } else { 1.0 })
-            .collect();
+        let mut rnd = lcg(5);
+        let tile = random_tile(&mut rnd);
         // Periods 65.77 and 66.31 pixels, 1.9° and 2.7° off the axes.
         let truth = [[65.734, 2.181], [-3.123, 66.236]];
         let map = TileMap::from_lattice(truth[0], truth[1]).unwrap();
-        let mut img = vec![0f32; wa * ha];
-        for_each_chip(wa, ha, &map, (0.3, 0.6), |i, j| img[i] = tile[j] as f32);
-        for v in img.iter_mut() {
-            *v += ((rnd() - 0.5) * 2.0 * 3.0f64.sqrt() * 2.0) as f32; // sd 2
-        }
+        let img = tiled_with_noise(wa, ha, &map, &tile, &mut rnd);
         let ac = AutoCorrelation::new(&whiten(&img, wa, ha), wa, ha);
         let found = best_lattices(&ac, LATTICE_CANDIDATES);
         // The worst corner's distance (chips) from where the truth puts it.
