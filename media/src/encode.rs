@@ -1137,8 +1137,6 @@ fn encode_still(
     Ok(out)
 }
 
-/// Scale `frame` to fit within `max_w` x `max_h` (aspect kept, never
-/// enlarged) and encode it as JPEG bytes in memory.
 /// Adds `flags` to an encoder context's, keeping those its codec set by default:
 /// `set_flags` replaces them all, and libx264's defaults hold `+cgop` — without it x264
 /// writes open GOPs, which the `ffmpeg` CLI (and so the plain encode a seal is compared
@@ -1150,6 +1148,8 @@ fn add_flags(ctx: &mut codec::Context, flags: codec::Flags) {
     }
 }
 
+/// Scale `frame` to fit within `max_w` x `max_h` (aspect kept, never
+/// enlarged) and encode it as JPEG bytes in memory.
 pub fn jpeg_thumbnail(frame: &VideoFrame, max_w: u32, max_h: u32) -> Result<Vec<u8>, MediaError> {
     crate::init();
     frame.validate()?;
