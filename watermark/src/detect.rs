@@ -352,7 +352,7 @@ struct Accum {
     /// so the whole clip's sum is theirs (exact: the same as a running sum).
     bins: TimeBins<(ExactSum, u64)>,
     /// That sum, made when first read after the last addition.
-    whole: OnceLock<Vec<f32>>,
+    whole: OnceLock<ExactSum>,
 }
 
 /// A running sum of images, exact: each value in fixed point (units of 2⁻³², far below an
@@ -448,7 +448,8 @@ impl Accum {
     /// The summed residuals of every frame added.
     fn sum(&self) -> &[f32] {
         self.whole
-            .get_or_init(|| self.range_sum(0, usize::MAX).image().to_vec())
+            .get_or_init(|| self.range_sum(0, usize::MAX))
+            .image()
     }
 
     /// The exact sum of the timeline bins in `[from, to)`.
