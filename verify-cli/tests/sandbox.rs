@@ -378,6 +378,8 @@ fn serve_refuses_to_start_without_bubblewrap_unless_told() {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("PATH", empty.path())
+            // Killed below without a SIGTERM: its upload directory stays inside the test's own.
+            .env("TMPDIR", empty.path())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()

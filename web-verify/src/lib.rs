@@ -169,8 +169,11 @@ impl AppState {
             });
         }
         let parent = config.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        // tempfile leaves a directory's mode to the umask (0755 under the usual 022): set it,
+        // so that no other local user can list what the public is uploading.
         let uploads = tempfile::Builder::new()
             .prefix("hallmark-serve-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(&parent)
             .map_err(|source| ServeError::UploadDir {
                 dir: parent.clone(),
@@ -796,6 +799,21 @@ mod tests {
             hallmark_store::AUDIO_MATCH
         );
         assert_eq!(super::PAGE.matches(&quoted).count(), 2, "{quoted}");
+    }
+
+    /// Uploads in progress sit in a directory no other local user may list or enter.
+    #[test]
+    fn the_upload_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let mut config = super::ServeConfig::new(vec!["/bin/false".into()]);
+        config.temp_dir = Some(parent.path().to_path_buf());
+        let state = super::AppState::new(config).unwrap();
+        let mode = std::fs::metadata(state.uploads.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 
     #[test]

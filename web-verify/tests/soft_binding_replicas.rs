@@ -43,7 +43,19 @@ struct Replica {
 }
 
 impl Drop for Replica {
+    /// Stopped as a service manager stops it (a SIGKILL would leave its upload directory in
+    /// the system's temporary directory).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
