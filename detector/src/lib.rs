@@ -203,7 +203,7 @@ impl Verifier {
             None => Vec::new(),
         };
         let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
-        let named = recover::match_payload(&candidates, reading, key_id);
+        let named = self.named_payload(candidates, reading, key_id, m.detected);
         if let Some((payload, p)) = named {
             let by = if sound == Some(payload.clip_id) {
                 PayloadSource::Sound
@@ -243,7 +243,7 @@ impl Verifier {
             _ => Vec::new(),
         };
         let candidates: Vec<u64> = picture.into_iter().chain(stored).collect();
-        let named = recover::match_payload(&candidates, reading, key_id);
+        let named = self.named_payload(candidates, reading, key_id, m.detected);
         if let Some((payload, p)) = named {
             let by = if picture == Some(payload.clip_id) {
                 PayloadSource::Picture
@@ -254,6 +254,31 @@ impl Verifier {
                 w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
             }
         }
+    }
+
+    /// Of `candidates` (named for a mark without looking at it), the clip id its coded bits
+    /// single out ([`recover::match_payload`]); where none does and the mark is `proven` on
+    /// its own, the store's newest clips are tried with them
+    /// ([`recover::recent_candidates`]: a copy cropped or recomposed until its content is no
+    /// longer the sealed clip's is named no other way), the p-value counting every clip
+    /// tried. Each of the two tries names a clip id the mark does not carry with
+    /// probability ≤ [`recover::PAYLOAD_MATCH_P`]: ≤ 2e-6 together. Not for an inconclusive
+    /// mark: with thousands of candidates its own evidence would decide too little.
+    fn named_payload(
+        &self,
+        candidates: Vec<u64>,
+        reading: &hallmark_watermark::PayloadReading,
+        key_id: u8,
+        proven: bool,
+    ) -> Option<(hallmark_watermark::Payload, f64)> {
+        recover::match_payload(&candidates, reading, key_id).or_else(|| {
+            let store = self.store.as_ref().filter(|_| proven)?;
+            let all: Vec<u64> = candidates
+                .into_iter()
+                .chain(recover::recent_candidates(store))
+                .collect();
+            recover::match_payload(&all, reading, key_id)
+        })
     }
 
     /// The key that matched: the detectors tried every key the verifier holds and say
@@ -1293,6 +1318,119 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// A synthetic clip (8 frames of a fixed texture, 640×360) marked at a low strength
+    /// with `payload` under `key`, white noise over it (all seeded): its mark is proven and
+    /// its payload does not decode (at strength 1.3, p 3.5e-9 and no payload; 1.1–1.3 did so
+    /// for each of six clip ids tried).
+    fn weakly_marked(
+        key: &WatermarkKey,
+        payload: hallmark_watermark::Payload,
+        strength: f32,
+    ) -> Vec<VideoFrame> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (w, h) = (640u32, 360u32);
+        let cells: Vec<i32> = (0..(w / 4 * h / 4))
+            .map(|_| (next() % 41) as i32 - 20)
+            .collect();
+        let texture: Vec<u8> = (0..w * h)
+            .map(|i| (128 + cells[((i / w / 4) * (w / 4) + i % w / 4) as usize]) as u8)
+            .collect();
+        let mut embedder = hallmark_watermark::VideoEmbedder::new(key, payload, strength);
+        (0..8)
+            .map(|i| {
+                let mut f = VideoFrame::black(w, h, PixelLayout::Yuv420p, f64::from(i) / 24.0);
+                f.planes[0].copy_from_slice(&texture);
+                embedder.embed(&mut f);
+                for p in f.planes[0].iter_mut() {
+                    let g: f64 = (0..4)
+                        .map(|_| (next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5)
+                        .sum();
+                    *p = (f64::from(*p) + g * 20.0 * 1.732).round().clamp(0.0, 255.0) as u8;
+                }
+                f
+            })
+            .collect()
+    }
+
+    /// A proven mark whose payload did not decode and that nothing names (no sound, no
+    /// stored clip with its content) is read against the store's newest clips: its coded
+    /// bits single out its own among 300, the p-value counting all of them; an unproven
+    /// mark is not, and a store without the clip names none.
+    #[test]
+    fn a_proven_mark_without_its_payload_is_named_among_the_stores_newest_clips() {
+        let key = WatermarkKey::from_secret([17; 32], 7);
+        let ours = 0x0123_4567_89ab_cdeeu64;
+        let payload = hallmark_watermark::Payload {
+            clip_id: ours,
+            key_id: 7,
+        };
+        let mut detector = hallmark_watermark::VideoDetector::new(std::slice::from_ref(&key));
+        for f in weakly_marked(&key, payload, 1.3) {
+            detector.add_frame(&f);
+        }
+        let found = detector.result();
+        assert!(found.detected && found.payload.is_none(), "{found:?}");
+        let reading = found.payload_reading.expect("a reading");
+
+        let dir = tempfile::tempdir().unwrap();
+        let stores = [
+            dir.path().join("with.sqlite"),
+            dir.path().join("without.sqlite"),
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let others: Vec<u64> = (0..299)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            })
+            .collect();
+        for (path, with) in stores.iter().zip([true, false]) {
+            let mut store = ManifestStore::open(path).unwrap();
+            let ids = others.iter().chain(with.then_some(&ours));
+            for (i, clip) in ids.enumerate() {
+                store
+                    .insert(&StoredManifest {
+                        manifest_id: format!("urn:c2pa:{i}"),
+                        clip_id: format!("{clip:016x}"),
+                        bindings: Vec::new(),
+                        format: "video/mp4".into(),
+                        manifest: Vec::new(),
+                        fingerprint: Fingerprint::default(),
+                        sealed_at: format!("2026-12-06T00:00:{:02}.{i:03}Z", i % 60),
+                    })
+                    .unwrap();
+            }
+        }
+        let verifier = |store: &Path| {
+            Verifier::new(&[])
+                .unwrap()
+                .with_store(Some(store.to_path_buf()))
+        };
+        let (named, p) = verifier(&stores[0])
+            .named_payload(Vec::new(), &reading, 7, true)
+            .expect("named");
+        assert_eq!(named.clip_id, ours);
+        let alone = reading.p_values(&[payload])[0];
+        assert!(
+            (p - alone * 300.0).abs() <= 1e-9 * p && p <= 1e-6,
+            "{p} {alone}"
+        );
+        assert!(verifier(&stores[0])
+            .named_payload(Vec::new(), &reading, 7, false)
+            .is_none());
+        assert!(verifier(&stores[1])
+            .named_payload(Vec::new(), &reading, 7, true)
+            .is_none());
     }
 
     /// A clip shown at half size over other footage is not the stored clip as a whole

@@ -63,6 +63,12 @@ pub const PAYLOAD_CANDIDATES: usize = 8;
 /// this (the presence test's threshold).
 pub const PAYLOAD_MATCH_P: f64 = 1e-6;
 
+/// The store's newest clips a proven mark is read against when no clip named for it agrees
+/// (a copy cropped, recomposed or shown inside other footage: its content is not the sealed
+/// clip's, so the store cannot name it by content). Every one tried counts in the p-value,
+/// so a large store asks more of the reading than a small one.
+pub const STORE_CANDIDATES: usize = 1 << 16;
+
 /// The clip ids of the clips the store holds any of these contents as (`find_by_content`, at
 /// most [`PAYLOAD_CANDIDATES`] each): candidates for a proven or inconclusive mark whose
 /// payload did not decode. The store is opened once for all of them.
@@ -79,6 +85,20 @@ pub fn content_candidates(store_path: &Path, uploads: &[&Fingerprint]) -> Vec<u6
         })
         .filter_map(|f| store.get(&f.manifest_id).ok().flatten())
         .filter_map(|m| u64::from_str_radix(&m.clip_id, 16).ok())
+        .collect()
+}
+
+/// The clip ids of the store's newest [`STORE_CANDIDATES`] clips (the store's own order,
+/// not the upload's): the second family [`match_payload`] tries for a proven mark.
+pub fn recent_candidates(store_path: &Path) -> Vec<u64> {
+    let Ok(Some(store)) = ManifestStore::open_existing(store_path) else {
+        return Vec::new();
+    };
+    store
+        .recent_clip_ids(STORE_CANDIDATES)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| u64::from_str_radix(c, 16).ok())
         .collect()
 }
 

@@ -161,7 +161,9 @@ pub enum PayloadSource {
     Sound,
     /// The picture's mark carries it (for the sound's mark).
     Picture,
-    /// The manifest store holds this content as that clip.
+    /// The manifest store: it holds this content as that clip, or (for a mark proven on its
+    /// own, when no such clip agrees) that clip is among its newest, every one of which was
+    /// tried (`payload_match_p` counts them).
     Store,
 }
 

@@ -598,6 +598,35 @@ impl ManifestStore {
         self.find_by_binding_limited(alg, value, usize::MAX)
     }
 
+    /// The watermark clip ids of the newest `limit` records (newest first, each once): the
+    /// clips a proven mark whose payload did not decode may be read against when no clip
+    /// with the upload's content agrees (`hallmark-detector`'s `recover`).
+    pub fn recent_clip_ids(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        if let Backend::Postgres(_) = self.backend {
+            let rows = self.pg(|c| {
+                c.query(
+                    "SELECT clip_id FROM manifests GROUP BY clip_id
+                     ORDER BY max(sealed_at) DESC, clip_id LIMIT $1",
+                    &[&limit],
+                )
+            })?;
+            return Ok(rows.iter().map(|r| r.get(0)).collect());
+        }
+        let mut stmt = self
+            .sqlite()
+            .prepare(
+                "SELECT clip_id FROM manifests GROUP BY clip_id
+                 ORDER BY max(sealed_at) DESC, clip_id LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let ids = stmt
+            .query_map(params![limit], |row| row.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
     /// The newest record for a watermark clip id (16 hex digits, any case).
     pub fn find_by_clip_id(&self, clip_id: &str) -> Result<Option<StoredManifest>, StoreError> {
         let clip_id = clip_id.to_ascii_lowercase();

@@ -79,11 +79,24 @@ fn round_trip(location: &Path) {
     store.insert(&a).unwrap();
     store.insert(&b).unwrap();
     store.insert(&a).unwrap(); // idempotent
+    let c = record(
+        "urn:c2pa:c",
+        "00000000000000cc",
+        "2026-11-25T10:30:00Z",
+        Fingerprint::default(),
+    );
+    store.insert(&c).unwrap();
     drop(store);
 
     let store = ManifestStore::open_existing(location).unwrap().unwrap();
     assert_eq!(store.get("urn:c2pa:a").unwrap(), Some(a));
     assert_eq!(store.get("urn:c2pa:none").unwrap(), None);
+    // Each clip id once, by its newest record (aa's b at 11:00 before cc at 10:30).
+    assert_eq!(
+        store.recent_clip_ids(10).unwrap(),
+        ["00000000000000aa", "00000000000000cc"]
+    );
+    assert_eq!(store.recent_clip_ids(1).unwrap(), ["00000000000000aa"]);
     let video = "org.hallmark.watermark.video.1";
     assert_eq!(
         store.find_by_binding(video, "00000000000000aa").unwrap(),
