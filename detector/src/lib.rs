@@ -167,25 +167,27 @@ impl Verifier {
     /// and, for a mark found in part of the frame (picture-in-picture), of that part, decoded
     /// once more from `path` (the whole frame's fingerprint is the other footage's) — are
     /// tried against its coded bits, and the one they prove becomes its payload (an
-    /// inconclusive mark only where that and its presence together prove it).
+    /// inconclusive or weaker mark — read at its best registration — only where that and
+    /// its presence together prove it).
     fn name_picture_payload(
         &self,
         w: &mut WatermarkReport,
         print: Option<&Fingerprint>,
         path: &Path,
     ) {
-        // A mark proven, or inconclusive: a clip id its coded bits single out proves it
-        // together with its presence (`with_named_payload`).
-        let Some(m) = w
-            .video
-            .as_mut()
-            .filter(|m| (m.detected || m.inconclusive) && m.payload.is_none())
-        else {
+        // A mark proven, inconclusive or weaker: a clip id its coded bits single out proves
+        // it together with its presence (`with_named_payload`).
+        let Some(m) = w.video.as_mut().filter(|m| m.payload.is_none()) else {
             return;
         };
-        let (Some(reading), Some(key_id)) = (&m.payload_reading, m.key_id) else {
-            return;
+        let (reading, key_id, key_index) = match (&m.payload_reading, m.key_id, &m.weak_reading) {
+            (Some(reading), Some(key_id), _) if m.detected || m.inconclusive => {
+                (reading.clone(), key_id, m.key_index)
+            }
+            (_, _, Some(weak)) => (weak.reading.clone(), weak.key_id, Some(weak.key_index)),
+            _ => return,
         };
+        let reading = &reading;
         let sound = w
             .audio
             .as_ref()
@@ -203,16 +205,25 @@ impl Verifier {
             None => Vec::new(),
         };
         let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
-        let named = self.named_payload(candidates, reading, key_id, m.detected);
-        if let Some((payload, p)) = named {
-            let by = if sound == Some(payload.clip_id) {
+        let by = |payload: &hallmark_watermark::Payload| {
+            if sound == Some(payload.clip_id) {
                 PayloadSource::Sound
             } else {
                 PayloadSource::Store
-            };
-            if prove_named_payload(m, payload, p, by) {
-                w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
             }
+        };
+        let named = self.named_payload(candidates, reading, key_id, m.detected);
+        let proven =
+            named.is_some_and(|(payload, p)| prove_named_payload(m, payload, p, by(&payload)));
+        if proven {
+            if m.key_id.is_none() {
+                // A weak mark proven so: its registering key is the one that matched.
+                m.key_id = Some(key_id);
+                m.key_index = key_index;
+                m.key = self.key_identity(key_index);
+            }
+            m.weak_reading = None;
+            w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
         }
     }
 
@@ -839,6 +850,24 @@ fn video_mark(
         payload: payload.map(|p| p.clip_id_hex()),
         payload_named_by: None,
         payload_match_p: None,
+        // Too weak for the report to name a key or a reading: kept for a clip id named
+        // elsewhere (also a mark the clip's tests made weaker than the detector's answer).
+        weak_reading: if readable {
+            None
+        } else {
+            found.weak_reading.clone().or_else(|| {
+                let (reading, key_id, key_index) = (
+                    found.payload_reading.clone()?,
+                    found.key_id?,
+                    found.key_index?,
+                );
+                Some(hallmark_watermark::WeakReading {
+                    reading,
+                    key_id,
+                    key_index,
+                })
+            })
+        },
         payload_reading: found.payload_reading.filter(|_| readable),
         ai_generated: payload.map(|p| p.ai_generated()),
         key_id: found.key_id.filter(|_| readable),
@@ -1132,6 +1161,7 @@ fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
             .then_some(found.presence_p)
             .filter(|_| found.p_value < INCONCLUSIVE_P),
         payload_reading: found.payload_reading,
+        weak_reading: None,
         ai_generated: found.payload.map(|p| p.ai_generated()),
         key_id: found.key_id,
         key: None,
@@ -1431,6 +1461,67 @@ mod tests {
         assert!(verifier(&stores[1])
             .named_payload(Vec::new(), &reading, 7, true)
             .is_none());
+    }
+
+    /// A mark too weak to be even inconclusive (its best registration may be a chance one)
+    /// is read there all the same; where that reading agrees with the clip id the sound's
+    /// mark names, the two prove the picture's mark, and the report names its key. Another
+    /// clip id named proves nothing.
+    #[test]
+    fn a_mark_too_weak_to_be_inconclusive_is_proven_by_the_clip_id_the_sound_names() {
+        let key = WatermarkKey::from_secret([17; 32], 7);
+        let ours = 0x0123_4567_89ab_cdeeu64;
+        let payload = hallmark_watermark::Payload {
+            clip_id: ours,
+            key_id: 7,
+        };
+        let found = |strength: f32| {
+            let mut detector = hallmark_watermark::VideoDetector::new(std::slice::from_ref(&key));
+            for f in weakly_marked(&key, payload, strength) {
+                detector.add_frame(&f);
+            }
+            detector.result()
+        };
+        // Too weak for a key or a registration to be reported: read all the same.
+        let faint = found(0.6);
+        assert!(faint.p_value >= INCONCLUSIVE_P && faint.key_id.is_none());
+        assert_eq!(faint.weak_reading.as_ref().map(|w| w.key_id), Some(7));
+        // A mark the detector finds inconclusive, made weak by the clip's tests (a quick
+        // scan's passes, here many): its reading is kept as a weak one.
+        let weak = found(1.0);
+        assert!(
+            weak.inconclusive && weak.payload_reading.is_some(),
+            "{weak:?}"
+        );
+        let video = video_mark(weak, 2000.0, VideoScan::AllFrames, 1, None);
+        assert!(video.p_value >= INCONCLUSIVE_P, "{video:?}");
+        assert!(video.key_id.is_none() && video.weak_reading.is_some());
+        let verifier = Verifier::new(&[])
+            .unwrap()
+            .with_watermark_keys(vec![key.clone()]);
+        let named_by_sound = |clip_id: u64| {
+            let mut sound = video.clone();
+            sound.detected = true;
+            sound.payload = Some(format!("{clip_id:016x}"));
+            let mut w = WatermarkReport {
+                video: Some(video.clone()),
+                audio: Some(sound),
+                clip_id: None,
+            };
+            verifier.name_picture_payload(&mut w, None, Path::new("/nonexistent"));
+            w.video.unwrap()
+        };
+        let m = named_by_sound(ours);
+        assert!(m.detected && m.p_value <= DETECT_P, "{m:?}");
+        assert_eq!(m.payload.as_deref(), Some(format!("{ours:016x}").as_str()));
+        assert_eq!(m.payload_named_by, Some(PayloadSource::Sound));
+        assert_eq!(m.key_id, Some(7));
+        assert!(m.key.is_some());
+        let m = named_by_sound(ours ^ 0x00ff_00ff_00ff_00ff);
+        assert!(
+            !m.detected && m.payload.is_none() && m.key_id.is_none(),
+            "{m:?}"
+        );
     }
 
     /// A clip shown at half size over other footage is not the stored clip as a whole

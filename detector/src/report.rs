@@ -198,6 +198,10 @@ pub struct MarkResult {
     /// The coded bits as read where the payload did not decode (not in the JSON).
     #[serde(skip)]
     pub payload_reading: Option<hallmark_watermark::PayloadReading>,
+    /// A mark too weak to be inconclusive, read at its best registration (not in the JSON):
+    /// a clip id named elsewhere may still prove it.
+    #[serde(skip)]
+    pub weak_reading: Option<hallmark_watermark::WeakReading>,
     /// The payload's AI declaration (the clip id's top bit), when it decoded.
     pub ai_generated: Option<bool>,
     /// The payload's one-byte key id: it only narrows down which key marked the content.

@@ -141,6 +141,23 @@ pub struct VideoDetection {
     /// bits as read, to test a candidate clip id against
     /// ([`PayloadReading::p_values`]).
     pub payload_reading: Option<PayloadReading>,
+    /// Where the mark is not even inconclusive: the coded bits read anyway at the best
+    /// registration, with the key that made it ([`WeakReading`]).
+    pub weak_reading: Option<WeakReading>,
+}
+
+/// A mark too weak to be even inconclusive, read at its best registration all the same: a
+/// clip id named without looking at the picture (the sound's mark, the store) can still prove
+/// it ([`with_named_payload`]). The clip id's agreement is tested exactly whatever the
+/// registration (clip ids are random: [`PayloadReading::p_values`]), so a chance registration
+/// only fails that test, and a true one too weak for the search's family passes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeakReading {
+    pub reading: PayloadReading,
+    /// The registering key's id (what a candidate clip id is tested with) and index among
+    /// the detector's keys.
+    pub key_id: u8,
+    pub key_index: usize,
 }
 
 impl VideoDetection {
@@ -2549,6 +2566,7 @@ impl VideoDetector {
             warp: None,
             riding: false,
             payload_reading: None,
+            weak_reading: None,
         }
     }
 
@@ -2805,6 +2823,12 @@ impl VideoDetector {
                 // is placed within ≈ 6 % of the frame.
                 fine_answer.map_or(REGION_BLOCK, |f| f.ha / 16),
             ));
+        } else if z.is_finite() {
+            out.weak_reading = Some(WeakReading {
+                reading: self.reading_at(&reg, summed, iw, ih),
+                key_id: *key_id,
+                key_index: ki,
+            });
         }
         // The timeline is kept on the 128-row grid only: a fine registration is carried
         // over to it (the fine grid's pixels divide the 128-row grid's exactly by `r`, both
