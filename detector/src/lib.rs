@@ -167,8 +167,8 @@ impl Verifier {
     /// and, for a mark found in part of the frame (picture-in-picture), of that part, decoded
     /// once more from `path` (the whole frame's fingerprint is the other footage's) — are
     /// tried against its coded bits, and the one they prove becomes its payload (an
-    /// inconclusive or weaker mark — read at its best registration — only where that and
-    /// its presence together prove it).
+    /// inconclusive mark only where that and its presence together prove it; a weaker one,
+    /// read at its best registration, against the sound's clip id alone).
     fn name_picture_payload(
         &self,
         w: &mut WatermarkReport,
@@ -194,6 +194,13 @@ impl Verifier {
             .filter(|a| a.detected)
             .and_then(|a| a.payload.as_deref())
             .and_then(|c| u64::from_str_radix(c, 16).ok());
+        // A weak mark is read against the sound's clip id only: every unmarked upload has
+        // one, and asking the store about its content (≈ 0.1 s where the store holds that
+        // content) would be paid by all of them.
+        let weak = !(m.detected || m.inconclusive);
+        if weak && sound.is_none() {
+            return;
+        }
         let inset = m.region.as_ref().filter(|r| r.w * r.h < INSET_AREA);
         let insets = match (&self.store, inset, sound) {
             (Some(_), Some(r), None) => picture_prints_of(path, &inset_guesses(r)),
@@ -201,8 +208,8 @@ impl Verifier {
         };
         let contents: Vec<&Fingerprint> = print.into_iter().chain(&insets).collect();
         let stored = match &self.store {
-            Some(store) => recover::content_candidates(store, &contents),
-            None => Vec::new(),
+            Some(store) if !weak => recover::content_candidates(store, &contents),
+            _ => Vec::new(),
         };
         let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
         let by = |payload: &hallmark_watermark::Payload| {
