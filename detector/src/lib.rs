@@ -1357,6 +1357,30 @@ mod tests {
         );
     }
 
+    /// A deterministic pseudo-random sequence (xorshift64).
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    /// The clip id and payload the synthetic clips below carry, under key id 7.
+    fn our_mark() -> (WatermarkKey, u64, hallmark_watermark::Payload) {
+        let ours = 0x0123_4567_89ab_cdeeu64;
+        (
+            WatermarkKey::from_secret([17; 32], 7),
+            ours,
+            hallmark_watermark::Payload {
+                clip_id: ours,
+                key_id: 7,
+            },
+        )
+    }
+
     /// A synthetic clip (8 frames of a fixed texture, 640×360) marked at a low strength
     /// with `payload` under `key`, white noise over it (all seeded): its mark is proven and
     /// its payload does not decode (at strength 1.3, p 3.5e-9 and no payload; 1.1–1.3 did so
@@ -1366,13 +1390,7 @@ mod tests {
         payload: hallmark_watermark::Payload,
         strength: f32,
     ) -> Vec<VideoFrame> {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let (w, h) = (640u32, 360u32);
         let cells: Vec<i32> = (0..(w / 4 * h / 4))
             .map(|_| (next() % 41) as i32 - 20)
@@ -1403,12 +1421,7 @@ mod tests {
     /// mark is not, and a store without the clip names none.
     #[test]
     fn a_proven_mark_without_its_payload_is_named_among_the_stores_newest_clips() {
-        let key = WatermarkKey::from_secret([17; 32], 7);
-        let ours = 0x0123_4567_89ab_cdeeu64;
-        let payload = hallmark_watermark::Payload {
-            clip_id: ours,
-            key_id: 7,
-        };
+        let (key, ours, payload) = our_mark();
         let mut detector = hallmark_watermark::VideoDetector::new(std::slice::from_ref(&key));
         for f in weakly_marked(&key, payload, 1.3) {
             detector.add_frame(&f);
@@ -1422,15 +1435,8 @@ mod tests {
             dir.path().join("with.sqlite"),
             dir.path().join("without.sqlite"),
         ];
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let others: Vec<u64> = (0..299)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x
-            })
-            .collect();
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let others: Vec<u64> = (0..299).map(|_| next()).collect();
         for (path, with) in stores.iter().zip([true, false]) {
             let mut store = ManifestStore::open(path).unwrap();
             let ids = others.iter().chain(with.then_some(&ours));
@@ -1476,12 +1482,7 @@ mod tests {
     /// clip id named proves nothing.
     #[test]
     fn a_mark_too_weak_to_be_inconclusive_is_proven_by_the_clip_id_the_sound_names() {
-        let key = WatermarkKey::from_secret([17; 32], 7);
-        let ours = 0x0123_4567_89ab_cdeeu64;
-        let payload = hallmark_watermark::Payload {
-            clip_id: ours,
-            key_id: 7,
-        };
+        let (key, ours, payload) = our_mark();
         let found = |strength: f32| {
             let mut detector = hallmark_watermark::VideoDetector::new(std::slice::from_ref(&key));
             for f in weakly_marked(&key, payload, strength) {
