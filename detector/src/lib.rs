@@ -180,11 +180,10 @@ impl Verifier {
         let Some(m) = w.video.as_mut().filter(|m| m.payload.is_none()) else {
             return;
         };
+        let weak = !(m.detected || m.inconclusive);
         let (reading, key_id, key_index) = match (&m.payload_reading, m.key_id, &m.weak_reading) {
-            (Some(reading), Some(key_id), _) if m.detected || m.inconclusive => {
-                (reading.clone(), key_id, m.key_index)
-            }
-            (_, _, Some(weak)) => (weak.reading.clone(), weak.key_id, Some(weak.key_index)),
+            (Some(reading), Some(key_id), _) if !weak => (reading.clone(), key_id, m.key_index),
+            (_, _, Some(found)) => (found.reading.clone(), found.key_id, Some(found.key_index)),
             _ => return,
         };
         let reading = &reading;
@@ -197,7 +196,6 @@ impl Verifier {
         // A weak mark is read against the sound's clip id only: every unmarked upload has
         // one, and asking the store about its content (≈ 0.1 s where the store holds that
         // content) would be paid by all of them.
-        let weak = !(m.detected || m.inconclusive);
         if weak && sound.is_none() {
             return;
         }

@@ -147,10 +147,11 @@ pub struct VideoDetection {
 }
 
 /// A mark too weak to be even inconclusive, read at its best registration all the same: a
-/// clip id named without looking at the picture (`hallmark-detector` takes the sound's mark's)
-/// can still prove it ([`with_named_payload`]). The clip id's agreement is tested exactly whatever the
-/// registration (clip ids are random: [`PayloadReading::p_values`]), so a chance registration
-/// only fails that test, and a true one too weak for the search's family passes it.
+/// clip id named without looking at the picture (`hallmark-detector` takes the sound's
+/// mark's) can still prove it ([`with_named_payload`]). The clip id's agreement is tested
+/// exactly whatever the registration (clip ids are random: [`PayloadReading::p_values`]), so
+/// a chance registration only fails that test, and a true one too weak for the search's
+/// family passes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeakReading {
     pub reading: PayloadReading,
