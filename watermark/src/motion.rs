@@ -24,6 +24,14 @@ use crate::analysis::AnalysisGrid;
 /// evidence back at a few points of size (README).
 pub const ANCHOR_S: f64 = 2.0;
 
+/// Lags of the pictures behind their timestamps that the detector also follows a riding
+/// clip at ([`Anchors::Lagged`]): a frame-rate change by `ffmpeg -r` keeps a 30 fps clip's
+/// pictures 47–75 ms behind their new times (measured on photo-pan, to 25 and to 24 fps; it
+/// drops a frame only once the pictures lag by more than one), a screen recording by what
+/// its capture and the player add. Each covers ≈ 1/60 s either side: on photo-pan's
+/// screen-recording row lags 1/30 and 2/30 s proved the mark, 0 and 1/10 s did not (README).
+pub const LAGS: [f64; 3] = [1.0 / 30.0, 2.0 / 30.0, 3.0 / 30.0];
+
 /// Rows of the tracking grid, both sides: the motion must be read to a fraction of a pixel
 /// for x264 to predict the riding mark (128 rows cost photo-pan 1.30× the plain bytes
 /// instead of 1.16×, README), and the detector must read the motion the embedder read: on
@@ -135,6 +143,8 @@ impl Motion {
 pub struct Ride {
     tracker: Tracker,
     since_anchor: Option<Motion>,
+    /// The same at each of [`LAGS`].
+    since_lagged: [Option<Motion>; LAGS.len()],
     last_pts: Option<f64>,
     /// Frames followed from the previous one, and of those the ones whose motion was
     /// ridden (the camera moved).
@@ -158,6 +168,7 @@ impl Ride {
         Ride {
             tracker: Tracker::new(w, h, TRACK_ROWS, passes),
             since_anchor: None,
+            since_lagged: [None; LAGS.len()],
             last_pts: None,
             steps: 0,
             ridden: 0,
@@ -202,8 +213,23 @@ impl Ride {
             self.steps += 1;
         }
         self.followed = Some(followed);
-        self.since_anchor = since_anchor(self.since_anchor, last, pts_s, followed, 0.0);
+        self.since_anchor = since_anchor(
+            self.since_anchor,
+            last,
+            pts_s,
+            followed,
+            Anchors::Phase(0.0),
+        );
+        for (since, &lag) in self.since_lagged.iter_mut().zip(&LAGS) {
+            *since = since_anchor(*since, last, pts_s, followed, Anchors::Lagged(lag));
+        }
         self.since_anchor
+    }
+
+    /// The motion from the last anchor to the last frame given to [`Ride::next`] were the
+    /// pictures [`LAGS`]`[i]` behind their timestamps.
+    pub fn since_lagged_anchor(&self, i: usize) -> Option<Motion> {
+        self.since_lagged.get(i).copied().flatten()
     }
 
     /// What the last frame given to [`Ride::next`] was, from the one before.
@@ -223,21 +249,53 @@ pub(crate) enum Followed {
     Step(Motion),
 }
 
-/// Where the mark rides at `pts_s`, for anchors at `phase + k·`[`ANCHOR_S`]: the motion
-/// from the last anchor, given `since` (that at the frame followed before, at `last`;
-/// `None` for a frame not followed from one) and what this frame was from it; `None` where
-/// it is not known. [`Ride::next`]'s rule (phase 0); the detector replays it for other
-/// phases on a clip trimmed off its anchors.
+/// Where a clip's anchors lie on its frames' clock: the seal's own rule, or the rules the
+/// detector replays for a clip whose clock is not the seal's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Anchors {
+    /// At `phase + k·`[`ANCHOR_S`] for every k: the seal's own at phase 0; another phase
+    /// for a clip trimmed off its anchors.
+    Phase(f64),
+    /// At the clip's first instant (time 0), then at `lag + k·`[`ANCHOR_S`] for k ≥ 1: a
+    /// copy whose pictures lag their timestamps by `lag` seconds — `ffmpeg -r 25` keeps a
+    /// 30 fps clip's pictures 47–75 ms behind their new times (it drops a frame only once
+    /// it lags more than a frame), a screen recording shows what the player showed a
+    /// moment before. The first picture is still the seal's first, at rest.
+    Lagged(f64),
+}
+
+impl Anchors {
+    /// The stretch between anchors a time lies in (a millisecond of slack for times
+    /// rounded by the container).
+    fn stretch(self, t: f64) -> f64 {
+        match self {
+            Anchors::Phase(phase) => ((t - phase + 1e-3) / ANCHOR_S).floor(),
+            Anchors::Lagged(lag) => ((t - lag + 1e-3) / ANCHOR_S).floor().max(0.0),
+        }
+    }
+
+    /// The time of the anchor that begins stretch `k`.
+    fn time(self, k: f64) -> f64 {
+        match self {
+            Anchors::Phase(phase) => phase + k * ANCHOR_S,
+            Anchors::Lagged(lag) if k > 0.0 => lag + k * ANCHOR_S,
+            Anchors::Lagged(_) => 0.0,
+        }
+    }
+}
+
+/// Where the mark rides at `pts_s`, for anchors `anchors`: the motion from the last anchor,
+/// given `since` (that at the frame followed before, at `last`; `None` for a frame not
+/// followed from one) and what this frame was from it; `None` where it is not known.
+/// [`Ride::next`]'s rule (phase 0); the detector replays it for other phases on a clip
+/// trimmed off its anchors, and for lagged ones.
 pub(crate) fn since_anchor(
     since: Option<Motion>,
     last: Option<f64>,
     pts_s: f64,
     followed: Followed,
-    phase: f64,
+    anchors: Anchors,
 ) -> Option<Motion> {
-    // The stretch between anchors a time lies in (a millisecond of slack for times rounded
-    // by the container).
-    let anchor = |t: f64| ((t - phase + 1e-3) / ANCHOR_S).floor();
     let (last, step) = match (last, followed) {
         (Some(last), Followed::Step(step)) => (last, step),
         (Some(last), Followed::Cut) => {
@@ -249,15 +307,16 @@ pub(crate) fn since_anchor(
         }
         _ => {
             // The first frame (or the first after a gap): at rest only on an anchor.
-            let k = anchor(pts_s);
-            return (pts_s - phase - k * ANCHOR_S < 1e-3).then_some(Motion::REST);
+            let k = anchors.stretch(pts_s);
+            return (pts_s - anchors.time(k) < 1e-3).then_some(Motion::REST);
         }
     };
-    if anchor(pts_s) > anchor(last) {
+    let k = anchors.stretch(pts_s);
+    if k > anchors.stretch(last) {
         // The anchor's time lay in (last, pts]: the mark was at rest at that instant
         // (between frames, as a steady motion would have it), so it rode the step's share
         // since then. The same whichever frames the two sides see.
-        let t = phase + anchor(pts_s) * ANCHOR_S;
+        let t = anchors.time(k);
         let f = ((pts_s - t) / (pts_s - last)).clamp(0.0, 1.0);
         Some(step.part(f))
     } else {
@@ -946,6 +1005,43 @@ mod tests {
     }
 
     #[test]
+    fn lagged_anchors_rest_the_mark_at_the_start_and_a_lag_after_each_anchor() {
+        // The same pan with the pictures 0.1 s behind their timestamps: at rest on the
+        // first frame, the anchor at 2 s seen at 2.1 s (the step's share since it, 8 of
+        // 10 px at 2.5 s), and the next at 4.1 s.
+        let step = Motion {
+            zoom: 1.0,
+            shift: (10.0, 0.0),
+        };
+        let (mut since, mut last) = (None, None);
+        let mut seen = Vec::new();
+        for i in 0..10 {
+            let t = 0.5 * i as f64;
+            let followed = if i == 0 {
+                Followed::Start
+            } else {
+                Followed::Step(step)
+            };
+            since = since_anchor(since, last, t, followed, Anchors::Lagged(0.1));
+            last = Some(t);
+            seen.push(since.map(|m| m.shift.0));
+        }
+        let want = [0.0, 10.0, 20.0, 30.0, 40.0, 8.0, 18.0, 28.0, 38.0, 8.0];
+        for (got, want) in seen.iter().zip(want) {
+            assert_eq!(got.map(|x| (x * 1e6).round() / 1e6), Some(want), "{seen:?}");
+        }
+        // A first frame elsewhere (a later part of a split scan) is on an anchor only at a
+        // lagged one.
+        for (t, rest) in [(2.0, false), (2.1, true), (5.0, false)] {
+            assert_eq!(
+                since_anchor(None, None, t, Followed::Start, Anchors::Lagged(0.1)),
+                rest.then_some(Motion::REST),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
     fn anchors_at_another_phase_rest_the_mark_at_their_instants() {
         // A steady pan, 10 px a frame every 0.5 s; anchors at 0.7 + 2k s (a clip trimmed by
         // 1.3 s): unknown until 0.7, then the share of the step since it, then the sum.
@@ -962,7 +1058,7 @@ mod tests {
             .enumerate()
         {
             let t = 0.5 * i as f64;
-            since = since_anchor(since, last, t, followed, 0.7);
+            since = since_anchor(since, last, t, followed, Anchors::Phase(0.7));
             last = Some(t);
             seen.push(since.map(|m| m.shift.0));
         }
@@ -980,12 +1076,18 @@ mod tests {
         }
         // At phase 0 the first frame is on an anchor: at rest.
         assert_eq!(
-            since_anchor(None, None, 0.0, Followed::Start, 0.0),
+            since_anchor(None, None, 0.0, Followed::Start, Anchors::Phase(0.0)),
             Some(Motion::REST)
         );
         // A frame after a cut more than a frame later: not known.
         assert_eq!(
-            since_anchor(Some(step), Some(1.0), 1.5, Followed::Cut, 0.7),
+            since_anchor(
+                Some(step),
+                Some(1.0),
+                1.5,
+                Followed::Cut,
+                Anchors::Phase(0.7)
+            ),
             None
         );
     }

@@ -319,3 +319,83 @@ fn a_riding_mark_turned_a_quarter_is_found_on_the_fine_grid() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_riding_mark_whose_pictures_lag_their_timestamps_is_found_at_lagged_anchors() {
+    // The bench's photo-pan (the Hubble deep field scaled to 2048 wide, a 1280×720 window
+    // moving corner to corner in 6 s, ≈ 220 px a second) sealed with the riding mark, then
+    // recorded as a screen recorder would: a mild keystone and 25 fps by `-r 25`, which
+    // keeps the pictures 47–75 ms behind their new timestamps (it drops a frame only once
+    // they lag by more than one). At the clip's own anchors every stretch after the first
+    // is misregistered by that lag's share of the pan (≈ 14 px): the bench's row was lost
+    // (p 1) until the lagged anchors were searched.
+    let k = key(9, 8);
+    let pan = std::env::temp_dir().join(format!("hallmark-wm-{}-lag-pan.mp4", std::process::id()));
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-y",
+            "-v",
+            "error",
+            "-loop",
+            "1",
+            "-framerate",
+            "30",
+            "-i",
+        ])
+        .arg(shared("images/hubble_deep_field.jpg"))
+        .args([
+            "-vf",
+            "scale=2048:-2,crop=1280:720:x='(iw-ow)*t/6':y='(ih-oh)*t/6',format=yuv420p",
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "10",
+        ])
+        .arg(&pan)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(made.success());
+    let mut sealed = decode(&pan, usize::MAX);
+    let _ = std::fs::remove_file(&pan);
+    assert_eq!(sealed.len(), 180);
+    let mut emb = VideoEmbedder::new(&k, payload(&k), DEFAULT_STRENGTH);
+    sealed.iter_mut().for_each(|f| emb.embed(f));
+    let recorded = ffmpeg_round_trip(
+        &sealed,
+        30.0,
+        &[
+            "-vf",
+            "perspective=x0=W*0.015:y0=H*0.01:x1=W*0.99:y1=0:x2=0:y2=H:x3=W*0.98:y3=H*0.985",
+            "-r",
+            "25",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+        ],
+        "mp4",
+    );
+    drop(sealed);
+    let mut det = VideoDetector::new(std::slice::from_ref(&k));
+    recorded.iter().for_each(|f| det.add_frame(f));
+    let found = det.result();
+    let (_, own) = det.result_parts();
+    let (own, tested) = own.expect("riding sums");
+    let lagged = det.result_lagged().expect("lagged sums");
+    assert!(tested, "the camera moved");
+    // The clip's own anchors do not prove it; lagged ones do, with the payload.
+    assert!(own.p_value > DETECT_P, "{own:?}");
+    assert!(
+        lagged.detected && lagged.payload == Some(payload(&k)),
+        "{lagged:?}"
+    );
+    assert!(found.detected && found.riding, "{found:?}");
+    assert_eq!(found.payload, Some(payload(&k)), "{found:?}");
+}
