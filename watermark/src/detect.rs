@@ -834,6 +834,9 @@ struct BoxAccum {
     /// frame's of this box size).
     frame: (usize, usize),
     at: (usize, usize, usize, usize),
+    /// A riding box's: the same frames warped back along their motion since lagged anchors,
+    /// one sum per lag ([`LAGS`]); none for the frames as they come.
+    lagged: Vec<Accum>,
 }
 
 /// The motion followed inside one part's bars, in one candidate box. A frame's box is not
@@ -968,6 +971,7 @@ fn add_box(
             acc: Accum::new(wa, ha, Some(width)),
             frame,
             at,
+            lagged: Vec::new(),
         },
     );
     boxes[idx].acc.add(r, pts_s);
@@ -1778,17 +1782,21 @@ impl VideoDetector {
             }
             let (bw, bh) = (b.at.2, b.at.3);
             let picture = crop_luma(y, w, b.at);
-            let Some(m) = b.ride.next(&picture, pts_s) else {
-                continue;
-            };
-            let r = if m.is_rest(bw, bh) {
-                b.grid.residual(&picture)
-            } else {
-                match b.grid.residual_warped(&picture, m) {
-                    Some(r) => r,
-                    None => continue,
+            let m = b.ride.next(&picture, pts_s);
+            let lagged: [Option<Motion>; LAGS.len()] =
+                std::array::from_fn(|i| b.ride.since_lagged_anchor(i));
+            // The picture warped back along motion `m`: its own residual at rest.
+            let warp = |m: Motion| {
+                if m.is_rest(bw, bh) {
+                    Some(b.grid.residual(&picture))
+                } else {
+                    b.grid.residual_warped(&picture, m)
                 }
             };
+            let own = m.and_then(|m| Some((m, warp(m)?)));
+            if own.is_none() && lagged.iter().all(Option::is_none) {
+                continue;
+            }
             let (wa, ha) = b.grid.grid_size();
             let sums = &mut self.box_ride_accs;
             let i = match sums
@@ -1797,21 +1805,37 @@ impl VideoDetector {
             {
                 Some(i) => i,
                 None => {
+                    let width = b.grid.width_in_analysis_pixels();
+                    let sums_of = || Accum::with_bins(wa, ha, width, RIDE_BOX_BINS);
                     sums.push(BoxAccum {
-                        acc: Accum::with_bins(
-                            wa,
-                            ha,
-                            b.grid.width_in_analysis_pixels(),
-                            RIDE_BOX_BINS,
-                        ),
+                        acc: sums_of(),
                         frame: (w, h),
                         at: b.at,
+                        lagged: LAGS.iter().map(|_| sums_of()).collect(),
                     });
                     sums.len() - 1
                 }
             };
-            if (sums[i].acc.wa, sums[i].acc.ha) == (wa, ha) {
-                sums[i].acc.add(&r, pts_s);
+            let sums = &mut sums[i];
+            if (sums.acc.wa, sums.acc.ha) != (wa, ha) {
+                continue;
+            }
+            for (acc, lag_m) in sums.lagged.iter_mut().zip(lagged) {
+                let Some(lag_m) = lag_m else {
+                    continue;
+                };
+                // Before the first lagged anchor the lagged motion is the clip's own.
+                match &own {
+                    Some((m, r)) if *m == lag_m => acc.add(r, pts_s),
+                    _ => {
+                        if let Some(r) = warp(lag_m) {
+                            acc.add(&r, pts_s);
+                        }
+                    }
+                }
+            }
+            if let Some((_, r)) = own {
+                sums.acc.add(&r, pts_s);
             }
         }
     }
@@ -2413,7 +2437,7 @@ impl VideoDetector {
         });
         let boxed = self
             .box_riding_sums()
-            .map(|b| (self.result_on(&b.acc, Stages::RidingAsSealed), b));
+            .map(|b| (self.box_riding_answer(b), b));
         if whole.is_none() && boxed.is_none() {
             return None;
         }
@@ -2568,7 +2592,35 @@ impl VideoDetector {
     #[doc(hidden)]
     pub fn riding_in_bars(&self) -> Option<(VideoDetection, bool)> {
         self.box_riding()
-            .map(|(b, moved)| (self.result_on(&b.acc, Stages::RidingAsSealed), moved))
+            .map(|(b, moved)| (self.box_riding_answer(b), moved))
+    }
+
+    /// The riding test inside bars on the box's sums `b`: as sealed at the clip's own
+    /// anchors with most of the budget (1 − 1/[`LAG_WEIGHT`]); where that does not prove
+    /// the mark with its payload, as sealed at each lagged anchor ([`LAGS`], the rest of
+    /// the budget shared among them), the best answer.
+    fn box_riding_answer(&self, b: &BoxAccum) -> VideoDetection {
+        let own = self
+            .result_on(&b.acc, Stages::RidingAsSealed)
+            .weighted(LAG_WEIGHT / (LAG_WEIGHT - 1.0));
+        // (Proven after the riding half's own weighting, in `result`.)
+        if own.clone().weighted(2.0 * BOX_WEIGHT).detected && own.payload.is_some() {
+            return own;
+        }
+        b.lagged
+            .iter()
+            .filter(|a| a.frames > 0)
+            .map(|a| {
+                self.result_on(a, Stages::RidingAsSealed)
+                    .weighted(LAGS.len() as f64 * LAG_WEIGHT)
+            })
+            .fold(own, |best, other| {
+                if rank(&other) > rank(&best) {
+                    other
+                } else {
+                    best
+                }
+            })
     }
 
     /// [`VideoDetector::result`] on the frames as they come (the mark at rest) and the
