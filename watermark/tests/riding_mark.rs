@@ -365,25 +365,22 @@ fn a_riding_mark_whose_pictures_lag_their_timestamps_is_found_at_lagged_anchors(
     assert_eq!(sealed.len(), 180);
     let mut emb = VideoEmbedder::new(&k, payload(&k), DEFAULT_STRENGTH);
     sealed.iter_mut().for_each(|f| emb.embed(f));
-    let recorded = ffmpeg_round_trip(
-        &sealed,
-        30.0,
-        &[
-            "-vf",
-            "perspective=x0=W*0.015:y0=H*0.01:x1=W*0.99:y1=0:x2=0:y2=H:x3=W*0.98:y3=H*0.985",
-            "-r",
-            "25",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "23",
-        ],
-        "mp4",
-    );
-    let mut det = VideoDetector::new(std::slice::from_ref(&k));
-    recorded.iter().for_each(|f| det.add_frame(f));
+    // The sealed pan through `filter`, then to 25 fps by `-r 25` at CRF 23, read.
+    let at_25_fps = |filter: &str| {
+        let copy = ffmpeg_round_trip(
+            &sealed,
+            30.0,
+            &[
+                "-vf", filter, "-r", "25", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+            ],
+            "mp4",
+        );
+        let mut det = VideoDetector::new(std::slice::from_ref(&k));
+        copy.iter().for_each(|f| det.add_frame(f));
+        det
+    };
+    let det =
+        at_25_fps("perspective=x0=W*0.015:y0=H*0.01:x1=W*0.99:y1=0:x2=0:y2=H:x3=W*0.98:y3=H*0.985");
     let found = det.result();
     let (_, own) = det.result_parts();
     let (own, tested) = own.expect("riding sums");
@@ -397,30 +394,10 @@ fn a_riding_mark_whose_pictures_lag_their_timestamps_is_found_at_lagged_anchors(
     );
     assert!(found.detected && found.riding, "{found:?}");
     assert_eq!(found.payload, Some(payload(&k)), "{found:?}");
-    drop((recorded, det));
 
     // The same pan letterboxed into a 9:16 feed at 25 fps: followed inside the bars, at
     // lagged anchors there too (lost at the own anchors: p 1 on the bench's seal).
-    let reposted = ffmpeg_round_trip(
-        &sealed,
-        30.0,
-        &[
-            "-vf",
-            "scale=1080:-2,pad=1080:1920:0:(oh-ih)/2",
-            "-r",
-            "25",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "23",
-        ],
-        "mp4",
-    );
-    drop(sealed);
-    let mut det = VideoDetector::new(std::slice::from_ref(&k));
-    reposted.iter().for_each(|f| det.add_frame(f));
+    let det = at_25_fps("scale=1080:-2,pad=1080:1920:0:(oh-ih)/2");
     let found = det.result();
     assert!(found.detected && found.riding, "{found:?}");
     assert_eq!(found.payload, Some(payload(&k)), "{found:?}");
