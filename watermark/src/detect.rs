@@ -938,6 +938,38 @@ fn rank(d: &VideoDetection) -> (bool, f64) {
     (d.detected && d.payload.is_some(), -d.p_value)
 }
 
+/// Of `first` and `others`, the answer of the highest [`rank`] (ties: the earlier).
+fn best_ranked(
+    first: VideoDetection,
+    others: impl IntoIterator<Item = VideoDetection>,
+) -> VideoDetection {
+    others.into_iter().fold(first, |best, other| {
+        if rank(&other) > rank(&best) {
+            other
+        } else {
+            best
+        }
+    })
+}
+
+/// A followed frame's residual warped back along each lag's motion ([`LAGS`], `lagged`):
+/// the own one (`own`: its motion and residual) where the two agree — before the first
+/// lagged anchor — else `warp`ed anew; `None` where the lag's motion is not known or the
+/// warp fails.
+fn lagged_residuals<'a>(
+    own: Option<&'a (Motion, Cow<'a, [f32]>)>,
+    lagged: [Option<Motion>; LAGS.len()],
+    warp: impl Fn(Motion) -> Option<Cow<'a, [f32]>>,
+) -> [Option<Cow<'a, [f32]>>; LAGS.len()] {
+    lagged.map(|lag_m| {
+        let lag_m = lag_m?;
+        match own {
+            Some((m, r)) if *m == lag_m => Some(Cow::Borrowed(&r[..])),
+            _ => warp(lag_m),
+        }
+    })
+}
+
 /// Whether the camera moved in the followed frames: a motion ridden in half the steps
 /// followed or more (two at least).
 fn camera_moved<'a>(rides: impl Iterator<Item = &'a Ride>) -> bool {
@@ -1783,14 +1815,13 @@ impl VideoDetector {
             let (bw, bh) = (b.at.2, b.at.3);
             let picture = crop_luma(y, w, b.at);
             let m = b.ride.next(&picture, pts_s);
-            let lagged: [Option<Motion>; LAGS.len()] =
-                std::array::from_fn(|i| b.ride.since_lagged_anchor(i));
+            let lagged = b.ride.since_lagged_anchors();
             // The picture warped back along motion `m`: its own residual at rest.
             let warp = |m: Motion| {
                 if m.is_rest(bw, bh) {
-                    Some(b.grid.residual(&picture))
+                    Some(Cow::Owned(b.grid.residual(&picture)))
                 } else {
-                    b.grid.residual_warped(&picture, m)
+                    b.grid.residual_warped(&picture, m).map(Cow::Owned)
                 }
             };
             let own = m.and_then(|m| Some((m, warp(m)?)));
@@ -1820,22 +1851,17 @@ impl VideoDetector {
             if (sums.acc.wa, sums.acc.ha) != (wa, ha) {
                 continue;
             }
-            for (acc, lag_m) in sums.lagged.iter_mut().zip(lagged) {
-                let Some(lag_m) = lag_m else {
-                    continue;
-                };
-                // Before the first lagged anchor the lagged motion is the clip's own.
-                match &own {
-                    Some((m, r)) if *m == lag_m => acc.add(r, pts_s),
-                    _ => {
-                        if let Some(r) = warp(lag_m) {
-                            acc.add(&r, pts_s);
-                        }
-                    }
+            for (acc, r) in sums
+                .lagged
+                .iter_mut()
+                .zip(lagged_residuals(own.as_ref(), lagged, warp))
+            {
+                if let Some(r) = r {
+                    acc.add(&r, pts_s);
                 }
             }
-            if let Some((_, r)) = own {
-                sums.acc.add(&r, pts_s);
+            if let Some((_, r)) = &own {
+                sums.acc.add(r, pts_s);
             }
         }
     }
@@ -1896,29 +1922,24 @@ impl VideoDetector {
             });
             self.phase_kept += 1;
         }
-        let lagged: [Option<Motion>; LAGS.len()] =
-            std::array::from_fn(|i| ride.since_lagged_anchor(i));
+        let lagged = ride.since_lagged_anchors();
         let width = grid.width_in_analysis_pixels();
         // The frame warped back along motion `m`: its own residual at rest.
-        let warp = |m: Motion| -> Option<Vec<f32>> {
+        let warp = |m: Motion| {
             if m.is_rest(w, h) {
-                Some(residual.to_vec())
+                Some(Cow::Borrowed(residual))
             } else {
-                grid.residual_warped(y, m)
+                grid.residual_warped(y, m).map(Cow::Owned)
             }
         };
         let own = m.and_then(|m| Some((m, warp(m)?)));
-        for (sums, lag_m) in self.lag_accs.iter_mut().zip(lagged) {
-            let Some(lag_m) = lag_m else {
+        for (sums, r) in self
+            .lag_accs
+            .iter_mut()
+            .zip(lagged_residuals(own.as_ref(), lagged, warp))
+        {
+            let Some(r) = r else {
                 continue;
-            };
-            // Before the first lagged anchor the lagged motion is the clip's own.
-            let r = match &own {
-                Some((m, r)) if *m == lag_m => r.clone(),
-                _ => match warp(lag_m) {
-                    Some(r) => r,
-                    None => continue,
-                },
             };
             let idx = slot(
                 sums,
@@ -1930,7 +1951,7 @@ impl VideoDetector {
             );
             sums[idx].add(&r, pts_s);
         }
-        let Some((m, r)) = own else {
+        let Some((m, r)) = &own else {
             return;
         };
         let idx = slot(
@@ -1941,11 +1962,11 @@ impl VideoDetector {
             |_| true,
             || Accum::new(wa, ha, Some(width)),
         );
-        self.ride_accs[idx].add(&r, pts_s);
+        self.ride_accs[idx].add(r, pts_s);
         if self.wants_fine_residual() && h > w {
             let grid = fine_grid_of(&mut self.ride_fine_grid, (w, h));
             let (wf, hf) = grid.grid_size();
-            if let Some(r) = grid.residual_warped(y, m) {
+            if let Some(r) = grid.residual_warped(y, *m) {
                 add_fine(&mut self.ride_fine, &r, wf, hf);
             }
         }
@@ -2430,13 +2451,7 @@ impl VideoDetector {
                 let phase = self.phase_search(a);
                 (phase, lag.join().expect("the lag search panicked"))
             });
-            [phase, lag].into_iter().flatten().fold(own, |best, other| {
-                if rank(&other) > rank(&best) {
-                    other
-                } else {
-                    best
-                }
-            })
+            best_ranked(own, [phase, lag].into_iter().flatten())
         });
         let boxed = self
             .box_riding_sums()
@@ -2614,20 +2629,11 @@ impl VideoDetector {
         if own.clone().weighted(2.0 * BOX_WEIGHT).detected && own.payload.is_some() {
             return own;
         }
-        b.lagged
-            .iter()
-            .filter(|a| a.frames > 0)
-            .map(|a| {
-                self.result_on(a, Stages::RidingAsSealed)
-                    .weighted(LAGS.len() as f64 * LAG_WEIGHT)
-            })
-            .fold(own, |best, other| {
-                if rank(&other) > rank(&best) {
-                    other
-                } else {
-                    best
-                }
-            })
+        let lagged = b.lagged.iter().filter(|a| a.frames > 0).map(|a| {
+            self.result_on(a, Stages::RidingAsSealed)
+                .weighted(LAGS.len() as f64 * LAG_WEIGHT)
+        });
+        best_ranked(own, lagged)
     }
 
     /// [`VideoDetector::result`] on the frames as they come (the mark at rest) and the

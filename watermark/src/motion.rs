@@ -227,9 +227,9 @@ impl Ride {
     }
 
     /// The motion from the last anchor to the last frame given to [`Ride::next`] were the
-    /// pictures [`LAGS`]`[i]` behind their timestamps.
-    pub fn since_lagged_anchor(&self, i: usize) -> Option<Motion> {
-        self.since_lagged.get(i).copied().flatten()
+    /// pictures behind their timestamps by each of [`LAGS`].
+    pub fn since_lagged_anchors(&self) -> [Option<Motion>; LAGS.len()] {
+        self.since_lagged
     }
 
     /// What the last frame given to [`Ride::next`] was, from the one before.
