@@ -1296,8 +1296,10 @@ impl AudioDetector {
             })
             .collect();
         // Weighted Bonferroni over the three stages (SEALED_WEIGHT, PLAIN_WEIGHT,
-        // WIDE_WEIGHT). The wider search runs only when neither of the first two detects on
-        // its own; reporting theirs when one does is the larger bound, still a bound.
+        // WIDE_WEIGHT). The wider search runs unless the first two prove the mark with its
+        // payload: a pitch shift can leave the plain framing just under DETECT_P with no
+        // payload (no scale either), where the wider search reads both. Reporting the first
+        // two's bound when they are kept is the larger bound, still a bound.
         let p_plain = proof.p.min(1.0);
         let mut presence_p = proof.alone;
         let mut chosen = (
@@ -1310,7 +1312,7 @@ impl AudioDetector {
             1.0,
             1.0,
         );
-        if p_plain > DETECT_P {
+        if !proof.is_final() {
             if let Some((w, wide_folds, wide_bins)) = self.wide_search() {
                 let wide_hypotheses = hypotheses * wide::hypotheses(self.wide.len()) as f64;
                 let wide = Proof::of(
@@ -1323,7 +1325,7 @@ impl AudioDetector {
                     },
                 );
                 let p_wide = wide.p;
-                if p_wide < p_plain {
+                if rank(&wide) > rank(&proof) {
                     presence_p = wide.alone;
                     // The timeline at the wider search's registration: the kept sound's
                     // bins only (what lies past it was not measured at that scale).

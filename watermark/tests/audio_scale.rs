@@ -8,6 +8,7 @@
 
 mod audio_common;
 use audio_common::*;
+use hallmark_watermark::{Payload, WatermarkKey};
 
 /// One attack: name, ffmpeg `-af` filter (`SR`: the sample rate), the time and frequency
 /// scales it makes, and whether the payload must decode.
@@ -143,4 +144,56 @@ fn voice_mark_survives_tempo_pitch_and_speed_changes() {
             SPEED_DOWN_4,
         ],
     );
+}
+
+/// Pitch −4 % through AAC (the CLI's tempo-and-pitch test's second attack) on 20 s of the
+/// music: for one key in ≈ 36 (7 of 253 seeds) the plain framing alone crossed DETECT_P
+/// (here p 2e-9, the chips a band off), and the wider search, which ran only when it did
+/// not, was skipped: detected, but no payload and no scale in the report. It now runs
+/// unless the first stages prove the mark with its payload.
+#[test]
+fn pitch_shift_the_plain_framing_half_detects_is_still_read_by_the_wider_search() {
+    let dir = Scratch::new("pitch-half");
+    let src = dir.join("music-20s.wav");
+    ffmpeg(&[
+        "-ss",
+        "50",
+        "-t",
+        "20",
+        "-i",
+        s(&shared("audio/music-introzik.ogg")),
+        "-c:a",
+        "pcm_s16le",
+        s(&src),
+    ]);
+    // The 1066th key of the search that found it.
+    let seed: u32 = 1066;
+    let mut secret = [0u8; 32];
+    for (i, b) in secret.iter_mut().enumerate() {
+        *b = (seed as u8).wrapping_mul(31).wrapping_add(i as u8 * 7) ^ (seed >> 8) as u8;
+    }
+    let k = WatermarkKey::from_secret(secret, 5);
+    let p = Payload {
+        clip_id: 0x0123_4567_89ab_cdef ^ u64::from(seed),
+        key_id: 5,
+    };
+    let m = mark_with(&dir, &src, &k, p, "marked.wav");
+    let args = [
+        "-af",
+        "asetrate=44100*0.96,aresample=44100,atempo=1.0416667",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+    ];
+    let r = detect(
+        &attack(&dir, &m.path, &args, "pitch", "m4a"),
+        std::slice::from_ref(&k),
+    );
+    assert!(r.detected, "{r:?}");
+    assert_eq!(r.payload, Some(p), "{r:?}");
+    let f = r.frequency_scale.expect("found by the wider search");
+    assert!((f / 0.96 - 1.0).abs() < 0.011, "frequency scale {f}");
+    let u = attack(&dir, &src, &args, "pitch-plain", "m4a");
+    assert!(!detect(&u, std::slice::from_ref(&k)).detected);
 }
