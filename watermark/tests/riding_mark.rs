@@ -320,6 +320,33 @@ fn a_riding_mark_turned_a_quarter_is_found_on_the_fine_grid() {
     );
 }
 
+/// The shared Hubble deep field scaled to `width` wide with a 1280×720 window crossing it
+/// corner to corner in `travel` seconds (`seconds` of it), 30 fps, encoded by the ffmpeg CLI
+/// at `(preset, crf)` into the temp dir: the bench's photo-pan is `(2048, 6)`, the CLI
+/// tests' pans `(2560, 8)`.
+fn hubble_pan(
+    name: &str,
+    (width, travel): (u32, u32),
+    seconds: u32,
+    (preset, crf): (&str, &str),
+) -> std::path::PathBuf {
+    let pan =
+        std::env::temp_dir().join(format!("hallmark-wm-{}-{name}-pan.mp4", std::process::id()));
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-y", "-v", "error", "-loop", "1", "-framerate", "30", "-i"])
+        .arg(shared("images/hubble_deep_field.jpg"))
+        .arg("-vf")
+        .arg(format!(
+            "scale={width}:-2,crop=1280:720:x='(iw-ow)*t/{travel}':y='(ih-oh)*t/{travel}',format=yuv420p"
+        ))
+        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", preset, "-crf", crf])
+        .arg(&pan)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(made.success());
+    pan
+}
+
 #[test]
 fn a_riding_mark_whose_pictures_lag_their_timestamps_is_found_at_lagged_anchors() {
     // The bench's photo-pan (the Hubble deep field scaled to 2048 wide, a 1280×720 window
@@ -330,36 +357,7 @@ fn a_riding_mark_whose_pictures_lag_their_timestamps_is_found_at_lagged_anchors(
     // is misregistered by that lag's share of the pan (≈ 14 px): the bench's row was lost
     // (p 1) until the lagged anchors were searched.
     let k = key(9, 8);
-    let pan = std::env::temp_dir().join(format!("hallmark-wm-{}-lag-pan.mp4", std::process::id()));
-    let made = std::process::Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-y",
-            "-v",
-            "error",
-            "-loop",
-            "1",
-            "-framerate",
-            "30",
-            "-i",
-        ])
-        .arg(shared("images/hubble_deep_field.jpg"))
-        .args([
-            "-vf",
-            "scale=2048:-2,crop=1280:720:x='(iw-ow)*t/6':y='(ih-oh)*t/6',format=yuv420p",
-            "-t",
-            "6",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "10",
-        ])
-        .arg(&pan)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(made.success());
+    let pan = hubble_pan("lag", (2048, 6), 6, ("veryfast", "10"));
     let mut sealed = decode(&pan, usize::MAX);
     let _ = std::fs::remove_file(&pan);
     assert_eq!(sealed.len(), 180);
@@ -416,8 +414,7 @@ fn a_riding_mark_whose_pictures_lag_their_timestamps_is_found_at_lagged_anchors(
 fn a_slanted_pan_read_from_its_reference_frames_is_found_by_nudging_the_lattice() {
     let dir = std::env::temp_dir();
     let tag = format!("hallmark-wm-{}-slant", std::process::id());
-    let (pan, sealed_file, slanted) = (
-        dir.join(format!("{tag}-pan.mp4")),
+    let (sealed_file, slanted) = (
         dir.join(format!("{tag}-sealed.mp4")),
         dir.join(format!("{tag}-slanted.mp4")),
     );
@@ -429,26 +426,7 @@ fn a_slanted_pan_read_from_its_reference_frames_is_found_by_nudging_the_lattice(
             .expect("ffmpeg runs");
         assert!(st.success(), "ffmpeg {args:?}");
     };
-    let photo = shared("images/hubble_deep_field.jpg");
-    ffmpeg(&[
-        "-loop",
-        "1",
-        "-framerate",
-        "30",
-        "-i",
-        photo.to_str().unwrap(),
-        "-t",
-        "4",
-        "-vf",
-        "scale=2560:-2,crop=1280:720:x='(iw-ow)*t/8':y='(ih-oh)*t/8',format=yuv420p",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-crf",
-        "12",
-        pan.to_str().unwrap(),
-    ]);
+    let pan = hubble_pan("slant", (2560, 8), 4, ("ultrafast", "12"));
     let k = key(102, 5);
     let mut emb = VideoEmbedder::new(&k, payload(&k), DEFAULT_STRENGTH);
     let mut frames = decode(&pan, usize::MAX);
