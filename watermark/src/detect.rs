@@ -2479,13 +2479,7 @@ impl VideoDetector {
         // The frames warped back along the camera's motion (a riding mark): half the error
         // budget each, the mark at rest and the mark riding (a weighted Bonferroni bound,
         // the weights fixed by whether the picture moved, which the key does not decide).
-        let fixed = fixed.weighted(2.0);
-        let rode = rode.weighted(2.0);
-        if rank(&rode) > rank(&fixed) {
-            rode
-        } else {
-            fixed
-        }
+        best_ranked(fixed.weighted(2.0), [rode.weighted(2.0)])
     }
 
     /// The riding half of [`VideoDetector::result`], on its own budget: the frames warped
