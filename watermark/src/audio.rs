@@ -1277,8 +1277,7 @@ impl AudioDetector {
         // The final answer, else the smaller bound (ties: the search, whose z is the
         // larger).
         let (ps, pb) = judged;
-        let rank = |p: &Proof| (p.is_final(), -p.p);
-        let (proof, ((z, ki, sphase, d), folds)) = if rank(&ps) > rank(&pb) {
+        let (proof, ((z, ki, sphase, d), folds)) = if ps.rank() > pb.rank() {
             (ps, sealed)
         } else {
             (pb, best)
@@ -1325,7 +1324,7 @@ impl AudioDetector {
                     },
                 );
                 let p_wide = wide.p;
-                if rank(&wide) > rank(&proof) {
+                if wide.rank() > proof.rank() {
                     presence_p = wide.alone;
                     // The timeline at the wider search's registration: the kept sound's
                     // bins only (what lies past it was not measured at that scale).

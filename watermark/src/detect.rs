@@ -725,6 +725,11 @@ impl Proof {
     pub(crate) fn is_final(&self) -> bool {
         self.decoded && self.p <= DETECT_P
     }
+
+    /// Its place among a test's answers, higher first: final, then the smaller p.
+    pub(crate) fn rank(&self) -> (bool, f64) {
+        (self.is_final(), -self.p)
+    }
 }
 
 /// The answer [`VideoDetector::result_on`] keeps while its wider stages run: a registration,
@@ -748,8 +753,7 @@ impl<'a> Answer<'a> {
         proof: Proof,
         fine: Option<&'a FineAccum>,
     ) {
-        let rank = |p: &Proof| (p.is_final(), -p.p);
-        if rank(&proof) > rank(&self.proof) {
+        if proof.rank() > self.proof.rank() {
             *self = Answer {
                 reg,
                 summed,
@@ -2430,15 +2434,12 @@ impl VideoDetector {
             .collect();
         found.extend(par_map(&refine, evaluate));
         jobs.extend(refine);
-        // Each map at its best phase, best first.
-        let mut led: Vec<(f64, usize)> = jobs.iter().zip(&found).map(|(j, f)| (f.0, j.0)).collect();
-        led.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut order: Vec<usize> = Vec::new();
-        for (_, mi) in led {
-            if !order.contains(&mi) {
-                order.push(mi);
-            }
+        // The maps again, by their z at their best phase.
+        let mut best_z = vec![f64::NEG_INFINITY; maps.len()];
+        for (&(mi, _), f) in jobs.iter().zip(&found) {
+            best_z[mi] = best_z[mi].max(f.0);
         }
+        order.sort_by(|&a, &b| best_z[b].total_cmp(&best_z[a]));
         jobs.iter()
             .zip(found)
             .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
@@ -2887,10 +2888,9 @@ impl VideoDetector {
                 &p_of,
             ));
         }
-        let rank = |p: &Proof| (p.is_final(), -p.p);
         let ((reg, summed), proof) = answers
             .into_iter()
-            .reduce(|a, b| if rank(&b.1) > rank(&a.1) { b } else { a })
+            .reduce(|a, b| if b.1.rank() > a.1.rank() { b } else { a })
             .expect("the as-sealed answer is always there");
         let mut best = Answer {
             reg,

@@ -154,18 +154,7 @@ fn voice_mark_survives_tempo_pitch_and_speed_changes() {
 #[test]
 fn pitch_shift_the_plain_framing_half_detects_is_still_read_by_the_wider_search() {
     let dir = Scratch::new("pitch-half");
-    let src = dir.join("music-20s.wav");
-    ffmpeg(&[
-        "-ss",
-        "50",
-        "-t",
-        "20",
-        "-i",
-        s(&shared("audio/music-introzik.ogg")),
-        "-c:a",
-        "pcm_s16le",
-        s(&src),
-    ]);
+    let src = music_excerpt(&dir, "music-20s.wav", (50, 20), "pcm_s16le");
     // The 1066th key of the search that found it.
     let seed: u32 = 1066;
     let mut secret = [0u8; 32];

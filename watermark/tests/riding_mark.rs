@@ -320,6 +320,11 @@ fn a_riding_mark_turned_a_quarter_is_found_on_the_fine_grid() {
     );
 }
 
+/// A screen filmed at a slight angle: the bench's screen recording's keystone, half as
+/// strong (its corners moved by (1.5 %, 1 %), (1 %, 0), (0, 0), (2 %, 1.5 %) of the frame).
+const KEYSTONE_HALF: &str =
+    "perspective=x0=W*0.015:y0=H*0.01:x1=W*0.99:y1=0:x2=0:y2=H:x3=W*0.98:y3=H*0.985";
+
 /// The shared Hubble deep field scaled to `width` wide with a 1280×720 window crossing it
 /// corner to corner in `travel` seconds (`seconds` of it), 30 fps, encoded by the ffmpeg CLI
 /// at `(preset, crf)` into the temp dir: the bench's photo-pan is `(2048, 6)`, the CLI
@@ -332,18 +337,30 @@ fn hubble_pan(
 ) -> std::path::PathBuf {
     let pan =
         std::env::temp_dir().join(format!("hallmark-wm-{}-{name}-pan.mp4", std::process::id()));
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-y", "-v", "error", "-loop", "1", "-framerate", "30", "-i"])
-        .arg(shared("images/hubble_deep_field.jpg"))
-        .arg("-vf")
-        .arg(format!(
-            "scale={width}:-2,crop=1280:720:x='(iw-ow)*t/{travel}':y='(ih-oh)*t/{travel}',format=yuv420p"
-        ))
-        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", preset, "-crf", crf])
-        .arg(&pan)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(made.success());
+    let photo = shared("images/hubble_deep_field.jpg");
+    let window = format!(
+        "scale={width}:-2,crop=1280:720:x='(iw-ow)*t/{travel}':y='(ih-oh)*t/{travel}',format=yuv420p"
+    );
+    let seconds = seconds.to_string();
+    ffmpeg_cli(&[
+        "-loop",
+        "1",
+        "-framerate",
+        "30",
+        "-i",
+        photo.to_str().unwrap(),
+        "-vf",
+        &window,
+        "-t",
+        &seconds,
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        crf,
+        pan.to_str().unwrap(),
+    ]);
     pan
 }
 
@@ -377,8 +394,7 @@ fn a_riding_mark_whose_pictures_lag_their_timestamps_is_found_at_lagged_anchors(
         copy.iter().for_each(|f| det.add_frame(f));
         det
     };
-    let det =
-        at_25_fps("perspective=x0=W*0.015:y0=H*0.01:x1=W*0.99:y1=0:x2=0:y2=H:x3=W*0.98:y3=H*0.985");
+    let det = at_25_fps(KEYSTONE_HALF);
     let found = det.result();
     let (_, own) = det.result_parts();
     let (own, tested) = own.expect("riding sums");
@@ -418,14 +434,6 @@ fn a_slanted_pan_read_from_its_reference_frames_is_found_by_nudging_the_lattice(
         dir.join(format!("{tag}-sealed.mp4")),
         dir.join(format!("{tag}-slanted.mp4")),
     );
-    let ffmpeg = |args: &[&str]| {
-        let st = std::process::Command::new("ffmpeg")
-            .args(["-nostdin", "-y", "-v", "error"])
-            .args(args)
-            .status()
-            .expect("ffmpeg runs");
-        assert!(st.success(), "ffmpeg {args:?}");
-    };
     let pan = hubble_pan("slant", (2560, 8), 4, ("ultrafast", "12"));
     let k = key(102, 5);
     let mut emb = VideoEmbedder::new(&k, payload(&k), DEFAULT_STRENGTH);
@@ -437,11 +445,11 @@ fn a_slanted_pan_read_from_its_reference_frames_is_found_by_nudging_the_lattice(
         &["-c:v", "libx264", "-preset", "fast", "-crf", "18"],
         &sealed_file,
     );
-    ffmpeg(&[
+    ffmpeg_cli(&[
         "-i",
         sealed_file.to_str().unwrap(),
         "-vf",
-        "perspective=x0=W*0.015:y0=H*0.01:x1=W*0.99:y1=0:x2=0:y2=H:x3=W*0.98:y3=H*0.985",
+        KEYSTONE_HALF,
         "-c:v",
         "libx264",
         "-preset",

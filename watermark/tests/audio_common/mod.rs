@@ -56,17 +56,28 @@ pub fn s(p: &Path) -> &str {
 
 /// 12 s of the shared music (44.1 kHz stereo), from 60 s in, as 32-bit float WAV.
 pub fn music(dir: &Scratch) -> PathBuf {
-    let out = dir.join("music.wav");
+    music_excerpt(dir, "music.wav", (60, 12), "pcm_f32le")
+}
+
+/// `seconds` of the shared music from `from` s in, as WAV with the PCM `codec`, into `dir`.
+pub fn music_excerpt(
+    dir: &Scratch,
+    name: &str,
+    (from, seconds): (u32, u32),
+    codec: &str,
+) -> PathBuf {
+    let out = dir.join(name);
     let src = shared("audio/music-introzik.ogg");
+    let (from, seconds) = (from.to_string(), seconds.to_string());
     ffmpeg(&[
         "-ss",
-        "60",
+        &from,
         "-t",
-        "12",
+        &seconds,
         "-i",
         s(&src),
         "-c:a",
-        "pcm_f32le",
+        codec,
         s(&out),
     ]);
     out

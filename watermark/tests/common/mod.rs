@@ -306,6 +306,16 @@ pub fn ffmpeg_round_trip(
     v
 }
 
+/// Runs the ffmpeg CLI with `args` (after `-nostdin -y -v error`); a failure fails the test.
+pub fn ffmpeg_cli(args: &[&str]) {
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-y", "-v", "error"])
+        .args(args)
+        .status()
+        .expect("ffmpeg CLI (installed by scripts/setup)");
+    assert!(st.success(), "ffmpeg {args:?}");
+}
+
 /// Feeds `frames` (Yuv420p) as raw video at `fps` to the ffmpeg CLI with the output options
 /// `args`, writing `out`.
 pub fn ffmpeg_encode(frames: &[VideoFrame], fps: f64, args: &[&str], out: &Path) {
