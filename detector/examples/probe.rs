@@ -83,4 +83,26 @@ fn main() {
         r.region,
         r.warp
     );
+    // PROBE_CLIP=hex: that clip id (under the key's id) as a payload named for the mark —
+    // how well the reading singles it out, and the search for its whole tile.
+    if let Ok(hex) = std::env::var("PROBE_CLIP") {
+        let named = hallmark_watermark::Payload {
+            clip_id: u64::from_str_radix(&hex, 16).expect("hex clip id"),
+            key_id: key.key_id(),
+        };
+        if let Some(reading) = r.payload_reading.as_ref() {
+            println!("clip {hex}: match p {:.2e}", reading.p_values(&[named])[0]);
+        }
+        if let Some((k, match_p)) = det.result_naming(&[named]) {
+            println!(
+                "its whole tile: z {:.2} p {:.2e} match p {:.2e} payload {:?} riding {} region {:?}",
+                k.score,
+                k.p_value,
+                match_p.unwrap_or(1.0),
+                k.payload.map(|p| format!("{:016x}", p.clip_id)),
+                k.riding,
+                k.region
+            );
+        }
+    }
 }

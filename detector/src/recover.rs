@@ -61,7 +61,7 @@ pub struct Similarity {
 pub const PAYLOAD_CANDIDATES: usize = 8;
 /// A candidate is the mark's clip when its p-value times the candidates tried is at most
 /// this (the presence test's threshold).
-pub const PAYLOAD_MATCH_P: f64 = 1e-6;
+pub const PAYLOAD_MATCH_P: f64 = hallmark_watermark::NAMED_MATCH_P;
 
 /// The store's newest clips a proven mark is read against when no clip named for it agrees
 /// (a copy cropped, recomposed or shown inside other footage: its content is not the sealed

@@ -195,6 +195,12 @@ pub struct MarkResult {
     /// agrees with its coded bits as well, times the candidates tried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_match_p: Option<f64>,
+    /// True where the mark was found by searching for the whole tile of the clip id
+    /// `payload_named_by` names (every chip known, not only the sync pattern's: about
+    /// twice its z); `payload_match_p` is then the coded bits' agreement where it was
+    /// found, and `presence_p_value` the sync pattern's search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub named_search: Option<bool>,
     /// The coded bits as read where the payload did not decode (not in the JSON).
     #[serde(skip)]
     pub payload_reading: Option<hallmark_watermark::PayloadReading>,

@@ -157,6 +157,7 @@ pub const SYNC_CHIPS: usize = TILE * TILE / 4;
 
 /// The keyed tile of one key: signs and roles (the detector derives the spectra it
 /// correlates with, one per orientation).
+#[derive(Clone)]
 pub(crate) struct KeyPattern {
     /// ±1 per chip.
     pub sign: Vec<f32>,
@@ -184,6 +185,15 @@ impl KeyPattern {
             role[chip] = Some(((rank - SYNC_CHIPS) % CODED_BITS) as u16);
         }
         KeyPattern { sign, role }
+    }
+
+    /// The tile that carries `coded` as one known pattern: every chip's sign as the
+    /// embedder adds it, all of them read as sync (a clip id named for the mark elsewhere).
+    pub(crate) fn carrying(&self, coded: &[u8]) -> KeyPattern {
+        KeyPattern {
+            sign: self.embed_tile(coded),
+            role: vec![None; self.role.len()],
+        }
     }
 
     /// The ±1 tile that the embedder adds, for these coded bits.

@@ -23,6 +23,10 @@ use hallmark_media::{PixelLayout, VideoFrame};
 pub const DETECT_P: f64 = 1e-6;
 /// p-values in `(DETECT_P, INCONCLUSIVE_P)` are reported as inconclusive.
 pub const INCONCLUSIVE_P: f64 = 0.01;
+/// A clip id named for a mark elsewhere (the other stream's mark, the manifest store) is
+/// its payload when the mark's coded bits single it out at this p-value or below (that of
+/// a clip id the mark does not carry agreeing as well, times the candidates tried).
+pub const NAMED_MATCH_P: f64 = 1e-6;
 /// Smallest and largest scale (original chip size / observed chip size, on the analysis
 /// grid) searched. 0.866 is a crop to 75 % of the area, 0.707 a crop to half the area.
 pub const SCALE_MIN: f64 = 0.65;
@@ -665,6 +669,16 @@ pub struct VideoDetector {
     /// (at most [`PHASE_FRAMES`] in all): the search over the anchors' phase replays them.
     phase_log: Vec<Vec<KeptFrame>>,
     phase_kept: usize,
+    /// While [`VideoDetector::result_naming`] searches: the payload each key's tile
+    /// carries (the keys are then those tiles, every chip sync).
+    known: Option<Known>,
+}
+
+/// The payloads [`VideoDetector::result_naming`] searches for, one per tile, with the
+/// pattern of the key that would carry each (its coded chips read where a tile is found).
+struct Known {
+    payloads: Vec<Payload>,
+    patterns: Vec<KeyPattern>,
 }
 
 /// A frame followed for the riding test, kept for the search over the anchors' phase.
@@ -690,10 +704,13 @@ const PHASES_SEARCHED: usize = 60;
 /// ([`with_payload`]).
 const PAYLOAD_SHARE: f64 = 1.0 / 16.0;
 /// The share spent on marks whose payload, named elsewhere, agrees with their coded bits
-/// ([`with_named_payload`]).
-const NAMED_SHARE: f64 = 1.0 / 16.0;
+/// where the sync pattern registered them ([`with_named_payload`]).
+const NAMED_SHARE: f64 = 1.0 / 32.0;
+/// The share spent on the search for a named payload's whole tile
+/// ([`VideoDetector::result_naming`]).
+const KNOWN_SHARE: f64 = 1.0 / 32.0;
 /// The rest: the mark's presence alone.
-const PRESENCE_SHARE: f64 = 1.0 - PAYLOAD_SHARE - NAMED_SHARE;
+const PRESENCE_SHARE: f64 = 1.0 - PAYLOAD_SHARE - NAMED_SHARE - KNOWN_SHARE;
 
 /// The largest search p-value at which a decoded payload proves the mark
 /// ([`with_payload`]): ≈ 8e-4.
@@ -718,6 +735,17 @@ impl Proof {
             p: with_payload(p, decoded),
             decoded,
             alone: with_payload(p, false),
+        }
+    }
+
+    /// The answer of a registration of a named payload's whole tile whose search gives `p`
+    /// ([`VideoDetector::result_naming`]): on its share of the budget, its payload known.
+    pub(crate) fn named(p: f64) -> Proof {
+        let p = (p / KNOWN_SHARE).min(1.0);
+        Proof {
+            p,
+            decoded: true,
+            alone: p,
         }
     }
 
@@ -1560,29 +1588,35 @@ fn wide_scale_grid_below_fine(len: usize) -> Vec<f64> {
     )
 }
 
+/// Each key's pattern in every [`Orientation`] (the first upright). The plain transform
+/// will do: once per key and orientation.
+fn variants_of(keys: &[(u8, KeyPattern)]) -> Vec<Vec<Variant>> {
+    let plain = Fft::new(TILE);
+    keys.iter()
+        .map(|(_, k)| {
+            Orientation::ALL
+                .iter()
+                .map(|&o| Variant::new(k, o, &plain))
+                .collect()
+        })
+        .collect()
+}
+
 impl VideoDetector {
     /// A detector for any of `keys`.
     pub fn new(keys: &[WatermarkKey]) -> Self {
-        let fft = TileFft::new(TILE);
-        // The patterns' spectra, once per key and orientation: the plain transform will do.
-        let plain = Fft::new(TILE);
         let keys: Vec<(u8, KeyPattern)> = keys
             .iter()
             .map(|k| (k.key_id(), KeyPattern::new(k)))
             .collect();
-        let variants = keys
-            .iter()
-            .map(|(_, k)| {
-                Orientation::ALL
-                    .iter()
-                    .map(|&o| Variant::new(k, o, &plain))
-                    .collect()
-            })
-            .collect();
+        Self::with_patterns(keys)
+    }
+
+    fn with_patterns(keys: Vec<(u8, KeyPattern)>) -> Self {
         VideoDetector {
+            variants: variants_of(&keys),
             keys,
-            variants,
-            fft,
+            fft: TileFft::new(TILE),
             accs: Vec::new(),
             fine: Vec::new(),
             grid: None,
@@ -1605,7 +1639,67 @@ impl VideoDetector {
             inset: None,
             phase_log: Vec::new(),
             phase_kept: 0,
+            known: None,
         }
+    }
+
+    /// The mark searched for as the whole tile of each of `payloads` — clip ids named for
+    /// it elsewhere (the sound's mark) — on everything added so far, by every stage of
+    /// [`VideoDetector::result`]: every chip, sync and coded, is then known, and at the
+    /// mark's registration its z is about twice the sync pattern's (bikes after four
+    /// re-encodes: 3.5 → 8.1). `None` when none of the payloads is of one of this
+    /// detector's keys (by key id); else the best answer and, where it is at least
+    /// inconclusive, how well the coded bits read at its registration single its payload
+    /// out (`PayloadReading::p_values` × the tiles searched). The answer's payload is the
+    /// named one only where that is at most [`NAMED_MATCH_P`].
+    ///
+    /// Two claims, two tests. The mark's presence: under the null each tile's signs are
+    /// fair coins given the content, as the sync pattern's are (the coded chips' keyed
+    /// signs times a codeword chosen without looking at the picture), so every hypothesis
+    /// keeps the same tail; each tile is counted as a key is, and the p-value is on its own
+    /// share of the error budget ([`KNOWN_SHARE`], beside the shares of
+    /// [`VideoDetector::result`]'s answers and of [`with_named_payload`]), so the smaller of
+    /// the two answers' p-values is a valid one. The payload: a mark that carries another
+    /// clip id shares the sync chips with the named tile (about half its z) and agrees with
+    /// its coded chips only by chance — which the coded bits' test measures, as it does for
+    /// a candidate read where the sync pattern registered the mark.
+    pub fn result_naming(&mut self, payloads: &[Payload]) -> Option<(VideoDetection, Option<f64>)> {
+        let mut tiles = Vec::new();
+        let mut named = Vec::new();
+        let mut patterns = Vec::new();
+        for payload in payloads {
+            let coded = code::encode(&code::info_bits(payload));
+            for (ki, (key_id, pattern)) in self.keys.iter().enumerate() {
+                if *key_id == payload.key_id {
+                    tiles.push((*key_id, pattern.carrying(&coded)));
+                    patterns.push(pattern.clone());
+                    named.push((ki, *payload));
+                }
+            }
+        }
+        if tiles.is_empty() {
+            return None;
+        }
+        let variants = variants_of(&tiles);
+        let keys = std::mem::replace(&mut self.keys, tiles);
+        let variants = std::mem::replace(&mut self.variants, variants);
+        self.known = Some(Known {
+            payloads: named.iter().map(|n| n.1).collect(),
+            patterns,
+        });
+        let mut found = self.result();
+        self.keys = keys;
+        self.variants = variants;
+        self.known = None;
+        found.key_index = found.key_index.map(|i| named[i].0);
+        let reading = found.payload_reading.take();
+        let match_p = found.payload.zip(reading).map(|(payload, reading)| {
+            (reading.p_values(&[payload])[0] * named.len() as f64).min(1.0)
+        });
+        if match_p.is_none_or(|p| p > NAMED_MATCH_P) {
+            found.payload = None;
+        }
+        Some((found, match_p))
     }
 
     /// Tests the whole clip only, not also its halves and quarters (see
@@ -2846,9 +2940,11 @@ impl VideoDetector {
         // Every p below is the search's p with the payload's evidence ([`with_payload`]):
         // the payload is decoded where it could prove the mark. Beside it, the p the
         // mark's presence alone gives (for the report).
-        let proven = |reg: &Registration, sum: &[f32], (w, h): (usize, usize), p: f64| {
-            Proof::of(p, || self.payload_at(reg, sum, w, h).0.is_some())
-        };
+        let proven =
+            |reg: &Registration, sum: &[f32], (w, h): (usize, usize), p: f64| match self.known {
+                Some(_) => Proof::named(p),
+                None => Proof::of(p, || self.payload_at(reg, sum, w, h).0.is_some()),
+            };
         // A stage's answer: its registration of the whole clip, then — unless that one is
         // final — the best over every segment too (`find`'s flag: the whole clip); with its
         // p and whether it is final.
@@ -3020,12 +3116,26 @@ impl VideoDetector {
             out.shift = Some((d % TILE, d / TILE));
             out.orientation = Some(variant.orientation);
             out.warp = reg.map.as_ref().map(Warp::of);
-            // Read once: decoded, or kept to test candidates against where it does not.
-            let reading = self.reading_at(&reg, summed, iw, ih);
-            let (payload, ber) = reading.decode(*key_id);
+            let payload = match &self.known {
+                // The tile searched for is the payload's whole tile (every chip sync); its
+                // coded chips read with the key's own pattern, for the payload's test.
+                Some(known) => {
+                    let fold = reg.fold(summed, iw, ih);
+                    let soft = soft_payload(&fold, &known.patterns[ki], variant.orientation, d);
+                    out.payload_reading = Some(PayloadReading::new(soft));
+                    Some(known.payloads[ki])
+                }
+                None => {
+                    // Read once: decoded, or kept to test candidates against where it
+                    // does not.
+                    let reading = self.reading_at(&reg, summed, iw, ih);
+                    let (payload, ber) = reading.decode(*key_id);
+                    out.payload_reading = payload.is_none().then_some(reading);
+                    out.bit_error_estimate = Some(ber);
+                    payload
+                }
+            };
             out.payload = payload;
-            out.payload_reading = payload.is_none().then_some(reading);
-            out.bit_error_estimate = Some(ber);
             let tile = payload.map(|p| key.embed_tile(&code::encode(&code::info_bits(&p))));
             out.region = Some(locate(
                 summed,
@@ -3039,7 +3149,7 @@ impl VideoDetector {
                 // is placed within ≈ 6 % of the frame.
                 fine_answer.map_or(REGION_BLOCK, |f| f.ha / 16),
             ));
-        } else if z.is_finite() {
+        } else if z.is_finite() && self.known.is_none() {
             out.weak_reading = Some(WeakReading {
                 reading: self.reading_at(&reg, summed, iw, ih),
                 key_id: *key_id,

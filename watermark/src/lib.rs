@@ -44,8 +44,8 @@ pub use code::PayloadReading;
 pub use detect::{
     fine_rows, frame_luma, with_named_payload, Orientation, Region, VideoDetection, VideoDetector,
     Warp, WeakReading, DETECT_P, FINE_ANALYSIS_ROWS, FINE_SCALE_MAX, FINE_SCALE_MIN,
-    INCONCLUSIVE_P, MAX_TIMELINE_BINS, MAX_TIMELINE_SECONDS, SCALE_MAX, SCALE_MIN, WIDE_SCALE_MAX,
-    WIDE_SCALE_MIN,
+    INCONCLUSIVE_P, MAX_TIMELINE_BINS, MAX_TIMELINE_SECONDS, NAMED_MATCH_P, SCALE_MAX, SCALE_MIN,
+    WIDE_SCALE_MAX, WIDE_SCALE_MIN,
 };
 pub use dwtdct::{ThirdPartyDetector, ThirdPartyMark, THIRD_PARTY_DETECT_P, THIRD_PARTY_TESTS};
 pub use key::{Payload, WatermarkError, WatermarkKey};
