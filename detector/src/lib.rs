@@ -236,7 +236,8 @@ impl Verifier {
         tried
     }
 
-    /// A picture's mark without its payload where the sound's mark names a clip id: that
+    /// A picture's mark without its payload where the sound's mark names a clip id (else,
+    /// for a mark at least inconclusive, the store holds this content as clips): that
     /// clip id's whole tile (sync and coded chips) searched for on the picture's sums
     /// ([`VideoDetector::result_naming`]: about twice the sync pattern's z where the mark
     /// is). Its answer replaces the picture's where it proves the mark and the mark's coded
@@ -244,21 +245,42 @@ impl Verifier {
     /// budget, so the two answers' smaller p-value is a valid one. Measured: bikes after
     /// four re-encodes, p 0.55 → 2.5e-11 with the sound's clip id (its coded bits agree
     /// at 1.5e-8), after 240p at CRF 35 0.07 → 2.8e-11. An unmarked upload has no sound
-    /// mark to name one: it costs nothing there.
-    fn search_named_payload(&self, w: &mut WatermarkReport, picture: &mut PictureSearch) {
-        let named = w
+    /// mark to name one and (short of chance) no inconclusive picture mark: it costs
+    /// nothing there.
+    fn search_named_payload(
+        &self,
+        w: &mut WatermarkReport,
+        picture: &mut PictureSearch,
+        print: Option<&Fingerprint>,
+    ) {
+        let Some(before) = w.video.as_ref().filter(|m| m.payload.is_none()) else {
+            return;
+        };
+        let sound = w
             .audio
             .as_ref()
             .filter(|a| a.detected)
             .and_then(|a| Some((a.payload.as_deref()?, a.key_id?)))
-            .and_then(|(c, key_id)| Some((u64::from_str_radix(c, 16).ok()?, key_id)));
-        let (Some((clip_id, key_id)), Some(before)) =
-            (named, w.video.as_ref().filter(|m| m.payload.is_none()))
-        else {
-            return;
+            .and_then(|(c, key_id)| Some((u64::from_str_radix(c, 16).ok()?, key_id)))
+            .map(|(clip_id, key_id)| hallmark_watermark::Payload { clip_id, key_id });
+        let readable = before.detected || before.inconclusive;
+        let (mut payloads, by) = match (sound, &self.store, before.key_id) {
+            (Some(payload), _, _) => (vec![payload], PayloadSource::Sound),
+            // No sound names one: the store's clips with this content, for a mark at least
+            // inconclusive (as for its reading: asked about weaker ones, every unmarked
+            // upload would pay for it).
+            (None, Some(store), Some(key_id)) if readable => (
+                recover::content_candidates(store, &Vec::from_iter(print))
+                    .into_iter()
+                    .map(|clip_id| hallmark_watermark::Payload { clip_id, key_id })
+                    .collect(),
+                PayloadSource::Store,
+            ),
+            _ => return,
         };
-        let payload = hallmark_watermark::Payload { clip_id, key_id };
-        let Some((found, match_p)) = picture.detector.result_naming(&[payload]) else {
+        payloads.sort_unstable_by_key(|p| p.clip_id);
+        payloads.dedup();
+        let Some((found, match_p)) = picture.detector.result_naming(&payloads) else {
             return;
         };
         let mut m = video_mark(
@@ -272,7 +294,7 @@ impl Verifier {
             return;
         }
         m.presence_p_value = Some(before.p_value.max(m.p_value));
-        m.payload_named_by = Some(PayloadSource::Sound);
+        m.payload_named_by = Some(by);
         m.payload_match_p = match_p;
         m.named_search = Some(true);
         m.key = self.key_identity(m.key_index);
@@ -592,8 +614,8 @@ impl Verifier {
         if let Some(w) = report.watermark.as_mut() {
             self.name_payloads(w, print.as_ref(), &target.path);
             if let Some(picture) = picture.as_mut() {
-                self.search_named_payload(w, picture);
-                scan::stage_times::mark("the sound's clip id searched for in the picture");
+                self.search_named_payload(w, picture, print.as_ref());
+                scan::stage_times::mark("clip ids named searched for in the picture");
             }
         }
         // The store: asked about the clip id of a detected mark.
@@ -1573,8 +1595,9 @@ mod tests {
     /// for on the picture's sums, proves the picture's mark with it (p 6e-11) — the report
     /// says so (`named_search`, named by the sound, the sync pattern's p as the presence
     /// alone).
-    /// Another clip's id found in the sound names nothing, and an unmarked picture is not
-    /// found with the clip id.
+    /// Without a sound, the store that holds the picture's content as the clip names it the
+    /// same way. Another clip's id found in the sound names nothing, and an unmarked picture
+    /// is not found with the clip id.
     #[test]
     fn a_picture_mark_its_sync_pattern_leaves_unproven_is_found_with_the_clip_id_its_sound_names() {
         let (key, ours, payload) = our_mark();
@@ -1606,7 +1629,7 @@ mod tests {
                 audio: Some(sound),
                 clip_id: None,
             };
-            verifier.search_named_payload(&mut w, picture);
+            verifier.search_named_payload(&mut w, picture, None);
             (w.video.unwrap(), w.clip_id)
         };
         let (before, mut picture) = search(0.8);
@@ -1630,6 +1653,51 @@ mod tests {
             m.payload.is_none() && !m.detected && clip.is_none(),
             "{m:?}"
         );
+
+        // No sound: the store, which holds the upload's content as the clip, names it (the
+        // content here a real clip's: the synthetic texture has none to fingerprint).
+        let dir = tempfile::tempdir().unwrap();
+        let store_path = dir.path().join("store.sqlite");
+        let bbb =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/media/video/bigbuckbunny.mp4");
+        let print = hallmark_store::fingerprint_file(&bbb, 4.0).unwrap();
+        let mut store = ManifestStore::open(&store_path).unwrap();
+        store
+            .insert(&StoredManifest {
+                manifest_id: "urn:c2pa:ours".into(),
+                clip_id: ours_hex.clone(),
+                bindings: Vec::new(),
+                format: "video/mp4".into(),
+                manifest: Vec::new(),
+                fingerprint: print.clone(),
+                sealed_at: "2026-12-06T00:00:00Z".into(),
+            })
+            .unwrap();
+        drop(store);
+        let with_store = Verifier::new(&[])
+            .unwrap()
+            .with_watermark_keys(vec![key.clone()])
+            .with_store(Some(store_path));
+        let mut w = WatermarkReport {
+            video: Some(before.clone()),
+            audio: None,
+            clip_id: None,
+        };
+        with_store.search_named_payload(&mut w, &mut picture, Some(&print));
+        let m = w.video.unwrap();
+        assert!(m.detected && m.named_search == Some(true), "{m:?}");
+        assert_eq!(m.payload.as_deref(), Some(ours_hex.as_str()));
+        assert_eq!(m.payload_named_by, Some(PayloadSource::Store));
+        // A mark too faint to be inconclusive: the store is not asked about its content.
+        let (faint, mut faint_picture) = search(0.6);
+        assert!(!faint.detected && !faint.inconclusive, "{faint:?}");
+        let mut w = WatermarkReport {
+            video: Some(faint.clone()),
+            audio: None,
+            clip_id: None,
+        };
+        with_store.search_named_payload(&mut w, &mut faint_picture, Some(&print));
+        assert_eq!(w.video.unwrap().named_search, None);
 
         // Unmarked: the mark at a millionth of its strength rounds away entirely.
         let (before, mut picture) = search(1e-6);
