@@ -918,6 +918,20 @@ impl AudioScan {
         self.detector.result()
     }
 
+    /// [`AudioScan::finish`], and the detector with everything added: a clip id named for
+    /// the sound's mark afterwards is searched for on it
+    /// (`AudioDetector::result_naming`).
+    pub fn finish_keeping(mut self) -> (AudioDetection, AudioDetector) {
+        let found = match self.tested.take() {
+            Some(tested) => tested,
+            None => {
+                self.flush();
+                self.detector.result()
+            }
+        };
+        (found, self.detector)
+    }
+
     /// Measures what is held and hands over the detector with everything added: for checks
     /// at fixed registrations (`AudioDetector::score_at`), which `finish` does not report.
     pub fn into_detector(mut self) -> AudioDetector {

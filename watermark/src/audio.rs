@@ -132,6 +132,7 @@ fn symbol(e0: f64, e1: f64, floor: f64) -> (f64, f64) {
 }
 
 /// The keyed pattern of one key: a dither and a role per (column, band) symbol.
+#[derive(Clone)]
 pub(crate) struct AudioPattern {
     /// Dither as a phase in [0, 2π), index `col * bands + band`.
     dither: Vec<f64>,
@@ -177,6 +178,27 @@ impl AudioPattern {
             unit,
             role,
             sync,
+        }
+    }
+
+    /// The pattern that carries `coded` as one known pattern: every symbol's target phase
+    /// as the embedder moves it, all of them read as sync (a clip id named for the mark
+    /// elsewhere).
+    fn carrying(&self, coded: &[u8]) -> AudioPattern {
+        let dither = self.targets(coded);
+        let unit = dither
+            .iter()
+            .map(|d: &f64| C {
+                re: d.cos(),
+                im: d.sin(),
+            })
+            .collect();
+        let bands = self.dither.len() / PERIOD_SYMBOLS;
+        AudioPattern {
+            unit,
+            role: vec![None; dither.len()],
+            sync: (0..dither.len()).map(|j| (j / bands, j % bands)).collect(),
+            dither,
         }
     }
 
@@ -906,6 +928,16 @@ pub struct AudioDetector {
     /// The first [`wide::WIDE_MAX_SAMPLES`] of the sound at 16 kHz mono, for the wider
     /// search (tempo, speed, pitch), which runs only when the plain one does not detect.
     wide: Vec<f32>,
+    /// While [`AudioDetector::result_naming`] searches: the payload each key's pattern
+    /// carries (the keys are then those patterns, every symbol sync).
+    known: Option<KnownAudio>,
+}
+
+/// The payloads [`AudioDetector::result_naming`] searches for, one per pattern, with the
+/// pattern of the key that would carry each (its coded symbols read where one is found).
+struct KnownAudio {
+    payloads: Vec<Payload>,
+    patterns: Vec<AudioPattern>,
 }
 
 /// Shares of the false-positive budget (a weighted Bonferroni bound, p = min(p_sealed / ws,
@@ -948,7 +980,53 @@ impl AudioDetector {
             frame_buf: Vec::new(),
             energy_buf: Vec::new(),
             wide: Vec::new(),
+            known: None,
         }
+    }
+
+    /// The mark searched for as the whole pattern of each of `payloads` — clip ids named
+    /// for it elsewhere (the picture's mark, the store) — on everything heard so far, by
+    /// every stage of [`AudioDetector::result`]: every symbol, sync and coded, is then
+    /// known (three times the sync symbols: about √3 times their z where the mark is).
+    /// As the picture's ([`crate::VideoDetector::result_naming`]): each pattern counted as
+    /// a key, the p-value on its own share of the error budget, and the named clip id the
+    /// answer's payload only where the coded symbols read at its registration single it
+    /// out (the returned p-value, × the patterns searched, ≤ [`crate::NAMED_MATCH_P`]).
+    /// `None` when no payload is of one of this detector's keys.
+    pub fn result_naming(&mut self, payloads: &[Payload]) -> Option<(AudioDetection, Option<f64>)> {
+        let mut patterns = Vec::new();
+        let mut own = Vec::new();
+        let mut named = Vec::new();
+        for payload in payloads {
+            let coded = code::encode(&code::info_bits(payload));
+            for (ki, (key_id, pattern)) in self.keys.iter().enumerate() {
+                if *key_id == payload.key_id {
+                    patterns.push((*key_id, pattern.carrying(&coded)));
+                    own.push(pattern.clone());
+                    named.push((ki, *payload));
+                }
+            }
+        }
+        if patterns.is_empty() {
+            return None;
+        }
+        let keys = std::mem::replace(&mut self.keys, patterns);
+        self.known = Some(KnownAudio {
+            payloads: named.iter().map(|n| n.1).collect(),
+            patterns: own,
+        });
+        let mut found = self.result();
+        self.keys = keys;
+        self.known = None;
+        found.key_index = found.key_index.map(|i| named[i].0);
+        let reading = found.payload_reading.take();
+        let match_p = found.payload.zip(reading).map(|(payload, reading)| {
+            (reading.p_values(&[payload])[0] * named.len() as f64).min(1.0)
+        });
+        if match_p.is_none_or(|p| p > crate::NAMED_MATCH_P) {
+            found.payload = None;
+        }
+        Some((found, match_p))
     }
 
     /// Adds one chunk of decoded sound (any rate, any channel count). Chunks whose format
@@ -1246,6 +1324,9 @@ impl AudioDetector {
         // reads at it.
         let proven = |(found, folds): &Answer<'_>, p: f64| {
             let (_, ki, sphase, d) = *found;
+            if self.known.is_some() {
+                return Proof::named(p);
+            }
             Proof::of(p, || {
                 self.decode(&folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
                     .0
@@ -1314,15 +1395,16 @@ impl AudioDetector {
         if !proof.is_final() {
             if let Some((w, wide_folds, wide_bins)) = self.wide_search() {
                 let wide_hypotheses = hypotheses * wide::hypotheses(self.wide.len()) as f64;
-                let wide = Proof::of(
-                    crate::detect::search_p(wide_hypotheses, w.z) / WIDE_WEIGHT,
-                    || {
+                let p = crate::detect::search_p(wide_hypotheses, w.z) / WIDE_WEIGHT;
+                let wide = match self.known {
+                    Some(_) => Proof::named(p),
+                    None => Proof::of(p, || {
                         let (key_id, key) = &self.keys[w.key];
                         self.decode(&wide_folds[w.sphase], key, *key_id, w.shift)
                             .0
                             .is_some()
-                    },
-                );
+                    }),
+                };
                 let p_wide = wide.p;
                 if wide.rank() > proof.rank() {
                     presence_p = wide.alone;
@@ -1365,11 +1447,21 @@ impl AudioDetector {
                     * time_scale
                     / AUDIO_RATE as f64,
             );
-            let reading = self.reading(&fold, key, d);
-            let (payload, ber) = reading.decode(*key_id);
-            out.payload = payload;
-            out.payload_reading = payload.is_none().then_some(reading);
-            out.bit_error_estimate = Some(ber);
+            match &self.known {
+                // The pattern searched for is the payload's whole pattern; its coded
+                // symbols read with the key's own pattern, for the payload's test.
+                Some(known) => {
+                    out.payload_reading = Some(self.reading(&fold, &known.patterns[ki], d));
+                    out.payload = Some(known.payloads[ki]);
+                }
+                None => {
+                    let reading = self.reading(&fold, key, d);
+                    let (payload, ber) = reading.decode(*key_id);
+                    out.payload = payload;
+                    out.payload_reading = payload.is_none().then_some(reading);
+                    out.bit_error_estimate = Some(ber);
+                }
+            }
             if time_scale != 1.0 || freq_scale != 1.0 {
                 out.time_scale = Some(time_scale);
                 out.frequency_scale = Some(freq_scale);
