@@ -172,11 +172,18 @@ pub fn human(report: &Report, color: bool) -> String {
                 .map(|c| match (mark.payload_named_by, mark.payload_match_p) {
                     // Named elsewhere, proven by the mark's coded bits.
                     (Some(by), Some(p)) => format!(
-                        ", clip id {c} (named by the {}, proven by the mark: p = {})",
+                        ", clip id {c} (named by the {}, {}: p = {})",
                         match by {
                             hallmark_detector::PayloadSource::Sound => "sound's mark",
                             hallmark_detector::PayloadSource::Picture => "picture's mark",
                             hallmark_detector::PayloadSource::Store => "manifest store",
+                        },
+                        // The mark searched for as that clip id's whole pattern, or read
+                        // where its sync pattern alone was found.
+                        if mark.named_search == Some(true) {
+                            "the mark found as its whole pattern and its coded bits agreeing"
+                        } else {
+                            "proven by the mark"
                         },
                         PBound(p)
                     ),
