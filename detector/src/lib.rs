@@ -256,19 +256,47 @@ impl Verifier {
         let Some(before) = w.video.as_ref().filter(|m| m.payload.is_none()) else {
             return;
         };
-        let sound = w
-            .audio
-            .as_ref()
-            .filter(|a| a.detected)
-            .and_then(|a| Some((a.payload.as_deref()?, a.key_id?)))
+        let Some((payloads, by)) =
+            self.names_for(before, w.audio.as_ref(), PayloadSource::Sound, print)
+        else {
+            return;
+        };
+        let Some((found, match_p)) = picture.detector.result_naming(&payloads) else {
+            return;
+        };
+        let m = video_mark(
+            found,
+            picture.tests,
+            picture.scan,
+            picture.passes,
+            picture.seconds,
+        );
+        if let Some(m) = self.named_mark(before, m, match_p, by) {
+            w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
+            w.video = Some(m);
+        }
+    }
+
+    /// The clip ids a mark without its payload (`before`) is searched for as whole
+    /// patterns, and what named them: the clip id the other stream's proven mark carries
+    /// (`other`, named as `other_source`); else, for a mark at least inconclusive, the
+    /// clips the store holds this content as (as for its reading: asked about weaker ones,
+    /// every unmarked upload would pay for it).
+    fn names_for(
+        &self,
+        before: &MarkResult,
+        other: Option<&MarkResult>,
+        other_source: PayloadSource,
+        print: Option<&Fingerprint>,
+    ) -> Option<(Vec<hallmark_watermark::Payload>, PayloadSource)> {
+        let other = other
+            .filter(|m| m.detected)
+            .and_then(|m| Some((m.payload.as_deref()?, m.key_id?)))
             .and_then(|(c, key_id)| Some((u64::from_str_radix(c, 16).ok()?, key_id)))
             .map(|(clip_id, key_id)| hallmark_watermark::Payload { clip_id, key_id });
         let readable = before.detected || before.inconclusive;
-        let (mut payloads, by) = match (sound, &self.store, before.key_id) {
-            (Some(payload), _, _) => (vec![payload], PayloadSource::Sound),
-            // No sound names one: the store's clips with this content, for a mark at least
-            // inconclusive (as for its reading: asked about weaker ones, every unmarked
-            // upload would pay for it).
+        let (mut payloads, by) = match (other, &self.store, before.key_id) {
+            (Some(payload), _, _) => (vec![payload], other_source),
             (None, Some(store), Some(key_id)) if readable => (
                 recover::content_candidates(store, &Vec::from_iter(print))
                     .into_iter()
@@ -276,30 +304,32 @@ impl Verifier {
                     .collect(),
                 PayloadSource::Store,
             ),
-            _ => return,
+            _ => return None,
         };
         payloads.sort_unstable_by_key(|p| p.clip_id);
         payloads.dedup();
-        let Some((found, match_p)) = picture.detector.result_naming(&payloads) else {
-            return;
-        };
-        let mut m = video_mark(
-            found,
-            picture.tests,
-            picture.scan,
-            picture.passes,
-            picture.seconds,
-        );
+        (!payloads.is_empty()).then_some((payloads, by))
+    }
+
+    /// The answer `m` of a search for named clip ids' whole patterns in place of `before`,
+    /// where it proves the mark with its payload: named by `by`, its coded bits agreeing
+    /// at `match_p`, the sync pattern's own p as the presence alone.
+    fn named_mark(
+        &self,
+        before: &MarkResult,
+        mut m: MarkResult,
+        match_p: Option<f64>,
+        by: PayloadSource,
+    ) -> Option<MarkResult> {
         if !m.detected || m.payload.is_none() {
-            return;
+            return None;
         }
         m.presence_p_value = Some(before.p_value.max(m.p_value));
         m.payload_named_by = Some(by);
         m.payload_match_p = match_p;
         m.named_search = Some(true);
         m.key = self.key_identity(m.key_index);
-        w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
-        w.video = Some(m);
+        Some(m)
     }
 
     /// The sound's mark without its payload where the picture's proven mark carries a clip
@@ -318,41 +348,18 @@ impl Verifier {
         let Some(before) = w.audio.as_ref().filter(|m| m.payload.is_none()) else {
             return;
         };
-        let picture = w
-            .video
-            .as_ref()
-            .filter(|v| v.detected)
-            .and_then(|v| Some((v.payload.as_deref()?, v.key_id?)))
-            .and_then(|(c, key_id)| Some((u64::from_str_radix(c, 16).ok()?, key_id)))
-            .map(|(clip_id, key_id)| hallmark_watermark::Payload { clip_id, key_id });
-        let readable = before.detected || before.inconclusive;
-        let (mut payloads, by) = match (picture, &self.store, before.key_id) {
-            (Some(payload), _, _) => (vec![payload], PayloadSource::Picture),
-            (None, Some(store), Some(key_id)) if readable => (
-                recover::content_candidates(store, &Vec::from_iter(print))
-                    .into_iter()
-                    .map(|clip_id| hallmark_watermark::Payload { clip_id, key_id })
-                    .collect(),
-                PayloadSource::Store,
-            ),
-            _ => return,
+        let Some((payloads, by)) =
+            self.names_for(before, w.video.as_ref(), PayloadSource::Picture, print)
+        else {
+            return;
         };
-        payloads.sort_unstable_by_key(|p| p.clip_id);
-        payloads.dedup();
         let Some((found, match_p)) = detector.result_naming(&payloads) else {
             return;
         };
-        let mut m = audio_mark(found);
-        if !m.detected || m.payload.is_none() {
-            return;
+        if let Some(m) = self.named_mark(before, audio_mark(found), match_p, by) {
+            w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
+            w.audio = Some(m);
         }
-        m.presence_p_value = Some(before.p_value.max(m.p_value));
-        m.payload_named_by = Some(by);
-        m.payload_match_p = match_p;
-        m.named_search = Some(true);
-        m.key = self.key_identity(m.key_index);
-        w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
-        w.audio = Some(m);
     }
 
     /// The sound's clip id, named by the store after the picture's mark was read

@@ -131,6 +131,17 @@ fn symbol(e0: f64, e1: f64, floor: f64) -> (f64, f64) {
     (p, m / (m + 10.0))
 }
 
+/// `e^{i·θ}` of each phase `θ`.
+fn units(phases: &[f64]) -> Vec<C> {
+    phases
+        .iter()
+        .map(|d| C {
+            re: d.cos(),
+            im: d.sin(),
+        })
+        .collect()
+}
+
 /// The keyed pattern of one key: a dither and a role per (column, band) symbol.
 #[derive(Clone)]
 pub(crate) struct AudioPattern {
@@ -162,13 +173,7 @@ impl AudioPattern {
         for (rank, &t) in perm.iter().enumerate().skip(sync) {
             role[t] = Some(((rank - sync) % code::CODED_BITS) as u16);
         }
-        let unit = dither
-            .iter()
-            .map(|d: &f64| C {
-                re: d.cos(),
-                im: d.sin(),
-            })
-            .collect();
+        let unit = units(&dither);
         let sync = (0..n)
             .filter(|&j| role[j].is_none())
             .map(|j| (j / bands, j % bands))
@@ -186,13 +191,7 @@ impl AudioPattern {
     /// elsewhere).
     fn carrying(&self, coded: &[u8]) -> AudioPattern {
         let dither = self.targets(coded);
-        let unit = dither
-            .iter()
-            .map(|d: &f64| C {
-                re: d.cos(),
-                im: d.sin(),
-            })
-            .collect();
+        let unit = units(&dither);
         let bands = self.dither.len() / PERIOD_SYMBOLS;
         AudioPattern {
             unit,
@@ -1019,13 +1018,9 @@ impl AudioDetector {
         self.keys = keys;
         self.known = None;
         found.key_index = found.key_index.map(|i| named[i].0);
-        let reading = found.payload_reading.take();
-        let match_p = found.payload.zip(reading).map(|(payload, reading)| {
-            (reading.p_values(&[payload])[0] * named.len() as f64).min(1.0)
-        });
-        if match_p.is_none_or(|p| p > crate::NAMED_MATCH_P) {
-            found.payload = None;
-        }
+        let match_p;
+        (found.payload, match_p) =
+            crate::detect::named_match(found.payload, found.payload_reading.take(), named.len());
         Some((found, match_p))
     }
 

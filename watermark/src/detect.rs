@@ -815,6 +815,21 @@ fn with_payload(p: f64, decoded: bool) -> f64 {
     p.min(1.0)
 }
 
+/// A search for named payloads' whole patterns answered `payload` (one of the `searched`),
+/// its coded bits read at its registration as `reading`: the payload where the reading
+/// singles it out (its p-value × `searched` ≤ [`NAMED_MATCH_P`]), and that p-value.
+pub(crate) fn named_match(
+    payload: Option<Payload>,
+    reading: Option<PayloadReading>,
+    searched: usize,
+) -> (Option<Payload>, Option<f64>) {
+    let match_p = payload
+        .zip(reading)
+        .map(|(payload, reading)| (reading.p_values(&[payload])[0] * searched as f64).min(1.0));
+    let payload = payload.filter(|_| match_p.is_some_and(|p| p <= NAMED_MATCH_P));
+    (payload, match_p)
+}
+
 /// The p-value of a mark reported at `p_value` without its payload (the presence alone, as
 /// [`VideoDetection::p_value`] or `AudioDetection::p_value` gives it, with any further
 /// correction) once a clip id named without looking at the mark — by the other stream's
@@ -1692,13 +1707,9 @@ impl VideoDetector {
         self.variants = variants;
         self.known = None;
         found.key_index = found.key_index.map(|i| named[i].0);
-        let reading = found.payload_reading.take();
-        let match_p = found.payload.zip(reading).map(|(payload, reading)| {
-            (reading.p_values(&[payload])[0] * named.len() as f64).min(1.0)
-        });
-        if match_p.is_none_or(|p| p > NAMED_MATCH_P) {
-            found.payload = None;
-        }
+        let match_p;
+        (found.payload, match_p) =
+            named_match(found.payload, found.payload_reading.take(), named.len());
         Some((found, match_p))
     }
 

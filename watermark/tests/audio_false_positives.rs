@@ -305,7 +305,7 @@ fn no_unmarked_window_is_detected() {
             (r.p_value <= 1e-6 || r.payload.is_some()).then(|| format!("{label}: {r:?}"));
         // A clip id named for it (as a picture's mark would): its whole pattern is not found
         // either, on every fourth window (the search costs what the detector's does).
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             let named = Payload {
                 clip_id: 0x0123_4567_89ab_cdef ^ i as u64,
                 key_id: k.key_id(),

@@ -194,7 +194,7 @@ fn unmarked_content_is_never_detected() {
         }
         // A clip id named for it (as a sound's mark would): its whole tile is not found
         // either, on every fourth item (the search costs what the detector's does).
-        if ps.len() % 4 == 0 {
+        if ps.len().is_multiple_of(4) {
             let (named, _) = d.result_naming(&[payload(&k)]).expect("the key's tile");
             assert!(
                 !named.detected && named.payload.is_none(),
