@@ -1672,7 +1672,7 @@ impl VideoDetector {
     /// fair coins given the content, as the sync pattern's are (the coded chips' keyed
     /// signs times a codeword chosen without looking at the picture), so every hypothesis
     /// keeps the same tail; each tile is counted as a key is, and the p-value is on its own
-    /// share of the error budget ([`KNOWN_SHARE`], beside the shares of
+    /// share of the error budget (`KNOWN_SHARE`, beside the shares of
     /// [`VideoDetector::result`]'s answers and of [`with_named_payload`]), so the smaller of
     /// the two answers' p-values is a valid one. The payload: a mark that carries another
     /// clip id shares the sync chips with the named tile (about half its z) and agrees with
