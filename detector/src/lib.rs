@@ -165,11 +165,19 @@ impl Verifier {
     /// against the sound's clip id and the store's candidates, the sound's against the
     /// picture's and the store's, then the picture's against the sound's where the store
     /// named that one only now.
-    fn name_payloads(&self, w: &mut WatermarkReport, print: Option<&Fingerprint>, path: &Path) {
-        let tried = self.name_picture_payload(w, print, path);
+    fn name_payloads(&self, w: &mut WatermarkReport, content: &StoredContent, path: &Path) {
+        let tried = self.name_picture_payload(w, content, path);
         scan::stage_times::mark("candidate clip ids tried on the picture's mark");
-        self.name_sound_payload(w, print);
+        self.name_sound_payload(w, content);
         self.name_picture_by_stored_sound(w, tried);
+    }
+
+    /// The clip ids the store holds `content`'s fingerprint as (none without a store).
+    fn stored_as<'c>(&self, content: &'c StoredContent) -> &'c [u64] {
+        content.ids.get_or_init(|| match &self.store {
+            Some(store) => recover::content_candidates(store, &Vec::from_iter(content.print)),
+            None => Vec::new(),
+        })
     }
 
     /// A proven or inconclusive picture mark whose payload did not decode: the clip ids named
@@ -184,7 +192,7 @@ impl Verifier {
     fn name_picture_payload(
         &self,
         w: &mut WatermarkReport,
-        print: Option<&Fingerprint>,
+        content: &StoredContent,
         path: &Path,
     ) -> usize {
         // A mark proven, inconclusive or weaker: a clip id its coded bits single out proves
@@ -214,9 +222,15 @@ impl Verifier {
             (Some(_), Some(r), None) => picture_prints_of(path, &inset_guesses(r)),
             _ => Vec::new(),
         };
-        let contents: Vec<&Fingerprint> = print.into_iter().chain(&insets).collect();
+        // The whole picture's (asked once per file), then its inset's.
         let stored = match &self.store {
-            Some(store) if !weak => recover::content_candidates(store, &contents),
+            Some(store) if !weak => {
+                let mut ids = self.stored_as(content).to_vec();
+                if !insets.is_empty() {
+                    ids.extend(recover::content_candidates(store, &Vec::from_iter(&insets)));
+                }
+                ids
+            }
             _ => Vec::new(),
         };
         let candidates: Vec<u64> = sound.into_iter().chain(stored).collect();
@@ -251,27 +265,20 @@ impl Verifier {
         &self,
         w: &mut WatermarkReport,
         picture: &mut PictureSearch,
-        print: Option<&Fingerprint>,
+        content: &StoredContent,
     ) {
         let Some(before) = w.video.as_ref().filter(|m| m.payload.is_none()) else {
             return;
         };
         let Some((payloads, by)) =
-            self.names_for(before, w.audio.as_ref(), PayloadSource::Sound, print)
+            self.names_for(before, w.audio.as_ref(), PayloadSource::Sound, content)
         else {
             return;
         };
         let Some((found, match_p)) = picture.detector.result_naming(&payloads) else {
             return;
         };
-        let m = video_mark(
-            found,
-            picture.tests,
-            picture.scan,
-            picture.passes,
-            picture.seconds,
-        );
-        if let Some(m) = self.named_mark(before, m, match_p, by) {
+        if let Some(m) = self.named_mark(before, picture.mark(found), match_p, by) {
             w.clip_id = w.clip_id.clone().or_else(|| m.payload.clone());
             w.video = Some(m);
         }
@@ -287,7 +294,7 @@ impl Verifier {
         before: &MarkResult,
         other: Option<&MarkResult>,
         other_source: PayloadSource,
-        print: Option<&Fingerprint>,
+        content: &StoredContent,
     ) -> Option<(Vec<hallmark_watermark::Payload>, PayloadSource)> {
         let other = other
             .filter(|m| m.detected)
@@ -295,12 +302,12 @@ impl Verifier {
             .and_then(|(c, key_id)| Some((u64::from_str_radix(c, 16).ok()?, key_id)))
             .map(|(clip_id, key_id)| hallmark_watermark::Payload { clip_id, key_id });
         let readable = before.detected || before.inconclusive;
-        let (mut payloads, by) = match (other, &self.store, before.key_id) {
-            (Some(payload), _, _) => (vec![payload], other_source),
-            (None, Some(store), Some(key_id)) if readable => (
-                recover::content_candidates(store, &Vec::from_iter(print))
-                    .into_iter()
-                    .map(|clip_id| hallmark_watermark::Payload { clip_id, key_id })
+        let (mut payloads, by) = match (other, before.key_id) {
+            (Some(payload), _) => (vec![payload], other_source),
+            (None, Some(key_id)) if readable => (
+                self.stored_as(content)
+                    .iter()
+                    .map(|&clip_id| hallmark_watermark::Payload { clip_id, key_id })
                     .collect(),
                 PayloadSource::Store,
             ),
@@ -343,13 +350,13 @@ impl Verifier {
         &self,
         w: &mut WatermarkReport,
         detector: &mut hallmark_watermark::AudioDetector,
-        print: Option<&Fingerprint>,
+        content: &StoredContent,
     ) {
         let Some(before) = w.audio.as_ref().filter(|m| m.payload.is_none()) else {
             return;
         };
         let Some((payloads, by)) =
-            self.names_for(before, w.video.as_ref(), PayloadSource::Picture, print)
+            self.names_for(before, w.video.as_ref(), PayloadSource::Picture, content)
         else {
             return;
         };
@@ -418,7 +425,7 @@ impl Verifier {
     /// content, as [`Verifier::name_picture_payload`] reads the picture's. Under the null
     /// (no mark in the sound) the candidates do not depend on the sound's coded bits, so
     /// the agreement's p is exact.
-    fn name_sound_payload(&self, w: &mut WatermarkReport, print: Option<&Fingerprint>) {
+    fn name_sound_payload(&self, w: &mut WatermarkReport, content: &StoredContent) {
         let picture = w
             .video
             .as_ref()
@@ -435,9 +442,9 @@ impl Verifier {
         let (Some(reading), Some(key_id)) = (&m.payload_reading, m.key_id) else {
             return;
         };
-        let stored = match (&self.store, picture) {
-            (Some(store), None) => recover::content_candidates(store, &Vec::from_iter(print)),
-            _ => Vec::new(),
+        let stored = match picture {
+            None => self.stored_as(content).to_vec(),
+            Some(_) => Vec::new(),
         };
         let candidates: Vec<u64> = picture.into_iter().chain(stored).collect();
         let named = self.named_payload(candidates, reading, key_id, m.detected);
@@ -675,13 +682,15 @@ impl Verifier {
             report.error = Some(e);
         }
         if let Some(w) = report.watermark.as_mut() {
-            self.name_payloads(w, print.as_ref(), &target.path);
+            // The store is asked about the content once, by whichever naming needs it first.
+            let content = StoredContent::of(print.as_ref());
+            self.name_payloads(w, &content, &target.path);
             if let Some(picture) = picture.as_mut() {
-                self.search_named_payload(w, picture, print.as_ref());
+                self.search_named_payload(w, picture, &content);
                 scan::stage_times::mark("clip ids named searched for in the picture");
             }
             if let Some(sound) = sound.as_mut() {
-                self.search_named_sound_payload(w, sound, print.as_ref());
+                self.search_named_sound_payload(w, sound, &content);
                 scan::stage_times::mark("clip ids named searched for in the sound");
             }
         }
@@ -1491,6 +1500,29 @@ struct PictureSearch {
     seconds: Option<f64>,
 }
 
+impl PictureSearch {
+    /// An answer of this search for the report, counted as the pass's own was.
+    fn mark(&self, found: VideoDetection) -> MarkResult {
+        video_mark(found, self.tests, self.scan, self.passes, self.seconds)
+    }
+}
+
+/// The upload's content fingerprint and the clip ids the store holds it as, asked only when
+/// a naming first wants them ([`Verifier::stored_as`]).
+struct StoredContent<'a> {
+    print: Option<&'a Fingerprint>,
+    ids: std::cell::OnceCell<Vec<u64>>,
+}
+
+impl<'a> StoredContent<'a> {
+    fn of(print: Option<&'a Fingerprint>) -> StoredContent<'a> {
+        StoredContent {
+            print,
+            ids: std::cell::OnceCell::new(),
+        }
+    }
+}
+
 /// The sound's part of a watermark search: every chunk through the sound detector and,
 /// with a store, into the sound's fingerprint.
 struct Hearing {
@@ -1696,7 +1728,7 @@ mod tests {
                 audio: Some(sound),
                 clip_id: None,
             };
-            verifier.search_named_payload(&mut w, picture, None);
+            verifier.search_named_payload(&mut w, picture, &StoredContent::of(None));
             (w.video.unwrap(), w.clip_id)
         };
         let (before, mut picture) = search(0.8);
@@ -1750,7 +1782,7 @@ mod tests {
             audio: None,
             clip_id: None,
         };
-        with_store.search_named_payload(&mut w, &mut picture, Some(&print));
+        with_store.search_named_payload(&mut w, &mut picture, &StoredContent::of(Some(&print)));
         let m = w.video.unwrap();
         assert!(m.detected && m.named_search == Some(true), "{m:?}");
         assert_eq!(m.payload.as_deref(), Some(ours_hex.as_str()));
@@ -1763,7 +1795,11 @@ mod tests {
             audio: None,
             clip_id: None,
         };
-        with_store.search_named_payload(&mut w, &mut faint_picture, Some(&print));
+        with_store.search_named_payload(
+            &mut w,
+            &mut faint_picture,
+            &StoredContent::of(Some(&print)),
+        );
         assert_eq!(w.video.unwrap().named_search, None);
 
         // Unmarked: the mark at a millionth of its strength rounds away entirely.
@@ -1859,7 +1895,7 @@ mod tests {
                 audio: Some(before.clone()),
                 clip_id: None,
             };
-            verifier.search_named_sound_payload(&mut w, &mut detector, None);
+            verifier.search_named_sound_payload(&mut w, &mut detector, &StoredContent::of(None));
             w.audio.unwrap()
         };
         let m = named(ours);
@@ -1937,7 +1973,7 @@ mod tests {
                 audio: Some(sound.clone()),
                 clip_id: None,
             };
-            verifier.name_payloads(&mut w, None, Path::new("/nonexistent"));
+            verifier.name_payloads(&mut w, &StoredContent::of(None), Path::new("/nonexistent"));
             let (m, a) = (w.video.unwrap(), w.audio.unwrap());
             if !with {
                 assert!(m.payload.is_none() && !m.detected && a.payload.is_none());
@@ -2041,7 +2077,11 @@ mod tests {
                 audio: Some(sound),
                 clip_id: None,
             };
-            verifier.name_picture_payload(&mut w, None, Path::new("/nonexistent"));
+            verifier.name_picture_payload(
+                &mut w,
+                &StoredContent::of(None),
+                Path::new("/nonexistent"),
+            );
             w.video.unwrap()
         };
         let m = named_by_sound(ours);
