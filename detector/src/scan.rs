@@ -910,12 +910,8 @@ impl AudioScan {
 
     /// Measures what is held and runs the detector's tests on everything added (or returns
     /// those of [`AudioScan::test_now`] when nothing came after it).
-    pub fn finish(mut self) -> AudioDetection {
-        if let Some(tested) = self.tested.take() {
-            return tested;
-        }
-        self.flush();
-        self.detector.result()
+    pub fn finish(self) -> AudioDetection {
+        self.finish_keeping().0
     }
 
     /// [`AudioScan::finish`], and the detector with everything added: a clip id named for

@@ -1319,10 +1319,7 @@ impl AudioDetector {
         // reads at it.
         let proven = |(found, folds): &Answer<'_>, p: f64| {
             let (_, ki, sphase, d) = *found;
-            if self.known.is_some() {
-                return Proof::named(p);
-            }
-            Proof::of(p, || {
+            Proof::answer(p, self.known.is_some(), || {
                 self.decode(&folds[sphase], &self.keys[ki].1, self.keys[ki].0, d)
                     .0
                     .is_some()
@@ -1391,15 +1388,12 @@ impl AudioDetector {
             if let Some((w, wide_folds, wide_bins)) = self.wide_search() {
                 let wide_hypotheses = hypotheses * wide::hypotheses(self.wide.len()) as f64;
                 let p = crate::detect::search_p(wide_hypotheses, w.z) / WIDE_WEIGHT;
-                let wide = match self.known {
-                    Some(_) => Proof::named(p),
-                    None => Proof::of(p, || {
-                        let (key_id, key) = &self.keys[w.key];
-                        self.decode(&wide_folds[w.sphase], key, *key_id, w.shift)
-                            .0
-                            .is_some()
-                    }),
-                };
+                let wide = Proof::answer(p, self.known.is_some(), || {
+                    let (key_id, key) = &self.keys[w.key];
+                    self.decode(&wide_folds[w.sphase], key, *key_id, w.shift)
+                        .0
+                        .is_some()
+                });
                 let p_wide = wide.p;
                 if wide.rank() > proof.rank() {
                     presence_p = wide.alone;

@@ -749,6 +749,16 @@ impl Proof {
         }
     }
 
+    /// A search's answer at `p`: [`Proof::named`] while searching for named payloads'
+    /// tiles (`named`), else [`Proof::of`] (`decodes` asked only there).
+    pub(crate) fn answer(p: f64, named: bool, decodes: impl FnOnce() -> bool) -> Proof {
+        if named {
+            Proof::named(p)
+        } else {
+            Proof::of(p, decodes)
+        }
+    }
+
     /// Final: it proves the mark and the payload reads there (no further stage is run).
     pub(crate) fn is_final(&self) -> bool {
         self.decoded && self.p <= DETECT_P
@@ -2951,11 +2961,11 @@ impl VideoDetector {
         // Every p below is the search's p with the payload's evidence ([`with_payload`]):
         // the payload is decoded where it could prove the mark. Beside it, the p the
         // mark's presence alone gives (for the report).
-        let proven =
-            |reg: &Registration, sum: &[f32], (w, h): (usize, usize), p: f64| match self.known {
-                Some(_) => Proof::named(p),
-                None => Proof::of(p, || self.payload_at(reg, sum, w, h).0.is_some()),
-            };
+        let proven = |reg: &Registration, sum: &[f32], (w, h): (usize, usize), p: f64| {
+            Proof::answer(p, self.known.is_some(), || {
+                self.payload_at(reg, sum, w, h).0.is_some()
+            })
+        };
         // A stage's answer: its registration of the whole clip, then — unless that one is
         // final — the best over every segment too (`find`'s flag: the whole clip); with its
         // p and whether it is final.
