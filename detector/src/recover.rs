@@ -69,8 +69,8 @@ pub const PAYLOAD_MATCH_P: f64 = hallmark_watermark::NAMED_MATCH_P;
 /// so a large store asks more of the reading than a small one.
 pub const STORE_CANDIDATES: usize = 1 << 16;
 
-/// The clip ids of the clips the store holds any of these contents as (`find_by_content`, at
-/// most [`PAYLOAD_CANDIDATES`] each): candidates for a proven or inconclusive mark whose
+/// The clip ids of the clips the store holds any of these contents as (`find_same_content`,
+/// at most [`PAYLOAD_CANDIDATES`] each): candidates for a proven or inconclusive mark whose
 /// payload did not decode. The store is opened once for all of them.
 pub fn content_candidates(store_path: &Path, uploads: &[&Fingerprint]) -> Vec<u64> {
     let Ok(Some(store)) = ManifestStore::open_existing(store_path) else {
@@ -80,7 +80,7 @@ pub fn content_candidates(store_path: &Path, uploads: &[&Fingerprint]) -> Vec<u6
         .iter()
         .flat_map(|upload| {
             store
-                .find_by_content(upload, PAYLOAD_CANDIDATES)
+                .find_same_content(upload, PAYLOAD_CANDIDATES)
                 .unwrap_or_default()
         })
         .filter_map(|f| store.get(&f.manifest_id).ok().flatten())

@@ -123,6 +123,17 @@ impl Fingerprint {
         }
     }
 
+    /// This print with its sound read back onto the time base of a sound that lasts
+    /// `1 / sound_time_scale` of it (an upload whose sound's mark was found
+    /// `sound_time_scale` times longer than sealed): what to look the sealed clip up with
+    /// by content. The picture is kept as it is.
+    pub fn with_sound_time_scale(&self, sound_time_scale: f64) -> Fingerprint {
+        Fingerprint {
+            video: self.video.clone(),
+            audio: rescale_envelope(&self.audio, sound_time_scale),
+        }
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.extend((self.video.len() as u32).to_le_bytes());
@@ -202,13 +213,36 @@ const PROBE_SAMPLES: usize = 240;
 
 impl Fingerprint {
     /// The short perceptual hashes under which a stored clip is indexed, for finding it by
-    /// its content without comparing an upload with every stored fingerprint: for each keyed
-    /// picture sample, the signs of its whole-frame 8×8 view (brightness and contrast
-    /// cancel), 64 bits cut into two 32-bit bands, each band a key (band number in the
-    /// high bits). A re-encoded or resized copy keeps most signs, so some band of some
-    /// sample survives whole; a clip that shares a key is only a candidate, which the full
+    /// its content without comparing an upload with every stored fingerprint: its
+    /// [picture keys](Fingerprint::picture_keys) and [sound keys](Fingerprint::sound_keys).
+    /// A clip that shares a key is only a candidate, which the full
     /// [`Fingerprint::compare`] then confirms or not.
     pub fn content_keys(&self) -> Vec<i64> {
+        let mut keys = self.picture_keys();
+        keys.extend(self.sound_keys());
+        keys
+    }
+
+    /// The keys an upload looks for: every picture sample and every sound window of its
+    /// first minute, each sound window also with its least sure bits flipped.
+    pub fn probe_keys(&self) -> Vec<i64> {
+        let mut keys = keys_of(self.video.iter().take(PROBE_SAMPLES));
+        keys.extend(sound_keys_of(
+            &self.audio,
+            SOUND_PROBE_WINDOWS,
+            1,
+            SOUND_PROBE_FLIPS,
+        ));
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// For each keyed picture sample, the signs of its whole-frame 8×8 view (brightness and
+    /// contrast cancel), 64 bits cut into two 32-bit bands, each band a key (band number in
+    /// the high bits). A re-encoded or resized copy keeps most signs, so some band of some
+    /// sample survives whole.
+    pub fn picture_keys(&self) -> Vec<i64> {
         keys_of(
             self.video
                 .iter()
@@ -217,10 +251,88 @@ impl Fingerprint {
         )
     }
 
-    /// The keys an upload looks for (every picture sample of its first minute).
-    pub fn probe_keys(&self) -> Vec<i64> {
-        keys_of(self.video.iter().take(PROBE_SAMPLES))
+    /// Every fifth of a second of the sound's first two minutes: the signs of 24 changes of
+    /// its level (each over 0.1 s, one every 0.1 s: 2.4 s of sound), tagged as sound in the
+    /// high bits. Codecs keep most of these signs (measured on the shared music and voice,
+    /// store/README.md), so an upload with no picture (a sound extracted, re-encoded, with
+    /// speech mixed under it) still finds the clip it came from. Steady sound and silence
+    /// (changes averaging under [`SOUND_KEY_MIN_CHANGE`] dB) have no keys.
+    pub fn sound_keys(&self) -> Vec<i64> {
+        sound_keys_of(&self.audio, SOUND_KEYED_WINDOWS, SOUND_KEYED_STRIDE, 0)
     }
+}
+
+/// Sound windows of a stored clip that get keys: one every fifth of a second (every
+/// fourth envelope value) for its first two minutes. An upload probes with every window of
+/// its first minute, so each keyed window lines up with one of them wherever it starts.
+const SOUND_KEYED_STRIDE: usize = 4;
+const SOUND_KEYED_WINDOWS: usize = 120 * AUDIO_RATE as usize;
+const SOUND_PROBE_WINDOWS: usize = 60 * AUDIO_RATE as usize;
+/// A sound key's bits: signs of level changes over `SOUND_KEY_STEP` envelope values, that
+/// many apart.
+const SOUND_KEY_BITS: usize = 24;
+const SOUND_KEY_STEP: usize = 2;
+/// The probe also looks each window up with every combination of its 3 least sure bits
+/// (smallest changes) flipped: 8 keys a window. Measured (store/README.md): MP3 32 kbit/s
+/// keeps 40 of 48 keyed windows of 12 s of music whole this way, other speech 3 dB under
+/// a voice 11 of 45 (2 without the flips).
+const SOUND_PROBE_FLIPS: usize = 3;
+/// Windows whose level changes average under this (dB) are steady sound or silence, whose
+/// signs are noise: not keyed.
+const SOUND_KEY_MIN_CHANGE: f32 = 1.0;
+/// Picture keys are bands 0 and 1 in bits 32 and up; sound keys are band 2.
+const SOUND_KEY_BAND: i64 = 2 << 32;
+
+/// The sound keys of `levels`' windows `0, stride, 2·stride, …` below `windows`, each with
+/// its `flips` least sure bits flipped every way.
+fn sound_keys_of(levels: &[f32], windows: usize, stride: usize, flips: usize) -> Vec<i64> {
+    // The envelope as `differences` smooths it, averaged over pairs of values.
+    let floor = |l: f32| l.max(-60.0);
+    let n = levels.len();
+    let smooth: Vec<f32> = (0..n)
+        .map(|i| {
+            let at = |k: usize| floor(levels[k.min(n - 1)]);
+            (at(i.saturating_sub(1)) + 2.0 * at(i) + at(i + 1)) / 4.0
+        })
+        .collect();
+    let paired: Vec<f32> = smooth.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+    let changes: Vec<f32> = paired
+        .iter()
+        .zip(paired.iter().skip(SOUND_KEY_STEP))
+        .map(|(a, b)| b - a)
+        .collect();
+    let span = SOUND_KEY_STEP * (SOUND_KEY_BITS - 1) + 1;
+    let mut keys = Vec::new();
+    for start in (0..changes.len().saturating_sub(span - 1))
+        .take(windows)
+        .step_by(stride)
+    {
+        let bits: Vec<f32> = changes[start..start + span]
+            .iter()
+            .step_by(SOUND_KEY_STEP)
+            .copied()
+            .collect();
+        if bits.iter().map(|c| c.abs()).sum::<f32>() < SOUND_KEY_MIN_CHANGE * bits.len() as f32 {
+            continue;
+        }
+        let key = bits
+            .iter()
+            .enumerate()
+            .fold(0i64, |acc, (b, c)| acc | (i64::from(*c > 0.0) << b));
+        let mut weakest: Vec<usize> = (0..SOUND_KEY_BITS).collect();
+        weakest.sort_by(|&a, &b| bits[a].abs().total_cmp(&bits[b].abs()));
+        for mask in 0..1u32 << flips {
+            let flipped = weakest[..flips]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask >> i & 1 == 1)
+                .fold(key, |k, (_, &b)| k ^ (1 << b));
+            keys.push(SOUND_KEY_BAND | flipped);
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 fn keys_of<'a>(samples: impl Iterator<Item = &'a Option<[u8; FULL_CELLS]>>) -> Vec<i64> {

@@ -338,6 +338,229 @@ fn finds_real_clips_by_content_postgres() {
     }
 }
 
+const AUDIO: &str = "../../shared/media/audio";
+
+/// A deterministic pseudo-random sound envelope (a random walk of levels, dB): other sound.
+fn noise_sound_print(seed: u64, seconds: usize) -> Fingerprint {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut level = -30.0f32;
+    Fingerprint {
+        video: Vec::new(),
+        audio: (0..seconds * 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                level = (level + (x % 1000) as f32 / 100.0 - 5.0).clamp(-60.0, -5.0);
+                level
+            })
+            .collect(),
+    }
+}
+
+/// Sound-only clips made from ../shared/media/audio: 12 s of the music and 14 s of the
+/// voice recordings (WAV), and speech in another order for mixing under the voice.
+fn real_sounds(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let audio = Path::new(env!("CARGO_MANIFEST_DIR")).join(AUDIO);
+    let music = dir.join("music.wav");
+    let track = audio.join("music-introzik.ogg");
+    ffmpeg(&[
+        "-ss",
+        "60",
+        "-t",
+        "12",
+        "-i",
+        track.to_str().unwrap(),
+        music.to_str().unwrap(),
+    ]);
+    let speech = |order: &[&str], repeat: usize, trim: &str, out: &Path| {
+        let mut args: Vec<String> = Vec::new();
+        for _ in 0..repeat {
+            for n in order {
+                args.extend([
+                    "-i".into(),
+                    audio.join(format!("{n}.wav")).display().to_string(),
+                ]);
+            }
+        }
+        let n = order.len() * repeat;
+        args.extend([
+            "-filter_complex".into(),
+            format!("concat=n={n}:v=0:a=1,atrim=start={trim}"),
+            "-ar".into(),
+            "48000".into(),
+            "-ac".into(),
+            "1".into(),
+            out.display().to_string(),
+        ]);
+        ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    };
+    let voice = dir.join("voice.wav");
+    speech(
+        &["Front_Center", "Front_Left", "Rear_Center", "Side_Left"],
+        2,
+        "0",
+        &voice,
+    );
+    let babble = dir.join("babble.wav");
+    speech(
+        &["Side_Left", "Rear_Center", "Front_Left", "Front_Center"],
+        4,
+        "0.7",
+        &babble,
+    );
+    (music, voice, babble)
+}
+
+/// A clip with no picture is found by its sound alone (the sound's keys): 12 s of music
+/// after MP3 at 32 kbit/s, a 3 s excerpt of a voice, and — as a candidate for a mark's clip
+/// id, not as a search's answer — the voice with other speech mixed 3 dB under it; sound
+/// the store does not hold finds nothing.
+fn finds_sound_only_clips_by_content(location: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let (music, voice, babble) = real_sounds(dir.path());
+    let mut store = ManifestStore::open(location).unwrap();
+    for (i, clip) in [&music, &voice].iter().enumerate() {
+        let print = fingerprint_file(clip, 600.0).unwrap();
+        assert!(print.video.is_empty() && print.audio.len() > 200);
+        store
+            .insert(&record(
+                &format!("urn:c2pa:sound-{i}"),
+                &format!("{i:016x}"),
+                "2026-12-06T10:00:00Z",
+                print,
+            ))
+            .unwrap();
+    }
+    for i in 0..300u64 {
+        store
+            .insert(&record(
+                &format!("urn:c2pa:other-{i}"),
+                &format!("{:016x}", 1000 + i),
+                "2026-12-06T09:00:00Z",
+                noise_sound_print(100 + i, 15),
+            ))
+            .unwrap();
+    }
+    let ids = |found: Vec<hallmark_store::ContentMatchFound>| -> Vec<String> {
+        found.into_iter().map(|m| m.manifest_id).collect()
+    };
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let mp3 = path("music-32k.mp3");
+    ffmpeg(&[
+        "-i",
+        music.to_str().unwrap(),
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "32k",
+        &mp3,
+    ]);
+    let upload = fingerprint_file(Path::new(&mp3), 600.0).unwrap();
+    assert_eq!(
+        ids(store.find_by_content(&upload, 10).unwrap()),
+        ["urn:c2pa:sound-0"]
+    );
+
+    let excerpt = path("voice-3s.wav");
+    ffmpeg(&[
+        "-i",
+        voice.to_str().unwrap(),
+        "-ss",
+        "2.3",
+        "-t",
+        "3",
+        &excerpt,
+    ]);
+    let upload = fingerprint_file(Path::new(&excerpt), 600.0).unwrap();
+    assert_eq!(
+        ids(store.find_by_content(&upload, 10).unwrap()),
+        ["urn:c2pa:sound-1"]
+    );
+
+    let mixed = path("voice-under-speech.wav");
+    ffmpeg(&[
+        "-i",
+        voice.to_str().unwrap(),
+        "-i",
+        babble.to_str().unwrap(),
+        "-filter_complex",
+        "[1:a]volume=-3dB[s];[0:a][s]amix=inputs=2:duration=first:normalize=0",
+        "-c:a",
+        "pcm_f32le",
+        &mixed,
+    ]);
+    let upload = fingerprint_file(Path::new(&mixed), 600.0).unwrap();
+    assert_eq!(
+        ids(store.find_same_content(&upload, 10).unwrap()),
+        ["urn:c2pa:sound-1"]
+    );
+
+    let audio = Path::new(env!("CARGO_MANIFEST_DIR")).join(AUDIO);
+    for other in ["startup3.wav", "Noise.wav"] {
+        let upload = fingerprint_file(&audio.join(other), 600.0).unwrap();
+        assert!(
+            store.find_same_content(&upload, 10).unwrap().is_empty(),
+            "{other}"
+        );
+    }
+}
+
+#[test]
+fn finds_sound_only_clips_by_content_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    finds_sound_only_clips_by_content(&fresh_sqlite(&dir));
+}
+
+#[test]
+fn finds_sound_only_clips_by_content_postgres() {
+    if let Some(url) = fresh_postgres("sound") {
+        finds_sound_only_clips_by_content(&url);
+    }
+}
+
+/// A store of schema 2 (content keys of the picture only) gets the sound's keys of the clips
+/// it holds when next opened for writing: a sound-only clip sealed before is then found by
+/// its sound.
+#[test]
+fn a_schema_2_store_gets_the_sound_keys_of_its_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fresh_sqlite(&dir);
+    let (music, _, _) = real_sounds(dir.path());
+    let print = fingerprint_file(&music, 600.0).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE manifests (manifest_id TEXT PRIMARY KEY, clip_id TEXT NOT NULL,
+               format TEXT NOT NULL, manifest BLOB NOT NULL, fingerprint BLOB NOT NULL,
+               sealed_at TEXT NOT NULL);
+             CREATE TABLE bindings (alg TEXT NOT NULL, value TEXT NOT NULL,
+               manifest_id TEXT NOT NULL, PRIMARY KEY (alg, value, manifest_id));
+             CREATE TABLE content_keys (key INTEGER NOT NULL, seq INTEGER NOT NULL);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO manifests VALUES ('urn:c2pa:music', '00000000000000aa', 'audio/wav', x'01', ?1, '2026-12-01T00:00:00Z')",
+            [print.to_bytes()],
+        )
+        .unwrap();
+    }
+    let old = ManifestStore::open_existing(&path).unwrap().unwrap();
+    assert!(old.find_by_content(&print, 10).unwrap().is_empty());
+    drop(old);
+    ManifestStore::open(&path).unwrap();
+    let store = ManifestStore::open_existing(&path).unwrap().unwrap();
+    let found = store.find_by_content(&print, 10).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].manifest_id, "urn:c2pa:music");
+    let keys: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM content_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(keys as usize, print.sound_keys().len());
+}
+
 /// A server that is not there fails clearly, naming the store but not its password.
 #[test]
 fn an_unreachable_postgres_fails_with_the_url_without_its_password() {
