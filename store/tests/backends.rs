@@ -185,6 +185,33 @@ fn concurrent_opens_migrate_once_postgres() {
     assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
 }
 
+/// A SQLite store at `path` as hallmark wrote it at schema `version` (1: before the content
+/// index, user_version 0; 2: the picture's keys only — none here), holding one clip with
+/// `print`.
+fn old_store(path: &Path, version: i64, manifest_id: &str, print: &Fingerprint) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE manifests (manifest_id TEXT PRIMARY KEY, clip_id TEXT NOT NULL,
+           format TEXT NOT NULL, manifest BLOB NOT NULL, fingerprint BLOB NOT NULL,
+           sealed_at TEXT NOT NULL);
+         CREATE TABLE bindings (alg TEXT NOT NULL, value TEXT NOT NULL,
+           manifest_id TEXT NOT NULL, PRIMARY KEY (alg, value, manifest_id));",
+    )
+    .unwrap();
+    if version >= 2 {
+        conn.execute_batch(
+            "CREATE TABLE content_keys (key INTEGER NOT NULL, seq INTEGER NOT NULL);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT INTO manifests VALUES (?1, '00000000000000dd', 'video/mp4', x'01', ?2, '2026-01-01T00:00:00Z')",
+        rusqlite::params![manifest_id, print.to_bytes()],
+    )
+    .unwrap();
+}
+
 /// A store made before the content index existed (schema 1, user_version 0) gets it, filled
 /// from its fingerprints, when it is next opened for writing.
 #[test]
@@ -192,22 +219,7 @@ fn an_old_sqlite_store_is_migrated_and_its_clips_found_by_content() {
     let dir = tempfile::tempdir().unwrap();
     let path = fresh_sqlite(&dir);
     let print = noise_print(7, 20);
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE manifests (manifest_id TEXT PRIMARY KEY, clip_id TEXT NOT NULL,
-               format TEXT NOT NULL, manifest BLOB NOT NULL, fingerprint BLOB NOT NULL,
-               sealed_at TEXT NOT NULL);
-             CREATE TABLE bindings (alg TEXT NOT NULL, value TEXT NOT NULL,
-               manifest_id TEXT NOT NULL, PRIMARY KEY (alg, value, manifest_id));",
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO manifests VALUES ('urn:c2pa:old', '00000000000000dd', 'video/mp4', x'01', ?1, '2026-01-01T00:00:00Z')",
-            [print.to_bytes()],
-        )
-        .unwrap();
-    }
+    old_store(&path, 1, "urn:c2pa:old", &print);
     // Read-only (a verifier, serve): no index yet, so nothing by content, and no error.
     let old = ManifestStore::open_existing(&path).unwrap().unwrap();
     assert!(old.find_by_content(&print, 10).unwrap().is_empty());
@@ -528,24 +540,7 @@ fn a_schema_2_store_gets_the_sound_keys_of_its_clips() {
     let path = fresh_sqlite(&dir);
     let (music, _, _) = real_sounds(dir.path());
     let print = fingerprint_file(&music, 600.0).unwrap();
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE manifests (manifest_id TEXT PRIMARY KEY, clip_id TEXT NOT NULL,
-               format TEXT NOT NULL, manifest BLOB NOT NULL, fingerprint BLOB NOT NULL,
-               sealed_at TEXT NOT NULL);
-             CREATE TABLE bindings (alg TEXT NOT NULL, value TEXT NOT NULL,
-               manifest_id TEXT NOT NULL, PRIMARY KEY (alg, value, manifest_id));
-             CREATE TABLE content_keys (key INTEGER NOT NULL, seq INTEGER NOT NULL);
-             PRAGMA user_version = 2;",
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO manifests VALUES ('urn:c2pa:music', '00000000000000aa', 'audio/wav', x'01', ?1, '2026-12-01T00:00:00Z')",
-            [print.to_bytes()],
-        )
-        .unwrap();
-    }
+    old_store(&path, 2, "urn:c2pa:music", &print);
     let old = ManifestStore::open_existing(&path).unwrap().unwrap();
     assert!(old.find_by_content(&print, 10).unwrap().is_empty());
     drop(old);
