@@ -319,8 +319,11 @@ impl Verifier {
     }
 
     /// The answer `m` of a search for named clip ids' whole patterns in place of `before`,
-    /// where it proves the mark with its payload: named by `by`, its coded bits agreeing
-    /// at `match_p`, the sync pattern's own p as the presence alone.
+    /// where it proves the mark: with its payload, named by `by`, its coded bits agreeing
+    /// at `match_p`; or, where those bits do not single the clip id out, the presence alone
+    /// for a mark `before` left unproven (the whole pattern of a clip id chosen without
+    /// looking at the mark is a test of presence like the sync pattern's, on its own share
+    /// of the error budget). The sync pattern's own p is kept as the presence alone.
     fn named_mark(
         &self,
         before: &MarkResult,
@@ -328,12 +331,14 @@ impl Verifier {
         match_p: Option<f64>,
         by: PayloadSource,
     ) -> Option<MarkResult> {
-        if !m.detected || m.payload.is_none() {
+        if !m.detected || (m.payload.is_none() && before.detected) {
             return None;
         }
         m.presence_p_value = Some(before.p_value.max(m.p_value));
-        m.payload_named_by = Some(by);
-        m.payload_match_p = match_p;
+        if m.payload.is_some() {
+            m.payload_named_by = Some(by);
+            m.payload_match_p = match_p;
+        }
         m.named_search = Some(true);
         m.key = self.key_identity(m.key_index);
         Some(m)
@@ -1980,12 +1985,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let music = music_clip(dir.path());
         let mp3_32k = ["-c:a", "libmp3lame", "-b:a", "32k"];
-        sound_alone_named_by_the_store(&music, &mp3_32k, "mp3", 1);
+        sound_alone_named_by_the_store(&music, &mp3_32k, "mp3", 1, true);
         let voice = voice_clip(dir.path());
-        sound_alone_named_by_the_store(&voice, &["-af", "atempo=1.15"], "wav", 2);
+        sound_alone_named_by_the_store(&voice, &["-af", "atempo=1.15"], "wav", 2, true);
+        // Another key: the whole pattern proves the mark (p 1.4e-5 → 2.7e-14) but its coded
+        // symbols agree with the clip id at 3.5e-5 only: the mark is reported present,
+        // without a clip id (before, it stayed inconclusive).
+        sound_alone_named_by_the_store(&music, &mp3_32k, "mp3", 28, false);
     }
 
-    fn sound_alone_named_by_the_store(source: &Path, attack: &[&str], ext: &str, seed: u8) {
+    fn sound_alone_named_by_the_store(
+        source: &Path,
+        attack: &[&str],
+        ext: &str,
+        seed: u8,
+        payload_proven: bool,
+    ) {
         let mut secret = [0u8; 32];
         for (i, b) in secret.iter_mut().enumerate() {
             *b = seed.wrapping_mul(31).wrapping_add(i as u8 * 7);
@@ -2063,10 +2078,15 @@ mod tests {
                     m.detected && m.named_search == Some(true),
                     "{attack:?}: {m:?}"
                 );
-                assert_eq!(m.payload.as_deref(), Some(ours_hex.as_str()));
-                assert_eq!(w.clip_id.as_deref(), Some(ours_hex.as_str()));
-                assert_eq!(m.payload_named_by, Some(PayloadSource::Store));
                 assert_eq!(m.presence_p_value, Some(before.p_value));
+                if payload_proven {
+                    assert_eq!(m.payload.as_deref(), Some(ours_hex.as_str()));
+                    assert_eq!(w.clip_id.as_deref(), Some(ours_hex.as_str()));
+                    assert_eq!(m.payload_named_by, Some(PayloadSource::Store));
+                } else {
+                    assert!(m.payload.is_none() && w.clip_id.is_none(), "{m:?}");
+                    assert_eq!((m.payload_named_by, m.payload_match_p), (None, None));
+                }
             } else {
                 assert!(!m.detected && m.payload.is_none(), "{m:?}");
                 assert_eq!(m.named_search, None);

@@ -198,7 +198,9 @@ pub struct MarkResult {
     /// True where the mark was found by searching for the whole tile of the clip id
     /// `payload_named_by` names (every chip known, not only the sync pattern's: about
     /// twice its z); `payload_match_p` is then the coded bits' agreement where it was
-    /// found, and `presence_p_value` the sync pattern's search.
+    /// found, and `presence_p_value` the sync pattern's search. Without `payload`: the
+    /// whole tile of a clip id named for the mark proved it where its sync pattern had
+    /// not, but its coded bits did not single that clip id out (presence only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub named_search: Option<bool>,
     /// The coded bits as read where the payload did not decode (not in the JSON).

@@ -164,7 +164,16 @@ pub fn human(report: &Report, color: bool) -> String {
             // pattern alone gave.
             mark.presence_p_value
                 .filter(|&alone| alone > hallmark_detector::DETECT_P)
-                .map(|alone| format!(" with its clip id, {} without", PBound(alone)))
+                .map(|alone| match (&mark.payload, mark.named_search) {
+                    // Found as a named clip id's whole pattern whose coded bits did not
+                    // single that clip id out: the mark is proven, its clip id is not.
+                    (None, Some(true)) => format!(
+                        " as the whole pattern of a clip id named for it, {} by its sync \
+                         pattern alone; its coded bits do not single that clip id out",
+                        PBound(alone)
+                    ),
+                    _ => format!(" with its clip id, {} without", PBound(alone)),
+                })
                 .unwrap_or_default(),
             mark.frames_analysed,
             mark.payload
