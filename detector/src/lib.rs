@@ -634,8 +634,8 @@ impl Verifier {
         };
         let mut print = None;
         let mut picture = None;
+        // The sound detector with everything heard, and the time scale its mark was found at.
         let mut sound = None;
-        let mut sound_time_scale = None;
         let mut key_frames_only = false;
         // Other generators' default marks, scored by the scan on the frames it sampled.
         let mut third_party = Vec::new();
@@ -660,9 +660,8 @@ impl Verifier {
                 let sound_s = marks.audio_scan.seconds_heard();
                 let mut video = has_picture.then_some(marks.video);
                 let (heard, sound_detector) = marks.audio_scan.finish_keeping();
-                sound_time_scale = heard.time_scale;
+                sound = has_sound.then_some((sound_detector, heard.time_scale));
                 let mut audio = has_sound.then(|| audio_mark(heard));
-                sound = has_sound.then_some(sound_detector);
                 scan::stage_times::mark("sound's mark tested");
                 for m in [video.as_mut(), audio.as_mut()].into_iter().flatten() {
                     m.key = self.key_identity(m.key_index);
@@ -707,8 +706,8 @@ impl Verifier {
                 self.search_named_payload(w, picture, &content);
                 scan::stage_times::mark("clip ids named searched for in the picture");
             }
-            if let Some(sound) = sound.as_mut() {
-                self.search_named_sound_payload(w, sound, sound_time_scale, &content);
+            if let Some((sound, time_scale)) = sound.as_mut() {
+                self.search_named_sound_payload(w, sound, *time_scale, &content);
                 scan::stage_times::mark("clip ids named searched for in the sound");
             }
         }

@@ -286,16 +286,11 @@ const SOUND_KEY_BAND: i64 = 2 << 32;
 /// The sound keys of `levels`' windows `0, stride, 2·stride, …` below `windows`, each with
 /// its `flips` least sure bits flipped every way.
 fn sound_keys_of(levels: &[f32], windows: usize, stride: usize, flips: usize) -> Vec<i64> {
-    // The envelope as `differences` smooths it, averaged over pairs of values.
-    let floor = |l: f32| l.max(-60.0);
-    let n = levels.len();
-    let smooth: Vec<f32> = (0..n)
-        .map(|i| {
-            let at = |k: usize| floor(levels[k.min(n - 1)]);
-            (at(i.saturating_sub(1)) + 2.0 * at(i) + at(i + 1)) / 4.0
-        })
+    // The envelope as the comparison smooths it, averaged over pairs of values.
+    let paired: Vec<f32> = smoothed(levels)
+        .windows(2)
+        .map(|w| (w[0] + w[1]) / 2.0)
         .collect();
-    let paired: Vec<f32> = smooth.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
     let changes: Vec<f32> = paired
         .iter()
         .zip(paired.iter().skip(SOUND_KEY_STEP))
@@ -648,14 +643,19 @@ fn video_similarity(
 /// Level differences of the lightly smoothed envelope (smoothing makes a shift of part of
 /// a window, e.g. a codec's priming samples, matter little).
 fn differences(levels: &[f32]) -> Vec<f32> {
+    smoothed(levels).windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// The envelope floored at −60 dB and smoothed (1-2-1): what the sound is compared and
+/// keyed on.
+fn smoothed(levels: &[f32]) -> Vec<f32> {
     let floor = |l: f32| l.max(-60.0);
-    let smooth: Vec<f32> = (0..levels.len())
+    (0..levels.len())
         .map(|i| {
             let at = |k: usize| floor(levels[k.min(levels.len() - 1)]);
             (at(i.saturating_sub(1)) + 2.0 * at(i) + at(i + 1)) / 4.0
         })
-        .collect();
-    smooth.windows(2).map(|w| w[1] - w[0]).collect()
+        .collect()
 }
 
 /// An envelope `levels` of a sound that lasts `time_scale` times the original, read back at
