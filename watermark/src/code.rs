@@ -292,12 +292,22 @@ impl PayloadReading {
         let bins = 2 * offset + 1;
         const NS: usize = 1 << (K - 1);
         let tail_for = |first: u32| -> Vec<f64> {
-            // dist[state][bin]: probability of the paths so far.
+            // dist[state][bin]: probability of the paths so far; span[state]: the bins
+            // outside which its row is zero (rows start narrow and widen step by step, so
+            // only the span is moved: the same additions in the same order as over the
+            // whole row, which adds only zeros outside it).
             let mut dist = vec![0f64; NS * bins];
             let mut next = vec![0f64; NS * bins];
+            let mut span = vec![(0usize, 0usize); NS];
+            let mut next_span = vec![(0usize, 0usize); NS];
             dist[offset] = 1.0;
+            span[0] = (offset, offset + 1);
             for t in 0..TESTED_STEPS {
-                next.iter_mut().for_each(|x| *x = 0.0);
+                // `next` holds the step before last: zero what its spans cover.
+                for (s, span) in next_span.iter_mut().enumerate() {
+                    next[s * bins + span.0..s * bins + span.1].fill(0.0);
+                    *span = (0, 0);
+                }
                 let forced = if t == 0 {
                     Some(first)
                 } else {
@@ -305,10 +315,11 @@ impl PayloadReading {
                 };
                 let weight = if forced.is_some() { 1.0 } else { 0.5 };
                 for s in 0..NS {
-                    let row = &dist[s * bins..(s + 1) * bins];
-                    if row.iter().all(|&x| x == 0.0) {
+                    let (lo, hi) = span[s];
+                    if lo == hi {
                         continue;
                     }
+                    let row = &dist[s * bins + lo..s * bins + hi];
                     for b in 0..2u32 {
                         if forced.is_some_and(|f| f != b) {
                             continue;
@@ -318,15 +329,34 @@ impl PayloadReading {
                         // Rounded up: every path's binned score is at least its score.
                         let shift = (branch_gain(&self.soft, t, full) / delta).ceil() as isize;
                         let out = &mut next[ns * bins..(ns + 1) * bins];
-                        for (k, &x) in row.iter().enumerate() {
-                            if x != 0.0 {
-                                let to = (k as isize + shift).clamp(0, bins as isize - 1);
+                        let (to_lo, to_hi) = (lo as isize + shift, hi as isize + shift);
+                        if to_lo >= 0 && to_hi <= bins as isize {
+                            // The offset leaves room for every reachable score: no clamping.
+                            let to = &mut out[to_lo as usize..to_hi as usize];
+                            for (o, &x) in to.iter_mut().zip(row) {
+                                *o += weight * x;
+                            }
+                        } else {
+                            for (k, &x) in row.iter().enumerate() {
+                                let to =
+                                    (lo as isize + k as isize + shift).clamp(0, bins as isize - 1);
                                 out[to as usize] += weight * x;
                             }
                         }
+                        let (a, z) = (
+                            to_lo.clamp(0, bins as isize - 1) as usize,
+                            (to_hi.clamp(1, bins as isize)) as usize,
+                        );
+                        let merged = &mut next_span[ns];
+                        *merged = if merged.0 == merged.1 {
+                            (a, z)
+                        } else {
+                            (merged.0.min(a), merged.1.max(z))
+                        };
                     }
                 }
                 std::mem::swap(&mut dist, &mut next);
+                std::mem::swap(&mut span, &mut next_span);
             }
             // P(binned score ≥ bin k), summed over the end states, from the top down.
             let mut tail = vec![0f64; bins + 1];
@@ -588,5 +618,107 @@ mod tests {
             let half = ps.iter().filter(|&&x| x <= 0.5).count() as f64 / ps.len() as f64;
             assert!(half > 0.35, "{what}: {half}");
         }
+    }
+
+    /// The span-tracking dynamic program adds the same numbers in the same order as the
+    /// reference: equal p-values, bit for bit, on marked and unmarked readings.
+    #[test]
+    fn p_values_equal_the_reference_bit_for_bit() {
+        let p = Payload {
+            clip_id: 0x8123_4567_89ab_cdef,
+            key_id: 7,
+        };
+        let coded = encode(&info_bits(&p));
+        let mut gauss = gaussian(9);
+        for (round, sigma) in [0.5, 1.5, 3.0, f64::INFINITY].into_iter().enumerate() {
+            let soft: Vec<f64> = if sigma.is_finite() {
+                noisy(&coded, sigma, &mut gauss)
+            } else {
+                (0..CODED_BITS).map(|_| gauss()).collect()
+            };
+            let reading = PayloadReading::new(soft);
+            let mut candidates = random_payloads(20, p.key_id, 3 + round as u64);
+            candidates.push(p);
+            let fast = reading.p_values(&candidates);
+            let reference = p_values_reference(&reading, &candidates);
+            assert_eq!(
+                fast.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                reference.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "sigma {sigma}"
+            );
+        }
+    }
+
+    /// `PayloadReading::p_values` as first written: every bin of every row moved at every
+    /// step. The faster form must give the same numbers, bit for bit.
+    fn p_values_reference(reading: &PayloadReading, candidates: &[Payload]) -> Vec<f64> {
+        let Some(key_id) = candidates.first().map(|c| c.key_id) else {
+            return Vec::new();
+        };
+        let range: f64 = reading.soft[..2 * TESTED_STEPS]
+            .iter()
+            .map(|v| v.abs())
+            .sum::<f64>()
+            .max(1e-12);
+        let delta = range / NULL_BINS;
+        // Scores in bins of `delta`, offset so that every reachable one is ≥ 0.
+        let offset = (NULL_BINS as usize) + TESTED_STEPS + 1;
+        let bins = 2 * offset + 1;
+        const NS: usize = 1 << (K - 1);
+        let tail_for = |first: u32| -> Vec<f64> {
+            // dist[state][bin]: probability of the paths so far.
+            let mut dist = vec![0f64; NS * bins];
+            let mut next = vec![0f64; NS * bins];
+            dist[offset] = 1.0;
+            for t in 0..TESTED_STEPS {
+                next.iter_mut().for_each(|x| *x = 0.0);
+                let forced = if t == 0 {
+                    Some(first)
+                } else {
+                    key_id_bit(key_id, t)
+                };
+                let weight = if forced.is_some() { 1.0 } else { 0.5 };
+                for s in 0..NS {
+                    let row = &dist[s * bins..(s + 1) * bins];
+                    if row.iter().all(|&x| x == 0.0) {
+                        continue;
+                    }
+                    for b in 0..2u32 {
+                        if forced.is_some_and(|f| f != b) {
+                            continue;
+                        }
+                        let full = ((s as u32) << 1) | b;
+                        let ns = (full & (NS as u32 - 1)) as usize;
+                        // Rounded up: every path's binned score is at least its score.
+                        let shift = (branch_gain(&reading.soft, t, full) / delta).ceil() as isize;
+                        let out = &mut next[ns * bins..(ns + 1) * bins];
+                        for (k, &x) in row.iter().enumerate() {
+                            if x != 0.0 {
+                                let to = (k as isize + shift).clamp(0, bins as isize - 1);
+                                out[to as usize] += weight * x;
+                            }
+                        }
+                    }
+                }
+                std::mem::swap(&mut dist, &mut next);
+            }
+            // P(binned score ≥ bin k), summed over the end states, from the top down.
+            let mut tail = vec![0f64; bins + 1];
+            for k in (0..bins).rev() {
+                let here: f64 = (0..NS).map(|s| dist[s * bins + k]).sum();
+                tail[k] = tail[k + 1] + here;
+            }
+            tail
+        };
+        let tails = [tail_for(0), tail_for(1)];
+        candidates
+            .iter()
+            .map(|c| {
+                // The first bin whose scores are all ≥ the candidate's (its lower edge).
+                let k = (reading.score(c) / delta).floor() as isize + offset as isize;
+                let k = k.clamp(0, bins as isize) as usize;
+                tails[0][k].max(tails[1][k]).min(1.0)
+            })
+            .collect()
     }
 }
