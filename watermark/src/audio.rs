@@ -712,6 +712,12 @@ pub struct AudioDetection {
     /// Set with `time_scale`: the sound's frequencies over the sealed sound's (a pitch or
     /// speed change: 0.96 = 4 % lower).
     pub frequency_scale: Option<f64>,
+    /// Where the wider search ran (the plain one did not prove the mark with its payload):
+    /// the time scale of its best registration, proven or not. Not evidence: a hint where
+    /// to look for the sound's content at another tempo (the manifest store's lookup). Its
+    /// best registration lands on a tempo change even where the mark is far from proven
+    /// (voice at `atempo=1.15`, four keys, p 0.74–1: 0.869–0.871, the truth 0.8696).
+    pub likeliest_time_scale: Option<f64>,
     /// The payload's coded bits as read at the registration where it did not decode, for
     /// a clip id named elsewhere (the picture's mark, the manifest store) to be tested
     /// against ([`code::PayloadReading::p_values`]), as [`crate::VideoDetection`]'s.
@@ -1291,6 +1297,7 @@ impl AudioDetector {
             offset_s: None,
             time_scale: None,
             frequency_scale: None,
+            likeliest_time_scale: None,
             payload_reading: None,
         };
         if self.keys.is_empty() || self.windows == 0 {
@@ -1386,6 +1393,7 @@ impl AudioDetector {
         );
         if !proof.is_final() {
             if let Some((w, wide_folds, wide_bins)) = self.wide_search() {
+                out.likeliest_time_scale = Some(w.time_scale);
                 let wide_hypotheses = hypotheses * wide::hypotheses(self.wide.len()) as f64;
                 let p = crate::detect::search_p(wide_hypotheses, w.z) / WIDE_WEIGHT;
                 let wide = Proof::answer(p, self.known.is_some(), || {
