@@ -8,17 +8,15 @@
 //! `cargo run --release -p hallmark-detector --example probe -- CLIP KEYFILE [x y w h]`
 //! (KEYFILE: a hex watermark key such as `$HALLMARK_HOME/keys/watermark.key`).
 use hallmark_media::{Decoder, MediaFrame, PixelLayout, VideoFrame};
-use hallmark_watermark::{VideoDetector, WatermarkKey};
+use hallmark_watermark::VideoDetector;
+
+#[path = "common/key.rs"]
+mod key;
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     hallmark_media::init();
-    let hex = std::fs::read_to_string(&a[2]).expect("key file");
-    let hex = hex.trim();
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect();
-    let key = WatermarkKey::from_bytes(&bytes).expect("key");
+    let key = key::key_file(&a[2]);
     let crop: Option<Vec<f64>> =
         (a.len() >= 7).then(|| a[3..7].iter().map(|v| v.parse().unwrap()).collect());
     let mut det = VideoDetector::new(std::slice::from_ref(&key));

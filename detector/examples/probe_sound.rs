@@ -5,17 +5,15 @@
 //! `cargo run --release -p hallmark-detector --example probe_sound -- FILE KEYFILE`
 //! (KEYFILE: a hex watermark key such as `$HALLMARK_HOME/keys/watermark.key`).
 use hallmark_media::{Decoder, MediaFrame, PixelLayout};
-use hallmark_watermark::{AudioDetector, WatermarkKey};
+use hallmark_watermark::AudioDetector;
+
+#[path = "common/key.rs"]
+mod key;
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     hallmark_media::init();
-    let hex = std::fs::read_to_string(&a[2]).expect("key file");
-    let hex = hex.trim();
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect();
-    let key = WatermarkKey::from_bytes(&bytes).expect("key");
+    let key = key::key_file(&a[2]);
     let mut det = AudioDetector::new(std::slice::from_ref(&key));
     let mut d = Decoder::open(std::path::Path::new(&a[1]), PixelLayout::Yuv420p).expect("open");
     while let Ok(Some(f)) = d.next_frame() {

@@ -2103,6 +2103,15 @@ mod tests {
         }
     }
 
+    /// A report of a sound alone (no picture) whose mark is `before`.
+    fn sound_alone(before: &MarkResult) -> WatermarkReport {
+        WatermarkReport {
+            video: None,
+            audio: Some(before.clone()),
+            clip_id: None,
+        }
+    }
+
     /// What the sound detector said on its own before a clip id was named.
     #[derive(Debug, PartialEq)]
     enum Before {
@@ -2185,11 +2194,7 @@ mod tests {
                 .unwrap()
                 .with_watermark_keys(vec![key.clone()])
                 .with_store(Some(store_path));
-            let mut w = WatermarkReport {
-                video: None,
-                audio: Some(before.clone()),
-                clip_id: None,
-            };
+            let mut w = sound_alone(&before);
             verifier.search_named_sound_payload(
                 &mut w,
                 &mut detector,
@@ -2245,11 +2250,7 @@ mod tests {
                     .is_empty(),
                 "the store holds the unmarked sound's content at that tempo"
             );
-            let mut w = WatermarkReport {
-                video: None,
-                audio: Some(before.clone()),
-                clip_id: None,
-            };
+            let mut w = sound_alone(&before);
             verifier.search_named_sound_payload(
                 &mut w,
                 &mut detector,
