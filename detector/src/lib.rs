@@ -399,8 +399,8 @@ impl Verifier {
     }
 
     /// For a sound mark weaker than inconclusive (no key id of its own): the clips the store
-    /// holds the content as at `likeliest_time_scale` (1 % or more off the sealed tempo)
-    /// and, for a mark under [`WEAK_SOUND_P`], as it is; each under every key's id.
+    /// holds the sound as at `likeliest_time_scale` (1 % or more off the sealed tempo) and,
+    /// for a mark under [`WEAK_SOUND_P`], as it is; each under every key's id.
     fn stored_for_weak_sound(
         &self,
         before: &MarkResult,
@@ -410,12 +410,19 @@ impl Verifier {
         if before.detected || before.inconclusive {
             return None;
         }
+        // By the sound alone: it is the sound's mark that is named, and a sealed clip's
+        // sound may come under other footage, whose picture would make the whole print
+        // another clip's content.
+        let sound = content.print.map(|print| Fingerprint {
+            video: Vec::new(),
+            audio: print.audio.clone(),
+        });
         let mut ids = Vec::new();
         if before.p_value < WEAK_SOUND_P {
-            ids.extend_from_slice(self.stored_as(content));
+            ids.extend_from_slice(self.stored_as(&StoredContent::of(sound.as_ref())));
         }
         if let Some(a) = likeliest_time_scale.filter(|a| a.ln().abs() >= 0.01) {
-            let print = content.print.map(|print| print.with_sound_time_scale(a));
+            let print = sound.as_ref().map(|print| print.with_sound_time_scale(a));
             ids.extend_from_slice(self.stored_as(&StoredContent::of(print.as_ref())));
         }
         let mut payloads: Vec<_> = ids
@@ -2101,6 +2108,64 @@ mod tests {
                 true,
             );
         }
+    }
+
+    /// A sealed clip's sound under other footage, its mark weak: the store finds the clip by
+    /// the sound alone (the whole upload's print, whose picture is another's, finds nothing)
+    /// and names its clip id for the sound's whole-pattern search, at a p-value under
+    /// `WEAK_SOUND_P`; at 0.5, looked up at a tempo 10 % off only, where the sound is not
+    /// the stored one, nothing is named.
+    #[test]
+    fn a_weak_sound_is_looked_up_by_its_sound_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let video = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/media/video");
+        let sealed =
+            hallmark_store::fingerprint_file(&video.join("bigbuckbunny.mp4"), 600.0).unwrap();
+        let other = hallmark_store::fingerprint_file(&video.join("bikes.mp4"), 600.0).unwrap();
+        assert!(!sealed.audio.is_empty() && !other.video.is_empty());
+        let upload = Fingerprint {
+            video: other.video.clone(),
+            audio: sealed.audio.clone(),
+        };
+        let store_path = dir.path().join("store.sqlite");
+        let ours = 0x0123_4567_89ab_cdefu64;
+        ManifestStore::open(&store_path)
+            .unwrap()
+            .insert(&StoredManifest {
+                manifest_id: "urn:c2pa:bbb".into(),
+                clip_id: format!("{ours:016x}"),
+                bindings: Vec::new(),
+                format: "video/mp4".into(),
+                manifest: Vec::new(),
+                fingerprint: sealed,
+                sealed_at: "2026-12-06T01:00:00Z".into(),
+            })
+            .unwrap();
+        let key = WatermarkKey::from_secret([9; 32], 5);
+        let verifier = Verifier::new(&[])
+            .unwrap()
+            .with_watermark_keys(vec![key.clone()])
+            .with_store(Some(store_path));
+        let content = StoredContent::of(Some(&upload));
+        assert!(verifier.stored_as(&content).is_empty());
+        // A sound mark as the detector reports one it did not find, at a weak p-value.
+        let nothing_heard = hallmark_watermark::AudioDetector::new(std::slice::from_ref(&key));
+        let mut before = audio_mark(nothing_heard.result());
+        assert!(!before.detected && !before.inconclusive);
+        before.p_value = WEAK_SOUND_P / 2.0;
+        let payload = hallmark_watermark::Payload {
+            clip_id: ours,
+            key_id: key.key_id(),
+        };
+        assert_eq!(
+            verifier.stored_for_weak_sound(&before, None, &content),
+            Some((vec![payload], PayloadSource::Store))
+        );
+        before.p_value = 0.5;
+        assert_eq!(
+            verifier.stored_for_weak_sound(&before, Some(0.9), &content),
+            None
+        );
     }
 
     /// A report of a sound alone (no picture) whose mark is `before`.
