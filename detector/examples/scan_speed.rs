@@ -14,6 +14,8 @@ use hallmark_watermark::{VideoDetector, WatermarkKey};
 
 mod common;
 use common::cpu_s;
+#[path = "common/key.rs"]
+mod key;
 
 fn timed<T>(label: &str, f: impl FnOnce() -> T) -> T {
     let (t, c) = (Instant::now(), cpu_s());
@@ -50,14 +52,7 @@ fn main() {
     println!("  {n} frames");
     // Optional second argument: a hex watermark key file (HALLMARK_HOME/keys/watermark.key).
     let key = match std::env::args().nth(2) {
-        Some(p) => {
-            let hex = std::fs::read_to_string(p).expect("key file");
-            let hex = hex.trim();
-            let bytes: Vec<u8> = (0..hex.len() / 2)
-                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-                .collect();
-            WatermarkKey::from_bytes(&bytes).expect("key")
-        }
+        Some(p) => key::key_file(&p),
         None => WatermarkKey::generate(1).expect("key"),
     };
     let mut det = VideoDetector::new(std::slice::from_ref(&key));
