@@ -1,0 +1,133 @@
+//! Lab (session 33, not the product): the mark's sign turned over in time, s_t = ±1 in
+//! blocks of B frames, and the detector's residuals weighted by the same s_t (less their
+//! mean, so that a static picture cancels exactly) before the plain detector's search.
+//! watermark/README.md, "A mark that turns over in time"; driven by scripts/lab-turnover.
+//!   embed W H B SEED < raw yuv420p > raw yuv420p   (B = 0: the mark as sealed today)
+//!   detect W H B SEED < raw yuv420p                 (prints z and p; B = 0: the plain sum)
+//! Environment: STRENGTH (the embedder's, default DEFAULT_STRENGTH), RAMP (frames over
+//! which a turn is spread, default 0), OFFSET (detect: the copy's first frame is the
+//! sealed clip's frame OFFSET, i.e. the schedule's phase), ZM=0 (detect: the signed sum
+//! without its mean removed). The key is [SEED; 32], the riding mark off.
+use hallmark_media::{PixelLayout, VideoFrame};
+use hallmark_watermark::{AnalysisGrid, Payload, VideoDetector, VideoEmbedder, WatermarkKey};
+use std::io::{Read, Write};
+
+/// The schedule: blocks of `b` frames, + then −, the change spread over `ramp` frames
+/// (a half cosine centred on each block boundary); b = 0: always +.
+fn sign(i: usize, b: usize) -> f32 {
+    let ramp: usize = std::env::var("RAMP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if b == 0 {
+        return 1.0;
+    }
+    let block = |k: usize| {
+        if (k / b).is_multiple_of(2) {
+            1.0f32
+        } else {
+            -1.0
+        }
+    };
+    if ramp == 0 {
+        return block(i);
+    }
+    // Distance (in frames, from the frame's centre) to the nearest boundary after block 0.
+    let pos = i as f32 + 0.5;
+    let k = ((pos / b as f32).round() as usize).max(1);
+    let edge = (k * b) as f32;
+    let d = pos - edge;
+    let half = ramp as f32 / 2.0;
+    if d.abs() >= half {
+        return block(i);
+    }
+    let before = block(k * b - 1);
+    let after = -before;
+    let t = (d + half) / ramp as f32; // 0 → 1 across the ramp
+    let c = 0.5 - 0.5 * (std::f32::consts::PI * t).cos();
+    before + (after - before) * c
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let (w, h, b, seed): (usize, usize, usize, u8) = (
+        a[2].parse().unwrap(),
+        a[3].parse().unwrap(),
+        a[4].parse().unwrap(),
+        a[5].parse().unwrap(),
+    );
+    let key = WatermarkKey::from_secret([seed; 32], 1);
+    let payload = Payload {
+        clip_id: 0x1234_5678_9abc_def0 ^ seed as u64,
+        key_id: 1,
+    };
+    let n = w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
+    let mut buf = vec![0u8; n];
+    let mut input = std::io::stdin().lock();
+    let mut out = std::io::stdout().lock();
+    let mut i = 0usize;
+    if a[1] == "embed" {
+        let strength: f32 = std::env::var("STRENGTH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let mut emb = VideoEmbedder::new(&key, payload, strength).riding(false);
+        while input.read_exact(&mut buf).is_ok() {
+            let mut f = VideoFrame {
+                width: w as u32,
+                height: h as u32,
+                layout: PixelLayout::Yuv420p,
+                planes: vec![],
+                pts_s: i as f64 / 30.0,
+            };
+            let c = w.div_ceil(2) * h.div_ceil(2);
+            f.planes = vec![
+                buf[..w * h].to_vec(),
+                buf[w * h..w * h + c].to_vec(),
+                buf[w * h + c..].to_vec(),
+            ];
+            emb.embed(&mut f);
+            let s = sign(i, b);
+            for (o, m) in buf[..w * h].iter_mut().zip(&f.planes[0]) {
+                let d = *m as i32 - *o as i32;
+                *o = (*o as f32 + s * d as f32).round().clamp(0.0, 255.0) as u8;
+            }
+            out.write_all(&buf).unwrap();
+            i += 1;
+        }
+    } else {
+        let mut det = VideoDetector::new(&[key]);
+        let grid = AnalysisGrid::new(w, h);
+        let (wa, ha) = grid.grid_size();
+        let mut all = Vec::new();
+        while input.read_exact(&mut buf).is_ok() {
+            all.push(grid.residual(&buf[..w * h]));
+            i += 1;
+        }
+        // OFFSET: the copy's first frame is the sealed clip's frame OFFSET (a trim); ZM=0:
+        // the signed sum as it is (the static host cancels only as far as the signs balance).
+        let off: usize = std::env::var("OFFSET")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let zm = std::env::var("ZM").map(|v| v != "0").unwrap_or(true);
+        let mean = if b == 0 || !zm {
+            0.0
+        } else {
+            (0..i).map(|k| sign(k + off, b)).sum::<f32>() / i as f32
+        };
+        for (k, r) in all.iter().enumerate() {
+            let s = sign(k + off, b) - mean;
+            let r: Vec<f32> = r.iter().map(|v| v * s).collect();
+            det.add_residual_of_frame(&r, (wa, ha), (w, h), k as f64 / 30.0);
+        }
+        let r = det.result();
+        println!(
+            "frames {i} z {:.2} p {:.3e} detected {} payload {}",
+            r.score,
+            r.p_value,
+            r.detected,
+            r.payload.map(|p| p == payload).unwrap_or(false)
+        );
+    }
+}
