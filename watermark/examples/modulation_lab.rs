@@ -106,10 +106,35 @@ fn main() {
         }
         // OFFSET: the copy's first frame is the sealed clip's frame OFFSET (a trim); ZM=0:
         // the signed sum as it is (the static host cancels only as far as the signs balance).
-        let off: usize = std::env::var("OFFSET")
+        let mut off: usize = std::env::var("OFFSET")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        // PHASE=auto: the phase read from the picture alone, without the key: the weighted
+        // sum's energy per unit weight is largest where the weights follow the turns.
+        if b > 0 && std::env::var("PHASE").is_ok_and(|v| v == "auto") {
+            let mut best = (f64::MIN, 0usize);
+            let mut line = String::new();
+            for phi in (0..2 * b).step_by(8) {
+                let mean = (0..i).map(|k| sign(k + phi, b)).sum::<f32>() / i as f32;
+                let mut d = vec![0f64; wa * ha];
+                let mut ww = 0f64;
+                for (k, r) in all.iter().enumerate() {
+                    let s = (sign(k + phi, b) - mean) as f64;
+                    ww += s * s;
+                    for (x, v) in d.iter_mut().zip(r) {
+                        *x += s * *v as f64;
+                    }
+                }
+                let e = d.iter().map(|x| x * x).sum::<f64>() / ww.max(1e-9);
+                line += &format!(" {phi}:{:.0}", e);
+                if e > best.0 {
+                    best = (e, phi);
+                }
+            }
+            eprintln!("phase energies{line} → {}", best.1);
+            off = best.1;
+        }
         let zm = std::env::var("ZM").map(|v| v != "0").unwrap_or(true);
         let mean = if b == 0 || !zm {
             0.0
