@@ -50,12 +50,13 @@ fn sign(i: usize, b: usize) -> f32 {
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
-    let (w, h, b, seed): (usize, usize, usize, u8) = (
-        a[2].parse().unwrap(),
-        a[3].parse().unwrap(),
-        a[4].parse().unwrap(),
-        a[5].parse().unwrap(),
-    );
+    let number = |i: usize| a.get(i).and_then(|v| v.parse::<usize>().ok());
+    let (Some(w), Some(h), Some(b), Some(seed)) = (number(2), number(3), number(4), number(5))
+    else {
+        eprintln!("usage: modulation_lab embed|detect WIDTH HEIGHT B SEED < raw yuv420p");
+        std::process::exit(2);
+    };
+    let seed = seed as u8;
     let key = WatermarkKey::from_secret([seed; 32], 1);
     let payload = Payload {
         clip_id: 0x1234_5678_9abc_def0 ^ seed as u64,
@@ -73,19 +74,18 @@ fn main() {
             .unwrap_or(0.0);
         let mut emb = VideoEmbedder::new(&key, payload, strength).riding(false);
         while input.read_exact(&mut buf).is_ok() {
+            let c = w.div_ceil(2) * h.div_ceil(2);
             let mut f = VideoFrame {
                 width: w as u32,
                 height: h as u32,
                 layout: PixelLayout::Yuv420p,
-                planes: vec![],
+                planes: vec![
+                    buf[..w * h].to_vec(),
+                    buf[w * h..w * h + c].to_vec(),
+                    buf[w * h + c..].to_vec(),
+                ],
                 pts_s: i as f64 / 30.0,
             };
-            let c = w.div_ceil(2) * h.div_ceil(2);
-            f.planes = vec![
-                buf[..w * h].to_vec(),
-                buf[w * h..w * h + c].to_vec(),
-                buf[w * h + c..].to_vec(),
-            ];
             emb.embed(&mut f);
             let s = sign(i, b);
             for (o, m) in buf[..w * h].iter_mut().zip(&f.planes[0]) {
