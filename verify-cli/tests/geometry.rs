@@ -267,6 +267,12 @@ fn a_clip_shown_small_inside_other_footage_is_found_where_it_is() {
         let (_, r) = verify_json(home.path(), &f, &["--no-store"]);
         let v = &r["watermark"]["video"];
         assert_eq!(v["detected"], false, "{}: {r:#}", f.display());
-        assert!(v.get("region").is_none(), "{r:#}");
+        assert_ne!(r["verdict"], "watermarked", "{r:#}");
+        // No region without a reading. An unmarked picture comes out inconclusive (p ≤ 0.01)
+        // about once in a hundred keys by design, and such a reading says where it was taken
+        // (this test failed so in CI once: the plain inset at p 0.0068, region included).
+        if v["inconclusive"] != true {
+            assert!(v.get("region").is_none(), "{r:#}");
+        }
     }
 }
