@@ -92,23 +92,7 @@ fn audio_track_extracted_alone_still_names_the_clip() {
 #[test]
 fn sealed_sound_file_without_its_manifest_is_watermarked() {
     let home = Home::with_keys("Voice Desk");
-    // ≈ 14 s of speech: the four shared recordings, twice.
-    let voice = scratch().join("voice-14s.wav");
-    let names = ["Front_Center", "Front_Left", "Rear_Center", "Side_Left"];
-    let inputs: Vec<PathBuf> = (0..2)
-        .flat_map(|_| names.iter().map(|n| media(&format!("audio/{n}.wav"))))
-        .collect();
-    let mut args: Vec<String> = Vec::new();
-    for i in &inputs {
-        args.extend(["-i".into(), i.to_str().unwrap().into()]);
-    }
-    args.extend([
-        "-filter_complex".into(),
-        format!("concat=n={}:v=0:a=1", inputs.len()),
-        voice.to_str().unwrap().into(),
-    ]);
-    ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
-
+    let voice = voice();
     let sealed = home.seal(&voice, "voice-sealed.m4a", &[]);
     let (code, report) = verify_json(home.path(), &sealed, &[]);
     assert_eq!((code, report["verdict"].as_str()), (0, Some("verified")));
@@ -304,51 +288,53 @@ fn a_weak_sound_mark_is_proven_by_the_clip_id_the_picture_carries() {
     assert!(audio["payload"].is_null(), "{r:#}");
 }
 
-/// The shared voice recordings, concatenated (≈ 11 s), as `scripts/bench-sound-keys` has them.
+/// Speech: the four shared voice recordings, twice, concatenated (≈ 11 s), as
+/// `scripts/bench-sound-keys` has them. Made once per test binary.
 fn voice() -> PathBuf {
-    let out = scratch().join("voice-8-recordings.wav");
-    if !out.exists() {
-        let names = ["Front_Center", "Front_Left", "Rear_Center", "Side_Left"].repeat(2);
-        let inputs: Vec<String> = names
-            .iter()
-            .flat_map(|n| {
-                [
-                    "-i".to_owned(),
-                    media(&format!("audio/{n}.wav")).display().to_string(),
-                ]
-            })
-            .collect();
-        let mut args: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        args.extend([
-            "-filter_complex",
-            "concat=n=8:v=0:a=1",
-            out.to_str().unwrap(),
-        ]);
-        ffmpeg(&args);
-    }
-    out
+    // Once: the tests of this binary run at once, and a second one must not read the file
+    // while the first is still writing it.
+    static VOICE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VOICE
+        .get_or_init(|| {
+            let out = scratch().join("voice-8-recordings.wav");
+            let names = ["Front_Center", "Front_Left", "Rear_Center", "Side_Left"].repeat(2);
+            let inputs: Vec<String> = names
+                .iter()
+                .flat_map(|n| {
+                    [
+                        "-i".to_owned(),
+                        media(&format!("audio/{n}.wav")).display().to_string(),
+                    ]
+                })
+                .collect();
+            let mut args: Vec<&str> = inputs.iter().map(String::as_str).collect();
+            args.extend([
+                "-filter_complex",
+                "concat=n=8:v=0:a=1",
+                out.to_str().unwrap(),
+            ]);
+            ffmpeg(&args);
+            out
+        })
+        .clone()
 }
 
 /// A sealed voice recording sped up by `atempo=1.15`, uploaded alone: under this key (the
 /// detector's unit test's seed 1) its sync symbols leave the mark unproven — p 5.5e-5 to 0.24
-/// over the first five seals, as the clip id drawn falls — so the mark by itself names nothing. With the store that holds the
-/// sealed sound, `hallmark verify` looks the sound up (at the tempo the wider search liked best,
-/// and as it is where p < 0.1) and proves the mark with the clip id the store holds it as
-/// (before session 32 nothing was looked up for a mark this weak, and the copy was reported
-/// without provenance). The same
-/// voice unsealed, through the same tempo, verified with the same store: nothing named.
+/// over the first five seals, as the clip id drawn falls — so the mark by itself names
+/// nothing. With the store that holds the sealed sound, `hallmark verify` looks the sound up
+/// (at the tempo the wider search liked best, and as it is where p < 0.1) and proves the mark
+/// with the clip id the store holds it as (before session 32 nothing was looked up for a mark
+/// this weak, and the copy was reported without provenance). The same voice unsealed,
+/// through the same tempo, verified with the same store: nothing named.
 #[test]
 fn a_slowed_sound_alone_is_named_by_the_store_that_holds_it() {
     let home = Home::with_keys("Voice Desk");
     // A known watermark key: `keygen` makes a random one, and how weak the tempo leaves the
     // mark depends on the key.
-    let secret: Vec<u8> = (0..32u8)
-        .map(|i| 31u8.wrapping_add(i.wrapping_mul(7)))
-        .collect();
-    let hex: String = std::iter::once(5u8)
-        .chain(secret)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let secret: [u8; 32] = std::array::from_fn(|i| 31u8.wrapping_add((i as u8).wrapping_mul(7)));
+    let key = hallmark_watermark::WatermarkKey::from_secret(secret, 5);
+    let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(home.path().join("keys/watermark.key"), format!("{hex}\n")).unwrap();
     let voice = voice();
     let sealed = home.seal(&voice, "voice-sealed-for-store.wav", &[]);
