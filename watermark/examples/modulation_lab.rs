@@ -12,13 +12,17 @@ use hallmark_media::{PixelLayout, VideoFrame};
 use hallmark_watermark::{AnalysisGrid, Payload, VideoDetector, VideoEmbedder, WatermarkKey};
 use std::io::{Read, Write};
 
-/// The schedule: blocks of `b` frames, + then −, the change spread over `ramp` frames
-/// (a half cosine centred on each block boundary); b = 0: always +.
-fn sign(i: usize, b: usize) -> f32 {
-    let ramp: usize = std::env::var("RAMP")
+/// A numeric setting from the environment, `default` when unset or unreadable.
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(default)
+}
+
+/// The schedule: blocks of `b` frames, + then −, the change spread over `ramp` frames
+/// (a half cosine centred on each block boundary); b = 0: always +.
+fn sign(i: usize, b: usize, ramp: usize) -> f32 {
     if b == 0 {
         return 1.0;
     }
@@ -48,6 +52,18 @@ fn sign(i: usize, b: usize) -> f32 {
     before + (after - before) * c
 }
 
+/// The detector's weight for each of `n` frames read at phase `off`: the schedule's sign,
+/// less its mean over the frames when `zero_mean` (a picture that holds still cancels).
+fn weights(n: usize, b: usize, ramp: usize, off: usize, zero_mean: bool) -> Vec<f32> {
+    let s: Vec<f32> = (0..n).map(|k| sign(k + off, b, ramp)).collect();
+    let mean = if b > 0 && zero_mean && n > 0 {
+        s.iter().sum::<f32>() / n as f32
+    } else {
+        0.0
+    };
+    s.into_iter().map(|v| v - mean).collect()
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let number = |i: usize| a.get(i).and_then(|v| v.parse::<usize>().ok());
@@ -67,11 +83,9 @@ fn main() {
     let mut input = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
     let mut i = 0usize;
+    let ramp: usize = setting("RAMP", 0);
     if a[1] == "embed" {
-        let strength: f32 = std::env::var("STRENGTH")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
+        let strength: f32 = setting("STRENGTH", 0.0);
         let mut emb = VideoEmbedder::new(&key, payload, strength).riding(false);
         while input.read_exact(&mut buf).is_ok() {
             let c = w.div_ceil(2) * h.div_ceil(2);
@@ -87,7 +101,7 @@ fn main() {
                 pts_s: i as f64 / 30.0,
             };
             emb.embed(&mut f);
-            let s = sign(i, b);
+            let s = sign(i, b, ramp);
             for (o, m) in buf[..w * h].iter_mut().zip(&f.planes[0]) {
                 let d = *m as i32 - *o as i32;
                 *o = (*o as f32 + s * d as f32).round().clamp(0.0, 255.0) as u8;
@@ -106,21 +120,17 @@ fn main() {
         }
         // OFFSET: the copy's first frame is the sealed clip's frame OFFSET (a trim); ZM=0:
         // the signed sum as it is (the static host cancels only as far as the signs balance).
-        let mut off: usize = std::env::var("OFFSET")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let mut off: usize = setting("OFFSET", 0);
         // PHASE=auto: the phase read from the picture alone, without the key: the weighted
         // sum's energy per unit weight is largest where the weights follow the turns.
         if b > 0 && std::env::var("PHASE").is_ok_and(|v| v == "auto") {
             let mut best = (f64::MIN, 0usize);
             let mut line = String::new();
             for phi in (0..2 * b).step_by(8) {
-                let mean = (0..i).map(|k| sign(k + phi, b)).sum::<f32>() / i as f32;
                 let mut d = vec![0f64; wa * ha];
                 let mut ww = 0f64;
-                for (k, r) in all.iter().enumerate() {
-                    let s = (sign(k + phi, b) - mean) as f64;
+                for (r, &s) in all.iter().zip(&weights(i, b, ramp, phi, true)) {
+                    let s = f64::from(s);
                     ww += s * s;
                     for (x, v) in d.iter_mut().zip(r) {
                         *x += s * *v as f64;
@@ -136,13 +146,7 @@ fn main() {
             off = best.1;
         }
         let zm = std::env::var("ZM").map(|v| v != "0").unwrap_or(true);
-        let mean = if b == 0 || !zm {
-            0.0
-        } else {
-            (0..i).map(|k| sign(k + off, b)).sum::<f32>() / i as f32
-        };
-        for (k, r) in all.iter().enumerate() {
-            let s = sign(k + off, b) - mean;
+        for (k, (r, &s)) in all.iter().zip(&weights(i, b, ramp, off, zm)).enumerate() {
             let r: Vec<f32> = r.iter().map(|v| v * s).collect();
             det.add_residual_of_frame(&r, (wa, ha), (w, h), k as f64 / 30.0);
         }
