@@ -743,15 +743,17 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
         let fine_size = m.fine.as_mut().and_then(|f| f.grid_size(w, h).ok());
         match fine.zip(fine_size) {
             Some((r, (wa, ha))) => {
-                for r in r.chunks_exact(wa * ha) {
-                    detector.add_fine_residual(r, wa, ha);
+                // The model ran on the picked frames, in order.
+                let frames = batch.iter().zip(&picked).filter(|p| *p.1);
+                for ((f, _), r) in frames.zip(r.chunks_exact(wa * ha)) {
+                    detector.add_fine_residual(r, wa, ha, f.pts_s);
                 }
             }
             None => {
                 let grid = AnalysisGrid::with_rows(w, h, rows);
                 let (wa, ha) = grid.grid_size();
                 for (f, _) in batch.iter().zip(&picked).filter(|p| *p.1) {
-                    detector.add_fine_residual(&grid.residual(&f.y[..w * h]), wa, ha);
+                    detector.add_fine_residual(&grid.residual(&f.y[..w * h]), wa, ha, f.pts_s);
                 }
             }
         }

@@ -219,8 +219,8 @@ fn detect_via_model(frames: &[VideoFrame], keys: &[WatermarkKey], batch: usize) 
         for (f, r) in chunk.iter().zip(run(&mut model, &refs, w, h)) {
             det.add_residual(&r, wa, ha, f.pts_s);
         }
-        for r in run(&mut fine, &refs, w, h) {
-            det.add_fine_residual(&r, wf, hf);
+        for (f, r) in chunk.iter().zip(run(&mut fine, &refs, w, h)) {
+            det.add_fine_residual(&r, wf, hf, f.pts_s);
         }
     }
     det

@@ -86,7 +86,9 @@ fn main() {
     let ramp: usize = setting("RAMP", 0);
     if a[1] == "embed" {
         let strength: f32 = setting("STRENGTH", 0.0);
-        let mut emb = VideoEmbedder::new(&key, payload, strength).riding(false);
+        let mut emb = VideoEmbedder::new(&key, payload, strength)
+            .riding(false)
+            .turning(false);
         while input.read_exact(&mut buf).is_ok() {
             let c = w.div_ceil(2) * h.div_ceil(2);
             let mut f = VideoFrame {

@@ -17,6 +17,7 @@ use crate::lattice::{
 };
 use crate::motion::{since_anchor, Anchors, Followed, Motion, Ride, ANCHOR_S, FOLLOW_S, LAGS};
 use crate::tile_fft::{split_pair, TileFft};
+use crate::{turn_sign, TURN_S};
 use hallmark_media::{PixelLayout, VideoFrame};
 
 /// p-value at or below which a watermark is reported as present.
@@ -428,6 +429,18 @@ impl ExactSum {
         self.read = OnceLock::new();
     }
 
+    /// Adds another sum times `factor` (empty: takes its length), each cell rounded
+    /// towards zero: the same whatever the order of the sums it came from.
+    fn add_scaled(&mut self, other: &ExactSum, factor: f64) {
+        if self.cells.is_empty() {
+            self.cells.resize(other.cells.len(), 0);
+        }
+        for (c, &v) in self.cells.iter_mut().zip(&other.cells) {
+            *c = c.saturating_add((v as f64 * factor) as i64);
+        }
+        self.read = OnceLock::new();
+    }
+
     /// The sum, rounded to `f32`.
     pub(crate) fn image(&self) -> &[f32] {
         self.read.get_or_init(|| {
@@ -451,9 +464,67 @@ impl Accum {
             ha,
             width,
             frames: 0,
-            bins: TimeBins::new(bins),
+            bins: TimeBins::with_width(bins, TURN_BIN_S),
             whole: OnceLock::new(),
         }
+    }
+
+    /// Per timeline bin holding frames, the weight that reads a turning mark ([`TURN_S`])
+    /// sealed `phase` × [`TURN_BIN_S`] seconds later in its own time than here: the
+    /// mark's sign in the bin less the sign's mean over the frames, so that whatever the
+    /// frames hold still (the same in every bin) cancels; where every frame has one sign,
+    /// that sign (nothing to cancel against: a stretch shorter than a turn). `None` where a
+    /// bin spans a turn at that phase (bins widened on a long clip).
+    fn turn_weights(&self, phase: usize) -> Option<Vec<(usize, f64)>> {
+        let width = self.bins.width_s();
+        let offset = phase as f64 * TURN_BIN_S;
+        let mut signs = Vec::new();
+        let (mut plus, mut minus) = (0u64, 0u64);
+        for (i, (_, n)) in self.bins.iter() {
+            let start = i as f64 * width + offset;
+            let sign = turn_sign(start + 1e-6);
+            if turn_sign(start + width - 1e-6) != sign {
+                return None;
+            }
+            if sign > 0.0 {
+                plus += n;
+            } else {
+                minus += n;
+            }
+            signs.push((i, f64::from(sign)));
+        }
+        let mean = turn_mean(plus, minus);
+        Some(signs.into_iter().map(|(i, s)| (i, s - mean)).collect())
+    }
+
+    /// The whole clip's sum read at `phase` ([`Accum::turn_weights`]).
+    fn turned_sum(&self, phase: usize) -> Option<ExactSum> {
+        let weights = self.turn_weights(phase)?;
+        let mut sum = ExactSum::zeros(self.wa * self.ha);
+        for (i, w) in weights {
+            if let Some((img, _)) = self.bins.get(i) {
+                sum.add_scaled(img, w);
+            }
+        }
+        Some(sum)
+    }
+
+    /// These sums read at `phase` ([`Accum::turn_weights`]): every bin weighted, so that
+    /// every stage, segment and the timeline read the turning mark.
+    fn turned(&self, phase: usize) -> Option<Accum> {
+        let weights: BTreeMap<usize, f64> = self.turn_weights(phase)?.into_iter().collect();
+        Some(Accum {
+            wa: self.wa,
+            ha: self.ha,
+            width: self.width,
+            frames: self.frames,
+            bins: self.bins.map(|i, (img, n)| {
+                let mut sum = ExactSum::zeros(self.wa * self.ha);
+                sum.add_scaled(img, *weights.get(&i)?);
+                Some((sum, *n))
+            }),
+            whole: OnceLock::new(),
+        })
     }
 
     /// Adds one frame's residual at time `pts_s`.
@@ -511,13 +582,56 @@ fn slot<T>(
     all.len() - 1
 }
 
+/// The mean a turning mark's weights remove ([`Accum::turn_weights`]) over `plus` frames of
+/// one sign and `minus` of the other: their mean sign, or 0 where all have one sign (the
+/// weights are then that sign).
+fn turn_mean(plus: u64, minus: u64) -> f64 {
+    if plus == 0 || minus == 0 {
+        return 0.0;
+    }
+    (plus as f64 - minus as f64) / (plus + minus) as f64
+}
+
 /// The running sum of the fine residuals of one grid size: the whole clip only (no timeline
 /// bins, so its memory is one fine image whatever the clip's length).
 struct FineAccum {
     wa: usize,
     ha: usize,
-    sum: ExactSum,
+    /// Per [`TURN_BIN_S`] of the turning mark's period (`⌊t / TURN_BIN_S⌋ mod
+    /// TURN_PHASES`): the frames' sum and count. Any phase's reading is a weighted sum of
+    /// these, whatever the clip's length.
+    classes: Vec<(ExactSum, u64)>,
     frames: u64,
+}
+
+impl FineAccum {
+    /// The sum of every frame (`None`: the mark as sealed before 2026-12-07, the same sign
+    /// throughout), or read at a phase as [`Accum::turn_weights`] does.
+    fn image(&self, turn: Option<usize>) -> Option<ExactSum> {
+        let mut sum = ExactSum::zeros(self.wa * self.ha);
+        let Some(phase) = turn else {
+            for (img, _) in &self.classes {
+                sum.add_sum(img);
+            }
+            return Some(sum);
+        };
+        let sign = |c: usize| turn_sign((c + phase) as f64 * TURN_BIN_S + 1e-6);
+        let (mut plus, mut minus) = (0u64, 0u64);
+        for (c, (_, n)) in self.classes.iter().enumerate() {
+            if sign(c) > 0.0 {
+                plus += n;
+            } else {
+                minus += n;
+            }
+        }
+        let mean = turn_mean(plus, minus);
+        for (c, (img, n)) in self.classes.iter().enumerate() {
+            if *n > 0 {
+                sum.add_scaled(img, f64::from(sign(c)) - mean);
+            }
+        }
+        Some(sum)
+    }
 }
 
 /// The fine grid ([`fine_rows`]) of a `w × h` frame, kept in `slot` while frames keep that
@@ -531,7 +645,7 @@ fn fine_grid_of(slot: &mut Option<AnalysisGrid>, (w, h): (usize, usize)) -> &Ana
 
 /// Adds a fine residual to the sums of its grid size in `sums` (a further size replaces the
 /// one with the fewest frames past [`MAX_GRID_SIZES`]).
-fn add_fine(sums: &mut Vec<FineAccum>, r: &[f32], wa: usize, ha: usize) {
+fn add_fine(sums: &mut Vec<FineAccum>, r: &[f32], wa: usize, ha: usize, pts_s: f64) {
     let idx = match sums.iter().position(|a| a.wa == wa && a.ha == ha) {
         Some(i) => i,
         None => {
@@ -543,14 +657,23 @@ fn add_fine(sums: &mut Vec<FineAccum>, r: &[f32], wa: usize, ha: usize) {
             sums.push(FineAccum {
                 wa,
                 ha,
-                sum: ExactSum::zeros(wa * ha),
+                classes: (0..TURN_PHASES)
+                    .map(|_| (ExactSum::zeros(wa * ha), 0))
+                    .collect(),
                 frames: 0,
             });
             sums.len() - 1
         }
     };
     let acc = &mut sums[idx];
-    acc.sum.add(r);
+    let t = if pts_s.is_finite() {
+        pts_s.max(0.0)
+    } else {
+        0.0
+    };
+    let class = &mut acc.classes[(t / TURN_BIN_S).floor() as usize % TURN_PHASES];
+    class.0.add(r);
+    class.1 += 1;
     acc.frames += 1;
 }
 
@@ -567,11 +690,39 @@ pub(crate) struct TimeBins<V> {
 
 impl<V> TimeBins<V> {
     pub(crate) fn new(max: usize) -> Self {
+        TimeBins::with_width(max, 1.0)
+    }
+
+    /// With bins `width_s` wide at first (seconds).
+    pub(crate) fn with_width(max: usize, width_s: f64) -> Self {
         TimeBins {
             max: max.max(1),
-            width_s: 1.0,
+            width_s,
             bins: BTreeMap::new(),
         }
+    }
+
+    /// The same bins, each value mapped by `f` (its index and value; `None`: left out).
+    fn map<U>(&self, mut f: impl FnMut(usize, &V) -> Option<U>) -> TimeBins<U> {
+        TimeBins {
+            max: self.max,
+            width_s: self.width_s,
+            bins: self
+                .bins
+                .iter()
+                .filter_map(|(&i, v)| f(i, v).map(|u| (i, u)))
+                .collect(),
+        }
+    }
+
+    /// Bins per entry of the reported timeline: a second's worth where they are narrower.
+    fn timeline_group(&self) -> usize {
+        (1.0 / self.width_s).round().max(1.0) as usize
+    }
+
+    /// The bins holding anything, with their indices.
+    fn iter(&self) -> impl Iterator<Item = (usize, &V)> {
+        self.bins.iter().map(|(&i, v)| (i, v))
     }
 
     /// The width of the bins in seconds (a power of two).
@@ -689,6 +840,25 @@ struct KeptFrame {
     grid: (usize, usize),
     residual: Vec<f32>,
 }
+
+/// Width of the timeline's first bins, seconds: a quarter of [`TURN_S`], so that each bin
+/// lies within one sign of a turning mark at every phase it is read at ([`TURN_PHASES`]).
+const TURN_BIN_S: f64 = TURN_S / 4.0;
+/// Phases at which a turning mark is read: every [`TURN_BIN_S`] of its period (2·[`TURN_S`]).
+/// A clip trimmed at any time is within a quarter bin of one of them.
+const TURN_PHASES: usize = 8;
+
+/// The error budget's weights ([`VideoDetector::result_turned`]): the mark as sealed before
+/// it turned over (and clips too short to hold a turn), the turning mark at the clip's own
+/// time (phase 0: a copy that kept its timestamps), and each other phase (a trimmed
+/// excerpt). A weighted Bonferroni bound: 1/4 + 1/2 + 7/28 = 1.
+const PLAIN_TURN_WEIGHT: f64 = 4.0;
+const OWN_TURN_WEIGHT: f64 = 2.0;
+const OTHER_TURN_WEIGHT: f64 = 4.0 * (TURN_PHASES - 1) as f64;
+
+/// The cheap stages' p (as sealed, scale 1; each with its own weight) below which another
+/// reading than the clip's likeliest ([`VideoDetector::result_turned`]) takes the search.
+const TURN_CHOICE_P: f64 = 1e-3;
 
 /// Frames kept for the phase search, in all: 34 s of a part at one every [`FOLLOW_S`]
 /// (memory: one analysis image each, ≈ 117 kB at 16:9, so ≤ 11 MB; ≤ 25 MB at the widest
@@ -925,8 +1095,9 @@ const MAX_BOX_RIDES: usize = 3;
 const BOX_SLACK: f64 = 0.01;
 
 /// Timeline bins of the riding sums inside bars: few (there may be a dozen sums; their
-/// test is on the whole clip).
-const RIDE_BOX_BINS: usize = 16;
+/// test is on the whole clip), yet a turning mark reads there at every phase for 16 s
+/// ([`TURN_BIN_S`] bins), at whole seconds to 32 s and at the clip's own phase to 64 s.
+const RIDE_BOX_BINS: usize = 32;
 
 /// [`BOX_SLACK`] of a frame `len` lines across, in lines (two at least).
 fn box_slack(len: usize) -> usize {
@@ -1768,7 +1939,7 @@ impl VideoDetector {
             let grid = fine_grid_of(&mut self.fine_grid, (w, h));
             let (wf, hf) = grid.grid_size();
             let r = grid.residual(&y);
-            self.accumulate_fine(&r, wf, hf);
+            self.accumulate_fine(&r, wf, hf, frame.pts_s);
         }
     }
 
@@ -1783,12 +1954,19 @@ impl VideoDetector {
     /// Adds the fine analysis image of one frame, computed elsewhere (the candle model in
     /// `hallmark-detector`): [`AnalysisGrid::residual`](crate::AnalysisGrid::residual) of
     /// the frame's luma on `AnalysisGrid::with_rows(w, h, FINE_ANALYSIS_ROWS)`, row-major
-    /// `grid_w × grid_h`, `grid_h` = [`fine_rows`]`(w, h)`. Summed over the whole clip only
-    /// (no timeline). Call it beside [`VideoDetector::add_residual`] for the frames it
+    /// `grid_w × grid_h`, `grid_h` = [`fine_rows`]`(w, h)`, and `pts_s` the frame's time in
+    /// seconds. Summed over the whole clip only (no timeline; per phase of the turning
+    /// mark). Call it beside [`VideoDetector::add_residual`] for the frames it
     /// takes (every frame, or a sample of them: the fine stage only needs the clip's sum);
     /// it does not count as a frame. A residual whose rows are neither of [`fine_rows`]'s,
     /// whose length is not `grid_w·grid_h`, or that holds a non-finite value, is ignored.
-    pub fn add_fine_residual(&mut self, residual: &[f32], grid_w: usize, grid_h: usize) {
+    pub fn add_fine_residual(
+        &mut self,
+        residual: &[f32],
+        grid_w: usize,
+        grid_h: usize,
+        pts_s: f64,
+    ) {
         if !self.wants_fine_residual()
             || grid_w == 0
             || (grid_h != FINE_ANALYSIS_ROWS && grid_h != 2 * FINE_ANALYSIS_ROWS)
@@ -1798,11 +1976,11 @@ impl VideoDetector {
         {
             return;
         }
-        self.accumulate_fine(residual, grid_w, grid_h);
+        self.accumulate_fine(residual, grid_w, grid_h, pts_s);
     }
 
-    fn accumulate_fine(&mut self, r: &[f32], wa: usize, ha: usize) {
-        add_fine(&mut self.fine, r, wa, ha);
+    fn accumulate_fine(&mut self, r: &[f32], wa: usize, ha: usize, pts_s: f64) {
+        add_fine(&mut self.fine, r, wa, ha, pts_s);
     }
 
     /// Adds the detector's pre-filtered analysis image of one frame, computed elsewhere
@@ -2131,7 +2309,7 @@ impl VideoDetector {
             let grid = fine_grid_of(&mut self.ride_fine_grid, (w, h));
             let (wf, hf) = grid.grid_size();
             if let Some(r) = grid.residual_warped(y, *m) {
-                add_fine(&mut self.ride_fine, &r, wf, hf);
+                add_fine(&mut self.ride_fine, &r, wf, hf, pts_s);
             }
         }
     }
@@ -2606,7 +2784,7 @@ impl VideoDetector {
             // The clip's own anchors with most of the budget; where they do not prove the
             // mark with its payload, the other phases (a clip trimmed off its anchors) and
             // lagged anchors (a clip whose pictures lag their timestamps).
-            let own = self.result_on(a, Stages::Riding).weighted(OWN_WEIGHT);
+            let own = self.result_turned(a, Stages::Riding).weighted(OWN_WEIGHT);
             // (Proven after the riding half's own weighting, in `result`.)
             if own.clone().weighted(2.0).detected && own.payload.is_some() {
                 return own;
@@ -2641,7 +2819,7 @@ impl VideoDetector {
             .ride_accs
             .iter()
             .max_by_key(|a| a.frames)
-            .map(|a| (self.result_on(a, Stages::Riding), tested));
+            .map(|a| (self.result_turned(a, Stages::Riding), tested));
         (self.result_fixed(), rode)
     }
 
@@ -2664,24 +2842,47 @@ impl VideoDetector {
     /// The riding test at the anchors' other phases ([`PHASES_SEARCHED`]): the kept frames
     /// ([`PHASE_FRAMES`]) of the riding sums' grid `acc`, each warped back on the grid (not
     /// at full resolution: the frames are gone) along its motion since the phase's last
-    /// anchor, summed; the as-sealed registration on each sum, the best phase's answer
-    /// with its share of the budget (× the phases other than the clip's own).
+    /// anchor, summed; the as-sealed registration on each sum (and on the same frames
+    /// weighted as a mark turning at the clip's own time reads them,
+    /// [`Accum::turn_weights`]), the best phase's answer with its share of the budget (×
+    /// the phases other than the clip's own).
     fn phase_search(&self, acc: &Accum) -> Option<VideoDetection> {
         let (wa, ha) = (acc.wa, acc.ha);
         let replay = |phase: f64, visit: &mut dyn FnMut(&KeptFrame, Motion)| {
             self.replay(Anchors::Phase(phase), (wa, ha), visit)
         };
         let phase_of = |j: usize| j as f64 * ANCHOR_S / PHASES_SEARCHED as f64;
+        // The turning mark's mean sign over the kept frames of this grid.
+        let kept = self
+            .phase_log
+            .iter()
+            .flatten()
+            .filter(|f| f.grid == (wa, ha));
+        let (n, signed) = kept.fold((0.0, 0.0), |(n, s), f| {
+            (n + 1.0, s + f64::from(turn_sign(f.pts_s)))
+        });
+        let mean = if n > 0.0 { signed / n } else { 0.0 };
         // The phases' as-sealed z, spread over the search threads.
         let phases: Vec<usize> = (1..PHASES_SEARCHED).collect();
         let scored = par_map(&phases, |&j, _| {
             let mut sum = vec![0f32; wa * ha];
+            let mut turned = vec![0f32; wa * ha];
+            let mut r = vec![0f32; wa * ha];
             let mut frames = 0;
             replay(phase_of(j), &mut |f, m| {
-                add_warped_on_grid(&mut sum, &f.residual, f.grid, f.frame, acc.width, m);
+                r.iter_mut().for_each(|v| *v = 0.0);
+                add_warped_on_grid(&mut r, &f.residual, f.grid, f.frame, acc.width, m);
+                let w = (f64::from(turn_sign(f.pts_s)) - mean) as f32;
+                for ((s, t), &v) in sum.iter_mut().zip(turned.iter_mut()).zip(&r) {
+                    *s += v;
+                    *t += w * v;
+                }
                 frames += 1;
             });
-            (frames > 0).then(|| (self.as_sealed(&sum, wa, ha, acc.width).z, j))
+            (frames > 0).then(|| {
+                let z = self.as_sealed(&sum, wa, ha, acc.width).z;
+                (z.max(self.as_sealed(&turned, wa, ha, acc.width).z), j)
+            })
         });
         let best = scored
             .into_iter()
@@ -2694,14 +2895,15 @@ impl VideoDetector {
             add_warped_on_grid(&mut r, &f.residual, f.grid, f.frame, acc.width, m);
             sums.add(&r, f.pts_s);
         });
-        let found = self.result_on(&sums, Stages::RidingAsSealed);
+        let found = self.result_turned(&sums, Stages::RidingAsSealed);
         Some(found.weighted((PHASES_SEARCHED - 1) as f64 * PHASE_WEIGHT))
     }
 
     /// The riding test at lagged anchors ([`LAGS`]): the followed frames warped back along
     /// their motion since the lagged anchors, summed per lag (on the riding sums' grid
     /// `acc`); every stage but the fine one on the lag whose plain stages (as sealed, scale
-    /// 1 at any shift, the plain search: ≈ 20 ms) correlate best, its answer with its share
+    /// 1 at any shift, the plain search: ≈ 20 ms; on the plain sum and on the sum read as a
+    /// mark turning at the clip's own time) correlate best, its answer with its share
     /// of the budget × every lag (each lag's every hypothesis is counted, tested or not: the
     /// choice needs no other correction). On photo-pan's screen recording (a keystone: the
     /// lattice stage proves it) on two seals the right lag's plain z was 5.7 against 3.5
@@ -2710,11 +2912,16 @@ impl VideoDetector {
     fn lag_search(&self, acc: &Accum) -> Option<VideoDetection> {
         let (wa, ha) = (acc.wa, acc.ha);
         let scales = scale_grid(wa.max(ha));
-        let plain_z = |s: &Accum| {
-            let img = s.sum();
+        let z_of = |img: &[f32]| {
             let z = self.as_sealed(img, wa, ha, acc.width).z;
             let z = z.max(self.at_scale_one(img, wa, ha).z);
             z.max(self.search(img, wa, ha, &scales, 1, 1, false, None).z)
+        };
+        let plain_z = |s: &Accum| {
+            let turned = s
+                .turned_sum(0)
+                .map_or(f64::NEG_INFINITY, |t| z_of(t.image()));
+            z_of(s.sum()).max(turned)
         };
         let sums = self.lag_accs.iter().filter_map(|sums| {
             sums.iter()
@@ -2724,7 +2931,7 @@ impl VideoDetector {
             .map(|s| (plain_z(s), s))
             .reduce(|a, b| if b.0 > a.0 { b } else { a })?
             .1;
-        let found = self.result_on(best, Stages::RidingLagged);
+        let found = self.result_turned(best, Stages::RidingLagged);
         Some(found.weighted(LAGS.len() as f64 * LAG_WEIGHT))
     }
 
@@ -2789,14 +2996,14 @@ impl VideoDetector {
     /// the budget shared among them), the best answer.
     fn box_riding_answer(&self, b: &BoxAccum) -> VideoDetection {
         let own = self
-            .result_on(&b.acc, Stages::RidingAsSealed)
+            .result_turned(&b.acc, Stages::RidingAsSealed)
             .weighted(LAG_WEIGHT / (LAG_WEIGHT - 1.0));
         // (Proven after the riding half's own weighting, in `result`.)
         if own.clone().weighted(2.0 * BOX_WEIGHT).detected && own.payload.is_some() {
             return own;
         }
         let lagged = b.lagged.iter().filter(|a| a.frames > 0).map(|a| {
-            self.result_on(a, Stages::RidingAsSealed)
+            self.result_turned(a, Stages::RidingAsSealed)
                 .weighted(LAGS.len() as f64 * LAG_WEIGHT)
         });
         best_ranked(own, lagged)
@@ -2808,12 +3015,12 @@ impl VideoDetector {
         let Some(acc) = self.accs.iter().max_by_key(|a| a.frames) else {
             return self.nothing();
         };
-        let whole = self.result_on(acc, Stages::All);
+        let whole = self.result_turned(acc, Stages::All);
         let boxed = self
             .boxes
             .iter()
             .max_by_key(|b| b.acc.frames)
-            .map(|b| (self.result_on(&b.acc, Stages::AsSealed), b));
+            .map(|b| (self.result_turned(&b.acc, Stages::AsSealed), b));
         self.with_box(Some(whole), boxed)
     }
 
@@ -2837,7 +3044,11 @@ impl VideoDetector {
             ),
             None => (None, boxed),
         };
-        if let Some(whole) = whole.filter(|w| boxed.p_value >= w.p_value) {
+        // The smaller p answers, unless the box proves the mark with its payload: then the
+        // box is where the picture is (to the pixel), where the frames' own answer only
+        // estimates its region. (Either answer's p is valid on its own share.)
+        let box_proves = boxed.detected && boxed.payload.is_some();
+        if let Some(whole) = whole.filter(|w| boxed.p_value >= w.p_value && !box_proves) {
             return whole;
         }
         let ((fw, fh), (x0, y0, bw, bh)) = (b.frame, b.at);
@@ -2885,8 +3096,112 @@ impl VideoDetector {
         }
     }
 
-    /// The tests on the sums `acc`: the stages `stages` names.
-    fn result_on(&self, acc: &Accum, stages: Stages) -> VideoDetection {
+    /// [`VideoDetector::result_on`] on the sums `acc` read the way the mark was most likely
+    /// sealed: turning over every [`TURN_S`] at the clip's own time (phase 0: a copy that
+    /// kept its timestamps), at another phase (a trimmed excerpt), or with one sign
+    /// throughout (sealed before the mark turned; a clip too short to hold a turn). Each
+    /// reading has its own share of the error budget ([`PLAIN_TURN_WEIGHT`],
+    /// [`OWN_TURN_WEIGHT`], [`OTHER_TURN_WEIGHT`]), so choosing one by the data needs no
+    /// other correction: the answer's p is the chosen reading's times its weight. The
+    /// likeliest reading (phase 0 where the bins allow it, else the plain sum) takes the
+    /// search unless another's cheap stages (as sealed and scale 1 on the whole clip, as
+    /// sealed on its segments: a few ms each) give a p below [`TURN_CHOICE_P`] and smaller
+    /// — the wider stages run once, on the chosen reading.
+    fn result_turned(&self, acc: &Accum, stages: Stages) -> VideoDetection {
+        let weight_of = |turn: Option<usize>| match turn {
+            None => PLAIN_TURN_WEIGHT,
+            Some(0) => OWN_TURN_WEIGHT,
+            Some(_) => OTHER_TURN_WEIGHT,
+        };
+        let likeliest = acc.turn_weights(0).map(|_| 0);
+        // The readings there are besides the likeliest (the plain sum always is).
+        let others: Vec<Option<usize>> = std::iter::once(None)
+            .chain((0..TURN_PHASES).map(Some))
+            .filter(|&t| t != likeliest && t.is_none_or(|k| acc.turn_weights(k).is_some()))
+            .collect();
+        let choice = if self.keys.is_empty() || others.is_empty() {
+            likeliest
+        } else {
+            let sealed_only = matches!(stages, Stages::AsSealed | Stages::RidingAsSealed);
+            let (wa, ha) = (acc.wa, acc.ha);
+            let keys = self.keys.len() as f64;
+            // The segments too, as sealed: a stretch spliced into a long file has its own
+            // phase, which the whole file's sum drowns.
+            let segments = self.segments(acc, stages);
+            let family = (1 + segments.len()) as f64;
+            let cheap_p = |turn: Option<usize>| -> Option<f64> {
+                let turned;
+                let sums = match turn {
+                    None => acc,
+                    Some(k) => {
+                        turned = acc.turned(k)?;
+                        &turned
+                    }
+                };
+                let weight = weight_of(turn) * family;
+                let sealed_p = |img: &[f32]| {
+                    let z = self.as_sealed(img, wa, ha, acc.width).z;
+                    search_p(weight * keys * SEALED_ORIENTATIONS as f64, z)
+                };
+                let mut p = sealed_p(sums.sum());
+                if !sealed_only {
+                    let shifts = (SHIFTED_ORIENTATIONS * PHASES.len() * TILE * TILE) as f64;
+                    let z = self.at_scale_one(sums.sum(), wa, ha).z;
+                    p = p.min(search_p(weight * keys * shifts, z));
+                }
+                for &(from, to) in &segments {
+                    p = p.min(sealed_p(sums.range_sum(from, to).image()));
+                }
+                Some(p)
+            };
+            let mut best = (likeliest, cheap_p(likeliest).unwrap_or(1.0));
+            // A reading that proves the mark at a glance settles it.
+            if best.1 > DETECT_P * 1e-6 {
+                for turn in others {
+                    if let Some(p) = cheap_p(turn) {
+                        if p < TURN_CHOICE_P && p < best.1 {
+                            best = (turn, p);
+                        }
+                    }
+                }
+            }
+            best.0
+        };
+        let found = match choice.and_then(|k| Some((k, acc.turned(k)?))) {
+            Some((k, turned)) => self.result_on(&turned, stages, Some(k)),
+            None => self.result_on(acc, stages, None),
+        };
+        found.weighted(weight_of(choice))
+    }
+
+    /// The segments of `acc` that [`VideoDetector::result_on`] tests beside the whole clip
+    /// (timeline bins `[from, to)`). The riding sums are tested whole (a riding mark is a
+    /// generated clip's camera move, not a stretch spliced into other footage).
+    fn segments(&self, acc: &Accum, stages: Stages) -> Vec<(usize, usize)> {
+        let whole_only = matches!(
+            stages,
+            Stages::Riding | Stages::RidingAsSealed | Stages::RidingLagged
+        );
+        if self.whole_clip_only || whole_only {
+            return Vec::new();
+        }
+        // On whole seconds at least, as the timeline is reported: bins narrower than that
+        // (a turning mark's phases) would test more and shorter windows.
+        let group = acc.bins.timeline_group();
+        let width = acc.bins.width_s() * group as f64;
+        segment_windows(acc.bins.len().div_ceil(group), width)
+            .into_iter()
+            .map(|(from, to)| (from * group, to * group))
+            .filter(|&(from, to)| {
+                let frames: u64 = acc.bins.range(from, to).map(|b| b.1).sum();
+                frames > 0 && frames < acc.frames
+            })
+            .collect()
+    }
+
+    /// The tests on the sums `acc`: the stages `stages` names; the fine sums read as `turn`
+    /// ([`FineAccum::image`]: `acc` is read so too).
+    fn result_on(&self, acc: &Accum, stages: Stages, turn: Option<usize>) -> VideoDetection {
         let sealed_only = matches!(stages, Stages::AsSealed | Stages::RidingAsSealed);
         let empty = self.nothing();
         if self.keys.is_empty() {
@@ -2902,23 +3217,7 @@ impl VideoDetector {
         // union of those tests, and once the whole clip alone proves the mark within it and
         // its payload reads there the segments are not searched (reporting family × p_whole,
         // an upper bound).
-        // The riding sums are tested whole (a riding mark is a generated clip's camera move,
-        // not a stretch spliced into other footage), by every stage.
-        let whole_only = matches!(
-            stages,
-            Stages::Riding | Stages::RidingAsSealed | Stages::RidingLagged
-        );
-        let segments: Vec<(usize, usize)> = if self.whole_clip_only || whole_only {
-            Vec::new()
-        } else {
-            segment_windows(acc.bins.len(), acc.bins.width_s())
-                .into_iter()
-                .filter(|&(from, to)| {
-                    let frames: u64 = acc.bins.range(from, to).map(|b| b.1).sum();
-                    frames > 0 && frames < acc.frames
-                })
-                .collect()
-        };
+        let segments = self.segments(acc, stages);
         let family = (1 + segments.len()) as f64;
         // The wider searches run only when the plain one does not prove the mark with its
         // payload (one that detects without it, a weak registration near the true one, left
@@ -3009,6 +3308,8 @@ impl VideoDetector {
             .into_iter()
             .reduce(|a, b| if b.1.rank() > a.1.rank() { b } else { a })
             .expect("the as-sealed answer is always there");
+        // The fine sum read as `acc` is (set below; it outlives the answers on it).
+        let fine_sum: Option<(&FineAccum, ExactSum)>;
         let mut best = Answer {
             reg,
             summed,
@@ -3032,12 +3333,14 @@ impl VideoDetector {
             Stages::RidingLagged => &[],
             _ => &self.fine,
         };
-        let fine = fines
+        fine_sum = fines
             .iter()
             .filter(|f| {
                 f.ha.is_multiple_of(ha) && f.ha > ha && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
             })
-            .max_by_key(|f| f.frames);
+            .max_by_key(|f| f.frames)
+            .and_then(|f| Some((f, f.image(turn)?)));
+        let fine = fine_sum.as_ref().map(|(f, _)| *f);
         let (wide_weight, lattice_weight) = if fine.is_some() {
             (WIDER_WEIGHT_WITH_FINE, WIDER_WEIGHT_WITH_FINE)
         } else {
@@ -3083,10 +3386,11 @@ impl VideoDetector {
         // The fine stage: every orientation at the scales where the picture is shown
         // smaller than sealed, on the whole clip's fine sum (every hypothesis of its grid
         // counted, searched or not).
-        if let Some(f) = fine.filter(|_| wide && !best.proof.is_final()) {
+        if let Some((f, img)) = fine_sum.as_ref().filter(|_| wide && !best.proof.is_final()) {
+            let img = img.image();
             let scales = fine_scale_grid(f.wa.max(f.ha), (f.ha / ha) as f64);
             let (found, p) = self.oriented_search(
-                f.sum.image(),
+                img,
                 f.wa,
                 f.ha,
                 &scales,
@@ -3094,8 +3398,8 @@ impl VideoDetector {
                 WIDER_WEIGHT_WITH_FINE,
                 Some((f.ha / ha) as f64),
             );
-            let proof = proven(&found, f.sum.image(), (f.wa, f.ha), p);
-            best.offer(found, f.sum.image(), proof, Some(f));
+            let proof = proven(&found, img, (f.wa, f.ha), p);
+            best.offer(found, img, proof, Some(f));
         }
         let Answer {
             reg,
@@ -3125,7 +3429,6 @@ impl VideoDetector {
             presence_p,
             score: z,
             frames_analysed: self.frames,
-            timeline_bin_s: acc.bins.width_s(),
             family_size: 1 + segments.len(),
             wide_search,
             ..empty
@@ -3193,11 +3496,21 @@ impl VideoDetector {
             },
             None => reg,
         };
-        out.timeline = (0..acc.bins.len())
-            .map(|i| {
-                acc.bins.get(i).map(|(img, _)| {
-                    single_p(z_at(&timeline_reg.fold(img.image(), wa, ha), variant, d))
-                })
+        // Reported per second at least: the bins are narrower (a turning mark's phases) on
+        // clips up to half the timeline's length.
+        let group = acc.bins.timeline_group();
+        out.timeline_bin_s = acc.bins.width_s() * group as f64;
+        out.timeline = (0..acc.bins.len().div_ceil(group))
+            .map(|g| {
+                let mut bins = acc.bins.range(g * group, (g + 1) * group).peekable();
+                bins.peek()?;
+                let mut sum = ExactSum::zeros(wa * ha);
+                bins.for_each(|(img, _)| sum.add_sum(img));
+                Some(single_p(z_at(
+                    &timeline_reg.fold(sum.image(), wa, ha),
+                    variant,
+                    d,
+                )))
             })
             .collect();
         out
@@ -3807,7 +4120,9 @@ mod tests {
                 r.payload.is_none_or(|p| p == payload),
                 "{w}x{h} cropped: {r:?}"
             );
-            let bound = SHIFTED_WEIGHT
+            // (The frames hold no turn: the plain reading's share, [`PLAIN_TURN_WEIGHT`].)
+            let bound = PLAIN_TURN_WEIGHT
+                * SHIFTED_WEIGHT
                 * r.family_size as f64
                 * (SHIFTED_ORIENTATIONS * PHASES.len() * TILE * TILE) as f64;
             // (With the payload's evidence where it decoded.) Where the payload does not
@@ -3820,7 +4135,8 @@ mod tests {
             } else {
                 assert_eq!(r.payload, Some(payload), "{w}x{h} cropped: {r:?}");
                 let (wa, ha) = (acc.wa, acc.ha);
-                let plain = PLAIN_WEIGHT
+                let plain = PLAIN_TURN_WEIGHT
+                    * PLAIN_WEIGHT
                     * r.family_size as f64
                     * (scale_grid(wa.max(ha)).len() * PHASES.len() * TILE * TILE) as f64;
                 (with_payload(search_p(plain, r.score), true), "plain")
@@ -3876,8 +4192,9 @@ mod tests {
             assert_eq!(r.scale, Some(h as f64 / 272.0), "{w}x{h}");
             assert!(!r.wide_search, "{w}x{h}");
             // Its bound: the as-sealed test's on the box's grid, × BOX_WEIGHT, with the
-            // payload's evidence.
-            let bound = BOX_WEIGHT * r.family_size as f64 * SEALED_ORIENTATIONS as f64;
+            // payload's evidence; the frames (0.24 s) hold no turn: the plain reading's share.
+            let bound =
+                PLAIN_TURN_WEIGHT * BOX_WEIGHT * r.family_size as f64 * SEALED_ORIENTATIONS as f64;
             let p = with_payload(search_p(bound, r.score), true);
             assert!(
                 (r.p_value - p).abs() <= 1e-9 * p,
@@ -3897,7 +4214,7 @@ mod tests {
                 assert!((got - want).abs() <= tol, "{w}x{h}: region {g:?}");
             }
             // Far stronger than anything the canvas's own grid gives.
-            let whole = det.result_on(
+            let whole = det.result_turned(
                 det.accs.iter().max_by_key(|a| a.frames).unwrap(),
                 Stages::All,
             );
@@ -3923,7 +4240,7 @@ mod tests {
             det.add_frame(f);
         }
         assert!(det.boxes.is_empty());
-        let whole = det.result_on(&det.accs[0], Stages::All);
+        let whole = det.result_turned(&det.accs[0], Stages::All);
         assert_eq!(det.result(), whole);
     }
 
@@ -3973,5 +4290,157 @@ mod tests {
         *odd.bin_of(f64::MAX, merge) += 1;
         assert_eq!(odd.get(0), Some(&2));
         assert!(odd.len() <= 4 && odd.width_s().is_finite());
+    }
+
+    #[test]
+    fn a_turning_mark_is_read_at_each_phase_where_the_bins_allow_it() {
+        // (clip length s, frames per second, phases that read: the rest span a turn or hold
+        // one sign)
+        let all: Vec<usize> = (0..TURN_PHASES).collect();
+        let table: [(f64, f64, Vec<usize>); 5] = [
+            (8.0, 10.0, all.clone()),
+            (2.6, 10.0, all.clone()),
+            // No turn within 1.5 s at phases 0, 1, 4 and 5: read there with that sign.
+            (1.5, 10.0, all.clone()),
+            // Bins widened to 1 s (a clip over 256 s): whole seconds of phase only.
+            (300.0, 1.0, vec![0, 2, 4, 6]),
+            // To 2 s (over 512 s): the clip's own phase and its opposite.
+            (600.0, 1.0, vec![0, 4]),
+        ];
+        for (len, fps, want) in table {
+            let mut acc = Accum::new(2, 2, None);
+            let frames = (len * fps) as usize;
+            for i in 0..frames {
+                acc.add(&[1.0; 4], i as f64 / fps);
+            }
+            let read: Vec<usize> = all
+                .iter()
+                .copied()
+                .filter(|&k| acc.turn_weights(k).is_some())
+                .collect();
+            assert_eq!(read, want, "{len} s");
+            for k in read {
+                let weights = acc.turn_weights(k).unwrap();
+                let width = acc.bins.width_s();
+                let sign_of = |i: usize| {
+                    f64::from(turn_sign(i as f64 * width + k as f64 * TURN_BIN_S + 1e-6))
+                };
+                if weights.iter().all(|&(i, _)| sign_of(i) == sign_of(0)) {
+                    // No turn in the clip at this phase: read with the sign it had.
+                    assert!(weights.iter().all(|&(_, w)| w == sign_of(0)));
+                    assert!(matches!(k, 0 | 1 | 4 | 5) && len < 2.0, "{len} s phase {k}");
+                    continue;
+                }
+                // What stays still cancels: the weights sum to 0 over the frames.
+                let total: f64 = weights
+                    .iter()
+                    .map(|&(i, w)| w * acc.bins.get(i).unwrap().1 as f64)
+                    .sum();
+                assert!(
+                    total.abs() < 1e-9 * frames as f64,
+                    "{len} s phase {k}: {total}"
+                );
+                // A constant picture's turned sum is 0 (to the sums' rounding).
+                let sum = acc.turned_sum(k).unwrap();
+                assert!(
+                    sum.image().iter().all(|v| v.abs() < 1e-3),
+                    "{len} s phase {k}"
+                );
+                // Each bin's weight has the sign the mark had there (sealed k bins later).
+                for (i, w) in weights {
+                    let t = i as f64 * width + k as f64 * TURN_BIN_S + 1e-6;
+                    assert_eq!(w > 0.0, turn_sign(t) > 0.0, "{len} s phase {k} bin {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_turning_mark_on_a_still_picture_is_read_free_of_the_picture() {
+        // A fixed shot: the same picture for 8 s at 5 fps. A mark that keeps its sign adds
+        // up with the picture's own residual, which drowns it however long the shot; the
+        // turning one is read with the picture cancelled, and an excerpt trimmed 1.5 s in
+        // (its times from 0) at the phase it lost.
+        let key = WatermarkKey::from_secret([9; 32], 9);
+        let payload = Payload {
+            clip_id: 0x7777_0000_1234_abcd,
+            key_id: key.key_id(),
+        };
+        let still = textured(320, 240, 3);
+        let seal = |turning: bool| -> Vec<VideoFrame> {
+            let mut emb = crate::VideoEmbedder::new(&key, payload, crate::DEFAULT_STRENGTH)
+                .riding(false)
+                .turning(turning);
+            (0..40)
+                .map(|i| {
+                    let mut f = still.clone();
+                    f.pts_s = i as f64 / 5.0;
+                    emb.embed(&mut f);
+                    f
+                })
+                .collect()
+        };
+        let detect = |frames: &[VideoFrame], from_s: f64| {
+            let mut det = VideoDetector::new(std::slice::from_ref(&key));
+            for f in frames.iter().filter(|f| f.pts_s >= from_s - 1e-9) {
+                let mut f = f.clone();
+                f.pts_s -= from_s;
+                det.add_frame(&f);
+            }
+            det.result()
+        };
+        let (turned, fixed) = (seal(true), seal(false));
+        // The mark turned over: frames 2 s apart differ by twice the mark.
+        let diff = |a: &VideoFrame, b: &VideoFrame| -> Vec<i32> {
+            a.planes[0]
+                .iter()
+                .zip(&b.planes[0])
+                .map(|(&x, &y)| i32::from(x) - i32::from(y))
+                .collect()
+        };
+        let (up, down) = (diff(&turned[0], &still), diff(&turned[10], &still));
+        let opposite = up
+            .iter()
+            .zip(&down)
+            .filter(|(u, d)| **u != 0 && **u == -**d);
+        assert!(opposite.count() * 2 > up.iter().filter(|u| **u != 0).count());
+        assert_eq!(diff(&fixed[10], &fixed[0]), vec![0; up.len()]);
+
+        let (t, f) = (detect(&turned, 0.0), detect(&fixed, 0.0));
+        assert!(t.detected && t.payload == Some(payload), "{t:?}");
+        assert!(t.p_value < 1e-6 * f.p_value, "turned {t:?}, fixed {f:?}");
+        // The excerpt: read at another phase, its share of the budget counted.
+        let e = detect(&turned, 1.5);
+        assert!(e.detected && e.payload == Some(payload), "{e:?}");
+        // A mark sealed before it turned, on pictures that change, is read by the plain
+        // sum (its share of the budget): the turned readings would cancel it.
+        let mut emb = crate::VideoEmbedder::new(&key, payload, crate::DEFAULT_STRENGTH)
+            .riding(false)
+            .turning(false);
+        let moving: Vec<VideoFrame> = (0..40)
+            .map(|i| {
+                let mut f = textured(320, 240, 100 + i);
+                f.pts_s = f64::from(i) / 5.0;
+                emb.embed(&mut f);
+                f
+            })
+            .collect();
+        let m = detect(&moving, 0.0);
+        assert!(m.detected && m.payload == Some(payload), "{m:?}");
+        // The picture alone, unmarked, still for 8 s: nothing at any reading.
+        let plain: Vec<VideoFrame> = (0..40)
+            .map(|i| {
+                let mut f = still.clone();
+                f.pts_s = i as f64 / 5.0;
+                f
+            })
+            .collect();
+        for from_s in [0.0, 1.5] {
+            let r = detect(&plain, from_s);
+            assert!(
+                !r.detected && r.payload.is_none(),
+                "unmarked from {from_s}: {r:?}"
+            );
+        }
     }
 }

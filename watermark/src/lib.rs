@@ -82,6 +82,27 @@ pub const MIN_FRAME_SSIM: f64 = 0.991;
 /// (176×144: an analysis chip is about one pixel, so the mark has no texture to hide in).
 pub const MIN_FRAME_PSNR_DB: f64 = 42.5;
 
+/// How long the mark keeps its sign, in seconds of the frames' times: it turns over (its
+/// negative) every `TURN_S`, so that a reading weighted by the same sign less its mean
+/// cancels whatever the picture holds still — the static host that drowned the mark of a
+/// fixed shot (README, "A mark that turns over in time": carphone at CRF 23 z 3.3 → 9.5,
+/// gen-street 10.3 → 27.1). Two seconds: each turn is coded again by the encoder (≈ 37 kB
+/// on the generator's fixed street at CRF 18), so fewer turns cost less size.
+pub const TURN_S: f64 = 2.0;
+
+/// The mark's sign at `pts_s` seconds of the sealed clip's time: +1 in `[0, TURN_S)`, −1 in
+/// the next `TURN_S`, and so on (before 0, or not finite: +1).
+pub fn turn_sign(pts_s: f64) -> f32 {
+    if !pts_s.is_finite() || pts_s < 0.0 {
+        return 1.0;
+    }
+    if ((pts_s / TURN_S).floor() as u64).is_multiple_of(2) {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
 /// Marks frames with one key and payload.
 pub struct VideoEmbedder {
     strength: f32,
@@ -95,6 +116,8 @@ pub struct VideoEmbedder {
     /// followed so far.
     riding: bool,
     ride: Option<Ride>,
+    /// Whether the mark turns over every [`TURN_S`] ([`VideoEmbedder::turning`]).
+    turning: bool,
 }
 
 impl VideoEmbedder {
@@ -117,7 +140,16 @@ impl VideoEmbedder {
             unmarked: Vec::new(),
             riding: true,
             ride: None,
+            turning: true,
         }
+    }
+
+    /// Whether the mark turns over every [`TURN_S`] of the frames' times (on by default;
+    /// off: the same sign throughout, as sealed before 2026-12-07, for the lab's
+    /// comparisons). See README, "A mark that turns over in time".
+    pub fn turning(mut self, on: bool) -> Self {
+        self.turning = on;
+        self
     }
 
     /// Whether the mark rides the camera (on by default): carried along with a gentle
@@ -231,6 +263,10 @@ impl VideoEmbedder {
     /// Adds `self.mark` to the frame's luma, scaled to meet the frame's budgets.
     fn write_within_budgets(&mut self, frame: &mut VideoFrame) {
         let (w, h) = (frame.width as usize, frame.height as usize);
+        // The sign first: the budgets are measured on the mark as written.
+        if self.turning && turn_sign(frame.pts_s) < 0.0 {
+            self.mark.iter_mut().for_each(|d| *d = -*d);
+        }
         let y = &mut frame.planes[0][..w * h];
         self.unmarked.clear();
         self.unmarked.extend_from_slice(y);
