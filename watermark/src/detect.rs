@@ -4120,8 +4120,9 @@ mod tests {
                 r.payload.is_none_or(|p| p == payload),
                 "{w}x{h} cropped: {r:?}"
             );
-            // (The frames hold no turn: the plain reading's share, [`PLAIN_TURN_WEIGHT`].)
-            let bound = PLAIN_TURN_WEIGHT
+            // (The frames come before the first turn: read at the clip's own phase, its share
+            // of the budget, [`OWN_TURN_WEIGHT`].)
+            let bound = OWN_TURN_WEIGHT
                 * SHIFTED_WEIGHT
                 * r.family_size as f64
                 * (SHIFTED_ORIENTATIONS * PHASES.len() * TILE * TILE) as f64;
@@ -4135,7 +4136,7 @@ mod tests {
             } else {
                 assert_eq!(r.payload, Some(payload), "{w}x{h} cropped: {r:?}");
                 let (wa, ha) = (acc.wa, acc.ha);
-                let plain = PLAIN_TURN_WEIGHT
+                let plain = OWN_TURN_WEIGHT
                     * PLAIN_WEIGHT
                     * r.family_size as f64
                     * (scale_grid(wa.max(ha)).len() * PHASES.len() * TILE * TILE) as f64;
@@ -4192,9 +4193,10 @@ mod tests {
             assert_eq!(r.scale, Some(h as f64 / 272.0), "{w}x{h}");
             assert!(!r.wide_search, "{w}x{h}");
             // Its bound: the as-sealed test's on the box's grid, × BOX_WEIGHT, with the
-            // payload's evidence; the frames (0.24 s) hold no turn: the plain reading's share.
+            // payload's evidence; the frames (0.24 s) come before the first turn: read at the
+            // clip's own phase with their sign, its share of the budget.
             let bound =
-                PLAIN_TURN_WEIGHT * BOX_WEIGHT * r.family_size as f64 * SEALED_ORIENTATIONS as f64;
+                OWN_TURN_WEIGHT * BOX_WEIGHT * r.family_size as f64 * SEALED_ORIENTATIONS as f64;
             let p = with_payload(search_p(bound, r.score), true);
             assert!(
                 (r.p_value - p).abs() <= 1e-9 * p,
