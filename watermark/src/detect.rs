@@ -3308,8 +3308,6 @@ impl VideoDetector {
             .into_iter()
             .reduce(|a, b| if b.1.rank() > a.1.rank() { b } else { a })
             .expect("the as-sealed answer is always there");
-        // The fine sum read as `acc` is (set below; it outlives the answers on it).
-        let fine_sum: Option<(&FineAccum, ExactSum)>;
         let mut best = Answer {
             reg,
             summed,
@@ -3333,7 +3331,8 @@ impl VideoDetector {
             Stages::RidingLagged => &[],
             _ => &self.fine,
         };
-        fine_sum = fines
+        // The fine sum read as `acc` is.
+        let fine_sum = fines
             .iter()
             .filter(|f| {
                 f.ha.is_multiple_of(ha) && f.ha > ha && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
