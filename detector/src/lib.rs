@@ -690,7 +690,7 @@ impl Verifier {
         };
         let mut print = None;
         let mut picture = None;
-        // The sound detector with everything heard, and the time scale its mark was found at.
+        // The sound detector with everything heard (`HeardSound`).
         let mut sound = None;
         let mut key_frames_only = false;
         // Other generators' default marks, scored by the scan on the frames it sampled.
@@ -715,27 +715,29 @@ impl Verifier {
                     .collect();
                 let sound_s = marks.audio_scan.seconds_heard();
                 let mut video = has_picture.then_some(marks.video);
-                let (heard, sound_detector) = marks.audio_scan.finish_keeping();
-                sound = has_sound.then_some((
-                    sound_detector,
-                    heard.time_scale,
-                    heard.likeliest_time_scale,
-                ));
+                // A picture that names its clip id has the sound searched for that clip id's
+                // whole pattern next: the sound's own wider search waits for that to fail.
+                let (heard, sound_detector, wide_deferred) = if video
+                    .as_ref()
+                    .is_some_and(|v| v.detected && v.payload.is_some())
+                {
+                    marks.audio_scan.finish_deferring_wide()
+                } else {
+                    let (heard, detector) = marks.audio_scan.finish_keeping();
+                    (heard, detector, false)
+                };
+                sound = has_sound.then_some(HeardSound {
+                    detector: sound_detector,
+                    time_scale: heard.time_scale,
+                    likeliest_time_scale: heard.likeliest_time_scale,
+                    wide_deferred,
+                });
                 let mut audio = has_sound.then(|| audio_mark(heard));
                 scan::stage_times::mark("sound's mark tested");
                 for m in [video.as_mut(), audio.as_mut()].into_iter().flatten() {
                     m.key = self.key_identity(m.key_index);
                 }
-                let clip_id = [video.as_ref(), audio.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .filter(|m| m.payload.is_some())
-                    .min_by(|a, b| {
-                        b.detected
-                            .cmp(&a.detected)
-                            .then(a.p_value.total_cmp(&b.p_value))
-                    })
-                    .and_then(|m| m.payload.clone());
+                let clip_id = clip_id_of(video.as_ref(), audio.as_ref());
                 report.coverage = Some(Coverage {
                     decode_errors: covered.decode_errors,
                     picture_seconds_analysed: video.as_ref().map(|_| covered.seconds_analysed),
@@ -766,8 +768,23 @@ impl Verifier {
                 self.search_named_payload(w, picture, &content);
                 scan::stage_times::mark("clip ids named searched for in the picture");
             }
-            if let Some((sound, time_scale, likeliest)) = sound.as_mut() {
-                self.search_named_sound_payload(w, sound, *time_scale, *likeliest, &content);
+            if let Some(sound) = sound.as_mut() {
+                self.search_named_sound_payload(
+                    w,
+                    &mut sound.detector,
+                    sound.time_scale,
+                    sound.likeliest_time_scale,
+                    &content,
+                );
+                // The picture's clip id not found in the sound: the sound's own answer, in
+                // full. (The picture named the only clip id searched for, and that search
+                // does not depend on the sound's own answer: it is not repeated.)
+                if sound.wide_deferred && w.audio.as_ref().is_some_and(|m| m.payload.is_none()) {
+                    let mut m = audio_mark(sound.detector.result());
+                    m.key = self.key_identity(m.key_index);
+                    w.audio = Some(m);
+                    w.clip_id = clip_id_of(w.video.as_ref(), w.audio.as_ref());
+                }
                 scan::stage_times::mark("clip ids named searched for in the sound");
             }
         }
@@ -1470,6 +1487,31 @@ fn picture_reading(
 }
 
 /// The sound's evidence for the report.
+/// The sound detector with everything heard, after its own test: the time scale its mark
+/// was found at and the one its wider search liked best, and whether that search is still
+/// to run (`AudioScan::finish_deferring_wide`).
+struct HeardSound {
+    detector: hallmark_watermark::AudioDetector,
+    time_scale: Option<f64>,
+    likeliest_time_scale: Option<f64>,
+    wide_deferred: bool,
+}
+
+/// The clip id the report leads with: the payload of the proven mark with the smaller p
+/// (else of the likelier unproven one).
+fn clip_id_of(video: Option<&MarkResult>, audio: Option<&MarkResult>) -> Option<String> {
+    [video, audio]
+        .into_iter()
+        .flatten()
+        .filter(|m| m.payload.is_some())
+        .min_by(|a, b| {
+            b.detected
+                .cmp(&a.detected)
+                .then(a.p_value.total_cmp(&b.p_value))
+        })
+        .and_then(|m| m.payload.clone())
+}
+
 fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
     MarkResult {
         detected: found.detected,

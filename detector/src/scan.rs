@@ -930,6 +930,20 @@ impl AudioScan {
         (found, self.detector)
     }
 
+    /// [`AudioScan::finish_keeping`] with the wider search left out where the plain one
+    /// proves the mark without its payload (`AudioDetector::result_deferring_wide`; `true`:
+    /// left out). Sound tested early already had it.
+    pub fn finish_deferring_wide(mut self) -> (AudioDetection, AudioDetector, bool) {
+        let (found, deferred) = match self.tested.take() {
+            Some(tested) => (tested, false),
+            None => {
+                self.flush();
+                self.detector.result_deferring_wide()
+            }
+        };
+        (found, self.detector, deferred)
+    }
+
     /// Measures what is held and hands over the detector with everything added: for checks
     /// at fixed registrations (`AudioDetector::score_at`), which `finish` does not report.
     pub fn into_detector(mut self) -> AudioDetector {

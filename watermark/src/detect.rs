@@ -470,31 +470,18 @@ impl Accum {
     }
 
     /// Per timeline bin holding frames, the weight that reads a turning mark ([`TURN_S`])
-    /// sealed `phase` × [`TURN_BIN_S`] seconds later in its own time than here: the
-    /// mark's sign in the bin less the sign's mean over the frames, so that whatever the
-    /// frames hold still (the same in every bin) cancels; where every frame has one sign,
-    /// that sign (nothing to cancel against: a stretch shorter than a turn). `None` where a
-    /// bin spans a turn at that phase (bins widened on a long clip).
+    /// sealed `phase` × [`TURN_BIN_S`] seconds later in its own time than here
+    /// ([`turn_weights_over`]; a stretch shorter than a turn keeps its one sign). `None`
+    /// where a bin spans a turn at that phase (bins widened on a long clip).
     fn turn_weights(&self, phase: usize) -> Option<Vec<(usize, f64)>> {
         let width = self.bins.width_s();
         let offset = phase as f64 * TURN_BIN_S;
-        let mut signs = Vec::new();
-        let (mut plus, mut minus) = (0u64, 0u64);
-        for (i, (_, n)) in self.bins.iter() {
-            let start = i as f64 * width + offset;
-            let sign = turn_sign(start + 1e-6);
-            if turn_sign(start + width - 1e-6) != sign {
-                return None;
-            }
-            if sign > 0.0 {
-                plus += n;
-            } else {
-                minus += n;
-            }
-            signs.push((i, f64::from(sign)));
-        }
-        let mean = turn_mean(plus, minus);
-        Some(signs.into_iter().map(|(i, s)| (i, s - mean)).collect())
+        let bins: Vec<_> = self.bins.iter().map(|(i, (_, n))| (i, *n)).collect();
+        let weights = turn_weights_over(
+            bins.iter()
+                .map(|&(i, n)| (i as f64 * width + offset, width, n)),
+        )?;
+        Some(bins.iter().map(|&(i, _)| i).zip(weights).collect())
     }
 
     /// The whole clip's sum read at `phase` ([`Accum::turn_weights`]).
@@ -582,7 +569,31 @@ fn slot<T>(
     all.len() - 1
 }
 
-/// The mean a turning mark's weights remove ([`Accum::turn_weights`]) over `plus` frames of
+/// The weights that read a turning mark ([`TURN_S`]) from sums of frames, each given as
+/// (start, length in seconds of the mark's own time, frames): the mark's sign over the sum
+/// less the sign's mean over the frames, so that whatever the frames hold still cancels;
+/// where every frame has one sign, that sign (nothing to cancel against). `None` where a sum
+/// spans a turn.
+fn turn_weights_over(sums: impl Iterator<Item = (f64, f64, u64)>) -> Option<Vec<f64>> {
+    let mut signs = Vec::new();
+    let (mut plus, mut minus) = (0u64, 0u64);
+    for (start, width, n) in sums {
+        let sign = turn_sign(start + 1e-6);
+        if turn_sign(start + width - 1e-6) != sign {
+            return None;
+        }
+        if sign > 0.0 {
+            plus += n;
+        } else {
+            minus += n;
+        }
+        signs.push(f64::from(sign));
+    }
+    let mean = turn_mean(plus, minus);
+    Some(signs.into_iter().map(|s| s - mean).collect())
+}
+
+/// The mean a turning mark's weights remove ([`turn_weights_over`]) over `plus` frames of
 /// one sign and `minus` of the other: their mean sign, or 0 where all have one sign (the
 /// weights are then that sign).
 fn turn_mean(plus: u64, minus: u64) -> f64 {
@@ -607,30 +618,28 @@ struct FineAccum {
 impl FineAccum {
     /// The sum of every frame (`None`: the mark as sealed before 2026-12-07, the same sign
     /// throughout), or read at a phase as [`Accum::turn_weights`] does.
-    fn image(&self, turn: Option<usize>) -> Option<ExactSum> {
+    fn image(&self, turn: Option<usize>) -> ExactSum {
         let mut sum = ExactSum::zeros(self.wa * self.ha);
         let Some(phase) = turn else {
             for (img, _) in &self.classes {
                 sum.add_sum(img);
             }
-            return Some(sum);
+            return sum;
         };
-        let sign = |c: usize| turn_sign((c + phase) as f64 * TURN_BIN_S + 1e-6);
-        let (mut plus, mut minus) = (0u64, 0u64);
-        for (c, (_, n)) in self.classes.iter().enumerate() {
-            if sign(c) > 0.0 {
-                plus += n;
-            } else {
-                minus += n;
-            }
-        }
-        let mean = turn_mean(plus, minus);
-        for (c, (img, n)) in self.classes.iter().enumerate() {
+        // A class never spans a turn: TURN_S is a whole number of TURN_BIN_S.
+        let weights = turn_weights_over(
+            self.classes
+                .iter()
+                .enumerate()
+                .map(|(c, (_, n))| ((c + phase) as f64 * TURN_BIN_S, TURN_BIN_S, *n)),
+        )
+        .expect("a class of TURN_BIN_S lies within a turn");
+        for ((img, n), w) in self.classes.iter().zip(weights) {
             if *n > 0 {
-                sum.add_scaled(img, f64::from(sign(c)) - mean);
+                sum.add_scaled(img, w);
             }
         }
-        Some(sum)
+        sum
     }
 }
 
@@ -1587,7 +1596,10 @@ fn search_threads() -> usize {
 
 /// `f` on every job, spread over [`search_threads`] (each with its own FFT work buffer);
 /// the results in the jobs' order.
-fn par_map<J: Sync, R: Send>(jobs: &[J], f: impl Fn(&J, &mut Vec<C>) -> R + Sync) -> Vec<R> {
+pub(crate) fn par_map<J: Sync, R: Send>(
+    jobs: &[J],
+    f: impl Fn(&J, &mut Vec<C>) -> R + Sync,
+) -> Vec<R> {
     let threads = search_threads().min(jobs.len()).max(1);
     let mut out: Vec<Option<R>> = (0..jobs.len()).map(|_| None).collect();
     std::thread::scope(|sc| {
@@ -3367,7 +3379,7 @@ impl VideoDetector {
                 f.ha.is_multiple_of(ha) && f.ha > ha && f.wa.abs_diff(f.ha / ha * wa) < f.ha / ha
             })
             .max_by_key(|f| f.frames)
-            .and_then(|f| Some((f, f.image(turn)?)));
+            .map(|f| (f, f.image(turn)));
         let fine = fine_sum.as_ref().map(|(f, _)| *f);
         let (wide_weight, lattice_weight) = if fine.is_some() {
             (WIDER_WEIGHT_WITH_FINE, WIDER_WEIGHT_WITH_FINE)

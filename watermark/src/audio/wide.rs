@@ -17,6 +17,7 @@ use super::{
     band_edges, AudioDetector, AUDIO_RATE, C, DET_FRAMES_PER_TILE, DET_HOP, FFT_LEN,
     PERIOD_SYMBOLS, SYMBOL_PHASES, SYM_TILES,
 };
+use crate::detect::par_map;
 use crate::fft::Fft;
 use std::f64::consts::{PI, SQRT_2};
 
@@ -187,15 +188,6 @@ impl AudioDetector {
             .iter()
             .flat_map(|&g| [g, g + DET_FRAMES_PER_TILE])
             .collect();
-        let mut coarse = Vec::new();
-        for &f in FREQ_SCALES.iter().step_by(3) {
-            let pre = spectra.band_prefix(&bands, f, coarse_frames);
-            for &a in &coarse_scales {
-                let folds = self.wide_folds(&pre, coarse_frames, &bands, a, f, &COARSE_GRIDS, None);
-                coarse.push((self.search_phases(&folds, &coarse_phases).0, a, f));
-            }
-        }
-        coarse.sort_by(|x, y| y.0.total_cmp(&x.0));
         // Fine: every (a, f) of the counted grid near the best distinct candidates, on the
         // whole kept sound with all 16 time grids.
         let fine_scales = time_scales(self.wide.len(), FINE_DRIFT_S);
@@ -206,40 +198,79 @@ impl AudioDetector {
         let near = |a: f64, f: f64, (pa, pf): (f64, f64), times: f64| {
             (a / pa).ln().abs() <= times * reach && (f - pf).abs() < 0.015
         };
-        let mut picked: Vec<(f64, f64)> = Vec::new();
-        for &(_, a, f) in &coarse {
-            if picked.len() == CANDIDATES {
-                break;
-            }
-            if !picked.iter().any(|&p| near(a, f, p, 2.0)) {
-                picked.push((a, f));
-            }
-        }
-        let all_grids: Vec<usize> = (0..DET_FRAMES_PER_TILE).collect();
-        let mut best: Option<WideFound> = None;
-        for &f in &FREQ_SCALES {
-            let scales: Vec<f64> = fine_scales
-                .iter()
-                .copied()
-                .filter(|&a| picked.iter().any(|&p| near(a, f, p, 1.0)))
-                .collect();
-            if scales.is_empty() {
-                continue;
-            }
-            let pre = spectra.band_prefix(&bands, f, spectra.frames);
-            for a in scales {
-                let folds = self.wide_folds(&pre, spectra.frames, &bands, a, f, &all_grids, None);
-                let (z, key, sphase, shift) = self.search(&folds);
-                if best.is_none_or(|b| z > b.z) {
-                    best = Some(WideFound {
-                        z,
-                        key,
-                        sphase,
-                        shift,
-                        time_scale: a,
-                        freq_scale: f,
-                    });
+        // A clip id's whole pattern refines the candidates the keys' own patterns picked,
+        // where they did on this sound (any choice of candidates keeps the bound: every
+        // fine hypothesis is counted).
+        let reused = self.known.as_ref().and_then(|_| self.wide_picks.get());
+        let picked = match reused {
+            Some(picked) => picked.clone(),
+            None => {
+                // Every hypothesis on its own core (`par_map` keeps the jobs' order, so the
+                // answer is the one-thread answer bit for bit).
+                let coarse_pres: Vec<(f64, Vec<f64>)> = FREQ_SCALES
+                    .iter()
+                    .step_by(3)
+                    .map(|&f| (f, spectra.band_prefix(&bands, f, coarse_frames)))
+                    .collect();
+                let jobs: Vec<(&[f64], f64, f64)> = coarse_pres
+                    .iter()
+                    .flat_map(|(f, pre)| coarse_scales.iter().map(move |&a| (&pre[..], a, *f)))
+                    .collect();
+                let mut coarse = par_map(&jobs, |&(pre, a, f), _| {
+                    let folds =
+                        self.wide_folds(pre, coarse_frames, &bands, a, f, &COARSE_GRIDS, None);
+                    (self.search_phases(&folds, &coarse_phases).0, a, f)
+                });
+                coarse.sort_by(|x, y| y.0.total_cmp(&x.0));
+                let mut picked: Vec<(f64, f64)> = Vec::new();
+                for &(_, a, f) in &coarse {
+                    if picked.len() == CANDIDATES {
+                        break;
+                    }
+                    if !picked.iter().any(|&p| near(a, f, p, 2.0)) {
+                        picked.push((a, f));
+                    }
                 }
+                if self.known.is_none() {
+                    let _ = self.wide_picks.set(picked.clone());
+                }
+                picked
+            }
+        };
+        let all_grids: Vec<usize> = (0..DET_FRAMES_PER_TILE).collect();
+        let fine_pres: Vec<(f64, Vec<f64>, Vec<f64>)> = FREQ_SCALES
+            .iter()
+            .filter_map(|&f| {
+                let scales: Vec<f64> = fine_scales
+                    .iter()
+                    .copied()
+                    .filter(|&a| picked.iter().any(|&p| near(a, f, p, 1.0)))
+                    .collect();
+                (!scales.is_empty())
+                    .then(|| (f, scales, spectra.band_prefix(&bands, f, spectra.frames)))
+            })
+            .collect();
+        let jobs: Vec<(&[f64], f64, f64)> = fine_pres
+            .iter()
+            .flat_map(|(f, scales, pre)| scales.iter().map(move |&a| (&pre[..], a, *f)))
+            .collect();
+        let fine = par_map(&jobs, |&(pre, a, f), _| {
+            let folds = self.wide_folds(pre, spectra.frames, &bands, a, f, &all_grids, None);
+            let (z, key, sphase, shift) = self.search(&folds);
+            WideFound {
+                z,
+                key,
+                sphase,
+                shift,
+                time_scale: a,
+                freq_scale: f,
+            }
+        });
+        // The first of the largest, as one thread in the jobs' order would keep it.
+        let mut best: Option<WideFound> = None;
+        for found in fine {
+            if best.is_none_or(|b| found.z > b.z) {
+                best = Some(found);
             }
         }
         let found = best?;
