@@ -1486,7 +1486,6 @@ fn picture_reading(
     }
 }
 
-/// The sound's evidence for the report.
 /// The sound detector with everything heard, after its own test: the time scale its mark
 /// was found at and the one its wider search liked best, and whether that search is still
 /// to run (`AudioScan::finish_deferring_wide`).
@@ -1512,6 +1511,7 @@ fn clip_id_of(video: Option<&MarkResult>, audio: Option<&MarkResult>) -> Option<
         .and_then(|m| m.payload.clone())
 }
 
+/// The sound's evidence for the report.
 fn audio_mark(found: hallmark_watermark::AudioDetection) -> MarkResult {
     MarkResult {
         detected: found.detected,
