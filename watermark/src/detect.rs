@@ -1357,8 +1357,6 @@ const KEY_FRAME_WEIGHT: f64 = 2.0;
 /// there, with ≈ 10⁷ hypotheses per key; on its own grid it is as sealed.
 const BOX_WEIGHT: f64 = 16.0;
 
-/// Folds an analysis-grid image modulo the tile at scale `s` (about the image centre), with
-/// the chip grid offset by `phase` chips.
 /// The two folds of an image that the as-sealed registration reads
 /// ([`VideoDetector::as_sealed`]), each linear in the image: the folds of a weighted sum of
 /// images are the weighted sum of their folds, so that the turning mark's readings and
@@ -1402,6 +1400,8 @@ impl SealedFolds {
     }
 }
 
+/// Folds an analysis-grid image modulo the tile at scale `s` (about the image centre), with
+/// the chip grid offset by `phase` chips.
 fn fold(img: &[f32], wa: usize, ha: usize, s: f64, phase: (f64, f64)) -> Vec<f64> {
     let t = TILE as i64;
     let bin = |n: usize, i: usize, ph: f64| -> usize {
