@@ -1361,7 +1361,6 @@ const BOX_WEIGHT: f64 = 16.0;
 /// ([`VideoDetector::as_sealed`]), each linear in the image: the folds of a weighted sum of
 /// images are the weighted sum of their folds, so that the turning mark's readings and
 /// segments ([`VideoDetector::result_turned`]) fold each timeline bin once.
-#[derive(Clone)]
 struct SealedFolds {
     upright: Vec<f64>,
     mirrored: Vec<f64>,
