@@ -2500,34 +2500,15 @@ impl VideoDetector {
         ))
     }
 
-    /// The registration search over one summed residual image: the best (z, key index,
-    /// orientation, scale, shift, phase) over every key, the first `orientations` of
-    /// [`Orientation::ALL`], scale on `scales`, phase and shift. Pass 1 searches phase 0 at
-    /// every `stride`-th scale, pass 2 every phase at the best scales and their neighbours
-    /// on `scales`; the p-value counts the whole grid, so searching part of it keeps the
-    /// bound valid.
-    #[allow(clippy::too_many_arguments)]
-    fn search(
-        &self,
-        img: &[f32],
-        wa: usize,
-        ha: usize,
-        scales: &[f64],
-        stride: usize,
-        orientations: usize,
-        area: bool,
-        windowed: Option<f64>,
-    ) -> Registration {
-        self.search_among(&[img], wa, ha, scales, stride, orientations, area, windowed)
-            .best
-    }
-
-    /// [`VideoDetector::search`] over several images at once (a clip's segments), with the
-    /// index of the image the best registration is on: pass 1 on every image, pass 2 at
-    /// the best scales of them all, not of each — where a stretch holds the mark, its
-    /// scales lead; the others' neighbourhoods were most of the segments' cost (the plain
-    /// stage of an unmarked 10 s 1080p clip: 109 ms on its 10 segments against 24 on the
-    /// whole clip). Every hypothesis of every image stays counted by the caller.
+    /// The registration search over summed residual images (one, or a clip's segments):
+    /// the best (z, key index, orientation, scale, shift, phase) over every key, the first
+    /// `orientations` of [`Orientation::ALL`], scale on `scales`, phase and shift, and the
+    /// image it is on. Pass 1 searches phase 0 at every `stride`-th scale of every image,
+    /// pass 2 every phase at the best scales of them all (not of each: where a stretch holds
+    /// the mark, its scales lead; the others' neighbourhoods were most of the segments' cost,
+    /// the plain stage of an unmarked 10 s 1080p clip 109 ms on its 10 segments against 24
+    /// on the whole clip) and their neighbours on `scales`; the p-value counts the whole
+    /// grid of every image, so searching part of it keeps the bound valid.
     #[allow(clippy::too_many_arguments)]
     fn search_among(
         &self,
@@ -2773,16 +2754,18 @@ impl VideoDetector {
             None => Orientation::ALL.len() * scales.len(),
         };
         let hypotheses = (self.keys.len() * window_scales * PHASES.len() * TILE * TILE) as f64;
-        let found = self.search(
-            sum,
-            wa,
-            ha,
-            scales,
-            stride,
-            Orientation::ALL.len(),
-            true,
-            windowed,
-        );
+        let found = self
+            .search_among(
+                &[sum],
+                wa,
+                ha,
+                scales,
+                stride,
+                Orientation::ALL.len(),
+                true,
+                windowed,
+            )
+            .best;
         let p = search_p(weight * hypotheses, found.z);
         (found, p)
     }
@@ -4290,19 +4273,13 @@ mod tests {
         let (plain_a, plain_b) = (sum_of(false, 20).0, sum_of(false, 30).0);
         let det = VideoDetector::new(std::slice::from_ref(&key));
         let scales = scale_grid(wa.max(ha));
-        let alone = det.search(&marked, wa, ha, &scales, SEGMENT_STRIDE, 1, false, None);
+        let search = |sums: &[&[f32]]| {
+            det.search_among(sums, wa, ha, &scales, SEGMENT_STRIDE, 1, false, None)
+        };
+        let alone = search(&[&marked]).best;
         assert!(alone.z > 8.0, "z {}", alone.z);
         assert!((alone.scale - 0.9).abs() < 0.01, "scale {}", alone.scale);
-        let among = det.search_among(
-            &[&plain_a, &marked, &plain_b],
-            wa,
-            ha,
-            &scales,
-            SEGMENT_STRIDE,
-            1,
-            false,
-            None,
-        );
+        let among = search(&[&plain_a, &marked, &plain_b]);
         assert_eq!(among.image, 1);
         let best = &among.best;
         assert_eq!(
@@ -4316,16 +4293,7 @@ mod tests {
             among.image_z
         );
         // Unmarked alone, the best of them is no mark.
-        let none = det.search_among(
-            &[&plain_a, &plain_b],
-            wa,
-            ha,
-            &scales,
-            SEGMENT_STRIDE,
-            1,
-            false,
-            None,
-        );
+        let none = search(&[&plain_a, &plain_b]);
         assert!(none.best.z < 6.0, "unmarked z {}", none.best.z);
     }
 
@@ -4365,16 +4333,18 @@ mod tests {
             let acc = &det.accs[0];
             assert_eq!((acc.wa, acc.ha), (wa, 128), "{w}x{h}");
             let sealed = det.as_sealed(acc.sum(), acc.wa, acc.ha, acc.width);
-            let searched = det.search(
-                acc.sum(),
-                acc.wa,
-                acc.ha,
-                &scale_grid(acc.wa.max(acc.ha)),
-                1,
-                1,
-                false,
-                None,
-            );
+            let searched = det
+                .search_among(
+                    &[acc.sum()],
+                    acc.wa,
+                    acc.ha,
+                    &scale_grid(acc.wa.max(acc.ha)),
+                    1,
+                    1,
+                    false,
+                    None,
+                )
+                .best;
             assert!(searched.z > 8.0, "{w}x{h}: searched z {}", searched.z);
             assert!(
                 sealed.z > 0.97 * searched.z,
