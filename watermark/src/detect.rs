@@ -3410,12 +3410,15 @@ impl VideoDetector {
     /// half's with the sign turned) whose sum repeats most over the tile's lattice
     /// ([`crate::lattice::periodicity`]), where it stands out by [`PERIODIC_STANDOUT`] or more.
     fn periodic_reading(&self, acc: &Accum) -> Option<usize> {
-        let (k, standout) = (0..TURN_PHASES / 2)
-            .filter_map(|k| {
-                let sum = acc.turned_sum(k)?;
-                Some((k, crate::lattice::periodicity(sum.image(), acc.wa, acc.ha)?))
-            })
-            .reduce(|a, b| if b.1 > a.1 { b } else { a })?;
+        // On every core: after the last frame, ≈ 9 ms each at 16:9.
+        let readings: Vec<usize> = (0..TURN_PHASES / 2).collect();
+        let (k, standout) = par_map(&readings, |&k, _| {
+            let sum = acc.turned_sum(k)?;
+            Some((k, crate::lattice::periodicity(sum.image(), acc.wa, acc.ha)?))
+        })
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| if b.1 > a.1 { b } else { a })?;
         (standout >= PERIODIC_STANDOUT).then_some(k)
     }
 

@@ -9,7 +9,6 @@
 //! statistic.
 
 use crate::analysis::TILE;
-use crate::fft::C;
 use rustfft::num_complex::Complex64;
 use rustfft::FftPlanner;
 
@@ -130,15 +129,15 @@ impl AutoCorrelation {
     fn new(img: &[f32], wa: usize, ha: usize) -> Self {
         let (pw, ph) = ((2 * wa).next_power_of_two(), (2 * ha).next_power_of_two());
         // S + i·S² in one transform; their spectra are separated by symmetry.
-        let mut x = vec![C::default(); pw * ph];
+        let mut x = vec![Complex64::default(); pw * ph];
         for v in 0..ha {
             for u in 0..wa {
                 let s = img[v * wa + u] as f64;
-                x[v * pw + u] = C { re: s, im: s * s };
+                x[v * pw + u] = Complex64::new(s, s * s);
             }
         }
-        fft2(&mut x, pw, ph, false);
-        let mut y = vec![C::default(); pw * ph];
+        fft2(&mut x, pw, ph, false, ha);
+        let mut y = vec![Complex64::default(); pw * ph];
         for ky in 0..ph {
             for kx in 0..pw {
                 let k = ky * pw + kx;
@@ -148,13 +147,10 @@ impl AutoCorrelation {
                 let (sr, si) = ((a.re + b.re) / 2.0, (a.im - b.im) / 2.0);
                 let (qr, qi) = ((a.im + b.im) / 2.0, (b.re - a.re) / 2.0);
                 // |Ŝ|² + i·|Ŝ²|²: transforms back to R + i·D (both real).
-                y[k] = C {
-                    re: sr * sr + si * si,
-                    im: qr * qr + qi * qi,
-                };
+                y[k] = Complex64::new(sr * sr + si * si, qr * qr + qi * qi);
             }
         }
-        fft2(&mut y, pw, ph, true);
+        fft2(&mut y, pw, ph, true, ph);
         // The inverse transform carries a factor n: R = re/n, D = im/n.
         let n = (pw * ph) as f64;
         let z = y
@@ -197,28 +193,33 @@ impl AutoCorrelation {
     }
 }
 
-/// 2-D transform of a `pw × ph` row-major array, in place (`inverse` unscaled).
-fn fft2(x: &mut [C], pw: usize, ph: usize, inverse: bool) {
+/// 2-D transform of a `pw × ph` row-major array, in place (`inverse` unscaled). The
+/// forward transform's input is zero below its first `rows` rows, and of the inverse's
+/// output only the first `rows` are computed (the others are left partly transformed):
+/// the zero-padded images' transforms skip the rows that hold nothing.
+fn fft2(a: &mut [Complex64], pw: usize, ph: usize, inverse: bool, rows: usize) {
     let mut planner = FftPlanner::new();
-    let (rows, cols) = if inverse {
+    let (along, down) = if inverse {
         (planner.plan_fft_inverse(pw), planner.plan_fft_inverse(ph))
     } else {
         (planner.plan_fft_forward(pw), planner.plan_fft_forward(ph))
     };
-    let mut a: Vec<Complex64> = x.iter().map(|c| Complex64::new(c.re, c.im)).collect();
     let mut scratch = vec![
         Complex64::default();
-        rows.get_inplace_scratch_len()
-            .max(cols.get_inplace_scratch_len())
+        along
+            .get_inplace_scratch_len()
+            .max(down.get_inplace_scratch_len())
     ];
-    rows.process_with_scratch(&mut a, &mut scratch);
+    let rows = rows.min(ph) * pw;
+    if !inverse {
+        along.process_with_scratch(&mut a[..rows], &mut scratch);
+    }
     let mut t = vec![Complex64::default(); pw * ph];
-    transpose::transpose(&a, &mut t, pw, ph);
-    cols.process_with_scratch(&mut t, &mut scratch);
-    transpose::transpose(&t, &mut a, ph, pw);
-    for (c, v) in x.iter_mut().zip(&a) {
-        c.re = v.re;
-        c.im = v.im;
+    transpose::transpose(a, &mut t, pw, ph);
+    down.process_with_scratch(&mut t, &mut scratch);
+    transpose::transpose(&t, a, ph, pw);
+    if inverse {
+        along.process_with_scratch(&mut a[..rows], &mut scratch);
     }
 }
 
@@ -460,13 +461,13 @@ const WHITEN_RADIUS: usize = 4;
 /// white noise at every lag, and the mark's lattice is what remains.
 fn whiten(img: &[f32], wa: usize, ha: usize) -> Vec<f32> {
     let (pw, ph) = ((2 * wa).next_power_of_two(), (2 * ha).next_power_of_two());
-    let mut x = vec![C::default(); pw * ph];
+    let mut x = vec![Complex64::default(); pw * ph];
     for v in 0..ha {
         for u in 0..wa {
             x[v * pw + u].re = img[v * wa + u] as f64;
         }
     }
-    fft2(&mut x, pw, ph, false);
+    fft2(&mut x, pw, ph, false, ha);
     let power: Vec<f64> = x.iter().map(|c| c.re * c.re + c.im * c.im).collect();
     let smooth = box_blur_wrapped(&power, pw, ph, WHITEN_RADIUS);
     for (c, &p) in x.iter_mut().zip(&smooth) {
@@ -474,8 +475,8 @@ fn whiten(img: &[f32], wa: usize, ha: usize) -> Vec<f32> {
         c.re *= g;
         c.im *= g;
     }
-    x[0] = C::default();
-    fft2(&mut x, pw, ph, true);
+    x[0] = Complex64::default();
+    fft2(&mut x, pw, ph, true, ha);
     let mut out = vec![0f32; wa * ha];
     for v in 0..ha {
         for u in 0..wa {
