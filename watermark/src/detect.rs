@@ -4454,6 +4454,51 @@ mod tests {
         assert_eq!(r.payload, Some(payload));
     }
 
+    /// The same excerpt (1.5 s in, mirrored, cropped off centre) under a camera that tilts:
+    /// the reading whose sum repeats over the tile's lattice is searched there too (the
+    /// camera's path is left out of the lattice's lags; until session 38 a moving camera
+    /// skipped the search, and such a copy was lost: the bench's bbb, p 1 → 3.3e-70).
+    #[test]
+    fn a_mirrored_and_cropped_excerpt_under_a_moving_camera_is_found() {
+        let key = WatermarkKey::from_secret([7; 32], 7);
+        let payload = Payload {
+            clip_id: 0x0123_4567_0bad_f00d,
+            key_id: key.key_id(),
+        };
+        let mut emb =
+            crate::VideoEmbedder::new(&key, payload, crate::DEFAULT_STRENGTH).riding(false);
+        let mut det = VideoDetector::new(std::slice::from_ref(&key));
+        let (w, h, cw, ch, x0, y0) = (640usize, 360usize, 448usize, 252usize, 160usize, 24usize);
+        // 3 px a frame down a tall picture at 25 fps.
+        let (frames, step) = (100usize, 3usize);
+        let tall = textured(w as u32, (h + step * frames) as u32, 5);
+        for i in 0..frames {
+            let mut f = VideoFrame::black(w as u32, h as u32, PixelLayout::Yuv420p, 0.0);
+            let from = step * i * w;
+            f.planes[0].copy_from_slice(&tall.planes[0][from..from + w * h]);
+            f.pts_s = 1.5 + i as f64 / 25.0;
+            emb.embed(&mut f);
+            let mut c = VideoFrame::black(cw as u32, ch as u32, PixelLayout::Yuv420p, 0.0);
+            c.pts_s = i as f64 / 25.0;
+            for (r, line) in c.planes[0].chunks_exact_mut(cw).enumerate() {
+                let from = (y0 + r) * w + x0;
+                line.copy_from_slice(&f.planes[0][from..from + cw]);
+                line.reverse();
+            }
+            det.add_frame(&c);
+        }
+        assert!(
+            camera_moved(det.rides.iter().flatten()),
+            "the tilt was followed"
+        );
+        let acc = det.accs.iter().max_by_key(|a| a.frames).unwrap();
+        let own = det.result_on(&acc.turned(0).unwrap(), Stages::All, Some(0));
+        assert!(!own.detected, "at the clip's own phase: p {}", own.p_value);
+        let r = det.result();
+        assert!(r.detected, "p {}", r.p_value);
+        assert_eq!(r.payload, Some(payload));
+    }
+
     /// An unmarked camera pan: a turning mark's reading sums the moving content into copies
     /// of one sign 4 s of motion apart, which repeat like a lattice (the bench's pan stood
     /// out by 16–21); with the camera's path left out nothing stands out, and the still
