@@ -4414,68 +4414,23 @@ mod tests {
         assert!(none.best.z < 6.0, "unmarked z {}", none.best.z);
     }
 
-    /// An excerpt from 1.5 s into the sealed clip (its turns a quarter period off the clip's
-    /// own time), mirrored and cropped off centre: the cheap tests that choose the reading
-    /// see nothing through that, and the clip's own phase reads nothing; the reading whose
-    /// sum repeats over the tile's lattice is searched too and finds it.
-    #[test]
-    fn a_mirrored_and_cropped_excerpt_is_read_at_the_phase_its_lattice_shows() {
-        let key = WatermarkKey::from_secret([7; 32], 7);
-        let payload = Payload {
-            clip_id: 0x0123_4567_0bad_f00d,
-            key_id: key.key_id(),
-        };
-        let mut emb = crate::VideoEmbedder::new(&key, payload, crate::DEFAULT_STRENGTH);
-        let mut det = VideoDetector::new(std::slice::from_ref(&key));
-        let (w, h, cw, ch, x0, y0) = (640usize, 360usize, 448usize, 252usize, 160usize, 24usize);
-        for i in 0..100u32 {
-            let mut f = textured(w as u32, h as u32, i + 1);
-            f.pts_s = 1.5 + f64::from(i) / 25.0;
-            emb.embed(&mut f);
-            let mut c = VideoFrame::black(cw as u32, ch as u32, PixelLayout::Yuv420p, 0.0);
-            c.pts_s = f64::from(i) / 25.0;
-            for (r, line) in c.planes[0].chunks_exact_mut(cw).enumerate() {
-                let from = (y0 + r) * w + x0;
-                line.copy_from_slice(&f.planes[0][from..from + cw]);
-                line.reverse();
-            }
-            det.add_frame(&c);
-        }
-        let acc = det.accs.iter().max_by_key(|a| a.frames).unwrap();
-        assert_eq!(
-            det.periodic_reading(acc, &[]),
-            Some(3),
-            "the excerpt's reading"
-        );
-        let own = det.result_on(&acc.turned(0).unwrap(), Stages::All, Some(0));
-        assert!(!own.detected, "at the clip's own phase: p {}", own.p_value);
-        let r = det.result();
-        assert!(r.detected, "p {}", r.p_value);
-        assert_eq!(r.payload, Some(payload));
-    }
-
-    /// The same excerpt (1.5 s in, mirrored, cropped off centre) under a camera that tilts:
-    /// the reading whose sum repeats over the tile's lattice is searched there too (the
-    /// camera's path is left out of the lattice's lags; until session 38 a moving camera
-    /// skipped the search, and such a copy was lost: the bench's bbb, p 1 → 3.3e-70).
-    #[test]
-    fn a_mirrored_and_cropped_excerpt_under_a_moving_camera_is_found() {
+    /// `frames` (640×360) sealed as if 1.5 s into a clip (their turns a quarter period off
+    /// the excerpt's own time; the mark at rest, or riding the camera), mirrored, cropped off
+    /// centre (448×252 at (160, 24)) and given to a detector from time 0.
+    fn mirrored_excerpt(
+        frames: impl Iterator<Item = VideoFrame>,
+        riding: bool,
+    ) -> (VideoDetector, Payload) {
         let key = WatermarkKey::from_secret([7; 32], 7);
         let payload = Payload {
             clip_id: 0x0123_4567_0bad_f00d,
             key_id: key.key_id(),
         };
         let mut emb =
-            crate::VideoEmbedder::new(&key, payload, crate::DEFAULT_STRENGTH).riding(false);
+            crate::VideoEmbedder::new(&key, payload, crate::DEFAULT_STRENGTH).riding(riding);
         let mut det = VideoDetector::new(std::slice::from_ref(&key));
-        let (w, h, cw, ch, x0, y0) = (640usize, 360usize, 448usize, 252usize, 160usize, 24usize);
-        // 3 px a frame down a tall picture at 25 fps.
-        let (frames, step) = (100usize, 3usize);
-        let tall = textured(w as u32, (h + step * frames) as u32, 5);
-        for i in 0..frames {
-            let mut f = VideoFrame::black(w as u32, h as u32, PixelLayout::Yuv420p, 0.0);
-            let from = step * i * w;
-            f.planes[0].copy_from_slice(&tall.planes[0][from..from + w * h]);
+        let (w, cw, ch, x0, y0) = (640usize, 448usize, 252usize, 160usize, 24usize);
+        for (i, mut f) in frames.enumerate() {
             f.pts_s = 1.5 + i as f64 / 25.0;
             emb.embed(&mut f);
             let mut c = VideoFrame::black(cw as u32, ch as u32, PixelLayout::Yuv420p, 0.0);
@@ -4487,16 +4442,58 @@ mod tests {
             }
             det.add_frame(&c);
         }
-        assert!(
-            camera_moved(det.rides.iter().flatten()),
-            "the tilt was followed"
-        );
+        (det, payload)
+    }
+
+    /// The mark of [`mirrored_excerpt`]'s copy: nothing at the clip's own phase, found with
+    /// its payload.
+    fn found_off_its_own_phase(det: &VideoDetector, payload: Payload) {
         let acc = det.accs.iter().max_by_key(|a| a.frames).unwrap();
         let own = det.result_on(&acc.turned(0).unwrap(), Stages::All, Some(0));
         assert!(!own.detected, "at the clip's own phase: p {}", own.p_value);
         let r = det.result();
         assert!(r.detected, "p {}", r.p_value);
         assert_eq!(r.payload, Some(payload));
+    }
+
+    /// An excerpt from 1.5 s into the sealed clip, mirrored and cropped off centre: the
+    /// cheap tests that choose the reading see nothing through that, and the clip's own
+    /// phase reads nothing; the reading whose sum repeats over the tile's lattice is
+    /// searched too and finds it.
+    #[test]
+    fn a_mirrored_and_cropped_excerpt_is_read_at_the_phase_its_lattice_shows() {
+        let frames = (0..100).map(|i| textured(640, 360, i + 1));
+        let (det, payload) = mirrored_excerpt(frames, true);
+        let acc = det.accs.iter().max_by_key(|a| a.frames).unwrap();
+        assert_eq!(
+            det.periodic_reading(acc, &[]),
+            Some(3),
+            "the excerpt's reading"
+        );
+        found_off_its_own_phase(&det, payload);
+    }
+
+    /// The same excerpt under a camera that tilts: the reading whose sum repeats over the
+    /// tile's lattice is searched there too (the camera's path is left out of the lattice's
+    /// lags; until session 38 a moving camera skipped the search, and such a copy was lost:
+    /// the bench's bbb, p 1 → 2.9e-79).
+    #[test]
+    fn a_mirrored_and_cropped_excerpt_under_a_moving_camera_is_found() {
+        // 3 px a frame down a tall picture at 25 fps.
+        let (w, h, step) = (640usize, 360usize, 3usize);
+        let tall = textured(w as u32, (h + step * 100) as u32, 5);
+        let frames = (0..100).map(|i| {
+            let mut f = VideoFrame::black(w as u32, h as u32, PixelLayout::Yuv420p, 0.0);
+            let from = step * i * w;
+            f.planes[0].copy_from_slice(&tall.planes[0][from..from + w * h]);
+            f
+        });
+        let (det, payload) = mirrored_excerpt(frames, false);
+        assert!(
+            camera_moved(det.rides.iter().flatten()),
+            "the tilt was followed"
+        );
+        found_off_its_own_phase(&det, payload);
     }
 
     /// An unmarked camera pan: a turning mark's reading sums the moving content into copies
