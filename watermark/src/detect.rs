@@ -12,10 +12,10 @@ use crate::code::{self, PayloadReading};
 use crate::fft::{Fft, C};
 use crate::inset::InsetFinder;
 use crate::key::{Payload, WatermarkKey};
-use crate::lattice::LagSegment;
 use crate::lattice::{
     candidate_maps, fold_map, Candidate, TileMap, LATTICE_MAPS, ROTATION_CANDIDATES,
 };
+use crate::lattice::{LagSegment, LeftOutLags};
 use crate::motion::{since_anchor, Anchors, Followed, Motion, Ride, ANCHOR_S, FOLLOW_S, LAGS};
 use crate::tile_fft::{split_pair, TileFft};
 use crate::{turn_sign, TURN_S};
@@ -3477,11 +3477,12 @@ impl VideoDetector {
     fn periodic_reading(&self, acc: &Accum, camera_lags: &[LagSegment]) -> Option<usize> {
         // On every core: after the last frame, ≈ 9 ms each at 16:9.
         let readings: Vec<usize> = (0..TURN_PHASES / 2).collect();
+        let left_out = LeftOutLags::new(camera_lags);
         let (k, standout) = par_map(&readings, |&k, _| {
             let sum = acc.turned_sum(k)?;
             Some((
                 k,
-                crate::lattice::periodicity(sum.image(), acc.wa, acc.ha, camera_lags)?,
+                crate::lattice::periodicity(sum.image(), acc.wa, acc.ha, &left_out)?,
             ))
         })
         .into_iter()

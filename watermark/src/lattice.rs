@@ -544,12 +544,55 @@ pub(crate) struct Candidate {
 /// A straight run of lags (analysis pixels), from one end to the other.
 pub(crate) type LagSegment = ((f64, f64), (f64, f64));
 
+/// The lags (of the half plane [`periodicity`] looks at) within [`LEFT_OUT_R`] of some
+/// segments and of their opposites, drawn once for every reading it is asked about.
+pub(crate) struct LeftOutLags {
+    out: Vec<bool>,
+}
+
+impl LeftOutLags {
+    const REACH: i64 = LEN_MAX as i64;
+    const SIDE: usize = (2 * Self::REACH + 1) as usize;
+
+    pub(crate) fn new(segments: &[LagSegment]) -> Self {
+        let reach = Self::REACH;
+        let mut out = vec![false; Self::SIDE * (reach as usize + 1)];
+        let r = LEFT_OUT_R.ceil() as i64;
+        for &(a, b) in segments {
+            for ((ax, ay), (bx, by)) in [(a, b), ((-a.0, -a.1), (-b.0, -b.1))] {
+                let (ux, uy) = (bx - ax, by - ay);
+                let len2 = ux * ux + uy * uy;
+                let (y0, y1) = (ay.min(by).floor() as i64 - r, ay.max(by).ceil() as i64 + r);
+                let (x0, x1) = (ax.min(bx).floor() as i64 - r, ax.max(bx).ceil() as i64 + r);
+                for dy in y0.max(0)..=y1.min(reach) {
+                    for dx in x0.max(-reach)..=x1.min(reach) {
+                        let (px, py) = (dx as f64 - ax, dy as f64 - ay);
+                        let t = if len2 > 0.0 {
+                            ((px * ux + py * uy) / len2).clamp(0.0, 1.0)
+                        } else {
+                            0.0
+                        };
+                        if (px - t * ux).hypot(py - t * uy) <= LEFT_OUT_R {
+                            out[dy as usize * Self::SIDE + (dx + reach) as usize] = true;
+                        }
+                    }
+                }
+            }
+        }
+        LeftOutLags { out }
+    }
+
+    /// Whether the lag `(dx, dy)` (|dx|, dy ≤ [`LEN_MAX`], dy ≥ 0) is left out.
+    fn contains(&self, dx: i64, dy: i64) -> bool {
+        self.out[dy as usize * Self::SIDE + (dx + Self::REACH) as usize]
+    }
+}
+
 /// How far the whitened image's autocorrelation peak over the lattice's lengths
 /// ([`LEN_MIN`]–[`LEN_MAX`]) stands out of the rest of that annulus, in its standard
 /// deviations, above the autocorrelation at 0.6 and 0.8 of the same lag (a ridge running in
 /// from the origin is not a lattice point): a tile repeated over the image puts an isolated
-/// peak there under any rotation, mirror or crop. The lags within [`LEFT_OUT_R`] of the
-/// segments `left_out` (and of their opposites) are not looked at: content moving at a
+/// peak there under any rotation, mirror or crop. The lags `left_out` are not looked at: content moving at a
 /// steady speed repeats too — the turning mark's readings sum it into copies of one sign
 /// 4 s of motion apart, with a ridge along the motion (an unmarked pan over a star field
 /// stood out by 16–21 at its 4 s displacement, and by 9 just beside it) — and the caller
@@ -558,38 +601,12 @@ pub(crate) fn periodicity(
     img: &[f32],
     wa: usize,
     ha: usize,
-    left_out: &[LagSegment],
+    left_out: &LeftOutLags,
 ) -> Option<f64> {
     if wa < 2 * LEN_MIN as usize || ha < 2 * LEN_MIN as usize || img.len() != wa * ha {
         return None;
     }
     let reach = LEN_MAX as i64;
-    // The half plane's lags left out, each lag's disk drawn once.
-    let side = (2 * reach + 1) as usize;
-    let mut out = vec![false; side * (reach as usize + 1)];
-    let r = LEFT_OUT_R.ceil() as i64;
-    for &(a, b) in left_out {
-        for ((ax, ay), (bx, by)) in [(a, b), ((-a.0, -a.1), (-b.0, -b.1))] {
-            let (ux, uy) = (bx - ax, by - ay);
-            let len2 = ux * ux + uy * uy;
-            let (y0, y1) = (ay.min(by).floor() as i64 - r, ay.max(by).ceil() as i64 + r);
-            let (x0, x1) = (ax.min(bx).floor() as i64 - r, ax.max(bx).ceil() as i64 + r);
-            for dy in y0.max(0)..=y1.min(reach) {
-                for dx in x0.max(-reach)..=x1.min(reach) {
-                    let (px, py) = (dx as f64 - ax, dy as f64 - ay);
-                    let t = if len2 > 0.0 {
-                        ((px * ux + py * uy) / len2).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
-                    if (px - t * ux).hypot(py - t * uy) <= LEFT_OUT_R {
-                        out[dy as usize * side + (dx + reach) as usize] = true;
-                    }
-                }
-            }
-        }
-    }
-    let left_out = |dx: i64, dy: i64| out[dy as usize * side + (dx + reach) as usize];
     let ac = AutoCorrelation::new(&whiten(img, wa, ha), wa, ha);
     let (mut n, mut sum, mut sq) = (0f64, 0f64, 0f64);
     let mut peak = (0i64, 0i64, f64::NEG_INFINITY);
@@ -597,7 +614,10 @@ pub(crate) fn periodicity(
     for dy in 0..=reach {
         for dx in -reach..=reach {
             let len = ((dx * dx + dy * dy) as f64).sqrt();
-            if !(LEN_MIN..=LEN_MAX).contains(&len) || (dy == 0 && dx < 0) || left_out(dx, dy) {
+            if !(LEN_MIN..=LEN_MAX).contains(&len)
+                || (dy == 0 && dx < 0)
+                || left_out.contains(dx, dy)
+            {
                 continue;
             }
             let z = ac.at(dx, dy);
