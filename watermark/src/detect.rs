@@ -13,9 +13,9 @@ use crate::fft::{Fft, C};
 use crate::inset::InsetFinder;
 use crate::key::{Payload, WatermarkKey};
 use crate::lattice::{
-    candidate_maps, fold_map, Candidate, TileMap, LATTICE_MAPS, ROTATION_CANDIDATES,
+    candidate_maps, fold_map, Candidate, LagSegment, LeftOutLags, TileMap, LATTICE_MAPS,
+    ROTATION_CANDIDATES,
 };
-use crate::lattice::{LagSegment, LeftOutLags};
 use crate::motion::{since_anchor, Anchors, Followed, Motion, Ride, ANCHOR_S, FOLLOW_S, LAGS};
 use crate::tile_fft::{split_pair, TileFft};
 use crate::{turn_sign, TURN_S};
