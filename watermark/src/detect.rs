@@ -3448,12 +3448,12 @@ impl VideoDetector {
                     continue;
                 }
                 if let Some(m) = since {
-                    track.push((f.pts_s, shot, m, ha as f64 / f.frame.1 as f64));
+                    track.push((shot, m, ha as f64 / f.frame.1 as f64));
                 }
             }
             // Every chord of the camera's path within a shot, as segments between
             // consecutive kept frames.
-            for (i, &(_, shot, m, to_grid)) in track.iter().enumerate() {
+            for (i, &(shot, m, to_grid)) in track.iter().enumerate() {
                 let rel = |n: &Motion| {
                     (
                         (n.shift.0 - m.shift.0) * to_grid,
@@ -3461,10 +3461,10 @@ impl VideoDetector {
                     )
                 };
                 for pair in track[i..].windows(2) {
-                    if pair[1].1 != shot {
+                    if pair[1].0 != shot {
                         break;
                     }
-                    lags.push((rel(&pair[0].2), rel(&pair[1].2)));
+                    lags.push((rel(&pair[0].1), rel(&pair[1].1)));
                 }
             }
         }

@@ -592,11 +592,12 @@ impl LeftOutLags {
 /// ([`LEN_MIN`]–[`LEN_MAX`]) stands out of the rest of that annulus, in its standard
 /// deviations, above the autocorrelation at 0.6 and 0.8 of the same lag (a ridge running in
 /// from the origin is not a lattice point): a tile repeated over the image puts an isolated
-/// peak there under any rotation, mirror or crop. The lags `left_out` are not looked at: content moving at a
-/// steady speed repeats too — the turning mark's readings sum it into copies of one sign
-/// 4 s of motion apart, with a ridge along the motion (an unmarked pan over a star field
-/// stood out by 16–21 at its 4 s displacement, and by 9 just beside it) — and the caller
-/// knows the camera's path. Key-free. `None` for images too small to hold two periods.
+/// peak there under any rotation, mirror or crop. The lags `left_out` are not looked at:
+/// content moving at a steady speed repeats too — the turning mark's readings sum it into
+/// copies of one sign 4 s of motion apart, with a ridge along the motion (an unmarked pan
+/// over a star field stood out by 16–21 at its 4 s displacement, and by 9 just beside it)
+/// — and the caller knows the camera's path. Key-free. `None` for images too small to hold
+/// two periods.
 pub(crate) fn periodicity(
     img: &[f32],
     wa: usize,
