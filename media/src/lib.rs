@@ -25,7 +25,7 @@ mod encode;
 mod error;
 mod probe;
 
-pub use decode::{Decoder, FrameSelection};
+pub use decode::{Decoder, FrameSelection, PictureTwin};
 pub use encode::{jpeg_thumbnail, EncodeSettings, Encoder, OutputFormat};
 pub use error::MediaError;
 pub use probe::probe;

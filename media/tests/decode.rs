@@ -251,3 +251,68 @@ fn one_decoding_thread_gives_the_same_pictures_and_only_before_decoding() {
         "nor does a thread count given at opening"
     );
 }
+
+/// Reference frames (time, planes) a decoder gives from where it stands; no sound may come.
+fn pictures_from(mut dec: Decoder) -> Vec<(f64, Vec<Vec<u8>>)> {
+    let mut out = Vec::new();
+    while let Some(f) = dec.next_frame().unwrap() {
+        match f {
+            MediaFrame::Video(v) => out.push((v.pts_s, v.planes)),
+            MediaFrame::Audio(_) => panic!("a picture-only decoder gave sound"),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_picture_twin_decodes_from_a_key_frame_as_a_decoder_opened_anew() {
+    // bikes.mp4's key frames: 0, 1.2, 3.04, 5.48, 7.48 and 9.68 s. Its copy in MPEG-TS (no
+    // index), an MPEG-2 encode in MPEG-PS (its streams are found only once packets are
+    // read, so its twin is opened the ordinary way).
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |ext: &str, codec: &[&str]| {
+        let out = dir.path().join(format!("bikes.{ext}"));
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+            .arg(media("video/bikes.mp4"))
+            .arg("-an")
+            .args(codec)
+            .arg(&out)
+            .status()
+            .expect("ffmpeg CLI");
+        assert!(status.success());
+        out
+    };
+    let ts = copy("ts", &["-c", "copy"]);
+    let ps = copy("mpg", &["-c:v", "mpeg2video", "-q:v", "5"]);
+    for path in [media("video/bikes.mp4"), ts, ps] {
+        let first = Decoder::open(&path, PixelLayout::Yuv420p).unwrap();
+        let twin = first.picture_twin().expect("a video's twin");
+        let mut later = twin.open(1).unwrap();
+        later.select_video_frames(FrameSelection::Reference);
+        let before = later.video_key_frame_time(5.0, false);
+        let after = later.video_key_frame_time(5.0, true);
+        let from = later.start_video_at_key_frame(5.0, true).unwrap();
+        assert_eq!(from, after, "{path:?}: looked up, then started at");
+        let twin_frames = pictures_from(later);
+        if path.extension().is_some_and(|e| e == "mp4") {
+            // The index's key frames, exactly (MPEG-TS has no index to seek by).
+            let near = |t: Option<f64>, want: f64| t.is_some_and(|t| (t - want).abs() < 0.02);
+            assert!(
+                near(before, 3.04) && near(after, 5.48),
+                "{before:?} {after:?}"
+            );
+        }
+
+        let mut anew = Decoder::open_with_video_threads(&path, PixelLayout::Yuv420p, 1).unwrap();
+        anew.select_video_frames(FrameSelection::Reference);
+        assert_eq!(anew.video_key_frame_time(5.0, false), before, "{path:?}");
+        assert_eq!(anew.start_video_at_key_frame(5.0, true).unwrap(), from);
+        let anew_frames = pictures_from(anew);
+        assert!(twin_frames.len() > 50, "{path:?}: {}", twin_frames.len());
+        assert!(
+            twin_frames == anew_frames,
+            "{path:?}: the same frames, the same pixels"
+        );
+    }
+}
