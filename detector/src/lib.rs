@@ -266,6 +266,7 @@ impl Verifier {
         w: &mut WatermarkReport,
         picture: &mut PictureSearch,
         content: &StoredContent,
+        sealed_starts: &[f64],
     ) {
         let Some(before) = w.video.as_ref().filter(|m| m.payload.is_none()) else {
             return;
@@ -275,7 +276,12 @@ impl Verifier {
         else {
             return;
         };
-        let Some((found, match_p)) = picture.detector.result_naming(&payloads) else {
+        // A trimmed excerpt: the sound's registration says where it lies in the sealed
+        // clip, so which reading of the picture's turning mark to search.
+        picture.detector.hint_sealed_starts(sealed_starts);
+        let named = picture.detector.result_naming(&payloads);
+        picture.detector.hint_sealed_starts(&[]);
+        let Some((found, match_p)) = named else {
             return;
         };
         if let Some(m) = self.named_mark(before, picture.mark(found), match_p, by) {
@@ -726,14 +732,34 @@ impl Verifier {
                     let (heard, detector) = marks.audio_scan.finish_keeping();
                     (heard, detector, false)
                 };
+                let sealed_starts = if heard.detected {
+                    sound_detector.sealed_starts(&heard, HINTED_SEALED_S)
+                } else {
+                    Vec::new()
+                };
                 sound = has_sound.then_some(HeardSound {
                     detector: sound_detector,
                     time_scale: heard.time_scale,
                     likeliest_time_scale: heard.likeliest_time_scale,
                     wide_deferred,
+                    sealed_starts,
                 });
                 let mut audio = has_sound.then(|| audio_mark(heard));
                 scan::stage_times::mark("sound's mark tested");
+                // The picture not proven with its clip id where the sound's mark is: the
+                // sound's registration says where the copy lies in the sealed clip, so which
+                // readings of the picture's turning mark a trimmed excerpt needs.
+                let starts = sound.as_ref().map_or(&[][..], |s| &s.sealed_starts[..]);
+                if let (Some(v), Some(picture)) = (video.as_mut(), picture.as_mut()) {
+                    let proven = v.detected && v.payload.is_some();
+                    if !proven && !starts.is_empty() {
+                        picture.detector.hint_sealed_starts(starts);
+                        let found = picture.detector.result();
+                        picture.detector.hint_sealed_starts(&[]);
+                        *v = picture.mark(found);
+                        scan::stage_times::mark("the picture's readings the sound names tested");
+                    }
+                }
                 for m in [video.as_mut(), audio.as_mut()].into_iter().flatten() {
                     m.key = self.key_identity(m.key_index);
                 }
@@ -765,7 +791,8 @@ impl Verifier {
             let content = StoredContent::of(print.as_ref());
             self.name_payloads(w, &content, &target.path);
             if let Some(picture) = picture.as_mut() {
-                self.search_named_payload(w, picture, &content);
+                let starts = sound.as_ref().map_or(&[][..], |s| &s.sealed_starts[..]);
+                self.search_named_payload(w, picture, &content, starts);
                 scan::stage_times::mark("clip ids named searched for in the picture");
             }
             if let Some(sound) = sound.as_mut() {
@@ -1494,7 +1521,16 @@ struct HeardSound {
     time_scale: Option<f64>,
     likeliest_time_scale: Option<f64>,
     wide_deferred: bool,
+    /// Where the copy's start lies in the sealed clip's time, by the proven sound mark's
+    /// registration (`AudioDetector::sealed_starts`; empty where it is not proven).
+    sealed_starts: Vec<f64>,
 }
+
+/// The sealed clips whose trimmed excerpts the sound's registration names readings of the
+/// picture's turning mark for (`VideoDetector::hint_sealed_starts`): a start up to a minute
+/// in. The sound's period (4.096 s) and the picture's (4 s) drift a fifth of a reading apart
+/// each period, so a minute names 3 or 4 readings, each a search of its own.
+const HINTED_SEALED_S: f64 = 60.0;
 
 /// The clip id the report leads with: the payload of the proven mark with the smaller p
 /// (else of the likelier unproven one).
@@ -1853,7 +1889,7 @@ mod tests {
                 audio: Some(sound),
                 clip_id: None,
             };
-            verifier.search_named_payload(&mut w, picture, &StoredContent::of(None));
+            verifier.search_named_payload(&mut w, picture, &StoredContent::of(None), &[]);
             (w.video.unwrap(), w.clip_id)
         };
         let (before, mut picture) = search(0.8);
@@ -1907,7 +1943,12 @@ mod tests {
             audio: None,
             clip_id: None,
         };
-        with_store.search_named_payload(&mut w, &mut picture, &StoredContent::of(Some(&print)));
+        with_store.search_named_payload(
+            &mut w,
+            &mut picture,
+            &StoredContent::of(Some(&print)),
+            &[],
+        );
         let m = w.video.unwrap();
         assert!(m.detected && m.named_search == Some(true), "{m:?}");
         assert_eq!(m.payload.as_deref(), Some(ours_hex.as_str()));
@@ -1924,6 +1965,7 @@ mod tests {
             &mut w,
             &mut faint_picture,
             &StoredContent::of(Some(&print)),
+            &[],
         );
         assert_eq!(w.video.unwrap().named_search, None);
 

@@ -1287,6 +1287,27 @@ impl AudioDetector {
         std::array::from_fn(|d| sync_z(c[d], e[d]))
     }
 
+    /// Where in the sealed clip's own time this copy's time 0 may lie, by the registration
+    /// of `found` (this detector's answer): the pattern's period starts at the sealed
+    /// clip's start, so the copy's start lies a whole number of periods after the
+    /// registration's phase — each such time up to `within_s`. Empty where `found` is not
+    /// registered at the sealed tempo (no mark, or one found stretched by the wider
+    /// search). For the picture's test of a trimmed excerpt (which reading of a turning
+    /// mark to search: `VideoDetector::hint_sealed_starts`).
+    pub fn sealed_starts(&self, found: &AudioDetection, within_s: f64) -> Vec<f64> {
+        let Some(offset_s) = found.offset_s.filter(|_| found.time_scale.is_none()) else {
+            return Vec::new();
+        };
+        let period_s = (AUDIO_PERIOD_TILES * AUDIO_TILE_SAMPLES) as f64 / AUDIO_RATE as f64;
+        // The copy's time at which a period starts, as the bins place the sound.
+        let start = self.pts0.unwrap_or(0.0).max(0.0) + offset_s;
+        let first = (-start).rem_euclid(period_s);
+        (0..)
+            .map(|n| first + n as f64 * period_s)
+            .take_while(|&t| t <= within_s)
+            .collect()
+    }
+
     /// Runs the offset search and the tests on everything added so far.
     pub fn result(&self) -> AudioDetection {
         self.result_within(false).0
@@ -1462,10 +1483,10 @@ impl AudioDetector {
         if p_value < INCONCLUSIVE_P {
             out.key_id = Some(*key_id);
             out.key_index = Some(ki);
-            let start_symbols = (PERIOD_SYMBOLS - d) % PERIOD_SYMBOLS;
+            // The fold's column `d` is the pattern's first (`reading`: column `c + d` is
+            // read as the pattern's `c`), `sphase` hops into the analysed sound.
             out.offset_s = Some(
-                (start_symbols * SYM_TILES * AUDIO_TILE_SAMPLES + sphase * DET_HOP) as f64
-                    * time_scale
+                (d * SYM_TILES * AUDIO_TILE_SAMPLES + sphase * DET_HOP) as f64 * time_scale
                     / AUDIO_RATE as f64,
             );
             match &self.known {
@@ -1854,6 +1875,46 @@ mod tests {
         d.add_chunk(&chunk(16_000, 1, x));
         let r = d.result();
         assert!(!r.detected, "{r:?}");
+    }
+
+    /// A sound trimmed `x` seconds in: the pattern's period starts `P − x` into it (mod
+    /// the period `P`), within a hop, and the sealed clip's time at its start is `x` (each
+    /// period later too). Before, `offset_s` was `x` itself, scaled (1.572 s for 1.5).
+    #[test]
+    fn a_trimmed_sound_is_registered_where_its_period_starts() {
+        let k = key(5);
+        let payload = Payload {
+            clip_id: 0xfeed_beef_0000_0002,
+            key_id: 5,
+        };
+        let y = sealed_16k(&k, payload, music_like(16_000 * 14, 3));
+        let period = (AUDIO_PERIOD_TILES * AUDIO_TILE_SAMPLES) as f64 / 16_000.0;
+        let hop = DET_HOP as f64 / 16_000.0;
+        for x in [1.5, 3.0, 5.25] {
+            let from = (x * 16_000.0) as usize;
+            let mut d = AudioDetector::new(std::slice::from_ref(&k));
+            d.add_chunk(&chunk(16_000, 1, y[from..from + 16_000 * 8].to_vec()));
+            let r = d.result();
+            assert_eq!(r.payload, Some(payload), "{x}: {r:?}");
+            let offset = r.offset_s.unwrap();
+            let want = (period - x).rem_euclid(period);
+            assert!(
+                (offset - want).abs() <= 1.5 * hop,
+                "{x}: {offset} against {want}"
+            );
+            let starts = d.sealed_starts(&r, 20.0);
+            assert!(
+                (starts[0] - x.rem_euclid(period)).abs() <= 1.5 * hop,
+                "{x}: {starts:?}"
+            );
+            assert!(starts
+                .windows(2)
+                .all(|w| (w[1] - w[0] - period).abs() < 1e-9));
+            assert!(
+                *starts.last().unwrap() <= 20.0 && starts.len() >= 4,
+                "{starts:?}"
+            );
+        }
     }
 
     /// The as-sealed registration is where the search finds an untrimmed sound's mark, and

@@ -833,6 +833,9 @@ pub struct VideoDetector {
     /// While [`VideoDetector::result_naming`] searches: the payload each key's tile
     /// carries (the keys are then those tiles, every chip sync).
     known: Option<Known>,
+    /// Readings of a turning mark another stream's registration names
+    /// ([`VideoDetector::hint_sealed_starts`]), searched besides the chosen one.
+    hinted_phases: Vec<usize>,
 }
 
 /// The payloads [`VideoDetector::result_naming`] searches for, one per tile, with the
@@ -1928,6 +1931,7 @@ impl VideoDetector {
             phase_log: Vec::new(),
             phase_kept: 0,
             known: None,
+            hinted_phases: Vec::new(),
         }
     }
 
@@ -1984,6 +1988,23 @@ impl VideoDetector {
         (found.payload, match_p) =
             named_match(found.payload, found.payload_reading.take(), named.len());
         Some((found, match_p))
+    }
+
+    /// Where in the sealed clip's own time this copy's time 0 may lie, as another stream's
+    /// mark registers it (the sound's: `AudioDetector::sealed_starts`): the readings of a
+    /// turning mark at those times are searched too where the cheap tests chose none and
+    /// the likeliest found nothing, as the one whose sum repeats over the lattice is —
+    /// each on its own share of the other phases' budget, whatever chose it. A trimmed
+    /// excerpt whose lattice does not stand out (bikes' 3 s excerpt rotated 3°: 4.6) is then
+    /// read at its phase. Replaces the times given before; empty clears them.
+    pub fn hint_sealed_starts(&mut self, times_s: &[f64]) {
+        self.hinted_phases.clear();
+        for &t in times_s.iter().filter(|t| t.is_finite()) {
+            let k = (t / TURN_BIN_S).round().rem_euclid(TURN_PHASES as f64) as usize;
+            if !self.hinted_phases.contains(&k) {
+                self.hinted_phases.push(k);
+            }
+        }
     }
 
     /// Tests the whole clip only, not also its halves and quarters (see
@@ -3402,15 +3423,23 @@ impl VideoDetector {
         {
             return found;
         }
-        let Some(lags) = self.camera_lags((acc.wa, acc.ha)) else {
-            return found;
-        };
-        let Some(periodic) = self.periodic_reading(acc, &lags) else {
-            return found;
-        };
-        let extra = [periodic, periodic + TURN_PHASES / 2]
+        // The lattice's reading (both signs), then those another stream's registration
+        // names, each phase once.
+        let periodic = self
+            .camera_lags((acc.wa, acc.ha))
+            .and_then(|lags| self.periodic_reading(acc, &lags));
+        let mut phases: Vec<usize> = Vec::new();
+        for k in periodic
             .into_iter()
-            .filter(|&k| Some(k) != choice && k != 0)
+            .flat_map(|k| [k, k + TURN_PHASES / 2])
+            .chain(self.hinted_phases.iter().copied())
+        {
+            if Some(k) != choice && k != 0 && !phases.contains(&k) {
+                phases.push(k);
+            }
+        }
+        let extra = phases
+            .into_iter()
             .filter_map(|k| Some((k, acc.turned(k)?)))
             .map(|(k, turned)| {
                 self.result_on(&turned, stages, Some(k))
