@@ -59,17 +59,23 @@ fn re_encoded(
     out
 }
 
-#[test]
-fn a_fixed_shot_keeps_its_mark_through_a_re_encode_and_a_trim() {
-    let clip = talking_head();
-    let home = Home::with_keys("Turning Test");
-    let sealed = home.seal(&clip, "turning-sealed.mp4", &["--no-store"]);
-    let (_, r) = verify_json(home.path(), &sealed, &["--no-store"]);
+/// The clip id the sealed file's picture mark carries (checked to be one).
+fn picture_clip_id(home: &Home, sealed: &std::path::Path) -> String {
+    let (_, r) = verify_json(home.path(), sealed, &["--no-store"]);
     let id = r["watermark"]["video"]["payload"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     assert_eq!(id.len(), 16, "{r:#}");
+    id
+}
+
+#[test]
+fn a_fixed_shot_keeps_its_mark_through_a_re_encode_and_a_trim() {
+    let clip = talking_head();
+    let home = Home::with_keys("Turning Test");
+    let sealed = home.seal(&clip, "turning-sealed.mp4", &["--no-store"]);
+    let id = picture_clip_id(&home, &sealed);
     for (name, crf, trim) in [
         ("re-encoded", "23", None),
         ("excerpt", "20", Some(("1.5", "3"))),
@@ -151,12 +157,7 @@ fn a_rotated_excerpt_is_read_where_its_sound_says_it_lies() {
         "turning-bikes-sealed.mp4",
         &["--no-store", "--preset", "fast", "--crf", "18"],
     );
-    let (_, r) = verify_json(home.path(), &sealed, &["--no-store"]);
-    let id = r["watermark"]["video"]["payload"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(id.len(), 16, "{r:#}");
+    let id = picture_clip_id(&home, &sealed);
     let turned = "rotate=3*PI/180,crop=iw*ih/(iw*sin(3*PI/180)+ih*cos(3*PI/180)):\
                   ih*ih/(iw*sin(3*PI/180)+ih*cos(3*PI/180)),scale=640:272";
     let excerpt = scratch().join("turning-bikes-excerpt.mp4");
