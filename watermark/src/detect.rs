@@ -4450,14 +4450,14 @@ mod tests {
     fn mirrored_excerpt(
         frames: impl Iterator<Item = VideoFrame>,
         riding: bool,
+        strength: f32,
     ) -> (VideoDetector, Payload) {
         let key = WatermarkKey::from_secret([7; 32], 7);
         let payload = Payload {
             clip_id: 0x0123_4567_0bad_f00d,
             key_id: key.key_id(),
         };
-        let mut emb =
-            crate::VideoEmbedder::new(&key, payload, crate::DEFAULT_STRENGTH).riding(riding);
+        let mut emb = crate::VideoEmbedder::new(&key, payload, strength).riding(riding);
         let mut det = VideoDetector::new(std::slice::from_ref(&key));
         let (w, cw, ch, x0, y0) = (640usize, 448usize, 252usize, 160usize, 24usize);
         for (i, mut f) in frames.enumerate() {
@@ -4493,7 +4493,7 @@ mod tests {
     #[test]
     fn a_mirrored_and_cropped_excerpt_is_read_at_the_phase_its_lattice_shows() {
         let frames = (0..100).map(|i| textured(640, 360, i + 1));
-        let (det, payload) = mirrored_excerpt(frames, true);
+        let (det, payload) = mirrored_excerpt(frames, true, crate::DEFAULT_STRENGTH);
         let acc = det.accs.iter().max_by_key(|a| a.frames).unwrap();
         assert_eq!(
             det.periodic_reading(acc, &[]),
@@ -4518,12 +4518,35 @@ mod tests {
             f.planes[0].copy_from_slice(&tall.planes[0][from..from + w * h]);
             f
         });
-        let (det, payload) = mirrored_excerpt(frames, false);
+        let (det, payload) = mirrored_excerpt(frames, false, crate::DEFAULT_STRENGTH);
         assert!(
             camera_moved(det.rides.iter().flatten()),
             "the tilt was followed"
         );
         found_off_its_own_phase(&det, payload);
+    }
+
+    /// A fainter mark's excerpt (strength 0.7 instead of 3.2): its lattice no longer stands
+    /// out, so no reading is chosen and the excerpt is lost; where another stream's
+    /// registration says the copy starts 1.5 s into the sealed clip, that reading is searched
+    /// and finds it with its payload. A start that names another reading finds nothing.
+    #[test]
+    fn an_excerpt_is_read_at_the_phase_another_stream_names() {
+        let frames = (0..100).map(|i| textured(640, 360, i + 1));
+        let (mut det, payload) = mirrored_excerpt(frames, false, 0.7);
+        let acc = det.accs.iter().max_by_key(|a| a.frames).unwrap();
+        assert_eq!(det.periodic_reading(acc, &[]), None);
+        let plain = det.result();
+        assert!(!plain.detected, "p {}", plain.p_value);
+        det.hint_sealed_starts(&[0.5]);
+        let elsewhere = det.result();
+        assert!(!elsewhere.detected, "p {}", elsewhere.p_value);
+        // 1.5 s and a sound period (4.096 s) later: the same reading, searched once.
+        det.hint_sealed_starts(&[1.5, 5.596]);
+        assert_eq!(det.hinted_phases, [3]);
+        let named = det.result();
+        assert!(named.detected, "p {}", named.p_value);
+        assert_eq!(named.payload, Some(payload));
     }
 
     /// An unmarked camera pan: a turning mark's reading sums the moving content into copies
