@@ -278,9 +278,7 @@ impl Verifier {
         };
         // A trimmed excerpt: the sound's registration says where it lies in the sealed
         // clip, so which reading of the picture's turning mark to search.
-        picture.detector.hint_sealed_starts(sealed_starts);
-        let named = picture.detector.result_naming(&payloads);
-        picture.detector.hint_sealed_starts(&[]);
+        let named = picture.hinted(sealed_starts, |d| d.result_naming(&payloads));
         let Some((found, match_p)) = named else {
             return;
         };
@@ -737,6 +735,18 @@ impl Verifier {
                 } else {
                     Vec::new()
                 };
+                scan::stage_times::mark("sound's mark tested");
+                // The picture not proven with its clip id where the sound's mark is: the
+                // sound's registration says where the copy lies in the sealed clip, so which
+                // readings of the picture's turning mark a trimmed excerpt needs.
+                if let (Some(v), Some(picture)) = (video.as_mut(), picture.as_mut()) {
+                    let proven = v.detected && v.payload.is_some();
+                    if !proven && !sealed_starts.is_empty() {
+                        let found = picture.hinted(&sealed_starts, |d| d.result());
+                        *v = picture.mark(found);
+                        scan::stage_times::mark("the picture's readings the sound names tested");
+                    }
+                }
                 sound = has_sound.then_some(HeardSound {
                     detector: sound_detector,
                     time_scale: heard.time_scale,
@@ -745,21 +755,6 @@ impl Verifier {
                     sealed_starts,
                 });
                 let mut audio = has_sound.then(|| audio_mark(heard));
-                scan::stage_times::mark("sound's mark tested");
-                // The picture not proven with its clip id where the sound's mark is: the
-                // sound's registration says where the copy lies in the sealed clip, so which
-                // readings of the picture's turning mark a trimmed excerpt needs.
-                let starts = sound.as_ref().map_or(&[][..], |s| &s.sealed_starts[..]);
-                if let (Some(v), Some(picture)) = (video.as_mut(), picture.as_mut()) {
-                    let proven = v.detected && v.payload.is_some();
-                    if !proven && !starts.is_empty() {
-                        picture.detector.hint_sealed_starts(starts);
-                        let found = picture.detector.result();
-                        picture.detector.hint_sealed_starts(&[]);
-                        *v = picture.mark(found);
-                        scan::stage_times::mark("the picture's readings the sound names tested");
-                    }
-                }
                 for m in [video.as_mut(), audio.as_mut()].into_iter().flatten() {
                     m.key = self.key_identity(m.key_index);
                 }
@@ -1659,6 +1654,19 @@ impl PictureSearch {
     /// An answer of this search for the report, counted as the pass's own was.
     fn mark(&self, found: VideoDetection) -> MarkResult {
         video_mark(found, self.tests, self.scan, self.passes, self.seconds)
+    }
+
+    /// `search` on the detector with the readings `sealed_starts` names searched too
+    /// (`VideoDetector::hint_sealed_starts`), the hints dropped after it.
+    fn hinted<T>(
+        &mut self,
+        sealed_starts: &[f64],
+        search: impl FnOnce(&mut VideoDetector) -> T,
+    ) -> T {
+        self.detector.hint_sealed_starts(sealed_starts);
+        let found = search(&mut self.detector);
+        self.detector.hint_sealed_starts(&[]);
+        found
     }
 }
 
