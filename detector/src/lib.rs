@@ -2568,7 +2568,7 @@ mod tests {
         assert_eq!(faint.weak_reading.as_ref().map(|w| w.key_id), Some(7));
         // A mark the detector finds inconclusive, made weak by the clip's tests (a quick
         // scan's passes, here many): its reading is kept as a weak one.
-        let weak = found(1.0);
+        let weak = found(0.875);
         assert!(
             weak.inconclusive && weak.payload_reading.is_some(),
             "{weak:?}"

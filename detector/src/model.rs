@@ -87,6 +87,11 @@ struct Plan {
 }
 
 enum PlanKind {
+    /// Cells averaging their exact span of the frame ([`AnalysisGrid::for_reading`]: small
+    /// frames, fewer than three pixels a cell): computed on the host with the watermark
+    /// crate's code on every device, which keeps every path's numbers the same (a weighted
+    /// sum has no exact order on a GPU); such frames are small.
+    Area,
     Box {
         /// Analysis row of every frame row / column of every frame column, `[H]` / `[W]` u32.
         row_ids: Tensor,
@@ -108,7 +113,9 @@ impl Plan {
     fn new(grid: AnalysisGrid, device: &Device) -> Result<Plan> {
         let (w, h) = grid.frame_size();
         let (wa, ha) = grid.grid_size();
-        let kind = if grid.is_box() {
+        let kind = if grid.is_area() {
+            PlanKind::Area
+        } else if grid.is_box() {
             PlanKind::Box {
                 row_ids: Tensor::from_slice(grid.row_bins(), h, device)?,
                 col_ids: Tensor::from_slice(grid.column_bins(), w, device)?,
@@ -145,7 +152,8 @@ impl Plan {
 }
 
 /// Fused CPU box downscale: `[B, 1, H, W]` u8 → `[B, 1, rows, grid_w]` f32, the exact
-/// integers of the generic path (pixel sums × 1/count).
+/// integers of the generic path (pixel sums × 1/count); for area cells, the plain path's
+/// numbers ([`PlanKind::Area`]).
 struct FusedBoxDownscale(Arc<AnalysisGrid>);
 
 impl CustomOp1 for FusedBoxDownscale {
@@ -255,7 +263,7 @@ impl ResidualModel {
             .as_ref()
             .is_none_or(|p| p.grid.frame_size() != (w, h))
         {
-            let grid = AnalysisGrid::with_rows(w, h, self.config.analysis_rows);
+            let grid = AnalysisGrid::for_reading(w, h, self.config.analysis_rows);
             self.plan = Some(Plan::new(grid, &self.device)?);
         }
         Ok(self.plan.as_ref().expect("plan just set"))
@@ -290,6 +298,11 @@ impl ResidualModel {
         let plan = self.plan(w, h)?;
         let (wa, ha) = plan.grid.grid_size();
         match &plan.kind {
+            PlanKind::Area => {
+                let host = frames.to_device(&Device::Cpu)?.contiguous()?;
+                let cells = host.apply_op1_no_bwd(&FusedBoxDownscale(plan.grid.clone()))?;
+                cells.to_device(&device)
+            }
             PlanKind::Box { .. } if fused => frames
                 .contiguous()?
                 .apply_op1_no_bwd(&FusedBoxDownscale(plan.grid.clone())),

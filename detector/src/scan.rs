@@ -777,7 +777,7 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
             }
         }
         None => {
-            let grid = AnalysisGrid::new(w, h);
+            let grid = AnalysisGrid::for_reading(w, h, hallmark_watermark::ANALYSIS_ROWS);
             let (wa, ha) = grid.grid_size();
             for f in batch.iter() {
                 let r = grid.residual(&f.y[..w * h]);
@@ -802,7 +802,7 @@ fn flush(models: &mut Option<Models>, batch: &mut Vec<Luma>, detector: &mut Vide
                 }
             }
             None => {
-                let grid = AnalysisGrid::with_rows(w, h, rows);
+                let grid = AnalysisGrid::for_reading(w, h, rows);
                 let (wa, ha) = grid.grid_size();
                 for (f, _) in batch.iter().zip(&picked).filter(|p| *p.1) {
                     detector.add_fine_residual(&grid.residual(&f.y[..w * h]), wa, ha, f.pts_s);

@@ -648,7 +648,7 @@ impl FineAccum {
 /// size.
 fn fine_grid_of(slot: &mut Option<AnalysisGrid>, (w, h): (usize, usize)) -> &AnalysisGrid {
     if slot.as_ref().is_none_or(|g| g.frame_size() != (w, h)) {
-        *slot = Some(AnalysisGrid::with_rows(w, h, fine_rows(w, h)));
+        *slot = Some(AnalysisGrid::for_reading(w, h, fine_rows(w, h)));
     }
     slot.as_ref().expect("just set")
 }
@@ -2039,7 +2039,7 @@ impl VideoDetector {
         let Some(y) = frame_luma(frame) else { return };
         let (w, h) = (frame.width as usize, frame.height as usize);
         if self.grid.as_ref().is_none_or(|g| g.frame_size() != (w, h)) {
-            self.grid = Some(AnalysisGrid::new(w, h));
+            self.grid = Some(AnalysisGrid::for_reading(w, h, ANALYSIS_ROWS));
         }
         let grid = self.grid.as_ref().expect("grid just set");
         let (wa, ha) = grid.grid_size();
@@ -2188,7 +2188,7 @@ impl VideoDetector {
             .as_ref()
             .is_none_or(|g| g.frame_size() != (bw, bh))
         {
-            self.box_grid = Some(AnalysisGrid::new(bw, bh));
+            self.box_grid = Some(AnalysisGrid::for_reading(bw, bh, ANALYSIS_ROWS));
         }
         let grid = self.box_grid.as_ref().expect("box grid just set");
         let r = grid.residual(&picture);
@@ -2256,7 +2256,7 @@ impl VideoDetector {
             self.box_rides[part].push(BoxRide {
                 frame: (w, h),
                 at,
-                grid: AnalysisGrid::new(at.2, at.3),
+                grid: AnalysisGrid::for_reading(at.2, at.3, ANALYSIS_ROWS),
                 ride: Ride::for_detector(at.2, at.3),
                 fed_s: pts_s,
                 votes: 1,
@@ -2357,7 +2357,7 @@ impl VideoDetector {
             .as_ref()
             .is_none_or(|g| g.frame_size() != (w, h))
         {
-            self.ride_grid = Some(AnalysisGrid::new(w, h));
+            self.ride_grid = Some(AnalysisGrid::for_reading(w, h, ANALYSIS_ROWS));
         }
         let grid = self.ride_grid.as_ref().expect("ride grid just set");
         let (wa, ha) = grid.grid_size();
@@ -3971,6 +3971,17 @@ fn locate(
         }
     }
     let (mut x0, mut y0, mut x1, mut y1) = best.1;
+    // A last block with fewer than half a block of tested cells (the grid's edge cut it,
+    // and its last two columns or rows are not tested) cannot tell whether the mark reaches
+    // the edge: a rectangle that ends where it begins reaches the edge (which way a few
+    // noisy cells went decided it: a 512×288 inset's region 503 or 512 pixels wide).
+    let tested = |n: usize, nb: usize| n.saturating_sub(2).saturating_sub((nb - 1) * block);
+    if x1 + 1 == nbx && tested(wa, nbx) < block / 2 {
+        x1 = nbx;
+    }
+    if y1 + 1 == nby && tested(ha, nby) < block / 2 {
+        y1 = nby;
+    }
     // Blocks with next to no energy (a letterbox's or a canvas's flat padding) add nothing
     // to the correlation either way, so the rectangle may take them in or not: trim them
     // from its edges, so that it is where the picture is.
