@@ -569,13 +569,26 @@ impl AnalysisGrid {
         let (w, wa, ha) = (self.w, self.wa, self.ha);
         let mut grid = vec![0f32; wa * ha];
         let mut acc = vec![0f32; w];
+        // Whole rows summed as integers (most of a cell's rows at 1080p), the rows cut by
+        // the span's ends weighted.
+        let mut whole = vec![0u32; w];
         for (v, row) in rows.iter().enumerate() {
             acc.iter_mut().for_each(|a| *a = 0.0);
+            whole.iter_mut().for_each(|a| *a = 0);
             for (k, &wr) in row.weights.iter().enumerate() {
                 let line = &y[(row.first + k) * w..][..w];
-                for (a, &p) in acc.iter_mut().zip(line) {
-                    *a += wr * f32::from(p);
+                if wr == 1.0 {
+                    for (a, &p) in whole.iter_mut().zip(line) {
+                        *a += u32::from(p);
+                    }
+                } else {
+                    for (a, &p) in acc.iter_mut().zip(line) {
+                        *a += wr * f32::from(p);
+                    }
                 }
+            }
+            for (a, &n) in acc.iter_mut().zip(&whole) {
+                *a += n as f32;
             }
             for (g, col) in grid[v * wa..(v + 1) * wa].iter_mut().zip(cols) {
                 let s: f32 = acc[col.first..]
