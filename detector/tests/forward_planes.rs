@@ -5,7 +5,7 @@
 
 use candle_core::{Device, Tensor};
 use hallmark_detector::model::{picked_planes, to_host, Config, ResidualModel};
-use hallmark_watermark::{fine_rows, AnalysisGrid};
+use hallmark_watermark::{fine_rows, AnalysisGrid, ANALYSIS_ROWS};
 
 mod common;
 use common::random_luma;
@@ -59,8 +59,8 @@ fn planes_in_place_give_the_batch_tensors_numbers() {
         padded.extend_from_slice(&[9; 17]);
         let planes: Vec<&[u8]> = vec![&frames[0], &frames[1], &padded];
         let rows = fine_rows(w, h);
-        let grid = AnalysisGrid::new(w, h);
-        let fine_grid = AnalysisGrid::with_rows(w, h, rows);
+        let grid = AnalysisGrid::for_reading(w, h, ANALYSIS_ROWS);
+        let fine_grid = AnalysisGrid::for_reading(w, h, rows);
         let plain: Vec<f32> = frames.iter().flat_map(|f| grid.residual(f)).collect();
         for fused in [true, false] {
             for picked in [[true, true, true], [false, true, false], [false; 3]] {

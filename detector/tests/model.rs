@@ -1,6 +1,6 @@
 //! The candle detection model against the plain-Rust path of `hallmark-watermark`, on
-//! `Device::Cpu`: same residuals (random and real frames, both downscale kernels, box and
-//! bilinear grids), batch size does not matter, and detection through the model finds a
+//! `Device::Cpu`: same residuals (random and real frames, both downscale kernels, box, area
+//! and bilinear grids: the detector's, `AnalysisGrid::for_reading`), batch size does not matter, and detection through the model finds a
 //! marked clip with its exact payload and not an unmarked one.
 
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ use candle_core::{Device, Tensor};
 use hallmark_detector::model::{to_host, Config, ResidualModel};
 use hallmark_media::{Decoder, MediaFrame, PixelLayout, VideoFrame};
 use hallmark_watermark::{
-    fine_rows, AnalysisGrid, Payload, VideoDetector, VideoEmbedder, WatermarkKey, DEFAULT_STRENGTH,
-    FINE_ANALYSIS_ROWS,
+    fine_rows, AnalysisGrid, Payload, VideoDetector, VideoEmbedder, WatermarkKey, ANALYSIS_ROWS,
+    DEFAULT_STRENGTH, FINE_ANALYSIS_ROWS,
 };
 
 fn shared(rel: &str) -> PathBuf {
@@ -104,7 +104,7 @@ fn model_matches_plain_path_on_random_frames() {
                 .collect();
             let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
             let got = run(&mut model, &refs, w, h);
-            let grid = AnalysisGrid::new(w, h);
+            let grid = AnalysisGrid::for_reading(w, h, ANALYSIS_ROWS);
             for (f, g) in frames.iter().zip(&got) {
                 let want = grid.residual(f);
                 let d = max_diff(&want, g);
@@ -137,7 +137,7 @@ fn fine_model_matches_plain_path_on_random_frames() {
                 .collect();
             let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
             let got = run(&mut model, &refs, w, h);
-            let grid = AnalysisGrid::with_rows(w, h, rows);
+            let grid = AnalysisGrid::for_reading(w, h, rows);
             assert_eq!(rows, FINE_ANALYSIS_ROWS * if h > w { 2 } else { 1 });
             for (f, g) in frames.iter().zip(&got) {
                 let d = max_diff(&grid.residual(f), g);
@@ -150,11 +150,20 @@ fn fine_model_matches_plain_path_on_random_frames() {
 #[test]
 fn downscale_is_exact_in_both_kernels() {
     for (name, mut model) in models() {
-        for &(w, h) in &[(1920, 1080), (1000, 563), (176, 100)] {
+        // Pixel-centre bins, area cells (240p: 1.875 pixels a cell), bilinear.
+        for &(w, h) in &[(1920, 1080), (1000, 563), (426, 240), (176, 100)] {
+            assert_eq!(
+                AnalysisGrid::for_reading(w, h, ANALYSIS_ROWS).is_area(),
+                (w, h) == (426, 240)
+            );
             let f = random_luma(w, h, 5);
             let t = Tensor::from_slice(&f, (1, 1, h, w), &Device::Cpu).unwrap();
             let got = to_host::<f32>(&model.downscale(&t).unwrap()).unwrap();
-            assert_eq!(got, AnalysisGrid::new(w, h).downscale(&f), "{name} {w}x{h}");
+            assert_eq!(
+                got,
+                AnalysisGrid::for_reading(w, h, ANALYSIS_ROWS).downscale(&f),
+                "{name} {w}x{h}"
+            );
         }
     }
 }
@@ -165,7 +174,7 @@ fn model_matches_plain_path_on_real_frames() {
         let frames = decode(&shared(&format!("video/{clip}")), 6);
         assert!(!frames.is_empty(), "{clip}: no frames");
         let (w, h) = (frames[0].width as usize, frames[0].height as usize);
-        let grid = AnalysisGrid::new(w, h);
+        let grid = AnalysisGrid::for_reading(w, h, ANALYSIS_ROWS);
         for (name, mut model) in models() {
             let refs: Vec<&[u8]> = frames.iter().map(|f| &f.planes[0][..w * h]).collect();
             let got = run(&mut model, &refs, w, h);
