@@ -243,8 +243,8 @@ pub struct AnalysisGrid {
     up_row: Vec<(u32, u32, f32)>,
     /// Cells averaged over their span of the frame, pixels cut by a cell's edge weighted
     /// by their share ([`AnalysisGrid::for_reading`]), instead of over the pixels whose
-    /// centres fall in the cell.
-    area: bool,
+    /// centres fall in the cell: the spans' columns and rows, made once per grid.
+    area: Option<(Vec<MovedSpan>, Vec<MovedSpan>)>,
 }
 
 /// A bilinear tap `(i0, i1, weight of i1)`.
@@ -328,7 +328,7 @@ impl AnalysisGrid {
             row_taps: taps(h, ha, f),
             up_col: taps(wa, w, 1.0 / fx),
             up_row: taps(ha, h, 1.0 / f),
-            area: false,
+            area: None,
         }
     }
 
@@ -341,13 +341,18 @@ impl AnalysisGrid {
     /// bins (the mark is written from the grid by interpolation; their bins only weigh it).
     pub fn for_reading(w: usize, h: usize, rows: usize) -> Self {
         let mut grid = Self::with_rows(w, h, rows);
-        grid.area = grid.is_box() && (grid.h as f64) < AREA_BELOW_PX * grid.ha as f64;
+        if grid.is_box() && (grid.h as f64) < AREA_BELOW_PX * grid.ha as f64 {
+            grid.area = Some((
+                moved_spans(&grid.even_spans(Axis::Columns), grid.w, 1.0, 0.0),
+                moved_spans(&grid.even_spans(Axis::Rows), grid.h, 1.0, 0.0),
+            ));
+        }
         grid
     }
 
     /// Whether cells average their exact span of the frame ([`AnalysisGrid::for_reading`]).
     pub fn is_area(&self) -> bool {
-        self.area
+        self.area.is_some()
     }
 
     /// Frame size `(w, h)` this grid is for.
@@ -400,14 +405,8 @@ impl AnalysisGrid {
     pub fn downscale(&self, y: &[u8]) -> Vec<f32> {
         let (w, wa, ha) = (self.w, self.wa, self.ha);
         assert!(y.len() >= w * self.h, "luma plane smaller than the frame");
-        if self.area {
-            let cols = self.cell_spans(Axis::Columns);
-            let rows = self.cell_spans(Axis::Rows);
-            return self.average_spans(
-                y,
-                &moved_spans(&cols, w, 1.0, 0.0),
-                &moved_spans(&rows, self.h, 1.0, 0.0),
-            );
+        if let Some((cols, rows)) = &self.area {
+            return self.average_spans(y, cols, rows);
         }
         if self.h >= ha {
             return self.grid_of_box_sums(&self.box_sums(y));
@@ -509,7 +508,7 @@ impl AnalysisGrid {
     /// `fine`'s integer cell sums, and this grid's summed from them (integers: the same
     /// sums in any order). Otherwise two passes.
     pub fn residuals_with(&self, fine: &AnalysisGrid, y: &[u8]) -> (Vec<f32>, Vec<f32>) {
-        let nest = if self.area || fine.area {
+        let nest = if self.is_area() || fine.is_area() {
             None
         } else {
             self.nesting_in(fine)
@@ -537,19 +536,29 @@ impl AnalysisGrid {
         whitened_residual(&self.downscale(y), self.wa, self.ha)
     }
 
-    /// Each cell's span of frame coordinates along `axis`: `[u·p, (u + 1)·p)` for cells
-    /// `p` frame pixels wide (area cells), else its pixels `[a, b)`.
+    /// Each cell's span of frame coordinates along `axis`: [`AnalysisGrid::even_spans`]
+    /// for area cells, else its pixels `[a, b)`.
     fn cell_spans(&self, axis: Axis) -> Vec<(f64, f64)> {
-        let (range, cells) = match axis {
-            Axis::Columns => (&self.colrange, self.wa),
-            Axis::Rows => (&self.rowrange, self.ha),
-        };
-        if !self.area {
-            return range
-                .iter()
-                .map(|&(a, b)| (f64::from(a), f64::from(b)))
-                .collect();
+        if self.is_area() {
+            return self.even_spans(axis);
         }
+        let range = match axis {
+            Axis::Columns => &self.colrange,
+            Axis::Rows => &self.rowrange,
+        };
+        range
+            .iter()
+            .map(|&(a, b)| (f64::from(a), f64::from(b)))
+            .collect()
+    }
+
+    /// Each cell's span `[u·p, (u + 1)·p)` of frame coordinates along `axis`, for cells `p`
+    /// frame pixels wide.
+    fn even_spans(&self, axis: Axis) -> Vec<(f64, f64)> {
+        let cells = match axis {
+            Axis::Columns => self.wa,
+            Axis::Rows => self.ha,
+        };
         // Square cells, unless the grid's width is capped (then the columns share it).
         let square = self.h as f64 / self.ha as f64;
         let per = match axis {
@@ -664,15 +673,13 @@ impl AnalysisGrid {
 /// The frame pixels one analysis cell's pixels moved to along one axis
 /// ([`AnalysisGrid::residual_warped`]): from `first`, each with the share of it the span
 /// covers, and the span's length (the weights' sum).
+#[derive(Clone, Debug)]
 struct MovedSpan {
     first: usize,
     weights: Vec<f32>,
     length: f32,
 }
 
-/// Per cell of `range` (its span `[a, b)` of an axis of `n` pixels), the span
-/// `[c + zoom·(a − c) + shift, c + zoom·(b − c) + shift)` (`c = n/2`), clamped to the frame
-/// and at least one pixel long (where it moved out of the frame: the edge pixel).
 /// Cells narrower than this many frame pixels average their exact span
 /// ([`AnalysisGrid::for_reading`]). Measured on the bench's eight seals after 240p at CRF 23
 /// and 30 (session 40): the fixed sums' z +0 to +5 %, the riding sums' +1 to +13 %.
@@ -685,6 +692,9 @@ enum Axis {
     Rows,
 }
 
+/// Per cell of `range` (its span `[a, b)` of an axis of `n` pixels), the span
+/// `[c + zoom·(a − c) + shift, c + zoom·(b − c) + shift)` (`c = n/2`), clamped to the frame
+/// and at least one pixel long (where it moved out of the frame: the edge pixel).
 fn moved_spans(range: &[(f64, f64)], n: usize, zoom: f64, shift: f64) -> Vec<MovedSpan> {
     let c = n as f64 / 2.0;
     let at = |x: f64| c + zoom * (x - c) + shift;
